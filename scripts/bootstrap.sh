@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages, then the virtualenv. Fast when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pair in redis-server:redis-server chromium:chromium janus:janus ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+fi
+
+# PyAV 19 needs Python 3.12; pyenv provides it on our machines.
+PY=""
+for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12" $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+    PY="$candidate"; break
+  fi
+done
+[ -n "$PY" ] || { echo "bootstrap: Python 3.12 not found" >&2; exit 1; }
+
+stamp=".venv/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: preparing .venv with $PY" >&2
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
