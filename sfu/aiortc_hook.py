@@ -1,0 +1,154 @@
+"""The one place that touches aiortc's and aioice's private names.
+
+aiortc decodes every received track and re-encodes every sent one, and has no API
+for forwarding encoded packets. We keep aiortc for what it does well (SDP, ICE,
+DTLS, SRTP keys, SCTP) and take over the media path on the DTLS transport:
+
+* incoming SRTP is decrypted by aiortc, then handed to us as raw RTP/RTCP bytes
+  instead of aiortc's router, jitter buffer and decoder;
+* outgoing RTP/RTCP is protected with the transport's SRTP session and written
+  straight to the nominated ICE pair's socket, skipping three coroutine layers.
+
+aiortc, aioice and pylibsrtp are pinned exactly; tests/test_aiortc_hook.py fails
+loudly if an upgrade moves any name used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aioice.ice
+from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+RtpHandler = Callable[[bytes, int], None]
+RtcpHandler = Callable[[bytes], None]
+
+# Names this module relies on, checked by the upgrade test.
+REQUIRED_NAMES: dict[type, tuple[str, ...]] = {
+    RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
+    RTCRtpSender: ("_send_rtcp", "_ssrc", "_rtx_ssrc"),
+    RTCRtpTransceiver: ("_codecs", "_headerExtensions"),
+}
+
+
+def pin_host_addresses(addresses: list[str]) -> None:
+    """Make aioice offer exactly these host addresses.
+
+    aioice never offers loopback addresses; tests and single-host deployments pin
+    127.0.0.1 (or a fixed interface address) here. An empty list restores discovery.
+    """
+    original = getattr(aioice.ice, "_telemed_original_get_host_addresses", None)
+    if original is None:
+        original = aioice.ice.get_host_addresses
+        aioice.ice._telemed_original_get_host_addresses = original  # type: ignore[attr-defined]
+    if not addresses:
+        aioice.ice.get_host_addresses = original
+        return
+    pinned = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in pinned if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+class MediaTransport:
+    """Raw RTP/RTCP access to a peer connection's (bundled) DTLS transport."""
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._connection = dtls.transport._connection
+        self.packets_sent = 0
+        self.bytes_sent = 0
+
+    @classmethod
+    def of(cls, transceiver: RTCRtpTransceiver) -> "MediaTransport":
+        return cls(transceiver.receiver.transport)
+
+    @property
+    def dtls(self) -> RTCDtlsTransport:
+        return self._dtls
+
+    def intercept(self, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+        """Route decrypted media to our handlers instead of aiortc's receivers."""
+
+        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+            on_rtp(data, arrival_time_ms)
+
+        async def handle_rtcp(data: bytes) -> None:
+            on_rtcp(data)
+
+        self._dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
+        self._dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
+
+    def send_rtp(self, packet: bytes) -> bool:
+        """Protect and send one RTP packet now; False if the transport is not up."""
+        pair = self._connection._nominated.get(1)
+        srtp = self._dtls._tx_srtp
+        if pair is None or srtp is None or self._dtls.state != "connected":
+            return False
+        data = srtp.protect(packet)
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+        self.packets_sent += 1
+        self.bytes_sent += len(data)
+        return True
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        pair = self._connection._nominated.get(1)
+        srtp = self._dtls._tx_srtp
+        if pair is None or srtp is None or self._dtls.state != "connected":
+            return False
+        pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
+        return True
+
+    def remote_address(self) -> tuple[str, int] | None:
+        pair = self._connection._nominated.get(1)
+        return pair.remote_addr if pair else None
+
+
+def silence_sender(sender: RTCRtpSender) -> None:
+    """Stop aiortc's own RTCP for a sender we feed by hand.
+
+    Its sender reports would carry zero counters and the wrong timestamps (it never
+    sees our packets), and its BYE on close would end the remote track early; the
+    consumer sends translated reports instead.
+    """
+
+    async def no_rtcp(packets: list[Any]) -> None:
+        return None
+
+    sender._send_rtcp = no_rtcp  # type: ignore[method-assign]
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """(media SSRC, RTX SSRC) aiortc announced in the SDP for this sender."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
+    """The RTCRtpCodecParameters agreed for this m-line, preferred first."""
+    return list(transceiver._codecs)
+
+
+def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[str, int]:
+    """Header-extension URI -> id agreed for this m-line."""
+    return {ext.uri: ext.id for ext in transceiver._headerExtensions}
+
+
+class IdleTrack(MediaStreamTrack):
+    """A sender track that never yields a frame.
+
+    aiortc's sender loop awaits track.recv(); this parks it for free, so no encoder
+    ever starts while we write packets to the transport ourselves.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> Any:
+        return await asyncio.shield(self._never)

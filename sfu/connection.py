@@ -1,0 +1,411 @@
+"""One peer's RTCPeerConnection, negotiated by aiortc, with media forwarded by us.
+
+The peer always offers and we answer, so there is never glare. Each offer says
+which of its m-lines publish (sendonly) and which subscribe (recvonly) to which
+producer; every renegotiation restates the whole picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
+                    RTCSessionDescription)
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from . import aiortc_hook as hook
+from . import rtcp
+from .codec import FORWARDABLE, Codec
+from .consumer import RtpConsumer
+from .producer import Producer
+from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
+
+log = logging.getLogger("telemed.sfu.connection")
+
+MAX_SDP_BYTES = 128 * 1024
+TICK_INTERVAL = 1.0
+
+
+class NegotiationError(ValueError):
+    """The offer cannot be accepted; the message is safe to show the peer."""
+
+
+@dataclass(frozen=True)
+class OfferedMedia:
+    mid: str
+    kind: str
+    direction: str  # from the offerer's point of view
+
+    @property
+    def sends(self) -> bool:
+        return self.direction in ("sendonly", "sendrecv")
+
+    @property
+    def receives(self) -> bool:
+        return self.direction in ("recvonly", "sendrecv")
+
+
+@dataclass
+class Negotiation:
+    answer: str
+    added: list[Producer] = field(default_factory=list)
+    removed: list[Producer] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # mid -> reason
+
+
+def parse_offer(sdp: str) -> tuple[SessionDescription, list[OfferedMedia]]:
+    """Parse and sanity-check an SDP offer; NegotiationError on anything bad."""
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise NegotiationError("SDP offer is empty")
+    if len(sdp) > MAX_SDP_BYTES:
+        raise NegotiationError("SDP offer is too large")
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc raises many types on garbage
+        raise NegotiationError(f"invalid SDP: {type(exc).__name__}") from None
+    media = []
+    for m in description.media:
+        if m.kind not in ("audio", "video", "application"):
+            raise NegotiationError(f"unsupported media kind {m.kind!r}")
+        if m.kind != "application":
+            if not m.rtp.muxId:
+                raise NegotiationError("every media section needs a mid")
+            media.append(OfferedMedia(m.rtp.muxId, m.kind, m.direction or "sendrecv"))
+    if not description.media:
+        raise NegotiationError("SDP offer has no media sections")
+    return description, media
+
+
+def _forwardable_preferences(kind: str, codec: Codec | None = None) -> list[RTCRtpCodecCapability]:
+    """Our codec preferences: only what we can forward, and RTX."""
+    capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
+    chosen = [c for c in capabilities if c.mimeType.lower() in FORWARDABLE
+              and (codec is None or codec.matches(c.mimeType, c.parameters))]
+    rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
+    return chosen + rtx
+
+
+class Connection:
+    def __init__(self, ice_servers: list[dict] | None = None, announced_ip: str | None = None,
+                 label: str = "") -> None:
+        servers = [RTCIceServer(**s) for s in ice_servers or []]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self.label = label
+        self.announced_ip = announced_ip
+        self.producers: dict[str, Producer] = {}        # by mid
+        self.consumers: dict[str, RtpConsumer] = {}     # by mid
+        self.bad_packets = 0
+        self.closed = False
+        self.on_state: Callable[[str], None] | None = None
+        self._transports: dict[int, hook.MediaTransport] = {}
+        self._routes: dict[int, tuple[Producer, bool]] = {}   # ssrc -> (producer, is_rtx)
+        self._consumers_by_ssrc: dict[int, RtpConsumer] = {}
+        self._mid_ext_id = 0
+        self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
+        self._lock = asyncio.Lock()
+        self._tick_task = asyncio.get_running_loop().create_task(self._tick())
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    @property
+    def state(self) -> str:
+        return self.pc.connectionState
+
+    def _state_changed(self) -> None:
+        if self.on_state is not None:
+            self.on_state(self.pc.connectionState)
+
+    async def negotiate(self, offer: str, publish: dict[str, dict],
+                        subscribe: dict[str, Producer]) -> Negotiation:
+        """Apply an offer. `publish` maps sending mids to app metadata; `subscribe`
+        maps receiving mids to the producer each should carry."""
+        async with self._lock:
+            if self.closed:
+                raise NegotiationError("connection is closed")
+            description, offered = parse_offer(offer)
+            by_mid = {m.mid: m for m in offered}
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+            except Exception as exc:
+                raise NegotiationError(f"offer rejected: {exc}") from None
+            result = Negotiation(answer="")
+            for transceiver in self.pc.getTransceivers():
+                media = by_mid.get(transceiver.mid)
+                if media is None:
+                    continue
+                if media.sends and transceiver.mid in publish:
+                    transceiver.setCodecPreferences(_forwardable_preferences(media.kind))
+                    transceiver.direction = "recvonly"
+                elif media.receives and transceiver.mid in subscribe:
+                    producer = subscribe[transceiver.mid]
+                    if producer.kind != media.kind:
+                        result.rejected[transceiver.mid] = "kind does not match the track"
+                        transceiver.direction = "inactive"
+                        continue
+                    if transceiver.sender.track is None:
+                        transceiver.sender.replaceTrack(hook.IdleTrack(media.kind))
+                        hook.silence_sender(transceiver.sender)
+                    transceiver.setCodecPreferences(_forwardable_preferences(media.kind, producer.codec))
+                    transceiver.direction = "sendonly"
+                else:
+                    transceiver.direction = "inactive"
+            try:
+                answer = await self.pc.createAnswer()
+                await self.pc.setLocalDescription(answer)
+            except Exception as exc:
+                raise NegotiationError(f"cannot answer offer: {exc}") from None
+            self._update_producers(description, publish, result)
+            self._update_consumers(subscribe, result)
+            result.answer = self._announce(self.pc.localDescription.sdp)
+            return result
+
+    def _announce(self, sdp: str) -> str:
+        """Rewrite our host candidates to the public address of a 1:1 NAT."""
+        if not self.announced_ip:
+            return sdp
+        lines = []
+        for line in sdp.splitlines():
+            if line.startswith("a=candidate:") and " typ host" in line:
+                parts = line.split(" ")
+                parts[4] = self.announced_ip
+                line = " ".join(parts)
+            elif line.startswith("c=IN IP4 "):
+                line = f"c=IN IP4 {self.announced_ip}"
+            lines.append(line)
+        return "\r\n".join(lines) + "\r\n"
+
+    def _transport_for(self, transceiver) -> hook.MediaTransport:
+        dtls = transceiver.receiver.transport
+        transport = self._transports.get(id(dtls))
+        if transport is None:
+            transport = hook.MediaTransport(dtls)
+            transport.intercept(self._on_rtp, self._on_rtcp)
+            self._transports[id(dtls)] = transport
+        return transport
+
+    def _update_producers(self, description: SessionDescription, publish: dict[str, dict],
+                          result: Negotiation) -> None:
+        sections = {m.rtp.muxId: m for m in description.media}
+        active = set()
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            if transceiver.currentDirection != "recvonly" or mid not in publish:
+                continue
+            active.add(mid)
+            if mid in self.producers:
+                self.producers[mid].appdata.update(publish[mid])
+                continue
+            codecs = hook.negotiated_codecs(transceiver)
+            media_codecs = [c for c in codecs if not c.mimeType.lower().endswith("/rtx")]
+            if not media_codecs:
+                result.rejected[mid] = "no forwardable codec in common (use Opus, VP8 or H264)"
+                continue
+            chosen = media_codecs[0]
+            rtx_pt = next((c.payloadType for c in codecs if c.mimeType.lower().endswith("/rtx")
+                           and str(c.parameters.get("apt")) == str(chosen.payloadType)), None)
+            transport = self._transport_for(transceiver)
+            extensions = hook.negotiated_extensions(transceiver)
+            self._mid_ext_id = extensions.get(MID_URI, self._mid_ext_id)
+            producer = Producer(
+                Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(chosen.parameters)),
+                chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
+                rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid})
+            self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
+            section = sections.get(mid)
+            if section is not None and section.ssrc:
+                self._bind(producer, section.ssrc[0].ssrc, False)
+                for group in section.ssrc_group:
+                    if group.semantic == "FID" and len(group.items) == 2:
+                        self._bind(producer, int(group.items[1]), True)
+            self.producers[mid] = producer
+            result.added.append(producer)
+        for mid in [m for m in self.producers if m not in active]:
+            producer = self.producers.pop(mid)
+            self._unroute(producer)
+            producer.close()
+            result.removed.append(producer)
+
+    def _update_consumers(self, subscribe: dict[str, Producer], result: Negotiation) -> None:
+        wanted = {}
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            producer = subscribe.get(mid)
+            if producer is None or transceiver.currentDirection != "sendonly":
+                if producer is not None and mid not in result.rejected:
+                    result.rejected[mid] = "codec not supported by the subscriber"
+                continue
+            existing = self.consumers.get(mid)
+            if existing is not None and existing.producer is producer and not existing.closed:
+                wanted[mid] = existing
+                continue
+            if producer.closed:
+                result.rejected[mid] = "track is no longer published"
+                continue
+            codecs = hook.negotiated_codecs(transceiver)
+            media = next((c for c in codecs if producer.codec.matches(c.mimeType, c.parameters)), None)
+            if media is None:
+                result.rejected[mid] = "codec not supported by the subscriber"
+                continue
+            rtx_pt = next((c.payloadType for c in codecs if c.mimeType.lower().endswith("/rtx")
+                           and str(c.parameters.get("apt")) == str(media.payloadType)), None)
+            ssrc, rtx_ssrc = hook.sender_ssrcs(transceiver.sender)
+            extensions = hook.negotiated_extensions(transceiver)
+            consumer = RtpConsumer(producer, self._transport_for(transceiver), ssrc,
+                                   media.payloadType, extensions.get(AUDIO_LEVEL_URI, 0),
+                                   rtx_ssrc if rtx_pt is not None else None, rtx_pt)
+            wanted[mid] = consumer
+        for mid, consumer in self.consumers.items():
+            if wanted.get(mid) is not consumer:
+                consumer.close()
+        for consumer in wanted.values():
+            if consumer.producer.consumers.count(consumer) == 0 and not consumer.closed:
+                consumer.attach()
+        self.consumers = wanted
+        self._consumers_by_ssrc = {c.ssrc: c for c in wanted.values()}
+
+    def _bind(self, producer: Producer, ssrc: int, is_rtx: bool) -> None:
+        self._routes[ssrc] = (producer, is_rtx)
+        if is_rtx:
+            producer.rtx_ssrc = ssrc
+        else:
+            producer.ssrc = ssrc
+
+    def _unroute(self, producer: Producer) -> None:
+        for ssrc in [s for s, (p, _) in self._routes.items() if p is producer]:
+            del self._routes[ssrc]
+
+    # --- the media path ---
+    def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        if len(data) < 12:
+            self.bad_packets += 1
+            return
+        route = self._routes.get(int.from_bytes(data[8:12], "big"))
+        if route is None:
+            route = self._learn_route(data)
+            if route is None:
+                return
+        producer, is_rtx = route
+        try:
+            packet = parse_rtp(data, self._level_ids.get(producer.id, 0))
+            now = time.monotonic()
+            if is_rtx:
+                if packet.payload_type != producer.rtx_payload_type or len(packet.payload) < 2:
+                    return  # RTX padding probes carry no original packet
+                original = unwrap_rtx(packet, producer.payload_type, producer.ssrc or 0)
+                producer.receive_retransmission(original, now, len(data))
+            else:
+                producer.receive(packet, now, len(data))
+        except ValueError:
+            self.bad_packets += 1
+        except Exception:  # a bug must cost one packet, never the connection
+            self.bad_packets += 1
+            log.exception("error forwarding RTP on %s", self.label)
+
+    def _learn_route(self, data: bytes) -> tuple[Producer, bool] | None:
+        """An SSRC not in the SDP: bind it by its mid extension or payload type."""
+        try:
+            packet = parse_rtp(data, 0, self._mid_ext_id)
+        except ValueError:
+            self.bad_packets += 1
+            return None
+        if packet.mid is not None:
+            candidates = [self.producers[packet.mid]] if packet.mid in self.producers else []
+        else:
+            candidates = [p for p in self.producers.values()
+                          if packet.payload_type in (p.payload_type, p.rtx_payload_type)]
+        for producer in candidates:
+            if packet.payload_type == producer.payload_type and producer.ssrc is None:
+                self._bind(producer, packet.ssrc, False)
+                return producer, False
+            if packet.payload_type == producer.rtx_payload_type and producer.rtx_ssrc is None:
+                self._bind(producer, packet.ssrc, True)
+                return producer, True
+        return None
+
+    def _on_rtcp(self, data: bytes) -> None:
+        try:
+            packets = rtcp.parse_rtcp(data)
+        except ValueError:
+            self.bad_packets += 1
+            return
+        try:
+            for packet in packets:
+                self._route_rtcp(packet)
+        except Exception:
+            self.bad_packets += 1
+            log.exception("error handling RTCP on %s", self.label)
+
+    def _route_rtcp(self, packet: object) -> None:
+        if isinstance(packet, rtcp.RtcpSrPacket):
+            route = self._routes.get(packet.ssrc)
+            if route is not None and not route[1]:
+                info = packet.sender_info
+                route[0].receive_sender_report(info.ntp_timestamp, info.rtp_timestamp)
+        if isinstance(packet, (rtcp.RtcpSrPacket, rtcp.RtcpRrPacket)):
+            for report in packet.reports:
+                consumer = self._consumers_by_ssrc.get(report.ssrc)
+                if consumer is not None:
+                    consumer.handle_rtcp(packet)
+        elif isinstance(packet, (rtcp.RtcpRtpfbPacket, rtcp.RtcpPsfbPacket)):
+            targets = [packet.media_ssrc]
+            if isinstance(packet, rtcp.RtcpPsfbPacket) and packet.fmt == rtcp.PSFB_APP:
+                remb = rtcp.unpack_remb(packet)
+                targets = remb[1] if remb else []
+            for ssrc in targets:
+                consumer = self._consumers_by_ssrc.get(ssrc)
+                if consumer is not None:
+                    consumer.handle_rtcp(packet)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL * (0.75 + random.random() / 2))
+            now = time.monotonic()
+            for producer in list(self.producers.values()):
+                try:
+                    producer.tick(now)
+                except Exception:
+                    log.exception("producer upkeep failed on %s", self.label)
+
+    async def add_ice_candidate(self, candidate: str, sdp_mid: str | None,
+                                sdp_mline_index: int | None) -> None:
+        """Trickle ICE from the peer; an empty candidate ends the trickle."""
+        if not candidate:
+            return
+        if len(candidate) > 1024:
+            raise NegotiationError("ICE candidate is too long")
+        try:
+            parsed = candidate_from_sdp(candidate.removeprefix("a=").removeprefix("candidate:"))
+        except Exception:
+            raise NegotiationError("invalid ICE candidate") from None
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except Exception as exc:
+            raise NegotiationError(f"ICE candidate rejected: {exc}") from None
+
+    async def close(self) -> list[Producer]:
+        """Tear everything down; returns the producers that ended."""
+        if self.closed:
+            return []
+        self.closed = True
+        self._tick_task.cancel()
+        for consumer in self.consumers.values():
+            consumer.close()
+        self.consumers.clear()
+        self._consumers_by_ssrc.clear()
+        ended = list(self.producers.values())
+        for producer in ended:
+            producer.close()
+        self.producers.clear()
+        self._routes.clear()
+        try:
+            await self.pc.close()
+        except Exception:
+            log.exception("error closing peer connection %s", self.label)
+        return ended

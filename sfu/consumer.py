@@ -1,0 +1,122 @@
+"""One outgoing copy of a producer's stream.
+
+Each consumer owns its output SSRC, sequence offset and timestamp offset, so a
+subscriber sees one continuous stream no matter when it joined. In-process sinks
+(recorder, HLS packager) subclass Consumer and override `write`.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from . import rtcp
+from .rtp_packet import RtpPacket
+
+if TYPE_CHECKING:
+    from .aiortc_hook import MediaTransport
+    from .producer import Producer
+
+
+class Consumer:
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.kind = producer.kind
+        self.closed = False
+        self.started = False
+        self.seq_offset = 0
+        self.ts_offset = random.getrandbits(32)
+        self._next_seq = random.getrandbits(15)
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.remb_bitrate: int | None = None
+
+    def attach(self) -> None:
+        """Start receiving; video waits for the keyframe this asks for."""
+        self.producer.add_consumer(self)
+
+    def send(self, packet: RtpPacket) -> None:
+        if not self.started:
+            if self.kind == "video" and not packet.keyframe:
+                return
+            self.started = True
+            self.seq_offset = (self._next_seq - packet.seq) & 0xFFFF
+        self.write(packet, (packet.seq + self.seq_offset) & 0xFFFF,
+                   (packet.timestamp + self.ts_offset) & 0xFFFFFFFF)
+
+    def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
+        raise NotImplementedError
+
+    def on_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        """The publisher's clock mapping, translated into our timestamp space."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.producer.remove_consumer(self)
+
+
+class RtpConsumer(Consumer):
+    """Forwards to a remote subscriber over its peer connection."""
+
+    def __init__(self, producer: Producer, transport: MediaTransport, ssrc: int,
+                 payload_type: int, audio_level_id: int = 0,
+                 rtx_ssrc: int | None = None, rtx_payload_type: int | None = None) -> None:
+        super().__init__(producer)
+        self.transport = transport
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.audio_level_id = audio_level_id
+        self.rtx_ssrc = rtx_ssrc
+        self.rtx_payload_type = rtx_payload_type
+        self._rtx_seq = random.getrandbits(15)
+        self.nacks_received = 0
+        self.retransmitted = 0
+        self.plis_received = 0
+        self.fraction_lost = 0
+        self.packets_lost = 0
+
+    def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
+        if self.transport.send_rtp(
+                packet.serialize(self.payload_type, seq, timestamp, self.ssrc, self.audio_level_id)):
+            self.packets_sent += 1
+            self.octets_sent += len(packet.payload)
+
+    def on_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        if self.started:
+            self.transport.send_rtcp(rtcp.sender_report(
+                self.ssrc, ntp, rtp_timestamp + self.ts_offset, self.packets_sent, self.octets_sent))
+
+    def handle_rtcp(self, packet: object) -> None:
+        """Feedback from the subscriber about this stream."""
+        if isinstance(packet, rtcp.RtcpRtpfbPacket) and packet.fmt == rtcp.RTPFB_NACK:
+            self.nacks_received += len(packet.lost)
+            for seq in packet.lost:
+                self.retransmit(seq)
+        elif isinstance(packet, rtcp.RtcpPsfbPacket) and packet.fmt in (rtcp.PSFB_PLI, rtcp.PSFB_FIR):
+            self.plis_received += 1
+            self.producer.request_keyframe()
+        elif isinstance(packet, rtcp.RtcpPsfbPacket) and packet.fmt == rtcp.PSFB_APP:
+            remb = rtcp.unpack_remb(packet)
+            if remb is not None:
+                self.remb_bitrate = remb[0]
+        elif isinstance(packet, (rtcp.RtcpRrPacket, rtcp.RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == self.ssrc:
+                    self.fraction_lost = report.fraction_lost
+                    self.packets_lost = report.packets_lost
+
+    def retransmit(self, seq: int) -> None:
+        original = self.producer.buffer.get((seq - self.seq_offset) & 0xFFFF)
+        if original is None or not self.started:
+            return
+        timestamp = (original.timestamp + self.ts_offset) & 0xFFFFFFFF
+        if self.rtx_payload_type is not None and self.rtx_ssrc is not None:
+            data = original.serialize_rtx(self.rtx_payload_type, self._rtx_seq, timestamp,
+                                          self.rtx_ssrc, seq)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        else:
+            data = original.serialize(self.payload_type, seq, timestamp, self.ssrc,
+                                      self.audio_level_id)
+        if self.transport.send_rtp(data):
+            self.retransmitted += 1

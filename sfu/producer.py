@@ -1,0 +1,134 @@
+"""One incoming track: receives its packets and fans them out to consumers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from . import rtcp
+from .codec import Codec
+from .keyframe import DETECTORS
+from .keyframe_request_manager import KeyFrameRequestManager
+from .nack_generator import NackGenerator
+from .receive_stats import ReceiveStats
+from .retransmission_buffer import RetransmissionBuffer
+from .rtp_packet import RtpPacket
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
+
+# Upstream RTCP goes through this: it takes serialized RTCP bytes.
+RtcpSink = Callable[[bytes], object]
+
+
+class Producer:
+    def __init__(self, codec: Codec, payload_type: int, rtcp_ssrc: int,
+                 send_rtcp: RtcpSink, rtx_payload_type: int | None = None,
+                 appdata: dict | None = None) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.codec = codec
+        self.kind = codec.kind
+        self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
+        self.ssrc: int | None = None
+        self.rtx_ssrc: int | None = None
+        self.appdata = appdata or {}
+        self.consumers: list[Consumer] = []
+        self.closed = False
+        self.paused = False
+        self._rtcp_ssrc = rtcp_ssrc
+        self._send_rtcp = send_rtcp
+        self._is_keyframe = DETECTORS.get(codec.mime_type.lower())
+        self.buffer = RetransmissionBuffer()
+        self.nack = NackGenerator()
+        self.keyframes = KeyFrameRequestManager()
+        self.stats = ReceiveStats(codec.clock_rate)
+        self.nacks_sent = 0
+        self.last_sr: tuple[int, int, float] | None = None  # (ntp, rtp ts, arrival)
+        self.remb_bitrate: int | None = None
+
+    # --- media in ---
+    def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
+        if packet.payload_type != self.payload_type or not packet.payload:
+            return  # padding-only probes and stray payload types carry no media
+        self.stats.add(packet.seq, packet.timestamp, arrival, size)
+        if self.kind == "video":
+            if self.nack.received(packet.seq, arrival):
+                self.request_keyframe()
+            if self.nack.pending:
+                self._send_nacks(arrival)
+            if self._is_keyframe is not None and self._is_keyframe(packet.payload):
+                packet.keyframe = True
+                self.keyframes.keyframe_arrived()
+            self.buffer.store(packet)
+        for consumer in self.consumers:
+            consumer.send(packet)
+
+    def receive_retransmission(self, packet: RtpPacket, arrival: float, size: int) -> None:
+        """A packet we NACKed came back (plain or RTX-unwrapped)."""
+        if self.buffer.get(packet.seq) is not None:
+            return  # duplicate
+        self.receive(packet, arrival, size)
+
+    def receive_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        self.last_sr = (ntp, rtp_timestamp, time.monotonic())
+        for consumer in self.consumers:
+            consumer.on_sender_report(ntp, rtp_timestamp)
+
+    # --- feedback up ---
+    def request_keyframe(self) -> None:
+        if self.kind == "video" and self.keyframes.request(time.monotonic()):
+            self._pli()
+
+    def _pli(self) -> None:
+        if self.ssrc is not None:
+            self._send_rtcp(rtcp.pli(self._rtcp_ssrc, self.ssrc))
+
+    def _send_nacks(self, now: float) -> None:
+        lost = self.nack.due(now)
+        if lost and self.ssrc is not None:
+            self.nacks_sent += len(lost)
+            self._send_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, lost))
+
+    def tick(self, now: float) -> None:
+        """Periodic upkeep: NACK retries, keyframe retries, RR and REMB upstream."""
+        if self.ssrc is None:
+            return
+        if self.nack.pending:
+            self._send_nacks(now)
+        if self.keyframes.tick(now):
+            self._pli()
+        lsr = dlsr = 0
+        if self.last_sr is not None:
+            lsr = (self.last_sr[0] >> 16) & 0xFFFFFFFF
+            dlsr = int((now - self.last_sr[2]) * 65536) & 0xFFFFFFFF
+        block = rtcp.report_block(self.ssrc, self.stats.fraction_lost(), self.stats.lost,
+                                  self.stats.extended_max, self.stats.jitter, lsr, dlsr)
+        report = rtcp.receiver_report(self._rtcp_ssrc, [block])
+        bitrates = [c.remb_bitrate for c in self.consumers if c.remb_bitrate]
+        if bitrates:
+            self.remb_bitrate = min(bitrates)
+            report += rtcp.remb(self._rtcp_ssrc, self.remb_bitrate, [self.ssrc])
+        self._send_rtcp(report)
+
+    # --- lifecycle ---
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.consumers.append(consumer)
+        self.request_keyframe()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        if consumer in self.consumers:
+            self.consumers.remove(consumer)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for consumer in list(self.consumers):
+            consumer.close()
+        self.consumers.clear()
+
+    def describe(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "codec": self.codec.mime_type, **self.appdata}
