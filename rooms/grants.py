@@ -1,0 +1,53 @@
+"""Roles and the capabilities (grants) each role carries in a token."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    HOST = "host"
+    PARTICIPANT = "participant"
+    VIEWER = "viewer"
+    DEVICE = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    publish: bool = False
+    subscribe: bool = False
+    data: bool = False
+    admin: bool = False
+
+    @classmethod
+    def for_role(cls, role: Role | str) -> Grants:
+        return _ROLE_GRANTS[Role(role)]
+
+    def to_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Grants:
+        # Strict: grants come from tokens, so a missing or non-bool flag means a bad token,
+        # not "default to False".
+        if not isinstance(d, dict):
+            raise ValueError("grants must be an object")
+        names = {f.name for f in fields(cls)}
+        if set(d) != names:
+            raise ValueError(f"grants must have exactly the keys {sorted(names)}")
+        for key, value in d.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"grant {key!r} must be a boolean")
+        return cls(**d)
+
+
+_ROLE_GRANTS = {
+    Role.HOST: Grants(publish=True, subscribe=True, data=True, admin=True),
+    Role.PARTICIPANT: Grants(publish=True, subscribe=True, data=True),
+    # Trainees and other watchers may chat and read clinical data, but send no media.
+    Role.VIEWER: Grants(subscribe=True, data=True),
+    # An ambulance tablet pushes video and ECG; it has no screen to watch others on.
+    Role.DEVICE: Grants(publish=True, data=True),
+}

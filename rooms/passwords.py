@@ -1,0 +1,100 @@
+"""Room password hashing with scrypt.
+
+The stored form is ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` (base64url, unpadded), so the cost can
+be raised later without breaking hashes already stored.
+
+cryptography's scrypt holds the GIL while it runs (~0.1 s at these parameters), so calling these
+from the event loop, even via a thread, pauses everything else in the process for that long.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import unicodedata
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+MAX_PASSWORD_LENGTH = 1024
+
+_SCHEME = "scrypt"
+_N, _R, _P = 2**15, 8, 1  # 32 MiB of memory per hash
+_SALT_BYTES = 16
+_KEY_BYTES = 32
+# Bounds on parameters read back from storage: a tampered record must not make us allocate
+# gigabytes or spin for minutes.
+_MAX_N, _MAX_R, _MAX_P = 2**20, 32, 16
+
+
+def hash_password(password: str) -> str:
+    secret = _encode(password)
+    salt = os.urandom(_SALT_BYTES)
+    key = _derive(secret, salt, _N, _R, _P)
+    return "$".join((_SCHEME, str(_N), str(_R), str(_P), _b64(salt), _b64(key)))
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True if ``password`` matches ``stored``.
+
+    A candidate that could never have been hashed (empty, too long, not a string) is simply a
+    wrong password. A malformed ``stored`` value is a server-side fault and raises ValueError.
+    """
+    n, r, p, salt, expected = _parse(stored)
+    try:
+        secret = _encode(password)
+    except ValueError:
+        return False
+    return hmac.compare_digest(_derive(secret, salt, n, r, p), expected)
+
+
+def _encode(password: str) -> bytes:
+    if not isinstance(password, str):
+        raise ValueError("password must be a string")
+    if not password:
+        raise ValueError("password must not be empty")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+    # The same password typed on different keyboards/OSes can arrive in different Unicode forms.
+    return unicodedata.normalize("NFKC", password).encode("utf-8")
+
+
+def _derive(secret: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=_KEY_BYTES, n=n, r=r, p=p).derive(secret)
+
+
+def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    malformed = ValueError("stored password hash is malformed")
+    if not isinstance(stored, str):
+        raise malformed
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != _SCHEME:
+        raise malformed
+    try:
+        n, r, p = (int(x) for x in parts[1:4])
+        salt, key = _unb64(parts[4]), _unb64(parts[5])
+    except ValueError:
+        raise malformed from None
+    if not (
+        2 <= n <= _MAX_N
+        and n & (n - 1) == 0
+        and 1 <= r <= _MAX_R
+        and 1 <= p <= _MAX_P
+        and salt
+        and len(key) == _KEY_BYTES
+    ):
+        raise malformed
+    return n, r, p, salt, key
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    if not text.isascii():
+        raise ValueError("not base64")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not base64") from exc

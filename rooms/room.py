@@ -1,0 +1,84 @@
+"""A room: its name, its password hash, its settings and its current layout."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rooms.layout import Layout
+
+MAX_PARTICIPANTS_LIMIT = 10_000
+
+# Names end up in URLs, Redis keys and file paths, so keep them to a safe alphabet.
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def validate_room_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ValueError("room name must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    require_deidentification: bool = False
+    max_participants: int = 100
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.require_deidentification, bool):
+            raise ValueError("require_deidentification must be a boolean")
+        mp = self.max_participants
+        if not isinstance(mp, int) or isinstance(mp, bool) or not 1 <= mp <= MAX_PARTICIPANTS_LIMIT:
+            raise ValueError(f"max_participants must be an integer from 1 to {MAX_PARTICIPANTS_LIMIT}")
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RoomSettings:
+        if not isinstance(d, dict):
+            raise ValueError("room settings must be an object")
+        unknown = set(d) - {"require_deidentification", "max_participants"}
+        if unknown:
+            raise ValueError(f"unknown room setting(s): {sorted(map(str, unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "require_deidentification": self.require_deidentification,
+            "max_participants": self.max_participants,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    name: str
+    password_hash: str = field(repr=False)
+    created_at: float  # wall-clock epoch seconds, for display only
+    settings: RoomSettings = field(default_factory=RoomSettings)
+    layout: Layout = field(default_factory=Layout)
+
+    def __post_init__(self) -> None:
+        validate_room_name(self.name)
+        if not isinstance(self.password_hash, str) or not self.password_hash:
+            raise ValueError("password_hash must be a non-empty string")
+
+    def to_public_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at,
+            "settings": self.settings.to_dict(),
+            "layout": self.layout.to_dict(),
+        }
+
+    # The record form carries the password hash: for stores only, never for API responses.
+    def to_record(self) -> dict[str, Any]:
+        return {**self.to_public_dict(), "password_hash": self.password_hash}
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Room:
+        return cls(
+            name=d["name"],
+            password_hash=d["password_hash"],
+            created_at=float(d["created_at"]),
+            settings=RoomSettings.from_dict(d["settings"]),
+            layout=Layout.from_dict(d["layout"]),
+        )

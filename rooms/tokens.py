@@ -1,0 +1,127 @@
+"""Signed access tokens (JWT, HS256) that bind an identity to one room, one role and its grants."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from rooms.grants import Grants, Role
+from rooms.room import validate_room_name
+
+_ALGORITHM = "HS256"
+_LEEWAY_SECONDS = 5
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
+MIN_SECRET_BYTES = 32
+MAX_IDENTITY_LENGTH = 128
+MAX_NAME_LENGTH = 128
+# A token travels in headers and query strings; anything this long is junk, not a token.
+MAX_TOKEN_LENGTH = 8192
+
+
+class TokenError(Exception):
+    """A token was refused. ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    identity: str
+    room: str
+    role: Role
+    grants: Grants
+    name: str
+    expires_at: float  # wall-clock epoch seconds, as JWT "exp" is
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, ttl_seconds: int = 600, issuer: str = "telemed") -> None:
+        if not isinstance(secret, str) or len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
+        if not isinstance(ttl_seconds, int) or isinstance(ttl_seconds, bool) or ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be a positive integer")
+        self._secret = secret
+        self._ttl = ttl_seconds
+        self._issuer = issuer
+
+    def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
+        return f"TokenIssuer(ttl_seconds={self._ttl}, issuer={self._issuer!r})"
+
+    def issue(self, room: str, role: Role | str, identity: str, name: str) -> str:
+        validate_room_name(room)
+        role = Role(role)
+        if not _is_text(identity, MAX_IDENTITY_LENGTH):
+            raise ValueError(f"identity must be 1-{MAX_IDENTITY_LENGTH} printable characters")
+        if not _is_text(name, MAX_NAME_LENGTH):
+            raise ValueError(f"name must be 1-{MAX_NAME_LENGTH} printable characters")
+        now = int(time.time())
+        payload = {
+            "sub": identity,
+            "room": room,
+            "role": role.value,
+            "grants": Grants.for_role(role).to_dict(),
+            "name": name,
+            "iat": now,
+            "exp": now + self._ttl,
+            "iss": self._issuer,
+            "jti": secrets.token_urlsafe(16),
+        }
+        return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
+
+    def verify(self, token: str | None, room: str | None = None) -> Claims:
+        """Check a token; with ``room``, also check that it was issued for that room.
+
+        Raises TokenError(401) when the token is absent, malformed, forged or expired, and
+        TokenError(403) when it is valid but for another room.
+        """
+        if not token:
+            raise TokenError(401, "missing token")
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError(401, "malformed token")
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],  # pinning the algorithm is what refuses alg=none
+                issuer=self._issuer,
+                leeway=_LEEWAY_SECONDS,
+                options={"require": ["sub", "iat", "exp", "iss", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError(401, "token expired") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError(401, "invalid token signature") from None
+        except jwt.DecodeError:
+            raise TokenError(401, "malformed token") from None
+        except jwt.InvalidTokenError:
+            raise TokenError(401, "invalid token") from None
+        claims = _claims_from_payload(payload)
+        if room is not None and claims.room != room:
+            raise TokenError(403, "token is not valid for this room")
+        return claims
+
+
+def _claims_from_payload(payload: dict[str, Any]) -> Claims:
+    # The signature was good, so a bad shape here means a bug or a leaked secret: refuse anyway.
+    invalid = TokenError(401, "invalid token claims")
+    try:
+        room = validate_room_name(payload.get("room"))
+        role = Role(payload.get("role"))
+        grants = Grants.from_dict(payload.get("grants"))
+    except ValueError:
+        raise invalid from None
+    identity, name = payload["sub"], payload.get("name")
+    if not _is_text(identity, MAX_IDENTITY_LENGTH) or not _is_text(name, MAX_NAME_LENGTH):
+        raise invalid
+    return Claims(identity, room, role, grants, name, float(payload["exp"]))
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and value.isprintable()
