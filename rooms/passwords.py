@@ -3,18 +3,19 @@
 The stored form is ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` (base64url, unpadded), so the cost can
 be raised later without breaking hashes already stored.
 
-cryptography's scrypt holds the GIL while it runs (~0.1 s at these parameters), so calling these
-from the event loop, even via a thread, pauses everything else in the process for that long.
+We use hashlib's scrypt (OpenSSL) rather than cryptography's: it releases the GIL while it
+works (~0.1 s at these parameters), so callers can run it in a thread without pausing media
+forwarding on the event loop.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import os
 import unicodedata
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -60,7 +61,8 @@ def _encode(password: str) -> bytes:
 
 
 def _derive(secret: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return Scrypt(salt=salt, length=_KEY_BYTES, n=n, r=r, p=p).derive(secret)
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024,
+                          dklen=_KEY_BYTES)
 
 
 def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
