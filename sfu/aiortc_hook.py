@@ -152,3 +152,28 @@ class IdleTrack(MediaStreamTrack):
 
     async def recv(self) -> Any:
         return await asyncio.shield(self._never)
+
+
+def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], None] | None = None,
+        on_received: Callable[[bytes], bool] | None = None) -> None:
+    """Observe a transport's clear RTP/RTCP without taking it over (tests, benchmarks).
+
+    `on_received` returning False drops the packet before aiortc sees it: that is how
+    tests put loss on one leg of the path without touching the other peers.
+    """
+    if on_received is not None:
+        receive = dtls._handle_rtp_data
+
+        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+            if on_received(data) is not False:
+                await receive(data, arrival_time_ms)
+
+        dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
+    if on_sent is not None:
+        send = dtls._send_rtp
+
+        async def send_rtp(data: bytes) -> None:
+            on_sent(data)
+            await send(data)
+
+        dtls._send_rtp = send_rtp  # type: ignore[method-assign]

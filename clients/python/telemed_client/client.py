@@ -1,0 +1,234 @@
+"""One seat in a room over one RTCPeerConnection, as docs/signaling.md describes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+
+import aiohttp
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection,
+                    RTCSessionDescription)
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: dict, headers: dict | None = None) -> dict:
+    async with session.post(url, json=body, headers=headers or {}) as response:
+        data = await response.json(content_type=None)
+        if response.status >= 400:
+            raise ClientError(data.get("code", str(response.status)), data.get("error", ""))
+        return data
+
+
+async def create_room(base_url: str, name: str, password: str, admin_key: str | None = None,
+                      settings: dict | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+    async with aiohttp.ClientSession() as session:
+        return await _post(session, f"{base_url}/api/rooms",
+                           {"name": name, "password": password, "settings": settings or {}}, headers)
+
+
+async def fetch_token(base_url: str, room: str, password: str, role: str = "participant",
+                      name: str = "", identity: str | None = None) -> dict:
+    body = {"password": password, "role": role, "name": name}
+    if identity:
+        body["identity"] = identity
+    async with aiohttp.ClientSession() as session:
+        return await _post(session, f"{base_url}/api/rooms/{room}/token", body)
+
+
+class Client:
+    """Join with `await Client.join(url, token)`; then publish, subscribe, chat."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.peer_id: str | None = None
+        self.info: dict = {}
+        self.tracks: dict[str, dict] = {}          # track id -> description, everyone's
+        self.layout: dict = {}
+        self.events: asyncio.Queue[dict] = asyncio.Queue()
+        self.messages: asyncio.Queue[dict] = asyncio.Queue()  # data channel, from others
+        self.on_event: Callable[[dict], None] | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.control = None
+        self._publish: dict[str, dict] = {}        # mid -> {source, label}
+        self._published: dict[str, str] = {}      # mid -> track id
+        self._subscribe: dict[str, str] = {}       # mid -> track id
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._reader: asyncio.Task | None = None
+        self._negotiating = asyncio.Lock()
+        self._control_open = asyncio.Event()
+
+    @classmethod
+    async def join(cls, base_url: str, token: str, screen: int = 1) -> "Client":
+        client = cls(base_url, token)
+        await client._connect(screen)
+        return client
+
+    async def _connect(self, screen: int) -> None:
+        self._session = aiohttp.ClientSession()
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
+        self._reader = asyncio.ensure_future(self._read())
+        self.info = await self.request({"type": "join", "token": self.token, "screen": screen})
+        self.peer_id = self.info["peer_id"]
+        self.layout = self.info.get("layout", {})
+        self.tracks = {t["id"]: t for t in self.info.get("tracks", [])}
+        servers = [RTCIceServer(**s) for s in self.info.get("ice_servers", [])]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
+                                                     ))
+        self.control = self.pc.createDataChannel("control")
+        self.control.on("open", self._control_open.set)
+        self.control.on("message", self._on_data)
+
+    # --- signaling ---
+    async def request(self, message: dict, timeout: float = 20) -> dict:
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        await self._ws.send_str(json.dumps({**message, "id": request_id}))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def send_raw(self, text: str) -> None:
+        """Send anything, for tests of the server's input checks."""
+        await self._ws.send_str(text)
+
+    async def _read(self) -> None:
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            message = json.loads(msg.data)
+            future = self._pending.get(message.get("id"))
+            if future is not None and not future.done():
+                if message["type"] == "error":
+                    future.set_exception(ClientError(message["code"], message["error"]))
+                else:
+                    future.set_result(message)
+                continue
+            kind = message.get("type")
+            if kind == "track-published":
+                self.tracks[message["track"]["id"]] = message["track"]
+            elif kind == "track-updated":
+                self.tracks[message["track"]["id"]] = message["track"]
+            elif kind == "track-unpublished":
+                self.tracks.pop(message["track_id"], None)
+            elif kind == "layout":
+                self.layout = message["layout"]
+            self.events.put_nowait(message)
+            if self.on_event is not None:
+                self.on_event(message)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ClientError("closed", "connection closed"))
+
+    async def wait_event(self, kind: str, timeout: float = 10,
+                         match: Callable[[dict], bool] = lambda m: True) -> dict:
+        async def find() -> dict:
+            while True:
+                event = await self.events.get()
+                if event.get("type") == kind and match(event):
+                    return event
+        return await asyncio.wait_for(find(), timeout)
+
+    async def negotiate(self) -> dict:
+        """Offer the current picture; the answer tells which mids were rejected."""
+        async with self._negotiating:
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            answer = await self.request({
+                "type": "offer", "sdp": self.pc.localDescription.sdp,
+                "publish": self._publish, "subscribe": self._subscribe})
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+            self._published = answer.get("published", {})
+            return answer
+
+    # --- media ---
+    async def publish(self, track: MediaStreamTrack, source: str = "camera", label: str = "") -> str:
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())  # assigns the mid
+        self._publish[transceiver.mid] = {"source": source, "label": label}
+        answer = await self.negotiate()
+        if transceiver.mid not in self._published:
+            raise ClientError("rejected", answer.get("rejected", {}).get(transceiver.mid, "not published"))
+        return self._published[transceiver.mid]
+
+    async def unpublish(self, track_id: str) -> None:
+        mid = next(m for m, t in self._published.items() if t == track_id)
+        self._publish.pop(mid, None)
+        transceiver = next(t for t in self.pc.getTransceivers() if t.mid == mid)
+        transceiver.direction = "inactive"
+        await self.negotiate()
+
+    async def subscribe(self, track_id: str) -> MediaStreamTrack:
+        """Receive a published track; returns aiortc's (decoding) remote track."""
+        kind = self.tracks[track_id]["kind"] if track_id in self.tracks else "video"
+        transceiver = self._free_transceiver(kind)
+        if transceiver is None:
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+        else:
+            transceiver.direction = "recvonly"
+        self._subscribe[transceiver.mid] = track_id
+        answer = await self.negotiate()
+        if transceiver.mid in answer.get("rejected", {}):
+            self._subscribe.pop(transceiver.mid)
+            raise ClientError("rejected", answer["rejected"][transceiver.mid])
+        return transceiver.receiver.track
+
+    def _free_transceiver(self, kind: str):
+        used = set(self._subscribe) | set(self._publish)
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == kind and transceiver.mid not in used \
+                    and transceiver.direction == "inactive":
+                return transceiver
+        return None
+
+    async def unsubscribe(self, track_id: str) -> None:
+        for mid, tid in list(self._subscribe.items()):
+            if tid == track_id:
+                del self._subscribe[mid]
+                transceiver = next(t for t in self.pc.getTransceivers() if t.mid == mid)
+                transceiver.direction = "inactive"
+        await self.negotiate()
+
+    def subscribed_mid(self, track_id: str) -> str | None:
+        return next((m for m, t in self._subscribe.items() if t == track_id), None)
+
+    # --- data ---
+    def _on_data(self, raw: object) -> None:
+        if isinstance(raw, str):
+            self.messages.put_nowait(json.loads(raw))
+
+    async def send_chat(self, text: str) -> None:
+        await asyncio.wait_for(self._control_open.wait(), 10)
+        self.control.send(json.dumps({"type": "chat", "text": text}))
+
+    async def set_layout(self, layout: dict) -> None:
+        await self._ws.send_str(json.dumps({"type": "set-layout", "layout": layout}))
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            try:
+                await self._ws.send_str(json.dumps({"type": "leave"}))
+            except ConnectionError:
+                pass
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,1 @@
+"""The face of the server: HTTP, WebSocket, WHIP/WHEP, metrics, CLI."""

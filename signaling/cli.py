@@ -1,0 +1,47 @@
+"""`python -m signaling [serve] [--flags]`: run the server with embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import ssl
+import sys
+
+from aiohttp import web
+
+from . import config, logs
+from .app import create_app
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
+        "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
+        "variable or in the --config TOML file.")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    config.add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = config.load(args)
+    except (ValueError, OSError) as exc:
+        sys.exit(f"telemed: bad configuration: {exc}")
+    logs.setup(settings.log_level)
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    ssl_context = None
+    if settings.tls_cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    logging.getLogger("telemed").info("listening", extra={"fields": {
+        "host": settings.host, "port": settings.port, "tls": bool(ssl_context),
+        "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1]}})
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                ssl_context=ssl_context, print=None, access_log=None)

@@ -1,0 +1,94 @@
+"""Server settings: embedded defaults, then one optional TOML file, then environment
+variables, then command-line flags; each layer overrides the one before."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    ice_hosts: list[str] = field(default_factory=list)
+    public_ip: str | None = None
+    ice_servers: list[dict] = field(default_factory=list)
+    data_dir: str = "data"
+    room_store: str = "memory"
+    admin_key: str | None = None
+    secret: str | None = None
+    token_ttl: int = 600
+    log_level: str = "info"
+
+
+HELP = {
+    "host": "address to listen on (default 127.0.0.1)",
+    "port": "TCP port for HTTP(S), WebSocket, WHIP and WHEP (default 8080)",
+    "tls_cert": "PEM certificate: serve HTTPS/WSS (browsers need it off localhost)",
+    "tls_key": "PEM private key for --tls-cert",
+    "ice_hosts": "comma-separated addresses offered as ICE host candidates; pin 127.0.0.1 "
+                 "for loopback (aioice skips loopback otherwise); default: all interfaces",
+    "public_ip": "public address announced in candidates when behind a 1:1 NAT",
+    "ice_servers": 'JSON list of STUN/TURN servers handed to clients, e.g. '
+                   '[{"urls": "turn:turn.example.org", "username": "u", "credential": "c"}]',
+    "data_dir": "directory for recordings, clinical objects and logs (default ./data)",
+    "room_store": '"memory" (default, one node) or a redis:// URL (rooms shared across nodes)',
+    "admin_key": "bearer key required to create/delete rooms (default: none, open on localhost)",
+    "secret": "JWT signing secret, >= 32 bytes (default: random per start, so tokens die "
+              "with the process)",
+    "token_ttl": "token lifetime in seconds (default 600)",
+    "log_level": "debug, info, warning or error (default info)",
+}
+
+
+def _coerce(name: str, value: object) -> object:
+    if name == "port" or name == "token_ttl":
+        return int(value)
+    if name == "ice_hosts":
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if name == "ice_servers":
+        parsed = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(parsed, list) or not all(isinstance(s, dict) and "urls" in s for s in parsed):
+            raise ValueError("ice_servers must be a JSON list of objects with 'urls'")
+        return parsed
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file with any of the settings below "
+                        "(env TELEMED_CONFIG)")
+    for f in fields(Settings):
+        env = "TELEMED_" + f.name.upper()
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f"{HELP[f.name]} [env {env}]")
+
+
+def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    config_path = getattr(args, "config", None) or environ.get("TELEMED_CONFIG")
+    if config_path:
+        with Path(config_path).open("rb") as fh:
+            values.update(tomllib.load(fh))
+    for f in fields(Settings):
+        env = environ.get("TELEMED_" + f.name.upper())
+        if env is not None:
+            values[f.name] = env
+        arg = getattr(args, f.name, None) if args is not None else None
+        if arg is not None:
+            values[f.name] = arg
+    known = {f.name for f in fields(Settings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ValueError("tls_cert and tls_key go together")
+    return settings

@@ -1,0 +1,121 @@
+"""A room while people are in it: its peers, its router, and what they share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from rooms import Layout
+from sfu import Producer, Router
+
+if TYPE_CHECKING:
+    from .peer import Peer
+
+log = logging.getLogger("telemed.room")
+
+
+class LiveRoom:
+    def __init__(self, name: str, layout: Layout) -> None:
+        self.name = name
+        self.router = Router()
+        self.peers: dict[str, Peer] = {}
+        self.layout = layout
+        self.data_seq = 0
+        self.created = time.monotonic()
+        self.muted: set[str] = set()
+        self.router.on_change(self._producers_changed)
+
+    # --- membership ---
+    def add(self, peer: Peer) -> None:
+        self.peers[peer.id] = peer
+        self.broadcast({"type": "participant-joined", "participant": peer.describe()}, exclude=peer)
+
+    async def remove(self, peer: Peer) -> None:
+        if self.peers.pop(peer.id, None) is None:
+            return
+        for producer in list(self.router.producers.values()):
+            if producer.appdata.get("peer_id") == peer.id:
+                self.router.remove(producer)
+        self.broadcast({"type": "participant-left", "peer_id": peer.id})
+
+    @property
+    def empty(self) -> bool:
+        return not self.peers
+
+    def participants(self) -> list[dict]:
+        return [p.describe() for p in self.peers.values()]
+
+    def tracks(self) -> list[dict]:
+        return [self.describe_track(p) for p in self.router.producers.values()]
+
+    def describe_track(self, producer: Producer) -> dict:
+        return {
+            "id": producer.id, "peer_id": producer.appdata.get("peer_id"), "kind": producer.kind,
+            "source": producer.appdata.get("source", "camera"), "label": producer.appdata.get("label", ""),
+            "codec": producer.codec.mime_type, "muted": producer.id in self.muted,
+        }
+
+    # --- events ---
+    def broadcast(self, message: dict, exclude: Peer | None = None) -> None:
+        for peer in list(self.peers.values()):
+            if peer is not exclude:
+                peer.notify(message)
+
+    def _producers_changed(self, event: str, producer: Producer) -> None:
+        if event == "added":
+            self.broadcast({"type": "track-published", "track": self.describe_track(producer)})
+        else:
+            self.muted.discard(producer.id)
+            self.broadcast({"type": "track-unpublished", "track_id": producer.id})
+
+    def set_muted(self, producer: Producer, muted: bool) -> None:
+        (self.muted.add if muted else self.muted.discard)(producer.id)
+        self.broadcast({"type": "track-updated", "track": self.describe_track(producer)})
+
+    def set_layout(self, layout: Layout) -> None:
+        self.layout = layout
+        self.broadcast({"type": "layout", "layout": layout.to_dict()})
+
+    def main_producers(self) -> list[Producer]:
+        """What a WHEP viewer gets: the pinned main video (else the first camera) and audio."""
+        producers = list(self.router.producers.values())
+        video = self.router.get(self.layout.main_track) if self.layout.main_track else None
+        if video is None or video.kind != "video":
+            video = next((p for p in producers if p.kind == "video"), None)
+        audio = None
+        if video is not None:
+            audio = next((p for p in producers if p.kind == "audio"
+                          and p.appdata.get("peer_id") == video.appdata.get("peer_id")), None)
+        audio = audio or next((p for p in producers if p.kind == "audio"), None)
+        return [p for p in (video, audio) if p is not None]
+
+    def relay(self, sender: Peer, message: dict) -> dict:
+        """Stamp a data message and send it to everyone else's control channel."""
+        self.data_seq += 1
+        stamped = {**message, "from": sender.id, "name": sender.name, "seq": self.data_seq,
+                   "t": round(time.monotonic(), 3)}
+        for peer in list(self.peers.values()):
+            if peer is not sender:
+                peer.send_data(stamped)
+        return stamped
+
+
+class LiveRooms:
+    """The live rooms of this node, created on first join, dropped when empty."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, LiveRoom] = {}
+        self._lock = asyncio.Lock()
+
+    def get_or_create(self, name: str, layout: Layout) -> LiveRoom:
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = LiveRoom(name, layout)
+        return room
+
+    def discard_if_empty(self, room: LiveRoom) -> None:
+        if room.empty and self.rooms.get(room.name) is room:
+            room.router.close()
+            del self.rooms[room.name]

@@ -1,0 +1,167 @@
+"""A participant's session in a live room: its token's rights, its one peer
+connection, its data channels, and how we talk back to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+
+from rooms import Claims
+from sfu import Connection, NegotiationError
+
+from .live_room import LiveRoom
+from .protocol import ProtocolError, publish_map, subscribe_map
+
+log = logging.getLogger("telemed.peer")
+
+MAX_DATA_MESSAGE = 16 * 1024
+MAX_CHAT_TEXT = 4000
+MAX_DATA_BUFFER = 1024 * 1024  # drop relayed messages to a peer that stopped reading
+
+
+class Peer:
+    def __init__(self, claims: Claims, room: LiveRoom, notify: Callable[[dict], None],
+                 connection_factory: Callable[[str], Connection], screen: int = 1) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.claims = claims
+        self.identity = claims.identity
+        self.name = claims.name
+        self.grants = claims.grants
+        self.room = room
+        self.screen = screen
+        self._notify = notify
+        self._connection_factory = connection_factory
+        self.connection: Connection | None = None
+        self.control = None
+        self.data_dropped = 0
+        self.on_connection_lost: Callable[[], None] | None = None
+
+    def describe(self) -> dict:
+        return {"peer_id": self.id, "identity": self.identity, "name": self.name,
+                "role": str(self.claims.role.value), "screen": self.screen}
+
+    def notify(self, message: dict) -> None:
+        try:
+            self._notify(message)
+        except Exception:  # a dead socket must not break a broadcast to the others
+            log.debug("notify failed for %s", self.id)
+
+    # --- media ---
+    def _ensure_connection(self) -> Connection:
+        if self.connection is None:
+            self.connection = self._connection_factory(self.id)
+            self.connection.pc.on("datachannel", self._on_datachannel)
+            self.connection.on_state = self._on_state
+        return self.connection
+
+    def _on_state(self, state: str) -> None:
+        if state in ("failed", "closed") and self.on_connection_lost is not None:
+            self.on_connection_lost()
+
+    async def offer(self, sdp: str, publish: object, subscribe: object) -> dict:
+        """Apply a peer's offer; returns the `answer` message."""
+        wanted_publish = publish_map(publish)
+        wanted_subscribe = subscribe_map(subscribe)
+        if wanted_publish and not self.grants.publish:
+            raise ProtocolError("forbidden", "your role may not publish media")
+        if wanted_subscribe and not self.grants.subscribe:
+            raise ProtocolError("forbidden", "your role may not subscribe to media")
+        rejected: dict[str, str] = {}
+        producers = {}
+        for mid, track_id in wanted_subscribe.items():
+            producer = self.room.router.get(track_id)
+            if producer is None:
+                rejected[mid] = "no such track"
+            elif producer.appdata.get("peer_id") == self.id:
+                rejected[mid] = "cannot subscribe to your own track"
+            else:
+                producers[mid] = producer
+        connection = self._ensure_connection()
+        try:
+            result = await connection.negotiate(sdp, wanted_publish, producers)
+        except NegotiationError as exc:
+            raise ProtocolError("bad-sdp", str(exc)) from None
+        for producer in result.added:
+            producer.appdata["peer_id"] = self.id
+            self.room.router.add(producer)
+        for producer in result.removed:
+            self.room.router.remove(producer)
+        rejected.update(result.rejected)
+        published = {p.appdata["mid"]: p.id for p in connection.producers.values()}
+        return {"type": "answer", "sdp": result.answer, "rejected": rejected, "published": published}
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.on_state = None
+            for producer in await connection.close():
+                self.room.router.remove(producer)
+
+    # --- data channels ---
+    def _on_datachannel(self, channel) -> None:
+        if channel.label == "control":
+            self.control = channel
+            channel.on("message", lambda message: self._on_control(channel, message))
+        else:
+            log.info("closing unknown data channel %r from %s", channel.label[:64], self.id)
+            channel.close()
+
+    def _on_control(self, channel, raw: object) -> None:
+        try:
+            message = self._check_data(raw)
+            self.room.relay(self, message)
+        except ProtocolError as exc:
+            self._send_on(channel, {"type": "error", "code": exc.code, "error": exc.message})
+        except Exception:
+            log.exception("control message failed for %s", self.id)
+            self._send_on(channel, {"type": "error", "code": "internal", "error": "message not delivered"})
+
+    def _check_data(self, raw: object) -> dict:
+        if not isinstance(raw, str):
+            raise ProtocolError("bad-request", "the control channel carries JSON text only")
+        if len(raw) > MAX_DATA_MESSAGE:
+            raise ProtocolError("too-large", f"data messages are limited to {MAX_DATA_MESSAGE} bytes")
+        if not self.grants.data:
+            raise ProtocolError("forbidden", "your role may not send data")
+        try:
+            message = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ProtocolError("bad-json", "data message is not valid JSON") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("bad-request", "data message must be a JSON object")
+        kind = message.get("type")
+        if kind == "chat":
+            text = message.get("text")
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_CHAT_TEXT:
+                raise ProtocolError("bad-request", f"chat 'text' must be 1..{MAX_CHAT_TEXT} characters")
+            return {"type": "chat", "text": text}
+        if kind == "app":
+            if not isinstance(message.get("data"), dict):
+                raise ProtocolError("bad-request", "app 'data' must be a JSON object")
+            return {"type": "app", "data": message["data"]}
+        raise ProtocolError("unknown-type", f"unknown data message type {str(kind)[:32]!r}")
+
+    def send_data(self, message: dict) -> None:
+        if self.control is not None:
+            self._send_on(self.control, message)
+
+    def _send_on(self, channel, message: dict) -> None:
+        if channel.readyState != "open":
+            return
+        if channel.bufferedAmount > MAX_DATA_BUFFER:
+            self.data_dropped += 1
+            return
+        try:
+            channel.send(json.dumps(message))
+        except Exception:
+            self.data_dropped += 1
+
+
+async def close_quietly(peer: Peer) -> None:
+    try:
+        await asyncio.wait_for(peer.close(), timeout=10)
+    except Exception:
+        log.exception("closing peer %s failed", peer.id)

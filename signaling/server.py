@@ -1,0 +1,71 @@
+"""The composition root: settings, room store, tokens, live rooms. Handlers stay thin
+and call into this."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
+from sfu import Connection, pin_host_addresses
+
+from .config import Settings
+from .live_room import LiveRoom, LiveRooms
+from .metrics import Metrics
+from .peer import Peer, close_quietly
+from .protocol import ProtocolError
+
+log = logging.getLogger("telemed.server")
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = open_room_store(settings.room_store)
+        self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
+        self.login_limiter = AttemptLimiter()
+        self.live = LiveRooms()
+        self.metrics = Metrics(self)
+        pin_host_addresses(settings.ice_hosts)
+
+    def new_connection(self, label: str) -> Connection:
+        return Connection(announced_ip=self.settings.public_ip, label=label)
+
+    async def room(self, name: str) -> Room | None:
+        return await self.store.get(name)
+
+    async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
+                   resume: str | None = None) -> Peer:
+        room = await self.store.get(claims.room)
+        if room is None:
+            raise ProtocolError("not-found", "the room no longer exists")
+        live = self.live.get_or_create(room.name, room.layout)
+        if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
+            old = live.peers[resume]
+            old.notify({"type": "kicked", "reason": "resumed elsewhere"})
+            await self.leave(old)
+        if len(live.peers) >= room.settings.max_participants:
+            self.live.discard_if_empty(live)
+            raise ProtocolError("room-full", "the room is full")
+        peer = Peer(claims, live, notify, self.new_connection, screen)
+        live.add(peer)
+        self.metrics.joins += 1
+        log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
+                                                  "role": claims.role.value, "screen": screen}})
+        return peer
+
+    async def leave(self, peer: Peer) -> None:
+        room: LiveRoom = peer.room
+        if peer.connection is not None:
+            self.metrics.absorb(peer.connection)
+        await room.remove(peer)
+        await close_quietly(peer)
+        self.live.discard_if_empty(room)
+        log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
+
+    async def close(self) -> None:
+        for room in list(self.live.rooms.values()):
+            for peer in list(room.peers.values()):
+                await self.leave(peer)
+        await self.store.close()

@@ -1,0 +1,188 @@
+"""The WebSocket session: a thin loop that decodes messages and calls the peer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiohttp import WSMsgType, web
+
+from rooms import Layout, RoomNotFound, TokenError
+
+from .peer import Peer
+from .protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
+from .server import Server
+
+log = logging.getLogger("telemed.ws")
+
+MAX_MESSAGES_PER_SECOND = 50
+
+
+class Session:
+    """One WebSocket: before `join` it has no peer; afterwards it speaks for one."""
+
+    def __init__(self, server: Server, ws: web.WebSocketResponse) -> None:
+        self.server = server
+        self.ws = ws
+        self.peer: Peer | None = None
+        self._outbox: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=1000)
+        self._budget = MAX_MESSAGES_PER_SECOND
+        self._budget_at = 0.0
+
+    def notify(self, message: dict) -> None:
+        """Queue a message; a client that stops reading for 1000 messages is dropped."""
+        try:
+            self._outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            asyncio.ensure_future(self.ws.close(code=1008, message=b"not reading"))
+
+    async def writer(self) -> None:
+        while (message := await self._outbox.get()) is not None:
+            if self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(json.dumps(message))
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _rate_ok(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        self._budget = min(MAX_MESSAGES_PER_SECOND, self._budget + (now - self._budget_at) * MAX_MESSAGES_PER_SECOND)
+        self._budget_at = now
+        if self._budget < 1:
+            return False
+        self._budget -= 1
+        return True
+
+    async def handle(self, raw: str) -> None:
+        request_id = None
+        try:
+            if not self._rate_ok():
+                raise ProtocolError("rate-limited", "too many messages; slow down")
+            message = decode(raw)
+            request_id = message.get("id")
+            if not isinstance(request_id, (str, int, type(None))):
+                request_id = None
+            reply = await self.dispatch(message)
+            if reply is not None:
+                if request_id is not None:
+                    reply["id"] = request_id
+                self.notify(reply)
+        except ProtocolError as exc:
+            self.notify({"type": "error", "code": exc.code, "error": exc.message, "id": request_id})
+        except Exception:
+            log.exception("error handling a message")
+            self.notify({"type": "error", "code": "internal", "error": "internal error", "id": request_id})
+
+    async def dispatch(self, message: dict) -> dict | None:
+        kind = message["type"]
+        if kind == "ping":
+            return {"type": "pong"}
+        if kind == "join":
+            return await self.join(message)
+        peer = self.peer
+        if peer is None:
+            raise ProtocolError("not-joined", "send 'join' with a token first")
+        if kind == "offer":
+            sdp = message.get("sdp")
+            if not isinstance(sdp, str):
+                raise ProtocolError("bad-request", "'sdp' must be a string")
+            return await peer.offer(sdp, message.get("publish"), message.get("subscribe"))
+        if kind == "candidate":
+            return await self.candidate(peer, message)
+        if kind == "mute":
+            track_id = short_str(message, "track_id")
+            producer = peer.room.router.get(track_id)
+            if producer is None or producer.appdata.get("peer_id") != peer.id:
+                raise ProtocolError("not-found", "you have no such track")
+            peer.room.set_muted(producer, bool(message.get("muted")))
+            return None
+        if kind == "set-layout":
+            return await self.set_layout(peer, message)
+        if kind == "leave":
+            await self.leave()
+            await self.ws.close()
+            return None
+        raise ProtocolError("unknown-type", f"unknown message type {kind[:32]!r}")
+
+    async def join(self, message: dict) -> dict:
+        if self.peer is not None:
+            raise ProtocolError("already-joined", "this socket already joined")
+        token = short_str(message, "token", limit=4096)
+        screen = message.get("screen", 1)
+        if screen not in (1, 2, 3):
+            raise ProtocolError("bad-request", "'screen' must be 1, 2 or 3")
+        resume = message.get("resume")
+        if resume is not None and (not isinstance(resume, str) or len(resume) > 64):
+            raise ProtocolError("bad-request", "'resume' must be a peer id")
+        try:
+            claims = self.server.tokens.verify(token)
+        except TokenError as exc:
+            raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
+        self.peer = peer = await self.server.join(claims, self.notify, screen, resume)
+        peer.on_connection_lost = lambda: None  # the socket owns the lifetime; ICE may recover
+        room = peer.room
+        return {
+            "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,
+            "role": claims.role.value, "grants": claims.grants.to_dict(), "room": room.name,
+            "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
+            "tracks": room.tracks(), "layout": room.layout.to_dict(),
+            "ice_servers": self.server.settings.ice_servers,
+        }
+
+    async def candidate(self, peer: Peer, message: dict) -> None:
+        if peer.connection is None:
+            raise ProtocolError("bad-request", "send an offer before candidates")
+        candidate = message.get("candidate") or ""
+        mid = message.get("sdpMid")
+        index = message.get("sdpMLineIndex")
+        if not isinstance(candidate, str) or not isinstance(mid, (str, type(None))) \
+                or not isinstance(index, (int, type(None))):
+            raise ProtocolError("bad-request", "candidate needs 'candidate', 'sdpMid', 'sdpMLineIndex'")
+        try:
+            await peer.connection.add_ice_candidate(candidate, mid, index)
+        except ValueError as exc:
+            raise ProtocolError("bad-candidate", str(exc)) from None
+        return None
+
+    async def set_layout(self, peer: Peer, message: dict) -> None:
+        if not peer.grants.admin:
+            raise ProtocolError("forbidden", "only the host may change the layout")
+        try:
+            layout = Layout.from_dict(message.get("layout"))
+            stored = await self.server.store.set_layout(peer.room.name, layout)
+        except ValueError as exc:
+            raise ProtocolError("bad-request", f"invalid layout: {exc}") from None
+        except RoomNotFound:
+            raise ProtocolError("not-found", "the room no longer exists") from None
+        peer.room.set_layout(stored)
+        return None
+
+    async def leave(self) -> None:
+        if self.peer is not None:
+            peer, self.peer = self.peer, None
+            await self.server.leave(peer)
+
+
+def route(server: Server) -> web.RouteDef:
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        # aiohttp closes (1009) beyond 4x our limit; below it we answer with an error instead.
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_WS_MESSAGE)
+        await ws.prepare(request)
+        session = Session(server, ws)
+        writer = asyncio.ensure_future(session.writer())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await session.handle(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    session.notify({"type": "error", "code": "bad-request", "error": "binary frames are not accepted"})
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            await session.leave()
+            writer.cancel()
+        return ws
+
+    return web.get("/ws", websocket)

@@ -1,0 +1,58 @@
+"""A real server on 127.0.0.1 for integration and browser tests, ICE pinned to loopback."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import pytest_asyncio
+from aiohttp import web
+
+from signaling.app import SERVER_KEY, create_app
+from signaling.config import Settings
+from signaling.server import Server
+from telemed_client import create_room, fetch_token
+
+ADMIN_KEY = "test-admin-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    admin_key: str
+    app: web.Application
+
+    @property
+    def core(self) -> Server:
+        return self.app[SERVER_KEY]
+
+    async def create_room(self, name: str, password: str, **settings: object) -> dict:
+        return await create_room(self.url, name, password, self.admin_key, settings)
+
+    async def token(self, room: str, password: str, role: str = "participant", name: str = "X",
+                    identity: str | None = None) -> str:
+        return (await fetch_token(self.url, room, password, role, name, identity))["token"]
+
+
+async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServer, web.AppRunner]:
+    port = free_port()
+    settings = Settings(host="127.0.0.1", port=port, ice_hosts=["127.0.0.1"], data_dir=data_dir,
+                        admin_key=ADMIN_KEY, secret="s" * 48, **overrides)
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return RunningServer(f"http://127.0.0.1:{port}", ADMIN_KEY, app), runner
+
+
+@pytest_asyncio.fixture
+async def server(tmp_path):
+    running, runner = await start_server(str(tmp_path / "data"))
+    yield running
+    await runner.cleanup()
