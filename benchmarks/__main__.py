@@ -1,0 +1,49 @@
+"""./telemed bench [--subscribers 10,30] [--duration 20] [--servers ours,janus] [--profile]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from .forwarding import RESULTS, SERVERS, Options, ratios, run, table
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="telemed bench", description=(
+        "Forwarding benchmark: one pre-encoded 720p30 VP8 publisher (~1.5 Mbit/s) and N "
+        "subscribers that count RTP without decoding, against our SFU and Janus VideoRoom, "
+        "inside network namespaces it creates (needs root)."))
+    p.add_argument("--subscribers", default="10,30",
+                   help="comma-separated subscriber counts (default 10,30)")
+    p.add_argument("--duration", type=float, default=20.0, help="measurement window, seconds (default 20)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds between join and window (default 3)")
+    p.add_argument("--workers", type=int, default=3, help="subscriber worker processes (default 3)")
+    p.add_argument("--servers", default=",".join(SERVERS), help="ours,janus (default both)")
+    p.add_argument("--profile", action="store_true",
+                   help="afterwards, run ours once more at the largest N under py-spy")
+    p.add_argument("--out", type=Path, default=RESULTS / "forwarding.json")
+    p.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
+    a = p.parse_args()
+    counts = [int(x) for x in a.subscribers.split(",") if x.strip()]
+    servers = tuple(s.strip() for s in a.servers.split(",") if s.strip())
+    if not counts or any(c < 1 or c > 200 for c in counts):
+        p.error("--subscribers: counts between 1 and 200")
+    if not 1 <= a.duration <= 600:
+        p.error("--duration: 1 to 600 seconds")
+    if unknown := set(servers) - set(SERVERS):
+        p.error(f"--servers: unknown {', '.join(sorted(unknown))}")
+    opts = Options(subscribers=counts, duration=a.duration, warmup=a.warmup, workers=max(1, a.workers),
+                   servers=servers, out=a.out, profile=a.profile, keep_logs=a.keep_logs)
+    result = asyncio.run(run(opts))
+    print(table(result["results"]))
+    for n, r in ratios(result["results"]).items():
+        print(f"N={n}: CPU per packet ours/Janus = {r['cpu_per_packet_ours_over_janus']}"
+              f" (target ≤ 0.5 with loss < 0.5%: {'met' if r['target_met'] else 'not met'})")
+    if "profile_ours" in result:
+        print((RESULTS / "profile-ours.txt").read_text())
+    print(f"wrote {opts.out}", file=sys.stderr)
+
+
+main()

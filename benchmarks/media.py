@@ -1,0 +1,189 @@
+"""Media ends of the benchmark: a paced pre-encoded sender and an RTP counter.
+
+Latency is measured by matching payloads: both SFUs forward the VP8 payload
+byte-identical, but either may rewrite the payload descriptor (picture id), so
+the key is a CRC of the bytes *after* the VP8 payload descriptor. The sender
+knows those bytes in advance because aiortc's VP8 packetizer cuts each frame
+into fixed-size chunks behind a 4-byte descriptor (checked at run time: the
+report's `unmatched` share would jump if it changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+import zlib
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.codecs import vpx
+from aiortc.mediastreams import MediaStreamError
+
+from .clip import Clip
+
+# aiortc's VP8 packetizer always writes X, I and a 15-bit picture id: 4 bytes.
+VP8_DESCRIPTOR_BYTES = 4
+VP8_CHUNK = vpx.PACKET_MAX - VP8_DESCRIPTOR_BYTES
+CLOCK = time.monotonic  # CLOCK_MONOTONIC: one clock for every process on the host
+
+
+def payload_key(data: bytes) -> int:
+    return zlib.crc32(data) ^ (len(data) << 32)
+
+
+class ClipTrack(MediaStreamTrack):
+    """Loops the clip as av.Packets, paced by pts, recording when each goes out.
+
+    aiortc's sender sees packets, not frames, and only packetizes them
+    (RTCRtpSender._next_encoded_frame). `sent` maps payload key -> send times.
+    """
+
+    kind = "video"
+
+    def __init__(self, clip: Clip) -> None:
+        super().__init__()
+        self._clip = clip
+        self._index = 0
+        self._start: float | None = None
+        self._time_base = fractions.Fraction(1, clip.fps)
+        self._keys = [self._frame_keys(f) for f in clip.frames]
+        self.recording = False
+        self.sent: dict[int, list[float]] = {}
+        self.frames_sent = 0
+
+    @staticmethod
+    def _frame_keys(frame: bytes) -> list[int]:
+        return [payload_key(frame[pos : pos + VP8_CHUNK]) for pos in range(0, len(frame), VP8_CHUNK)]
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = CLOCK()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._index / self._clip.fps
+        if due > now:
+            await asyncio.sleep(due - now)
+        elif now - due > 1.0:
+            # Fell far behind (e.g. a stalled loop): skip ahead instead of bursting.
+            self._start = now - self._index / self._clip.fps
+        i = self._index % len(self._clip.frames)
+        packet = av.Packet(self._clip.frames[i])
+        packet.pts = self._index
+        packet.time_base = self._time_base
+        if self.recording:
+            t = CLOCK()
+            for key in self._keys[i]:
+                self.sent.setdefault(key, []).append(t)
+        self._index += 1
+        self.frames_sent += 1
+        return packet
+
+
+def vp8_media_offset(packet: bytes) -> int:
+    """Offset of the VP8 frame bytes in an RTP packet, or -1 if malformed."""
+    n = len(packet)
+    if n < 12:
+        return -1
+    pos = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:
+        if pos + 4 > n:
+            return -1
+        pos += 4 + 4 * int.from_bytes(packet[pos + 2 : pos + 4], "big")
+    if pos >= n:
+        return -1
+    b = packet[pos]
+    pos += 1
+    if b & 0x80:
+        if pos >= n:
+            return -1
+        x = packet[pos]
+        pos += 1
+        if x & 0x80:
+            pos += 2 if (pos < n and packet[pos] & 0x80) else 1
+        if x & 0x40:
+            pos += 1
+        if x & 0x30:
+            pos += 1
+    return pos if pos <= n else -1
+
+
+class RtpCounter:
+    """Counts one subscriber's video RTP: packets, loss from sequence numbers,
+    and (while recording) payload key -> arrival time for latency matching."""
+
+    def __init__(self, payload_type: int | None = None) -> None:
+        self.payload_type = payload_type
+        self.first_packet_at: float | None = None
+        self.recording = False
+        self.received: list[tuple[int, float]] = []
+        self._reset_window()
+
+    def _reset_window(self) -> None:
+        self.packets = 0
+        self.bytes = 0
+        self.other = 0  # RTX, padding or another payload type
+        self._ssrc: int | None = None
+        self._base: int | None = None
+        self._highest = 0  # extended sequence number relative to the first one
+        self._seen: set[int] = set()
+        self.duplicates = 0
+
+    def start_window(self) -> None:
+        self._reset_window()
+        self.received = []
+        self.recording = True
+
+    def stop_window(self) -> dict:
+        self.recording = False
+        expected = self._highest + 1 if self._base is not None else 0
+        unique = len(self._seen)
+        return {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "expected": expected,
+            "lost": max(0, expected - unique),
+            "duplicates": self.duplicates,
+            "other": self.other,
+        }
+
+    def on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
+        now = CLOCK()
+        if self.first_packet_at is None:
+            self.first_packet_at = now
+        if not self.recording or len(data) < 12:
+            return
+        pt = data[1] & 0x7F
+        ssrc = int.from_bytes(data[8:12], "big")
+        if (self.payload_type is not None and pt != self.payload_type) or (
+            self._ssrc is not None and ssrc != self._ssrc
+        ):
+            self.other += 1
+            return
+        seq = (data[2] << 8) | data[3]
+        if self._base is None:
+            self._ssrc, self._base = ssrc, seq
+            ext = 0
+        else:
+            # Unwrap relative to the highest seen so far.
+            delta = (seq - (self._base + self._highest)) & 0xFFFF
+            ext = self._highest + delta if delta < 0x8000 else self._highest - (0x10000 - delta)
+            if ext < 0:
+                self.other += 1  # from before the window
+                return
+        if ext in self._seen:
+            self.duplicates += 1
+            return
+        self._seen.add(ext)
+        if ext > self._highest:
+            self._highest = ext
+        self.packets += 1
+        self.bytes += len(data)
+        offset = vp8_media_offset(data)
+        if offset >= 0:
+            end = len(data) - (data[-1] if data[0] & 0x20 else 0)
+            self.received.append((payload_key(data[offset:end]), now))
+
+    def on_rtcp(self, data: bytes) -> None:
+        pass

@@ -1,0 +1,192 @@
+"""Our server, driven through its public API only: REST for the room and tokens,
+one WebSocket per peer for signaling (docs/signaling.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiortc import RTCSessionDescription
+
+from .peers import Publisher, Subscriber, vp8_payload_type
+
+PORT = 8443
+ADMIN_KEY = "bench-" + secrets.token_hex(8)
+ROOM = "bench"
+PASSWORD = "bench-password-1"
+
+
+def server_argv(repo: Path) -> list[str]:
+    return [sys.executable, "-m", "signaling", "serve"]
+
+
+def server_env(host: str, admin_key: str) -> dict[str, str]:
+    return {
+        "TELEMED_HOST": host,
+        "TELEMED_PORT": str(PORT),
+        "TELEMED_ICE_HOSTS": host,
+        "TELEMED_ADMIN_KEY": admin_key,
+        "TELEMED_LOG_LEVEL": "warning",
+    }
+
+
+class SignalingError(RuntimeError):
+    pass
+
+
+async def _json(r: aiohttp.ClientResponse) -> Any:
+    try:
+        return await r.json(content_type=None)
+    except Exception:
+        return {"error": (await r.text())[:200]}
+
+
+async def wait_ready(http: aiohttp.ClientSession, base: str, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            async with http.get(base + "/healthz", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                if r.status == 200:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise SignalingError(f"server did not answer /healthz at {base} within {timeout} s")
+        await asyncio.sleep(0.2)
+
+
+async def create_room(http: aiohttp.ClientSession, base: str, admin_key: str) -> None:
+    async with http.post(
+        f"{base}/api/rooms", json={"name": ROOM, "password": PASSWORD},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    ) as r:
+        if r.status not in (201, 409):
+            raise SignalingError(f"POST /api/rooms: {r.status} {await _json(r)}")
+
+
+async def get_token(http: aiohttp.ClientSession, base: str, role: str, name: str) -> str:
+    async with http.post(
+        f"{base}/api/rooms/{ROOM}/token", json={"password": PASSWORD, "role": role, "name": name},
+    ) as r:
+        body = await _json(r)
+        if r.status != 200:
+            raise SignalingError(f"POST /api/rooms/{ROOM}/token: {r.status} {body}")
+        return body["token"]
+
+
+class Signaling:
+    """One /ws connection: requests with ids, replies matched by id, events ignored."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self._http = http
+        self._url = base.replace("http", "ws", 1) + "/ws"
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[dict]] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task | None = None
+        self.events: list[str] = []
+
+    async def connect(self) -> None:
+        self._ws = await self._http.ws_connect(self._url, max_msg_size=1 << 20, heartbeat=None)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = msg.json()
+            waiter = self._waiters.pop(data.get("id"), None) if "id" in data else None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(data)
+            elif len(self.events) < 1000:
+                self.events.append(data.get("type", "?"))
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(SignalingError("WebSocket closed"))
+
+    async def request(self, msg: dict, expect: str, timeout: float = 20) -> dict:
+        assert self._ws is not None
+        rid = next(self._ids)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = waiter
+        await self._ws.send_json({**msg, "id": rid})
+        reply = await asyncio.wait_for(waiter, timeout)
+        if reply.get("type") != expect:
+            raise SignalingError(f"{msg['type']}: expected {expect!r}, got {reply}")
+        return reply
+
+    async def join(self, token: str) -> dict:
+        return await self.request({"type": "join", "token": token}, "joined")
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            try:
+                await self._ws.send_json({"type": "leave"})
+            except (ConnectionError, RuntimeError):
+                pass
+            await self._ws.close()
+        if self._reader:
+            self._reader.cancel()
+
+
+class TelemedPublisher:
+    def __init__(self, http: aiohttp.ClientSession, base: str, publisher: Publisher, admin_key: str) -> None:
+        self.publisher = publisher
+        self.signaling = Signaling(http, base)
+        self._http, self._base, self._admin_key = http, base, admin_key
+
+    async def start(self) -> dict:
+        await wait_ready(self._http, self._base)
+        await create_room(self._http, self._base, self._admin_key)
+        token = await get_token(self._http, self._base, "participant", "pub")
+        await self.signaling.connect()
+        await self.signaling.join(token)
+        offer = await self.publisher.offer()
+        mid = self.publisher.transceiver.mid
+        reply = await self.signaling.request(
+            {"type": "offer", "sdp": offer, "publish": {mid: {"source": "camera"}}, "subscribe": {}},
+            "answer",
+        )
+        if mid not in reply.get("published", {}):
+            raise SignalingError(f"publish refused: {reply.get('rejected')}")
+        await self.publisher.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        return {"track_id": reply["published"][mid]}
+
+    async def close(self) -> None:
+        await self.publisher.close()
+        await self.signaling.close()
+
+
+class TelemedSubscriber:
+    def __init__(self, http: aiohttp.ClientSession, base: str, info: dict) -> None:
+        self.peer = Subscriber()
+        self.signaling = Signaling(http, base)
+        self._http, self._base, self._info = http, base, info
+
+    async def start(self) -> None:
+        token = await get_token(self._http, self._base, "viewer", "sub")
+        await self.signaling.connect()
+        await self.signaling.join(token)
+        pc = self.peer.pc
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        self.peer.intercept()
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self.signaling.request(
+            {"type": "offer", "sdp": pc.localDescription.sdp, "publish": {},
+             "subscribe": {transceiver.mid: self._info["track_id"]}},
+            "answer",
+        )
+        if reply.get("rejected"):
+            raise SignalingError(f"subscribe refused: {reply['rejected']}")
+        await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        self.peer.counter.payload_type = vp8_payload_type(reply["sdp"])
+
+    async def close(self) -> None:
+        await self.peer.close()
+        await self.signaling.close()
