@@ -72,7 +72,9 @@ class TransferAnnounce:
         code = "dicom-announce"
         msg = require_mapping(msg, code)
         reject_unknown(
-            msg, {"type", "transfer_id", "name", "size", "sha256", "chunk_count", "chunk_size"}, code
+            msg,
+            {"type", "transfer_id", "name", "size", "sha256", "chunk_count", "chunk_size"},
+            code,
         )
         check_type(msg, ANNOUNCE, code)
         transfer_id = require_str(msg, "transfer_id", _TRANSFER_ID, code)
@@ -81,7 +83,9 @@ class TransferAnnounce:
             raise ClinicalError(code, "name must not be '.' or '..'")
         sha256 = require_str(msg, "sha256", _SHA256, code).lower()
         if type(msg.get("size")) is int and msg["size"] > max_size:
-            raise ClinicalError("dicom-too-large", f"object of {msg['size']} bytes exceeds {max_size}")
+            raise ClinicalError(
+                "dicom-too-large", f"object of {msg['size']} bytes exceeds {max_size}"
+            )
         size = require_int(msg, "size", 1, max_size, code)
         chunk_size = CHUNK_SIZE
         if "chunk_size" in msg:
@@ -90,7 +94,8 @@ class TransferAnnounce:
         expected = math.ceil(size / chunk_size)
         if chunk_count != expected:
             raise ClinicalError(
-                code, f"chunk_count {chunk_count} does not match size/chunk_size (expected {expected})"
+                code,
+                f"chunk_count {chunk_count} does not match size/chunk_size (expected {expected})",
             )
         return cls(transfer_id, name, size, sha256, chunk_count, chunk_size)
 
@@ -131,7 +136,9 @@ def pack_chunk(transfer_id: str, index: int, payload: bytes) -> bytes:
     if not 0 <= index < 2**32:
         raise ClinicalError("dicom-chunk", f"chunk index {index} out of u32 range")
     if not 1 <= len(payload) <= CHUNK_SIZE:
-        raise ClinicalError("dicom-chunk-size", f"payload of {len(payload)} bytes, allowed 1..{CHUNK_SIZE}")
+        raise ClinicalError(
+            "dicom-chunk-size", f"payload of {len(payload)} bytes, allowed 1..{CHUNK_SIZE}"
+        )
     tid = transfer_id.encode("ascii")
     return _HEAD.pack(MAGIC, VERSION, len(tid)) + tid + _INDEX.pack(index) + payload
 
@@ -156,7 +163,9 @@ def unpack_chunk(data: bytes) -> tuple[str, int, bytes]:
     (index,) = _INDEX.unpack_from(data, _HEAD.size + id_len)
     payload = bytes(data[start:])
     if len(payload) > CHUNK_SIZE:
-        raise ClinicalError("dicom-chunk-size", f"payload of {len(payload)} bytes exceeds {CHUNK_SIZE}")
+        raise ClinicalError(
+            "dicom-chunk-size", f"payload of {len(payload)} bytes exceeds {CHUNK_SIZE}"
+        )
     return transfer_id, index, payload
 
 
@@ -183,17 +192,25 @@ class DicomAssembler:
         """Store one chunk; False if it was an identical repeat."""
         a = self.announce
         if len(payload) > CHUNK_SIZE:
-            raise ClinicalError("dicom-chunk-size", f"payload of {len(payload)} bytes exceeds {CHUNK_SIZE}")
+            raise ClinicalError(
+                "dicom-chunk-size", f"payload of {len(payload)} bytes exceeds {CHUNK_SIZE}"
+            )
         if not 0 <= index < a.chunk_count:
-            raise ClinicalError("dicom-chunk-index", f"chunk index {index} outside 0..{a.chunk_count - 1}")
+            raise ClinicalError(
+                "dicom-chunk-index", f"chunk index {index} outside 0..{a.chunk_count - 1}"
+            )
         expected = a.chunk_length(index)
         if len(payload) != expected:
             code = "dicom-overflow" if len(payload) > expected else "dicom-chunk-size"
-            raise ClinicalError(code, f"chunk {index} has {len(payload)} bytes, expected {expected}")
+            raise ClinicalError(
+                code, f"chunk {index} has {len(payload)} bytes, expected {expected}"
+            )
         previous = self._chunks.get(index)
         if previous is not None:
             if previous != payload:
-                raise ClinicalError("dicom-chunk-conflict", f"chunk {index} resent with different bytes")
+                raise ClinicalError(
+                    "dicom-chunk-conflict", f"chunk {index} resent with different bytes"
+                )
             return False
         self._chunks[index] = bytes(payload)
         self.received_bytes += len(payload)
@@ -211,13 +228,16 @@ class DicomAssembler:
         if not self.done:
             missing = self.missing()
             raise ClinicalError(
-                "dicom-incomplete", f"{len(missing)} of {a.chunk_count} chunks missing (first: {missing[0]})"
+                "dicom-incomplete",
+                f"{len(missing)} of {a.chunk_count} chunks missing (first: {missing[0]})",
             )
         data = b"".join(self._chunks[i] for i in range(a.chunk_count))
         if len(data) != a.size:
             raise ClinicalError("dicom-size", f"received {len(data)} bytes, announced {a.size}")
         if hashlib.sha256(data).hexdigest() != a.sha256:
-            raise ClinicalError("dicom-sha256", "SHA-256 of the received bytes does not match the announce")
+            raise ClinicalError(
+                "dicom-sha256", "SHA-256 of the received bytes does not match the announce"
+            )
         return data
 
 
@@ -288,4 +308,6 @@ class DicomTransfers:
         try:
             return self._active[transfer_id]
         except KeyError:
-            raise ClinicalError("dicom-unknown-transfer", f"no transfer {transfer_id!r} announced") from None
+            raise ClinicalError(
+                "dicom-unknown-transfer", f"no transfer {transfer_id!r} announced"
+            ) from None

@@ -82,14 +82,19 @@ def load_dataset(data: bytes) -> Dataset:
             ds = dcmread(BytesIO(data), force=False)
         except InvalidDicomError:
             raise ClinicalError(
-                "dicom-not-part10", "not a DICOM Part 10 file: no 128-byte preamble and 'DICM' prefix"
+                "dicom-not-part10",
+                "not a DICOM Part 10 file: no 128-byte preamble and 'DICM' prefix",
             ) from None
         except (EOFError, OSError) as exc:
-            raise ClinicalError("dicom-truncated", f"file ends inside an element: {describe(exc)}") from exc
+            raise ClinicalError(
+                "dicom-truncated", f"file ends inside an element: {describe(exc)}"
+            ) from exc
         except Exception as exc:  # pydicom raises many unrelated types on malformed input
             raise ClinicalError("dicom-invalid", f"unreadable DICOM: {describe(exc)}") from exc
     if any("End of file" in str(w.message) for w in caught):
-        raise ClinicalError("dicom-truncated", "file ends before a sequence or pixel data delimiter")
+        raise ClinicalError(
+            "dicom-truncated", "file ends before a sequence or pixel data delimiter"
+        )
     _check_value_lengths(ds)
     if not ds.file_meta.get("TransferSyntaxUID"):
         raise ClinicalError("dicom-no-meta", "File Meta Information has no Transfer Syntax UID")
@@ -115,12 +120,18 @@ def read_dicom(
             raise ClinicalError("dicom-invalid", "File Meta SOP Class does not match the dataset")
         if sop_class not in allowed_sop_classes:
             name = dicom_uid.UID(sop_class).name
-            raise ClinicalError("dicom-sop-class", f"SOP Class {name} ({sop_class}) is not accepted")
-        uids = {key: _require_uid(ds, key) for key in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")}
+            raise ClinicalError(
+                "dicom-sop-class", f"SOP Class {name} ({sop_class}) is not accepted"
+            )
+        uids = {
+            key: _require_uid(ds, key)
+            for key in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+        }
         burned_in = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
         if burned_in and not allow_burned_in:
             raise ClinicalError(
-                "dicom-burned-in", "pixel data carries burned-in annotation (possible patient identifiers)"
+                "dicom-burned-in",
+                "pixel data carries burned-in annotation (possible patient identifiers)",
             )
         is_image = sop_class not in WAVEFORM_CLASSES
         rows = columns = None
@@ -164,12 +175,16 @@ def _check_image(ds: Dataset) -> tuple[int, int, int]:
     if rows < 1 or columns < 1:
         raise ClinicalError("dicom-pixels", f"image size {rows}x{columns} is invalid")
     if rows * columns * samples > MAX_FRAME_SAMPLES:
-        raise ClinicalError("dicom-pixels", f"frame of {rows}x{columns}x{samples} samples is too large")
+        raise ClinicalError(
+            "dicom-pixels", f"frame of {rows}x{columns}x{samples} samples is too large"
+        )
     frames = frame_count(ds)
     with library_errors("dicom-pixels", "frame 0 cannot be decoded"), quiet_warnings():
         frame = pixel_array(ds, index=0)
     if frame.shape[:2] != (rows, columns):
-        raise ClinicalError("dicom-pixels", f"decoded frame is {frame.shape}, expected {rows}x{columns}")
+        raise ClinicalError(
+            "dicom-pixels", f"decoded frame is {frame.shape}, expected {rows}x{columns}"
+        )
     return rows, columns, frames
 
 
@@ -189,7 +204,9 @@ def _check_value_lengths(ds: Dataset) -> None:
         if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
             continue
         if len(elem.value or b"") < elem.length:
-            raise ClinicalError("dicom-truncated", f"element {elem.tag} is shorter than its declared length")
+            raise ClinicalError(
+                "dicom-truncated", f"element {elem.tag} is shorter than its declared length"
+            )
 
 
 def _require_uid(ds: Dataset, keyword: str) -> str:

@@ -77,7 +77,9 @@ class EcgFrame:
         return int(self.samples.shape[0])
 
 
-def pack_frame(stream_id: int, seq: int, first_sample: int, sample_rate: int, samples: np.ndarray) -> bytes:
+def pack_frame(
+    stream_id: int, seq: int, first_sample: int, sample_rate: int, samples: np.ndarray
+) -> bytes:
     """Encode ``samples`` (integer array, shape (samples, leads)) as one frame."""
     arr = np.asarray(samples)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
@@ -86,7 +88,11 @@ def pack_frame(stream_id: int, seq: int, first_sample: int, sample_rate: int, sa
         raise ClinicalError("ecg-frame", "sample values exceed int16")
     n, leads = arr.shape
     _check_shape(leads, sample_rate, n)
-    for name, value, bits in (("stream_id", stream_id, 32), ("seq", seq, 32), ("first_sample", first_sample, 64)):
+    for name, value, bits in (
+        ("stream_id", stream_id, 32),
+        ("seq", seq, 32),
+        ("first_sample", first_sample, 64),
+    ):
         if not 0 <= value < 2**bits:
             raise ClinicalError("ecg-frame", f"{name} {value} out of u{bits} range")
     header = _HEADER.pack(MAGIC, VERSION, leads, stream_id, seq, first_sample, sample_rate, n)
@@ -95,7 +101,9 @@ def pack_frame(stream_id: int, seq: int, first_sample: int, sample_rate: int, sa
 
 def unpack_frame(data: bytes) -> EcgFrame:
     if len(data) < _HEADER.size:
-        raise ClinicalError("ecg-frame-length", f"frame of {len(data)} bytes is shorter than its header")
+        raise ClinicalError(
+            "ecg-frame-length", f"frame of {len(data)} bytes is shorter than its header"
+        )
     magic, version, leads, stream_id, seq, first_sample, rate, n = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ClinicalError("ecg-frame", "bad frame magic")
@@ -104,7 +112,9 @@ def unpack_frame(data: bytes) -> EcgFrame:
     _check_shape(leads, rate, n)
     expected = _HEADER.size + 2 * leads * n
     if len(data) != expected:
-        raise ClinicalError("ecg-frame-length", f"frame is {len(data)} bytes, header implies {expected}")
+        raise ClinicalError(
+            "ecg-frame-length", f"frame is {len(data)} bytes, header implies {expected}"
+        )
     samples = np.frombuffer(data, dtype=_SAMPLE, offset=_HEADER.size).reshape(n, leads)
     return EcgFrame(stream_id, seq, first_sample, rate, samples)
 
@@ -129,11 +139,15 @@ def _check_shape(leads: int, rate: int, n: int) -> None:
     if leads not in LEAD_COUNTS:
         raise ClinicalError("ecg-lead-count", f"lead_count {leads} not in {sorted(LEAD_COUNTS)}")
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise ClinicalError("ecg-sample-rate", f"sample_rate {rate} Hz outside {MIN_RATE}..{MAX_RATE}")
+        raise ClinicalError(
+            "ecg-sample-rate", f"sample_rate {rate} Hz outside {MIN_RATE}..{MAX_RATE}"
+        )
     if n < 1:
         raise ClinicalError("ecg-frame", "samples_per_lead must be >= 1")
     if _HEADER.size + 2 * leads * n > MAX_FRAME:
-        raise ClinicalError("ecg-frame-length", f"{n} samples x {leads} leads exceeds {MAX_FRAME} bytes")
+        raise ClinicalError(
+            "ecg-frame-length", f"{n} samples x {leads} leads exceeds {MAX_FRAME} bytes"
+        )
 
 
 @dataclass(frozen=True)
@@ -219,11 +233,17 @@ class EcgStream:
         if self.ended:
             raise ClinicalError("ecg-ended", f"stream {a.stream_id} has ended")
         if frame.stream_id != a.stream_id:
-            raise ClinicalError("ecg-inconsistent", f"frame for stream {frame.stream_id}, expected {a.stream_id}")
+            raise ClinicalError(
+                "ecg-inconsistent", f"frame for stream {frame.stream_id}, expected {a.stream_id}"
+            )
         if frame.lead_count != len(a.leads):
-            raise ClinicalError("ecg-inconsistent", f"{frame.lead_count} leads, announced {len(a.leads)}")
+            raise ClinicalError(
+                "ecg-inconsistent", f"{frame.lead_count} leads, announced {len(a.leads)}"
+            )
         if frame.sample_rate != a.sample_rate:
-            raise ClinicalError("ecg-inconsistent", f"{frame.sample_rate} Hz, announced {a.sample_rate} Hz")
+            raise ClinicalError(
+                "ecg-inconsistent", f"{frame.sample_rate} Hz, announced {a.sample_rate} Hz"
+            )
 
         gaps: list[Gap] = []
         if self._next_seq is not None and frame.seq < self._next_seq:

@@ -59,7 +59,9 @@ _WAVES: dict[str, tuple[float, float, float, float, float]] = {
 _TIMING = ((-0.16, 0.025), (-0.03, 0.008), (0.0, 0.01), (0.03, 0.01), (0.28, 0.05))
 
 
-def synthetic_ecg(leads: int, sample_rate: int, seconds: float, heart_rate: float = 72.0) -> np.ndarray:
+def synthetic_ecg(
+    leads: int, sample_rate: int, seconds: float, heart_rate: float = 72.0
+) -> np.ndarray:
     """Deterministic PQRST-like waveform, int16 in microvolts (1 uV per unit).
 
     Lead order follows ``STANDARD_LEADS`` (1 lead: II; 3: I, II, III; 12: the standard set).
@@ -67,9 +69,11 @@ def synthetic_ecg(leads: int, sample_rate: int, seconds: float, heart_rate: floa
     if leads not in LEAD_COUNTS:
         raise ClinicalError("ecg-source", f"leads must be one of {sorted(LEAD_COUNTS)}")
     if sample_rate < 1 or not 0 < seconds <= 3600 or not 30 <= heart_rate <= 200:
-        raise ClinicalError("ecg-source", "need sample_rate >= 1, 0 < seconds <= 3600, 30 <= heart_rate <= 200")
+        raise ClinicalError(
+            "ecg-source", "need sample_rate >= 1, 0 < seconds <= 3600, 30 <= heart_rate <= 200"
+        )
     rr = 60.0 / heart_rate
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
     # Time from the nearest R peak; the first R peak sits late enough to show its P wave.
     rel = (t - 0.3 + rr / 2) % rr - rr / 2
     # P-R and Q-T intervals shorten with rate (Bazett's square root law).
@@ -85,7 +89,14 @@ def synthetic_ecg(leads: int, sample_rate: int, seconds: float, heart_rate: floa
 
     wander = 30.0 * np.sin(2 * np.pi * 0.25 * t)  # breathing
     i, ii = lead("I") + wander, lead("II") + 0.5 * wander
-    derived = {"I": i, "II": ii, "III": ii - i, "aVR": -(i + ii) / 2, "aVL": i - ii / 2, "aVF": ii - i / 2}
+    derived = {
+        "I": i,
+        "II": ii,
+        "III": ii - i,
+        "aVR": -(i + ii) / 2,
+        "aVL": i - ii / 2,
+        "aVF": ii - i / 2,
+    }
     columns = [derived[n] if n in derived else lead(n) + wander for n in STANDARD_LEADS[leads]]
     return np.rint(np.stack(columns, axis=1)).astype(np.int16)
 
@@ -99,11 +110,16 @@ def ecg_from_dicom_waveform(dataset: Dataset, group: int = 0) -> EcgRecording:
         item = groups[group]
         channels = item.ChannelDefinitionSequence
         names = tuple(_dicom_lead_name(ch) for ch in channels)
-        factors = [_MICROVOLTS.get(str(ch.ChannelSensitivityUnitsSequence[0].CodeValue)) for ch in channels]
+        factors = [
+            _MICROVOLTS.get(str(ch.ChannelSensitivityUnitsSequence[0].CodeValue)) for ch in channels
+        ]
         if None in factors:
             raise ClinicalError("ecg-source", "channel sensitivity units must be uV, mV or V")
         resolution = min(
-            abs(float(ch.get("ChannelSensitivity", 1.0)) * float(ch.get("ChannelSensitivityCorrectionFactor", 1.0)))
+            abs(
+                float(ch.get("ChannelSensitivity", 1.0))
+                * float(ch.get("ChannelSensitivityCorrectionFactor", 1.0))
+            )
             * f
             for ch, f in zip(channels, factors, strict=True)
         )
@@ -126,7 +142,12 @@ def ecg_from_wfdb(record_path: str | os.PathLike[str]) -> EcgRecording:
             raise ClinicalError("ecg-source", "record has missing samples")
         resolution = min(f / float(g) for f, g in zip(factors, record.adc_gain, strict=True))
         rate = _integral_rate(float(record.fs))
-    return EcgRecording(tuple(record.sig_name), rate, _quantize(physical * np.asarray(factors), resolution), resolution)
+    return EcgRecording(
+        tuple(record.sig_name),
+        rate,
+        _quantize(physical * np.asarray(factors), resolution),
+        resolution,
+    )
 
 
 def _dicom_lead_name(channel: Dataset) -> str:

@@ -21,7 +21,15 @@ MAX_MESSAGE = 1024 * 1024
 
 # OBX-11 (HL7 table 0085) -> FHIR ObservationStatus. D, W, X and order-state codes
 # carry no result to show.
-_STATUS = {"F": "final", "U": "final", "C": "corrected", "A": "amended", "P": "preliminary", "R": "preliminary", "S": "preliminary"}
+_STATUS = {
+    "F": "final",
+    "U": "final",
+    "C": "corrected",
+    "A": "amended",
+    "P": "preliminary",
+    "R": "preliminary",
+    "S": "preliminary",
+}
 # ClinicalError code -> HL7 table 0357 error condition, for the ERR segment of a NAK.
 _ERROR_CONDITION = {
     "hl7-structure": ("100", "Segment sequence error"),
@@ -57,13 +65,24 @@ class _Delimiters:
     subcomponent: str
 
     def unescape(self, text: str) -> str:
-        table = {"F": self.field, "S": self.component, "T": self.subcomponent, "R": self.repetition, "E": self.escape}
+        table = {
+            "F": self.field,
+            "S": self.component,
+            "T": self.subcomponent,
+            "R": self.repetition,
+            "E": self.escape,
+        }
         esc = re.escape(self.escape)
         return re.sub(rf"{esc}([FSTRE]){esc}", lambda m: table[m.group(1)], text)
 
     def escape_text(self, text: str) -> str:
         text = text.replace(self.escape, f"{self.escape}E{self.escape}")
-        for char, code in ((self.field, "F"), (self.component, "S"), (self.repetition, "R"), (self.subcomponent, "T")):
+        for char, code in (
+            (self.field, "F"),
+            (self.component, "S"),
+            (self.repetition, "R"),
+            (self.subcomponent, "T"),
+        ):
             text = text.replace(char, f"{self.escape}{code}{self.escape}")
         return " ".join(text.split())  # no segment breaks inside a field
 
@@ -122,7 +141,10 @@ def parse_oru_r01(message: str) -> tuple[list[LabResult], str]:
 
 
 def nack_for(message: str, error: ClinicalError) -> str | None:
-    """An AE (content) or AR (message) ACK for a refused message; None if no control id can be read."""
+    """An AE (content) or AR (message) ACK for a refused message.
+
+    None when the message has no readable control id: there is nothing to acknowledge.
+    """
     try:
         msh = _segments(message, header_only=True)[0]
     except ClinicalError:
@@ -158,7 +180,11 @@ def _delimiters(msh: str) -> _Delimiters:
     encoding = msh[4:].split(field, 1)[0]
     chars = field + encoding
     # MSH-2 is ^~\& (v2.7+ may add the truncation character, ignored here).
-    if len(encoding) not in (4, 5) or len(set(chars)) != len(chars) or any(c.isalnum() or c.isspace() for c in chars):
+    if (
+        len(encoding) not in (4, 5)
+        or len(set(chars)) != len(chars)
+        or any(c.isalnum() or c.isspace() for c in chars)
+    ):
         raise ClinicalError("hl7-msh", "MSH-1/MSH-2 delimiters are invalid")
     return _Delimiters(field, encoding[0], encoding[1], encoding[2], encoding[3])
 
@@ -175,7 +201,9 @@ def _check_header(msh: _Segment) -> None:
 
 def _observation(obx: _Segment, obr: _Segment, patient: str) -> LabResult:
     if obx.field(2) != "NM":
-        raise ClinicalError("hl7-value-type", f"OBX-2 value type {obx.field(2)!r}: only numeric (NM) results")
+        raise ClinicalError(
+            "hl7-value-type", f"OBX-2 value type {obx.field(2)!r}: only numeric (NM) results"
+        )
     code_parts = obx.components(3) + [""] * 6
     if code_parts[2] == "LN":
         code, display = code_parts[0], code_parts[1]
@@ -192,7 +220,9 @@ def _observation(obx: _Segment, obr: _Segment, patient: str) -> LabResult:
 
     unit, unit_system = obx.component(6, 1), obx.component(6, 3)
     if unit_system not in ("", "UCUM"):
-        raise ClinicalError("hl7-unit", f"LOINC {code}: OBX-6 coding system {unit_system!r} is not UCUM")
+        raise ClinicalError(
+            "hl7-unit", f"LOINC {code}: OBX-6 coding system {unit_system!r} is not UCUM"
+        )
     check_ucum(unit, "hl7-unit")
 
     low, high = _range(obx.field(7), code)
@@ -201,7 +231,9 @@ def _observation(obx: _Segment, obr: _Segment, patient: str) -> LabResult:
 
     status = _STATUS.get(obx.field(11))
     if status is None:
-        raise ClinicalError("hl7-status", f"LOINC {code}: OBX-11 result status {obx.field(11)!r} is not a result")
+        raise ClinicalError(
+            "hl7-status", f"LOINC {code}: OBX-11 result status {obx.field(11)!r} is not a result"
+        )
     when = obx.component(14, 1) or obr.component(7, 1)
     return LabResult(
         loinc=code,
@@ -240,7 +272,14 @@ def _timestamp(ts: str) -> str:
         raise ClinicalError("hl7-timestamp", f"{ts!r} is not an HL7 timestamp")
     year, month, day, hour, minute, second, zone = m.groups()
     try:  # let datetime judge calendar validity
-        datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(float(second or 0)))
+        datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(float(second or 0)),
+        )
     except ValueError:
         raise ClinicalError("hl7-timestamp", f"{ts!r} is not a valid date/time") from None
     out = "-".join(p for p in (year, month, day) if p)
@@ -273,5 +312,19 @@ def _ack(msh: _Segment, code: str, error: ClinicalError | None = None) -> str:
         text = d.escape_text(error.message)
         segments[1] += d.field + text
         condition, name = _ERROR_CONDITION.get(error.code, ("207", "Application internal error"))
-        segments.append(d.field.join(["ERR", "", "", d.component.join([condition, name, "HL70357"]), "E", "", "", "", text]))
+        segments.append(
+            d.field.join(
+                [
+                    "ERR",
+                    "",
+                    "",
+                    d.component.join([condition, name, "HL70357"]),
+                    "E",
+                    "",
+                    "",
+                    "",
+                    text,
+                ]
+            )
+        )
     return "\r".join(segments) + "\r"

@@ -77,12 +77,19 @@ def check_finite(value: float, what: str, error: str = "lab-value") -> float:
 
 
 def interpret(
-    value: float, low: float | None, high: float | None, given: str | None, comparator: str | None = None
+    value: float,
+    low: float | None,
+    high: float | None,
+    given: str | None,
+    comparator: str | None = None,
 ) -> tuple[str | None, bool | None]:
-    """The sender's flag wins (it may know age- or sex-specific limits); else compare to the range."""
+    """The sender's flag wins (it may know age- or sex-specific limits), else the range decides."""
     if given is not None:
         if given not in INTERPRETATIONS:
-            raise ClinicalError("lab-interpretation", f"interpretation {given!r} is not one of {sorted(INTERPRETATIONS)}")
+            raise ClinicalError(
+                "lab-interpretation",
+                f"interpretation {given!r} is not one of {sorted(INTERPRETATIONS)}",
+            )
         return given, INTERPRETATIONS[given]
     if comparator is not None or (low is None and high is None):
         return None, None  # "<0.01" cannot be placed in a range reliably

@@ -16,7 +16,14 @@ from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
 from clinical.errors import ClinicalError
-from clinical.lab_result import STATUSES, LabResult, check_finite, check_loinc, check_ucum, interpret
+from clinical.lab_result import (
+    STATUSES,
+    LabResult,
+    check_finite,
+    check_loinc,
+    check_ucum,
+    interpret,
+)
 
 LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
@@ -41,13 +48,17 @@ def parse_fhir(payload: dict[str, Any] | str) -> list[LabResult]:
     kind = payload.get("resourceType")
     model = _MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise ClinicalError("fhir-resource-type", f"resourceType must be one of {sorted(_MODELS)}, got {kind!r}")
+        raise ClinicalError(
+            "fhir-resource-type", f"resourceType must be one of {sorted(_MODELS)}, got {kind!r}"
+        )
     try:
         resource = model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or kind
-        raise ClinicalError("fhir-structure", f"invalid {kind} at {where}: {first['msg']}") from None
+        raise ClinicalError(
+            "fhir-structure", f"invalid {kind} at {where}: {first['msg']}"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise ClinicalError("fhir-structure", f"invalid {kind}: {exc}") from None
 
@@ -113,7 +124,9 @@ def _observation(obs: Observation, report: DiagnosticReport | None) -> LabResult
         raise ClinicalError("lab-loinc", f"{name} has no {LOINC_SYSTEM} coding")
     code = check_loinc(loinc[0].code or "")
     if obs.status not in STATUSES:
-        raise ClinicalError("lab-status", f"Observation status {obs.status!r} not in {sorted(STATUSES)}")
+        raise ClinicalError(
+            "lab-status", f"Observation status {obs.status!r} not in {sorted(STATUSES)}"
+        )
 
     quantity = obs.valueQuantity
     if quantity is None:
@@ -142,7 +155,11 @@ def _observation(obs: Observation, report: DiagnosticReport | None) -> LabResult
         effective = obs.effectivePeriod.start
     subject = obs.subject
     if report is not None:
-        effective = effective or report.effectiveDateTime or (report.effectivePeriod and report.effectivePeriod.start)
+        effective = (
+            effective
+            or report.effectiveDateTime
+            or (report.effectivePeriod and report.effectivePeriod.start)
+        )
         subject = subject or report.subject
     display = loinc[0].display or obs.code.text or code
     return LabResult(
@@ -166,7 +183,9 @@ def _bound(quantity: Any, unit: str, code: str) -> float | None:
     if quantity is None or quantity.value is None:
         return None
     if quantity.code is not None and quantity.code != unit:
-        raise ClinicalError("lab-range", f"LOINC {code}: reference range in {quantity.code}, value in {unit}")
+        raise ClinicalError(
+            "lab-range", f"LOINC {code}: reference range in {quantity.code}, value in {unit}"
+        )
     return check_finite(quantity.value, "reference range bound", "lab-range")
 
 

@@ -79,7 +79,9 @@ def test_ecg_waveform_is_accepted_without_pixels():
     assert obj.rows is None and obj.frames == 0
 
 
-@pytest.mark.parametrize("data", [b"", b"hello", bytes(range(256)) * 10, b"\0" * 128 + b"DICX" + b"\0" * 64])
+@pytest.mark.parametrize(
+    "data", [b"", b"hello", bytes(range(256)) * 10, b"\0" * 128 + b"DICX" + b"\0" * 64]
+)
 def test_garbage_is_refused(data):
     with pytest.raises(ClinicalError) as e:
         read_dicom(data)
@@ -114,7 +116,9 @@ def test_truncated_encapsulated_pixel_data():
     assert code_of(e) == "dicom-truncated"
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "waveform_ecg.dcm", "JPEG2000.dcm"])
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small_RLE.dcm", "waveform_ecg.dcm", "JPEG2000.dcm"]
+)
 def test_every_truncation_is_a_clean_error(name):
     data = sample(name)
     for cut in range(0, len(data) - 16, max(1, len(data) // 50)):
@@ -211,7 +215,9 @@ def test_preview_explicit_window_in_modality_units():
 
 def test_preview_dataset_window_matches_explicit_window():
     data = sample("MR_small.dcm")  # carries WindowCenter 600 / WindowWidth 1600
-    assert np.array_equal(decode_png(render_png(data)), decode_png(render_png(data, window=(600, 1600))))
+    assert np.array_equal(
+        decode_png(render_png(data)), decode_png(render_png(data, window=(600, 1600)))
+    )
 
 
 def test_preview_monochrome1_is_inverted():

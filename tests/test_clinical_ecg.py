@@ -31,7 +31,12 @@ def code_of(excinfo) -> str:
 
 
 def announce(lead_count=3, **extra) -> dict:
-    msg = {"type": "ecg-announce", "stream_id": 7, "leads": list(STANDARD_LEADS[lead_count]), "sample_rate": 500}
+    msg = {
+        "type": "ecg-announce",
+        "stream_id": 7,
+        "leads": list(STANDARD_LEADS[lead_count]),
+        "sample_rate": 500,
+    }
     msg.update(extra)
     return msg
 
@@ -84,7 +89,16 @@ def test_short_frames(data):
 
 
 def header(**fields) -> bytes:
-    values = {"magic": b"EC", "version": 1, "leads": 3, "stream": 7, "seq": 0, "first": 0, "rate": 500, "n": 1}
+    values = {
+        "magic": b"EC",
+        "version": 1,
+        "leads": 3,
+        "stream": 7,
+        "seq": 0,
+        "first": 0,
+        "rate": 500,
+        "n": 1,
+    }
     values.update(fields)
     head = HEADER.pack(*values.values())
     return head + b"\0\0" * values["leads"] * values["n"]
@@ -129,7 +143,13 @@ def test_pack_refuses_bad_samples(samples):
 def test_pack_refuses_out_of_range_header_fields():
     s = np.zeros((1, 1), np.int16)
     for kwargs in ({"stream_id": -1}, {"seq": 2**32}, {"first_sample": 2**64}):
-        args = {"stream_id": 1, "seq": 0, "first_sample": 0, "sample_rate": 500, "samples": s} | kwargs
+        args = {
+            "stream_id": 1,
+            "seq": 0,
+            "first_sample": 0,
+            "sample_rate": 500,
+            "samples": s,
+        } | kwargs
         with pytest.raises(ClinicalError):
             pack_frame(**args)
 
@@ -190,7 +210,11 @@ def test_missing_fields_in_announce():
 
 def test_parse_end():
     assert parse_end({"type": "ecg-end", "stream_id": 7}) == 7
-    for bad in ({"type": "ecg-end"}, {"type": "ecg-announce", "stream_id": 7}, {"stream_id": 7, "x": 1}):
+    for bad in (
+        {"type": "ecg-end"},
+        {"type": "ecg-announce", "stream_id": 7},
+        {"stream_id": 7, "x": 1},
+    ):
         with pytest.raises(ClinicalError):
             parse_end(bad)
 
@@ -269,7 +293,11 @@ def test_synthetic_ecg_is_deterministic_and_plausible():
     assert np.array_equal(a, synthetic_ecg(12, 500, 10.0))
     lead_ii = a[:, 1].astype(float)
     # R peaks around 1.1 mV, about 72 per minute -> 12 beats in 10 s
-    peaks = [i for i in range(1, len(lead_ii) - 1) if lead_ii[i] > 800 and lead_ii[i] >= lead_ii[i - 1] and lead_ii[i] > lead_ii[i + 1]]
+    peaks = [
+        i
+        for i in range(1, len(lead_ii) - 1)
+        if lead_ii[i] > 800 and lead_ii[i] >= lead_ii[i - 1] and lead_ii[i] > lead_ii[i + 1]
+    ]
     assert len(peaks) == 12
     assert 900 < lead_ii.max() < 1400
     # Einthoven: III = II - I (rounding aside)
@@ -321,8 +349,17 @@ def test_from_dicom_waveform_errors():
 def test_from_wfdb_local_record(tmp_path):
     fs = 360
     mv = synthetic_ecg(3, fs, 5.0).astype(float) / 1000.0
-    wfdb.wrsamp("rec1", fs=fs, units=["mV"] * 3, sig_name=["I", "II", "III"], p_signal=mv,
-                fmt=["16"] * 3, adc_gain=[200.0] * 3, baseline=[0] * 3, write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "rec1",
+        fs=fs,
+        units=["mV"] * 3,
+        sig_name=["I", "II", "III"],
+        p_signal=mv,
+        fmt=["16"] * 3,
+        adc_gain=[200.0] * 3,
+        baseline=[0] * 3,
+        write_dir=str(tmp_path),
+    )
     rec = ecg_from_wfdb(tmp_path / "rec1")
     assert rec.leads == ("I", "II", "III") and rec.sample_rate == fs
     assert rec.uv_per_lsb == pytest.approx(5.0)  # 1 mV / 200 units

@@ -23,12 +23,17 @@ def observation(**overrides) -> dict:
         "resourceType": "Observation",
         "id": "k",
         "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3", "display": "Potassium"}]},
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "2823-3", "display": "Potassium"}]
+        },
         "subject": {"reference": "Patient/p1"},
         "effectiveDateTime": "2024-05-01T10:00:00Z",
         "valueQuantity": {"value": 6.2, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
         "referenceRange": [
-            {"low": {"value": 3.5, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}, "high": {"value": 5.1, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}}
+            {
+                "low": {"value": 3.5, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
+                "high": {"value": 5.1, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
+            }
         ],
     }
     obs.update(overrides)
@@ -39,7 +44,15 @@ def report(*observations, **overrides) -> dict:
     rep = {
         "resourceType": "DiagnosticReport",
         "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8", "display": "Comprehensive metabolic panel"}]},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "24323-8",
+                    "display": "Comprehensive metabolic panel",
+                }
+            ]
+        },
         "subject": {"reference": "Patient/p2"},
         "effectiveDateTime": "2024-05-02",
         "contained": list(observations),
@@ -108,13 +121,27 @@ def test_observation_without_range_or_flag():
 
 
 def test_comparator_value():
-    obs = observation(valueQuantity={"value": 0.01, "comparator": "<", "unit": "ng/mL", "system": UCUM, "code": "ng/mL"}, referenceRange=None)
+    obs = observation(
+        valueQuantity={
+            "value": 0.01,
+            "comparator": "<",
+            "unit": "ng/mL",
+            "system": UCUM,
+            "code": "ng/mL",
+        },
+        referenceRange=None,
+    )
     [r] = parse_fhir(obs)
     assert r.comparator == "<" and r.abnormal is None
 
 
 def test_diagnostic_report_with_contained_observations():
-    glucose = bare(observation(id="g", code={"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "Glucose"}))
+    glucose = bare(
+        observation(
+            id="g",
+            code={"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "Glucose"},
+        )
+    )
     glucose["valueQuantity"] = {"value": 5.0, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}
     glucose["referenceRange"] = [{"low": {"value": 3.9}, "high": {"value": 5.5}}]
     results = parse_fhir(report(bare(observation()), glucose))
@@ -125,8 +152,12 @@ def test_diagnostic_report_with_contained_observations():
 
 def test_bundle_with_entries_and_a_report():
     standalone = observation(id="a")
-    in_bundle = observation(id="b", code={"coding": [{"system": "http://loinc.org", "code": "2951-2", "display": "Sodium"}]},
-                            valueQuantity={"value": 140, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}, referenceRange=None)
+    in_bundle = observation(
+        id="b",
+        code={"coding": [{"system": "http://loinc.org", "code": "2951-2", "display": "Sodium"}]},
+        valueQuantity={"value": 140, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
+        referenceRange=None,
+    )
     rep = report(bare(observation(id="c")))
     rep["result"].append({"reference": "urn:uuid:bbbb"})
     bundle = {
@@ -140,7 +171,11 @@ def test_bundle_with_entries_and_a_report():
         ],
     }
     results = parse_fhir(bundle)
-    assert [r.loinc for r in results] == ["2823-3", "2951-2", "2823-3"]  # no duplicate of the referenced entry
+    assert [r.loinc for r in results] == [
+        "2823-3",
+        "2951-2",
+        "2823-3",
+    ]  # no duplicate of the referenced entry
     assert results[2].patient == "Patient/p2"
 
 
@@ -169,12 +204,28 @@ def test_invalid_fhir_structure(payload, code):
 @pytest.mark.parametrize(
     "overrides,code",
     [
-        ({"code": {"coding": [{"system": "http://snomed.info/sct", "code": "88480006"}]}}, "lab-loinc"),
+        (
+            {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "88480006"}]}},
+            "lab-loinc",
+        ),
         ({"code": {"text": "Potassium"}}, "lab-loinc"),
         ({"code": {"coding": [{"system": "http://loinc.org", "code": "2823-4"}]}}, "lab-loinc"),
         ({"valueQuantity": {"value": 6.2, "unit": "mmol/L"}}, "lab-unit"),
-        ({"valueQuantity": {"value": 6.2, "unit": "mmol/L", "system": "http://example.org/units", "code": "mmol/L"}}, "lab-unit"),
-        ({"valueQuantity": {"value": 6.2, "unit": "millimoles per litre", "system": UCUM}}, "lab-unit"),
+        (
+            {
+                "valueQuantity": {
+                    "value": 6.2,
+                    "unit": "mmol/L",
+                    "system": "http://example.org/units",
+                    "code": "mmol/L",
+                }
+            },
+            "lab-unit",
+        ),
+        (
+            {"valueQuantity": {"value": 6.2, "unit": "millimoles per litre", "system": UCUM}},
+            "lab-unit",
+        ),
         ({"valueQuantity": {"value": 6.2, "system": UCUM, "code": "mmol per L"}}, "lab-unit"),
         ({"valueQuantity": {"unit": "mmol/L", "system": UCUM, "code": "mmol/L"}}, "lab-value"),
         ({"valueQuantity": None, "valueString": "high"}, "lab-value"),
@@ -182,7 +233,10 @@ def test_invalid_fhir_structure(payload, code):
         ({"status": "cancelled"}, "lab-status"),
         ({"status": "bogus"}, "lab-status"),
         ({"interpretation": [{"coding": [{"system": V3, "code": "POS"}]}]}, "lab-interpretation"),
-        ({"referenceRange": [{"low": {"value": 3500, "system": UCUM, "code": "umol/L"}}]}, "lab-range"),
+        (
+            {"referenceRange": [{"low": {"value": 3500, "system": UCUM, "code": "umol/L"}}]},
+            "lab-range",
+        ),
     ],
 )
 def test_refused_observations(overrides, code):
@@ -205,14 +259,26 @@ def test_report_errors():
 
 def test_bundle_without_results():
     with pytest.raises(ClinicalError) as e:
-        parse_fhir({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient"}}]})
+        parse_fhir(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Patient"}}],
+            }
+        )
     assert code_of(e) == "fhir-no-results"
 
 
 def test_bundle_with_an_invalid_entry():
     bad = observation(code={"coding": [{"system": "http://loinc.org", "code": "1234"}]})
     with pytest.raises(ClinicalError) as e:
-        parse_fhir({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": observation()}, {"resource": bad}]})
+        parse_fhir(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": observation()}, {"resource": bad}],
+            }
+        )
     assert code_of(e) == "lab-loinc"
 
 
@@ -238,8 +304,21 @@ def hl7(*segments: str, sep: str = "\r") -> str:
 def test_oru_r01():
     results, ack = parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, OBX_NA, "NTE|1||hemolysed? no"))
     k, na = results
-    assert (k.loinc, k.display, k.value, k.unit, k.ref_low, k.ref_high) == ("2823-3", "Potassium", 6.2, "mmol/L", 3.5, 5.1)
-    assert (k.interpretation, k.abnormal, k.status, k.patient, k.source) == ("H", True, "final", "MRN12345", "hl7v2")
+    assert (k.loinc, k.display, k.value, k.unit, k.ref_low, k.ref_high) == (
+        "2823-3",
+        "Potassium",
+        6.2,
+        "mmol/L",
+        3.5,
+        5.1,
+    )
+    assert (k.interpretation, k.abnormal, k.status, k.patient, k.source) == (
+        "H",
+        True,
+        "final",
+        "MRN12345",
+        "hl7v2",
+    )
     assert k.effective == "2024-05-01T09:45:00+08:00"
     assert na.effective == "2024-05-01T09:30:00"  # falls back to OBR-7
     assert (na.interpretation, na.abnormal) == ("N", False)
@@ -258,7 +337,9 @@ def test_segment_separators(sep):
 def test_custom_delimiters_and_escapes():
     msh = MSH.replace("^~\\&", "$*!%", 1).replace("^", "$").replace("|", "#")
     obx = "OBX#1#NM#2345-7$Glucose !S! fasting$LN##5.0#mmol/L#3.9-5.5####F"
-    msg = hl7(msh, PID.replace("|", "#").replace("^", "$"), OBR.replace("|", "#").replace("^", "$"), obx)
+    msg = hl7(
+        msh, PID.replace("|", "#").replace("^", "$"), OBR.replace("|", "#").replace("^", "$"), obx
+    )
     [r], ack = parse_oru_r01(msg)
     assert r.display == "Glucose $ fasting" and r.value == 5.0 and r.abnormal is False
     assert ack.startswith("MSH#$*!%#")
@@ -322,7 +403,12 @@ def test_invalid_observations(obx, code):
 
 
 def test_timestamp_precision_is_kept():
-    for ts, iso in (("2024", "2024"), ("202405", "2024-05"), ("202405011030", "2024-05-01T10:30"), ("20240501103015.25-0500", "2024-05-01T10:30:15.25-05:00")):
+    for ts, iso in (
+        ("2024", "2024"),
+        ("202405", "2024-05"),
+        ("202405011030", "2024-05-01T10:30"),
+        ("20240501103015.25-0500", "2024-05-01T10:30:15.25-05:00"),
+    ):
         obx = f"OBX|1|NM|2823-3^Potassium^LN||4.0|mmol/L|||||F|||{ts}"
         [r], _ = parse_oru_r01(hl7(MSH, PID, OBR, obx))
         assert r.effective == iso
@@ -333,7 +419,7 @@ def test_nack_for_content_and_message_errors():
     with pytest.raises(ClinicalError) as e:
         parse_oru_r01(bad_obx)
     nack = nack_for(bad_obx, e.value)
-    msh, msa, err = nack.rstrip("\r").split("\r")
+    _, msa, err = nack.rstrip("\r").split("\r")
     assert msa.startswith("MSA|AE|CTRL0001|") and "6,2" in msa
     assert err.startswith("ERR|||102^Data type error^HL70357|E|")
 

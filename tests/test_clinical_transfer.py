@@ -82,7 +82,9 @@ def test_oversized_chunk_frame():
     assert code_of(e) == "dicom-chunk-size"
 
 
-@pytest.mark.parametrize("tid,index,payload", [("bad id", 0, b"x"), ("t", -1, b"x"), ("t", 2**32, b"x"), ("t", 0, b"")])
+@pytest.mark.parametrize(
+    "tid,index,payload", [("bad id", 0, b"x"), ("t", -1, b"x"), ("t", 2**32, b"x"), ("t", 0, b"")]
+)
 def test_pack_chunk_refuses_bad_arguments(tid, index, payload):
     with pytest.raises(ClinicalError):
         pack_chunk(tid, index, payload)
