@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from io import BytesIO
 from typing import Any
 
@@ -66,9 +66,8 @@ class DicomObject:
     dataset: Dataset = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        summary = asdict(self)
-        del summary["dataset"]
-        return summary
+        # Not dataclasses.asdict: it would deep-copy the whole dataset, pixels included.
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "dataset"}
 
 
 def load_dataset(data: bytes) -> Dataset:
