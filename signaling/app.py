@@ -21,7 +21,7 @@ def create_app(settings: Settings) -> web.Application:
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server
     app.add_routes(api.routes(server))
-    app.add_routes([ws.route(server)])
+    app.add_routes([ws.route(server, app)])
     app.add_routes(whip.routes(sessions))
 
     async def index(request: web.Request) -> web.FileResponse:

@@ -165,13 +165,22 @@ class Session:
             await self.server.leave(peer)
 
 
-def route(server: Server) -> web.RouteDef:
+def route(server: Server, app: web.Application) -> web.RouteDef:
+    sockets: set[web.WebSocketResponse] = set()
+
+    async def close_all(app: web.Application) -> None:
+        for ws in list(sockets):
+            await ws.close(code=1001, message=b"server shutting down")
+
+    app.on_shutdown.append(close_all)
+
     async def websocket(request: web.Request) -> web.WebSocketResponse:
         # aiohttp closes (1009) beyond 4x our limit; below it we answer with an error instead.
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_WS_MESSAGE)
         await ws.prepare(request)
         session = Session(server, ws)
         writer = asyncio.ensure_future(session.writer())
+        sockets.add(ws)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -181,6 +190,7 @@ def route(server: Server) -> web.RouteDef:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            sockets.discard(ws)
             await session.leave()
             writer.cancel()
         return ws

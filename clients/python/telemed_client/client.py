@@ -73,7 +73,11 @@ class Client:
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1) -> "Client":
         client = cls(base_url, token)
-        await client._connect(screen)
+        try:
+            await client._connect(screen)
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     async def _connect(self, screen: int) -> None:
