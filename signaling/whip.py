@@ -57,7 +57,7 @@ class HttpSessions:
                 answer = await peer.offer(offer, {}, self._whep_subscriptions(peer, media))
         except ProtocolError as exc:
             await self.server.leave(peer)
-            raise HttpError(400, exc.code, exc.message) from None
+            raise HttpError(404 if exc.code == "not-found" else 400, exc.code, exc.message) from None
         except BaseException:
             await self.server.leave(peer)
             raise
