@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import pylibsrtp
 from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
@@ -84,13 +85,22 @@ class MediaTransport:
         self._dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
         self._dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
 
+    @property
+    def ready(self) -> bool:
+        """DTLS done and a pair nominated: what we send now will arrive."""
+        return (self._dtls.state == "connected" and self._dtls._tx_srtp is not None
+                and 1 in self._connection._nominated)
+
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet now; False if the transport is not up."""
         pair = self._connection._nominated.get(1)
         srtp = self._dtls._tx_srtp
         if pair is None or srtp is None or self._dtls.state != "connected":
             return False
-        data = srtp.protect(packet)
+        try:
+            data = srtp.protect(packet)
+        except pylibsrtp.Error:  # e.g. a header libsrtp refuses; lose the packet, not the peer
+            return False
         pair.protocol.transport.sendto(data, pair.remote_addr)
         self.packets_sent += 1
         self.bytes_sent += len(data)
@@ -101,7 +111,10 @@ class MediaTransport:
         srtp = self._dtls._tx_srtp
         if pair is None or srtp is None or self._dtls.state != "connected":
             return False
-        pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
+        try:
+            pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
+        except pylibsrtp.Error:
+            return False
         return True
 
     def remote_address(self) -> tuple[str, int] | None:

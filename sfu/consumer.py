@@ -35,9 +35,13 @@ class Consumer:
         """Start receiving; video waits for the keyframe this asks for."""
         self.producer.add_consumer(self)
 
+    def can_start(self, packet: RtpPacket) -> bool:
+        """Video must start on a keyframe, or the receiver decodes garbage until the next."""
+        return self.kind != "video" or packet.keyframe
+
     def send(self, packet: RtpPacket) -> None:
         if not self.started:
-            if self.kind == "video" and not packet.keyframe:
+            if not self.can_start(packet):
                 return
             self.started = True
             self.seq_offset = (self._next_seq - packet.seq) & 0xFFFF
@@ -70,11 +74,22 @@ class RtpConsumer(Consumer):
         self.rtx_ssrc = rtx_ssrc
         self.rtx_payload_type = rtx_payload_type
         self._rtx_seq = random.getrandbits(15)
+        self._keyframe_lost = False
         self.nacks_received = 0
         self.retransmitted = 0
         self.plis_received = 0
         self.fraction_lost = 0
         self.packets_lost = 0
+
+    def can_start(self, packet: RtpPacket) -> bool:
+        # A new subscriber's DTLS often finishes after the keyframe we asked for went by.
+        if not self.transport.ready:
+            self._keyframe_lost = True
+            return False
+        if self._keyframe_lost:
+            self._keyframe_lost = False
+            self.producer.request_keyframe()
+        return super().can_start(packet)
 
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
         if self.transport.send_rtp(
