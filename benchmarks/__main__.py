@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .forwarding import RESULTS, SERVERS, Options, ratios, run, table
+from .forwarding import RESULTS, SERVERS, Options, run, table
 
 
 def main() -> None:
@@ -20,9 +20,15 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0, help="measurement window, seconds (default 20)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds between join and window (default 3)")
     p.add_argument("--workers", type=int, default=3, help="subscriber worker processes (default 3)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run every case this many times, interleaved; the table shows medians")
     p.add_argument("--servers", default=",".join(SERVERS), help="ours,janus (default both)")
-    p.add_argument("--profile", action="store_true",
-                   help="afterwards, run ours once more at the largest N under py-spy")
+    p.add_argument("--profile", nargs="?", const="python", choices=("python", "native", "perf"),
+                   help="afterwards, run ours once more at the largest N under a profiler: "
+                        "python = py-spy (default), native = py-spy with C frames (pauses the "
+                        "server per sample), perf = Linux perf cpu-clock, kernel time included")
+    p.add_argument("--profile-only", action="store_true",
+                   help="only the profiling run (needs --profile); forwarding.json is left alone")
     p.add_argument("--out", type=Path, default=RESULTS / "forwarding.json")
     p.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
     a = p.parse_args()
@@ -35,15 +41,20 @@ def main() -> None:
     if unknown := set(servers) - set(SERVERS):
         p.error(f"--servers: unknown {', '.join(sorted(unknown))}")
     opts = Options(subscribers=counts, duration=a.duration, warmup=a.warmup, workers=max(1, a.workers),
-                   servers=servers, out=a.out, profile=a.profile, keep_logs=a.keep_logs)
+                   servers=servers, out=a.out, profile=a.profile, keep_logs=a.keep_logs,
+                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only)
+    if a.profile_only and not a.profile:
+        a.profile = opts.profile = "python"
     result = asyncio.run(run(opts))
-    print(table(result["results"]))
-    for n, r in ratios(result["results"]).items():
+    if result["summary"]:
+        print(table(result["summary"]))
+    for n, r in result["ratio"].items():
         print(f"N={n}: CPU per packet ours/Janus = {r['cpu_per_packet_ours_over_janus']}"
               f" (target ≤ 0.5 with loss < 0.5%: {'met' if r['target_met'] else 'not met'})")
     if "profile_ours" in result:
-        print((RESULTS / "profile-ours.txt").read_text())
-    print(f"wrote {opts.out}", file=sys.stderr)
+        print((RESULTS / f"profile-ours-{opts.profile}.txt").read_text())
+    if result["runs"]:
+        print(f"wrote {opts.out}", file=sys.stderr)
 
 
 main()

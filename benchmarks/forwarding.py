@@ -42,15 +42,18 @@ class Options:
     workers: int
     servers: tuple[str, ...]
     out: Path
-    profile: bool
+    profile: str | None  # None, "python" or "native"
     keep_logs: bool
+    repeat: int = 1
+    profile_only: bool = False
 
 
-def proc_cpu_seconds(pid: int) -> float:
+def proc_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all its threads included."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is state (field 3); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def host_cpu() -> tuple[float, float]:
@@ -112,10 +115,10 @@ class WorkerProc:
 class Server:
     """One SFU process in the server namespace."""
 
-    def __init__(self, kind: str, ns: NetnsPair, tmp: Path) -> None:
+    def __init__(self, kind: str, ns: NetnsPair, tmp: Path, extra_env: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.log = tmp / f"{kind}-server.log"
-        env = dict(os.environ)
+        env = {**os.environ, **(extra_env or {})}
         if kind == "janus":
             conf = tmp / "janus-conf"
             janus.write_config(conf, ns.server_veth)
@@ -155,7 +158,13 @@ def split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
-def match_latencies(sent: dict[str, list[float]], received: list[list[list]]) -> tuple[list[float], int]:
+def match_latencies(sent: dict[str, list[float]], received: list[list[list]],
+                    horizon: float) -> tuple[list[float], int]:
+    """Latency of each received payload from its latest send before arrival.
+
+    The clip loops, so a payload is sent once per loop; a match older than
+    `horizon` (half a loop) means its current send was never recorded.
+    """
     by_key = {int(k): sorted(v) for k, v in sent.items()}
     latencies: list[float] = []
     unmatched = 0
@@ -163,7 +172,7 @@ def match_latencies(sent: dict[str, list[float]], received: list[list[list]]) ->
         for key, t in log:
             times = by_key.get(key)
             i = bisect.bisect_right(times, t) - 1 if times else -1
-            if i < 0:
+            if i < 0 or t - times[i] > horizon:
                 unmatched += 1
             else:
                 latencies.append((t - times[i]) * 1000)
@@ -173,7 +182,9 @@ def match_latencies(sent: dict[str, list[float]], received: list[list[list]]) ->
 
 async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
                    profile_to: Path | None = None) -> dict:
-    server = Server(kind, ns, tmp)
+    # Python 3.12's perf trampolines name Python frames for `perf`: an env switch, no code.
+    perf_env = {"PYTHONPERFSUPPORT": "1"} if profile_to is not None and opts.profile == "perf" else None
+    server = Server(kind, ns, tmp, perf_env)
     workers: list[WorkerProc] = []
     profiler: subprocess.Popen | None = None
     try:
@@ -188,13 +199,11 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         subs = [await WorkerProc.spawn(ns, f"{kind}-sub{i}", tmp / f"{kind}-worker-sub{i}.log")
                 for i in range(len(shares))]
         workers.extend(subs)
-        await asyncio.sleep(1.0)  # let the workers import aiortc before the clock starts
-        t0 = time.monotonic()
+        await asyncio.gather(*(w.call({"cmd": "ping"}, 60) for w in subs))  # imports done
         replies = await asyncio.gather(*(
             w.call({"cmd": "subscribe", "server": kind, "base": server.base, "info": info, "count": c})
             for w, c in zip(subs, shares)
         ))
-        join_s = time.monotonic() - t0
         failed = [f for r in replies for f in r["failed"]]
         per_sub_join = sorted(j for r in replies for j in r["joined"])
         server.check_alive()
@@ -203,14 +212,17 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
 
         await asyncio.sleep(opts.warmup)
         if profile_to is not None:
-            profiler = start_profiler(server.pid, opts.duration, profile_to)
-        cpu0, host0 = proc_cpu_seconds(server.pid), host_cpu()
-        starts = [(await w.call({"cmd": "start"}))["t"] for w in workers]
+            profiler = start_profiler(server.pid, opts.duration, profile_to, opts.profile)
+        cpu0, host0 = proc_cpu(server.pid), host_cpu()
+        # Publisher first, so every packet the subscribers count was sent in its window.
+        starts = [(await workers[0].call({"cmd": "start"}))["t"]]
+        starts += [r["t"] for r in await asyncio.gather(*(w.call({"cmd": "start"}) for w in subs))]
         await asyncio.sleep(opts.duration)
-        stops = [await w.call({"cmd": "stop", "out": str(tmp / f"{kind}-{n}-{w.name}.json")})
-                 for w in workers]
-        cpu1, host1 = proc_cpu_seconds(server.pid), host_cpu()
+        stops = await asyncio.gather(*(w.call({"cmd": "stop"}) for w in workers))
+        cpu1, host1 = proc_cpu(server.pid), host_cpu()
         server.check_alive()
+        await asyncio.gather(*(w.call({"cmd": "dump", "out": str(tmp / f"{kind}-{n}-{w.name}.json")})
+                               for w in workers))
         window = stops[0]["t"] - starts[0]
     finally:
         await asyncio.gather(*(w.quit() for w in workers), return_exceptions=True)
@@ -223,16 +235,20 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
 
     sent: dict[str, list[float]] = json.loads((tmp / f"{kind}-{n}-{pub.name}.json").read_text())["sent"]
     received: list[list] = []
+    joins: list[dict] = []
     for w in subs:
-        received.extend(json.loads((tmp / f"{kind}-{n}-{w.name}.json").read_text())["received"])
-    latencies, unmatched = match_latencies(sent, received)
+        log = json.loads((tmp / f"{kind}-{n}-{w.name}.json").read_text())
+        received.extend(log["received"])
+        joins.extend(log["joins"])
+    latencies, unmatched = match_latencies(sent, received, horizon=load_clip().duration / 2)
     sub_stats = [s for r in stops[1:] for s in r["stats"]]
     delivered = sum(s["packets"] for s in sub_stats)
     expected = sum(s["expected"] for s in sub_stats)
     lost = sum(s["lost"] for s in sub_stats)
-    w0, w1 = starts[0], stops[0]["t"]
-    sent_in_window = sum(1 for times in sent.values() for t in times if w0 <= t < w1)
-    cpu_s = cpu1 - cpu0
+    window = stops[0]["t"] - starts[0]
+    sent_in_window = sum(1 for times in sent.values() for t in times if starts[0] <= t < stops[0]["t"])
+    user_s, sys_s = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    cpu_s = user_s + sys_s
     return {
         "server": kind,
         "subscribers": n,
@@ -247,56 +263,124 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "delivered_per_s": round(delivered / window, 1),
         "delivery_pct": round(100 * delivered / max(1, sent_in_window * len(sub_stats)), 2),
         "cpu_us_per_packet": round(cpu_s * 1e6 / delivered, 2) if delivered else None,
+        "user_us_per_packet": round(user_s * 1e6 / delivered, 2) if delivered else None,
+        "system_us_per_packet": round(sys_s * 1e6 / delivered, 2) if delivered else None,
         "loss_pct": round(100 * lost / expected, 3) if expected else None,
         "latency_ms_p50": _r(percentile(latencies, 50)),
         "latency_ms_p95": _r(percentile(latencies, 95)),
         "latency_ms_max": _r(latencies[-1] if latencies else None),
         "latency_unmatched_pct": round(100 * unmatched / max(1, unmatched + len(latencies)), 2),
-        "join_all_s": round(join_s, 3),
+        "join_all_s": span(joins, "first_rtp"),
+        "keyframe_all_s": span(joins, "first_keyframe"),
         "join_p50_s": _r(percentile(per_sub_join, 50), 3),
         "join_max_s": _r(per_sub_join[-1] if per_sub_join else None, 3),
+        "join_milestones_p50_s": milestones(joins),
     }
+
+
+def span(joins: list[dict], milestone: str) -> float | None:
+    """Seconds from the first subscriber's first request until every one reached `milestone`."""
+    if not joins or any(milestone not in m for m in joins):
+        return None
+    return round(max(m[milestone] for m in joins) - min(m["begin"] for m in joins), 3)
+
+
+def milestones(joins: list[dict]) -> dict[str, float]:
+    """Median seconds from a subscriber's first request to each join milestone."""
+    names: dict[str, list[float]] = {}
+    for marks in joins:
+        begin = marks.get("begin")
+        for name, t in marks.items():
+            if begin is not None and name != "begin":
+                names.setdefault(name, []).append(t - begin)
+    out = {name: round(percentile(sorted(v), 50), 3) for name, v in names.items()}
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
 
 def _r(v: float | None, digits: int = 2) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def start_profiler(pid: int, duration: float, out: Path) -> subprocess.Popen | None:
+def start_profiler(pid: int, duration: float, out: Path, mode: str) -> subprocess.Popen | None:
     from .profile import py_spy
 
+    if mode == "perf":
+        # cpu-clock samples only on-CPU time, user and kernel alike: the same time
+        # that /proc/PID/stat counts. No frame pointers in CPython, hence dwarf.
+        if shutil.which("perf") is None:
+            print("  perf not found: apt-get install linux-perf (profiling skipped)", file=sys.stderr)
+            return None
+        return subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "1000", "--call-graph", "dwarf,16384",
+             "-p", str(pid), "-o", str(out), "--", "sleep", str(int(duration))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
     exe = py_spy()
     if exe is None:
         print("  py-spy not found: .venv/bin/pip install py-spy (profiling skipped)", file=sys.stderr)
         return None
+    # --native unwinds C frames too (uvloop, pylibsrtp) but must pause the process
+    # per sample; plain mode never pauses it.
+    flags = ["--native"] if mode == "native" else ["--nonblocking"]
     return subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--duration", str(int(duration)), "--rate", "250",
-         "--nonblocking", "--format", "raw", "--output", str(out)],
+        [exe, "record", "--pid", str(pid), "--duration", str(int(duration)), "--rate", "500",
+         *flags, "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
 
+COLUMNS = (
+    ("server", "server"), ("N", "subscribers"), ("CPU µs/pkt", "cpu_us_per_packet"),
+    ("user µs", "user_us_per_packet"), ("sys µs", "system_us_per_packet"), ("CPU %", "server_cpu_pct"),
+    ("pkts/s", "delivered_per_s"), ("loss %", "loss_pct"), ("p50 ms", "latency_ms_p50"),
+    ("p95 ms", "latency_ms_p95"), ("join s", "join_all_s"), ("keyframe s", "keyframe_all_s"),
+)
+
+
 def table(rows: list[dict]) -> str:
-    head = ("server", "N", "CPU µs/pkt", "CPU %", "pkts/s", "loss %", "p50 ms", "p95 ms", "join s")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        cells = (r["server"], r["subscribers"], r["cpu_us_per_packet"], r["server_cpu_pct"],
-                 r["delivered_per_s"], r["loss_pct"], r["latency_ms_p50"], r["latency_ms_p95"],
-                 r["join_all_s"])
+        cells = (r.get(k) for _, k in COLUMNS)
         lines.append("| " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
+def summarize_runs(rows: list[dict]) -> list[dict]:
+    """Per server and N, the median of every numeric figure over the repeats."""
+    out = []
+    keys = sorted({(r["subscribers"], r["server"]) for r in rows}, key=lambda k: (k[0], SERVERS.index(k[1])))
+    for n, kind in keys:
+        runs = [r for r in rows if r["server"] == kind and r["subscribers"] == n and "error" not in r]
+        row: dict = {"server": kind, "subscribers": n, "runs": len(runs)}
+        for _, key in COLUMNS[2:]:
+            values = sorted(r[key] for r in runs if r.get(key) is not None)
+            row[key] = values[len(values) // 2] if len(values) % 2 else (
+                round((values[len(values) // 2 - 1] + values[len(values) // 2]) / 2, 3) if values else None)
+        row["cpu_us_per_packet_runs"] = [r["cpu_us_per_packet"] for r in runs]
+        out.append(row)
+    return out
+
+
 def ratios(rows: list[dict]) -> dict[str, dict]:
+    """Ours over Janus per N, from per-repeat pairs (run back to back, so drift cancels)."""
     out: dict[str, dict] = {}
     for n in sorted({r["subscribers"] for r in rows}):
-        ours = next((r for r in rows if r["server"] == "ours" and r["subscribers"] == n), None)
-        them = next((r for r in rows if r["server"] == "janus" and r["subscribers"] == n), None)
-        if ours and them and ours["cpu_us_per_packet"] and them["cpu_us_per_packet"]:
+        pairs = []
+        for rep in sorted({r.get("repeat", 0) for r in rows}):
+            ours = next((r for r in rows if r["server"] == "ours" and r["subscribers"] == n
+                         and r.get("repeat", 0) == rep and r.get("cpu_us_per_packet")), None)
+            them = next((r for r in rows if r["server"] == "janus" and r["subscribers"] == n
+                         and r.get("repeat", 0) == rep and r.get("cpu_us_per_packet")), None)
+            if ours and them:
+                pairs.append((ours["cpu_us_per_packet"] / them["cpu_us_per_packet"], ours["loss_pct"]))
+        if pairs:
+            values = sorted(p[0] for p in pairs)
+            median = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+            worst_loss = max((p[1] for p in pairs if p[1] is not None), default=None)
             out[str(n)] = {
-                "cpu_per_packet_ours_over_janus": round(ours["cpu_us_per_packet"] / them["cpu_us_per_packet"], 3),
-                "target_met": bool(ours["cpu_us_per_packet"] <= them["cpu_us_per_packet"] / 2
-                                   and ours["loss_pct"] is not None and ours["loss_pct"] < 0.5),
+                "cpu_per_packet_ours_over_janus": round(median, 3),
+                "per_repeat": [round(v, 3) for v, _ in pairs],
+                "target_met": bool(median <= 0.5 and worst_loss is not None and worst_loss < 0.5),
             }
     return out
 
@@ -306,42 +390,26 @@ async def run(opts: Options) -> dict:
         raise SystemExit("the benchmark makes network namespaces: run it as root")
     clip = load_clip()  # encode before any timing starts
     rows: list[dict] = []
+    profile: dict | None = None
     started = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="telemed-bench-"))
     try:
         with NetnsPair() as ns:
-            for n in opts.subscribers:
-                for kind in opts.servers:
-                    print(f"{kind}: {n} subscribers, {opts.duration:.0f} s window ...", file=sys.stderr)
-                    try:
-                        row = await asyncio.wait_for(
-                            run_case(kind, n, opts, ns, tmp),
-                            timeout=opts.duration + opts.warmup + 240,
-                        )
-                    except Exception as exc:
-                        print(f"  {kind} at N={n} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                        row = {"server": kind, "subscribers": n, "error": f"{type(exc).__name__}: {exc}",
-                               "cpu_us_per_packet": None, "server_cpu_pct": None, "delivered_per_s": None,
-                               "loss_pct": None, "latency_ms_p50": None, "latency_ms_p95": None,
-                               "join_all_s": None}
-                    rows.append(row)
-            profile = None
-            if opts.profile and "ours" in opts.servers:
-                from .profile import summarize
-
-                n = max(opts.subscribers)
-                raw = tmp / "ours-py-spy.txt"
-                print(f"profiling ours at {n} subscribers with py-spy ...", file=sys.stderr)
+            cases = [] if opts.profile_only else [
+                (r, n, k) for r in range(opts.repeat) for n in opts.subscribers for k in opts.servers]
+            for rep, n, kind in cases:
+                print(f"{kind}: {n} subscribers, {opts.duration:.0f} s window"
+                      f" (repeat {rep + 1}/{opts.repeat}) ...", file=sys.stderr)
                 try:
-                    await asyncio.wait_for(run_case("ours", n, opts, ns, tmp, profile_to=raw),
-                                           timeout=opts.duration + opts.warmup + 240)
-                    if raw.exists():
-                        keep = RESULTS / "profile-ours.txt"
-                        shutil.copy(raw, RESULTS / "profile-ours.raw.txt")
-                        profile = summarize(raw, REPO)
-                        keep.write_text(profile["text"])
+                    row = await asyncio.wait_for(run_case(kind, n, opts, ns, tmp),
+                                                 timeout=opts.duration + opts.warmup + 240)
                 except Exception as exc:
-                    print(f"  profiling failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    print(f"  {kind} at N={n} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    row = {"server": kind, "subscribers": n, "error": f"{type(exc).__name__}: {exc}"}
+                row["repeat"] = rep
+                rows.append(row)
+            if opts.profile:
+                profile = await profile_ours(opts, ns, tmp)
     finally:
         if opts.keep_logs:
             print(f"logs kept in {tmp}", file=sys.stderr)
@@ -355,13 +423,55 @@ async def run(opts: Options) -> dict:
         "clip": {"codec": "VP8", "width": 1280, "height": 720, "fps": clip.fps,
                  "seconds": round(clip.duration, 2), "mbit_s": round(clip.bitrate / 1e6, 3),
                  "keyframes": sum(clip.keyframes)},
-        "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers},
-        "results": rows,
+        "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers,
+                     "repeat": opts.repeat},
+        "summary": summarize_runs(rows),
         "ratio": ratios(rows),
+        "runs": rows,
     }
     if profile is not None:
-        result["profile_ours"] = {"subscribers": max(opts.subscribers), "top_self": profile["top_self"],
-                                  "top_total": profile["top_total"], "samples": profile["samples"]}
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(result, indent=2) + "\n")
+        result["profile_ours"] = {k: v for k, v in profile.items() if k != "text"}
+    if rows:
+        opts.out.parent.mkdir(parents=True, exist_ok=True)
+        opts.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+async def profile_ours(opts: Options, ns: NetnsPair, tmp: Path) -> dict | None:
+    """One more run of our server at the largest N, under the chosen profiler.
+
+    Writes results/profile-ours-<mode>.txt (summary), .json and .folded (stacks)."""
+    from .profile import fold_perf, summarize
+
+    n = max(opts.subscribers)
+    mode = opts.profile
+    raw = tmp / ("ours-perf.data" if mode == "perf" else "ours-py-spy.txt")
+    print(f"profiling ours at {n} subscribers ({mode}) ...", file=sys.stderr)
+    try:
+        row = await asyncio.wait_for(run_case("ours", n, opts, ns, tmp, profile_to=raw),
+                                     timeout=opts.duration + opts.warmup + 240)
+    except Exception as exc:
+        print(f"  profiling failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    if not raw.exists():
+        return None
+    if mode == "perf":
+        folded = tmp / "ours-perf.folded"
+        fold_perf(raw, folded)
+        raw = folded
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"profile-ours-{mode}"
+    shutil.copy(raw, stem.with_suffix(".folded"))
+    profile = summarize(raw, REPO)
+    if mode == "perf":
+        profile["text"] = ("note: perf cannot unwind past Python's perf trampolines, so each stack "
+                           "ends at the innermost Python frame;\nread the first list; py-spy "
+                           "(--profile) gives the inclusive Python call tree.\n") + profile["text"]
+    head = (f"profiler: {mode}; ours at {n} subscribers, {opts.duration:.0f} s; "
+            f"{row['cpu_us_per_packet']} µs/packet under the profiler\n")
+    profile["text"] = head + profile["text"]
+    profile.update({"profiler": mode, "subscribers": n, "run_under_profiler": row})
+    stem.with_suffix(".txt").write_text(profile["text"])
+    stem.with_suffix(".json").write_text(json.dumps({k: v for k, v in profile.items() if k != "text"},
+                                                    indent=2) + "\n")
+    return profile

@@ -222,11 +222,13 @@ class JanusSubscriber:
         s = self.session
         await s.create()
         handle = await s.attach()
+        self.peer.mark("session")
         reply = await s.message(handle, {
             "request": "join", "ptype": "subscriber", "room": self._info["room"],
             "streams": [{"feed": self._info["feed"]}],
         })
         offer = reply["jsep"]
+        self.peer.mark("offer")
         pc = self.peer.pc
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], offer["type"]))
         self.peer.intercept()
@@ -234,6 +236,7 @@ class JanusSubscriber:
         self.peer.learn_payload_type()
         await s.message(handle, {"request": "start"},
                         jsep={"type": "answer", "sdp": pc.localDescription.sdp})
+        self.peer.mark("started")
         await s.trickle_done(handle)
 
     async def close(self) -> None:

@@ -81,8 +81,8 @@ class ClipTrack(MediaStreamTrack):
         return packet
 
 
-def vp8_media_offset(packet: bytes) -> int:
-    """Offset of the VP8 frame bytes in an RTP packet, or -1 if malformed."""
+def rtp_payload_offset(packet: bytes) -> int:
+    """Where the RTP payload starts (after CSRCs and header extension), or -1."""
     n = len(packet)
     if n < 12:
         return -1
@@ -91,8 +91,12 @@ def vp8_media_offset(packet: bytes) -> int:
         if pos + 4 > n:
             return -1
         pos += 4 + 4 * int.from_bytes(packet[pos + 2 : pos + 4], "big")
-    if pos >= n:
-        return -1
+    return pos if pos < n else -1
+
+
+def vp8_media_offset(packet: bytes, pos: int) -> int:
+    """Offset of the VP8 frame bytes behind the payload descriptor at `pos`, or -1."""
+    n = len(packet)
     b = packet[pos]
     pos += 1
     if b & 0x80:
@@ -109,6 +113,12 @@ def vp8_media_offset(packet: bytes) -> int:
     return pos if pos <= n else -1
 
 
+def is_vp8_keyframe_start(packet: bytes, descriptor: int, media: int) -> bool:
+    """First packet of a VP8 keyframe: S=1, partition 0, and the frame's P bit clear."""
+    b = packet[descriptor]
+    return bool(b & 0x10) and (b & 0x0F) == 0 and media < len(packet) and not packet[media] & 0x01
+
+
 class RtpCounter:
     """Counts one subscriber's video RTP: packets, loss from sequence numbers,
     and (while recording) payload key -> arrival time for latency matching."""
@@ -116,6 +126,7 @@ class RtpCounter:
     def __init__(self, payload_type: int | None = None) -> None:
         self.payload_type = payload_type
         self.first_packet_at: float | None = None
+        self.first_keyframe_at: float | None = None
         self.recording = False
         self.received: list[tuple[int, float]] = []
         self._reset_window()
@@ -152,7 +163,11 @@ class RtpCounter:
         now = CLOCK()
         if self.first_packet_at is None:
             self.first_packet_at = now
-        if not self.recording or len(data) < 12:
+        descriptor = rtp_payload_offset(data)
+        media = vp8_media_offset(data, descriptor) if descriptor >= 0 else -1
+        if self.first_keyframe_at is None and media > 0 and is_vp8_keyframe_start(data, descriptor, media):
+            self.first_keyframe_at = now
+        if not self.recording:
             return
         pt = data[1] & 0x7F
         ssrc = int.from_bytes(data[8:12], "big")
@@ -180,10 +195,9 @@ class RtpCounter:
             self._highest = ext
         self.packets += 1
         self.bytes += len(data)
-        offset = vp8_media_offset(data)
-        if offset >= 0:
+        if media >= 0:
             end = len(data) - (data[-1] if data[0] & 0x20 else 0)
-            self.received.append((payload_key(data[offset:end]), now))
+            self.received.append((payload_key(data[media:end]), now))
 
     def on_rtcp(self, data: bytes) -> None:
         pass

@@ -14,7 +14,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from sfu.aiortc_hook import MediaTransport
 
 from .clip import Clip
-from .media import ClipTrack, RtpCounter
+from .media import CLOCK, ClipTrack, RtpCounter
 
 
 def prefer_vp8(transceiver: RTCRtpTransceiver) -> None:
@@ -50,7 +50,16 @@ class Subscriber:
     def __init__(self) -> None:
         self.pc = RTCPeerConnection()
         self.counter = RtpCounter()
-        self.join_started: float | None = None
+        # Join milestones (CLOCK times), so a slow join can be pinned on one phase.
+        self.marks: dict[str, float] = {}
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if self.pc.connectionState == "connected":
+                self.marks.setdefault("connected", CLOCK())
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = CLOCK()
 
     def intercept(self) -> None:
         """Call once the transceiver exists and before media flows."""

@@ -171,8 +171,10 @@ class TelemedSubscriber:
 
     async def start(self) -> None:
         token = await get_token(self._http, self._base, "viewer", "sub")
+        self.peer.mark("token")
         await self.signaling.connect()
         await self.signaling.join(token)
+        self.peer.mark("ws_joined")
         pc = self.peer.pc
         transceiver = pc.addTransceiver("video", direction="recvonly")
         self.peer.intercept()
@@ -182,6 +184,7 @@ class TelemedSubscriber:
              "subscribe": {transceiver.mid: self._info["track_id"]}},
             "answer",
         )
+        self.peer.mark("answer")
         if reply.get("rejected"):
             raise SignalingError(f"subscribe refused: {reply['rejected']}")
         await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))

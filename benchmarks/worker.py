@@ -3,12 +3,14 @@
 Runs inside the client network namespace and takes one JSON command per stdin
 line, answering each with one JSON line on stdout:
 
+  {"cmd": "ping"}   -> {"ok": true}                  (answered once imports are done)
   {"cmd": "publish", "server": "janus"|"ours", "base": url, "admin_key"?}
       -> {"ok": true, "info": {...what subscribers need...}}
   {"cmd": "subscribe", "server", "base", "info", "count"}
       -> {"ok": true, "joined": [seconds per subscriber], "failed": [errors]}
-  {"cmd": "start"}  -> {"ok": true}                  (open the measurement window)
-  {"cmd": "stop", "out": path} -> {"ok": true, "stats": [...]}  (logs written to path)
+  {"cmd": "start"}  -> {"ok": true, "t"}             (open the measurement window)
+  {"cmd": "stop"}   -> {"ok": true, "t", "stats": [...]}   (close it)
+  {"cmd": "dump", "out": path} -> {"ok": true}       (send/receive logs written to path)
   {"cmd": "quit"}   -> closes every peer connection and exits
 
 Every wait is bounded; the orchestrator also kills workers that overstay.
@@ -43,18 +45,23 @@ class Worker:
         cmd = msg["cmd"]
         if self.http is None:
             self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        if cmd == "ping":
+            return {"ok": True}
         if cmd == "publish":
             return await self.publish(msg)
         if cmd == "subscribe":
             return await self.subscribe(msg)
         if cmd == "start":
-            if self.publisher is not None:
-                self.publisher.publisher.track.recording = True
             for sub in self.subscribers:
                 sub.peer.counter.start_window()
             return {"ok": True, "t": CLOCK()}
         if cmd == "stop":
-            return self.stop(msg)
+            # The publisher keeps recording sends until "dump", so packets still in
+            # flight when the subscribers close their windows find their send time.
+            stats = [sub.peer.counter.stop_window() for sub in self.subscribers]
+            return {"ok": True, "stats": stats, "t": CLOCK()}
+        if cmd == "dump":
+            return self.dump(msg)
         raise ValueError(f"unknown command {cmd!r}")
 
     async def publish(self, msg: dict) -> dict:
@@ -73,7 +80,7 @@ class Worker:
         self.subscribers.extend(subs)
 
         async def join(sub: Any) -> float:
-            t0 = CLOCK()
+            t0 = sub.peer.marks["begin"] = CLOCK()
             await asyncio.wait_for(sub.start(), JOIN_TIMEOUT)
             # Joined means media arrives: signaling, ICE, DTLS and a first RTP packet.
             deadline = CLOCK() + FIRST_PACKET_TIMEOUT
@@ -81,29 +88,35 @@ class Worker:
                 if CLOCK() > deadline:
                     raise TimeoutError("no RTP within %.0f s of signaling" % FIRST_PACKET_TIMEOUT)
                 await asyncio.sleep(0.005)
+            sub.peer.marks["first_rtp"] = sub.peer.counter.first_packet_at
             return sub.peer.counter.first_packet_at - t0
 
+        async def keyframe(sub: Any) -> None:
+            # A decodable start needs a keyframe; bounded by the clip's keyframe interval.
+            deadline = CLOCK() + FIRST_PACKET_TIMEOUT
+            while sub.peer.counter.first_keyframe_at is None and CLOCK() < deadline:
+                await asyncio.sleep(0.005)
+            if sub.peer.counter.first_keyframe_at is not None:
+                sub.peer.marks["first_keyframe"] = sub.peer.counter.first_keyframe_at
+
         results = await asyncio.gather(*(join(s) for s in subs), return_exceptions=True)
+        await asyncio.gather(*(keyframe(s) for s in subs))
+        keyframes = [s.peer.marks["first_keyframe"] - s.peer.marks["begin"]
+                     for s in subs if "first_keyframe" in s.peer.marks]
         joined = [r for r in results if isinstance(r, float)]
         failed = [f"{type(r).__name__}: {r}" for r in results if not isinstance(r, float)]
-        return {"ok": True, "joined": joined, "failed": failed}
+        return {"ok": True, "joined": joined, "keyframes": keyframes, "failed": failed}
 
-    def stop(self, msg: dict) -> dict:
-        logs: dict[str, Any] = {}
-        stats = []
+    def dump(self, msg: dict) -> dict:
+        logs: dict[str, Any] = {"received": [sub.peer.counter.received for sub in self.subscribers],
+                                "joins": [sub.peer.marks for sub in self.subscribers]}
         if self.publisher is not None:
             track = self.publisher.publisher.track
             track.recording = False
             logs["sent"] = {str(k): v for k, v in track.sent.items()}
-            stats.append({"frames_sent": track.frames_sent})
-        received = []
-        for sub in self.subscribers:
-            stats.append(sub.peer.counter.stop_window())
-            received.append(sub.peer.counter.received)
-        logs["received"] = received
         with open(msg["out"], "w") as f:
             json.dump(logs, f)
-        return {"ok": True, "stats": stats, "t": CLOCK()}
+        return {"ok": True}
 
     async def close(self) -> None:
         closers = [s.close() for s in self.subscribers]
