@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rooms import Layout
 from sfu import Producer, Router
 
 if TYPE_CHECKING:
+    from .clinical_session import ClinicalSession
     from .peer import Peer
 
 log = logging.getLogger("telemed.room")
@@ -25,12 +27,15 @@ class LiveRoom:
         self.data_seq = 0
         self.created = time.monotonic()
         self.muted: set[str] = set()
+        self.clinical: ClinicalSession | None = None  # set by LiveRooms
         self.router.on_change(self._producers_changed)
 
     # --- membership ---
     def add(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
         self.broadcast({"type": "participant-joined", "participant": peer.describe()}, exclude=peer)
+        if self.clinical is not None:
+            self.clinical.joined(peer)
 
     async def remove(self, peer: Peer) -> None:
         if self.peers.pop(peer.id, None) is None:
@@ -38,6 +43,8 @@ class LiveRoom:
         for producer in list(self.router.producers.values()):
             if producer.appdata.get("peer_id") == peer.id:
                 self.router.remove(producer)
+        if self.clinical is not None:
+            self.clinical.left(peer)
         self.broadcast({"type": "participant-left", "peer_id": peer.id})
 
     @property
@@ -105,17 +112,22 @@ class LiveRoom:
 class LiveRooms:
     """The live rooms of this node, created on first join, dropped when empty."""
 
-    def __init__(self) -> None:
+    def __init__(self, clinical: Callable[[LiveRoom, float], ClinicalSession | None] | None = None) -> None:
         self.rooms: dict[str, LiveRoom] = {}
         self._lock = asyncio.Lock()
+        self._clinical = clinical
 
-    def get_or_create(self, name: str, layout: Layout) -> LiveRoom:
+    def get_or_create(self, name: str, layout: Layout, created_at: float = 0.0) -> LiveRoom:
         room = self.rooms.get(name)
         if room is None:
             room = self.rooms[name] = LiveRoom(name, layout)
+            if self._clinical is not None:
+                room.clinical = self._clinical(room, created_at)
         return room
 
     def discard_if_empty(self, room: LiveRoom) -> None:
         if room.empty and self.rooms.get(room.name) is room:
             room.router.close()
+            if room.clinical is not None:
+                room.clinical.close()
             del self.rooms[room.name]

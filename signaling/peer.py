@@ -12,6 +12,7 @@ from collections.abc import Callable
 from rooms import Claims
 from sfu import Connection, NegotiationError
 
+from .clinical_session import CHANNELS as CLINICAL_CHANNELS
 from .live_room import LiveRoom
 from .protocol import ProtocolError, publish_map, subscribe_map
 
@@ -102,15 +103,22 @@ class Peer:
 
     # --- data channels ---
     def _on_datachannel(self, channel) -> None:
+        clinical = self.room.clinical
         if channel.label == "control":
             self.control = channel
             channel.on("message", lambda message: self._on_control(channel, message))
+            if clinical is not None:
+                clinical.control_opened(self)
+        elif channel.label in CLINICAL_CHANNELS and clinical is not None:
+            clinical.attach(self, channel)
         else:
             log.info("closing unknown data channel %r from %s", channel.label[:64], self.id)
             channel.close()
 
     def _on_control(self, channel, raw: object) -> None:
         try:
+            if self.room.clinical is not None and self.room.clinical.take(self, raw):
+                return
             message = self._check_data(raw)
             self.room.relay(self, message)
         except ProtocolError as exc:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 
+from .clinical_hub import ClinicalHub
 from .config import Settings
 from .live_room import LiveRoom, LiveRooms
 from .metrics import Metrics
@@ -25,7 +26,8 @@ class Server:
         self.store = open_room_store(settings.room_store)
         self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
         self.login_limiter = AttemptLimiter()
-        self.live = LiveRooms()
+        self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret)
+        self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
 
@@ -40,7 +42,7 @@ class Server:
         room = await self.store.get(claims.room)
         if room is None:
             raise ProtocolError("not-found", "the room no longer exists")
-        live = self.live.get_or_create(room.name, room.layout)
+        live = self.live.get_or_create(room.name, room.layout, room.created_at)
         if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
             old = live.peers[resume]
             old.notify({"type": "kicked", "reason": "resumed elsewhere"})
@@ -68,4 +70,5 @@ class Server:
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)
+        await self.clinical.close()
         await self.store.close()

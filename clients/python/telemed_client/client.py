@@ -8,8 +8,8 @@ import json
 from collections.abc import Callable
 
 import aiohttp
-from aiortc import (MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection,
-                    RTCSessionDescription)
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCIceServer,
+                    RTCPeerConnection, RTCSessionDescription)
 
 
 class ClientError(Exception):
@@ -59,6 +59,7 @@ class Client:
         self.on_event: Callable[[dict], None] | None = None
         self.pc: RTCPeerConnection | None = None
         self.control = None
+        self.channels: dict[str, RTCDataChannel] = {}  # extra data channels, by label
         self._publish: dict[str, dict] = {}        # mid -> {source, label}
         self._published: dict[str, str] = {}      # mid -> track id
         self._subscribe: dict[str, str] = {}       # mid -> track id
@@ -71,16 +72,19 @@ class Client:
         self._control_open = asyncio.Event()
 
     @classmethod
-    async def join(cls, base_url: str, token: str, screen: int = 1) -> "Client":
+    async def join(cls, base_url: str, token: str, screen: int = 1,
+                   channels: tuple[str, ...] = ()) -> "Client":
+        """`channels`: extra data channels (e.g. "bulk", "ecg"), which must exist
+        before the first offer."""
         client = cls(base_url, token)
         try:
-            await client._connect(screen)
+            await client._connect(screen, channels)
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _connect(self, screen: int) -> None:
+    async def _connect(self, screen: int, channels: tuple[str, ...] = ()) -> None:
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
@@ -95,6 +99,7 @@ class Client:
         self.control = self.pc.createDataChannel("control")
         self.control.on("open", self._control_open.set)
         self.control.on("message", self._on_data)
+        self.channels = {label: self.pc.createDataChannel(label) for label in channels}
 
     # --- signaling ---
     async def request(self, message: dict, timeout: float = 20) -> dict:

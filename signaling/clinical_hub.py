@@ -1,0 +1,141 @@
+"""What the clinical data of every room on this node shares: the object store, the
+audit trail, the link signer and the preview cache; and the live rooms' sessions.
+
+Layout under ``data_dir``::
+
+    objects/<2 hex>/<sha256>             shared objects, content-addressed
+    audit.jsonl                          who shared and who opened what, every room
+    rooms/<room>/<epoch>/session.jsonl   the session log that replay reads
+    rooms/<room>/<epoch>/ecg/*.ecg       ECG recordings
+
+``epoch`` is the room's creation time, so a room created again under an old name
+starts empty instead of showing the previous consult's images to new people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clinical.audit import AuditLog
+from clinical.object_store import ObjectStore
+from clinical.session_state import SessionState
+from rooms import RoomStore
+
+from .clinical_session import ClinicalSession
+from .dicom_previews import Previews
+from .signed_urls import UrlSigner
+
+if TYPE_CHECKING:
+    from .live_room import LiveRoom
+
+log = logging.getLogger("telemed.clinical")
+
+
+class Auditor:
+    """The audit log, written off the event loop (it syncs every record to disk) and in
+    call order (its records form a hash chain)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._log: AuditLog | None = None
+        self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Task] = set()
+
+    async def record(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
+        async with self._lock:
+            if self._log is None:
+                self._log = await asyncio.to_thread(AuditLog, self._path)
+            await asyncio.to_thread(self._log.record, actor, action, object_id, room, **details)
+
+    def record_soon(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
+        """For callers that cannot wait; failures are logged, never raised."""
+        task = asyncio.ensure_future(self.record(actor, action, object_id, room, **details))
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("audit record failed: %r", task.exception())
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._log is not None:
+            self._log.close()
+
+
+class ClinicalHub:
+    def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None) -> None:
+        self.root = Path(data_dir)
+        self.rooms = rooms
+        self.links = UrlSigner(secret)
+        self.auditor = Auditor(self.root / "audit.jsonl")
+        self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
+
+    # Created on first use, so that a server nobody shares anything on writes no files.
+    @cached_property
+    def objects(self) -> ObjectStore:
+        return ObjectStore(self.root / "objects")
+
+    @cached_property
+    def previews(self) -> Previews:
+        return Previews(self.objects)
+
+    def room_dir(self, room: str, created_at: float) -> Path:
+        return self.root / "rooms" / room / f"{int(created_at * 1000)}"
+
+    def open_session(self, live: LiveRoom, created_at: float) -> ClinicalSession | None:
+        try:
+            session = ClinicalSession(self, live, self.room_dir(live.name, created_at))
+        except Exception:
+            # A damaged log must not lock people out of the consult: the room runs
+            # without clinical data, and the log stays untouched for inspection.
+            log.exception("clinical data disabled in room %s", live.name)
+            return None
+        self.sessions[live.name] = session
+        return session
+
+    def session_closed(self, session: ClinicalSession) -> None:
+        if self.sessions.get(session.room.name) is session:
+            del self.sessions[session.room.name]
+
+    async def requires_deidentification(self, room: str) -> bool:
+        record = await self.rooms.get(room)
+        # A room deleted mid-transfer gets the stricter treatment.
+        return record is None or record.settings.require_deidentification
+
+    async def shared_object(self, room: str, sha256: str) -> dict[str, Any] | None:
+        """The session-log body of a DICOM object shared in ``room``, or None."""
+        session = self.sessions.get(room)
+        if session is not None:
+            state = session.state
+        else:
+            record = await self.rooms.get(room)
+            if record is None:
+                return None
+            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
+        return next((d for d in state.snapshot()["dicom"] if d["sha256"] == sha256), None)
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            session.close()
+        await self.auditor.close()
+
+
+def _replay(directory: Path) -> SessionState:
+    """State of a room nobody is in, read without opening its log for writing."""
+    path = directory / "session.jsonl"
+    if not path.exists():
+        return SessionState()
+    entries = []
+    with open(path, "rb") as f:
+        for line in f:
+            if line.endswith(b"\n"):  # skip a torn tail
+                entries.append(json.loads(line))
+    return SessionState.replay(entries)
+

@@ -1,0 +1,368 @@
+"""The clinical side of a live room: DICOM, ECG and lab messages, checked, logged, shared.
+
+Every message is checked by ``clinical/`` first. A refused one gets an ``error`` back on
+its sender's control channel and reaches nobody else. An accepted one is stamped by the
+session log (seq, monotonic t), folded into the late-joiner state and fanned out:
+
+* labs and DICOM notices to everyone's ``control`` channel, the sender's included (its
+  receipt); a DICOM object travels as a reference with per-person signed links;
+* ECG frames as they are, to every other peer's ``ecg`` channel (``EcgRelay``).
+
+Wire formats are in docs/signaling.md ("Clinical data").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clinical.deidentify import Deidentifier
+from clinical.dicom_transfer import DicomTransfers, ReceivedObject, TransferAnnounce, unpack_chunk
+from clinical.dicom_validate import DicomObject, read_dicom
+from clinical.ecg import EcgAnnounce, parse_end, unpack_frame
+from clinical.errors import ClinicalError
+from clinical.fields import reject_unknown
+from clinical.hl7v2 import nack_for, parse_oru_r01
+from clinical.labs import parse_fhir
+from clinical.lab_result import LabResult
+from clinical.session_log import SessionLog
+from clinical.session_state import SessionState
+
+from .ecg_relay import EcgRelay
+
+if TYPE_CHECKING:
+    from .clinical_hub import ClinicalHub
+    from .live_room import LiveRoom
+    from .peer import Peer
+
+log = logging.getLogger("telemed.clinical")
+
+CHANNELS = frozenset({"bulk", "ecg"})
+MESSAGE_TYPES = frozenset(
+    {"dicom-announce", "dicom-complete", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7"}
+)
+# Above the chat limit (a FHIR Bundle can be large), below what aiortc accepts (256 KiB).
+MAX_MESSAGE = 192 * 1024
+MAX_DICOM = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent something, kept apart from the Peer, which may leave mid-processing."""
+
+    peer_id: str
+    identity: str
+    name: str
+
+    @classmethod
+    def of(cls, peer: Peer) -> Sender:
+        return cls(peer.id, peer.identity, peer.name)
+
+
+class _Uploads:
+    """One sender's DICOM transfers. After a transfer fails, its remaining chunks (up to
+    a thousand in flight) are dropped quietly: the sender has heard of it once."""
+
+    def __init__(self) -> None:
+        self.transfers = DicomTransfers(max_size=MAX_DICOM)
+        self._failed: deque[str] = deque(maxlen=16)
+
+    def announce(self, message: dict) -> TransferAnnounce:
+        announce = self.transfers.announce(message)
+        if announce.transfer_id in self._failed:
+            self._failed.remove(announce.transfer_id)
+        return announce
+
+    def add_frame(self, data: bytes) -> ReceivedObject | None:
+        try:
+            return self.transfers.add_frame(data)
+        except ClinicalError:
+            transfer_id = _chunk_transfer_id(data)
+            if transfer_id in self._failed:
+                return None
+            if transfer_id is not None:
+                self._failed.append(transfer_id)
+            raise
+
+    def complete(self, message: dict) -> ReceivedObject | None:
+        try:
+            return self.transfers.complete(message)
+        except ClinicalError:
+            self._failed.append(str(message.get("transfer_id")))
+            raise
+
+
+class ClinicalSession:
+    def __init__(self, hub: ClinicalHub, room: LiveRoom, directory: Path) -> None:
+        self.hub = hub
+        self.room = room
+        self.directory = directory
+        self.log = SessionLog(directory / "session.jsonl")
+        self.state = SessionState.replay(self.log.read())
+        self.ecg = EcgRelay()
+        self.closed = False
+        self._uploads: dict[str, _Uploads] = {}
+        # One pseudonym mapping per consult: objects of one patient stay linked.
+        self._deidentifier = Deidentifier()
+        self._intake = asyncio.Lock()  # one DICOM at a time: 2 cores, shared with media
+        self._tasks: set[asyncio.Task] = set()
+        # Streams the log still shows live were cut by a crash; end them for replay.
+        for stream in self.state.snapshot()["ecg_streams"]:
+            self._append("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
+
+    # --- peers ---
+    def joined(self, peer: Peer) -> None:
+        # Deferred one loop turn so that it follows the `joined` reply on the WebSocket.
+        asyncio.get_running_loop().call_soon(lambda: peer.notify(self._state_for(peer)))
+
+    def control_opened(self, peer: Peer) -> None:
+        peer.send_data(self._state_for(peer))
+
+    def attach(self, peer: Peer, channel: Any) -> None:
+        """Take over a peer's ``bulk`` or ``ecg`` data channel."""
+        if channel.label == "bulk":
+            channel.on("message", lambda data: self._on_bulk(peer, data))
+        else:
+            self.ecg.attach(peer.id, channel)
+            channel.on("message", lambda data: self._on_ecg(peer, data))
+
+    def left(self, peer: Peer) -> None:
+        self._uploads.pop(peer.id, None)
+        dropped = self.ecg.detach(peer.id)
+        if dropped:
+            log.info("peer %s missed %d ECG frames while slow", peer.id, dropped)
+        sender = Sender.of(peer)
+        for stream_id in self.ecg.owned_by(peer.id):
+            self._end_stream(sender, stream_id, "disconnected")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for task in self._tasks:
+            task.cancel()
+        self.ecg.close_all()
+        self.log.close()
+        self.hub.session_closed(self)
+
+    # --- control channel ---
+    def take(self, peer: Peer, raw: object) -> bool:
+        """Handle ``raw`` if it is a clinical message; False leaves it to the chat relay."""
+        message = _clinical_message(raw)
+        if message is None:
+            return False
+        try:
+            if not peer.grants.data:
+                raise ClinicalError("forbidden", "your role may not send data")
+            self._handle(peer, message)
+        except ClinicalError as exc:
+            self._refuse(peer.id, exc, _ref(message))
+        except Exception:
+            log.exception("clinical message %s from %s failed", message["type"], peer.id)
+            self._refuse(peer.id, ClinicalError("internal", "message not processed"), _ref(message))
+        return True
+
+    def _handle(self, peer: Peer, message: dict) -> None:
+        kind = message["type"]
+        sender = Sender.of(peer)
+        if kind == "dicom-announce":
+            announce = self._uploads_of(peer).announce(message)
+            peer.send_data({"type": "dicom-ready", "transfer_id": announce.transfer_id})
+        elif kind == "dicom-complete":
+            self._received(sender, self._uploads_of(peer).complete(message))
+        elif kind == "ecg-announce":
+            self._start_stream(sender, EcgAnnounce.from_message(message))
+        elif kind == "ecg-end":
+            self._end_stream(sender, parse_end(message), "ended")
+        elif kind == "lab-fhir":
+            reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
+            self._share_labs(sender, parse_fhir(message.get("resource")), "fhir")
+        else:
+            self._lab_hl7(peer, sender, message)
+
+    def _lab_hl7(self, peer: Peer, sender: Sender, message: dict) -> None:
+        reject_unknown(message, {"type", "message", "ref"}, "lab-hl7")
+        text = message.get("message")
+        try:
+            results, ack = parse_oru_r01(text)
+        except ClinicalError as exc:
+            nack = nack_for(text, exc) if isinstance(text, str) else None
+            self._refuse(peer.id, exc, _ref(message), ack=nack)
+            return
+        peer.send_data({"type": "lab-hl7-ack", "ack": ack, "ref": _ref(message)})
+        self._share_labs(sender, results, "hl7v2")
+
+    def _share_labs(self, sender: Sender, results: list[LabResult], source: str) -> None:
+        entry = self._publish(sender, "lab", {"results": [r.to_dict() for r in results], "source": source})
+        self.hub.auditor.record_soon(
+            sender.identity, "share", f"lab/{entry['seq']}", self.room.name,
+            source=source, loinc=[r.loinc for r in results],
+        )
+
+    # --- ECG ---
+    def _start_stream(self, sender: Sender, announce: EcgAnnounce) -> None:
+        recording = f"ecg/{sender.peer_id}-{announce.stream_id}-{time.monotonic_ns()}.ecg"
+        self.ecg.open(sender.peer_id, announce, self.directory / recording)
+        body = {k: v for k, v in announce.to_message().items() if k != "type"}
+        entry = self._publish(sender, "ecg-announce", {**body, "recording": recording})
+        self.hub.auditor.record_soon(
+            sender.identity, "stream", f"ecg/{entry['seq']}", self.room.name,
+            stream_id=announce.stream_id, leads=len(announce.leads),
+        )
+
+    def _end_stream(self, sender: Sender, stream_id: int, reason: str) -> None:
+        stats = self.ecg.close(sender.peer_id, stream_id)
+        self._publish(sender, "ecg-end", {"stream_id": stream_id, "reason": reason, **stats})
+
+    def _on_ecg(self, peer: Peer, data: object) -> None:
+        try:
+            if not peer.grants.data:
+                raise ClinicalError("forbidden", "your role may not send data")
+            if not isinstance(data, bytes):
+                raise ClinicalError("ecg-frame", "the ecg channel carries binary frames only")
+            frame = unpack_frame(data)
+            gaps = self.ecg.forward(peer.id, frame, data)
+        except ClinicalError as exc:
+            self._refuse(peer.id, exc, _frame_stream_id(data))
+            return
+        for gap in gaps:
+            self._append("ecg-gap", peer.id, {"stream_id": frame.stream_id, "kind": gap.kind,
+                                              "expected": gap.expected, "got": gap.got})
+
+    # --- DICOM ---
+    def _on_bulk(self, peer: Peer, data: object) -> None:
+        try:
+            if not peer.grants.data:
+                raise ClinicalError("forbidden", "your role may not send data")
+            if not isinstance(data, bytes):
+                raise ClinicalError("dicom-chunk", "the bulk channel carries binary chunks only")
+            self._received(Sender.of(peer), self._uploads_of(peer).add_frame(data))
+        except ClinicalError as exc:
+            self._refuse(peer.id, exc, _chunk_transfer_id(data))
+
+    def _received(self, sender: Sender, received: ReceivedObject | None) -> None:
+        if received is not None:
+            task = asyncio.ensure_future(self._share_dicom(sender, received))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _share_dicom(self, sender: Sender, received: ReceivedObject) -> None:
+        announce = received.announce
+        try:
+            deidentify = await self.hub.requires_deidentification(self.room.name)
+            async with self._intake:
+                data, obj = await asyncio.to_thread(self._intake_dicom, received.data, deidentify)
+                sha256 = await asyncio.to_thread(self.hub.objects.put, data)
+            if self.closed:
+                return
+            self._publish(sender, "dicom", {
+                "sha256": sha256, "name": announce.name, "size": len(data),
+                "deidentified": deidentify, "transfer_id": announce.transfer_id, "object": obj.to_dict(),
+            })
+        except ClinicalError as exc:
+            self._refuse(sender.peer_id, exc, announce.transfer_id)
+            await self.hub.auditor.record(sender.identity, "share-refused", announce.sha256,
+                                          self.room.name, name=announce.name, code=exc.code)
+            return
+        except Exception:
+            log.exception("DICOM %s from %s failed", announce.transfer_id, sender.peer_id)
+            self._refuse(sender.peer_id, ClinicalError("internal", "object not processed"),
+                         announce.transfer_id)
+            return
+        await self.hub.auditor.record(
+            sender.identity, "share", sha256, self.room.name, name=announce.name,
+            uploaded_sha256=announce.sha256, deidentified=deidentify, sop_class=obj.sop_class_uid,
+        )
+
+    def _intake_dicom(self, data: bytes, deidentify: bool) -> tuple[bytes, DicomObject]:
+        """In a worker thread: validate, de-identify if asked, and describe the result."""
+        obj = read_dicom(data)
+        if deidentify:
+            data = self._deidentifier(data)
+            obj = read_dicom(data)  # UIDs changed: describe what is shared, not what came in
+        return data, obj
+
+    # --- log and fan-out ---
+    def _append(self, kind: str, sender_id: str, body: dict) -> dict:
+        entry = self.log.append(kind, sender_id, body)
+        self.state.apply(entry)
+        return entry
+
+    def _publish(self, sender: Sender, kind: str, body: dict) -> dict:
+        entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name})
+        for peer in list(self.room.peers.values()):
+            peer.send_data(self._notice(entry, peer))
+        return entry
+
+    def _notice(self, entry: dict, peer: Peer) -> dict:
+        notice = {"type": entry["kind"], "seq": entry["seq"], "t": entry["t"],
+                  "sender": entry["sender"], **entry["body"]}
+        if entry["kind"] == "dicom":
+            notice.update(self._links(entry["body"]["sha256"], peer))
+        return notice
+
+    def _state_for(self, peer: Peer) -> dict:
+        state = self.state.snapshot()
+        state["dicom"] = [{**d, **self._links(d["sha256"], peer)} for d in state["dicom"]]
+        return {"type": "clinical-state", **state}
+
+    def _links(self, sha256: str, peer: Peer) -> dict[str, str]:
+        query = self.hub.links.query(self.room.name, sha256, peer.identity)
+        base = f"/api/rooms/{self.room.name}/objects/{sha256}"
+        return {"url": f"{base}?{query}", "preview_url": f"{base}/preview.png?{query}"}
+
+    def _refuse(self, peer_id: str, exc: ClinicalError, ref: object = None, **extra: Any) -> None:
+        peer = self.room.peers.get(peer_id)
+        log.info("refused clinical data from %s: %s", peer_id, exc.code)
+        if peer is not None:
+            error = {"type": "error", "code": exc.code, "error": exc.message, **extra}
+            if ref is not None:
+                error["ref"] = ref
+            peer.send_data(error)
+
+    def _uploads_of(self, peer: Peer) -> _Uploads:
+        uploads = self._uploads.get(peer.id)
+        if uploads is None:
+            uploads = self._uploads[peer.id] = _Uploads()
+        return uploads
+
+
+def _clinical_message(raw: object) -> dict | None:
+    if not isinstance(raw, str) or len(raw) > MAX_MESSAGE:
+        return None  # the chat relay refuses it with its own error
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(message, dict) and message.get("type") in MESSAGE_TYPES:
+        return message
+    return None
+
+
+def _ref(message: dict) -> object:
+    """What an error or receipt refers to, so the sender can match it to its request."""
+    for key in ("ref", "transfer_id", "stream_id"):
+        value = message.get(key)
+        if (isinstance(value, str) and len(value) <= 64) or type(value) is int:
+            return value
+    return None
+
+
+def _chunk_transfer_id(data: object) -> str | None:
+    try:
+        return unpack_chunk(data)[0] if isinstance(data, bytes) else None
+    except ClinicalError:
+        return None
+
+
+def _frame_stream_id(data: object) -> int | None:
+    # Header bytes 4..8, readable even when the rest of the frame is wrong.
+    if isinstance(data, bytes) and len(data) >= 8 and data[:2] == b"EC":
+        return int.from_bytes(data[4:8], "little")
+    return None

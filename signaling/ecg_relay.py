@@ -1,0 +1,111 @@
+"""Live ECG in a room: each frame is checked against its stream's announce, recorded,
+and relayed byte for byte to every other peer's ``ecg`` channel.
+
+Frames carry only a stream id, so stream ids are unique among a room's live streams:
+a second device announcing a stream id already in use is refused, and picks another.
+
+A slow receiver never holds the others back: when its channel has more than
+``BUFFER_LIMIT`` bytes queued, its frames are dropped (and counted) until it drains.
+
+Recording, one file per stream (the log's ``ecg-announce`` entry names it), for replay::
+
+    repeated: f64 seconds since the announce was logged, u32 frame length, the frame
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from clinical.ecg import EcgAnnounce, EcgFrame, EcgStream, Gap
+from clinical.errors import ClinicalError
+
+# About 2.7 s of a 12-lead 500 Hz stream: past that a receiver is not keeping up, and
+# queueing more would only turn into latency on its strip.
+BUFFER_LIMIT = 32 * 1024
+MAX_STREAMS_PER_SENDER = 4
+RECORD_HEAD = struct.Struct("<dI")
+
+
+@dataclass
+class _LiveStream:
+    owner: str  # peer id
+    check: EcgStream
+    recording: BinaryIO
+    started: float = field(default_factory=time.monotonic)
+
+
+class EcgRelay:
+    def __init__(self) -> None:
+        self._streams: dict[int, _LiveStream] = {}  # by stream id, unique in the room
+        self._channels: dict[str, Any] = {}  # peer id -> its ecg RTCDataChannel
+        self.dropped: dict[str, int] = {}  # peer id -> frames not sent to it
+
+    # --- receivers ---
+    def attach(self, peer_id: str, channel: Any) -> None:
+        self._channels[peer_id] = channel
+        self.dropped.setdefault(peer_id, 0)
+
+    def detach(self, peer_id: str) -> int:
+        """Forget a peer's channel; returns how many frames it missed while slow."""
+        self._channels.pop(peer_id, None)
+        return self.dropped.pop(peer_id, 0)
+
+    # --- streams ---
+    def open(self, owner: str, announce: EcgAnnounce, recording: Path) -> None:
+        current = self._streams.get(announce.stream_id)
+        if current is not None:
+            who = "you" if current.owner == owner else "another participant"
+            raise ClinicalError(
+                "ecg-stream-in-use", f"stream {announce.stream_id} is already live from {who}"
+            )
+        if len(self.owned_by(owner)) >= MAX_STREAMS_PER_SENDER:
+            raise ClinicalError("ecg-busy", f"at most {MAX_STREAMS_PER_SENDER} live streams per sender")
+        recording.parent.mkdir(parents=True, exist_ok=True)
+        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open(recording, "ab"))
+
+    def close(self, owner: str, stream_id: int) -> dict[str, int]:
+        """End a stream; returns its receive statistics."""
+        live = self._owned(owner, stream_id)
+        del self._streams[stream_id]
+        live.check.end()
+        live.recording.close()
+        return live.check.stats()
+
+    def owned_by(self, owner: str) -> list[int]:
+        return [sid for sid, live in self._streams.items() if live.owner == owner]
+
+    def close_all(self) -> None:
+        for live in self._streams.values():
+            live.recording.close()
+        self._streams.clear()
+
+    # --- frames ---
+    def forward(self, owner: str, frame: EcgFrame, data: bytes) -> list[Gap]:
+        """Check, record and relay one frame; ClinicalError if it contradicts its stream."""
+        live = self._owned(owner, frame.stream_id)
+        gaps = live.check.accept(frame)
+        live.recording.write(RECORD_HEAD.pack(time.monotonic() - live.started, len(data)))
+        live.recording.write(data)
+        for peer_id, channel in list(self._channels.items()):
+            if peer_id == owner or channel.readyState != "open":
+                continue
+            if channel.bufferedAmount > BUFFER_LIMIT:
+                self.dropped[peer_id] += 1
+                continue
+            try:
+                channel.send(data)
+            except Exception:  # a channel closing under us costs that peer one frame
+                self.dropped[peer_id] += 1
+        return gaps
+
+    def _owned(self, owner: str, stream_id: int) -> _LiveStream:
+        live = self._streams.get(stream_id)
+        if live is None or live.owner != owner:
+            raise ClinicalError(
+                "ecg-unknown-stream", f"stream {stream_id} was not announced by you or has ended"
+            )
+        return live
