@@ -58,12 +58,12 @@ class Session:
     async def handle(self, raw: str) -> None:
         request_id = None
         try:
-            if not self._rate_ok():
-                raise ProtocolError("rate-limited", "too many messages; slow down")
             message = decode(raw)
             request_id = message.get("id")
             if not isinstance(request_id, (str, int, type(None))):
                 request_id = None
+            if not self._rate_ok():
+                raise ProtocolError("rate-limited", "too many messages; slow down")
             reply = await self.dispatch(message)
             if reply is not None:
                 if request_id is not None:
