@@ -27,11 +27,11 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 RtpHandler = Callable[[bytes, int], None]
 RtcpHandler = Callable[[bytes], None]
 
-# Names this module relies on, checked by the upgrade test.
-REQUIRED_NAMES: dict[type, tuple[str, ...]] = {
+# Private methods this module replaces or calls, checked by the upgrade test (which
+# also checks the private instance attributes on live objects).
+REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
-    RTCRtpSender: ("_send_rtcp", "_ssrc", "_rtx_ssrc"),
-    RTCRtpTransceiver: ("_codecs", "_headerExtensions"),
+    RTCRtpSender: ("_send_rtcp",),
 }
 
 
@@ -90,6 +90,11 @@ class MediaTransport:
         """DTLS done and a pair nominated: what we send now will arrive."""
         return (self._dtls.state == "connected" and self._dtls._tx_srtp is not None
                 and 1 in self._connection._nominated)
+
+    def release(self) -> None:
+        """Hand the transport back to aiortc, dropping our handlers (and what they hold)."""
+        for name in ("_handle_rtp_data", "_handle_rtcp_data"):
+            self._dtls.__dict__.pop(name, None)
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet now; False if the transport is not up."""

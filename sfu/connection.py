@@ -404,6 +404,9 @@ class Connection:
             producer.close()
         self.producers.clear()
         self._routes.clear()
+        for transport in self._transports.values():
+            transport.release()
+        self._transports.clear()
         try:
             await self.pc.close()
         except Exception:

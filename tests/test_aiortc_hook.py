@@ -1,0 +1,59 @@
+"""Fails loudly if an aiortc/aioice/pylibsrtp upgrade moves what sfu/aiortc_hook.py uses."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import aioice.ice
+from aiortc import RTCPeerConnection
+
+from sfu import aiortc_hook as hook
+
+PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "pylibsrtp": "1.0.0"}
+
+
+def test_pinned_versions_are_installed():
+    installed = {name: version(name) for name in PINNED}
+    assert installed == PINNED, (
+        f"installed {installed}, hook written for {PINNED}: re-check sfu/aiortc_hook.py, "
+        "then update the pins in requirements.txt and here")
+
+
+def test_private_methods_exist():
+    for cls, names in hook.REQUIRED_METHODS.items():
+        for name in names:
+            assert callable(getattr(cls, name, None)), f"{cls.__name__}.{name} is gone: the transport hook needs it"
+
+
+async def test_instance_names_exist_after_negotiation():
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver("video", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    dtls = transceiver.sender.transport
+    for name in ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp", "_tx_srtp", "_rtp_header_extensions_map"):
+        assert hasattr(dtls, name), f"RTCDtlsTransport.{name} is gone"
+    connection = dtls.transport._connection
+    assert isinstance(connection._nominated, dict), "aioice Connection._nominated is gone"
+    for name in ("_ssrc", "_rtx_ssrc", "_send_rtcp"):
+        assert hasattr(transceiver.sender, name), f"RTCRtpSender.{name} is gone"
+    for name in ("_codecs", "_headerExtensions"):
+        assert hasattr(transceiver, name), f"RTCRtpTransceiver.{name} is gone"
+    assert callable(aioice.ice.get_host_addresses)
+    transport = hook.MediaTransport(dtls)
+    transport.intercept(lambda data, ms: None, lambda data: None)
+    assert "_handle_rtp_data" in dtls.__dict__
+    transport.release()
+    assert "_handle_rtp_data" not in dtls.__dict__
+    assert transport.send_rtp(b"\x80" + bytes(11)) is False  # not connected: refused, not raised
+    await pc.close()
+
+
+def test_pin_host_addresses_round_trip():
+    original = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    hook.pin_host_addresses(["127.0.0.1", "::1"])
+    try:
+        assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+        assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1", "::1"]
+    finally:
+        hook.pin_host_addresses([])
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == original
