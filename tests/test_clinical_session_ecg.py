@@ -11,6 +11,7 @@ from pydicom.data import get_testdata_file
 
 from signaling.ecg_relay import BUFFER_LIMIT, RECORD_HEAD, EcgRelay
 from clinical.ecg import EcgAnnounce, unpack_frame
+from telemed_client import ambulance
 from telemed_client.ecg_sources import EcgSignal, from_dicom_waveform, from_wfdb, synthetic
 from telemed_client.wire import pack_ecg, unpack_ecg
 from tests.clinical_peers import PASSWORD, close, join
@@ -133,3 +134,20 @@ def test_a_slow_receiver_loses_frames_and_holds_back_nobody(tmp_path):
     assert relay.detach("slow") == 5 and relay.detach("fast") == 0
     assert relay.close("device", 3)["frames"] == 10
     assert len(recorded_frames(tmp_path / "ecg" / "3.ecg")) == 10
+
+
+async def test_ambulance_example_streams_ecg_and_video(server):
+    await server.create_room("stroke", PASSWORD)
+    doctor = await join(server, "stroke", "Neurologist")
+    args = ambulance.build_parser().parse_args(
+        ["--url", server.url, "--room", "stroke", "--password", PASSWORD, "--seconds", "3"])
+    try:
+        run = asyncio.ensure_future(ambulance.run(args))
+        track = await doctor.client.wait_event("track-published", timeout=15)
+        assert track["track"]["source"] == "camera"
+        frames = [unpack_ecg(d) for d in await drain(doctor.ecg_frames, 25)]
+        assert frames[0].samples.shape == (20, 12) and [f.seq for f in frames] == list(range(25))
+        await asyncio.wait_for(run, 15)
+        assert (await doctor.wait_for(lambda m: m["type"] == "ecg-end"))["reason"] == "ended"
+    finally:
+        await close(doctor)

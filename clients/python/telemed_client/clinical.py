@@ -147,35 +147,41 @@ class Clinical:
         return sid
 
     async def stream_ecg(self, signal: EcgSignal, stream_id: int | None = None,
-                         frame_seconds: float = FRAME_SECONDS, repeat: bool = False,
+                         frame_seconds: float = FRAME_SECONDS, seconds: float | None = None,
                          on_sent: Callable[[int, float], None] | None = None) -> int:
         """Send ``signal`` in real time, a frame every ``frame_seconds``; returns frames sent.
 
-        ``repeat`` loops it until cancelled; ``on_sent(seq, time.monotonic())`` sees each
-        frame go out. The stream is ended on return or cancellation.
+        ``seconds`` loops the signal for that long (``math.inf``: until cancelled); by
+        default it is sent once. ``on_sent(seq, time.monotonic())`` sees each frame go
+        out. The stream is ended either way; on a normal return, once the server has
+        confirmed it (so closing the client right after loses nothing).
         """
         sid = await self.announce_ecg(signal, stream_id)
         per_frame = max(1, round(frame_seconds * signal.sample_rate))
         seq = sent = 0  # frames and samples so far
+        total = len(signal.samples) if seconds is None else seconds * signal.sample_rate
         begin = time.monotonic()
         try:
-            while True:
-                for offset in range(0, len(signal.samples), per_frame):
-                    # A frame leaves once its last sample would exist on a real device.
-                    chunk = signal.samples[offset:offset + per_frame]
-                    delay = begin + (sent + len(chunk)) / signal.sample_rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    self.ecg.send(pack_ecg(sid, seq & 0xFFFFFFFF, sent, signal.sample_rate, chunk))
-                    if on_sent is not None:
-                        on_sent(seq, time.monotonic())
-                    seq += 1
-                    sent += len(chunk)
-                if not repeat:
-                    return seq
-        finally:
+            while sent < total:
+                offset = sent % len(signal.samples)  # wraps around when looping
+                chunk = signal.samples[offset:offset + per_frame]
+                # A frame leaves once its last sample would exist on a real device.
+                delay = begin + (sent + len(chunk)) / signal.sample_rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self.ecg.send(pack_ecg(sid, seq & 0xFFFFFFFF, sent, signal.sample_rate, chunk))
+                if on_sent is not None:
+                    on_sent(seq, time.monotonic())
+                seq += 1
+                sent += len(chunk)
+        except BaseException:
             if self.client.control.readyState == "open":
                 self.send({"type": "ecg-end", "stream_id": sid})
+            raise
+        start = len(self.messages)
+        self.send({"type": "ecg-end", "stream_id": sid})
+        await self._reply(sid, self._own("ecg-end", stream_id=sid), start, 20)
+        return seq
 
     # --- lab results ---
     async def send_fhir(self, resource: dict, timeout: float = 20) -> dict:

@@ -1,0 +1,90 @@
+"""An ambulance tablet: joins a room as a device, streams ECG and a test video.
+
+    python -m telemed_client.ambulance --url http://127.0.0.1:8080 --room stroke --password ...
+        [--source synthetic | dicom:FILE | wfdb:RECORD] [--leads 12] [--rate 500]
+        [--seconds 60] [--no-video]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+
+import av
+import numpy as np
+from aiortc import VideoStreamTrack
+
+from .client import Client, fetch_token
+from .clinical import CHANNELS, Clinical
+from .ecg_sources import EcgSignal, from_dicom_waveform, from_wfdb, synthetic
+
+
+class TestPattern(VideoStreamTrack):
+    """Colour bars with a sweeping line: shows at a glance that video is live."""
+
+    def __init__(self, width: int = 640, height: int = 360) -> None:
+        super().__init__()
+        bars = np.array([[192, 192, 192], [0, 192, 192], [192, 192, 0], [0, 192, 0],
+                         [192, 0, 192], [0, 0, 192], [192, 0, 0]], np.uint8)
+        self._card = np.repeat(bars, math.ceil(width / len(bars)), axis=0)[:width][None].repeat(height, 0)
+        self._index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        image = self._card.copy()
+        image[:, (self._index * 6) % image.shape[1]] = 255
+        self._index += 1
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+def load_source(spec: str, leads: int, rate: int) -> EcgSignal:
+    kind, _, path = spec.partition(":")
+    if kind == "synthetic":
+        return synthetic(leads, rate, 60.0)
+    if kind == "dicom" and path:
+        return from_dicom_waveform(path)
+    if kind == "wfdb" and path:
+        return from_wfdb(path)
+    raise ValueError(f"unknown source {spec!r}: synthetic, dicom:FILE or wfdb:RECORD")
+
+
+async def run(args: argparse.Namespace) -> None:
+    signal = load_source(args.source, args.leads, args.rate)
+    token = (await fetch_token(args.url, args.room, args.password, role="device", name=args.name))["token"]
+    client = await Client.join(args.url, token, channels=CHANNELS)
+    try:
+        if not args.no_video:
+            await client.publish(TestPattern(), "camera", f"{args.name} camera")
+        clinical = await Clinical.open(client)
+        print(f"streaming {len(signal.leads)}-lead ECG at {signal.sample_rate} Hz to room {args.room!r}")
+        await clinical.stream_ecg(signal, seconds=args.seconds or math.inf)
+    finally:
+        await client.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m telemed_client.ambulance", description=__doc__.split("\n")[0])
+    p.add_argument("--url", required=True, help="server base URL, e.g. https://consult.example.org")
+    p.add_argument("--room", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--name", default="Ambulance")
+    p.add_argument("--source", default="synthetic", help="synthetic (default), dicom:FILE or wfdb:RECORD")
+    p.add_argument("--leads", type=int, default=12, choices=(1, 3, 12), help="synthetic source only")
+    p.add_argument("--rate", type=int, default=500, help="synthetic source only, Hz (250-1000)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--no-video", action="store_true", help="ECG only")
+    return p
+
+
+def main() -> None:
+    try:
+        asyncio.run(run(build_parser().parse_args()))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
