@@ -173,7 +173,8 @@ class IdleTrack(MediaStreamTrack):
 
 
 def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], None] | None = None,
-        on_received: Callable[[bytes], bool] | None = None) -> None:
+        on_received: Callable[[bytes], bool] | None = None,
+        on_received_rtcp: Callable[[bytes], None] | None = None) -> None:
     """Observe a transport's clear RTP/RTCP without taking it over (tests, benchmarks).
 
     `on_received` returning False drops the packet before aiortc sees it: that is how
@@ -187,6 +188,14 @@ def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], None] | None = None,
                 await receive(data, arrival_time_ms)
 
         dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
+    if on_received_rtcp is not None:
+        receive_rtcp = dtls._handle_rtcp_data
+
+        async def handle_rtcp(data: bytes) -> None:
+            on_received_rtcp(data)
+            await receive_rtcp(data)
+
+        dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
     if on_sent is not None:
         send = dtls._send_rtp
 

@@ -98,3 +98,42 @@ async def test_late_joiner_decodes_after_relayed_keyframe(server):
     finally:
         await early.close()
         await publisher.close()
+
+
+async def test_sender_reports_translated_and_receiver_reports_go_upstream(server):
+    from sfu.rtcp import RtcpSrPacket, parse_rtcp
+
+    await server.create_room("sync", "pw-123456")
+    publisher, tracks = await join_publishing(server, "sync", "Cardiologist")
+    viewer = await Client.join(server.url, await server.token("sync", "pw-123456", name="GP"))
+    sent_sr: dict[int, int] = {}      # ntp -> rtp timestamp, as the publisher stated them
+    received_sr: list[tuple[int, int, int]] = []
+
+    def on_sent(data: bytes) -> None:
+        if is_rtcp(data):
+            for packet in parse_rtcp(data):
+                if isinstance(packet, RtcpSrPacket):
+                    sent_sr[packet.sender_info.ntp_timestamp] = packet.sender_info.rtp_timestamp
+
+    def on_rtcp(data: bytes) -> None:
+        for packet in parse_rtcp(data):
+            if isinstance(packet, RtcpSrPacket):
+                info = packet.sender_info
+                received_sr.append((packet.ssrc, info.ntp_timestamp, info.rtp_timestamp))
+
+    tap(publisher.pc.getTransceivers()[0].sender.transport, on_sent=on_sent)
+    try:
+        track = await viewer.subscribe(tracks["video"])
+        tap(viewer.pc.getTransceivers()[0].sender.transport, on_received_rtcp=on_rtcp)
+        await frames(track, 90, timeout=30)  # ~3 s: a few report intervals
+        consumer = next(iter(server.core.live.rooms["sync"].peers[viewer.peer_id].connection.consumers.values()))
+        matched = [(ntp, rtp) for ssrc, ntp, rtp in received_sr if ssrc == consumer.ssrc and ntp in sent_sr]
+        assert matched, "no translated sender report reached the subscriber"
+        for ntp, rtp in matched:
+            assert rtp == (sent_sr[ntp] + consumer.ts_offset) & 0xFFFFFFFF
+        # our receiver reports reached the publisher's sender
+        stats = await publisher.pc.getTransceivers()[0].sender.getStats()
+        assert any(s.type == "remote-inbound-rtp" for s in stats.values())
+    finally:
+        await viewer.close()
+        await publisher.close()
