@@ -82,6 +82,7 @@ def summarize(raw: Path, repo: Path, top: int = 25) -> dict:
     python_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()
     area_counts: Counter[str] = Counter()
+    split_counts: dict[str, Counter[str]] = {}
     samples = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -98,6 +99,7 @@ def summarize(raw: Path, repo: Path, top: int = 25) -> dict:
         # Innermost Python function: its bytecode plus the C and kernel work it calls.
         py = next((f for f in reversed(frames) if _is_python(f)), frames[-1])
         python_counts[py] += n
+        split_counts.setdefault(py, Counter())[_leaf_kind(frames)] += n
         for f in set(frames):
             total_counts[f] += n
         area_counts[_area(frames, py)] += n
@@ -110,6 +112,13 @@ def summarize(raw: Path, repo: Path, top: int = 25) -> dict:
     lines = [f"samples: {samples}", "",
              "innermost Python function % (with the C/kernel work it calls directly):"]
     lines += [f"  {e['pct']:5.1f}  {e['function']}" for e in result["top_python"]]
+    result["split"] = {
+        e["function"]: {k: round(100 * v / samples, 1) for k, v in split_counts[e["function"]].most_common(4)}
+        for e in result["top_python"][:6]
+    }
+    lines += ["", "where the top ones spend it (% of all samples):"]
+    lines += [f"  {f}: " + ", ".join(f"{k} {v}" for k, v in parts.items())
+              for f, parts in result["split"].items()]
     lines += ["", "self % (leaf frame, C and kernel included where the profiler sees them):"]
     lines += [f"  {e['pct']:5.1f}  {e['function']}" for e in result["top_self"]]
     lines += ["", "total % (function and what it calls):"]
@@ -118,6 +127,15 @@ def summarize(raw: Path, repo: Path, top: int = 25) -> dict:
     lines += [f"  {e['pct']:5.1f}  {e['function']}" for e in result["by_area"]]
     result["text"] = "\n".join(lines) + "\n"
     return result
+
+
+def _leaf_kind(frames: list[str]) -> str:
+    leaf = frames[-1].split(":", 1)[0]
+    if leaf == "kernel":
+        return "kernel"
+    if leaf.startswith("libpython") or _is_python(frames[-1]):
+        return "interpreter"
+    return leaf
 
 
 def _is_python(frame: str) -> bool:
