@@ -1,0 +1,257 @@
+"""Clinical data under load: while a 720p call runs in the room, how long a 10 MiB DICOM
+takes to reach 5 viewers, and whether that transfer delays the live ECG or costs video.
+
+    python -m benchmarks.clinical [--transfers 3] [--baseline 10] [--out FILE]
+
+Processes: our server; this one (a pre-encoded 720p30 VP8 publisher, the uploader, 5
+viewers that count video RTP without decoding, receive ECG and download each image);
+and benchmarks.ecg_device (a device streaming 12 leads x 500 Hz, plus a quiet viewer).
+ECG latency is device send -> viewer arrival on CLOCK_MONOTONIC, shared by all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from sfu.aiortc_hook import MediaTransport
+
+from . import clip as clip_module
+from .clinical_peers import Clinical, arrivals, join_clinical
+from .media import ClipTrack, RtpCounter
+from .peers import vp8_payload_type
+from .telemed import PASSWORD, ROOM, create_room, wait_ready
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+VIEWERS = 5
+TARGET_P99_MS = 100.0
+
+
+def ten_mib_dicom() -> bytes:
+    """pydicom's CT_small grown to 20 frames of 512x512: 10 MiB of pixels."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    pixels = np.random.default_rng(1).integers(0, 2000, size=(20, 512, 512)).astype(np.int16)
+    ds.set_pixel_data(pixels, "MONOCHROME2", 16)
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def udp_receive_drops() -> int:
+    """Datagrams the kernel dropped for full socket buffers, host-wide: on loopback the
+    only loss there is, and what SCTP and RTP then have to recover from."""
+    header, values = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+                      if line.startswith("Udp:")][:2]
+    return int(values[header.index("RcvbufErrors")])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Viewer:
+    """A trainee's seat: the video counted (not decoded), ECG received, images downloaded."""
+
+    def __init__(self, peer: Clinical) -> None:
+        self.peer = peer
+        self.video = RtpCounter()
+
+    @classmethod
+    async def join(cls, url: str, n: int, track_id: str) -> Viewer:
+        viewer = cls(await join_clinical(url, ROOM, PASSWORD, "viewer", f"Viewer {n}"))
+        await viewer.peer.client.subscribe(track_id)
+        transceiver = next(t for t in viewer.peer.client.pc.getTransceivers() if t.kind == "video")
+        MediaTransport.of(transceiver).intercept(viewer.video.on_rtp, viewer.video.on_rtcp)
+        viewer.video.payload_type = vp8_payload_type(viewer.peer.client.pc.remoteDescription.sdp)
+        return viewer
+
+    async def receive_image(self, sha256: str, start: int) -> float:
+        """Wait for the notice, download through its link, check it; returns when done."""
+        notice = await self.peer.wait_for(lambda m: m.get("type") == "dicom" and m.get("sha256") == sha256,
+                                          timeout=120, start=start)
+        data = await self.peer.fetch(notice["url"])
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise RuntimeError("downloaded image does not match its notice")
+        return time.monotonic()
+
+
+async def transfer(uploader: Clinical, viewers: list[Viewer], data: bytes, n: int) -> dict:
+    sha256 = hashlib.sha256(data).hexdigest()
+    starts = [len(v.peer.messages) for v in viewers]
+    began = time.monotonic()
+    receipt, *done = await asyncio.gather(
+        uploader.send_dicom(data, f"ct-{n}.dcm"),
+        *(v.receive_image(sha256, s) for v, s in zip(viewers, starts, strict=True)))
+    if receipt["sha256"] != sha256:
+        raise RuntimeError("the server shared something else")
+    return {"began": began, "ended": max(done),
+            "delivered_s": round(max(done) - began, 3),
+            "per_viewer_s": [round(t - began, 3) for t in done]}
+
+
+def percentiles(latencies: list[float]) -> dict:
+    if not latencies:
+        return {"frames": 0}
+    ms = np.array(latencies) * 1000
+    return {"frames": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1), "max_ms": round(float(ms.max()), 1)}
+
+
+def ecg_window(sent: dict[int, float], received: list[dict[int, float]],
+               windows: list[tuple[float, float]]) -> dict:
+    """Latency of the frames sent inside ``windows``, at every receiver, and frames lost."""
+    seqs = [s for s, t in sent.items() if any(a <= t < b for a, b in windows)]
+    latencies = [r[s] - sent[s] for r in received for s in seqs if s in r]
+    lost = sum(s not in r for r in received for s in seqs)
+    return {**percentiles(latencies), "receivers": len(received), "lost": lost}
+
+
+def video_window(viewers: list[Viewer]) -> dict:
+    stats = [v.video.stop_window() for v in viewers]
+    expected = sum(s["expected"] for s in stats)
+    lost = sum(s["lost"] for s in stats)
+    return {"packets": sum(s["packets"] for s in stats), "expected": expected, "lost": lost,
+            "loss_pct": round(100 * lost / expected, 3) if expected else None}
+
+
+async def run(opts: argparse.Namespace) -> dict:
+    data = ten_mib_dicom()
+    clip = clip_module.load()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    admin = "bench-" + secrets.token_hex(8)
+    with tempfile.TemporaryDirectory(prefix="telemed-clinical-") as data_dir:
+        env = {**os.environ, "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port),
+               "TELEMED_ICE_HOSTS": "127.0.0.1", "TELEMED_ADMIN_KEY": admin,
+               "TELEMED_DATA_DIR": data_dir, "TELEMED_LOG_LEVEL": "warning"}
+        server = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
+        device = None
+        peers: list[Clinical] = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                await wait_ready(http, url)
+                await create_room(http, url, admin)
+            publisher = await join_clinical(url, ROOM, PASSWORD, "participant", "Surgeon")
+            peers.append(publisher)
+            track_id = await publisher.client.publish(ClipTrack(clip), "camera", "720p")
+            uploader = await join_clinical(url, ROOM, PASSWORD, "participant", "Radiologist")
+            peers.append(uploader)
+            viewers = [await Viewer.join(url, n, track_id) for n in range(VIEWERS)]
+            peers.extend(v.peer for v in viewers)
+            device = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.ecg_device", url, ROOM, PASSWORD],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            await asyncio.to_thread(device.stdout.readline)  # "streaming"
+            await asyncio.sleep(opts.warmup)
+
+            phases = {}
+            for name in ("baseline", "dicom"):
+                for v in viewers:
+                    v.video.start_window()
+                cpu, drops, began = cpu_seconds(server.pid), udp_receive_drops(), time.monotonic()
+                if name == "baseline":
+                    await asyncio.sleep(opts.baseline)
+                    windows = [(began, time.monotonic())]
+                    transfers = []
+                else:
+                    transfers = [await transfer(uploader, viewers, data, n) for n in range(opts.transfers)]
+                    windows = [(t.pop("began"), t.pop("ended")) for t in transfers]
+                elapsed = time.monotonic() - began
+                phases[name] = {"seconds": round(elapsed, 2), "windows": windows, "transfers": transfers,
+                                "video": video_window(viewers),
+                                "udp_receive_drops": udp_receive_drops() - drops,
+                                "load_average": os.getloadavg()[0],
+                                "server_cpu_pct": round(100 * (cpu_seconds(server.pid) - cpu) / elapsed, 1)}
+
+            device.stdin.write("stop\n")
+            device.stdin.flush()
+            report = json.loads(await asyncio.to_thread(device.stdout.readline))
+        finally:
+            for peer in peers:
+                await peer.client.close()
+            for process in (device, server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
+
+    sent = {int(k): v for k, v in report["sent"].items()}
+    quiet = {int(k): v for k, v in report["quiet"].items()}
+    viewer_arrivals = [arrivals(v.peer, report["stream_id"]) for v in viewers]
+    result = {
+        "config": {"video": f"{clip_module.WIDTH}x{clip_module.HEIGHT}p{clip_module.FPS} VP8 "
+                            f"{clip_module.BITRATE // 1000} kbit/s", "viewers": VIEWERS,
+                   "dicom_bytes": len(data), "ecg": "12 leads x 500 Hz, 40 ms frames",
+                   "transfers": opts.transfers, "cores": os.cpu_count()},
+        "delivery": {"delivered_s": [t["delivered_s"] for t in phases["dicom"]["transfers"]],
+                  "per_viewer_s": [t["per_viewer_s"] for t in phases["dicom"]["transfers"]]},
+    }
+    for name, phase in phases.items():
+        result[name] = {
+            **{k: phase[k] for k in ("seconds", "server_cpu_pct", "udp_receive_drops", "load_average", "video")},
+            "ecg_viewers": ecg_window(sent, viewer_arrivals, phase["windows"]),
+            "ecg_quiet_viewer": ecg_window(sent, [quiet], phase["windows"]),
+        }
+    p99 = result["dicom"]["ecg_p99_ms"] = result["dicom"]["ecg_viewers"].get("p99_ms")
+    result["target"] = {"ecg_p99_ms_below": TARGET_P99_MS, "met": p99 is not None and p99 < TARGET_P99_MS}
+    return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def table(result: dict) -> str:
+    lines = [f"10 MiB DICOM to {VIEWERS} viewers during a 720p call: delivered in "
+             + ", ".join(f"{s:.2f} s" for s in result["delivery"]["delivered_s"])]
+    lines.append(f"{'phase':<10}{'ECG p50':>9}{'p99':>8}{'max':>8}{'lost':>6}{'quiet p99':>11}"
+                 f"{'video loss':>12}{'server CPU':>12}{'UDP drops':>11}{'load':>6}")
+    for name in ("baseline", "dicom"):
+        r = result[name]
+        e, q, v = r["ecg_viewers"], r["ecg_quiet_viewer"], r["video"]
+        lines.append(f"{name:<10}{e.get('p50_ms', '-'):>7} ms{e.get('p99_ms', '-'):>5} ms"
+                     f"{e.get('max_ms', '-'):>5} ms{e['lost']:>6}{q.get('p99_ms', '-'):>8} ms"
+                     f"{v['loss_pct']:>11}%{r['server_cpu_pct']:>11}%{r['udp_receive_drops']:>11}"
+                     f"{r['load_average']:>6.1f}")
+    met = "met" if result["target"]["met"] else "NOT met"
+    lines.append(f"target ECG p99 < {TARGET_P99_MS:.0f} ms during the transfer: {met}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.clinical", description=__doc__.split("\n")[0])
+    p.add_argument("--transfers", type=int, default=3, help="10 MiB images sent one after another (default 3)")
+    p.add_argument("--baseline", type=float, default=10.0, help="seconds measured without a transfer")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds after everyone joined")
+    p.add_argument("--out", type=Path, default=RESULTS / "clinical.json")
+    opts = p.parse_args()
+    result = asyncio.run(run(opts))
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"wrote {opts.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
