@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 CHUNK_SIZE = 65536  # largest DICOM chunk payload the server accepts
-ECG_LEAD_COUNTS = (1, 3, 12)
 
 _CHUNK_HEAD = struct.Struct("<2sBB")
 _CHUNK_INDEX = struct.Struct("<I")
