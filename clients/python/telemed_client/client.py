@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import aiohttp
 from aiortc import (MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCIceServer,
@@ -73,9 +73,9 @@ class Client:
 
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
-                   channels: tuple[str, ...] = ()) -> "Client":
-        """`channels`: extra data channels (e.g. "bulk", "ecg"), which must exist
-        before the first offer."""
+                   channels: Mapping[str, dict] | None = None) -> "Client":
+        """`channels`: extra data channels, label -> createDataChannel options (e.g.
+        {"ecg": {"ordered": False}}); they must exist before the first offer."""
         client = cls(base_url, token)
         try:
             await client._connect(screen, channels)
@@ -84,7 +84,7 @@ class Client:
             raise
         return client
 
-    async def _connect(self, screen: int, channels: tuple[str, ...] = ()) -> None:
+    async def _connect(self, screen: int, channels: Mapping[str, dict] | None = None) -> None:
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
@@ -99,7 +99,8 @@ class Client:
         self.control = self.pc.createDataChannel("control")
         self.control.on("open", self._control_open.set)
         self.control.on("message", self._on_data)
-        self.channels = {label: self.pc.createDataChannel(label) for label in channels}
+        self.channels = {label: self.pc.createDataChannel(label, **options)
+                         for label, options in (channels or {}).items()}
 
     # --- signaling ---
     async def request(self, message: dict, timeout: float = 20) -> dict:

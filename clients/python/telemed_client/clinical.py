@@ -24,7 +24,9 @@ from .client import Client, ClientError
 from .ecg_sources import EcgSignal
 from .wire import CHUNK_SIZE, pack_chunk, pack_ecg
 
-CHANNELS = ("bulk", "ecg")
+# Unordered (still reliable) ECG: a lost packet delays only its own frame, not every
+# frame behind it while SCTP retransmits. Receivers order frames by seq/first_sample.
+CHANNELS = {"bulk": {}, "ecg": {"ordered": False}}
 # Pause a DICOM upload while more than HIGH_WATER bytes wait to leave, resume below
 # LOW_WATER. aiortc sends all channels of a connection from one queue, so this bound
 # is also how long this device's ECG frames can wait behind image chunks.
@@ -43,7 +45,7 @@ class Clinical:
     def __init__(self, client: Client) -> None:
         missing = [label for label in CHANNELS if label not in client.channels]
         if missing:
-            raise ValueError(f"join with channels={CHANNELS!r}; missing {missing}")
+            raise ValueError(f"join with channels=CHANNELS; missing {missing}")
         self.client = client
         self.bulk = client.channels["bulk"]
         self.ecg = client.channels["ecg"]
