@@ -19,10 +19,20 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import struct
+
 import aioice.ice
-import pylibsrtp
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+
+_pack_header = struct.Struct("!BBHII").pack_into
+_srtp_protect = _srtp_lib.srtp_protect
+_srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
+_MAX_RTP = 1500 - 16 - 128       # pylibsrtp's buffer less libsrtp's largest trailers
+_MAX_RTCP = 1500 - 16 - 128 - 4
 
 RtpHandler = Callable[[bytes, int], None]
 RtcpHandler = Callable[[bytes], None]
@@ -57,17 +67,46 @@ def pin_host_addresses(addresses: list[str]) -> None:
 
 
 class MediaTransport:
-    """Raw RTP/RTCP access to a peer connection's (bundled) DTLS transport."""
+    """Raw RTP/RTCP access to a peer connection's (bundled) DTLS transport.
+
+    Sending is the per-packet, per-subscriber cost of the whole SFU, so it skips
+    pylibsrtp's Python wrapper: the header and body are written straight into the
+    session's C buffer, protected in place, and sent on the nominated pair's socket.
+    """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
-        self._connection = dtls.transport._connection
+        self._nominated: dict = dtls.transport._connection._nominated
+        self._pair = None
+        self._sendto: Callable[[bytes, tuple], None] | None = None
+        self._addr: tuple[str, int] | None = None
+        self._len = _ffi.new("int *")
         self.packets_sent = 0
         self.bytes_sent = 0
+        dtls.on("statechange", self._forget_pair)
 
-    @classmethod
-    def of(cls, transceiver: RTCRtpTransceiver) -> "MediaTransport":
-        return cls(transceiver.receiver.transport)
+    def _forget_pair(self) -> None:
+        self._pair = None
+
+    def _refresh(self) -> bool:
+        """Cache the socket, address and SRTP session once per nominated pair."""
+        pair = self._nominated.get(1)
+        srtp = self._dtls._tx_srtp
+        if pair is None or srtp is None or self._dtls._state is not DtlsState.CONNECTED:
+            self._pair = None
+            return False
+        self._pair = pair
+        self._sendto = pair.protocol.transport.sendto
+        self._addr = pair.remote_addr
+        self._ctx = srtp._srtp[0]
+        self._cdata = srtp._cdata
+        self._buffer = srtp._buffer
+        return True
+
+    @property
+    def ready(self) -> bool:
+        """DTLS done and a pair nominated: what we send now will arrive."""
+        return self._nominated.get(1) is self._pair is not None or self._refresh()
 
     @property
     def dtls(self) -> RTCDtlsTransport:
@@ -85,45 +124,57 @@ class MediaTransport:
         self._dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
         self._dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
 
-    @property
-    def ready(self) -> bool:
-        """DTLS done and a pair nominated: what we send now will arrive."""
-        return (self._dtls.state == "connected" and self._dtls._tx_srtp is not None
-                and 1 in self._connection._nominated)
-
     def release(self) -> None:
         """Hand the transport back to aiortc, dropping our handlers (and what they hold)."""
         for name in ("_handle_rtp_data", "_handle_rtcp_data"):
             self._dtls.__dict__.pop(name, None)
+        self._dtls.remove_listener("statechange", self._forget_pair)
+        self._pair = None
+
+    def send_rtp_header(self, first: int, second: int, seq: int, timestamp: int, ssrc: int,
+                        rest: bytes) -> bool:
+        """Send a packet built from header fields and everything after the fixed header."""
+        if self._nominated.get(1) is not self._pair or self._pair is None:
+            if not self._refresh():
+                return False
+        n = 12 + len(rest)
+        if n > _MAX_RTP:
+            return False
+        buffer = self._buffer
+        _pack_header(buffer, 0, first, second, seq, timestamp, ssrc)
+        buffer[12:n] = rest
+        return self._protect_and_send(n, _srtp_protect)
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet now; False if the transport is not up."""
-        pair = self._connection._nominated.get(1)
-        srtp = self._dtls._tx_srtp
-        if pair is None or srtp is None or self._dtls.state != "connected":
+        return self._send_whole(packet, _srtp_protect, _MAX_RTP)
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        return self._send_whole(packet, _srtp_protect_rtcp, _MAX_RTCP)
+
+    def _send_whole(self, packet: bytes, protect: Callable, limit: int) -> bool:
+        if self._nominated.get(1) is not self._pair or self._pair is None:
+            if not self._refresh():
+                return False
+        n = len(packet)
+        if n < 12 or n > limit:
             return False
-        try:
-            data = srtp.protect(packet)
-        except pylibsrtp.Error:  # e.g. a header libsrtp refuses; lose the packet, not the peer
-            return False
-        pair.protocol.transport.sendto(data, pair.remote_addr)
+        self._buffer[0:n] = packet
+        return self._protect_and_send(n, protect)
+
+    def _protect_and_send(self, n: int, protect: Callable) -> bool:
+        length = self._len
+        length[0] = n
+        if protect(self._ctx, self._cdata, length) != 0:
+            return False  # libsrtp refused the header; lose the packet, not the peer
+        data = self._buffer[0:length[0]]
+        self._sendto(data, self._addr)
         self.packets_sent += 1
         self.bytes_sent += len(data)
         return True
 
-    def send_rtcp(self, packet: bytes) -> bool:
-        pair = self._connection._nominated.get(1)
-        srtp = self._dtls._tx_srtp
-        if pair is None or srtp is None or self._dtls.state != "connected":
-            return False
-        try:
-            pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
-        except pylibsrtp.Error:
-            return False
-        return True
-
     def remote_address(self) -> tuple[str, int] | None:
-        pair = self._connection._nominated.get(1)
+        pair = self._nominated.get(1)
         return pair.remote_addr if pair else None
 
 

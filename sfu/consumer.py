@@ -92,8 +92,9 @@ class RtpConsumer(Consumer):
         return super().can_start(packet)
 
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
-        if self.transport.send_rtp(
-                packet.serialize(self.payload_type, seq, timestamp, self.ssrc, self.audio_level_id)):
+        first, rest = packet.after_header(self.audio_level_id)
+        if self.transport.send_rtp_header(first, (packet.marker << 7) | self.payload_type,
+                                          seq, timestamp, self.ssrc, rest):
             self.packets_sent += 1
             self.octets_sent += len(packet.payload)
 

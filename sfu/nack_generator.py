@@ -24,6 +24,9 @@ class NackGenerator:
         if self.highest is None:
             self.highest = seq
             return False
+        if seq == (self.highest + 1) & 0xFFFF:  # the common case: in order, nothing missing
+            self.highest = seq
+            return False
         delta = seq_delta(seq, self.highest)
         if delta > 0:
             if delta - 1 > MAX_MISSING:

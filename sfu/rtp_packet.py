@@ -36,27 +36,25 @@ class RtpPacket:
         self.audio_level = audio_level
         self.mid = mid
         self.keyframe = False
-        self._templates: dict[int, bytearray] = {}
+        self._templates: dict[int, tuple[int, bytes]] = {}
 
-    def template(self, audio_level_id: int) -> bytearray:
-        """Header placeholder + extension block + payload, cached per extension id."""
-        tmpl = self._templates.get(audio_level_id)
-        if tmpl is None:
+    def after_header(self, audio_level_id: int) -> tuple[int, bytes]:
+        """(first header byte, extension block + payload), cached per extension id, so
+        each consumer only has to write its own fixed header in front."""
+        cached = self._templates.get(audio_level_id)
+        if cached is None:
             if audio_level_id and self.audio_level is not None:
                 ext = struct.pack("!HHBBxx", 0xBEDE, 1, audio_level_id << 4, self.audio_level)
-                tmpl = bytearray(12) + ext + self.payload
-                tmpl[0] = 0x90
+                cached = (0x90, ext + self.payload)
             else:
-                tmpl = bytearray(12) + self.payload
-                tmpl[0] = 0x80
-            self._templates[audio_level_id] = tmpl
-        return tmpl
+                cached = (0x80, self.payload)
+            self._templates[audio_level_id] = cached
+        return cached
 
     def serialize(self, payload_type: int, seq: int, timestamp: int, ssrc: int,
                   audio_level_id: int = 0) -> bytes:
-        buf = bytearray(self.template(audio_level_id))
-        _pack_header(buf, 0, buf[0], (self.marker << 7) | payload_type, seq, timestamp, ssrc)
-        return bytes(buf)
+        first, rest = self.after_header(audio_level_id)
+        return _HEADER.pack(first, (self.marker << 7) | payload_type, seq, timestamp, ssrc) + rest
 
     def serialize_rtx(self, payload_type: int, rtx_seq: int, timestamp: int, ssrc: int,
                       original_seq: int) -> bytes:

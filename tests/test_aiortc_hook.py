@@ -49,6 +49,7 @@ async def test_instance_names_exist_after_negotiation():
 
 
 def test_pin_host_addresses_round_trip():
+    hook.pin_host_addresses([])
     original = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
     hook.pin_host_addresses(["127.0.0.1", "::1"])
     try:
