@@ -108,6 +108,10 @@ class MediaTransport:
         """DTLS done and a pair nominated: what we send now will arrive."""
         return self._nominated.get(1) is self._pair is not None or self._refresh()
 
+    @classmethod
+    def of(cls, transceiver: RTCRtpTransceiver) -> "MediaTransport":
+        return cls(transceiver.receiver.transport)
+
     @property
     def dtls(self) -> RTCDtlsTransport:
         return self._dtls
