@@ -1,0 +1,47 @@
+// REST calls (docs/signaling.md). Errors become ApiError with the server's own
+// human message, the HTTP status and, for 429, how long to wait.
+
+export class ApiError extends Error {
+  constructor(status, message, code = '', retryAfter = 0) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function call(method, path, body, headers = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'The server cannot be reached. Check the network connection.', 'network');
+  }
+  let data = null;
+  try { data = await response.json(); } catch { /* 204 or a non-JSON error page */ }
+  if (!response.ok) {
+    const retry = parseInt(response.headers.get('Retry-After') || '0', 10) || 0;
+    throw new ApiError(response.status, (data && data.error) || `Request failed (${response.status})`,
+      (data && data.code) || '', retry);
+  }
+  return data;
+}
+
+export function requestToken(room, { password, role, name }) {
+  return call('POST', `api/rooms/${encodeURIComponent(room)}/token`, { password, role, name });
+}
+
+export function createRoom(name, password, adminKey = '') {
+  const headers = adminKey ? { Authorization: `Bearer ${adminKey}` } : {};
+  return call('POST', 'api/rooms', { name, password }, headers);
+}
+
+export function wsUrl() {
+  const url = new URL('ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.href;
+}

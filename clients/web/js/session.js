@@ -1,0 +1,597 @@
+// A seat's live session: one WebSocket and one RTCPeerConnection, following the
+// protocol in docs/signaling.md. The client always offers; each offer states the
+// whole wanted picture as two maps keyed by mid (`publish`, `subscribe`).
+// Offers are serialized: one in flight, at most one more queued behind it.
+//
+// Events (CustomEvent.detail):
+//   status  {status, reason}   connecting | connected | reconnecting | failed | kicked | left
+//   state   {}                 participants, tracks or layout changed
+//   media   {}                 which remote tracks are received changed
+//   data    message            a message on the `control` data channel
+//   notice  {level, text}      something the user should see
+
+import { Signaling, SignalingError } from './signaling.js';
+
+const GATHER_WAIT_MS = 1500;
+const DISCONNECTED_GRACE_MS = 2500;
+const CONNECT_TIMEOUT_MS = 15000;
+const ICE_RESTART_WAIT_MS = 5000;
+const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found']);
+
+// The protocol lets a subscriber point an inactive recvonly transceiver at a new
+// track. Workaround (server): the server's new consumer on a reused mid keeps the
+// old SSRC but restarts its RTP sequence numbers, and libsrtp then refuses to
+// protect most of its packets, so the reused m-line often stays black. Until that
+// is fixed we add a fresh transceiver per subscription. Flip to true to reuse.
+export const config = { reuseInactiveTransceivers: false };
+
+export class Session extends EventTarget {
+  constructor({ wsUrl, token, screen = null, wantTrack = () => true }) {
+    super();
+    this.wsUrl = wsUrl;
+    this.token = token;
+    this.screen = screen;
+    this.wantTrack = wantTrack;
+    this.me = null;
+    this.participants = new Map();
+    this.tracks = new Map();
+    this.layout = { preset: 'grid', main_track: null, pip_tracks: [], version: 0 };
+    this.local = new Map();   // source -> {source, label, track, transceiver, trackId, muted}
+    this.recv = new Map();    // remote track id -> transceiver
+    this.live = new Set();    // remote track ids the last answer accepted
+    this.refused = new Set(); // remote track ids the server rejected; not asked for again
+    this.sendTransceivers = new WeakSet();
+    this.status = 'idle';
+    this.closed = false;
+    this.generation = 0;
+    this.sig = null;
+    this.pc = null;
+    this.control = null;
+    this.negotiating = null;
+    this.negotiateAgain = false;
+    this.recovering = false;
+    this.lastError = null;
+  }
+
+  // ---------- lifecycle ----------
+
+  async start() {
+    this._setStatus('connecting');
+    this.recovering = true;
+    let retry = false;
+    try {
+      await this._connect(null);
+      this._setStatus('connected');
+    } catch (err) {
+      this.lastError = err;
+      if (FATAL_CODES.has(err.code) || this.closed) {
+        this._teardown();
+        this._setStatus('failed', err.message);
+        throw err;
+      }
+      retry = true;
+    } finally {
+      this.recovering = false;
+    }
+    if (retry) this._recover('signaling');
+  }
+
+  leave() {
+    if (this.closed) return;
+    this.closed = true;
+    try { this.sig && this.sig.send({ type: 'leave' }); } catch { /* already gone */ }
+    this._teardown();
+    for (const entry of this.local.values()) entry.track && entry.track.stop();
+    this._setStatus('left');
+  }
+
+  async _connect(resume) {
+    const gen = ++this.generation;
+    const sig = new Signaling(this.wsUrl);
+    this.sig = sig;
+    await sig.open();
+    sig.addEventListener('message', (e) => gen === this.generation && this._onMessage(e.detail));
+    sig.addEventListener('close', () => gen === this.generation && this._recover('signaling'));
+    const join = { type: 'join', token: this.token };
+    if (this.screen) join.screen = this.screen;
+    if (resume) join.resume = resume;
+    const joined = await sig.request(join, 'joined');
+    if (gen !== this.generation) throw new SignalingError('superseded', 'superseded');
+    this._applyJoined(joined);
+    this._createPeerConnection(joined.ice_servers || [], gen);
+    for (const entry of this.local.values()) this._attachLocal(entry);
+    // Workaround (server): in a peer's first offer the server leaves a video
+    // subscription's m-line on its own unbundled transport, and nothing is ever
+    // sent on it. So the first offer carries only what we publish and the data
+    // channel; subscriptions follow in a second offer.
+    this.holdSubscriptions = true;
+    try {
+      await this.negotiate();
+    } finally {
+      this.holdSubscriptions = false;
+    }
+    if (this._wantedTrackIds().size) await this.negotiate();
+    if (!(await this._waitConnected(CONNECT_TIMEOUT_MS))) {
+      throw new SignalingError('ice-timeout', 'The media connection could not be established.');
+    }
+    for (const entry of this.local.values()) if (entry.muted) this._sendMute(entry);
+  }
+
+  _teardown() {
+    this.generation++;
+    clearTimeout(this.disconnectTimer);
+    if (this.sig) this.sig.close();
+    if (this.pc) {
+      this.pc.onconnectionstatechange = null;
+      this.pc.onicecandidate = null;
+      this.pc.close();
+    }
+    this.sig = null;
+    this.pc = null;
+    this.control = null;
+    this.recv.clear();
+    this.live.clear();
+    this.negotiating = null;
+    this.negotiateAgain = false;
+    this.dispatchEvent(new CustomEvent('media'));
+  }
+
+  // ---------- recovery ----------
+
+  // First an ICE restart, if only the media path broke and signaling still works;
+  // then a full rejoin with the same token, resuming our old peer id.
+  // NOTE: the server is aiortc-based, and aiortc cannot restart ICE, so in
+  // practice the server answers the restart with an error (or the restart never
+  // connects) and the full rejoin below is the path that brings a seat back.
+  async _recover(reason) {
+    if (this.recovering || this.closed || this.status === 'kicked') return;
+    this.recovering = true;
+    this._setStatus('reconnecting', reason);
+    try {
+      if (reason === 'ice' && this.sig && this.sig.isOpen && await this._tryIceRestart()) {
+        this._setStatus('connected');
+        return;
+      }
+      let delay = 500;
+      while (!this.closed) {
+        const resume = this.me && this.me.peer_id;
+        this._teardown();
+        try {
+          await this._connect(resume);
+          this._setStatus('connected');
+          return;
+        } catch (err) {
+          this.lastError = err;
+          console.info(`telemed: rejoin failed (${err.code || err.name}): ${err.message}`);
+          if (FATAL_CODES.has(err.code)) {
+            this._teardown();
+            this._setStatus('failed', err.message);
+            return;
+          }
+        }
+        await untilRetry(delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  async _tryIceRestart() {
+    try {
+      await this.negotiate({ iceRestart: true });
+      return await this._waitConnected(ICE_RESTART_WAIT_MS);
+    } catch {
+      return false;
+    }
+  }
+
+  _waitConnected(ms) {
+    const pc = this.pc;
+    if (!pc) return Promise.resolve(false);
+    if (pc.connectionState === 'connected') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { pc.removeEventListener('connectionstatechange', check); resolve(false); }, ms);
+      const check = () => {
+        if (pc.connectionState === 'connected' || pc.connectionState === 'failed' || pc.connectionState === 'closed') {
+          clearTimeout(timer);
+          pc.removeEventListener('connectionstatechange', check);
+          resolve(pc.connectionState === 'connected');
+        }
+      };
+      pc.addEventListener('connectionstatechange', check);
+    });
+  }
+
+  // ---------- peer connection ----------
+
+  _createPeerConnection(iceServers, gen) {
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    this.offerSent = false;
+    this.sdpCandidates = new Set();
+    pc.onicecandidate = (e) => {
+      if (gen !== this.generation || !this.offerSent || !this.sig || !this.sig.isOpen) return;
+      const c = e.candidate;
+      if (c && this.sdpCandidates.has(c.candidate)) return;
+      if (!c && this.sdpComplete) return;
+      try {
+        this.sig.send({ type: 'candidate', candidate: c ? c.candidate : '', sdpMid: c ? c.sdpMid : null, sdpMLineIndex: c ? c.sdpMLineIndex : null });
+      } catch { /* the socket is going; recovery handles it */ }
+    };
+    pc.onconnectionstatechange = () => {
+      if (gen !== this.generation) return;
+      const state = pc.connectionState;
+      if (state === 'connected') {
+        clearTimeout(this.disconnectTimer);
+        this.disconnectTimer = null;
+      } else if (state === 'disconnected') {
+        clearTimeout(this.disconnectTimer);
+        this.disconnectTimer = setTimeout(() => {
+          if (gen === this.generation && pc.connectionState !== 'connected') this._recover('ice');
+        }, DISCONNECTED_GRACE_MS);
+      } else if (state === 'failed') {
+        this._recover('ice');
+      }
+    };
+    // The control channel is opened before the first offer, as the protocol asks.
+    const control = pc.createDataChannel('control', { ordered: true });
+    control.onmessage = (e) => {
+      let message;
+      try { message = JSON.parse(e.data); } catch { return; }
+      this.dispatchEvent(new CustomEvent('data', { detail: message }));
+    };
+    control.onopen = () => this.dispatchEvent(new CustomEvent('state'));
+    this.control = control;
+  }
+
+  // ---------- negotiation ----------
+
+  // Serialized: while an offer is in flight, further calls mark "again" and share
+  // the running promise; the loop runs once more with the newest wanted picture.
+  negotiate(options = {}) {
+    if (options.iceRestart) this.iceRestartPending = true;
+    this.negotiateAgain = true;
+    if (!this.negotiating) {
+      const gen = this.generation;
+      this.negotiating = (async () => {
+        try {
+          while (this.negotiateAgain && gen === this.generation) {
+            this.negotiateAgain = false;
+            await this._negotiateOnce(gen);
+          }
+        } finally {
+          if (gen === this.generation) this.negotiating = null;
+        }
+      })();
+    }
+    return this.negotiating;
+  }
+
+  async _negotiateOnce(gen) {
+    const pc = this.pc;
+    const sig = this.sig;
+    if (!pc || !sig) return;
+    this._syncSubscriptions(pc);
+    const iceRestart = this.iceRestartPending;
+    this.iceRestartPending = false;
+    const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
+    await pc.setLocalDescription(offer);
+    if (!this.offerSent) await waitForGathering(pc, GATHER_WAIT_MS);
+    if (gen !== this.generation) return;
+    const sdp = pc.localDescription.sdp;
+    if (!this.offerSent) {
+      for (const line of sdp.split(/\r?\n/)) if (line.startsWith('a=candidate:')) this.sdpCandidates.add(line.slice(2));
+      this.sdpComplete = pc.iceGatheringState === 'complete';
+      this.offerSent = true;
+    }
+    const publish = {};
+    for (const entry of this.local.values()) {
+      if (entry.transceiver && entry.transceiver.mid) publish[entry.transceiver.mid] = { source: entry.source, label: entry.label || '' };
+    }
+    const subscribe = {};
+    for (const [trackId, t] of this.recv) if (t.mid) subscribe[t.mid] = trackId;
+    let answer;
+    try {
+      answer = await sig.request({ type: 'offer', sdp, publish, subscribe }, 'answer', 20000);
+    } catch (err) {
+      if (gen === this.generation && pc.signalingState === 'have-local-offer') {
+        await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      }
+      throw err;
+    }
+    if (gen !== this.generation) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    const published = answer.published || {};
+    const rejected = answer.rejected || {};
+    for (const entry of this.local.values()) {
+      const mid = entry.transceiver && entry.transceiver.mid;
+      if (mid && published[mid]) entry.trackId = published[mid];
+      if (mid && rejected[mid]) entry.rejected = rejected[mid];
+    }
+    this.live.clear();
+    for (const [trackId, t] of [...this.recv]) {
+      if (rejected[t.mid]) {
+        this.refused.add(trackId);
+        this.recv.delete(trackId);
+        t.direction = 'inactive';
+        this.negotiateAgain = true; // tell the server that mid is now inactive
+      } else {
+        this.live.add(trackId);
+      }
+    }
+    this.dispatchEvent(new CustomEvent('media'));
+    this.dispatchEvent(new CustomEvent('state'));
+  }
+
+  _wantedTrackIds() {
+    const wanted = new Set();
+    if (!this.me || this.holdSubscriptions) return wanted;
+    for (const track of this.tracks.values()) {
+      if (track.peer_id === this.me.peer_id || this.refused.has(track.id)) continue;
+      if (this.wantTrack(track, this)) wanted.add(track.id);
+    }
+    return wanted;
+  }
+
+  // Point recvonly transceivers at the tracks we want; reuse transceivers the last
+  // answer made inactive before adding new m-lines.
+  _syncSubscriptions(pc) {
+    const wanted = this._wantedTrackIds();
+    for (const [trackId, t] of [...this.recv]) {
+      if (!wanted.has(trackId)) {
+        t.direction = 'inactive';
+        this.recv.delete(trackId);
+      }
+    }
+    const taken = new Set(this.recv.values());
+    for (const trackId of wanted) {
+      if (this.recv.has(trackId)) continue;
+      const kind = this.tracks.get(trackId).kind;
+      let t = config.reuseInactiveTransceivers && pc.getTransceivers().find((x) => x.receiver.track.kind === kind
+        && x.direction === 'inactive' && x.currentDirection === 'inactive' && !taken.has(x) && !this.sendTransceivers.has(x));
+      if (t) t.direction = 'recvonly';
+      else t = pc.addTransceiver(kind, { direction: 'recvonly' });
+      taken.add(t);
+      this.recv.set(trackId, t);
+    }
+  }
+
+  // Renegotiate only if the wanted subscriptions differ from what we have.
+  refreshSubscriptions() {
+    if (!this.pc) return;
+    const wanted = this._wantedTrackIds();
+    const same = wanted.size === this.recv.size && [...wanted].every((id) => this.recv.has(id));
+    if (!same) this.negotiate().catch((err) => this._notice('error', `Could not update the received media: ${err.message}`));
+  }
+
+  // ---------- local media ----------
+
+  async publish(source, track, label = '') {
+    const entry = { source, track, label, transceiver: null, trackId: null, muted: false, rejected: null };
+    this.local.set(source, entry);
+    this._attachLocal(entry);
+    try {
+      await this.negotiate();
+      if (entry.rejected) throw new SignalingError('rejected', entry.rejected);
+    } catch (err) {
+      if (this.local.get(source) === entry) {
+        this.local.delete(source);
+        this._detachLocal(entry);
+      }
+      throw err;
+    }
+    return entry;
+  }
+
+  async unpublish(source) {
+    const entry = this.local.get(source);
+    if (!entry) return;
+    this.local.delete(source);
+    this._detachLocal(entry);
+    if (this.pc) await this.negotiate();
+  }
+
+  async replaceTrack(source, track) {
+    const entry = this.local.get(source);
+    if (!entry) return;
+    entry.track = track;
+    track.enabled = !entry.muted;
+    if (entry.transceiver) await entry.transceiver.sender.replaceTrack(track);
+  }
+
+  setMuted(source, muted) {
+    const entry = this.local.get(source);
+    if (!entry) return;
+    entry.muted = muted;
+    entry.track.enabled = !muted;
+    this._sendMute(entry);
+    this.dispatchEvent(new CustomEvent('state'));
+  }
+
+  _sendMute(entry) {
+    if (!entry.trackId || !this.sig || !this.sig.isOpen) return;
+    try { this.sig.send({ type: 'mute', track_id: entry.trackId, muted: entry.muted }); } catch { /* recovery resends */ }
+  }
+
+  _attachLocal(entry) {
+    const pc = this.pc;
+    entry.trackId = null;
+    entry.rejected = null;
+    if (!pc) { entry.transceiver = null; return; }
+    const kind = entry.track.kind;
+    const inUse = new Set([...this.local.values()].map((e) => e.transceiver));
+    let t = pc.getTransceivers().find((x) => this.sendTransceivers.has(x) && !inUse.has(x)
+      && x.receiver.track.kind === kind && x.direction === 'inactive' && x.currentDirection === 'inactive');
+    if (t) {
+      t.sender.replaceTrack(entry.track);
+      t.direction = 'sendonly';
+    } else {
+      t = pc.addTransceiver(entry.track, { direction: 'sendonly' });
+      this.sendTransceivers.add(t);
+    }
+    entry.transceiver = t;
+  }
+
+  _detachLocal(entry) {
+    const t = entry.transceiver;
+    entry.transceiver = null;
+    if (!t || !this.pc || this.pc.signalingState === 'closed') return;
+    t.sender.replaceTrack(null).catch(() => {});
+    t.direction = 'inactive';
+  }
+
+  ownTrackId(source) {
+    const entry = this.local.get(source);
+    return entry ? entry.trackId : null;
+  }
+
+  // ---------- remote media ----------
+
+  remoteTrack(trackId) {
+    const t = this.recv.get(trackId);
+    return t && this.live.has(trackId) ? t.receiver.track : null;
+  }
+
+  // Per received track: what getStats says. Used for speaker detection and by the
+  // browser tests, which check that frames are really being decoded.
+  async receiveStats() {
+    const out = new Map();
+    if (!this.pc) return out;
+    const byMid = new Map();
+    for (const [trackId, t] of this.recv) if (t.mid) byMid.set(t.mid, trackId);
+    const report = await this.pc.getStats();
+    let localLevel = 0;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && byMid.has(s.mid)) {
+        out.set(byMid.get(s.mid), {
+          kind: s.kind, framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0,
+          bytesReceived: s.bytesReceived || 0, audioLevel: s.audioLevel || 0,
+          packetsLost: s.packetsLost || 0, jitter: s.jitter || 0,
+        });
+      } else if (s.type === 'media-source' && s.kind === 'audio') {
+        localLevel = Math.max(localLevel, s.audioLevel || 0);
+      }
+    });
+    out.localAudioLevel = localLevel;
+    return out;
+  }
+
+  // ---------- data channel ----------
+
+  sendData(message) {
+    if (!this.control || this.control.readyState !== 'open') {
+      throw new Error('Chat is not connected yet.');
+    }
+    this.control.send(JSON.stringify(message));
+  }
+
+  get dataReady() {
+    return !!this.control && this.control.readyState === 'open';
+  }
+
+  // ---------- signaling messages ----------
+
+  setLayout(layout) {
+    return this.sig.request({ type: 'set-layout', layout }, 'layout', 10000).catch((err) => {
+      // set-layout has no direct reply: the `layout` broadcast is it. A timeout is fine.
+      if (err.code !== 'timeout') throw err;
+    });
+  }
+
+  _applyJoined(joined) {
+    this.me = {
+      peer_id: joined.peer_id, identity: joined.identity, name: joined.name, role: joined.role,
+      grants: joined.grants || {}, room: joined.room, screen: this.screen,
+    };
+    this.participants.clear();
+    for (const p of joined.participants || []) this.participants.set(p.peer_id, p);
+    this.tracks.clear();
+    for (const t of joined.tracks || []) this.tracks.set(t.id, t);
+    if (joined.layout) this.layout = joined.layout;
+    this.refused.clear();
+    this.dispatchEvent(new CustomEvent('state'));
+  }
+
+  _onMessage(m) {
+    switch (m.type) {
+      case 'participant-joined':
+        this.participants.set(m.participant.peer_id, m.participant);
+        this.dispatchEvent(new CustomEvent('participant', { detail: { joined: true, participant: m.participant } }));
+        break;
+      case 'participant-left': {
+        const p = this.participants.get(m.peer_id);
+        this.participants.delete(m.peer_id);
+        for (const [id, t] of this.tracks) if (t.peer_id === m.peer_id) this.tracks.delete(id);
+        if (p) this.dispatchEvent(new CustomEvent('participant', { detail: { joined: false, participant: p } }));
+        this.refreshSubscriptions();
+        break;
+      }
+      case 'track-published':
+        this.tracks.set(m.track.id, m.track);
+        this.refused.delete(m.track.id);
+        this.refreshSubscriptions();
+        break;
+      case 'track-unpublished':
+        this.tracks.delete(m.track_id);
+        this.refreshSubscriptions();
+        break;
+      case 'track-updated':
+        this.tracks.set(m.track.id, { ...this.tracks.get(m.track.id), ...m.track });
+        break;
+      case 'layout':
+        this.layout = m.layout;
+        this.refreshSubscriptions();
+        break;
+      case 'kicked':
+        this.closed = true;
+        this._teardown();
+        this._setStatus('kicked', m.reason || 'removed from the room');
+        return;
+      case 'error':
+        this._notice('error', m.error || 'The server reported an error.');
+        return;
+      default:
+        return;
+    }
+    this.dispatchEvent(new CustomEvent('state'));
+  }
+
+  _notice(level, text) {
+    this.dispatchEvent(new CustomEvent('notice', { detail: { level, text } }));
+  }
+
+  _setStatus(status, reason = '') {
+    if (this.status === status) return;
+    console.info(`telemed: ${status}${reason ? ` (${reason})` : ''}`);
+    this.status = status;
+    this.dispatchEvent(new CustomEvent('status', { detail: { status, reason } }));
+  }
+}
+
+// Wait before the next rejoin attempt, but go at once when the network returns.
+function untilRetry(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener('online', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener('online', done);
+  });
+}
+
+function waitForGathering(pc, ms) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    }
+    function check() { if (pc.iceGatheringState === 'complete') done(); }
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
