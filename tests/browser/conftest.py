@@ -1,0 +1,143 @@
+"""Browser tests: Debian's Chromium driven by Playwright, fake camera/microphone,
+against the real server (tests/server.py) on 127.0.0.1.
+
+One Chromium per test, with a browser context per person (contexts are cheap; this
+machine has two cores). Playwright never downloads a browser here: it is always
+given /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = os.environ.get("TELEMED_CHROMIUM", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    # Hidden or occluded pages would otherwise stop rendering video.
+    "--disable-renderer-backgrounding",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+]
+
+TABLET_LANDSCAPE = {"width": 1024, "height": 768}
+TABLET_PORTRAIT = {"width": 768, "height": 1024}
+
+if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest_asyncio.fixture
+async def browser():
+    async with playwright_api.async_playwright() as p:
+        # Playwright gives a launched browser a fresh, temporary profile directory.
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+class Person:
+    """One browser context (one person, or one seat with several windows)."""
+
+    def __init__(self, context, name: str) -> None:
+        self.context = context
+        self.name = name
+        self.errors: list[str] = []
+        self.pages = []
+
+    async def page(self, url: str):
+        page = await self.context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{self.name}: {exc}"))
+        # Shown by pytest only when a test fails.
+        page.on("console", lambda msg: print(f"[{self.name}] {msg.type}: {msg.text}"))
+        await page.goto(url)
+        self.pages.append(page)
+        return page
+
+
+@pytest_asyncio.fixture
+async def people(browser):
+    made: list[Person] = []
+
+    async def make(name: str, viewport: dict | None = None, init_script: str | None = None) -> Person:
+        context = await browser.new_context(viewport=viewport or TABLET_LANDSCAPE)
+        if init_script:
+            await context.add_init_script(init_script)
+        person = Person(context, name)
+        made.append(person)
+        return person
+
+    yield make
+    errors = [e for p in made for e in p.errors]
+    for p in made:
+        await p.context.close()
+    assert not errors, f"uncaught errors in pages: {errors}"
+
+
+def room_url(server, room: str, token: str, page: str = "room.html", screen: int | None = None) -> str:
+    # quality=sd keeps three encoders and decoders per page light on two cores.
+    extra = f"&screen={screen}" if screen else ""
+    return f"{server.url}/{page}?room={room}&quality=sd{extra}#token={token}"
+
+
+async def wait_for(page, expression: str, timeout: float = 20.0, arg=None):
+    """Poll a JS expression in the page until it is truthy; return its value."""
+    handle = await page.wait_for_function(expression, arg=arg, timeout=timeout * 1000, polling=200)
+    return await handle.json_value()
+
+
+async def wait_connected(page, timeout: float = 30.0) -> None:
+    await wait_for(page, "window.telemed && window.telemed.session.status === 'connected'", timeout)
+
+
+async def video_stats(page) -> list[dict]:
+    return await page.evaluate("window.telemed.videoStats()")
+
+
+async def remote_videos_playing(page, count: int, timeout: float = 30.0, source: str | None = None) -> list[dict]:
+    """Wait until `count` remote video tiles decode frames, then check that the
+    decoded frame counts keep rising (the video plays, not a frozen frame)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: list[dict] = []
+    while loop.time() < deadline:
+        stats = [s for s in await video_stats(page) if not s["self"] and (source is None or s["source"] == source)]
+        ready = [s for s in stats if s["videoWidth"] > 0 and s["framesDecoded"] > 0 and s["playing"]]
+        last = stats
+        if len(ready) >= count:
+            await asyncio.sleep(1.5)
+            again = {s["trackId"]: s for s in await video_stats(page)}
+            rising = [s for s in ready if again.get(s["trackId"], {}).get("framesDecoded", 0) > s["framesDecoded"]]
+            if len(rising) >= count:
+                return [again[s["trackId"]] for s in rising]
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"expected {count} remote videos playing; got {last}")
