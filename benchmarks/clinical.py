@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from sfu.aiortc_hook import MediaTransport
+from sfu.aiortc_hook import tap
 
 from . import clip as clip_module
 from .clinical_peers import Clinical, arrivals, join_clinical
@@ -79,9 +79,13 @@ class Viewer:
         viewer = cls(await join_clinical(url, ROOM, PASSWORD, "viewer", f"Viewer {n}"))
         await viewer.peer.client.subscribe(track_id)
         transceiver = next(t for t in viewer.peer.client.pc.getTransceivers() if t.kind == "video")
-        MediaTransport.of(transceiver).intercept(viewer.video.on_rtp, viewer.video.on_rtcp)
+        tap(transceiver.receiver.transport, on_received=viewer._count)
         viewer.video.payload_type = vp8_payload_type(viewer.peer.client.pc.remoteDescription.sdp)
         return viewer
+
+    def _count(self, packet: bytes) -> bool:
+        self.video.on_rtp(packet)
+        return False  # counted, never decoded: decoding 5 x 720p would swamp 2 cores
 
     async def receive_image(self, sha256: str, start: int) -> float:
         """Wait for the notice, download through its link, check it; returns when done."""
@@ -93,12 +97,13 @@ class Viewer:
         return time.monotonic()
 
 
-async def transfer(uploader: Clinical, viewers: list[Viewer], data: bytes, n: int) -> dict:
+async def transfer(uploader: Clinical, viewers: list[Viewer], data: bytes, n: int,
+                   rate: float | None) -> dict:
     sha256 = hashlib.sha256(data).hexdigest()
     starts = [len(v.peer.messages) for v in viewers]
     began = time.monotonic()
     receipt, *done = await asyncio.gather(
-        uploader.send_dicom(data, f"ct-{n}.dcm"),
+        uploader.send_dicom(data, f"ct-{n}.dcm", max_rate=rate),
         *(v.receive_image(sha256, s) for v, s in zip(viewers, starts, strict=True)))
     if receipt["sha256"] != sha256:
         raise RuntimeError("the server shared something else")
@@ -162,8 +167,10 @@ async def run(opts: argparse.Namespace) -> dict:
             await asyncio.to_thread(device.stdout.readline)  # "streaming"
             await asyncio.sleep(opts.warmup)
 
+            # (phase, upload pacing in bytes/s); the baseline sends no image at all.
+            plan = [("baseline", None), ("dicom", None)] + ([("dicom_paced", opts.paced)] if opts.paced else [])
             phases = {}
-            for name in ("baseline", "dicom"):
+            for name, rate in plan:
                 for v in viewers:
                     v.video.start_window()
                 cpu, drops, began = cpu_seconds(server.pid), udp_receive_drops(), time.monotonic()
@@ -172,10 +179,11 @@ async def run(opts: argparse.Namespace) -> dict:
                     windows = [(began, time.monotonic())]
                     transfers = []
                 else:
-                    transfers = [await transfer(uploader, viewers, data, n) for n in range(opts.transfers)]
+                    transfers = [await transfer(uploader, viewers, data, n, rate) for n in range(opts.transfers)]
                     windows = [(t.pop("began"), t.pop("ended")) for t in transfers]
                 elapsed = time.monotonic() - began
                 phases[name] = {"seconds": round(elapsed, 2), "windows": windows, "transfers": transfers,
+                                "upload_rate": rate,
                                 "video": video_window(viewers),
                                 "udp_receive_drops": udp_receive_drops() - drops,
                                 "load_average": os.getloadavg()[0],
@@ -200,17 +208,21 @@ async def run(opts: argparse.Namespace) -> dict:
                             f"{clip_module.BITRATE // 1000} kbit/s", "viewers": VIEWERS,
                    "dicom_bytes": len(data), "ecg": "12 leads x 500 Hz, 40 ms frames",
                    "transfers": opts.transfers, "cores": os.cpu_count()},
-        "delivery": {"delivered_s": [t["delivered_s"] for t in phases["dicom"]["transfers"]],
-                  "per_viewer_s": [t["per_viewer_s"] for t in phases["dicom"]["transfers"]]},
+        "phases": {},
+        "target": {"ecg_p99_ms_below": TARGET_P99_MS},
     }
     for name, phase in phases.items():
-        result[name] = {
-            **{k: phase[k] for k in ("seconds", "server_cpu_pct", "udp_receive_drops", "load_average", "video")},
-            "ecg_viewers": ecg_window(sent, viewer_arrivals, phase["windows"]),
+        ecg = ecg_window(sent, viewer_arrivals, phase["windows"])
+        result["phases"][name] = {
+            **{k: phase[k] for k in ("seconds", "upload_rate", "server_cpu_pct", "udp_receive_drops",
+                                     "load_average", "video")},
+            "delivered_s": [t["delivered_s"] for t in phase["transfers"]],
+            "per_viewer_s": [t["per_viewer_s"] for t in phase["transfers"]],
+            "ecg_viewers": ecg,
             "ecg_quiet_viewer": ecg_window(sent, [quiet], phase["windows"]),
         }
-    p99 = result["dicom"]["ecg_p99_ms"] = result["dicom"]["ecg_viewers"].get("p99_ms")
-    result["target"] = {"ecg_p99_ms_below": TARGET_P99_MS, "met": p99 is not None and p99 < TARGET_P99_MS}
+        if phase["transfers"]:
+            result["target"][name] = "p99_ms" in ecg and ecg["p99_ms"] < TARGET_P99_MS
     return result
 
 
@@ -223,19 +235,20 @@ def _free_port() -> int:
 
 
 def table(result: dict) -> str:
-    lines = [f"10 MiB DICOM to {VIEWERS} viewers during a 720p call: delivered in "
-             + ", ".join(f"{s:.2f} s" for s in result["delivery"]["delivered_s"])]
-    lines.append(f"{'phase':<10}{'ECG p50':>9}{'p99':>8}{'max':>8}{'lost':>6}{'quiet p99':>11}"
-                 f"{'video loss':>12}{'server CPU':>12}{'UDP drops':>11}{'load':>6}")
-    for name in ("baseline", "dicom"):
-        r = result[name]
+    lines = [f"During a 720p call: 10 MiB DICOM to {VIEWERS} viewers; 12-lead 500 Hz ECG latency "
+             f"at those viewers (quiet: at a viewer doing nothing else)",
+             f"{'phase':<12}{'delivered':>18}{'ECG p50':>9}{'p99':>8}{'max':>8}{'lost':>5}{'quiet p99':>10}"
+             f"{'video loss':>11}{'server CPU':>11}{'UDP drops':>10}{'load':>6}"]
+    for name, r in result["phases"].items():
         e, q, v = r["ecg_viewers"], r["ecg_quiet_viewer"], r["video"]
-        lines.append(f"{name:<10}{e.get('p50_ms', '-'):>7} ms{e.get('p99_ms', '-'):>5} ms"
-                     f"{e.get('max_ms', '-'):>5} ms{e['lost']:>6}{q.get('p99_ms', '-'):>8} ms"
-                     f"{v['loss_pct']:>11}%{r['server_cpu_pct']:>11}%{r['udp_receive_drops']:>11}"
+        delivered = " ".join(f"{s:.1f}" for s in r["delivered_s"]) + " s" if r["delivered_s"] else "-"
+        lines.append(f"{name:<12}{delivered:>18}{e.get('p50_ms', '-'):>7}ms{e.get('p99_ms', '-'):>6}ms"
+                     f"{e.get('max_ms', '-'):>6}ms{e['lost']:>5}{q.get('p99_ms', '-'):>8}ms"
+                     f"{v['loss_pct']:>10}%{r['server_cpu_pct']:>10}%{r['udp_receive_drops']:>10}"
                      f"{r['load_average']:>6.1f}")
-    met = "met" if result["target"]["met"] else "NOT met"
-    lines.append(f"target ECG p99 < {TARGET_P99_MS:.0f} ms during the transfer: {met}")
+    for name, met in result["target"].items():
+        if name != "ecg_p99_ms_below":
+            lines.append(f"target ECG p99 < {TARGET_P99_MS:.0f} ms during {name}: {'met' if met else 'NOT met'}")
     return "\n".join(lines)
 
 
@@ -244,6 +257,8 @@ def main() -> None:
     p.add_argument("--transfers", type=int, default=3, help="10 MiB images sent one after another (default 3)")
     p.add_argument("--baseline", type=float, default=10.0, help="seconds measured without a transfer")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds after everyone joined")
+    p.add_argument("--paced", type=float, default=4 * 2**20,
+                   help="upload rate (bytes/s) of a second, paced round of transfers; 0: skip it")
     p.add_argument("--out", type=Path, default=RESULTS / "clinical.json")
     opts = p.parse_args()
     result = asyncio.run(run(opts))

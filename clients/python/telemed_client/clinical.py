@@ -111,8 +111,14 @@ class Clinical:
 
     # --- DICOM ---
     async def send_dicom(self, data: bytes, name: str, transfer_id: str | None = None,
-                         timeout: float = 120) -> dict:
-        """Upload one file; returns the server's notice (sha256, links) once it is shared."""
+                         max_rate: float | None = None, timeout: float = 120) -> dict:
+        """Upload one file; returns the server's notice (sha256, links) once it is shared.
+
+        ``max_rate`` (bytes/s) paces the upload. Backpressure alone bounds what waits in
+        this client, not what is in flight: between aiortc peers on a fast link SCTP
+        then sends up to its 1 MiB window in one burst, which a server spends a long
+        uninterrupted stretch decrypting while its other peers' ECG waits.
+        """
         tid = transfer_id or f"t-{secrets.token_hex(6)}"
         count = max(1, math.ceil(len(data) / CHUNK_SIZE))
         start = len(self.messages)
@@ -121,9 +127,12 @@ class Clinical:
                    "chunk_size": CHUNK_SIZE})
         await self._reply(tid, lambda m: m.get("type") == "dicom-ready" and m.get("transfer_id") == tid,
                           start, timeout)
+        began = time.monotonic()
         for index in range(count):
             if self.bulk.bufferedAmount > HIGH_WATER:
                 await asyncio.wait_for(_drained(self.bulk), timeout)
+            if max_rate and (ahead := began + index * CHUNK_SIZE / max_rate - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)
             self.bulk.send(pack_chunk(tid, index, data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]))
         self.send({"type": "dicom-complete", "transfer_id": tid})
         return await self._reply(tid, self._own("dicom", transfer_id=tid), start, timeout)
