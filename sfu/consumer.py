@@ -11,6 +11,7 @@ import random
 from typing import TYPE_CHECKING
 
 from . import rtcp
+from .aiortc_hook import write_rtp
 from .rtp_packet import RtpPacket
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 
 class Consumer:
+    fast = False  # True where forward() may take the inlined path
+
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self.kind = producer.kind
@@ -62,6 +65,8 @@ class Consumer:
 
 class RtpConsumer(Consumer):
     """Forwards to a remote subscriber over its peer connection."""
+
+    fast = True
 
     def __init__(self, producer: Producer, transport: MediaTransport, ssrc: int,
                  payload_type: int, audio_level_id: int = 0,
@@ -136,3 +141,24 @@ class RtpConsumer(Consumer):
                                       self.audio_level_id)
         if self.transport.send_rtp(data):
             self.retransmitted += 1
+
+
+def forward(packet: RtpPacket, consumers: list[Consumer]) -> None:
+    """One packet to every consumer: the SFU's hot loop.
+
+    Running remote consumers take an inlined path (same steps as Consumer.send and
+    RtpConsumer.write, without their calls); anything else goes through send().
+    """
+    templates = packet._templates
+    second = packet.marker << 7
+    seq, timestamp, size = packet.seq, packet.timestamp, len(packet.payload)
+    for consumer in consumers:
+        if not (consumer.fast and consumer.started) or (wire := consumer.transport.wire) is None:
+            consumer.send(packet)
+            continue
+        level_id = consumer.audio_level_id
+        first, rest = templates.get(level_id) or packet.after_header(level_id)
+        if write_rtp(wire, first, second | consumer.payload_type, (seq + consumer.seq_offset) & 0xFFFF,
+                     (timestamp + consumer.ts_offset) & 0xFFFFFFFF, consumer.ssrc, rest):
+            consumer.packets_sent += 1
+            consumer.octets_sent += size

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import rtcp
 from .codec import Codec
+from .consumer import forward
 from .keyframe import DETECTORS
 from .keyframe_request_manager import KeyFrameRequestManager
 from .nack_generator import NackGenerator
@@ -63,8 +64,7 @@ class Producer:
                 packet.keyframe = True
                 self.keyframes.keyframe_arrived()
             self.buffer.store(packet)
-        for consumer in self.consumers:
-            consumer.send(packet)
+        forward(packet, self.consumers)
 
     def receive_retransmission(self, packet: RtpPacket, arrival: float, size: int) -> None:
         """A packet we NACKed came back (plain or RTX-unwrapped)."""

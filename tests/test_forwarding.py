@@ -137,3 +137,20 @@ async def test_sender_reports_translated_and_receiver_reports_go_upstream(server
     finally:
         await viewer.close()
         await publisher.close()
+
+
+async def test_h264_is_forwarded_and_starts_on_a_keyframe(server):
+    await server.create_room("h264", "pw-123456")
+    publisher = await Client.join(server.url, await server.token("h264", "pw-123456", name="Endoscope"))
+    viewer = await Client.join(server.url, await server.token("h264", "pw-123456", name="Trainee"))
+    try:
+        track_id = await publisher.publish(PatternTrack(), codec="video/H264")
+        assert publisher.tracks.get(track_id, {}).get("codec", "video/H264") == "video/H264"
+        producer = server.core.live.rooms["h264"].router.get(track_id)
+        assert producer.codec.mime_type == "video/H264"
+        assert producer.codec.parameters.get("packetization-mode") == "1"
+        got = await frames(await viewer.subscribe(track_id), 10)
+        assert got[-1].width == 320
+    finally:
+        await viewer.close()
+        await publisher.close()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 import aiohttp
 from aiortc import (MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCIceServer,
-                    RTCPeerConnection, RTCSessionDescription)
+                    RTCPeerConnection, RTCRtpSender, RTCSessionDescription)
 
 
 class ClientError(Exception):
@@ -166,8 +166,16 @@ class Client:
             return answer
 
     # --- media ---
-    async def publish(self, track: MediaStreamTrack, source: str = "camera", label: str = "") -> str:
+    async def publish(self, track: MediaStreamTrack, source: str = "camera", label: str = "",
+                      codec: str | None = None) -> str:
+        """Publish a track; `codec` (e.g. "video/H264") restricts what we offer."""
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        if codec is not None:
+            capabilities = RTCRtpSender.getCapabilities(track.kind).codecs
+            transceiver.setCodecPreferences(
+                [c for c in capabilities if c.mimeType.lower() == codec.lower()
+                 and c.parameters.get("packetization-mode", "1") == "1"]
+                + [c for c in capabilities if c.mimeType.lower().endswith("/rtx")])
         await self.pc.setLocalDescription(await self.pc.createOffer())  # assigns the mid
         self._publish[transceiver.mid] = {"source": source, "label": label}
         answer = await self.negotiate()
