@@ -23,6 +23,11 @@ $('#room').value = params.get('room') || '';
 $('#name').value = lastName();
 if (params.get('reason') === 'expired') showAlert('Your session has ended. Enter the room password to join again.', 'info');
 if (params.get('reason') === 'signin') showAlert('Please sign in to this room first.', 'info');
+// A trainee's link (?role=viewer) never starts the camera preview, so no prompt.
+const wantedRole = params.get('role');
+if (['participant', 'host', 'viewer'].includes(wantedRole)) {
+  form.querySelector(`input[name="role"][value="${wantedRole}"]`).checked = true;
+}
 const previous = params.get('room') && loadSeat(params.get('room'));
 if (previous && previous.quality) qualitySel.value = previous.quality;
 

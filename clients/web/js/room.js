@@ -671,7 +671,8 @@ function syncChildren(parent, children) {
 // ---------- bootstrap ----------
 
 function redirectToLobby(reason) {
-  location.replace(`index.html?room=${encodeURIComponent(room)}&reason=${reason}`);
+  const role = pageMode === 'viewer' ? '&role=viewer' : '';
+  location.replace(`index.html?room=${encodeURIComponent(room)}&reason=${reason}${role}`);
 }
 
 if (!room || !seat) {

@@ -23,7 +23,13 @@ const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found']);
 // old SSRC but restarts its RTP sequence numbers, and libsrtp then refuses to
 // protect most of its packets, so the reused m-line often stays black. Until that
 // is fixed we add a fresh transceiver per subscription. Flip to true to reuse.
-export const config = { reuseInactiveTransceivers: false };
+// The first-offer workaround is in _connect. `window.telemedConfig` may override
+// both before the page loads (the browser tests use it to watch the server bugs).
+export const config = {
+  reuseInactiveTransceivers: false,
+  subscribeInFirstOffer: false,
+  ...(globalThis.telemedConfig || {}),
+};
 
 export class Session extends EventTarget {
   constructor({ wsUrl, token, screen = null, wantTrack = () => true }) {
@@ -104,7 +110,7 @@ export class Session extends EventTarget {
     // subscription's m-line on its own unbundled transport, and nothing is ever
     // sent on it. So the first offer carries only what we publish and the data
     // channel; subscriptions follow in a second offer.
-    this.holdSubscriptions = true;
+    this.holdSubscriptions = !config.subscribeInFirstOffer;
     try {
       await this.negotiate();
     } finally {
