@@ -26,7 +26,9 @@ CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
     "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    # Three fake cameras to switch between. Chromium's second one is a Y16 "depth"
+    # camera that WebRTC cannot encode; the third (MJPEG) works like the first.
+    "--use-fake-device-for-media-stream=device-count=3",
     "--auto-select-desktop-capture-source=Entire screen",
     "--autoplay-policy=no-user-gesture-required",
     "--disable-background-networking",

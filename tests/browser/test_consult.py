@@ -38,6 +38,9 @@ async def test_three_participants_see_two_remote_videos_each(server, people, scr
         playing = await remote_videos_playing(page, 2)
         assert all(s["videoWidth"] > 0 for s in playing)
 
+    # Active speaker from audio levels: the fake microphones beep, so someone speaks.
+    await expect(page_a.locator(".tile.speaking")).to_have_count(1, timeout=15000)
+
     # Name labels, and the host marked as host.
     await expect(page_b.locator(".tile .label", has_text="Dr. Amina Okafor")).to_contain_text("Host")
     await expect(page_a.locator(".tile .label", has_text="Paramedic Sam Patel")).to_be_visible()
@@ -59,6 +62,13 @@ async def test_three_participants_see_two_remote_videos_each(server, people, scr
     await expect(page_c.locator("#chat-log")).to_contain_text("NIHSS 14")
     await expect(page_c.locator("#chat-log")).to_contain_text("Dr. Amina Okafor")
     await page_c.click("#chat-close")
+
+    # The tablet switches to its other camera; the others keep seeing it.
+    await expect(page_c.locator("#ctl-switch")).to_be_enabled()
+    for expected in ("fake_device_1", "fake_device_2"):  # device 1 is a depth camera: skip past it
+        await page_c.click("#ctl-switch")
+        await page_c.wait_for_function(f"window.telemed.camera.label === {expected!r}")
+    await remote_videos_playing(page_a, 2)
 
     await page_a.screenshot(path=screenshots / "consult-room.png")
     await page_c.screenshot(path=screenshots / "consult-room-tablet-portrait.png")

@@ -28,3 +28,38 @@ async def test_missing_fields_are_explained(server, people):
     page = await person.page(f"{server.url}/")
     await page.click("#join-btn")
     await expect(page.locator("#form-alert")).to_contain_text("Please enter the room name")
+
+
+async def test_too_many_wrong_passwords_lock_the_button_with_a_countdown(server, people):
+    await server.create_room("lobby-2", "right-password")
+    person = await people("guesser")
+    page = await person.page(f"{server.url}/?room=lobby-2&role=viewer")
+    await page.fill("#name", "Guesser")
+    alert = page.locator("#form-alert")
+    for attempt in range(6):
+        await page.fill("#password", f"guess-{attempt}")
+        await page.click("#join-btn")
+        await expect(alert).to_be_visible()
+        if "Too many" in await alert.inner_text():
+            break
+    await expect(alert).to_contain_text("Too many wrong attempts")
+    await expect(page.locator("#join-btn")).to_be_disabled()
+    await expect(page.locator("#join-btn")).to_contain_text("Try again in")
+
+
+async def test_create_a_room_from_the_lobby_then_join_it(server, people):
+    person = await people("organiser")
+    page = await person.page(f"{server.url}/?role=viewer")
+    await page.fill("#room", "new-room-1")
+    await page.fill("#password", "fresh-password")
+    await page.fill("#name", "Organiser")
+    await page.click("summary")
+    await page.click("#create-btn")
+    await expect(page.locator("#create-alert")).to_contain_text("administrator key")
+    await page.fill("#admin-key", server.admin_key)
+    await page.click("#create-btn")
+    await expect(page.locator("#create-alert")).to_contain_text("is ready")
+    await page.click("#create-btn")
+    await expect(page.locator("#create-alert")).to_contain_text("already exists")
+    await page.click("#join-btn")
+    await page.wait_for_url("**/viewer.html?room=new-room-1")
