@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from io import BytesIO
 
 import numpy as np
+from pydicom import dcmread
 
 from telemed_client import ClientError
 from telemed_client.ecg_sources import EcgSignal
@@ -34,6 +36,8 @@ async def test_each_bad_input_is_refused_to_its_sender_only(server):
         "truncated DICOM": (sender, dicom(ct[:-1000], "truncated"), "dicom-truncated"),
         "force-only DICOM": (sender, dicom(bundled("no_meta.dcm"), "no-meta"), "dicom-not-part10"),
         "not DICOM at all": (sender, dicom(b"%PDF-1.7 " * 100, "pdf"), "dicom-not-part10"),
+        "SOP class not accepted": (sender, dicom(bundled("rtdose.dcm"), "rtdose"), "dicom-sop-class"),
+        "burned-in annotation": (sender, dicom(_burned_in(ct), "burned"), "dicom-burned-in"),
         "wrong SHA-256": (sender, lambda: _wrong_sha(sender, ct), "dicom-sha256"),
         "oversized DICOM": (sender, control(sender, {
             "type": "dicom-announce", "transfer_id": "huge", "name": "huge.dcm", "size": 65 * 2**20,
@@ -88,6 +92,14 @@ async def test_each_bad_input_is_refused_to_its_sender_only(server):
         assert {e["kind"] for e in session.log.read()} == {"ecg-announce", "lab"}
     finally:
         await close(sender, device, witness)
+
+
+def _burned_in(data: bytes) -> bytes:
+    ds = dcmread(BytesIO(data))
+    ds.BurnedInAnnotation = "YES"
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
 
 
 async def _raw(channel, data) -> None:
