@@ -35,7 +35,9 @@ export function buildTiles({ me, participants, tracks, self }) {
     if (!isPerson(p) && !own.some((t) => t.kind === 'video')) continue;
     const camera = own.find((t) => t.kind === 'video' && t.source === 'camera');
     const audio = own.find((t) => t.kind === 'audio');
-    if (isPerson(p) || camera) {
+    // A device (an OR camera rig, a monitor) is shown by its media, not by a name card.
+    const card = p.role === 'device' ? !!(camera || audio) : isPerson(p) || camera;
+    if (card) {
       tiles.push({
         key: camera ? camera.id : `peer:${p.peer_id}`, kind: 'person', peerId: p.peer_id, identity: p.identity,
         trackId: camera ? camera.id : null, audioTrackId: audio ? audio.id : null, source: 'camera',
