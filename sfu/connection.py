@@ -106,6 +106,7 @@ class Connection:
         self._transports: dict[int, hook.MediaTransport] = {}
         self._routes: dict[int, tuple[Producer, bool]] = {}   # ssrc -> (producer, is_rtx)
         self._consumers_by_ssrc: dict[int, RtpConsumer] = {}
+        self._handovers: dict[str, tuple[int, int]] = {}  # mid -> sequence state of its last consumer
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
         self._lock = asyncio.Lock()
@@ -258,9 +259,13 @@ class Connection:
             consumer = RtpConsumer(producer, self._transport_for(transceiver), ssrc,
                                    media.payloadType, extensions.get(AUDIO_LEVEL_URI, 0),
                                    rtx_ssrc if rtx_pt is not None else None, rtx_pt)
+            handover = existing.handover() if existing is not None else self._handovers.get(mid)
+            if handover is not None:
+                consumer.resume(handover)
             wanted[mid] = consumer
         for mid, consumer in self.consumers.items():
             if wanted.get(mid) is not consumer:
+                self._handovers[mid] = consumer.handover()
                 consumer.close()
         for consumer in wanted.values():
             if consumer.producer.consumers.count(consumer) == 0 and not consumer.closed:

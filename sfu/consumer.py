@@ -86,6 +86,16 @@ class RtpConsumer(Consumer):
         self.fraction_lost = 0
         self.packets_lost = 0
 
+    def handover(self) -> tuple[int, int]:
+        """(next sequence number, next RTX sequence number) for whoever takes this
+        m-line (same SSRC) next: the receiver's SRTP replay check drops a restart."""
+        if self.started:
+            return (self.producer.stats.extended_max + self.seq_offset + 1) & 0xFFFF, self._rtx_seq
+        return self._next_seq, self._rtx_seq
+
+    def resume(self, handover: tuple[int, int]) -> None:
+        self._next_seq, self._rtx_seq = handover
+
     def can_start(self, packet: RtpPacket) -> bool:
         # A new subscriber's DTLS often finishes after the keyframe we asked for went by.
         if not self.transport.ready:
