@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
                     RTCSessionDescription)
+from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
@@ -95,7 +96,10 @@ class Connection:
     def __init__(self, ice_servers: list[dict] | None = None, announced_ip: str | None = None,
                  label: str = "") -> None:
         servers = [RTCIceServer(**s) for s in ice_servers or []]
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        # MAX_BUNDLE: with aiortc's default, an m-line may keep a transport it was handed
+        # before BUNDLE was applied, and then never carries media.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
+                                                     bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.label = label
         self.announced_ip = announced_ip
         self.producers: dict[str, Producer] = {}        # by mid

@@ -74,8 +74,6 @@ async def test_three_participants_see_two_remote_videos_each(server, people, scr
     await page_c.screenshot(path=screenshots / "consult-room-tablet-portrait.png")
 
 
-@pytest.mark.xfail(reason="server: in a peer's first offer a video subscription's m-line is left on "
-                          "its own unbundled DTLS transport and never gets media (see session.js)", strict=False)
 async def test_subscribing_in_the_first_offer(server, people):
     room = "first-offer"
     await server.create_room(room, PASSWORD)

@@ -23,11 +23,11 @@ const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found']);
 // old SSRC but restarts its RTP sequence numbers, and libsrtp then refuses to
 // protect most of its packets, so the reused m-line often stays black. Until that
 // is fixed we add a fresh transceiver per subscription. Flip to true to reuse.
-// The first-offer workaround is in _connect. `window.telemedConfig` may override
-// both before the page loads (the browser tests use it to watch the server bugs).
+// `window.telemedConfig` may override these before the page loads (the browser
+// tests use it to exercise both paths).
 export const config = {
   reuseInactiveTransceivers: false,
-  subscribeInFirstOffer: false,
+  subscribeInFirstOffer: true,
   ...(globalThis.telemedConfig || {}),
 };
 
@@ -106,10 +106,8 @@ export class Session extends EventTarget {
     this._applyJoined(joined);
     this._createPeerConnection(joined.ice_servers || [], gen);
     for (const entry of this.local.values()) this._attachLocal(entry);
-    // Workaround (server): in a peer's first offer the server leaves a video
-    // subscription's m-line on its own unbundled transport, and nothing is ever
-    // sent on it. So the first offer carries only what we publish and the data
-    // channel; subscriptions follow in a second offer.
+    // With subscribeInFirstOffer off, the first offer carries only what we publish
+    // and the data channel; subscriptions follow in a second offer.
     this.holdSubscriptions = !config.subscribeInFirstOffer;
     try {
       await this.negotiate();
