@@ -129,8 +129,8 @@ def ecg_window(sent: dict[int, float], received: list[dict[int, float]],
     return {**percentiles(latencies), "receivers": len(received), "lost": lost}
 
 
-def video_window(viewers: list[Viewer]) -> dict:
-    stats = [v.video.stop_window() for v in viewers]
+def video_summary(stats: list[dict]) -> dict:
+    """RtpCounter windows (every viewer, every round) added up."""
     expected = sum(s["expected"] for s in stats)
     lost = sum(s["lost"] for s in stats)
     return {"packets": sum(s["packets"] for s in stats), "expected": expected, "lost": lost,
@@ -167,27 +167,30 @@ async def run(opts: argparse.Namespace) -> dict:
             await asyncio.to_thread(device.stdout.readline)  # "streaming"
             await asyncio.sleep(opts.warmup)
 
-            # (phase, upload pacing in bytes/s); the baseline sends no image at all.
+            # (phase, upload pacing in bytes/s); the baseline sends no image at all. Rounds
+            # interleave the phases, so that load from elsewhere on the host hits them alike.
             plan = [("baseline", None), ("dicom", None)] + ([("dicom_paced", opts.paced)] if opts.paced else [])
-            phases = {}
-            for name, rate in plan:
-                for v in viewers:
-                    v.video.start_window()
-                cpu, drops, began = cpu_seconds(server.pid), udp_receive_drops(), time.monotonic()
-                if name == "baseline":
-                    await asyncio.sleep(opts.baseline)
-                    windows = [(began, time.monotonic())]
-                    transfers = []
-                else:
-                    transfers = [await transfer(uploader, viewers, data, n, rate) for n in range(opts.transfers)]
-                    windows = [(t.pop("began"), t.pop("ended")) for t in transfers]
-                elapsed = time.monotonic() - began
-                phases[name] = {"seconds": round(elapsed, 2), "windows": windows, "transfers": transfers,
-                                "upload_rate": rate,
-                                "video": video_window(viewers),
-                                "udp_receive_drops": udp_receive_drops() - drops,
-                                "load_average": os.getloadavg()[0],
-                                "server_cpu_pct": round(100 * (cpu_seconds(server.pid) - cpu) / elapsed, 1)}
+            phases = {name: {"upload_rate": rate, "seconds": 0.0, "server_cpu_s": 0.0, "windows": [],
+                             "transfers": [], "video": [], "udp_receive_drops": 0, "load_average": []}
+                      for name, rate in plan}
+            for _ in range(opts.rounds):
+                for name, rate in plan:
+                    phase = phases[name]
+                    for v in viewers:
+                        v.video.start_window()
+                    cpu, drops, began = cpu_seconds(server.pid), udp_receive_drops(), time.monotonic()
+                    if name == "baseline":
+                        await asyncio.sleep(opts.baseline)
+                        phase["windows"].append((began, time.monotonic()))
+                    else:
+                        transfers = [await transfer(uploader, viewers, data, n, rate) for n in range(opts.transfers)]
+                        phase["windows"] += [(t.pop("began"), t.pop("ended")) for t in transfers]
+                        phase["transfers"] += transfers
+                    phase["seconds"] += time.monotonic() - began
+                    phase["server_cpu_s"] += cpu_seconds(server.pid) - cpu
+                    phase["video"] += [v.video.stop_window() for v in viewers]
+                    phase["udp_receive_drops"] += udp_receive_drops() - drops
+                    phase["load_average"].append(os.getloadavg()[0])
 
             device.stdin.write("stop\n")
             device.stdin.flush()
@@ -207,15 +210,17 @@ async def run(opts: argparse.Namespace) -> dict:
         "config": {"video": f"{clip_module.WIDTH}x{clip_module.HEIGHT}p{clip_module.FPS} VP8 "
                             f"{clip_module.BITRATE // 1000} kbit/s", "viewers": VIEWERS,
                    "dicom_bytes": len(data), "ecg": "12 leads x 500 Hz, 40 ms frames",
-                   "transfers": opts.transfers, "cores": os.cpu_count()},
+                   "transfers": opts.transfers, "rounds": opts.rounds, "cores": os.cpu_count()},
         "phases": {},
         "target": {"ecg_p99_ms_below": TARGET_P99_MS},
     }
     for name, phase in phases.items():
         ecg = ecg_window(sent, viewer_arrivals, phase["windows"])
         result["phases"][name] = {
-            **{k: phase[k] for k in ("seconds", "upload_rate", "server_cpu_pct", "udp_receive_drops",
-                                     "load_average", "video")},
+            "seconds": round(phase["seconds"], 2), "upload_rate": phase["upload_rate"],
+            "server_cpu_pct": round(100 * phase["server_cpu_s"] / phase["seconds"], 1),
+            "udp_receive_drops": phase["udp_receive_drops"], "load_average": max(phase["load_average"]),
+            "video": video_summary(phase["video"]),
             "delivered_s": [t["delivered_s"] for t in phase["transfers"]],
             "per_viewer_s": [t["per_viewer_s"] for t in phase["transfers"]],
             "ecg_viewers": ecg,
@@ -254,8 +259,10 @@ def table(result: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.clinical", description=__doc__.split("\n")[0])
-    p.add_argument("--transfers", type=int, default=3, help="10 MiB images sent one after another (default 3)")
-    p.add_argument("--baseline", type=float, default=10.0, help="seconds measured without a transfer")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of all phases (default 3)")
+    p.add_argument("--transfers", type=int, default=2,
+                   help="10 MiB images sent one after another per phase and round (default 2)")
+    p.add_argument("--baseline", type=float, default=5.0, help="seconds without a transfer per round")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds after everyone joined")
     p.add_argument("--paced", type=float, default=4 * 2**20,
                    help="upload rate (bytes/s) of a second, paced round of transfers; 0: skip it")
