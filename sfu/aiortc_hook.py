@@ -107,10 +107,6 @@ class MediaTransport:
     def of(cls, transceiver: RTCRtpTransceiver) -> "MediaTransport":
         return cls(transceiver.receiver.transport)
 
-    @property
-    def dtls(self) -> RTCDtlsTransport:
-        return self._dtls
-
     def intercept(self, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
         """Route decrypted media to our handlers instead of aiortc's receivers."""
 
@@ -156,9 +152,6 @@ class MediaTransport:
         sendto(buffer[0:length[0]], addr)
         return True
 
-    def remote_address(self) -> tuple[str, int] | None:
-        pair = self._nominated.get(1)
-        return pair.remote_addr if pair else None
 
 
 def write_rtp(wire: tuple, first: int, second: int, seq: int, timestamp: int, ssrc: int,

@@ -117,10 +117,6 @@ class Connection:
         self._tick_task = asyncio.get_running_loop().create_task(self._tick())
         self.pc.on("connectionstatechange", self._state_changed)
 
-    @property
-    def state(self) -> str:
-        return self.pc.connectionState
-
     def _state_changed(self) -> None:
         if self.on_state is not None:
             self.on_state(self.pc.connectionState)
@@ -236,7 +232,8 @@ class Connection:
             result.removed.append(producer)
 
     def _update_consumers(self, subscribe: dict[str, Producer], result: Negotiation) -> None:
-        wanted = {}
+        wanted: dict[str, RtpConsumer] = {}
+        added: list[RtpConsumer] = []
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
             producer = subscribe.get(mid)
@@ -267,13 +264,13 @@ class Connection:
             if handover is not None:
                 consumer.resume(handover)
             wanted[mid] = consumer
+            added.append(consumer)
         for mid, consumer in self.consumers.items():
             if wanted.get(mid) is not consumer:
                 self._handovers[mid] = consumer.handover()
                 consumer.close()
-        for consumer in wanted.values():
-            if consumer.producer.consumers.count(consumer) == 0 and not consumer.closed:
-                consumer.attach()
+        for consumer in added:
+            consumer.attach()
         self.consumers = wanted
         self._consumers_by_ssrc = {c.ssrc: c for c in wanted.values()}
 

@@ -1,14 +1,14 @@
 """A room's media switchboard: the producers in it and who consumes them.
 
 Remote subscribers, the recorder and the HLS packager all attach a Consumer to a
-producer the same way; the router does not care which is which.
+producer the same way (`Consumer(producer).attach()`); the router does not care
+which is which.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .consumer import Consumer
 from .producer import Producer
 
 
@@ -32,11 +32,6 @@ class Router:
 
     def get(self, producer_id: str) -> Producer | None:
         return self.producers.get(producer_id)
-
-    def attach(self, consumer: Consumer) -> Consumer:
-        """Attach an in-process consumer (recorder, packager) to its producer."""
-        consumer.attach()
-        return consumer
 
     def close(self) -> None:
         for producer in list(self.producers.values()):

@@ -28,8 +28,12 @@ def create_app(settings: Settings) -> web.Application:
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(WEB_ROOT / "index.html")
 
+    async def viewer(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_ROOT / "room.html")  # the trainee page is the room page, receive-only
+
     if (WEB_ROOT / "index.html").exists():
         app.router.add_get("/", index)
+        app.router.add_get("/viewer.html", viewer)
         app.router.add_static("/", WEB_ROOT, show_index=False, follow_symlinks=False)
 
     async def shutdown(app: web.Application) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ class LiveRoom:
         self.peers: dict[str, Peer] = {}
         self.layout = layout
         self.data_seq = 0
-        self.created = time.monotonic()
         self.muted: set[str] = set()
         self.clinical: ClinicalSession | None = None  # set by LiveRooms
         self.router.on_change(self._producers_changed)
@@ -114,7 +112,6 @@ class LiveRooms:
 
     def __init__(self, clinical: Callable[[LiveRoom, float], ClinicalSession | None] | None = None) -> None:
         self.rooms: dict[str, LiveRoom] = {}
-        self._lock = asyncio.Lock()
         self._clinical = clinical
 
     def get_or_create(self, name: str, layout: Layout, created_at: float = 0.0) -> LiveRoom:

@@ -37,6 +37,3 @@ def setup(level: str = "info") -> None:
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
-
-def event(logger: logging.Logger, msg: str, **fields: object) -> None:
-    logger.info(msg, extra={"fields": fields})

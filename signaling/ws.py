@@ -121,7 +121,6 @@ class Session:
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
         self.peer = peer = await self.server.join(claims, self.notify, screen, resume)
-        peer.on_connection_lost = lambda: None  # the socket owns the lifetime; ICE may recover
         room = peer.room
         return {
             "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,

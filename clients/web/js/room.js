@@ -24,7 +24,8 @@ const SCREEN_NAMES = { 1: 'People', 2: 'Main content', 3: 'Clinical data' };
 
 const params = new URLSearchParams(location.search);
 const room = params.get('room') || '';
-const pageMode = document.body.dataset.mode; // 'room' | 'viewer'
+// viewer.html is served from room.html: the path alone says which page this is.
+const pageMode = location.pathname.endsWith('/viewer.html') ? 'viewer' : 'room';
 const seat = room ? seatFromLocation(room) : null;
 
 class RoomApp {
