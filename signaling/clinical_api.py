@@ -2,9 +2,11 @@
 
     GET /api/rooms/{room}/objects/{sha256}
     GET /api/rooms/{room}/objects/{sha256}/preview.png?frame=N&wc=C&ww=W
+    GET /api/rooms/{room}/objects/{sha256}/links        (room token only)
 
 Either ``Authorization: Bearer <room token>`` or the signed ``?who&exp&sig`` of a
-notice's link. Only objects shared in that room are served (404 otherwise, also for
+notice's link. ``links`` renews a viewer's expired links; a signed link cannot mint
+new ones, so a leaked link still dies after its few minutes. Only objects shared in that room are served (404 otherwise, also for
 objects that exist under another room), and every access goes to the audit log.
 """
 
@@ -21,7 +23,7 @@ from clinical.errors import ClinicalError
 from .auth import bearer, claims_for
 from .http_errors import HttpError
 from .server import Server
-from .signed_urls import SignatureError
+from .signed_urls import SignatureError, UrlSigner
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_FRAME_INDEX = 100_000
@@ -71,10 +73,26 @@ def routes(server: Server) -> list[web.RouteDef]:
         return web.Response(body=png, content_type="image/png",
                             headers={"Cache-Control": "private, max-age=300"})
 
+    async def links(request: web.Request) -> web.Response:
+        room, sha256 = request.match_info["room"], request.match_info["sha256"]
+        claims = claims_for(server, bearer(request), room)
+        if not _SHA256.fullmatch(sha256) or await hub.shared_object(room, sha256) is None:
+            raise HttpError(404, "not-found", "no such object in this room")
+        return web.json_response({**object_links(hub.links, room, sha256, claims.identity),
+                                  "expires_in": hub.links.ttl})
+
     return [
         web.get("/api/rooms/{room}/objects/{sha256}", download),
+        web.get("/api/rooms/{room}/objects/{sha256}/links", links),
         web.get("/api/rooms/{room}/objects/{sha256}/preview.png", preview),
     ]
+
+
+def object_links(signer: UrlSigner, room: str, sha256: str, who: str) -> dict[str, str]:
+    """The object's download and preview links, relative to the server, signed for ``who``."""
+    query = signer.query(room, sha256, who)
+    base = f"/api/rooms/{room}/objects/{sha256}"
+    return {"url": f"{base}?{query}", "preview_url": f"{base}/preview.png?{query}"}
 
 
 def _preview_params(request: web.Request) -> tuple[int, tuple[float, float] | None]:
