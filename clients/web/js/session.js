@@ -7,7 +7,9 @@
 //   status  {status, reason}   connecting | connected | reconnecting | failed | kicked | left
 //   state   {}                 participants, tracks or layout changed
 //   media   {}                 which remote tracks are received changed
-//   data    message            a message on the `control` data channel
+//   data    message            a message on the `control` data channel, and the
+//                              `clinical-state` the server sends on the WebSocket
+//   ecg     ArrayBuffer        one binary frame on the `ecg` data channel
 //   notice  {level, text}      something the user should see
 
 import { Signaling, SignalingError } from './signaling.js';
@@ -32,12 +34,15 @@ export const config = {
 };
 
 export class Session extends EventTarget {
-  constructor({ wsUrl, token, screen = null, wantTrack = () => true }) {
+  // `clinical`: also open the `bulk` and `ecg` channels (pages that show or share
+  // clinical data; the others would only receive ECG frames they drop).
+  constructor({ wsUrl, token, screen = null, wantTrack = () => true, clinical = false }) {
     super();
     this.wsUrl = wsUrl;
     this.token = token;
     this.screen = screen;
     this.wantTrack = wantTrack;
+    this.clinical = clinical;
     this.me = null;
     this.participants = new Map();
     this.tracks = new Map();
@@ -53,6 +58,8 @@ export class Session extends EventTarget {
     this.sig = null;
     this.pc = null;
     this.control = null;
+    this.bulk = null;
+    this.ecg = null;
     this.negotiating = null;
     this.negotiateAgain = false;
     this.recovering = false;
@@ -133,6 +140,8 @@ export class Session extends EventTarget {
     this.sig = null;
     this.pc = null;
     this.control = null;
+    this.bulk = null;
+    this.ecg = null;
     this.recv.clear();
     this.live.clear();
     this.negotiating = null;
@@ -247,6 +256,20 @@ export class Session extends EventTarget {
     };
     control.onopen = () => this.dispatchEvent(new CustomEvent('state'));
     this.control = control;
+    if (this.clinical) this._createClinicalChannels(pc);
+  }
+
+  // docs/signaling.md "Clinical data": `bulk` carries our DICOM chunks; `ecg` is
+  // unordered so that one lost packet delays only its own frame.
+  _createClinicalChannels(pc) {
+    this.bulk = pc.createDataChannel('bulk', { ordered: true });
+    this.bulk.binaryType = 'arraybuffer';
+    const ecg = pc.createDataChannel('ecg', { ordered: false });
+    ecg.binaryType = 'arraybuffer';
+    ecg.onmessage = (e) => {
+      if (e.data instanceof ArrayBuffer) this.dispatchEvent(new CustomEvent('ecg', { detail: e.data }));
+    };
+    this.ecg = ecg;
   }
 
   // ---------- negotiation ----------
@@ -554,6 +577,10 @@ export class Session extends EventTarget {
         return;
       case 'error':
         this._notice('error', m.error || 'The server reported an error.');
+        return;
+      case 'clinical-state':
+        // Also sent on `control` when it opens; listeners treat both alike.
+        this.dispatchEvent(new CustomEvent('data', { detail: m }));
         return;
       default:
         return;
