@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in redis-server:redis-server chromium:chromium janus:janus ip:iproute2; do
+for pair in redis-server:redis-server chromium:chromium janus:janus ip:iproute2 gcc:gcc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -31,3 +31,6 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
+
+# The C fan-out step (sfu/fanout.c); rebuilt only when its source changed.
+.venv/bin/python -m sfu.fanout_build

@@ -7,7 +7,8 @@ DTLS, SRTP keys, SCTP) and take over the media path on the DTLS transport:
 * incoming SRTP is decrypted by aiortc, then handed to us as raw RTP/RTCP bytes
   instead of aiortc's router, jitter buffer and decoder;
 * outgoing RTP/RTCP is protected with the transport's SRTP session and written
-  straight to the nominated ICE pair's socket, skipping three coroutine layers.
+  straight to the nominated ICE pair's socket, skipping three coroutine layers
+  (media in C, through `MediaTransport.wire`; RTX and RTCP from Python).
 
 aiortc, aioice and pylibsrtp are pinned exactly; tests/test_aiortc_hook.py fails
 loudly if an upgrade moves any name used here.
@@ -16,10 +17,10 @@ loudly if an upgrade moves any name used here.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
-
-import struct
 
 import aioice.ice
 from pylibsrtp._binding import ffi as _ffi
@@ -28,11 +29,14 @@ from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
-_pack_header = struct.Struct("!BBHII").pack_into
+from .fanout import Wire
+
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _MAX_RTP = 1500 - 16 - 128       # pylibsrtp's buffer less libsrtp's largest trailers
 _MAX_RTCP = 1500 - 16 - 128 - 4
+# The fan-out step (sfu/fanout.c) calls pylibsrtp's own libsrtp through this pointer.
+_PROTECT_ADDRESS = int(_ffi.cast("uintptr_t", _ffi.addressof(_srtp_lib, "srtp_protect")))
 
 RtpHandler = Callable[[bytes, int], None]
 RtcpHandler = Callable[[bytes], None]
@@ -69,39 +73,58 @@ def pin_host_addresses(addresses: list[str]) -> None:
 class MediaTransport:
     """Raw RTP/RTCP access to a peer connection's (bundled) DTLS transport.
 
-    Sending is the per-packet, per-subscriber cost of the whole SFU, so it skips
-    pylibsrtp's Python wrapper: the header and body are written straight into the
-    session's C buffer, protected in place, and sent on the nominated pair's socket.
+    `wire` is the C view (sfu/fanout.py) that the fan-out step sends media through.
+    The Python sends here (RTX, RTCP) write into the session's own C buffer, protect
+    in place and send on the nominated pair's socket.
     """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
         self._nominated: dict = dtls.transport._connection._nominated
         self._pair = None
+        self._session = None   # the pylibsrtp Session behind `wire`, kept alive for C
+        self._socket: socket.socket | None = None  # our duplicate of the pair's socket
         self._len = _ffi.new("int *")
-        # (libsrtp buffer, session, its C buffer, length cell, sendto, address), or None
-        # while not connected. Rebuilt when DTLS changes state or the nominated pair moves.
-        self.wire: tuple | None = None
-        dtls.on("statechange", self._forget_pair)
+        self.wire = Wire()
+        # (libsrtp buffer, session, its C buffer, length cell, sendto, address) or None
+        self._send: tuple | None = None
+        dtls.on("statechange", self.refresh)
 
-    def _forget_pair(self) -> None:
-        self._pair = self.wire = None
+    def refresh(self) -> bool:
+        """Follow DTLS state and the nominated pair; True if media can flow now.
 
-    def _refresh(self) -> tuple | None:
+        Called on every DTLS state change and once a second, so a pair that moves
+        is picked up within a second.
+        """
         pair = self._nominated.get(1)
         srtp = self._dtls._tx_srtp
         if pair is None or srtp is None or self._dtls._state is not DtlsState.CONNECTED:
-            self._pair = self.wire = None
-        elif pair is not self._pair or self.wire is None:
-            self._pair = pair
-            self.wire = (srtp._buffer, srtp._srtp[0], srtp._cdata, self._len,
-                         pair.protocol.transport.sendto, pair.remote_addr)
-        return self.wire
+            self._disconnect()
+        elif pair is not self._pair or srtp is not self._session:
+            self._disconnect()
+            transport = pair.protocol.transport
+            self._socket = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+            host, port = pair.remote_addr[:2]
+            if self.wire.connect(_PROTECT_ADDRESS, int(_ffi.cast("uintptr_t", srtp._srtp[0])),
+                                 self._socket.fileno(), host, port):
+                self._pair, self._session = pair, srtp
+                self._send = (srtp._buffer, srtp._srtp[0], srtp._cdata, self._len,
+                              transport.sendto, pair.remote_addr)
+            else:
+                self._disconnect()
+        return self._send is not None
+
+    def _disconnect(self) -> None:
+        self.wire.disconnect()  # first: C must never see a freed session or socket
+        self._pair = self._session = self._send = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     @property
     def ready(self) -> bool:
         """DTLS done and a pair nominated: what we send now will arrive."""
-        return self._refresh() is not None
+        return self.refresh()
 
     @classmethod
     def of(cls, transceiver: RTCRtpTransceiver) -> "MediaTransport":
@@ -123,14 +146,8 @@ class MediaTransport:
         """Hand the transport back to aiortc, dropping our handlers (and what they hold)."""
         for name in ("_handle_rtp_data", "_handle_rtcp_data"):
             self._dtls.__dict__.pop(name, None)
-        self._dtls.remove_listener("statechange", self._forget_pair)
-        self._forget_pair()
-
-    def send_rtp_header(self, first: int, second: int, seq: int, timestamp: int, ssrc: int,
-                        rest: bytes) -> bool:
-        """Send a packet given its header fields and everything after the fixed header."""
-        wire = self._refresh()
-        return wire is not None and write_rtp(wire, first, second, seq, timestamp, ssrc, rest)
+        self._dtls.remove_listener("statechange", self.refresh)
+        self._disconnect()
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet now; False if the transport is not up."""
@@ -140,35 +157,16 @@ class MediaTransport:
         return self._send_whole(packet, _srtp_protect_rtcp, _MAX_RTCP)
 
     def _send_whole(self, packet: bytes, protect: Callable, limit: int) -> bool:
-        wire = self._refresh()
         n = len(packet)
-        if wire is None or n < 12 or n > limit:
+        if not self.refresh() or n < 12 or n > limit:
             return False
-        buffer, session, cdata, length, sendto, addr = wire
+        buffer, session, cdata, length, sendto, addr = self._send
         buffer[0:n] = packet
         length[0] = n
         if protect(session, cdata, length) != 0:
             return False
         sendto(buffer[0:length[0]], addr)
         return True
-
-
-
-def write_rtp(wire: tuple, first: int, second: int, seq: int, timestamp: int, ssrc: int,
-              rest: bytes) -> bool:
-    """The per-packet, per-subscriber step: header and body written into libsrtp's buffer,
-    protected in place, sent. Kept free of attribute lookups: it runs ~5000 times/s."""
-    buffer, session, cdata, length, sendto, addr = wire
-    n = 12 + len(rest)
-    if n > _MAX_RTP:
-        return False
-    _pack_header(buffer, 0, first, second, seq, timestamp, ssrc)
-    buffer[12:n] = rest
-    length[0] = n
-    if _srtp_protect(session, cdata, length) != 0:
-        return False  # libsrtp refused the header; lose the packet, not the peer
-    sendto(buffer[0:length[0]], addr)
-    return True
 
 
 def silence_sender(sender: RTCRtpSender) -> None:

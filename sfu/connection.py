@@ -371,6 +371,8 @@ class Connection:
         while True:
             await asyncio.sleep(TICK_INTERVAL * (0.75 + random.random() / 2))
             now = time.monotonic()
+            for transport in list(self._transports.values()):
+                transport.refresh()
             for producer in list(self.producers.values()):
                 try:
                     producer.tick(now)

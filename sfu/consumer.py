@@ -11,7 +11,7 @@ import random
 from typing import TYPE_CHECKING
 
 from . import rtcp
-from .aiortc_hook import write_rtp
+from .fanout import Target
 from .rtp_packet import RtpPacket
 
 if TYPE_CHECKING:
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 
 class Consumer:
-    fast = False  # True where forward() may take the inlined path
-
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self.kind = producer.kind
@@ -46,10 +44,14 @@ class Consumer:
         if not self.started:
             if not self.can_start(packet):
                 return
-            self.started = True
-            self.seq_offset = (self._next_seq - packet.seq) & 0xFFFF
+            self.start(packet)
         self.write(packet, (packet.seq + self.seq_offset) & 0xFFFF,
                    (packet.timestamp + self.ts_offset) & 0xFFFFFFFF)
+
+    def start(self, packet: RtpPacket) -> None:
+        """The first packet this consumer passes on: its numbering begins here."""
+        self.started = True
+        self.seq_offset = (self._next_seq - packet.seq) & 0xFFFF
 
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
         raise NotImplementedError
@@ -64,13 +66,16 @@ class Consumer:
 
 
 class RtpConsumer(Consumer):
-    """Forwards to a remote subscriber over its peer connection."""
+    """Forwards to a remote subscriber over its peer connection.
 
-    fast = True
+    Once started it is a member of its producer's Fanout, whose C step sends every
+    packet; this class handles the start, feedback and retransmissions.
+    """
 
     def __init__(self, producer: Producer, transport: MediaTransport, ssrc: int,
                  payload_type: int, audio_level_id: int = 0,
                  rtx_ssrc: int | None = None, rtx_payload_type: int | None = None) -> None:
+        self.target = Target(transport.wire, ssrc, payload_type, audio_level_id)
         super().__init__(producer)
         self.transport = transport
         self.ssrc = ssrc
@@ -106,12 +111,45 @@ class RtpConsumer(Consumer):
             self.producer.request_keyframe()
         return super().can_start(packet)
 
+    # The C target holds the numbering and counters the fan-out step uses.
+    @property
+    def seq_offset(self) -> int:
+        return self.target.c.seq_offset
+
+    @seq_offset.setter
+    def seq_offset(self, value: int) -> None:
+        self.target.c.seq_offset = value
+
+    @property
+    def ts_offset(self) -> int:
+        return self.target.c.ts_offset
+
+    @ts_offset.setter
+    def ts_offset(self, value: int) -> None:
+        self.target.c.ts_offset = value
+
+    @property
+    def packets_sent(self) -> int:
+        return self.target.c.packets
+
+    @packets_sent.setter
+    def packets_sent(self, value: int) -> None:
+        self.target.c.packets = value
+
+    @property
+    def octets_sent(self) -> int:
+        return self.target.c.octets
+
+    @octets_sent.setter
+    def octets_sent(self, value: int) -> None:
+        self.target.c.octets = value
+
+    def start(self, packet: RtpPacket) -> None:
+        super().start(packet)
+        self.producer.fanout.add(self)
+
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
-        first, rest = packet.after_header(self.audio_level_id)
-        if self.transport.send_rtp_header(first, (packet.marker << 7) | self.payload_type,
-                                          seq, timestamp, self.ssrc, rest):
-            self.packets_sent += 1
-            self.octets_sent += len(packet.payload)
+        self.target.send(packet)  # numbers it from the target's offsets: the same seq and timestamp
 
     def on_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
         if self.started:
@@ -151,24 +189,3 @@ class RtpConsumer(Consumer):
                                       self.audio_level_id)
         if self.transport.send_rtp(data):
             self.retransmitted += 1
-
-
-def forward(packet: RtpPacket, consumers: list[Consumer]) -> None:
-    """One packet to every consumer: the SFU's hot loop.
-
-    Running remote consumers take an inlined path (same steps as Consumer.send and
-    RtpConsumer.write, without their calls); anything else goes through send().
-    """
-    templates = packet._templates
-    second = packet.marker << 7
-    seq, timestamp, size = packet.seq, packet.timestamp, len(packet.payload)
-    for consumer in consumers:
-        if not (consumer.fast and consumer.started) or (wire := consumer.transport.wire) is None:
-            consumer.send(packet)
-            continue
-        level_id = consumer.audio_level_id
-        first, rest = templates.get(level_id) or packet.after_header(level_id)
-        if write_rtp(wire, first, second | consumer.payload_type, (seq + consumer.seq_offset) & 0xFFFF,
-                     (timestamp + consumer.ts_offset) & 0xFFFFFFFF, consumer.ssrc, rest):
-            consumer.packets_sent += 1
-            consumer.octets_sent += size

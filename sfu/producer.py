@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import rtcp
 from .codec import Codec
-from .consumer import forward
+from .fanout import Fanout
 from .keyframe import DETECTORS
 from .keyframe_request_manager import KeyFrameRequestManager
 from .nack_generator import NackGenerator
@@ -37,6 +37,10 @@ class Producer:
         self.rtx_ssrc: int | None = None
         self.appdata = appdata or {}
         self.consumers: list[Consumer] = []
+        # Started remote consumers are sent to from C; `_waiting` gets each packet in
+        # Python: consumers not started yet, and in-process ones (recorder, HLS).
+        self.fanout = Fanout()
+        self._waiting: list[Consumer] = []
         self.closed = False
         self.paused = False
         self._rtcp_ssrc = rtcp_ssrc
@@ -64,7 +68,12 @@ class Producer:
                 packet.keyframe = True
                 self.keyframes.keyframe_arrived()
             self.buffer.store(packet)
-        forward(packet, self.consumers)
+        if self.fanout.count:
+            self.fanout.send(packet)
+        if self._waiting:
+            for consumer in self._waiting:
+                consumer.send(packet)
+            self._waiting = [c for c in self._waiting if c not in self.fanout]
 
     def receive_retransmission(self, packet: RtpPacket, arrival: float, size: int) -> None:
         """A packet we NACKed came back (plain or RTX-unwrapped)."""
@@ -116,11 +125,14 @@ class Producer:
     # --- lifecycle ---
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.append(consumer)
+        self._waiting = self._waiting + [consumer]
         self.request_keyframe()
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self.consumers:
             self.consumers.remove(consumer)
+        self._waiting = [c for c in self._waiting if c is not consumer]
+        self.fanout.remove(consumer)
 
     def close(self) -> None:
         if self.closed:
@@ -129,6 +141,7 @@ class Producer:
         for consumer in list(self.consumers):
             consumer.close()
         self.consumers.clear()
+        self._waiting = []
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "codec": self.codec.mime_type, **self.appdata}

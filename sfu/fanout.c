@@ -1,0 +1,109 @@
+/* The SFU's per-packet, per-subscriber step: rewrite the RTP header, protect with
+ * the subscriber's SRTP session, send on its ICE socket.
+ *
+ * It runs once per delivered packet (about 5000 times a second at 30 subscribers),
+ * so it is the one piece of the media path written in C. Everything that decides
+ * *whether* and *to whom* to send stays in Python (sfu/fanout.py, sfu/consumer.py);
+ * this file only does the bytes. libsrtp is the copy inside pylibsrtp: the Python
+ * side hands us its srtp_protect and session pointers.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define FANOUT_MTU 1500
+#define FANOUT_SRTP_TRAILER 144  /* libsrtp's largest tag plus MKI */
+#define FANOUT_MAX_RTP (FANOUT_MTU - FANOUT_SRTP_TRAILER)
+
+typedef int (*fanout_protect_fn)(void *session, void *rtp, int *length);
+
+/* One subscriber connection: where its packets go and the key they go under. */
+struct fanout_wire {
+    void *session;  /* srtp_t; NULL while the transport is not connected */
+    void *protect;  /* libsrtp's srtp_protect */
+    int fd;
+    struct sockaddr_in6 addr;  /* large enough for IPv4 too */
+    uint32_t addrlen;
+};
+
+/* One consumer: its rewrite of the producer's stream, and what it has sent. */
+struct fanout_target {
+    struct fanout_wire *wire;
+    uint32_t ssrc;
+    uint32_t ts_offset;
+    uint16_t seq_offset;
+    uint8_t payload_type;
+    uint8_t audio_level_id;  /* 0: no audio-level extension on this m-line */
+    uint64_t packets;
+    uint64_t octets;
+};
+
+static int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
+{
+    memset(&wire->addr, 0, sizeof(wire->addr));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&wire->addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        wire->addrlen = sizeof(*v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &wire->addr.sin6_addr) == 1) {
+        wire->addr.sin6_family = AF_INET6;
+        wire->addr.sin6_port = htons((uint16_t)port);
+        wire->addrlen = sizeof(wire->addr);
+        return 0;
+    }
+    return -1;
+}
+
+static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
+static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
+
+/* Send one packet to `count` targets; returns how many got it. `audio_level` < 0
+ * means the packet carried none. A target whose wire is down, or whose send fails
+ * (full socket buffer, say), loses this packet only: NACK can recover it. */
+static int fanout_send(struct fanout_target **targets, int count,
+                       int marker, int seq, uint32_t timestamp, int audio_level,
+                       const uint8_t *payload, int size)
+{
+    uint32_t words[FANOUT_MTU / 4];  /* libsrtp wants the header 32-bit aligned */
+    uint8_t *buf = (uint8_t *)words;
+    int sent = 0;
+
+    if (size < 0 || size > FANOUT_MAX_RTP - 20)
+        return 0;
+    for (int i = 0; i < count; i++) {
+        struct fanout_target *t = targets[i];
+        struct fanout_wire *w = t->wire;
+        if (w->session == NULL)
+            continue;
+        int n = 12;
+        buf[0] = 0x80;
+        if (t->audio_level_id && audio_level >= 0) {
+            buf[0] = 0x90;  /* one-byte header extension (RFC 8285) with the level only */
+            put16(buf + 12, 0xBEDE);
+            put16(buf + 14, 1);
+            buf[16] = t->audio_level_id << 4;
+            buf[17] = (uint8_t)audio_level;
+            buf[18] = buf[19] = 0;
+            n = 20;
+        }
+        buf[1] = (uint8_t)((marker << 7) | t->payload_type);
+        put16(buf + 2, (uint32_t)(seq + t->seq_offset) & 0xFFFF);
+        put32(buf + 4, timestamp + t->ts_offset);
+        put32(buf + 8, t->ssrc);
+        memcpy(buf + n, payload, size);
+        int length = n + size;
+        if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0)
+            continue;
+        if (sendto(w->fd, buf, length, MSG_DONTWAIT, (struct sockaddr *)&w->addr, w->addrlen) < 0)
+            continue;
+        t->packets++;
+        t->octets += size;
+        sent++;
+    }
+    return sent;
+}

@@ -1,0 +1,92 @@
+"""Python face of the C fan-out step (fanout.c): who gets a producer's packets.
+
+A consumer joins its producer's Fanout once it has started (its first packet went
+out through the slow path, on a keyframe). From then on one C call per incoming
+packet rewrites, protects and sends it to every member. Python keeps every
+decision; C only moves bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ._fanout import ffi, lib
+
+
+class Wire:
+    """Where, and under which SRTP session, one connection's packets go.
+
+    The owner (MediaTransport) must keep the session and the socket alive while
+    they are set here: C holds only raw pointers and the descriptor.
+    """
+
+    def __init__(self) -> None:
+        self.c = ffi.new("struct fanout_wire *")
+
+    def connect(self, protect: int, session: int, fd: int, host: str, port: int) -> bool:
+        if lib.fanout_set_address(self.c, host.encode(), port) != 0:
+            self.disconnect()
+            return False
+        self.c.protect = ffi.cast("void *", protect)
+        self.c.fd = fd
+        self.c.session = ffi.cast("void *", session)
+        return True
+
+    def disconnect(self) -> None:
+        self.c.session = ffi.NULL
+
+
+class Target:
+    """One consumer's header rewrite and counters, as C sees them."""
+
+    def __init__(self, wire: Wire, ssrc: int, payload_type: int, audio_level_id: int) -> None:
+        self.wire = wire  # the C struct points into it
+        self.c = ffi.new("struct fanout_target *", {
+            "wire": wire.c, "ssrc": ssrc, "payload_type": payload_type,
+            "audio_level_id": audio_level_id})
+        self._one = ffi.new("struct fanout_target *[1]", [self.c])
+
+    def send(self, packet: Any) -> bool:
+        """This target alone (the slow path, before it joins a Fanout)."""
+        return _send(self._one, 1, packet) == 1
+
+
+class Member(Protocol):
+    target: Target
+
+
+class Fanout:
+    """The started remote consumers of one producer."""
+
+    def __init__(self) -> None:
+        self._members: list[Member] = []  # they own the Targets the array points to
+        self._array = ffi.new("struct fanout_target *[]", 0)
+        self.count = 0
+
+    def add(self, member: Member) -> None:
+        if member not in self._members:
+            self._members.append(member)
+            self._rebuild()
+
+    def remove(self, member: Member) -> None:
+        if member in self._members:
+            self._members.remove(member)
+            self._rebuild()
+
+    def __contains__(self, member: object) -> bool:
+        return member in self._members
+
+    def _rebuild(self) -> None:
+        self._array = ffi.new("struct fanout_target *[]", [m.target.c for m in self._members])
+        self.count = len(self._members)
+
+    def send(self, packet: Any) -> int:
+        """`packet` (an RtpPacket, in the producer's numbering) to every member."""
+        return _send(self._array, self.count, packet)
+
+
+def _send(targets: Any, count: int, packet: Any) -> int:
+    level = packet.audio_level
+    payload = packet.payload
+    return lib.fanout_send(targets, count, packet.marker, packet.seq, packet.timestamp,
+                           -1 if level is None else level, payload, len(payload))
