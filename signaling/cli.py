@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
     logging.getLogger("telemed").info("listening", extra={"fields": {
         "host": settings.host, "port": settings.port, "tls": bool(ssl_context),
-        "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1]}})
+        "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1],
+        "pacs": settings.pacs_url}})
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 ssl_context=ssl_context, print=None, access_log=None)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from clinical.audit import AuditLog
 from clinical.object_store import ObjectStore
+from clinical.pacs import DicomWebSource
 from clinical.session_state import SessionState
 from rooms import RoomStore
 
@@ -70,9 +71,11 @@ class Auditor:
 
 
 class ClinicalHub:
-    def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None) -> None:
+    def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None,
+                 pacs: DicomWebSource | None = None) -> None:
         self.root = Path(data_dir)
         self.rooms = rooms
+        self.pacs = pacs  # where peers may pull studies from; None: pulling is off
         self.links = UrlSigner(secret)
         self.auditor = Auditor(self.root / "audit.jsonl")
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
@@ -124,6 +127,8 @@ class ClinicalHub:
     async def close(self) -> None:
         for session in list(self.sessions.values()):
             session.close()
+        if self.pacs is not None:
+            await self.pacs.close()
         await self.auditor.close()
 
 

@@ -8,22 +8,29 @@ session log (seq, monotonic t), folded into the late-joiner state and fanned out
   receipt); a DICOM object travels as a reference with per-person signed links;
 * ECG frames as they are, to every other peer's ``ecg`` channel (``EcgRelay``).
 
+A DICOM object enters either by upload on ``bulk`` or by a ``dicom-pull`` from the
+configured PACS; both take the same path from validation on (``_accept_dicom``).
+
 Wire formats are in docs/signaling.md ("Clinical data").
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.deidentify import Deidentifier
-from clinical.dicom_transfer import DicomTransfers, ReceivedObject, TransferAnnounce, unpack_chunk
+from clinical.dicom_transfer import (DEFAULT_MAX_SIZE, DicomTransfers, ReceivedObject, TransferAnnounce,
+                                     unpack_chunk)
 from clinical.dicom_validate import DicomObject, read_dicom
 from clinical.ecg import EcgAnnounce, parse_end, unpack_frame
 from clinical.errors import ClinicalError
@@ -31,6 +38,7 @@ from clinical.fields import reject_unknown
 from clinical.hl7v2 import nack_for, parse_oru_r01
 from clinical.labs import parse_fhir
 from clinical.lab_result import LabResult
+from clinical.pacs import DicomWebSource, PullRequest
 from clinical.session_log import SessionLog
 from clinical.session_state import SessionState
 
@@ -45,11 +53,13 @@ log = logging.getLogger("telemed.clinical")
 
 CHANNELS = frozenset({"bulk", "ecg"})
 MESSAGE_TYPES = frozenset(
-    {"dicom-announce", "dicom-complete", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7"}
+    {"dicom-announce", "dicom-complete", "dicom-pull", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7"}
 )
 # Above the chat limit (a FHIR Bundle can be large), below what aiortc accepts (256 KiB).
 MAX_MESSAGE = 192 * 1024
-MAX_DICOM = 64 * 1024 * 1024
+MAX_DICOM = DEFAULT_MAX_SIZE  # 64 MiB, uploaded or pulled from a PACS
+# Each pull holds a PACS connection and queues its instances behind the room's intake.
+MAX_PULLS = 2
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ class ClinicalSession:
         self._deidentifier = Deidentifier()
         self._intake = asyncio.Lock()  # one DICOM at a time: 2 cores, shared with media
         self._tasks: set[asyncio.Task] = set()
+        self._pulls: set[asyncio.Task] = set()
         # Streams the log still shows live were cut by a crash; end them for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
             self._append("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
@@ -176,6 +187,8 @@ class ClinicalSession:
             peer.send_data({"type": "dicom-ready", "transfer_id": announce.transfer_id})
         elif kind == "dicom-complete":
             self._received(sender, self._uploads_of(peer).complete(message))
+        elif kind == "dicom-pull":
+            self._start_pull(sender, PullRequest.from_message(message))
         elif kind == "ecg-announce":
             self._start_stream(sender, EcgAnnounce.from_message(message))
         elif kind == "ecg-end":
@@ -248,36 +261,88 @@ class ClinicalSession:
 
     def _received(self, sender: Sender, received: ReceivedObject | None) -> None:
         if received is not None:
-            task = asyncio.ensure_future(self._share_dicom(sender, received))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._share_upload(sender, received))
 
-    async def _share_dicom(self, sender: Sender, received: ReceivedObject) -> None:
+    async def _share_upload(self, sender: Sender, received: ReceivedObject) -> None:
         announce = received.announce
+        origin = {"source": "upload", "transfer_id": announce.transfer_id}
         try:
-            deidentify = await self.hub.requires_deidentification(self.room.name)
-            async with self._intake:
-                data, obj = await asyncio.to_thread(self._intake_dicom, received.data, deidentify)
-                sha256 = await asyncio.to_thread(self.hub.objects.put, data)
-            if self.closed:
-                return
-            self._publish(sender, "dicom", {
-                "sha256": sha256, "name": announce.name, "size": len(data),
-                "deidentified": deidentify, "transfer_id": announce.transfer_id, "object": obj.to_dict(),
-            })
+            await self._accept_dicom(sender, received.data, announce.sha256, origin, announce.name)
         except ClinicalError as exc:
             self._refuse(sender.peer_id, exc, announce.transfer_id)
-            await self.hub.auditor.record(sender.identity, "share-refused", announce.sha256,
-                                          self.room.name, name=announce.name, code=exc.code)
-            return
         except Exception:
             log.exception("DICOM %s from %s failed", announce.transfer_id, sender.peer_id)
             self._refuse(sender.peer_id, ClinicalError("internal", "object not processed"),
                          announce.transfer_id)
-            return
+
+    async def _accept_dicom(self, sender: Sender, data: bytes, received_sha256: str, origin: dict,
+                            name: str | None = None, **audit: Any) -> bool:
+        """The one way into the room for a DICOM object, uploaded or pulled from a PACS:
+        validate, de-identify if the room requires it, store, log, fan out, audit.
+
+        ``origin`` goes into the notice (``source`` and what the sender can match it
+        by). False if the room closed meanwhile; ClinicalError if the object is refused.
+        """
+        try:
+            deidentify = await self.hub.requires_deidentification(self.room.name)
+            async with self._intake:
+                shared, obj = await asyncio.to_thread(self._intake_dicom, data, deidentify)
+                sha256 = await asyncio.to_thread(self.hub.objects.put, shared)
+        except ClinicalError as exc:
+            await self.hub.auditor.record(sender.identity, "share-refused", received_sha256, self.room.name,
+                                          name=name, code=exc.code, **origin, **audit)
+            raise
+        if self.closed:
+            return False
+        # Named after what is shared, so a de-identified copy does not show the original UID.
+        name = name or f"{obj.sop_instance_uid}.dcm"
+        self._publish(sender, "dicom", {"sha256": sha256, "name": name, "size": len(shared),
+                                        "deidentified": deidentify, **origin, "object": obj.to_dict()})
         await self.hub.auditor.record(
-            sender.identity, "share", sha256, self.room.name, name=announce.name,
-            uploaded_sha256=announce.sha256, deidentified=deidentify, sop_class=obj.sop_class_uid,
+            sender.identity, "share", sha256, self.room.name, name=name, received_sha256=received_sha256,
+            deidentified=deidentify, sop_class=obj.sop_class_uid, **origin, **audit,
+        )
+        return True
+
+    # --- PACS ---
+    def _start_pull(self, sender: Sender, request: PullRequest) -> None:
+        if self.hub.pacs is None:
+            raise ClinicalError("pacs-off", "no PACS is configured on this server")
+        if len(self._pulls) >= MAX_PULLS:
+            raise ClinicalError("pacs-busy", f"at most {MAX_PULLS} PACS pulls at a time in a room")
+        task = self._spawn(self._pull(self.hub.pacs, sender, request))
+        self._pulls.add(task)
+        task.add_done_callback(self._pulls.discard)
+
+    async def _pull(self, pacs: DicomWebSource, sender: Sender, request: PullRequest) -> None:
+        """Share every instance the PACS returns, one by one as they arrive. An instance
+        that fails the checks is skipped and reported; a PACS failure ends the pull."""
+        count, refused = 0, []
+        origin = {"source": "pacs", "ref": request.ref}
+        try:
+            async with aclosing(pacs.instances(request)) as instances:
+                async for data in instances:
+                    try:
+                        digest = await asyncio.to_thread(_sha256, data)
+                        if await self._accept_dicom(sender, data, digest, origin, study_uid=request.study_uid):
+                            count += 1
+                    except ClinicalError as exc:
+                        refused.append({"code": exc.code, "error": exc.message})
+        except ClinicalError as exc:
+            self._refuse(sender.peer_id, exc, request.ref, count=count)
+            outcome = exc.code
+        except Exception:
+            log.exception("PACS pull for %s failed", sender.peer_id)
+            self._refuse(sender.peer_id, ClinicalError("internal", "pull not completed"), request.ref,
+                         count=count)
+            outcome = "internal"
+        else:
+            self._reply(sender.peer_id, {"type": "dicom-pull-done", "ref": request.ref, "count": count,
+                                         "refused": refused})
+            outcome = "done"
+        await self.hub.auditor.record(
+            sender.identity, "pacs-pull", request.study_uid, self.room.name, series_uid=request.series_uid,
+            instance_uid=request.instance_uid, count=count, refused=len(refused), outcome=outcome,
         )
 
     def _intake_dicom(self, data: bytes, deidentify: bool) -> tuple[bytes, DicomObject]:
@@ -318,13 +383,22 @@ class ClinicalSession:
         return {"url": f"{base}?{query}", "preview_url": f"{base}/preview.png?{query}"}
 
     def _refuse(self, peer_id: str, exc: ClinicalError, ref: object = None, **extra: Any) -> None:
-        peer = self.room.peers.get(peer_id)
         log.info("refused clinical data from %s: %s", peer_id, exc.code)
+        error = {"type": "error", "code": exc.code, "error": exc.message, **extra}
+        if ref is not None:
+            error["ref"] = ref
+        self._reply(peer_id, error)
+
+    def _reply(self, peer_id: str, message: dict) -> None:
+        peer = self.room.peers.get(peer_id)  # it may have left meanwhile
         if peer is not None:
-            error = {"type": "error", "code": exc.code, "error": exc.message, **extra}
-            if ref is not None:
-                error["ref"] = ref
-            peer.send_data(error)
+            peer.send_data(message)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _uploads_of(self, peer: Peer) -> _Uploads:
         uploads = self._uploads.get(peer.id)
@@ -352,6 +426,10 @@ def _ref(message: dict) -> object:
         if (isinstance(value, str) and len(value) <= 64) or type(value) is int:
             return value
     return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _chunk_transfer_id(data: object) -> str | None:

@@ -9,6 +9,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -26,6 +27,10 @@ class Settings:
     secret: str | None = None
     token_ttl: int = 600
     log_level: str = "info"
+    pacs_url: str | None = None
+    pacs_username: str | None = None
+    pacs_password: str | None = field(default=None, repr=False)
+    pacs_timeout: float = 30.0
 
 
 HELP = {
@@ -45,6 +50,12 @@ HELP = {
               "with the process)",
     "token_ttl": "token lifetime in seconds (default 600)",
     "log_level": "debug, info, warning or error (default info)",
+    "pacs_url": "DICOMweb base URL of a PACS that peers may pull studies from, e.g. "
+                "http://127.0.0.1:8042/dicom-web (default: none, pulling is off)",
+    "pacs_username": "user name for HTTP basic auth to the PACS (default: no auth)",
+    "pacs_password": "password for --pacs-username (prefer the env or the config file "
+                     "to a flag, which other local users can see)",
+    "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
 }
 
 
@@ -58,7 +69,24 @@ def _coerce(name: str, value: object) -> object:
         if not isinstance(parsed, list) or not all(isinstance(s, dict) and "urls" in s for s in parsed):
             raise ValueError("ice_servers must be a JSON list of objects with 'urls'")
         return parsed
+    if name == "pacs_timeout":
+        timeout = float(value)
+        if not 0 < timeout <= 3600:
+            raise ValueError("pacs_timeout must be in (0, 3600] seconds")
+        return timeout
+    if name == "pacs_url":
+        return _pacs_url(value)
     return value
+
+
+def _pacs_url(value: object) -> str:
+    url = urlsplit(str(value))
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError("pacs_url must be an http(s) URL")
+    # Credentials in the URL would end up in logs; they belong in pacs_username/_password.
+    if url.username or url.password or url.query or url.fragment:
+        raise ValueError("pacs_url takes no user info, query or fragment")
+    return str(value).rstrip("/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,4 +119,8 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
     settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ValueError("tls_cert and tls_key go together")
+    if (settings.pacs_username or settings.pacs_password) and not settings.pacs_url:
+        raise ValueError("pacs_username and pacs_password need pacs_url")
+    if settings.pacs_password and not settings.pacs_username:
+        raise ValueError("pacs_password needs pacs_username")
     return settings

@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from clinical.pacs import DicomWebSource
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 
@@ -26,7 +27,11 @@ class Server:
         self.store = open_room_store(settings.room_store)
         self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
         self.login_limiter = AttemptLimiter()
-        self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret)
+        pacs = None
+        if settings.pacs_url:
+            pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
+                                  settings.pacs_timeout)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)

@@ -4,6 +4,7 @@ lab results over ``control`` (docs/signaling.md, "Clinical data").
     client = await Client.join(url, token, channels=CHANNELS)
     clinical = await Clinical.open(client)
     notice = await clinical.send_dicom(data, "ct.dcm")
+    done = await clinical.pull_dicom(study_uid)   # from the server's PACS
     await clinical.stream_ecg(synthetic(12, 500, 10))
 """
 
@@ -136,6 +137,22 @@ class Clinical:
             self.bulk.send(pack_chunk(tid, index, data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]))
         self.send({"type": "dicom-complete", "transfer_id": tid})
         return await self._reply(tid, self._own("dicom", transfer_id=tid), start, timeout)
+
+    async def pull_dicom(self, study_uid: str, series_uid: str | None = None,
+                         instance_uid: str | None = None, timeout: float = 120) -> dict:
+        """Have the server pull a study (or one series, or one instance) from its PACS into
+        the room; returns ``dicom-pull-done`` (``count``, ``refused``). Each shared
+        instance arrives as a ``dicom`` notice with ``source: "pacs"`` and this ``ref``."""
+        ref = f"p-{secrets.token_hex(6)}"
+        message = {"type": "dicom-pull", "study_uid": study_uid, "ref": ref}
+        if series_uid is not None:
+            message["series_uid"] = series_uid
+        if instance_uid is not None:
+            message["instance_uid"] = instance_uid
+        start = len(self.messages)
+        self.send(message)
+        return await self._reply(ref, lambda m: m.get("type") == "dicom-pull-done" and m.get("ref") == ref,
+                                 start, timeout)
 
     async def fetch(self, link: str) -> bytes:
         """GET a link from a notice (relative to the server), e.g. ``notice["url"]``."""
