@@ -7,6 +7,9 @@ need_apt=()
 for pair in redis-server:redis-server chromium:chromium janus:janus ip:iproute2 gcc:gcc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
+# By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
+[ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import secrets
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -33,7 +32,8 @@ from telemed_client.clinical import CHANNELS, Clinical
 from tests.clinical_peers import PASSWORD, bundled, close, join, potassium
 from tests.server import free_port, start_server
 
-PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # from Debian orthanc-dicomweb
+ORTHANC = Path("/usr/sbin/Orthanc")  # Debian orthanc
+PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian orthanc-dicomweb
 PACS_USER, PACS_PASSWORD = "telemed", "pacs-secret-pw"
 STUDY_UID = "1.2.826.0.1.3680043.8.498.4242"
 # CT and MR (one slice each), a two-frame RLE secondary capture, and an RT Dose that the
@@ -66,8 +66,7 @@ class Orthanc:
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
-    binary = shutil.which("Orthanc")
-    if binary is None or not PLUGIN.exists():
+    if not ORTHANC.exists() or not PLUGIN.exists():
         pytest.fail("Orthanc with its DICOMweb plugin is not installed: run scripts/bootstrap.sh")
     workdir = tmp_path_factory.mktemp("orthanc")
     port = free_port()
@@ -79,7 +78,7 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
     }))
     log = workdir / "orthanc.log"  # a file, not a pipe that nobody reads
     with log.open("wb") as out:
-        proc = subprocess.Popen([binary, "--no-jobs", str(workdir / "orthanc.json")], stdout=out,
+        proc = subprocess.Popen([str(ORTHANC), "--no-jobs", str(workdir / "orthanc.json")], stdout=out,
                                 stderr=subprocess.STDOUT, cwd=workdir)
     pacs = Orthanc(port)
     try:
