@@ -45,3 +45,9 @@ export function wsUrl() {
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.href;
 }
+
+// Fresh signed links to a shared DICOM object, for a viewer whose links expired.
+export function objectLinks(room, sha256, token) {
+  return call('GET', `api/rooms/${encodeURIComponent(room)}/objects/${sha256}/links`, undefined,
+    { Authorization: `Bearer ${token}` });
+}

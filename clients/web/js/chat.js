@@ -52,7 +52,8 @@ export class ChatPanel {
         this.unread += 1;
         this.onUnread(this.unread);
       }
-    } else if (message.type === 'error') {
+    } else if (message.type === 'error' && message.ref == null) {
+      // Errors with a `ref` concern clinical data; the clinical panel shows them.
       this.system(`Message not delivered: ${message.error || 'rejected by the server'}`, true);
     }
   }

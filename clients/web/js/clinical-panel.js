@@ -1,62 +1,72 @@
-// Screen 3 of a seat: clinical data. This is the hook the clinical data work
-// fills in (ECG strips, DICOM viewer, lab panel). Until then it is a calm
-// placeholder that shows the panel is live and counts `app` messages.
+// The clinical data of a consult: live ECG, shared DICOM images and lab results.
+// Shown on screen 3 of a multi-screen seat, and as a side panel of the single-window
+// consult and of the trainee view (read-only there: trainees do not share files).
 //
-// Contract: mountClinicalPanel(section, ctx) is called once with the
-// <section id="clinical-panel"> element and ctx = {session, room}. The session
-// emits "data" events for every control-channel message ({type: 'app', data, ...}).
-// Return an object with an optional destroy().
+// Contract: mountClinicalPanel(section, ctx) is called once, before the session
+// starts, with the <section id="clinical-panel"> element and ctx = {session, room,
+// canShare, onNews(text), onClose}. The session must have been created with
+// `clinical: true` (bulk and ecg channels). `onNews` hears of new items (for a badge
+// while the panel is closed); `onClose`, if given, adds a Close button. Returns
+// {share(files)}, for files dropped anywhere on the page.
 
+import { objectLinks } from './api.js';
+import { DicomList } from './dicom-list.js';
+import { DicomUpload } from './dicom-upload.js';
+import { DicomViewer } from './dicom-viewer.js';
+import { EcgMonitor } from './ecg-monitor.js';
 import { icon } from './icons.js';
+import { LabPanel } from './lab-panel.js';
+import { escapeHtml } from './util.js';
 
-export function mountClinicalPanel(section, { session, room }) {
+export function mountClinicalPanel(section, { session, room, canShare = true, onNews = () => {}, onClose = null }) {
   section.innerHTML = `
     <div class="clinical-head">
       <h1>Clinical data · ${escapeHtml(room)}</h1>
-      <span class="chip" id="clinical-status">Waiting for shared data</span>
+      ${onClose ? '<button type="button" class="btn btn-link" data-role="close">Close</button>' : ''}
     </div>
     <div class="clinical-grid">
-      <article class="clinical-card" aria-labelledby="c-ecg">
+      <article class="clinical-card clinical-ecg" aria-labelledby="c-ecg">
         <h2 id="c-ecg">${icon('heart')} ECG</h2>
-        <canvas width="600" height="90" aria-hidden="true"></canvas>
-        <p>No ECG stream is active. Live ECG from an ambulance or monitor appears here.</p>
+        <div data-role="ecg"></div>
       </article>
-      <article class="clinical-card" aria-labelledby="c-dicom">
+      <article class="clinical-card clinical-images" aria-labelledby="c-dicom">
         <h2 id="c-dicom">${icon('image')} Images (DICOM)</h2>
-        <p>No images shared yet. Shared studies appear here for everyone in the consult.</p>
+        <div data-role="viewer"></div>
+        <div data-role="list"></div>
+        ${canShare ? '<div data-role="upload"></div>' : ''}
       </article>
-      <article class="clinical-card" aria-labelledby="c-labs">
+      <article class="clinical-card clinical-labs" aria-labelledby="c-labs">
         <h2 id="c-labs">${icon('flask')} Lab results</h2>
-        <p>No lab results shared yet.</p>
+        <div data-role="labs"></div>
       </article>
     </div>`;
-  drawBaseline(section.querySelector('canvas'));
-  const status = section.querySelector('#clinical-status');
-  let count = 0;
-  const onData = (e) => {
-    if (e.detail && e.detail.type === 'app') {
-      count += 1;
-      status.textContent = `${count} clinical message${count === 1 ? '' : 's'} received`;
+  const part = (role) => section.querySelector(`[data-role="${role}"]`);
+  if (onClose) part('close').addEventListener('click', onClose);
+
+  new EcgMonitor(part('ecg'), session, { onNews });
+  new LabPanel(part('labs'), session, { onNews });
+  const list = new DicomList(part('list'), { onOpen: (item) => viewer.open(item) });
+  const viewer = new DicomViewer(part('viewer'), {
+    renewLinks: async (sha256) => {
+      try {
+        const links = await objectLinks(room, sha256, session.token);
+        Object.assign(list.get(sha256) || {}, links);
+        return links;
+      } catch (err) {
+        throw new Error(err.status === 401 ? 'your sign-in has expired; rejoin the consult to open images' : err.message);
+      }
+    },
+  });
+  session.addEventListener('data', (e) => {
+    const m = e.detail;
+    if (m.type === 'dicom') {
+      list.add(m);
+      onNews(`${m.sender_name || 'Someone'} shared ${m.name}`);
+    } else if (m.type === 'clinical-state') {
+      list.reset(m.dicom || []);
+      for (const item of m.dicom || []) viewer.updateLinks(item);
     }
-  };
-  session.addEventListener('data', onData);
-  return { destroy: () => session.removeEventListener('data', onData) };
-}
-
-function drawBaseline(canvas) {
-  const ctx = canvas.getContext('2d');
-  ctx.strokeStyle = '#d3e5df';
-  ctx.lineWidth = 1;
-  for (let x = 0; x <= canvas.width; x += 20) { ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, canvas.height); ctx.stroke(); }
-  for (let y = 0; y <= canvas.height; y += 20) { ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(canvas.width, y); ctx.stroke(); }
-  ctx.strokeStyle = '#7fa89b';
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  ctx.moveTo(0, canvas.height / 2);
-  ctx.lineTo(canvas.width, canvas.height / 2);
-  ctx.stroke();
-}
-
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+  });
+  const upload = canShare ? new DicomUpload(part('upload'), session) : null;
+  return { share: (files) => upload && upload.share(files) };
 }

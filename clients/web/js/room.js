@@ -6,6 +6,8 @@
 //   room.html?room=R&screen=3    seat screen 3: clinical data panel
 //   viewer.html?room=R           trainee: receive only, never asks for camera or microphone
 //
+// The single window and the trainee view show clinical data in a side panel.
+//
 // All screens of a seat use the seat's one token (see seat.js); audio plays on
 // the single window or on screen 1 only.
 
@@ -14,6 +16,7 @@ import { ChatPanel } from './chat.js';
 import { mountClinicalPanel } from './clinical-panel.js';
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
+import { hasFiles } from './dicom-upload.js';
 import { seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { SpeakerDetector } from './speaker.js';
@@ -36,9 +39,10 @@ class RoomApp {
     this.canPublish = !this.viewer && (this.screen === null || this.screen === 1) && seat.grants?.publish !== false;
     this.playsAudio = this.screen === null || this.screen === 1;
     this.seatChannel = 'BroadcastChannel' in window ? new BroadcastChannel(`telemed-seat-${room}`) : null;
+    this.showsClinical = this.screen === null || this.screen === 3;
     this.session = new Session({
       wsUrl: wsUrl(), token: seat.token, screen: this.screen,
-      wantTrack: (track) => this.wantTrack(track),
+      wantTrack: (track) => this.wantTrack(track), clinical: this.showsClinical,
     });
     this.tiles = new TileView({ onPin: (trackId, pinned) => this.pin(trackId, pinned) });
     this.detector = new SpeakerDetector();
@@ -76,17 +80,12 @@ class RoomApp {
     this.buildControls();
     this.chat = new ChatPanel({
       panel: $('#chat-panel'), log: $('#chat-log'), form: $('#chat-form'), input: $('#chat-input'),
-      send: $('#chat-send'), session: this.session, onUnread: (n) => this.setUnread(n),
+      send: $('#chat-send'), session: this.session, onUnread: (n) => this.setBadge('ctl-chat', 'Chat', n, 'unread'),
     });
     this.chat.setReady(false);
     $('#chat-close').addEventListener('click', () => this.toggleChat(false));
 
-    if (this.screen === 3) {
-      $('#stage').hidden = true;
-      const panel = $('#clinical-panel');
-      panel.hidden = false;
-      this.clinical = mountClinicalPanel(panel, { session: this.session, room });
-    }
+    if (this.showsClinical) this.mountClinical();
 
     const s = this.session;
     s.addEventListener('state', () => this.queueRender());
@@ -396,6 +395,7 @@ class RoomApp {
     }
     if (this.viewer) left.push(btn('ctl-sound', 'sound', 'Sound on', 'aria-pressed="true"'));
     if (this.screen !== 2 && this.screen !== 3) mid.push(btn('ctl-chat', 'chat', 'Chat', 'aria-pressed="false"'));
+    if (this.screen === null) mid.push(btn('ctl-clinical', 'heart', 'Clinical', 'aria-pressed="false" aria-controls="clinical-panel"'));
     if (this.isHost && !this.viewer && this.screen !== 2 && this.screen !== 3) {
       $('#layout-slot').innerHTML = `<div class="layout-picker" role="radiogroup" aria-label="Layout for everyone" id="layout-picker">${
         PRESETS.map((p) => `<button type="button" role="radio" data-preset="${p.id}" aria-checked="false" title="${p.label} layout for everyone">${icon(p.id)}<span>${p.label}</span></button>`).join('')}</div>`;
@@ -417,6 +417,7 @@ class RoomApp {
     on('ctl-switch', () => this.switchCamera());
     on('ctl-share', () => (this.screenTrack ? this.stopShare() : this.startShare()));
     on('ctl-chat', () => this.toggleChat());
+    on('ctl-clinical', () => this.toggleClinical());
     on('ctl-sound', () => this.toggleSound());
     on('ctl-screen2', () => { $('#screens-menu').hidePopover(); this.openScreen(2); });
     on('ctl-screen3', () => { $('#screens-menu').hidePopover(); this.openScreen(3); });
@@ -542,14 +543,64 @@ class RoomApp {
     this.queueRender();
   }
 
-  setUnread(n) {
-    const b = $('#ctl-chat');
+  setBadge(id, label, n, what) {
+    const b = $(`#${id}`);
     if (!b) return;
     let badge = b.querySelector('.count');
-    if (!n) { if (badge) badge.remove(); return; }
+    if (!n) {
+      if (badge) badge.remove();
+      b.removeAttribute('aria-label');
+      return;
+    }
     if (!badge) { badge = document.createElement('span'); badge.className = 'count'; b.append(badge); }
     badge.textContent = String(n);
-    b.setAttribute('aria-label', `Chat, ${n} unread`);
+    b.setAttribute('aria-label', `${label}, ${n} ${what}`);
+  }
+
+  // ---------- clinical data ----------
+
+  // Screen 3 shows it full size; the single window and the trainee view in a side
+  // panel. Files dropped anywhere on the page are shared.
+  mountClinical() {
+    const panel = $('#clinical-panel');
+    const side = this.screen === null;
+    const canShare = !this.viewer;
+    this.clinicalNews = 0;
+    this.clinical = mountClinicalPanel(panel, {
+      session: this.session, room, canShare,
+      onNews: (text) => {
+        if (!panel.hidden) return;
+        toast(text);
+        this.setBadge('ctl-clinical', 'Clinical', ++this.clinicalNews, 'new');
+      },
+      onClose: side ? () => this.toggleClinical(false) : null,
+    });
+    if (side) {
+      panel.classList.add('clinical-side');
+    } else {
+      $('#stage').hidden = true;
+      panel.hidden = false;
+    }
+    if (!canShare) return;
+    document.addEventListener('dragover', (e) => { if (hasFiles(e)) e.preventDefault(); });
+    document.addEventListener('drop', (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      if (side) this.toggleClinical(true);
+      this.clinical.share([...e.dataTransfer.files]);
+    });
+  }
+
+  toggleClinical(force) {
+    const panel = $('#clinical-panel');
+    panel.hidden = force === undefined ? !panel.hidden : !force;
+    const b = $('#ctl-clinical');
+    if (b) b.setAttribute('aria-pressed', String(!panel.hidden));
+    if (!panel.hidden) {
+      this.clinicalNews = 0;
+      this.setBadge('ctl-clinical', 'Clinical', 0);
+    }
+    this.queueRender();
   }
 
   toggleSound() {

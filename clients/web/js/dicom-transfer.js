@@ -1,0 +1,133 @@
+// Shares one DICOM file over the `bulk` data channel, as docs/signaling.md
+// ("Clinical data") describes: `dicom-announce` on `control`, wait for
+// `dicom-ready`, the chunks, then `dicom-complete`. Resolves with the server's
+// `dicom` notice once the file is checked and shared; rejects with the server's
+// own words when it refuses the file.
+
+const CHUNK_SIZE = 65536;
+// Browsers send every channel of a connection from one queue: keep our share of it
+// small so that video, audio and ECG keep flowing during an upload.
+const HIGH_WATER = 256 * 1024;
+const LOW_WATER = 64 * 1024;
+const READY_TIMEOUT_MS = 20000;
+const DRAIN_TIMEOUT_MS = 30000;
+const SHARED_TIMEOUT_MS = 120000;
+
+class TransferError extends Error {}
+
+// onProgress({phase, fraction}): phase is hashing | sending | checking.
+export async function sendDicom(session, file, onProgress = () => {}) {
+  if (!globalThis.crypto || !crypto.subtle) {
+    throw new TransferError('Sharing images needs a secure (HTTPS) page.');
+  }
+  if (!session.bulk || session.bulk.readyState !== 'open' || !session.dataReady) {
+    throw new TransferError('Not connected yet; try again in a moment.');
+  }
+  onProgress({ phase: 'hashing', fraction: 0 });
+  const data = new Uint8Array(await file.arrayBuffer());
+  if (!data.byteLength) throw new TransferError('The file is empty.');
+  const sha256 = toHex(await crypto.subtle.digest('SHA-256', data));
+  const transferId = `w-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
+  const chunkCount = Math.ceil(data.byteLength / CHUNK_SIZE);
+  const replies = new Replies(session, transferId);
+  try {
+    session.sendData({
+      type: 'dicom-announce', transfer_id: transferId, name: file.name, size: data.byteLength,
+      sha256, chunk_count: chunkCount, chunk_size: CHUNK_SIZE,
+    });
+    await replies.wait((m) => m.type === 'dicom-ready' && m.transfer_id === transferId, READY_TIMEOUT_MS);
+    const bulk = session.bulk;
+    bulk.bufferedAmountLowThreshold = LOW_WATER;
+    const head = chunkHeader(transferId);
+    for (let i = 0; i < chunkCount; i++) {
+      replies.throwIfRefused();
+      if (bulk !== session.bulk || bulk.readyState !== 'open') {
+        throw new TransferError('The connection was interrupted. Share the file again.');
+      }
+      if (bulk.bufferedAmount > HIGH_WATER) await drained(bulk);
+      const payload = data.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE);
+      const message = new Uint8Array(head.length + 4 + payload.length);
+      message.set(head);
+      new DataView(message.buffer).setUint32(head.length, i, true);
+      message.set(payload, head.length + 4);
+      bulk.send(message);
+      const sent = Math.min((i + 1) * CHUNK_SIZE, data.byteLength) - bulk.bufferedAmount;
+      onProgress({ phase: 'sending', fraction: Math.max(0, sent) / data.byteLength });
+    }
+    session.sendData({ type: 'dicom-complete', transfer_id: transferId });
+    onProgress({ phase: 'checking', fraction: 1 });
+    return await replies.wait((m) => m.type === 'dicom' && m.transfer_id === transferId
+      && m.sender === session.me?.peer_id, SHARED_TIMEOUT_MS);
+  } finally {
+    replies.close();
+  }
+}
+
+// "DC", version 1, id length, id; the caller appends the u32 chunk index and payload.
+function chunkHeader(transferId) {
+  const id = new TextEncoder().encode(transferId);
+  return new Uint8Array([0x44, 0x43, 1, id.length, ...id]);
+}
+
+function drained(channel) {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      channel.removeEventListener('bufferedamountlow', done);
+      channel.removeEventListener('close', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      channel.removeEventListener('bufferedamountlow', done);
+      channel.removeEventListener('close', done);
+      reject(new TransferError('The upload stalled: the network is too slow or gone.'));
+    }, DRAIN_TIMEOUT_MS);
+    channel.addEventListener('bufferedamountlow', done);
+    channel.addEventListener('close', done);
+  });
+}
+
+// The control-channel messages about one transfer, kept from before the announce
+// so that no reply is missed. An `error` about it fails whatever waits.
+class Replies {
+  constructor(session, transferId) {
+    this.session = session;
+    this.transferId = transferId;
+    this.seen = [];
+    this.refusal = null;
+    this.wake = () => {};
+    this.onData = (e) => {
+      const m = e.detail;
+      if (m.type === 'error' && m.ref === transferId) this.refusal = new TransferError(m.error || 'The server refused the file.');
+      else if (m.transfer_id === transferId) this.seen.push(m);
+      this.wake();
+    };
+    session.addEventListener('data', this.onData);
+  }
+
+  throwIfRefused() {
+    if (this.refusal) throw this.refusal;
+  }
+
+  wait(match, ms) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TransferError('The server did not answer in time.')), ms);
+      this.wake = () => {
+        const found = this.seen.find(match);
+        if (!found && !this.refusal) return;
+        clearTimeout(timer);
+        this.wake = () => {};
+        if (found) resolve(found); else reject(this.refusal);
+      };
+      this.wake();
+    });
+  }
+
+  close() {
+    this.session.removeEventListener('data', this.onData);
+  }
+}
+
+function toHex(buffer) {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
