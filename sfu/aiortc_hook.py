@@ -45,7 +45,7 @@ RtcpHandler = Callable[[bytes], None]
 # also checks the private instance attributes on live objects).
 REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
-    RTCRtpSender: ("_send_rtcp",),
+    RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
 }
 
 
@@ -174,13 +174,24 @@ def silence_sender(sender: RTCRtpSender) -> None:
 
     Its sender reports would carry zero counters and the wrong timestamps (it never
     sees our packets), and its BYE on close would end the remote track early; the
-    consumer sends translated reports instead.
+    consumer sends translated reports instead. Its RTCP loop is replaced by one that
+    parks until stop(), because a timer per subscribed track adds up across a room.
     """
 
     async def no_rtcp(packets: list[Any]) -> None:
         return None
 
+    async def parked_rtcp_loop() -> None:
+        # stop() waits for these two events around cancelling the task
+        getattr(sender, "_RTCRtpSender__rtcp_started").set()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            pass
+        getattr(sender, "_RTCRtpSender__rtcp_exited").set()
+
     sender._send_rtcp = no_rtcp  # type: ignore[method-assign]
+    sender._run_rtcp = parked_rtcp_loop  # type: ignore[method-assign]
 
 
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:

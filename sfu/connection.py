@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +25,11 @@ from .codec import FORWARDABLE, Codec
 from .consumer import RtpConsumer
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
+from .upkeep import Upkeep
 
 log = logging.getLogger("telemed.sfu.connection")
 
 MAX_SDP_BYTES = 128 * 1024
-TICK_INTERVAL = 1.0
 
 
 class NegotiationError(ValueError):
@@ -114,7 +113,8 @@ class Connection:
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
         self._lock = asyncio.Lock()
-        self._tick_task = asyncio.get_running_loop().create_task(self._tick())
+        self._upkeep = Upkeep.current()
+        self._upkeep.add(self)
         self.pc.on("connectionstatechange", self._state_changed)
 
     def _state_changed(self) -> None:
@@ -367,17 +367,15 @@ class Connection:
                 if consumer is not None:
                     consumer.handle_rtcp(packet)
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_INTERVAL * (0.75 + random.random() / 2))
-            now = time.monotonic()
-            for transport in list(self._transports.values()):
-                transport.refresh()
-            for producer in list(self.producers.values()):
-                try:
-                    producer.tick(now)
-                except Exception:
-                    log.exception("producer upkeep failed on %s", self.label)
+    def tick(self, now: float) -> None:
+        """Once a second (sfu/upkeep.py): follow the ICE pair, then producer upkeep."""
+        for transport in list(self._transports.values()):
+            transport.refresh()
+        for producer in list(self.producers.values()):
+            try:
+                producer.tick(now)
+            except Exception:
+                log.exception("producer upkeep failed on %s", self.label)
 
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None,
                                 sdp_mline_index: int | None) -> None:
@@ -402,7 +400,7 @@ class Connection:
         if self.closed:
             return []
         self.closed = True
-        self._tick_task.cancel()
+        self._upkeep.discard(self)
         for consumer in self.consumers.values():
             consumer.close()
         self.consumers.clear()
