@@ -35,7 +35,7 @@ _UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 _REF = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def check_uid(value: object, key: str) -> str:
+def _check_uid(value: object, key: str) -> str:
     if not isinstance(value, str) or len(value) > 64 or not _UID.fullmatch(value):
         raise ClinicalError("pacs-uid", f"{key} is not a DICOM UID (digits and dots, at most 64)")
     return value
@@ -62,9 +62,9 @@ class PullRequest:
         if instance is not None and series is None:
             raise ClinicalError("pacs-uid", "instance_uid needs its series_uid")
         return cls(
-            check_uid(msg.get("study_uid"), "study_uid"),
-            None if series is None else check_uid(series, "series_uid"),
-            None if instance is None else check_uid(instance, "instance_uid"),
+            _check_uid(msg.get("study_uid"), "study_uid"),
+            None if series is None else _check_uid(series, "series_uid"),
+            None if instance is None else _check_uid(instance, "instance_uid"),
             ref,
         )
 
@@ -121,16 +121,18 @@ class DicomWebSource:
                         raise ClinicalError("pacs-too-many",
                                             f"the {request.what} has more than {self.max_instances} instances")
                     yield await self._read_part(part)
+        # Connection details stay in the chained cause, for the server log: the PACS's
+        # address is none of the requester's business.
         except ClinicalError:
             raise
         except aiohttp.ClientConnectorError as exc:
-            raise ClinicalError("pacs-unreachable", f"cannot connect to the PACS: {describe(exc)}") from None
-        except TimeoutError:  # aiohttp's socket timeouts derive from it too
-            raise ClinicalError("pacs-timeout", "the PACS did not answer in time") from None
+            raise ClinicalError("pacs-unreachable", "cannot connect to the PACS") from exc
+        except TimeoutError as exc:  # aiohttp's socket timeouts derive from it too
+            raise ClinicalError("pacs-timeout", "the PACS did not answer in time") from exc
         except aiohttp.ClientError as exc:
-            raise ClinicalError("pacs-error", f"retrieve from the PACS failed: {describe(exc)}") from None
+            raise ClinicalError("pacs-error", "the connection to the PACS failed") from exc
         except (ValueError, KeyError, RuntimeError) as exc:  # aiohttp's multipart parser
-            raise ClinicalError("pacs-multipart", f"malformed multipart answer: {describe(exc)}") from None
+            raise ClinicalError("pacs-multipart", f"malformed multipart answer: {describe(exc)}") from exc
 
     async def _read_part(self, part: MultipartReader | BodyPartReader) -> bytes:
         if not isinstance(part, BodyPartReader):

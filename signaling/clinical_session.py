@@ -122,7 +122,7 @@ class ClinicalSession:
         self._deidentifier = Deidentifier()
         self._intake = asyncio.Lock()  # one DICOM at a time: 2 cores, shared with media
         self._tasks: set[asyncio.Task] = set()
-        self._pulls: set[asyncio.Task] = set()
+        self._pulls = 0  # PACS pulls under way
         # Streams the log still shows live were cut by a crash; end them for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
             self._append("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
@@ -308,11 +308,10 @@ class ClinicalSession:
     def _start_pull(self, sender: Sender, request: PullRequest) -> None:
         if self.hub.pacs is None:
             raise ClinicalError("pacs-off", "no PACS is configured on this server")
-        if len(self._pulls) >= MAX_PULLS:
+        if self._pulls >= MAX_PULLS:
             raise ClinicalError("pacs-busy", f"at most {MAX_PULLS} PACS pulls at a time in a room")
-        task = self._spawn(self._pull(self.hub.pacs, sender, request))
-        self._pulls.add(task)
-        task.add_done_callback(self._pulls.discard)
+        self._pulls += 1
+        self._spawn(self._pull(self.hub.pacs, sender, request))
 
     async def _pull(self, pacs: DicomWebSource, sender: Sender, request: PullRequest) -> None:
         """Share every instance the PACS returns, one by one as they arrive. An instance
@@ -328,21 +327,20 @@ class ClinicalSession:
                             count += 1
                     except ClinicalError as exc:
                         refused.append({"code": exc.code, "error": exc.message})
+            reply = {"type": "dicom-pull-done", "ref": request.ref, "count": count, "refused": refused}
         except ClinicalError as exc:
-            self._refuse(sender.peer_id, exc, request.ref, count=count)
-            outcome = exc.code
+            log.warning("PACS pull of a %s failed: %s (%r)", request.what, exc.code, exc.__cause__)
+            reply = _error(exc, request.ref, count=count)
         except Exception:
             log.exception("PACS pull for %s failed", sender.peer_id)
-            self._refuse(sender.peer_id, ClinicalError("internal", "pull not completed"), request.ref,
-                         count=count)
-            outcome = "internal"
-        else:
-            self._reply(sender.peer_id, {"type": "dicom-pull-done", "ref": request.ref, "count": count,
-                                         "refused": refused})
-            outcome = "done"
+            reply = _error(ClinicalError("internal", "pull not completed"), request.ref, count=count)
+        finally:
+            self._pulls -= 1  # before the answer: whoever hears it may pull again at once
+        self._reply(sender.peer_id, reply)
         await self.hub.auditor.record(
             sender.identity, "pacs-pull", request.study_uid, self.room.name, series_uid=request.series_uid,
-            instance_uid=request.instance_uid, count=count, refused=len(refused), outcome=outcome,
+            instance_uid=request.instance_uid, count=count, refused=len(refused),
+            outcome=reply.get("code", "done"),
         )
 
     def _intake_dicom(self, data: bytes, deidentify: bool) -> tuple[bytes, DicomObject]:
@@ -384,21 +382,17 @@ class ClinicalSession:
 
     def _refuse(self, peer_id: str, exc: ClinicalError, ref: object = None, **extra: Any) -> None:
         log.info("refused clinical data from %s: %s", peer_id, exc.code)
-        error = {"type": "error", "code": exc.code, "error": exc.message, **extra}
-        if ref is not None:
-            error["ref"] = ref
-        self._reply(peer_id, error)
+        self._reply(peer_id, _error(exc, ref, **extra))
 
     def _reply(self, peer_id: str, message: dict) -> None:
         peer = self.room.peers.get(peer_id)  # it may have left meanwhile
         if peer is not None:
             peer.send_data(message)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     def _uploads_of(self, peer: Peer) -> _Uploads:
         uploads = self._uploads.get(peer.id)
@@ -417,6 +411,13 @@ def _clinical_message(raw: object) -> dict | None:
     if isinstance(message, dict) and message.get("type") in MESSAGE_TYPES:
         return message
     return None
+
+
+def _error(exc: ClinicalError, ref: object = None, **extra: Any) -> dict:
+    error = {"type": "error", "code": exc.code, "error": exc.message, **extra}
+    if ref is not None:
+        error["ref"] = ref
+    return error
 
 
 def _ref(message: dict) -> object:

@@ -220,6 +220,35 @@ async def test_bad_pulls_are_refused_to_their_sender_only(pacs_server, server, t
         await down_runner.cleanup()
 
 
+async def test_pulls_per_room_are_bounded(tmp_path):
+    release = asyncio.Event()
+
+    async def slow_pacs(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(status=404)
+
+    stub, stub_port = await _serve_stub(slow_pacs)
+    server, runner = await start_server(str(tmp_path / "data"), pacs_url=f"http://127.0.0.1:{stub_port}/dicom-web")
+    await server.create_room("busy", PASSWORD)
+    peer = await join(server, "busy", "Dr A")
+
+    async def error_for(ref: str) -> str:
+        return (await peer.wait_for(lambda m: m["type"] == "error" and m.get("ref") == ref))["code"]
+
+    try:
+        for ref in ("p0", "p1", "p2"):
+            peer.send({"type": "dicom-pull", "study_uid": "1.2.3", "ref": ref})
+        assert await error_for("p2") == "pacs-busy"
+        release.set()
+        assert [await error_for("p0"), await error_for("p1")] == ["pacs-not-found"] * 2
+        peer.send({"type": "dicom-pull", "study_uid": "1.2.3", "ref": "p3"})  # room for another now
+        assert await error_for("p3") == "pacs-not-found"
+    finally:
+        await close(peer)
+        await runner.cleanup()
+        await stub.cleanup()
+
+
 async def test_source_maps_pacs_failures_to_clear_errors(orthanc):
     request = PullRequest(STUDY_UID)
     sources = {
@@ -266,12 +295,7 @@ async def test_misbehaving_dicomweb_servers_get_clear_errors(answer, code):
         return web.Response(status=answer.get("status", 200), body=answer.get("body"),
                             content_type=answer.get("content_type"), headers=answer.get("headers"))
 
-    app = web.Application()
-    app.router.add_get("/dicom-web/studies/{uid}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await _serve_stub(handler)
     source = DicomWebSource(f"http://127.0.0.1:{port}/dicom-web", timeout=0.5)
     try:
         with pytest.raises(ClinicalError) as caught:
@@ -299,6 +323,17 @@ def test_pacs_settings(tmp_path):
             config.load(build_parser().parse_args([]), environ=bad)
     help_text = build_parser().format_help()
     assert all(flag in help_text for flag in ("--pacs-url", "--pacs-password", "TELEMED_PACS_TIMEOUT"))
+
+
+async def _serve_stub(handler) -> tuple[web.AppRunner, int]:
+    """A stand-in DICOMweb server on loopback, for answers no real PACS gives on purpose."""
+    app = web.Application()
+    app.router.add_get("/dicom-web/studies/{uid}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
 
 
 def _token_without_data_grant(server, room: str) -> str:
