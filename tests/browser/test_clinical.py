@@ -87,10 +87,17 @@ async def test_dicom_series_is_shared_viewed_and_refused(server, people, screens
     assert renewed.split("sig=")[1][:64] != windowed.split("sig=")[1][:64]
     await expect(viewer.locator(".dicom-status")).to_be_hidden()
 
-    # Garbage refused: the sender sees why; nobody else hears of it.
-    bad = tmp_path / "not-dicom.dcm"
-    bad.write_bytes(b"this is not a DICOM file " * 400)
-    await sender.set_input_files("#clinical-panel input[type=file]", bad)
+    # Garbage dropped onto the video (the panel closed) is refused: the panel opens
+    # and the sender sees why; nobody else hears of it.
+    await sender.click("#ctl-clinical")
+    await expect(sender.locator("#clinical-panel")).to_be_hidden()
+    files = await sender.evaluate_handle("""() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['this is not a DICOM file '.repeat(400)], 'not-dicom.dcm'));
+      return dt;
+    }""")
+    await sender.dispatch_event("#stage-main", "drop", {"dataTransfer": files})
+    await expect(sender.locator("#clinical-panel")).to_be_visible()
     error = sender.locator(".upload.error")
     await expect(error).to_contain_text("Not shared:")
     await expect(error).to_contain_text("not-dicom.dcm")
@@ -142,6 +149,13 @@ async def test_ecg_and_labs_from_a_device(server, people, screenshots):
         await expect(seat.locator(".lab-table tr.abnormal")).to_contain_text("Potassium")
         await sweep_moves(seat)
         await seat.screenshot(path=screenshots / "clinical-screen-3.png")
+
+        # A trainee sees the same, read-only.
+        trainee = await (await people("trainee")).page(room_url(server, room, await server.token(room, PASSWORD, "viewer", "Trainee"), page="viewer.html"))
+        await trainee.click("#ctl-clinical")
+        await expect(trainee.locator(".ecg-stream")).to_have_count(1, timeout=20000)
+        await expect(trainee.locator(".lab-table tr.abnormal")).to_contain_text("Potassium")
+        await expect(trainee.locator(".dropzone")).to_have_count(0)
 
         # The end of the stream is shown; the last sweep stays.
         streaming.cancel()
