@@ -171,7 +171,8 @@ def _check_status(status: int, what: str) -> None:
 
 def _multipart(headers: Mapping[str, str], content: aiohttp.StreamReader) -> MultipartReader:
     media_type, params = _media_type(headers.get(hdrs.CONTENT_TYPE, ""))
-    if media_type != "multipart/related" or params.get("type", "application/dicom").lower() != "application/dicom":
+    root_type = params.get("type", "application/dicom").lower()
+    if media_type != "multipart/related" or root_type != "application/dicom":
         raise ClinicalError("pacs-multipart", 'the PACS did not answer multipart/related; '
                             'type="application/dicom"')
     if not params.get("boundary"):
