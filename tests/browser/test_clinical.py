@@ -112,6 +112,20 @@ async def test_dicom_series_is_shared_viewed_and_refused(server, people, screens
     await late.locator(".dicom-item", has_text="ct.dcm").click()
     await wait_for(late, IMAGE_SHOWN, arg="frame=0")
 
+    # Screen 3 shares too. A colour image has no window: the viewer says so and
+    # keeps showing the image as it is.
+    colour = tmp_path / "colour.dcm"
+    colour.write_bytes(bundled("SC_rgb_rle_2frame.dcm"))
+    await late.set_input_files("#clinical-panel input[type=file]", colour)
+    await late.locator(".dicom-item", has_text="colour.dcm").click()
+    await wait_for(late, IMAGE_SHOWN, arg="frame=0")
+    await late.locator('[data-role="wc"]').press("ArrowRight")
+    await expect(late.locator(".dicom-status")).to_contain_text("monochrome")
+    await expect(late.locator('[data-role="wc"]')).to_be_disabled()
+    await expect(late.locator(".dicom-overlay")).to_contain_text("Colour: no window/level")
+    await late.locator(".dicom-stage").press("ArrowDown")
+    assert "wc=" not in await wait_for(late, IMAGE_SHOWN, arg="frame=1")
+
 
 async def test_ecg_and_labs_from_a_device(server, people, screenshots):
     room = "clinical-ecg"

@@ -61,6 +61,7 @@ export class DicomViewer {
     this.shown = '';
     this.windowing = windowRange(item.object || {});
     this.view = { frame: 0, wc: null, ww: null };
+    this.noWindow = false;
     const o = item.object || {};
     this.root.hidden = false;
     this.caption.innerHTML = `<strong>${escapeHtml(item.name)}</strong>
@@ -106,7 +107,7 @@ export class DicomViewer {
     this.wwInput.value = String(wl.ww);
     this.overlay.textContent = [
       this.frames > 1 ? `Frame ${v.frame + 1} / ${this.frames}` : '',
-      v.wc === null ? 'W/L: image default' : `W ${Math.round(v.ww)} · L ${Math.round(v.wc)}`,
+      this.noWindow ? 'Colour: no window/level' : v.wc === null ? 'W/L: image default' : `W ${Math.round(v.ww)} · L ${Math.round(v.wc)}`,
     ].filter(Boolean).join(' · ');
     this.load();
   }
@@ -138,10 +139,13 @@ export class DicomViewer {
         if (failure.code === 'preview-window') {
           // Colour images have no window: go back to the image as it is.
           this.wcInput.disabled = this.wwInput.disabled = true;
-          this.view = { ...this.view, wc: null, ww: null };
+          this.noWindow = true;
+          this.set({ wc: null, ww: null });
+          this.showStatus(`Window/level not available: ${failure.error}`, true);
+          continue;
         }
         this.showStatus(`Preview not available: ${failure.error}`, true);
-        if (failure.code !== 'preview-window') break;
+        break;
       }
     } catch (err) {
       this.showStatus(`Preview not available: ${err.message}`, true);
