@@ -14,9 +14,9 @@
 import { wsUrl } from './api.js';
 import { ChatPanel } from './chat.js';
 import { mountClinicalPanel } from './clinical-panel.js';
+import { hasFiles } from './dicom-upload.js';
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
-import { hasFiles } from './dicom-upload.js';
 import { seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { SpeakerDetector } from './speaker.js';
