@@ -38,6 +38,7 @@ struct fanout_target {
     uint8_t audio_level_id;  /* 0: no audio-level extension on this m-line */
     uint64_t packets;
     uint64_t octets;
+    uint64_t failures;  /* refused by libsrtp or the socket (full send buffer, say) */
 };
 
 static int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
@@ -97,10 +98,11 @@ static int fanout_send(struct fanout_target **targets, int count,
         put32(buf + 8, t->ssrc);
         memcpy(buf + n, payload, size);
         int length = n + size;
-        if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0)
+        if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0
+            || sendto(w->fd, buf, length, MSG_DONTWAIT, (struct sockaddr *)&w->addr, w->addrlen) < 0) {
+            t->failures++;
             continue;
-        if (sendto(w->fd, buf, length, MSG_DONTWAIT, (struct sockaddr *)&w->addr, w->addrlen) < 0)
-            continue;
+        }
         t->packets++;
         t->octets += size;
         sent++;

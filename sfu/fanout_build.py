@@ -29,6 +29,7 @@ struct fanout_target {
     uint8_t audio_level_id;
     uint64_t packets;
     uint64_t octets;
+    uint64_t failures;
 };
 int fanout_set_address(struct fanout_wire *wire, const char *host, int port);
 int fanout_send(struct fanout_target **targets, int count,

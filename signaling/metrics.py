@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from .server import Server
 
 _COUNTERS = ("packets_forwarded", "bytes_forwarded", "nacks_received", "retransmissions",
-             "nacks_sent", "plis_received", "plis_sent", "packets_lost", "bad_packets")
+             "nacks_sent", "plis_received", "plis_sent", "packets_lost", "bad_packets",
+             "send_failures")
 
 
 class Metrics:
@@ -29,6 +30,7 @@ class Metrics:
             c["nacks_received"] += consumer.nacks_received
             c["retransmissions"] += consumer.retransmitted
             c["plis_received"] += consumer.plis_received
+            c["send_failures"] += consumer.target.c.failures
         for producer in connection.producers.values():
             c["nacks_sent"] += producer.nacks_sent
             c["plis_sent"] += producer.keyframes.requests_sent

@@ -66,7 +66,7 @@ def test_fanout_rewrites_each_header_and_keeps_the_payload():
         subs[1].wire.disconnect()  # a connection that went down loses packets, nothing else
         assert fanout.send(RtpPacket(111, 0, 11, 200, 42, b"x" * 10)) == 1
         assert parse_rtp(subs[2].receive()).seq == (11 + 0xFFFF - 2) & 0xFFFF
-        assert members[1].target.c.packets == 1
+        assert members[1].target.c.packets == 1 and members[1].target.c.failures == 0
     finally:
         for sub in subs:
             sub.close()
@@ -80,6 +80,8 @@ def test_fanout_refuses_what_does_not_fit_a_datagram():
         target = Target(sub.wire, ssrc=1, payload_type=96, audio_level_id=0)
         assert not target.send(RtpPacket(96, 0, 1, 1, 1, bytes(1500)))
         assert target.send(RtpPacket(96, 0, 1, 1, 1, bytes(1200)))
+        assert not target.send(RtpPacket(96, 0, 1, 1, 1, bytes(1200)))  # same index: libsrtp refuses
+        assert target.c.failures == 1
         assert not Wire().connect(hook._PROTECT_ADDRESS, 1, sender.fileno(), "not-an-ip", 1)
     finally:
         sub.close()
