@@ -336,12 +336,14 @@ class ClinicalSession:
             reply = _error(ClinicalError("internal", "pull not completed"), request.ref, count=count)
         finally:
             self._pulls -= 1  # before the answer: whoever hears it may pull again at once
-        self._reply(sender.peer_id, reply)
-        await self.hub.auditor.record(
-            sender.identity, "pacs-pull", request.study_uid, self.room.name, series_uid=request.series_uid,
-            instance_uid=request.instance_uid, count=count, refused=len(refused),
-            outcome=reply.get("code", "done"),
-        )
+        try:  # audited before the answer, so that an answered pull is on record
+            await self.hub.auditor.record(
+                sender.identity, "pacs-pull", request.study_uid, self.room.name, series_uid=request.series_uid,
+                instance_uid=request.instance_uid, count=count, refused=len(refused),
+                outcome=reply.get("code", "done"),
+            )
+        finally:
+            self._reply(sender.peer_id, reply)
 
     def _intake_dicom(self, data: bytes, deidentify: bool) -> tuple[bytes, DicomObject]:
         """In a worker thread: validate, de-identify if asked, and describe the result."""
