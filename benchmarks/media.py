@@ -159,7 +159,7 @@ class RtpCounter:
             "other": self.other,
         }
 
-    def on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
+    def on_rtp(self, data: bytes) -> None:
         now = CLOCK()
         if self.first_packet_at is None:
             self.first_packet_at = now

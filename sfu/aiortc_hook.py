@@ -33,18 +33,21 @@ from .fanout import Wire
 
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
+_srtp_unprotect = _srtp_lib.srtp_unprotect
+_srtp_unprotect_rtcp = _srtp_lib.srtp_unprotect_rtcp
 _MAX_RTP = 1500 - 16 - 128       # pylibsrtp's buffer less libsrtp's largest trailers
 _MAX_RTCP = 1500 - 16 - 128 - 4
 # The fan-out step (sfu/fanout.c) calls pylibsrtp's own libsrtp through this pointer.
 _PROTECT_ADDRESS = int(_ffi.cast("uintptr_t", _ffi.addressof(_srtp_lib, "srtp_protect")))
 
-RtpHandler = Callable[[bytes, int], None]
+RtpHandler = Callable[[bytes], None]
 RtcpHandler = Callable[[bytes], None]
 
 # Private methods this module replaces or calls, checked by the upgrade test (which
 # also checks the private instance attributes on live objects).
 REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
+    aioice.ice.Connection: ("data_received",),
     RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
 }
 
@@ -131,21 +134,44 @@ class MediaTransport:
         return cls(transceiver.receiver.transport)
 
     def intercept(self, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
-        """Route decrypted media to our handlers instead of aiortc's receivers."""
+        """Route incoming media to our handlers instead of aiortc's receivers.
 
-        async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
-            on_rtp(data, arrival_time_ms)
+        SRTP is taken off the ICE connection as it arrives and decrypted here, so it
+        skips aioice's queue and aiortc's receive task; DTLS and SCTP still go that
+        way. Before DTLS is done nothing can be decrypted and aiortc drops it anyway.
+        """
+        dtls = self._dtls
+        ice = dtls.transport._connection
+        queue = ice.data_received
+        length = _ffi.new("int *")
 
-        async def handle_rtcp(data: bytes) -> None:
-            on_rtcp(data)
+        def data_received(data: bytes, component: int) -> None:
+            srtp = dtls._rx_srtp
+            n = len(data)
+            if srtp is None or not 127 < data[0] < 192 or n > 1500:
+                queue(data, component)
+                return
+            rtcp = 192 <= data[1] <= 223
+            buffer = srtp._buffer
+            buffer[0:n] = data
+            length[0] = n
+            if (_srtp_unprotect_rtcp if rtcp else _srtp_unprotect)(srtp._srtp[0], srtp._cdata, length) != 0:
+                return  # forged, replayed or garbled: aiortc would drop it too
+            clear = buffer[0:length[0]]
+            if rtcp:
+                on_rtcp(clear)
+            else:
+                on_rtp(clear)
 
-        self._dtls._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
-        self._dtls._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
+        ice.data_received = data_received
+        self._ice = ice
 
     def release(self) -> None:
         """Hand the transport back to aiortc, dropping our handlers (and what they hold)."""
-        for name in ("_handle_rtp_data", "_handle_rtcp_data"):
-            self._dtls.__dict__.pop(name, None)
+        ice = getattr(self, "_ice", None)
+        if ice is not None:
+            ice.__dict__.pop("data_received", None)
+            self._ice = None
         self._dtls.remove_listener("statechange", self.refresh)
         self._disconnect()
 

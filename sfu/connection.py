@@ -286,7 +286,7 @@ class Connection:
             del self._routes[ssrc]
 
     # --- the media path ---
-    def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+    def _on_rtp(self, data: bytes) -> None:
         if len(data) < 12:
             self.bad_packets += 1
             return

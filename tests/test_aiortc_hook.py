@@ -30,7 +30,8 @@ async def test_instance_names_exist_after_negotiation():
     transceiver = pc.addTransceiver("video", direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
     dtls = transceiver.sender.transport
-    for name in ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp", "_tx_srtp", "_rtp_header_extensions_map"):
+    for name in ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp", "_tx_srtp", "_rx_srtp",
+                 "_rtp_header_extensions_map"):
         assert hasattr(dtls, name), f"RTCDtlsTransport.{name} is gone"
     connection = dtls.transport._connection
     assert isinstance(connection._nominated, dict), "aioice Connection._nominated is gone"
@@ -41,10 +42,10 @@ async def test_instance_names_exist_after_negotiation():
         assert hasattr(transceiver, name), f"RTCRtpTransceiver.{name} is gone"
     assert callable(aioice.ice.get_host_addresses)
     transport = hook.MediaTransport(dtls)
-    transport.intercept(lambda data, ms: None, lambda data: None)
-    assert "_handle_rtp_data" in dtls.__dict__
+    transport.intercept(lambda data: None, lambda data: None)
+    assert "data_received" in connection.__dict__
     transport.release()
-    assert "_handle_rtp_data" not in dtls.__dict__
+    assert "data_received" not in connection.__dict__
     assert transport.send_rtp(b"\x80" + bytes(11)) is False  # not connected: refused, not raised
     await pc.close()
 
