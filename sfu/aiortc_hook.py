@@ -164,6 +164,15 @@ class MediaTransport:
                 on_rtp(clear)
 
         ice.data_received = data_received
+        # aioice tries to parse every datagram as STUN first; RTP and RTCP cannot be
+        # STUN (RFC 7983: their first byte is 128-191), so they skip that attempt.
+        for protocol in ice._protocols:
+            def datagram_received(data: bytes, addr: tuple, stun=protocol.datagram_received) -> None:
+                if data and 127 < data[0] < 192:
+                    data_received(data, 1)
+                else:
+                    stun(data, addr)
+            protocol.datagram_received = datagram_received
         self._ice = ice
 
     def release(self) -> None:
@@ -171,6 +180,8 @@ class MediaTransport:
         ice = getattr(self, "_ice", None)
         if ice is not None:
             ice.__dict__.pop("data_received", None)
+            for protocol in ice._protocols:
+                protocol.__dict__.pop("datagram_received", None)
             self._ice = None
         self._dtls.remove_listener("statechange", self.refresh)
         self._disconnect()

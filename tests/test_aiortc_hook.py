@@ -35,6 +35,8 @@ async def test_instance_names_exist_after_negotiation():
         assert hasattr(dtls, name), f"RTCDtlsTransport.{name} is gone"
     connection = dtls.transport._connection
     assert isinstance(connection._nominated, dict), "aioice Connection._nominated is gone"
+    assert isinstance(connection._protocols, list), "aioice Connection._protocols is gone"
+    assert all(callable(p.datagram_received) for p in connection._protocols)
     for name in ("_ssrc", "_rtx_ssrc", "_send_rtcp", "_run_rtcp", "_RTCRtpSender__rtcp_started",
                  "_RTCRtpSender__rtcp_exited"):
         assert hasattr(transceiver.sender, name), f"RTCRtpSender.{name} is gone"
