@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-from rooms import Layout, RoomNotFound, TokenError
+from rooms import Claims, Layout, RoomNotFound, TokenError
 
 from .peer import Peer
 from .protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
@@ -26,6 +26,7 @@ class Session:
         self.server = server
         self.ws = ws
         self.peer: Peer | None = None
+        self.claims: Claims | None = None  # of the token this session joined with
         self._outbox: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=1000)
         self._budget = MAX_MESSAGES_PER_SECOND
         self._budget_at = 0.0
@@ -100,6 +101,8 @@ class Session:
             return None
         if kind == "set-layout":
             return await self.set_layout(peer, message)
+        if kind == "refresh-token":
+            return self.refresh_token()
         if kind == "leave":
             await self.leave()
             await self.ws.close()
@@ -121,14 +124,27 @@ class Session:
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
         self.peer = peer = await self.server.join(claims, self.notify, screen, resume)
+        self.claims = claims
         room = peer.room
         return {
             "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,
             "role": claims.role.value, "grants": claims.grants.to_dict(), "room": room.name,
+            "token_expires_at": claims.expires_at,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(),
             "ice_servers": self.server.settings.ice_servers,
         }
+
+    def refresh_token(self) -> dict:
+        """A fresh token with the same claims, for a reconnect after the first expired.
+
+        Only a joined session gets one, so a peer who left or was removed can no
+        longer extend its access; the room's password is not asked again.
+        """
+        claims = self.claims
+        token = self.server.tokens.issue(claims.room, claims.role, claims.identity, claims.name)
+        fresh = self.server.tokens.verify(token, claims.room)
+        return {"type": "token", "token": token, "expires_at": fresh.expires_at}
 
     async def candidate(self, peer: Peer, message: dict) -> None:
         if peer.connection is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -128,3 +129,29 @@ async def test_token_response_shape(server):
     data = await fetch_token(server.url, "shape", "pw-123456", role="device", name="Ambulance 7")
     assert data["grants"] == {"publish": True, "subscribe": False, "data": True, "admin": False}
     assert data["expires_in"] > 0
+
+
+async def test_a_joined_session_refreshes_its_token(server):
+    await server.create_room("long-consult", "pw-123456")
+    token = await server.token("long-consult", "pw-123456", role="host", name="Dr Ada")
+    client = await Client.join(server.url, token)
+    try:
+        joined_until = client.info["token_expires_at"]
+        assert joined_until > time.time()
+        await asyncio.sleep(1.1)  # token times are whole seconds
+        fresh = await client.refresh_token()
+        assert fresh["expires_at"] > joined_until and client.token == fresh["token"]
+        again = await Client.join(server.url, fresh["token"])
+        assert (again.info["role"], again.info["name"], again.info["room"]) == ("host", "Dr Ada", "long-consult")
+        assert again.info["identity"] == client.info["identity"]
+        await again.close()
+    finally:
+        await client.close()
+
+
+async def test_refresh_token_before_join_is_refused(server):
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(server.url.replace("http", "ws", 1) + "/ws") as ws:
+            await ws.send_json({"type": "refresh-token", "id": 1})
+            reply = await ws.receive_json(timeout=5)
+            assert (reply["type"], reply["code"], reply["id"]) == ("error", "not-joined", 1)

@@ -103,6 +103,12 @@ class Client:
                          for label, options in (channels or {}).items()}
 
     # --- signaling ---
+    async def refresh_token(self) -> dict:
+        """A fresh token (`{token, expires_at}`) for this identity; kept for reconnects."""
+        reply = await self.request({"type": "refresh-token"})
+        self.token = reply["token"]
+        return reply
+
     async def request(self, message: dict, timeout: float = 20) -> dict:
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
