@@ -80,12 +80,15 @@ async def test_dicom_series_is_shared_viewed_and_refused(server, people, screens
 
     # The server's clock moves past the links' expiry: the next preview gets 403,
     # and the viewer renews its links and shows the frame anyway.
+    # Its join token has expired too (exp 1970): the page renews it over the session.
     signer = server.core.clinical.links
     signer._clock = lambda: time.time() + 400
+    await viewer.evaluate("window.telemed.session.token = 'x.eyJleHAiOjF9.x'")
     await viewer.locator(".dicom-stage").press("ArrowDown")
     renewed = await wait_for(viewer, IMAGE_SHOWN, arg="frame=2")
     assert renewed.split("sig=")[1][:64] != windowed.split("sig=")[1][:64]
     await expect(viewer.locator(".dicom-status")).to_be_hidden()
+    assert await viewer.evaluate("window.telemed.session.token") != "x.eyJleHAiOjF9.x"
 
     # Garbage dropped onto the video (the panel closed) is refused: the panel opens
     # and the sender sees why; nobody else hears of it.

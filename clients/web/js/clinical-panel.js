@@ -49,7 +49,7 @@ export function mountClinicalPanel(section, { session, room, canShare = true, on
   const viewer = new DicomViewer(part('viewer'), {
     renewLinks: async (sha256) => {
       try {
-        const links = await objectLinks(room, sha256, session.token);
+        const links = await objectLinks(room, sha256, await session.freshToken());
         Object.assign(list.get(sha256) || {}, links);
         return links;
       } catch (err) {

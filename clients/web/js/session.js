@@ -12,6 +12,7 @@
 //   ecg     ArrayBuffer        one binary frame on the `ecg` data channel
 //   notice  {level, text}      something the user should see
 
+import { tokenExpired } from './seat.js';
 import { Signaling, SignalingError } from './signaling.js';
 
 const GATHER_WAIT_MS = 1500;
@@ -518,6 +519,17 @@ export class Session extends EventTarget {
   }
 
   // ---------- signaling messages ----------
+
+  // The room token, renewed over the live session when it is about to expire (the
+  // join token lives minutes; a consult lasts longer). REST calls such as renewing
+  // image links use it, and so does a rejoin.
+  async freshToken() {
+    if (tokenExpired(this.token, 60) && this.sig && this.sig.isOpen) {
+      const reply = await this.sig.request({ type: 'refresh-token' }, 'token');
+      this.token = reply.token;
+    }
+    return this.token;
+  }
 
   setLayout(layout) {
     return this.sig.request({ type: 'set-layout', layout }, 'layout', 10000).catch((err) => {
