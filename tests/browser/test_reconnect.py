@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import jwt
 from playwright.async_api import expect
 
-from .conftest import remote_videos_playing, room_url, wait_connected
+from tests.server import start_server
+
+from .conftest import remote_videos_playing, room_url, wait_connected, wait_for
 
 PASSWORD = "blip-pass"
 
@@ -76,3 +80,29 @@ async def test_media_failure_tries_ice_restart_then_rejoins(server, people):
 
 def _ufrag(sdp: str) -> str:
     return next(line.split(":", 1)[1] for line in sdp.splitlines() if line.startswith("a=ice-ufrag:"))
+
+
+async def test_a_rejoin_after_the_join_token_expired_still_works(tmp_path, people):
+    # Tokens live 10 s here (10 min by default): the page renews its token over the
+    # session, stores it for the seat's other screens, and rejoins with it.
+    running, runner = await start_server(str(tmp_path), token_ttl=10)
+    try:
+        room = "long-consult"
+        await running.create_room(room, PASSWORD)
+        join_token = await running.token(room, PASSWORD, "participant", "Dr. Night Shift")
+        page = await (await people("doctor")).page(room_url(running, room, join_token))
+        await wait_connected(page)
+        stored = "JSON.parse(localStorage.getItem('telemed.seat.long-consult')).token"
+        await wait_for(page, f"{stored} !== {join_token!r}", timeout=15)
+        await asyncio.sleep(max(0.0, token_claims(join_token)["exp"] + 6 - time.time()))  # past leeway
+
+        await page.evaluate("window.telemed.session.sig.ws.close()")
+        await wait_for(page, "window.telemed.session.status === 'reconnecting'", timeout=10)
+        await wait_connected(page)
+        assert await page.evaluate("window.telemed.session.token") != join_token
+    finally:
+        await runner.cleanup()
+
+
+def token_claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})

@@ -17,7 +17,7 @@ import { mountClinicalPanel } from './clinical-panel.js';
 import { hasFiles } from './dicom-upload.js';
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
-import { seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
+import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { SpeakerDetector } from './speaker.js';
 import { TileView } from './tiles.js';
@@ -91,6 +91,7 @@ class RoomApp {
     s.addEventListener('state', () => this.queueRender());
     s.addEventListener('media', () => { this.queueRender(); this.syncAudio(); });
     s.addEventListener('status', (e) => this.onStatus(e.detail));
+    s.addEventListener('token', (e) => { seat.token = e.detail; saveSeat(room, seat); });
     s.addEventListener('notice', (e) => toast(e.detail.text));
     s.addEventListener('participant', (e) => {
       const { joined, participant } = e.detail;

@@ -112,6 +112,7 @@ export class Session extends EventTarget {
     const joined = await sig.request(join, 'joined');
     if (gen !== this.generation) throw new SignalingError('superseded', 'superseded');
     this._applyJoined(joined);
+    this._keepTokenFresh(joined.token_expires_at, gen);
     this._createPeerConnection(joined.ice_servers || [], gen);
     for (const entry of this.local.values()) this._attachLocal(entry);
     // With subscribeInFirstOffer off, the first offer carries only what we publish
@@ -132,6 +133,7 @@ export class Session extends EventTarget {
   _teardown() {
     this.generation++;
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.tokenTimer);
     if (this.sig) this.sig.close();
     if (this.pc) {
       this.pc.onconnectionstatechange = null;
@@ -524,11 +526,34 @@ export class Session extends EventTarget {
   // join token lives minutes; a consult lasts longer). REST calls such as renewing
   // image links use it, and so does a rejoin.
   async freshToken() {
-    if (tokenExpired(this.token, 60) && this.sig && this.sig.isOpen) {
-      const reply = await this.sig.request({ type: 'refresh-token' }, 'token');
-      this.token = reply.token;
-    }
+    if (tokenExpired(this.token, 60) && this.sig && this.sig.isOpen) await this._refreshToken();
     return this.token;
+  }
+
+  // Renew at half of the remaining lifetime while connected, so that a rejoin after
+  // the join token's few minutes still works. A failed renewal retries the same way
+  // until the token has expired.
+  _keepTokenFresh(expiresAt, gen) {
+    clearTimeout(this.tokenTimer);
+    const remaining = expiresAt * 1000 - Date.now();
+    if (!(remaining > 0)) return;
+    this.tokenTimer = setTimeout(async () => {
+      if (gen !== this.generation || !this.sig || !this.sig.isOpen) return;
+      try {
+        this._keepTokenFresh((await this._refreshToken()).expires_at, gen);
+      } catch (err) {
+        console.info(`telemed: token renewal failed (${err.code || err.name})`);
+        if (gen === this.generation) this._keepTokenFresh(expiresAt, gen);
+      }
+    }, Math.max(5000, remaining / 2));
+  }
+
+  // 'token' lets the page store the new token for the seat's other screens.
+  async _refreshToken() {
+    const reply = await this.sig.request({ type: 'refresh-token' }, 'token');
+    this.token = reply.token;
+    this.dispatchEvent(new CustomEvent('token', { detail: reply.token }));
+    return reply;
   }
 
   setLayout(layout) {
