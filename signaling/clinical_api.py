@@ -23,7 +23,7 @@ from clinical.errors import ClinicalError
 from .auth import bearer, claims_for
 from .http_errors import HttpError
 from .server import Server
-from .signed_urls import SignatureError, UrlSigner
+from .signed_urls import SignatureError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_FRAME_INDEX = 100_000
@@ -78,7 +78,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         claims = claims_for(server, bearer(request), room)
         if not _SHA256.fullmatch(sha256) or await hub.shared_object(room, sha256) is None:
             raise HttpError(404, "not-found", "no such object in this room")
-        return web.json_response({**object_links(hub.links, room, sha256, claims.identity),
+        return web.json_response({**hub.links.object_links(room, sha256, claims.identity),
                                   "expires_in": hub.links.ttl})
 
     return [
@@ -86,13 +86,6 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.get("/api/rooms/{room}/objects/{sha256}/links", links),
         web.get("/api/rooms/{room}/objects/{sha256}/preview.png", preview),
     ]
-
-
-def object_links(signer: UrlSigner, room: str, sha256: str, who: str) -> dict[str, str]:
-    """The object's download and preview links, relative to the server, signed for ``who``."""
-    query = signer.query(room, sha256, who)
-    base = f"/api/rooms/{room}/objects/{sha256}"
-    return {"url": f"{base}?{query}", "preview_url": f"{base}/preview.png?{query}"}
 
 
 def _preview_params(request: web.Request) -> tuple[int, tuple[float, float] | None]:

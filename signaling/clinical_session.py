@@ -378,9 +378,7 @@ class ClinicalSession:
         return {"type": "clinical-state", **state}
 
     def _links(self, sha256: str, peer: Peer) -> dict[str, str]:
-        query = self.hub.links.query(self.room.name, sha256, peer.identity)
-        base = f"/api/rooms/{self.room.name}/objects/{sha256}"
-        return {"url": f"{base}?{query}", "preview_url": f"{base}/preview.png?{query}"}
+        return self.hub.links.object_links(self.room.name, sha256, peer.identity)
 
     def _refuse(self, peer_id: str, exc: ClinicalError, ref: object = None, **extra: Any) -> None:
         log.info("refused clinical data from %s: %s", peer_id, exc.code)

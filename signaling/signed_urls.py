@@ -38,6 +38,12 @@ class UrlSigner:
         expires = int(self._clock()) + self.ttl
         return urlencode({"who": who, "exp": expires, "sig": self._sign(room, object_id, who, expires)})
 
+    def object_links(self, room: str, sha256: str, who: str) -> dict[str, str]:
+        """A shared object's download and preview links, relative to the server."""
+        query = self.query(room, sha256, who)
+        base = f"/api/rooms/{room}/objects/{sha256}"
+        return {"url": f"{base}?{query}", "preview_url": f"{base}/preview.png?{query}"}
+
     def verify(self, room: str, object_id: str, query: Mapping[str, str]) -> str:
         """``who`` of a valid link, else SignatureError."""
         who, expires, sig = query.get("who"), query.get("exp"), query.get("sig")
