@@ -169,8 +169,7 @@ class ClinicalSession:
         if message is None:
             return False
         try:
-            if not peer.grants.data:
-                raise ClinicalError("forbidden", "your role may not send data")
+            _check_may_share(peer)
             self._handle(peer, message)
         except ClinicalError as exc:
             self._refuse(peer.id, exc, _ref(message))
@@ -235,8 +234,7 @@ class ClinicalSession:
 
     def _on_ecg(self, peer: Peer, data: object) -> None:
         try:
-            if not peer.grants.data:
-                raise ClinicalError("forbidden", "your role may not send data")
+            _check_may_share(peer)
             if not isinstance(data, bytes):
                 raise ClinicalError("ecg-frame", "the ecg channel carries binary frames only")
             frame = unpack_frame(data)
@@ -251,8 +249,7 @@ class ClinicalSession:
     # --- DICOM ---
     def _on_bulk(self, peer: Peer, data: object) -> None:
         try:
-            if not peer.grants.data:
-                raise ClinicalError("forbidden", "your role may not send data")
+            _check_may_share(peer)
             if not isinstance(data, bytes):
                 raise ClinicalError("dicom-chunk", "the bulk channel carries binary chunks only")
             self._received(Sender.of(peer), self._uploads_of(peer).add_frame(data))
@@ -445,3 +442,10 @@ def _frame_stream_id(data: object) -> int | None:
     if isinstance(data, bytes) and len(data) >= 8 and data[:2] == b"EC":
         return int.from_bytes(data[4:8], "little")
     return None
+
+
+def _check_may_share(peer: Peer) -> None:
+    # Clinical items go into the session record: that takes the publish grant as well
+    # as data. Viewers (trainees) read them and chat, but put nothing on record.
+    if not (peer.grants.data and peer.grants.publish):
+        raise ClinicalError("forbidden", "your role may not share clinical data")

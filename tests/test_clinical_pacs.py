@@ -8,7 +8,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import secrets
 import subprocess
 import time
 import urllib.request
@@ -17,8 +16,6 @@ from contextlib import aclosing
 from io import BytesIO
 from pathlib import Path
 
-import aiohttp
-import jwt
 import pytest
 from aiohttp import web
 from pydicom import dcmread
@@ -28,8 +25,8 @@ from clinical.errors import ClinicalError
 from clinical.pacs import DicomWebSource, PullRequest
 from signaling import config
 from signaling.cli import build_parser
-from telemed_client import Client, ClientError
-from telemed_client.clinical import CHANNELS, Clinical
+from telemed_client import ClientError
+from telemed_client.clinical import Clinical
 from tests.clinical_peers import PASSWORD, bundled, close, join, potassium
 from tests.server import free_port, start_server
 
@@ -146,14 +143,14 @@ async def test_pulled_study_reaches_everyone_byte_identical(pacs_server, orthanc
         assert {n["object"]["frames"] for n in notices} == {1, 2}  # the RLE capture has two
         # One instance by its three UIDs.
         series, instance = orthanc.series["MR_small.dcm"]
-        done = await trainee.pull_dicom(STUDY_UID, series, instance)
+        done = await doctor.pull_dicom(STUDY_UID, series, instance)
         assert (done["count"], done["refused"]) == (1, [])
         notice = await doctor.wait_for(lambda m: m["type"] == "dicom" and m.get("ref") == done["ref"])
         assert notice["object"]["sop_instance_uid"] == instance
         records = audit_records(server)
         pulls = [r for r in records if r["action"] == "pacs-pull"]
         assert [(r["actor"], r["object"], r["details"]["count"]) for r in pulls] == [
-            (doctor.client.info["identity"], STUDY_UID, 3), (trainee.client.info["identity"], STUDY_UID, 1)]
+            (doctor.client.info["identity"], STUDY_UID, 3), (doctor.client.info["identity"], STUDY_UID, 1)]
         shares = [r for r in records if r["action"] == "share"]
         assert len(shares) == 4 and all(r["details"]["source"] == "pacs" for r in shares)
         assert [r["details"]["code"] for r in records if r["action"] == "share-refused"] == ["dicom-sop-class"]
@@ -190,8 +187,7 @@ async def test_room_requiring_deidentification_gets_deidentified_copies(pacs_ser
 async def test_bad_pulls_are_refused_to_their_sender_only(pacs_server, server, tmp_path, orthanc):
     await pacs_server.create_room("strict", PASSWORD)
     sender, witness = await join(pacs_server, "strict", "Dr A"), await join(pacs_server, "strict", "Dr B")
-    no_data = await Clinical.open(await Client.join(
-        pacs_server.url, _token_without_data_grant(pacs_server, "strict"), channels=CHANNELS))
+    trainee = await join(pacs_server, "strict", "Trainee", role="viewer")
     unused = f"http://127.0.0.1:{free_port()}/dicom-web"  # nothing listens there
     down, down_runner = await start_server(str(tmp_path / "down"), pacs_url=unused)
     await down.create_room("down", PASSWORD)
@@ -204,7 +200,7 @@ async def test_bad_pulls_are_refused_to_their_sender_only(pacs_server, server, t
         "instance without series": (sender, {"study_uid": STUDY_UID, "instance_uid": "1.2.3"}, "pacs-uid"),
         "unknown field": (sender, {"study_uid": STUDY_UID, "accession": "A1"}, "dicom-pull"),
         "unknown study": (sender, {"study_uid": "1.2.3.4.5.6"}, "pacs-not-found"),
-        "no data grant": (no_data, {"study_uid": STUDY_UID}, "forbidden"),
+        "a viewer": (trainee, {"study_uid": STUDY_UID}, "forbidden"),
         "PACS down": (down_sender, {"study_uid": STUDY_UID}, "pacs-unreachable"),
         "no PACS configured": (off_sender, {"study_uid": STUDY_UID}, "pacs-off"),
     }
@@ -220,7 +216,7 @@ async def test_bad_pulls_are_refused_to_their_sender_only(pacs_server, server, t
             assert [m["type"] for m in witness.messages[seen_by_witness:]] == ["lab"], name
         assert (await sender.pull_dicom(STUDY_UID))["count"] == 3  # and a good pull still works
     finally:
-        await close(sender, witness, no_data, down_sender, off_sender)
+        await close(sender, witness, trainee, down_sender, off_sender)
         await down_runner.cleanup()
 
 
@@ -339,13 +335,3 @@ async def _serve_stub(handler) -> tuple[web.AppRunner, int]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, port
-
-
-def _token_without_data_grant(server, room: str) -> str:
-    """No stock role lacks the data grant; a token may still carry any grants."""
-    now = int(time.time())
-    return jwt.encode({
-        "sub": "watcher-1", "room": room, "role": "viewer", "name": "Watcher", "iat": now, "exp": now + 600,
-        "iss": "telemed", "jti": secrets.token_urlsafe(8),
-        "grants": {"publish": False, "subscribe": True, "data": False, "admin": False},
-    }, server.core.settings.secret, algorithm="HS256")
