@@ -372,7 +372,8 @@ class ClinicalSession:
     def _state_for(self, peer: Peer) -> dict:
         state = self.state.snapshot()
         state["dicom"] = [{**d, **self._links(d["sha256"], peer)} for d in state["dicom"]]
-        return {"type": "clinical-state", **state}
+        # `pacs`: whether dicom-pull can work here, so that pages offer it only then.
+        return {"type": "clinical-state", **state, "pacs": self.hub.pacs is not None}
 
     def _links(self, sha256: str, peer: Peer) -> dict[str, str]:
         return self.hub.links.object_links(self.room.name, sha256, peer.identity)

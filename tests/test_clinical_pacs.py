@@ -129,6 +129,8 @@ async def test_pulled_study_reaches_everyone_byte_identical(pacs_server, orthanc
     await server.create_room("pacs", PASSWORD)
     doctor, trainee = await join(server, "pacs", "Dr A"), await join(server, "pacs", "Trainee", role="viewer")
     try:
+        state = await doctor.wait_for(lambda m: m["type"] == "clinical-state")
+        assert state["pacs"] is True  # pages offer the pull
         done = await doctor.pull_dicom(STUDY_UID)
         assert done["count"] == 3 and [r["code"] for r in done["refused"]] == ["dicom-sop-class"]
         for peer in (doctor, trainee):

@@ -129,6 +129,7 @@ async def test_late_joiner_gets_the_state(server):
             assert [r["value"] for r in state["labs"]] == [6.5]
             assert [(s["stream_id"], s["leads"]) for s in state["ecg_streams"]] == [(stream_id, ["I", "II", "III"])]
             assert state["seq"] == 4
+            assert state["pacs"] is False  # no PACS configured: pages offer no pull
         # the late joiner's links are its own, and they work
         assert await late.fetch(over_dc["dicom"][0]["url"]) == bundled("CT_small.dcm")
         assert f"who={late.client.info['identity']}" in over_dc["dicom"][0]["url"]
