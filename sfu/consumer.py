@@ -8,7 +8,7 @@ subscriber sees one continuous stream no matter when it joined. In-process sinks
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import rtcp
 from .fanout import Target
@@ -65,6 +65,19 @@ class Consumer:
             self.producer.remove_consumer(self)
 
 
+class _InTarget:
+    """An RtpConsumer attribute that lives in its fan-out target's C struct."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __get__(self, consumer: "RtpConsumer | None", owner: type | None = None) -> Any:
+        return self if consumer is None else getattr(consumer.target.c, self.field)
+
+    def __set__(self, consumer: "RtpConsumer", value: int) -> None:
+        setattr(consumer.target.c, self.field, value)
+
+
 class RtpConsumer(Consumer):
     """Forwards to a remote subscriber over its peer connection.
 
@@ -111,38 +124,11 @@ class RtpConsumer(Consumer):
             self.producer.request_keyframe()
         return super().can_start(packet)
 
-    # The C target holds the numbering and counters the fan-out step uses.
-    @property
-    def seq_offset(self) -> int:
-        return self.target.c.seq_offset
-
-    @seq_offset.setter
-    def seq_offset(self, value: int) -> None:
-        self.target.c.seq_offset = value
-
-    @property
-    def ts_offset(self) -> int:
-        return self.target.c.ts_offset
-
-    @ts_offset.setter
-    def ts_offset(self, value: int) -> None:
-        self.target.c.ts_offset = value
-
-    @property
-    def packets_sent(self) -> int:
-        return self.target.c.packets
-
-    @packets_sent.setter
-    def packets_sent(self, value: int) -> None:
-        self.target.c.packets = value
-
-    @property
-    def octets_sent(self) -> int:
-        return self.target.c.octets
-
-    @octets_sent.setter
-    def octets_sent(self, value: int) -> None:
-        self.target.c.octets = value
+    # Kept in the C target, where the fan-out step reads and counts them.
+    seq_offset = _InTarget("seq_offset")
+    ts_offset = _InTarget("ts_offset")
+    packets_sent = _InTarget("packets")
+    octets_sent = _InTarget("octets")
 
     def start(self, packet: RtpPacket) -> None:
         super().start(packet)

@@ -13,48 +13,30 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "fanout.h"
+
 #define FANOUT_MTU 1500
 #define FANOUT_SRTP_TRAILER 144  /* libsrtp's largest tag plus MKI */
 #define FANOUT_MAX_RTP (FANOUT_MTU - FANOUT_SRTP_TRAILER)
 
 typedef int (*fanout_protect_fn)(void *session, void *rtp, int *length);
 
-/* One subscriber connection: where its packets go and the key they go under. */
-struct fanout_wire {
-    void *session;  /* srtp_t; NULL while the transport is not connected */
-    void *protect;  /* libsrtp's srtp_protect */
-    int fd;
-    struct sockaddr_in6 addr;  /* large enough for IPv4 too */
-    uint32_t addrlen;
-};
+_Static_assert(sizeof(((struct fanout_wire *)0)->addr) >= sizeof(struct sockaddr_in6),
+               "fanout_wire.addr must hold an IPv6 address");
 
-/* One consumer: its rewrite of the producer's stream, and what it has sent. */
-struct fanout_target {
-    struct fanout_wire *wire;
-    uint32_t ssrc;
-    uint32_t ts_offset;
-    uint16_t seq_offset;
-    uint8_t payload_type;
-    uint8_t audio_level_id;  /* 0: no audio-level extension on this m-line */
-    uint64_t packets;
-    uint64_t octets;
-    uint64_t failures;  /* refused by libsrtp or the socket (full send buffer, say) */
-};
-
-static int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
+int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
 {
-    memset(&wire->addr, 0, sizeof(wire->addr));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&wire->addr;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        wire->addrlen = sizeof(*v4);
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    memset(wire->addr, 0, sizeof(wire->addr));
+    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
+        memcpy(wire->addr, &v4, sizeof(v4));
+        wire->addrlen = sizeof(v4);
         return 0;
     }
-    if (inet_pton(AF_INET6, host, &wire->addr.sin6_addr) == 1) {
-        wire->addr.sin6_family = AF_INET6;
-        wire->addr.sin6_port = htons((uint16_t)port);
-        wire->addrlen = sizeof(wire->addr);
+    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+        memcpy(wire->addr, &v6, sizeof(v6));
+        wire->addrlen = sizeof(v6);
         return 0;
     }
     return -1;
@@ -63,12 +45,10 @@ static int fanout_set_address(struct fanout_wire *wire, const char *host, int po
 static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 
-/* Send one packet to `count` targets; returns how many got it. `audio_level` < 0
- * means the packet carried none. A target whose wire is down, or whose send fails
- * (full socket buffer, say), loses this packet only: NACK can recover it. */
-static int fanout_send(struct fanout_target **targets, int count,
-                       int marker, int seq, uint32_t timestamp, int audio_level,
-                       const uint8_t *payload, int size)
+/* A target whose wire is down, or whose send fails, loses this packet only: NACK
+ * can recover it. */
+int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
+                uint32_t timestamp, int audio_level, const uint8_t *payload, int size)
 {
     uint32_t words[FANOUT_MTU / 4];  /* libsrtp wants the header 32-bit aligned */
     uint8_t *buf = (uint8_t *)words;
@@ -99,7 +79,7 @@ static int fanout_send(struct fanout_target **targets, int count,
         memcpy(buf + n, payload, size);
         int length = n + size;
         if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0
-            || sendto(w->fd, buf, length, MSG_DONTWAIT, (struct sockaddr *)&w->addr, w->addrlen) < 0) {
+            || sendto(w->fd, buf, length, MSG_DONTWAIT, (const struct sockaddr *)w->addr, w->addrlen) < 0) {
             t->failures++;
             continue;
         }

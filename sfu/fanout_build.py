@@ -1,7 +1,7 @@
 """Build sfu/_fanout (the C fan-out step in fanout.c) with cffi.
 
 scripts/bootstrap.sh runs `python -m sfu.fanout_build`; it rebuilds only when
-fanout.c or this file changed, so it is cheap to run every time.
+fanout.c, fanout.h or this file changed, so it is cheap to run every time.
 """
 
 from __future__ import annotations
@@ -18,28 +18,11 @@ HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "fanout.c"
 STAMP = HERE / "_fanout.sha256"
 
-DECLARATIONS = """
-struct fanout_wire { void *session; void *protect; int fd; ...; };
-struct fanout_target {
-    struct fanout_wire *wire;
-    uint32_t ssrc;
-    uint32_t ts_offset;
-    uint16_t seq_offset;
-    uint8_t payload_type;
-    uint8_t audio_level_id;
-    uint64_t packets;
-    uint64_t octets;
-    uint64_t failures;
-};
-int fanout_set_address(struct fanout_wire *wire, const char *host, int port);
-int fanout_send(struct fanout_target **targets, int count,
-                int marker, int seq, uint32_t timestamp, int audio_level,
-                const uint8_t *payload, int size);
-"""
+HEADER = HERE / "fanout.h"
 
 
 def _digest() -> str:
-    return hashlib.sha256(SOURCE.read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    return hashlib.sha256(SOURCE.read_bytes() + HEADER.read_bytes() + Path(__file__).read_bytes()).hexdigest()
 
 
 def built() -> bool:
@@ -48,8 +31,9 @@ def built() -> bool:
 
 def build() -> Path:
     builder = cffi.FFI()
-    builder.cdef(DECLARATIONS)
-    builder.set_source("_fanout", SOURCE.read_text(), extra_compile_args=["-O2"])
+    builder.cdef(HEADER.read_text())
+    builder.set_source("_fanout", SOURCE.read_text(), include_dirs=[str(HERE)],
+                       extra_compile_args=["-O2"])
     with tempfile.TemporaryDirectory() as tmp:
         library = Path(builder.compile(tmpdir=tmp))
         for old in HERE.glob("_fanout.*.so"):
