@@ -111,6 +111,13 @@ def room_url(server, room: str, token: str, page: str = "room.html", screen: int
     return f"{server.url}/{page}?room={room}&quality=sd{extra}#token={token}"
 
 
+# The DICOM viewer's preview, once loaded and decoded, if its URL contains `part`.
+IMAGE_SHOWN = """(part) => {
+  const img = document.querySelector('.dicom-stage img');
+  return img && img.complete && img.naturalWidth > 0 && img.src.includes(part) ? img.src : null;
+}"""
+
+
 async def wait_for(page, expression: str, timeout: float = 20.0, arg=None):
     """Poll a JS expression in the page until it is truthy; return its value."""
     handle = await page.wait_for_function(expression, arg=arg, timeout=timeout * 1000, polling=200)

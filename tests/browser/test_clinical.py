@@ -11,12 +11,7 @@ from playwright.async_api import expect
 from telemed_client.ecg_sources import synthetic
 from tests.clinical_peers import PASSWORD, bundled, close, join, multiframe_ct, potassium
 
-from .conftest import room_url, wait_connected, wait_for
-
-IMAGE_SHOWN = """(part) => {
-  const img = document.querySelector('.dicom-stage img');
-  return img && img.complete && img.naturalWidth > 0 && img.src.includes(part) ? img.src : null;
-}"""
+from .conftest import IMAGE_SHOWN, room_url, wait_connected, wait_for
 
 # Sum of the ECG canvas's pixels, weighted by position: changes whenever the sweep moves.
 ECG_PIXELS = """() => {

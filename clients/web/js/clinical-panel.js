@@ -7,7 +7,8 @@
 // canShare, onNews(text), onClose}. The session must have been created with
 // `clinical: true` (bulk and ecg channels). `onNews` hears of new items (for a badge
 // while the panel is closed); `onClose`, if given, adds a Close button. Returns
-// {share(files)}, for files dropped anywhere on the page.
+// {share(files)}, for files dropped anywhere on the page. `canShare` (publish and data
+// grants) adds the upload and, where the server has a PACS, the pull from it.
 
 import { objectLinks } from './api.js';
 import { DicomList } from './dicom-list.js';
@@ -16,6 +17,7 @@ import { DicomViewer } from './dicom-viewer.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { icon } from './icons.js';
 import { LabPanel } from './lab-panel.js';
+import { PacsPull } from './pacs-pull.js';
 import { escapeHtml } from './util.js';
 
 export function mountClinicalPanel(section, { session, room, canShare = true, onNews = () => {}, onClose = null }) {
@@ -33,7 +35,7 @@ export function mountClinicalPanel(section, { session, room, canShare = true, on
         <h2 id="c-dicom">${icon('image')} Images (DICOM)</h2>
         <div data-role="viewer"></div>
         <div data-role="list"></div>
-        ${canShare ? '<div data-role="upload"></div>' : ''}
+        ${canShare ? '<div data-role="upload"></div><div data-role="pacs"></div>' : ''}
       </article>
       <article class="clinical-card clinical-labs" aria-labelledby="c-labs">
         <h2 id="c-labs">${icon('flask')} Lab results</h2>
@@ -68,5 +70,6 @@ export function mountClinicalPanel(section, { session, room, canShare = true, on
     }
   });
   const upload = canShare ? new DicomUpload(part('upload'), session) : null;
+  if (canShare) new PacsPull(part('pacs'), session);
   return { share: (files) => upload && upload.share(files) };
 }

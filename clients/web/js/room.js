@@ -565,7 +565,9 @@ class RoomApp {
   mountClinical() {
     const panel = $('#clinical-panel');
     const side = this.screen === null;
-    const canShare = !this.viewer;
+    // Shared items go on the record: the server wants the publish and data grants.
+    const grants = seat.grants || tokenClaims(seat.token).grants || {};
+    const canShare = !this.viewer && !!(grants.publish && grants.data);
     this.clinicalNews = 0;
     this.clinical = mountClinicalPanel(panel, {
       session: this.session, room, canShare,
