@@ -21,15 +21,13 @@ const CONNECT_TIMEOUT_MS = 15000;
 const ICE_RESTART_WAIT_MS = 5000;
 const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found']);
 
-// The protocol lets a subscriber point an inactive recvonly transceiver at a new
-// track. Workaround (server): the server's new consumer on a reused mid keeps the
-// old SSRC but restarts its RTP sequence numbers, and libsrtp then refuses to
-// protect most of its packets, so the reused m-line often stays black. Until that
-// is fixed we add a fresh transceiver per subscription. Flip to true to reuse.
+// A subscription reuses an inactive recvonly transceiver of its kind, so that a
+// long consult where screens are shared and stopped many times keeps a bounded
+// SDP (the server carries the m-line's sequence numbers over to the new track).
 // `window.telemedConfig` may override these before the page loads (the browser
 // tests use it to exercise both paths).
 export const config = {
-  reuseInactiveTransceivers: false,
+  reuseInactiveTransceivers: true,
   subscribeInFirstOffer: true,
   ...(globalThis.telemedConfig || {}),
 };
