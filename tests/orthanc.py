@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from io import BytesIO
@@ -17,6 +15,7 @@ import pytest_asyncio
 from pydicom import dcmread
 
 from tests.clinical_peers import bundled
+from tests.processes import serving
 from tests.server import free_port, start_server
 
 ORTHANC = Path("/usr/sbin/Orthanc")  # Debian orthanc
@@ -41,6 +40,13 @@ class Orthanc:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.read()
 
+    def answers(self) -> bool:
+        try:
+            self.request("/system")
+            return True
+        except OSError:
+            return False
+
     def store(self, name: str) -> None:
         ds = dcmread(BytesIO(bundled(name)))
         ds.StudyInstanceUID, ds.PatientID, ds.PatientName = STUDY_UID, "PACS-0001", "Doe^Jane"
@@ -64,31 +70,12 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
         "AuthenticationEnabled": True, "RegisteredUsers": {PACS_USER: PACS_PASSWORD}, "SaveJobs": False,
         "HttpThreadsCount": 4, "Plugins": [str(PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }))
-    log = workdir / "orthanc.log"  # a file, not a pipe that nobody reads
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(ORTHANC), "--no-jobs", str(workdir / "orthanc.json")], stdout=out,
-                                stderr=subprocess.STDOUT, cwd=workdir)
     pacs = Orthanc(port)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                pacs.request("/system")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Orthanc did not start:\n{log.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.1)
+    with serving("Orthanc", [str(ORTHANC), "--no-jobs", str(workdir / "orthanc.json")],
+                 workdir / "orthanc.log", pacs.answers, cwd=workdir):
         for name in FILES:
             pacs.store(name)
         yield pacs
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest_asyncio.fixture
