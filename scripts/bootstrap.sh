@@ -36,4 +36,4 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
 fi
 
 # The C fan-out step (sfu/fanout.c); rebuilt only when its source changed.
-.venv/bin/python -m sfu.fanout_build
+.venv/bin/python sfu/fanout_build.py

@@ -1,6 +1,7 @@
 """Build sfu/_fanout (the C fan-out step in fanout.c) with cffi.
 
-scripts/bootstrap.sh runs `python -m sfu.fanout_build`; it rebuilds only when
+scripts/bootstrap.sh runs `python sfu/fanout_build.py` (a script: importing the
+sfu package needs the module this builds); it rebuilds only when
 fanout.c, fanout.h or this file changed, so it is cheap to run every time.
 """
 
