@@ -18,6 +18,7 @@ import aiohttp
 from aiortc import RTCSessionDescription
 
 from .peers import Publisher, Subscriber
+from .readiness import answers_ok
 
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 PORT = 8088
@@ -170,17 +171,8 @@ class JanusSession:
 
 
 async def wait_ready(http: aiohttp.ClientSession, base: str, timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            async with http.get(base + "/info", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                if r.status == 200:
-                    return
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass
-        if asyncio.get_running_loop().time() > deadline:
-            raise JanusError(f"Janus did not answer at {base} within {timeout} s")
-        await asyncio.sleep(0.2)
+    if not await answers_ok(http, base + "/info", timeout):
+        raise JanusError(f"Janus did not answer at {base} within {timeout} s")
 
 
 class JanusPublisher:

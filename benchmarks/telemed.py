@@ -14,6 +14,7 @@ import aiohttp
 from aiortc import RTCSessionDescription
 
 from .peers import Publisher, Subscriber, vp8_payload_type
+from .readiness import answers_ok
 
 PORT = 8443
 ADMIN_KEY = "bench-" + secrets.token_hex(8)
@@ -47,17 +48,8 @@ async def _json(r: aiohttp.ClientResponse) -> Any:
 
 
 async def wait_ready(http: aiohttp.ClientSession, base: str, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            async with http.get(base + "/healthz", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                if r.status == 200:
-                    return
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass
-        if asyncio.get_running_loop().time() > deadline:
-            raise SignalingError(f"server did not answer /healthz at {base} within {timeout} s")
-        await asyncio.sleep(0.2)
+    if not await answers_ok(http, base + "/healthz", timeout):
+        raise SignalingError(f"server did not answer /healthz at {base} within {timeout} s")
 
 
 async def create_room(http: aiohttp.ClientSession, base: str, admin_key: str) -> None:

@@ -132,7 +132,7 @@ class RtpConsumer(Consumer):
 
     def start(self, packet: RtpPacket) -> None:
         super().start(packet)
-        self.producer.fanout.add(self)
+        self.producer.promote(self)
 
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
         self.target.send(packet)  # numbers it from the target's offsets: the same seq and timestamp

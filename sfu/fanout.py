@@ -73,9 +73,6 @@ class Fanout:
             self._members.remove(member)
             self._rebuild()
 
-    def __contains__(self, member: object) -> bool:
-        return member in self._members
-
     def _rebuild(self) -> None:
         self._array = ffi.new("struct fanout_target *[]", [m.target.c for m in self._members])
         self.count = len(self._members)

@@ -70,10 +70,8 @@ class Producer:
             self.buffer.store(packet)
         if self.fanout.count:
             self.fanout.send(packet)
-        if self._waiting:
-            for consumer in self._waiting:
-                consumer.send(packet)
-            self._waiting = [c for c in self._waiting if c not in self.fanout]
+        for consumer in self._waiting:  # promote() may replace the list meanwhile
+            consumer.send(packet)
 
     def receive_retransmission(self, packet: RtpPacket, arrival: float, size: int) -> None:
         """A packet we NACKed came back (plain or RTX-unwrapped)."""
@@ -127,6 +125,11 @@ class Producer:
         self.consumers.append(consumer)
         self._waiting = self._waiting + [consumer]
         self.request_keyframe()
+
+    def promote(self, consumer: Consumer) -> None:
+        """A started remote consumer: from now on the C fan-out step sends to it."""
+        self.fanout.add(consumer)
+        self._waiting = [c for c in self._waiting if c is not consumer]
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self.consumers:

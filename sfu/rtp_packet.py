@@ -2,8 +2,8 @@
 
 aiortc's RtpPacket parses every header extension into objects and re-serializes
 them; per forwarded packet that is too slow. We parse the fixed header once per
-incoming packet, keep the payload, and build each outgoing header by patching a
-cached template (one per distinct audio-level extension id among consumers).
+incoming packet and keep the payload; the fan-out step (fanout.c) writes each
+subscriber's header. Python serializes only retransmissions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _pack_header = _HEADER.pack_into
 class RtpPacket:
     __slots__ = (
         "payload_type", "marker", "seq", "timestamp", "ssrc", "payload",
-        "audio_level", "mid", "keyframe", "_templates",
+        "audio_level", "mid", "keyframe",
     )
 
     def __init__(
@@ -36,25 +36,16 @@ class RtpPacket:
         self.audio_level = audio_level
         self.mid = mid
         self.keyframe = False
-        self._templates: dict[int, tuple[int, bytes]] = {}
-
-    def after_header(self, audio_level_id: int) -> tuple[int, bytes]:
-        """(first header byte, extension block + payload), cached per extension id, so
-        each consumer only has to write its own fixed header in front."""
-        cached = self._templates.get(audio_level_id)
-        if cached is None:
-            if audio_level_id and self.audio_level is not None:
-                ext = struct.pack("!HHBBxx", 0xBEDE, 1, audio_level_id << 4, self.audio_level)
-                cached = (0x90, ext + self.payload)
-            else:
-                cached = (0x80, self.payload)
-            self._templates[audio_level_id] = cached
-        return cached
 
     def serialize(self, payload_type: int, seq: int, timestamp: int, ssrc: int,
                   audio_level_id: int = 0) -> bytes:
-        first, rest = self.after_header(audio_level_id)
-        return _HEADER.pack(first, (self.marker << 7) | payload_type, seq, timestamp, ssrc) + rest
+        """The packet as one subscriber gets it; the audio level is its only extension."""
+        second = (self.marker << 7) | payload_type
+        if audio_level_id and self.audio_level is not None:
+            return (_HEADER.pack(0x90, second, seq, timestamp, ssrc)
+                    + struct.pack("!HHBBxx", 0xBEDE, 1, audio_level_id << 4, self.audio_level)
+                    + self.payload)
+        return _HEADER.pack(0x80, second, seq, timestamp, ssrc) + self.payload
 
     def serialize_rtx(self, payload_type: int, rtx_seq: int, timestamp: int, ssrc: int,
                       original_seq: int) -> bytes:
