@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 
 from sfu.aiortc_hook import MediaTransport
 
@@ -30,7 +30,7 @@ def vp8_payload_type(sdp: str) -> int | None:
 
 class Publisher:
     def __init__(self, clip: Clip) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.track = ClipTrack(clip)
         self.transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
         prefer_vp8(self.transceiver)
@@ -48,7 +48,7 @@ class Subscriber:
     """One receive-only peer connection whose video RTP is counted, not decoded."""
 
     def __init__(self) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.counter = RtpCounter()
         # Join milestones (CLOCK times), so a slow join can be pinned on one phase.
         self.marks: dict[str, float] = {}

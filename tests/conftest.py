@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.server", "tests.redis_server", "tests.orthanc"]
+pytest_plugins = ["tests.network_guard", "tests.server", "tests.redis_server", "tests.orthanc"]

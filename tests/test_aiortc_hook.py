@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import aioice.ice
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from sfu import aiortc_hook as hook
 
@@ -26,7 +26,7 @@ def test_private_methods_exist():
 
 
 async def test_instance_names_exist_after_negotiation():
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     transceiver = pc.addTransceiver("video", direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
     dtls = transceiver.sender.transport

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.media import PatternTrack, ToneTrack
 from tests.test_forwarding import frames
+
+NO_ICE_SERVERS = RTCConfiguration(iceServers=[])  # never aiortc's public STUN default
 
 
 async def http_offer(url: str, token: str, pc: RTCPeerConnection) -> tuple[int, str, str]:
@@ -22,7 +24,7 @@ async def http_offer(url: str, token: str, pc: RTCPeerConnection) -> tuple[int, 
 
 async def test_whip_publisher_and_two_whep_viewers(server):
     await server.create_room("or-1", "pw-123456")
-    publisher = RTCPeerConnection()
+    publisher = RTCPeerConnection(NO_ICE_SERVERS)
     publisher.addTransceiver(PatternTrack(), direction="sendonly")
     publisher.addTransceiver(ToneTrack(), direction="sendonly")
     token = await server.token("or-1", "pw-123456", role="device", name="OR camera")
@@ -33,7 +35,7 @@ async def test_whip_publisher_and_two_whep_viewers(server):
     viewers = []
     try:
         for n in range(2):
-            pc = RTCPeerConnection()
+            pc = RTCPeerConnection(NO_ICE_SERVERS)
             pc.addTransceiver("video", direction="recvonly")
             pc.addTransceiver("audio", direction="recvonly")
             viewer_token = await server.token("or-1", "pw-123456", role="viewer", name=f"Trainee {n}")
@@ -69,7 +71,7 @@ async def test_whip_publisher_and_two_whep_viewers(server):
 async def test_whep_with_nothing_published_and_bad_sdp(server):
     await server.create_room("empty", "pw-123456")
     token = await server.token("empty", "pw-123456", role="viewer")
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(NO_ICE_SERVERS)
     pc.addTransceiver("video", direction="recvonly")
     status, _, body = await http_offer(f"{server.url}/whep/empty", token, pc)
     assert status == 404 and "nothing is being published" in body

@@ -93,9 +93,9 @@ class Client:
         self.peer_id = self.info["peer_id"]
         self.layout = self.info.get("layout", {})
         self.tracks = {t["id"]: t for t in self.info.get("tracks", [])}
-        servers = [RTCIceServer(**s) for s in self.info.get("ice_servers", [])]
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
-                                                     ))
+        # Only the servers the room hands out; an empty list, never aiortc's public STUN default.
+        servers = [RTCIceServer(**s) for s in self.info.get("ice_servers") or []]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.control = self.pc.createDataChannel("control")
         self.control.on("open", self._control_open.set)
         self.control.on("message", self._on_data)
