@@ -19,11 +19,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from clinical.errors import ClinicalError
+from conference.signed_urls import SignatureError
 
 from .auth import bearer, claims_for
 from .http_errors import HttpError
 from .server import Server
-from .signed_urls import SignatureError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_FRAME_INDEX = 100_000

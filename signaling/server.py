@@ -8,15 +8,15 @@ import secrets
 from collections.abc import Callable
 
 from clinical.pacs import DicomWebSource
+from conference.clinical_hub import ClinicalHub
+from conference.live_room import LiveRoom, LiveRooms
+from conference.peer import Peer, close_quietly
+from conference.protocol import ProtocolError
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 
-from .clinical_hub import ClinicalHub
 from .config import Settings
-from .live_room import LiveRoom, LiveRooms
 from .metrics import Metrics
-from .peer import Peer, close_quietly
-from .protocol import ProtocolError
 
 log = logging.getLogger("telemed.server")
 

@@ -8,12 +8,12 @@ import logging
 
 from aiohttp import web
 
+from conference.peer import Peer
+from conference.protocol import ProtocolError
 from sfu import parse_offer
 
 from .auth import bearer, claims_for
 from .http_errors import HttpError
-from .peer import Peer
-from .protocol import ProtocolError
 from .server import Server
 
 log = logging.getLogger("telemed.whip")

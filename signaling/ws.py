@@ -8,10 +8,10 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from conference.peer import Peer
+from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from rooms import Claims, Layout, RoomNotFound, TokenError
 
-from .peer import Peer
-from .protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from .server import Server
 
 log = logging.getLogger("telemed.ws")

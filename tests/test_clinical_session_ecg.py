@@ -9,7 +9,7 @@ import numpy as np
 import wfdb
 from pydicom.data import get_testdata_file
 
-from signaling.ecg_relay import BUFFER_LIMIT, RECORD_HEAD, EcgRelay
+from conference.ecg_relay import BUFFER_LIMIT, RECORD_HEAD, EcgRelay
 from clinical.ecg import EcgAnnounce, unpack_frame
 from telemed_client import ambulance
 from telemed_client.ecg_sources import EcgSignal, from_dicom_waveform, from_wfdb, synthetic

@@ -16,7 +16,7 @@ from sfu.aiortc_hook import MediaTransport
 from sfu.keyframe import h264_keyframe, vp8_keyframe
 from sfu.rtcp import parse_rtcp
 from sfu.rtp_packet import parse_rtp
-from signaling.protocol import ProtocolError, decode
+from conference.protocol import ProtocolError, decode
 from telemed_client import Client
 from tests.test_forwarding import frames, join_publishing
 

@@ -360,6 +360,8 @@ class ClinicalSession:
         entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name})
         for peer in list(self.room.peers.values()):
             peer.send_data(self._notice(entry, peer))
+        self.room.emit({"type": "clinical", "kind": entry["kind"], "seq": entry["seq"], "t": entry["t"],
+                        "sender": entry["sender"], "body": entry["body"]})
         return entry
 
     def _notice(self, entry: dict, peer: Peer) -> dict:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telemed.room")
 
+# Something outside the peers that follows a room's events (the recorder, the streamer).
+RoomListener = Callable[[dict], None]
+
 
 class LiveRoom:
     def __init__(self, name: str, layout: Layout) -> None:
@@ -26,6 +29,7 @@ class LiveRoom:
         self.data_seq = 0
         self.muted: set[str] = set()
         self.clinical: ClinicalSession | None = None  # set by LiveRooms
+        self._listeners: list[RoomListener] = []
         self.router.on_change(self._producers_changed)
 
     # --- membership ---
@@ -63,10 +67,25 @@ class LiveRoom:
         }
 
     # --- events ---
+    def listen(self, listener: RoomListener) -> Callable[[], None]:
+        """Follow every room event (what peers are told, and clinical notices); returns
+        the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: dict) -> None:
+        """Tell the listeners; a failing listener must not break the room."""
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("room listener failed on %s", event.get("type"))
+
     def broadcast(self, message: dict, exclude: Peer | None = None) -> None:
         for peer in list(self.peers.values()):
             if peer is not exclude:
                 peer.notify(message)
+        self.emit(message)
 
     def _producers_changed(self, event: str, producer: Producer) -> None:
         if event == "added":
