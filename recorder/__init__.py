@@ -1,0 +1,1 @@
+"""Per-track recording without transcoding: RTP depacketizers, muxers, the manifest."""
