@@ -31,6 +31,13 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # live teaching: the composited program and LL-HLS (streaming/)
+    live_size: str = "1280x720"
+    live_fps: int = 30
+    live_video_kbps: int = 2500
+    live_x264_preset: str = "veryfast"
+    live_link_ttl: int = 4 * 3600
+    live_requests_per_second: float = 20.0
 
 
 HELP = {
@@ -56,6 +63,13 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    "live_size": "picture size of the live program, WIDTHxHEIGHT (default 1280x720)",
+    "live_fps": "frame rate of the live program (default 30)",
+    "live_video_kbps": "video bitrate of the live program in kbit/s (default 2500)",
+    "live_x264_preset": "libx264 preset of the live program: ultrafast .. medium (default veryfast)",
+    "live_link_ttl": "seconds a signed HLS link stays valid (default 14400, a long lesson)",
+    "live_requests_per_second": "HLS requests each viewer may make per second, with a burst "
+                                "of twice that (default 20); beyond it they get 429",
 }
 
 
@@ -76,6 +90,15 @@ def _coerce(name: str, value: object) -> object:
         return timeout
     if name == "pacs_url":
         return _pacs_url(value)
+    if name in ("live_fps", "live_video_kbps", "live_link_ttl"):
+        return int(value)
+    if name == "live_requests_per_second":
+        return float(value)
+    if name == "live_size":
+        width, _, height = str(value).partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ValueError("live_size must be WIDTHxHEIGHT, e.g. 1280x720")
+        return f"{int(width)}x{int(height)}"
     return value
 
 

@@ -14,6 +14,8 @@ from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
+from streaming.live_streams import LiveStreams
+from streaming.program import ProgramFormat
 
 from .config import Settings
 from .metrics import Metrics
@@ -34,6 +36,10 @@ class Server:
         self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
+        width, height = (int(v) for v in settings.live_size.split("x"))
+        self.streams = LiveStreams(ProgramFormat(
+            width=width, height=height, fps=settings.live_fps, video_bitrate=settings.live_video_kbps * 1000,
+            part_frames=max(1, round(settings.live_fps / 3)), x264_preset=settings.live_x264_preset))
         pin_host_addresses(settings.ice_hosts)
 
     def new_connection(self, label: str) -> Connection:
@@ -69,11 +75,14 @@ class Server:
         await room.remove(peer)
         await close_quietly(peer)
         self.live.discard_if_empty(room)
+        if room.name not in self.live.rooms:  # the room's program ends with the room
+            await self.streams.stop(room.name)
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)
+        await self.streams.close()
         await self.clinical.close()
         await self.store.close()

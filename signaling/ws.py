@@ -132,6 +132,7 @@ class Session:
             "token_expires_at": claims.expires_at,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(),
+            "live": self.server.streams.state(room.name),
             "ice_servers": self.server.settings.ice_servers,
         }
 

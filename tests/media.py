@@ -44,3 +44,18 @@ class ToneTrack(AudioStreamTrack):
         out = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
         out.pts, out.sample_rate, out.time_base = frame.pts, 48000, fractions.Fraction(1, 48000)
         return out
+
+
+class ColourTrack(VideoStreamTrack):
+    """One solid colour (BGR), so a composited picture shows whose camera is where."""
+
+    def __init__(self, bgr: tuple[int, int, int], width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.image = np.zeros((height, width, 3), np.uint8)
+        self.image[:] = bgr
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self.image, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame

@@ -1,0 +1,119 @@
+"""REST for live teaching: go live, stop, state, a viewer's signed link; and the HLS
+routes players fetch. Thin: the work is in streaming/."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from rooms import Claims
+from streaming.hls_access import HlsAccess
+from streaming.hls_service import HlsError, HlsService
+from streaming.request_limiter import RequestLimiter
+
+from .auth import bearer, claims_for, is_admin
+from .http_errors import HttpError
+from .server import Server
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SIGNED = ("who", "exp", "sig")
+
+
+def routes(server: Server) -> list[web.RouteDef]:
+    settings = server.settings
+    hls = HlsService(server.streams, HlsAccess(settings.secret, settings.live_link_ttl),
+                     RequestLimiter(settings.live_requests_per_second, 2 * settings.live_requests_per_second))
+
+    def require_host(request: web.Request, room: str) -> None:
+        if settings.admin_key and is_admin(server, request):
+            return
+        if not claims_for(server, bearer(request), room).grants.admin:
+            raise HttpError(403, "forbidden", "only a host may start or stop the live stream")
+
+    def member(request: web.Request, room: str) -> Claims | None:
+        if settings.admin_key and is_admin(server, request):
+            return None
+        return claims_for(server, bearer(request), room)
+
+    async def start(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        require_host(request, name)
+        room = await server.room(name)
+        if room is None:
+            raise HttpError(404, "not-found", "no such room")
+        live = server.live.get_or_create(room.name, room.layout, room.created_at)
+        stream = await server.streams.start(live)
+        return web.json_response({"live": stream.describe(), "playlist": f"/hls/{name}/index.m3u8"})
+
+    async def stop(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        require_host(request, name)
+        if not await server.streams.stop(name):
+            raise HttpError(409, "not-live", "the room is not live")
+        live = server.live.rooms.get(name)
+        if live is not None:
+            server.live.discard_if_empty(live)  # a room made only to go live
+        return web.json_response({"live": server.streams.state(name)})
+
+    async def state(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        member(request, name)
+        return web.json_response({"live": server.streams.state(name)})
+
+    async def link(request: web.Request) -> web.Response:
+        """A signed playlist link for the caller (a page hands it to its player)."""
+        name = request.match_info["room"]
+        claims = member(request, name)
+        if claims is not None and not claims.grants.subscribe:
+            raise HttpError(403, "forbidden", "your role may not watch")
+        who = claims.identity if claims is not None else "admin"
+        query = hls.access.query(name, who)
+        return web.json_response({"url": f"/hls/{name}/index.m3u8?{query}",
+                                  "plain_url": f"/hls/{name}/plain.m3u8?{query}",
+                                  "expires_in": hls.access.ttl})
+
+    def viewer(request: web.Request, room: str) -> tuple[str, str]:
+        """(who, the query to carry on the playlist's URIs) of an HLS request."""
+        if "sig" in request.query:
+            who = hls.signed_viewer(room, request.query)
+            query = urlencode({k: request.query[k] for k in SIGNED})
+        else:
+            claims = claims_for(server, bearer(request), room)
+            if not claims.grants.subscribe:
+                raise HttpError(403, "forbidden", "your role may not watch")
+            who, query = claims.identity, ""
+        hls.admit(request.remote or "?", who)
+        return who, query
+
+    async def playlist(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        low_latency = request.match_info["variant"] == "index"
+        try:
+            who, query = viewer(request, name)
+            text = await hls.playlist(name, who, request.query, query, low_latency)
+        except HlsError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+        # The plain variant may be cached for half a segment; the LL-HLS one is always fresh.
+        cache = "max-age=1" if not low_latency else "no-cache"
+        return web.Response(text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
+
+    async def media(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        try:
+            viewer(request, name)
+            data = await hls.file(name, request.match_info["stream"], request.match_info["file"])
+        except HlsError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+        # Stream ids are in the path, so a part's bytes never change: cacheable.
+        return web.Response(body=data, content_type="video/mp4", headers={"Cache-Control": "max-age=60"})
+
+    return [
+        web.post("/api/rooms/{room}/live", start),
+        web.post("/api/rooms/{room}/live/stop", stop),
+        web.delete("/api/rooms/{room}/live", stop),
+        web.get("/api/rooms/{room}/live", state),
+        web.post("/api/rooms/{room}/live/link", link),
+        web.get(r"/hls/{room}/{variant:index|plain}.m3u8", playlist),
+        web.get(r"/hls/{room}/{stream:[0-9a-f]{1,32}}/{file}", media),
+    ]

@@ -1,0 +1,151 @@
+"""One room's live program: it follows the room (tracks, layout, mutes), taps every
+producer, feeds the compositor process, and keeps the parts it cuts in an HlsWindow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from conference.live_room import LiveRoom
+from recorder.depacketizer import DEPACKETIZERS, EncodedFrame
+from sfu import Producer
+
+from . import playlist
+from .compositor_process import CompositorProcess
+from .frame_tap import FrameTap
+from .hls_window import HlsWindow
+from .program import ProgramFormat
+from .scene import Source, plan
+
+log = logging.getLogger("telemed.live")
+
+VIEWER_IDLE = 15.0      # seconds without a playlist request before a viewer is not counted
+VIEWERS_EVERY = 2.0     # how often the room hears a changed viewer count
+ROOM_EVENTS = {"track-published", "track-unpublished", "track-updated", "layout",
+               "participant-joined", "participant-left"}
+
+
+class LiveStream:
+    def __init__(self, room: LiveRoom, program: ProgramFormat) -> None:
+        self.room = room
+        self.program = program
+        self.id = uuid.uuid4().hex[:10]  # in every URI: a restarted stream is a new one to caches
+        self.window = HlsWindow()
+        self.process = CompositorProcess(program)
+        self.started_at = time.time()
+        self.failed = False
+        self._taps: dict[str, FrameTap] = {}
+        self._viewers: dict[str, float] = {}
+        self._announced = 0
+        self._scene_version = 0
+        self._wall_start = 0.0
+        self._rendered: dict[bool, tuple[int, str]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._unlisten = None
+
+    # --- lifecycle ---
+    async def start(self) -> None:
+        await self.process.start()
+        self._unlisten = self.room.listen(self._on_event)
+        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._count_viewers())]
+        self._refresh()
+
+    async def stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        for tap in self._taps.values():
+            tap.close()
+        self._taps.clear()
+        for task in self._tasks:
+            task.cancel()
+        await self.process.stop()
+        self.window.end()
+
+    def describe(self) -> dict:
+        return {"state": "started", "viewers": self.viewers, "stream": self.id,
+                "started_at": self.started_at}
+
+    # --- the room ---
+    def _on_event(self, event: dict) -> None:
+        if event.get("type") in ROOM_EVENTS:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Tap new producers, let go of gone ones, and send the scene the layout asks for."""
+        producers = self.room.router.producers
+        for producer in producers.values():
+            if producer.id not in self._taps and producer.codec.mime_type.lower() in DEPACKETIZERS:
+                tap = self._taps[producer.id] = FrameTap(producer, self._frame)
+                tap.attach()
+        for track in [t for t in self._taps if t not in producers]:
+            self._taps.pop(track).close()
+            self.process.send(("forget", track))
+        videos = [Source(p.id, self._label(p), p.appdata.get("source") == "screen")
+                  for p in producers.values() if p.kind == "video"]
+        audio = [p.id for p in producers.values() if p.kind == "audio" and p.id not in self.room.muted]
+        self._scene_version += 1
+        scene = plan(self.room.layout, videos, audio, self.program.width, self.program.height,
+                     self._scene_version)
+        self.process.send(("scene", scene.to_dict()))
+
+    def _label(self, producer: Producer) -> str:
+        peer = self.room.peers.get(producer.appdata.get("peer_id", ""))
+        name = peer.name if peer is not None else ""
+        label = str(producer.appdata.get("label") or "")
+        return " - ".join(x for x in (name, label) if x)
+
+    def _frame(self, producer: Producer, frame: EncodedFrame) -> bool:
+        if producer.kind == "video":
+            return self.process.send(("video", producer.id, producer.codec.name, frame.data), droppable=True)
+        return self.process.send(("audio", producer.id, frame.data), droppable=True)
+
+    # --- the compositor's output ---
+    async def _read(self) -> None:
+        async for message in self.process.messages():
+            kind = message[0]
+            if kind == "part":
+                _, index, data, duration, independent, last = message
+                self.window.add_part(data, duration, independent, last,
+                                     self._wall_start + index * self.program.part_duration)
+            elif kind == "init":
+                self.window.set_init(message[1], message[2])
+                self._wall_start = message[3]
+            elif kind == "keyframe":
+                producer = self.room.router.get(message[1])
+                if producer is not None:
+                    producer.request_keyframe()
+        if self._unlisten is not None:  # the child died under us, not by stop()
+            log.error("compositor for room %s exited", self.room.name)
+            self.failed = True
+            self.window.end()
+
+    # --- viewers ---
+    def seen(self, who: str) -> None:
+        self._viewers[who] = time.monotonic()
+
+    @property
+    def viewers(self) -> int:
+        cutoff = time.monotonic() - VIEWER_IDLE
+        self._viewers = {w: t for w, t in self._viewers.items() if t >= cutoff}
+        return len(self._viewers)
+
+    async def _count_viewers(self) -> None:
+        while True:
+            await asyncio.sleep(VIEWERS_EVERY)
+            count = self.viewers
+            if count != self._announced:
+                self._announced = count
+                self.room.broadcast({"type": "live", "state": "started", "viewers": count})
+
+    # --- playlists ---
+    def playlist(self, low_latency: bool) -> str:
+        """The playlist text with an access placeholder; rendered once per new part."""
+        cached = self._rendered.get(low_latency)
+        if cached is None or cached[0] != self.window.version:
+            text = playlist.render(self.window, self.id, self.program.part_target,
+                                   self.program.segment_duration, low_latency)
+            cached = self._rendered[low_latency] = (self.window.version, text)
+        return cached[1]

@@ -1,0 +1,57 @@
+"""LL-HLS media playlists of an HlsWindow, written with the `m3u8` package.
+
+Rendered once per window version with a placeholder where each viewer's access query
+goes, then filled in per request: hundreds of players cost one render per part.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+import m3u8
+
+from .hls_window import HlsWindow
+
+AUTH = "__AUTH__"  # replaced by the viewer's signed query (or nothing)
+LIVE_SEGMENTS = 6  # segments listed in a live playlist
+
+
+def _uri(stream: str, name: str) -> str:
+    return f"{stream}/{name}?{AUTH}"
+
+
+def render(window: HlsWindow, stream: str, part_target: float, target_duration: float,
+           low_latency: bool) -> str:
+    """The live playlist: with parts, preload hint and server control when low_latency,
+    else only whole segments (the plain, cacheable variant for CDNs)."""
+    playlist = m3u8.M3U8()
+    playlist.version = 9 if low_latency else 7
+    playlist.target_duration = math.ceil(target_duration)
+    segments = [s for s in window.segments if low_latency or s.complete][-LIVE_SEGMENTS:]
+    playlist.media_sequence = segments[0].msn if segments else 0
+    if low_latency:
+        playlist.server_control = m3u8.ServerControl(
+            can_block_reload="YES", part_hold_back=round(3 * part_target, 3),
+            hold_back=round(3 * playlist.target_duration, 3))
+        playlist.part_inf = m3u8.PartInformation(part_target=part_target)
+    for i, segment in enumerate(segments):
+        parts = [dict(uri=_uri(stream, f"p{segment.msn}.{k}.m4s"), duration=round(p.duration, 5),
+                      independent="YES" if p.independent else None)
+                 for k, p in enumerate(segment.parts)] if low_latency else None
+        when = datetime.datetime.fromtimestamp(segment.wall_start, datetime.timezone.utc)
+        playlist.segments.append(m3u8.Segment(
+            uri=_uri(stream, f"s{segment.msn}.m4s") if segment.complete else None,
+            duration=round(segment.duration, 5) if segment.complete else None,
+            program_date_time=when, parts=parts,
+            init_section={"uri": _uri(stream, "init.mp4")} if i == 0 else None))
+    if window.ended:
+        playlist.is_endlist = True
+    elif low_latency:
+        msn, part = window.next_part()
+        playlist.preload_hint = m3u8.PreloadHint("PART", None, _uri(stream, f"p{msn}.{part}.m4s"))
+    return playlist.dumps()
+
+
+def fill(text: str, query: str) -> str:
+    return text.replace("?" + AUTH, "?" + query if query else "")
