@@ -50,6 +50,9 @@ class HlsService:
                        low_latency: bool) -> str:
         stream = self._stream(room)
         stream.seen(who)
+        if not stream.window.segments:  # just gone live: hold the player until there is a part
+            if not await stream.window.wait_for(0, 0, 3 * stream.program.segment_duration):
+                raise HlsError(404, "not-yet", "the stream is starting; try again shortly")
         if low_latency and "_HLS_msn" in params:
             msn = _number(params.get("_HLS_msn"), "_HLS_msn")
             part = _number(params["_HLS_part"], "_HLS_part") if "_HLS_part" in params else None

@@ -571,6 +571,7 @@ export class Session extends EventTarget {
     this.tracks.clear();
     for (const t of joined.tracks || []) this.tracks.set(t.id, t);
     if (joined.layout) this.layout = joined.layout;
+    this.liveState = joined.live || { state: 'stopped', viewers: 0 };
     this.refused.clear();
     this.dispatchEvent(new CustomEvent('state'));
   }
@@ -612,6 +613,10 @@ export class Session extends EventTarget {
         return;
       case 'error':
         this._notice('error', m.error || 'The server reported an error.');
+        return;
+      case 'live':
+        this.liveState = { state: m.state, viewers: m.viewers };
+        this.dispatchEvent(new CustomEvent('live', { detail: this.liveState }));
         return;
       case 'clinical-state':
         // Also sent on `control` when it opens; listeners treat both alike.
