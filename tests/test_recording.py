@@ -6,12 +6,14 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import av
+import numpy as np
 import pytest
 
 from sfu.aiortc_hook import tap
@@ -255,5 +257,60 @@ async def test_kill_9_leaves_playable_files_and_the_next_start_marks_interrupted
     try:
         status, manifest = await api(running, "GET", f"/api/rooms/crash/recordings/{rec_id}")
         assert status == 200 and manifest["state"] == "interrupted" and manifest["stopped_at"]
+    finally:
+        await runner.cleanup()
+
+
+class NoiseTrack(PatternTrack):
+    async def recv(self) -> av.VideoFrame:
+        frame = await super().recv()
+        noisy = av.VideoFrame.from_ndarray(np.random.randint(0, 255, (self.height, self.width, 3), np.uint8),
+                                           format="bgr24")
+        noisy.pts, noisy.time_base = frame.pts, frame.time_base
+        return noisy
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 384 KiB tmpfs where the recordings go."""
+    mount = tmp_path / "data" / "recordings"
+    mount.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k,mode=0700", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_full_disk_stops_the_recording_cleanly(tmp_path, small_disk):
+    running, runner = await start_server(str(tmp_path / "data"))
+    try:
+        await running.create_room("full", PW)
+        host = await Client.join(running.url, await running.token("full", PW, role="host", name="Dr Host"))
+        pub = await Client.join(running.url, await running.token("full", PW, name="Dr Pub"))
+        await pub.publish(NoiseTrack(), "camera")  # noise does not compress: the disk fills in seconds
+        try:
+            status, body = await api(running, "POST", "/api/rooms/full/recordings", host.token)
+            assert status == 201
+            rec_id = body["recording"]["id"]
+            failed = await host.wait_event("recording", timeout=60, match=lambda m: m["state"] == "failed")
+            assert failed["id"] == rec_id and "disk" in failed["reason"]
+            status, manifest = await api(running, "GET", f"/api/rooms/full/recordings/{rec_id}", host.token)
+            assert manifest["state"] == "failed" and manifest["stopped_at"]
+            # The room carries on: media still flows, signaling still answers.
+            assert (await pub.request({"type": "ping"}))["type"] == "pong"
+            video = next(iter(running.core.live.rooms["full"].router.producers.values()))
+            received = video.stats.received
+            await until(lambda: video.stats.received > received + 30, what="media after the failure")
+        finally:
+            await pub.close()
+            await host.close()
+        track = running.core.recordings.get("full", rec_id).manifest["tracks"][0]
+        with EncryptedReader(small_disk / rec_id / track["file"], running.core.keyring) as reader, \
+                av.open(reader) as container:
+            packets = [p for p in container.demux(container.streams[0]) if p.size]
+            frames = [f for p in packets for f in p.decode()]
+        assert len(frames) == len(packets) > 0
     finally:
         await runner.cleanup()
