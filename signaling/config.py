@@ -38,6 +38,11 @@ class Settings:
     live_x264_preset: str = "veryfast"
     live_link_ttl: int = 4 * 3600
     live_requests_per_second: float = 20.0
+    # encryption at rest (vault/) and recording (recorder/)
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: str | None = None
+    previous_master_keys: list[str] = field(default_factory=list, repr=False)
+    recording_retention_days: float = 0.0
 
 
 HELP = {
@@ -70,6 +75,15 @@ HELP = {
     "live_link_ttl": "seconds a signed HLS link stays valid (default 14400, a long lesson)",
     "live_requests_per_second": "HLS requests each viewer may make per second, with a burst "
                                 "of twice that (default 20); beyond it they get 429",
+    "master_key": "base64 of 32 random bytes: the master key that wraps the data keys of "
+                  "everything encrypted at rest (prefer the env or the config file to a flag; "
+                  "default: read or create --master-key-file)",
+    "master_key_file": "file holding the master key, created 0600 on first start if missing "
+                       "(default <data_dir>/keys/master.key; keep a copy apart from the data)",
+    "previous_master_keys": "comma-separated base64 master keys that still unwrap data keys "
+                            "while they are re-wrapped under the new one (key rotation)",
+    "recording_retention_days": "delete recordings older than this many days, checked hourly "
+                                "(default 0: keep them until deleted)",
 }
 
 
@@ -99,6 +113,13 @@ def _coerce(name: str, value: object) -> object:
         if not (width.isdigit() and height.isdigit()):
             raise ValueError("live_size must be WIDTHxHEIGHT, e.g. 1280x720")
         return f"{int(width)}x{int(height)}"
+    if name == "recording_retention_days":
+        days = float(value)
+        if not 0 <= days <= 36500:
+            raise ValueError("recording_retention_days must be in [0, 36500]")
+        return days
+    if name == "previous_master_keys":
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     return value
 
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
+from recorder import RecordingManager
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
+from vault import KeyRing
 
 from .config import Settings
 from .metrics import Metrics
@@ -29,12 +32,17 @@ class Server:
         self.store = open_room_store(settings.room_store)
         self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
         self.login_limiter = AttemptLimiter()
+        self.keyring = KeyRing.load(settings.master_key,
+                                    settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
+                                    settings.previous_master_keys)
         pacs = None
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
         self.live = LiveRooms(self.clinical.open_session)
+        self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
+                                           settings.recording_retention_days)
         self.metrics = Metrics(self)
         width, height = (int(v) for v in settings.live_size.split("x"))
         self.streams = LiveStreams(ProgramFormat(
@@ -53,7 +61,10 @@ class Server:
         room = await self.store.get(claims.room)
         if room is None:
             raise ProtocolError("not-found", "the room no longer exists")
+        opened = room.name not in self.live.rooms
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
+        if opened:
+            self.recordings.follow(live, room.settings.record == "auto")
         if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
             old = live.peers[resume]
             old.notify({"type": "kicked", "reason": "resumed elsewhere"})
@@ -80,6 +91,7 @@ class Server:
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
+        await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)

@@ -134,6 +134,7 @@ class Session:
             "tracks": room.tracks(), "layout": room.layout.to_dict(),
             "live": self.server.streams.state(room.name),
             "ice_servers": self.server.settings.ice_servers,
+            "recording": recording.announcement() if (recording := self.server.recordings.active(room.name)) else None,
         }
 
     def refresh_token(self) -> dict:

@@ -9,12 +9,12 @@ import time
 import uuid
 
 from conference.live_room import LiveRoom
-from recorder.depacketizer import DEPACKETIZERS, EncodedFrame
+from recorder.frame_assembler import Frame
 from sfu import Producer
 
 from . import playlist
 from .compositor_process import CompositorProcess
-from .frame_tap import FrameTap
+from .frame_tap import FrameTap, can_tap
 from .hls_window import HlsWindow
 from .program import ProgramFormat
 from .scene import Source, plan
@@ -77,7 +77,7 @@ class LiveStream:
         """Tap new producers, let go of gone ones, and send the scene the layout asks for."""
         producers = self.room.router.producers
         for producer in producers.values():
-            if producer.id not in self._taps and producer.codec.mime_type.lower() in DEPACKETIZERS:
+            if producer.id not in self._taps and can_tap(producer):
                 tap = self._taps[producer.id] = FrameTap(producer, self._frame)
                 tap.attach()
         for track in [t for t in self._taps if t not in producers]:
@@ -97,7 +97,7 @@ class LiveStream:
         label = str(producer.appdata.get("label") or "")
         return " - ".join(x for x in (name, label) if x)
 
-    def _frame(self, producer: Producer, frame: EncodedFrame) -> bool:
+    def _frame(self, producer: Producer, frame: Frame) -> bool:
         if producer.kind == "video":
             return self.process.send(("video", producer.id, producer.codec.name, frame.data), droppable=True)
         return self.process.send(("audio", producer.id, frame.data), droppable=True)

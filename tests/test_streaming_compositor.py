@@ -11,6 +11,7 @@ import numpy as np
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 
+from recorder.depacketizer import Vp8Depacketizer
 from rooms import Layout
 from streaming.compositor import Compositor
 from streaming.program import ProgramFormat
@@ -29,17 +30,12 @@ class Clock:
 
 def vp8_frame(bgr: tuple[int, int, int]) -> bytes:
     """One VP8 keyframe of a solid colour, as a depacketized frame would be."""
-    from recorder.depacketizer import Vp8Depacketizer
-    from sfu.rtp_packet import RtpPacket
     image = np.zeros((120, 160, 3), np.uint8)
     image[:] = bgr
     frame = av.VideoFrame.from_ndarray(image, format="bgr24")
     frame.pts, frame.time_base = 0, Fraction(1, 90000)
-    payloads, timestamp = Vp8Encoder().encode(frame, force_keyframe=True)
-    depacketizer = Vp8Depacketizer()
-    for i, payload in enumerate(payloads):
-        out = depacketizer.push(RtpPacket(96, int(i == len(payloads) - 1), i, timestamp, 1, payload))
-    return out.data
+    payloads, _ = Vp8Encoder().encode(frame, force_keyframe=True)
+    return Vp8Depacketizer().frame(payloads)
 
 
 def opus_packets(count: int) -> list[bytes]:
