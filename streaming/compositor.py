@@ -226,8 +226,8 @@ class Compositor:
             self._audio_base = end_audio
             independent = self._part % p.segment_parts == 0
             last = self._part % p.segment_parts == p.segment_parts - 1
-            self._emit(("part", self._part, fmp4.fragment(self._part + 1, runs), p.part_duration,
-                        independent, last))
+            self._emit(("part", self._part, fmp4.fragment(self._part + 1, runs), self._part * p.part_duration,
+                        p.part_duration, independent, independent, last))
             self._part += 1
             self.parts_emitted += 1
 

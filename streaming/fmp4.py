@@ -86,12 +86,40 @@ class VideoTrack:
 
 @dataclass(frozen=True)
 class AudioTrack:
+    """AAC, as the compositor encodes it."""
     config: bytes  # AudioSpecificConfig (the AAC encoder's extradata)
     channels: int = 1
     codec: str = "mp4a.40.2"
 
+    def sample_entry(self) -> bytes:
+        asc = self.config
+        decoder_specific = b"\x05" + bytes([len(asc)]) + asc
+        decoder_config = (b"\x04" + bytes([13 + len(decoder_specific)]) + b"\x40\x15"
+                          + bytes(3) + struct.pack(">II", 0, 0) + decoder_specific)
+        sl_config = b"\x06\x01\x02"
+        es = (b"\x03" + bytes([3 + len(decoder_config) + len(sl_config)]) + struct.pack(">HB", AUDIO_TRACK, 0)
+              + decoder_config + sl_config)
+        return _audio_entry(b"mp4a", self.channels, full_box(b"esds", 0, 0, es))
 
-def init_segment(video: VideoTrack | None, audio: AudioTrack | None) -> bytes:
+
+@dataclass(frozen=True)
+class OpusTrack:
+    """Opus as a publisher sent it (passthrough): ISO/IEC 23003-5 "Opus" with dOps."""
+    channels: int = 2
+    pre_skip: int = 312
+    codec: str = "opus"
+
+    def sample_entry(self) -> bytes:
+        dops = box(b"dOps", struct.pack(">BBHIhB", 0, self.channels, self.pre_skip, AUDIO_TIMESCALE, 0, 0))
+        return _audio_entry(b"Opus", self.channels, dops)
+
+
+def _audio_entry(kind: bytes, channels: int, config: bytes) -> bytes:
+    return box(kind, bytes(6), struct.pack(">H", 1), bytes(8),
+               struct.pack(">HHHHI", channels, 16, 0, 0, AUDIO_TIMESCALE << 16), config)
+
+
+def init_segment(video: VideoTrack | None, audio: AudioTrack | OpusTrack | None) -> bytes:
     traks, trexs = [], []
     if video is not None:
         traks.append(_video_trak(video))
@@ -130,17 +158,8 @@ def _video_trak(video: VideoTrack) -> bytes:
     return _trak(VIDEO_TRACK, VIDEO_TIMESCALE, b"vide", b"Program", vmhd, entry, video.width, video.height)
 
 
-def _audio_trak(audio: AudioTrack) -> bytes:
-    asc = audio.config
-    decoder_specific = b"\x05" + bytes([len(asc)]) + asc
-    decoder_config = (b"\x04" + bytes([13 + len(decoder_specific)]) + b"\x40\x15"
-                      + bytes(3) + struct.pack(">II", 0, 0) + decoder_specific)
-    sl_config = b"\x06\x01\x02"
-    es = b"\x03" + bytes([3 + len(decoder_config) + len(sl_config)]) + struct.pack(">HB", AUDIO_TRACK, 0) \
-        + decoder_config + sl_config
-    entry = box(b"mp4a", bytes(6), struct.pack(">H", 1), bytes(8),
-                struct.pack(">HHHHI", audio.channels, 16, 0, 0, AUDIO_TIMESCALE << 16),
-                full_box(b"esds", 0, 0, es))
+def _audio_trak(audio: AudioTrack | OpusTrack) -> bytes:
+    entry = audio.sample_entry()
     smhd = full_box(b"smhd", 0, 0, bytes(4))
     return _trak(AUDIO_TRACK, AUDIO_TIMESCALE, b"soun", b"Program audio", smhd, entry, volume=0x100)
 

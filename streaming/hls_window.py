@@ -54,20 +54,22 @@ class HlsWindow:
     def set_init(self, data: bytes, codecs: str) -> None:
         self.init, self.codecs = data, codecs
 
-    def add_part(self, data: bytes, duration: float, independent: bool, last: bool, wall: float) -> None:
+    def add_part(self, data: bytes, duration: float, independent: bool, starts: bool, ends: bool,
+                 wall: float) -> None:
+        """A part as cut: `starts` a segment (then it is independent), `ends` one (if known)."""
         open_segment = self.segments[-1] if self.segments and not self.segments[-1].complete else None
-        if open_segment is not None and independent and open_segment.parts:
-            open_segment.complete = True  # a keyframe starts the next segment
+        if open_segment is not None and starts and open_segment.parts:
+            open_segment.complete = True
             open_segment = None
         if open_segment is None:
-            if not independent:
+            if not (starts and independent):
                 return  # a segment must start on a keyframe
             msn = self.segments[-1].msn + 1 if self.segments else 0
             open_segment = Segment(msn, wall)
             self.segments.append(open_segment)
             del self.segments[:-self.keep]
         open_segment.parts.append(Part(data, duration, independent))
-        open_segment.complete = last
+        open_segment.complete = ends
         self._bump()
 
     def end(self) -> None:

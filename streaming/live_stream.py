@@ -1,5 +1,8 @@
 """One room's live program: it follows the room (tracks, layout, mutes), taps every
-producer, feeds the compositor process, and keeps the parts it cuts in an HlsWindow."""
+producer, feeds the compositor process, and keeps the parts it cuts in an HlsWindow.
+
+A room whose only camera is H264 when it goes live is passed through instead: that
+track's frames become the parts unchanged, and the layout does not apply."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from . import playlist
 from .compositor_process import CompositorProcess
 from .frame_tap import FrameTap, can_tap
 from .hls_window import HlsWindow
+from .passthrough import Passthrough
 from .program import ProgramFormat
 from .scene import Source, plan
 
@@ -44,12 +48,24 @@ class LiveStream:
         self._rendered: dict[bool, tuple[int, str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._unlisten = None
+        self.passthrough: Passthrough | None = None
+        self._passed: tuple[str, str | None] = ("", None)  # (video, audio) producer ids
 
     # --- lifecycle ---
     async def start(self) -> None:
-        await self.process.start()
+        producers = list(self.room.router.producers.values())
+        videos = [p for p in producers if p.kind == "video"]
+        if len(videos) == 1 and videos[0].codec.name == "h264":
+            video = videos[0]
+            audio = next((p for p in producers if p.kind == "audio"
+                          and p.appdata.get("peer_id") == video.appdata.get("peer_id")), None)
+            self._passed = (video.id, audio.id if audio is not None else None)
+            self.passthrough = Passthrough(self.program, self._output)
+        else:
+            await self.process.start()
+            self._tasks.append(asyncio.ensure_future(self._read()))
         self._unlisten = self.room.listen(self._on_event)
-        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._count_viewers())]
+        self._tasks.append(asyncio.ensure_future(self._count_viewers()))
         self._refresh()
 
     async def stop(self) -> None:
@@ -65,8 +81,8 @@ class LiveStream:
         self.window.end()
 
     def describe(self) -> dict:
-        return {"state": "started", "viewers": self.viewers, "stream": self.id,
-                "started_at": self.started_at}
+        return {"state": "started", "viewers": self.viewers, "stream": self.id, "started_at": self.started_at,
+                "mode": "passthrough" if self.passthrough is not None else "composite"}
 
     # --- the room ---
     def _on_event(self, event: dict) -> None:
@@ -76,13 +92,16 @@ class LiveStream:
     def _refresh(self) -> None:
         """Tap new producers, let go of gone ones, and send the scene the layout asks for."""
         producers = self.room.router.producers
-        for producer in producers.values():
+        wanted = [p for p in producers.values() if self.passthrough is None or p.id in self._passed]
+        for producer in wanted:
             if producer.id not in self._taps and can_tap(producer):
                 tap = self._taps[producer.id] = FrameTap(producer, self._frame)
                 tap.attach()
         for track in [t for t in self._taps if t not in producers]:
             self._taps.pop(track).close()
             self.process.send(("forget", track))
+        if self.passthrough is not None:
+            return
         videos = [Source(p.id, self._label(p), p.appdata.get("source") == "screen")
                   for p in producers.values() if p.kind == "video"]
         audio = [p.id for p in producers.values() if p.kind == "audio" and p.id not in self.room.muted]
@@ -98,25 +117,33 @@ class LiveStream:
         return " - ".join(x for x in (name, label) if x)
 
     def _frame(self, producer: Producer, frame: Frame) -> bool:
+        if self.passthrough is not None:
+            if producer.kind == "video":
+                self.passthrough.video(frame)
+            elif producer.id not in self.room.muted:
+                self.passthrough.audio(frame)
+            return True
         if producer.kind == "video":
             return self.process.send(("video", producer.id, producer.codec.name, frame.data), droppable=True)
         return self.process.send(("audio", producer.id, frame.data), droppable=True)
 
     # --- the compositor's output ---
+    def _output(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "part":
+            _, _index, data, start, duration, independent, starts, ends = message
+            self.window.add_part(data, duration, independent, starts, ends, self._wall_start + start)
+        elif kind == "init":
+            self.window.set_init(message[1], message[2])
+            self._wall_start = message[3]
+        elif kind == "keyframe":
+            producer = self.room.router.get(message[1])
+            if producer is not None:
+                producer.request_keyframe()
+
     async def _read(self) -> None:
         async for message in self.process.messages():
-            kind = message[0]
-            if kind == "part":
-                _, index, data, duration, independent, last = message
-                self.window.add_part(data, duration, independent, last,
-                                     self._wall_start + index * self.program.part_duration)
-            elif kind == "init":
-                self.window.set_init(message[1], message[2])
-                self._wall_start = message[3]
-            elif kind == "keyframe":
-                producer = self.room.router.get(message[1])
-                if producer is not None:
-                    producer.request_keyframe()
+            self._output(message)
         if self._unlisten is not None:  # the child died under us, not by stop()
             log.error("compositor for room %s exited", self.room.name)
             self.failed = True
