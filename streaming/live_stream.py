@@ -76,7 +76,8 @@ class LiveStream:
             tap.close()
         self._taps.clear()
         for task in self._tasks:
-            task.cancel()
+            if task is not asyncio.current_task():
+                task.cancel()
         await self.process.stop()
         self.window.end()
 
@@ -147,7 +148,8 @@ class LiveStream:
         if self._unlisten is not None:  # the child died under us, not by stop()
             log.error("compositor for room %s exited", self.room.name)
             self.failed = True
-            self.window.end()
+            await self.stop()
+            self.room.broadcast({"type": "live", "state": "stopped", "viewers": 0, "reason": "failed"})
 
     # --- viewers ---
     def seen(self, who: str) -> None:

@@ -3,8 +3,9 @@ program that PyAV decodes, that follows the host's layout, and that only viewers
 
 from __future__ import annotations
 
-import asyncio
 import io
+import os
+import signal
 import time
 
 import aiohttp
@@ -217,6 +218,13 @@ async def test_viewers_are_counted_and_a_flood_gets_429(tmp_path):
                                 {"Authorization": f"Bearer {calm}"}))[0] == 200
             notice = await host.wait_event("live", match=lambda e: e["viewers"] == 2)
             assert notice["state"] == "started"
+            # The compositor process dies: the room hears that the stream stopped, nothing hangs.
+            stream = running.core.streams.live("lab")
+            os.kill(stream.process.pid, signal.SIGKILL)  # our own child
+            notice = await host.wait_event("live", match=lambda e: e["state"] == "stopped")
+            assert notice["reason"] == "failed" and running.core.streams.live("lab") is None
+            assert (await fetch(session, f"{running.url}/hls/lab/plain.m3u8",
+                                {"Authorization": f"Bearer {calm}"}))[0] == 200  # ended, with ENDLIST
         await host.close()
     finally:
         await runner.cleanup()
