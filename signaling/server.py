@@ -37,7 +37,7 @@ class Server:
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
