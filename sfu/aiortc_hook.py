@@ -26,7 +26,7 @@ import aioice.ice
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
 from .fanout import Wire
@@ -46,10 +46,40 @@ RtcpHandler = Callable[[bytes], None]
 # Private methods this module replaces or calls, checked by the upgrade test (which
 # also checks the private instance attributes on live objects).
 REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
+    RTCCertificate: ("_create_ssl_context",),
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
     aioice.ice.Connection: ("data_received",),
     RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
 }
+
+
+# aiortc offers only ECDSA suites, which is all its own certificates need. When the peer
+# is the DTLS server (it answered or offered `setup:actpass`) and its certificate is RSA,
+# as GStreamer's and many encoders' are, the handshake fails with "no shared cipher"
+# unless we offer ECDHE-RSA suites too (the fix proposed upstream: aiortc #1392, #1421).
+DTLS_CIPHER_SUITES = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA"
+)
+
+
+def offer_rsa_cipher_suites() -> None:
+    """Make every DTLS context aiortc creates offer ECDHE-RSA suites as well (idempotent)."""
+    create = RTCCertificate._create_ssl_context
+    if getattr(create, "_telemed_ciphers", False):
+        return
+
+    def create_ssl_context(self: RTCCertificate, srtp_profiles: list) -> Any:
+        context = create(self, srtp_profiles)
+        context.set_cipher_list(DTLS_CIPHER_SUITES)
+        return context
+    create_ssl_context._telemed_ciphers = True  # type: ignore[attr-defined]
+    RTCCertificate._create_ssl_context = create_ssl_context  # type: ignore[method-assign]
+
+
+offer_rsa_cipher_suites()
 
 
 def pin_host_addresses(addresses: list[str]) -> None:
