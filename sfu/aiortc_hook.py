@@ -35,8 +35,8 @@ _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _srtp_unprotect = _srtp_lib.srtp_unprotect
 _srtp_unprotect_rtcp = _srtp_lib.srtp_unprotect_rtcp
-_MAX_RTP = 1500 - 16 - 128       # pylibsrtp's buffer less libsrtp's largest trailers
-_MAX_RTCP = 1500 - 16 - 128 - 4
+_MAX_RTP = 1500 - 40 - 8 - 16   # one IPv6 UDP datagram in a 1500 MTU, after a 16-byte tag
+_MAX_RTCP = _MAX_RTP - 4         # SRTCP adds its index
 # The fan-out step (sfu/fanout.c) calls pylibsrtp's own libsrtp through this pointer.
 _PROTECT_ADDRESS = int(_ffi.cast("uintptr_t", _ffi.addressof(_srtp_lib, "srtp_protect")))
 
