@@ -271,6 +271,17 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     return list(transceiver._codecs)
 
 
+def answer_offered_h264_levels(transceiver: RTCRtpTransceiver, offered: dict[int, dict]) -> None:
+    """Answer a publisher's H264 with the profile-level-id it offered (before createAnswer).
+
+    aiortc answers with its own level 3.1, which caps a conforming 1080p encoder at 720p;
+    we forward without decoding, so any level the publisher sends suits us."""
+    for codec in transceiver._codecs:
+        level = offered.get(codec.payloadType, {}).get("profile-level-id")
+        if codec.mimeType.lower() == "video/h264" and level:
+            codec.parameters["profile-level-id"] = level
+
+
 def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[str, int]:
     """Header-extension URI -> id agreed for this m-line."""
     return {ext.uri: ext.id for ext in transceiver._headerExtensions}
