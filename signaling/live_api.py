@@ -1,8 +1,9 @@
-"""REST for live teaching: go live, stop, state, a viewer's signed link; and the HLS
-routes players fetch. Thin: the work is in streaming/."""
+"""REST for live teaching: go live, stop, state, a viewer's signed link, kept streams
+(VOD) and their chapters; and the HLS routes players fetch. Thin: the work is in streaming/."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -10,10 +11,12 @@ from aiohttp import web
 from rooms import Claims
 from streaming.hls_access import HlsAccess
 from streaming.hls_service import HlsError, HlsService
+from streaming.playlist import fill, render_vod
+from streaming.vod_library import VodError, trimmed
 from streaming.request_limiter import RequestLimiter
 
 from .auth import bearer, claims_for, is_admin
-from .http_errors import HttpError
+from .http_errors import HttpError, read_json
 from .server import Server
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -108,7 +111,55 @@ def routes(server: Server) -> list[web.RouteDef]:
         # Stream ids are in the path, so a part's bytes never change: cacheable.
         return web.Response(body=data, content_type="video/mp4", headers={"Cache-Control": "max-age=60"})
 
+    # --- video on demand: streams kept after they stopped ---
+    async def vod_call(action, *args):
+        """Reading and decrypting the archive happens off the event loop."""
+        try:
+            return await asyncio.to_thread(action, *args)
+        except VodError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+
+    async def vod_list(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        claims = member(request, name)
+        query = hls.access.query(name, claims.identity if claims is not None else "admin")
+        streams = await vod_call(server.vod.list, name)
+        for stream in streams:
+            stream["url"] = f"/hls/{name}/vod/{stream['stream']}/index.m3u8?{query}"
+        return web.json_response({"streams": streams})
+
+    async def vod_edit(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        require_host(request, name)
+        body = await read_json(request)
+        return web.json_response(await vod_call(server.vod.edit, name, request.match_info["stream"], body))
+
+    async def vod_playlist(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        try:
+            _, query = viewer(request, name)
+        except HlsError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+        stream = request.match_info["stream"]
+        manifest = await vod_call(server.vod.manifest, name, stream)
+        text = render_vod(manifest, trimmed(manifest), stream)
+        return web.Response(text=fill(text, query), content_type=PLAYLIST_TYPE,
+                            headers={"Cache-Control": "no-cache"})
+
+    async def vod_media(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        try:
+            viewer(request, name)
+        except HlsError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+        data = await vod_call(server.vod.media, name, request.match_info["stream"], request.match_info["file"])
+        return web.Response(body=data, content_type="video/mp4", headers={"Cache-Control": "max-age=3600"})
+
     return [
+        web.get("/api/rooms/{room}/vod", vod_list),
+        web.put("/api/rooms/{room}/vod/{stream}", vod_edit),
+        web.get(r"/hls/{room}/vod/{stream:[0-9a-f]{1,32}}/index.m3u8", vod_playlist),
+        web.get(r"/hls/{room}/vod/{stream:[0-9a-f]{1,32}}/{file}", vod_media),
         web.post("/api/rooms/{room}/live", start),
         web.post("/api/rooms/{room}/live/stop", stop),
         web.delete("/api/rooms/{room}/live", stop),

@@ -17,6 +17,7 @@ from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
+from streaming.vod_library import VodLibrary
 from vault import KeyRing
 
 from .config import Settings
@@ -48,7 +49,9 @@ class Server:
         width, height = (int(v) for v in settings.live_size.split("x"))
         self.streams = LiveStreams(ProgramFormat(
             width=width, height=height, fps=settings.live_fps, video_bitrate=settings.live_video_kbps * 1000,
-            part_frames=max(1, round(settings.live_fps / 3)), x264_preset=settings.live_x264_preset))
+            part_frames=max(1, round(settings.live_fps / 3)), x264_preset=settings.live_x264_preset),
+            Path(settings.data_dir) / "streams", self.keyring)
+        self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
 
     def new_connection(self, label: str) -> Connection:

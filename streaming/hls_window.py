@@ -55,28 +55,37 @@ class HlsWindow:
         self.init, self.codecs = data, codecs
 
     def add_part(self, data: bytes, duration: float, independent: bool, starts: bool, ends: bool,
-                 wall: float) -> None:
-        """A part as cut: `starts` a segment (then it is independent), `ends` one (if known)."""
+                 wall: float) -> list[Segment]:
+        """A part as cut: `starts` a segment (then it is independent), `ends` one (if known).
+        Returns the segments this part completed."""
+        completed = []
         open_segment = self.segments[-1] if self.segments and not self.segments[-1].complete else None
         if open_segment is not None and starts and open_segment.parts:
             open_segment.complete = True
+            completed.append(open_segment)
             open_segment = None
         if open_segment is None:
             if not (starts and independent):
-                return  # a segment must start on a keyframe
+                return completed  # a segment must start on a keyframe
             msn = self.segments[-1].msn + 1 if self.segments else 0
             open_segment = Segment(msn, wall)
             self.segments.append(open_segment)
             del self.segments[:-self.keep]
         open_segment.parts.append(Part(data, duration, independent))
         open_segment.complete = ends
+        if ends:
+            completed.append(open_segment)
         self._bump()
+        return completed
 
-    def end(self) -> None:
-        if self.segments:
-            self.segments[-1].complete = True
+    def end(self) -> Segment | None:
+        """No more parts; returns the open segment this completed, if any."""
+        last = self.segments[-1] if self.segments and not self.segments[-1].complete else None
+        if last is not None:
+            last.complete = True
         self.ended = True
         self._bump()
+        return last
 
     def _bump(self) -> None:
         self.version += 1

@@ -22,6 +22,7 @@ from .hls_window import HlsWindow
 from .passthrough import Passthrough
 from .program import ProgramFormat
 from .scene import Source, plan
+from .vod_archive import VodArchive
 
 log = logging.getLogger("telemed.live")
 
@@ -32,8 +33,9 @@ ROOM_EVENTS = {"track-published", "track-unpublished", "track-updated", "layout"
 
 
 class LiveStream:
-    def __init__(self, room: LiveRoom, program: ProgramFormat) -> None:
+    def __init__(self, room: LiveRoom, program: ProgramFormat, archive: VodArchive | None = None) -> None:
         self.room = room
+        self.archive = archive
         self.program = program
         self.id = uuid.uuid4().hex[:10]  # in every URI: a restarted stream is a new one to caches
         self.window = HlsWindow()
@@ -79,7 +81,11 @@ class LiveStream:
             if task is not asyncio.current_task():
                 task.cancel()
         await self.process.stop()
-        self.window.end()
+        last = self.window.end()
+        if self.archive is not None:
+            if last is not None:
+                self.archive.segment(last)
+            self.archive.finish()
 
     def describe(self) -> dict:
         return {"state": "started", "viewers": self.viewers, "stream": self.id, "started_at": self.started_at,
@@ -133,10 +139,15 @@ class LiveStream:
         kind = message[0]
         if kind == "part":
             _, _index, data, start, duration, independent, starts, ends = message
-            self.window.add_part(data, duration, independent, starts, ends, self._wall_start + start)
+            for segment in self.window.add_part(data, duration, independent, starts, ends,
+                                                self._wall_start + start):
+                if self.archive is not None:
+                    self.archive.segment(segment)
         elif kind == "init":
             self.window.set_init(message[1], message[2])
             self._wall_start = message[3]
+            if self.archive is not None:
+                self.archive.init(message[1], message[2])
         elif kind == "keyframe":
             producer = self.room.router.get(message[1])
             if producer is not None:

@@ -4,19 +4,25 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from conference.live_room import LiveRoom
+from vault import KeyRing
 
 from .live_stream import LiveStream
 from .program import ProgramFormat
+from .vod_archive import VodArchive
 
 log = logging.getLogger("telemed.live")
 
 
 class LiveStreams:
-    def __init__(self, program: ProgramFormat) -> None:
+    def __init__(self, program: ProgramFormat, vod_root: Path | None = None, ring: KeyRing | None = None) -> None:
+        """With `vod_root` and `ring`, every stream is also kept, encrypted, for VOD."""
         self.program = program
         self.streams: dict[str, LiveStream] = {}
+        self._vod_root = vod_root
+        self._ring = ring
 
     def get(self, room: str) -> LiveStream | None:
         """The room's program, live or ended."""
@@ -38,6 +44,8 @@ class LiveStreams:
         if stream is not None:
             await self.stop(room.name)
         stream = self.streams[room.name] = LiveStream(room, self.program)
+        if self._vod_root is not None and self._ring is not None:
+            stream.archive = VodArchive(self._vod_root, self._ring, room.name, stream.id, stream.started_at)
         await stream.start()
         log.info("live", extra={"fields": {"room": room.name, "stream": stream.id}})
         room.broadcast({"type": "live", "state": "started", "viewers": 0})

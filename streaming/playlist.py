@@ -55,3 +55,33 @@ def render(window: HlsWindow, stream: str, part_target: float, target_duration: 
 
 def fill(text: str, query: str) -> str:
     return text.replace("?" + AUTH, "?" + query if query else "")
+
+
+def render_vod(manifest: dict, segments: list[dict], stream: str) -> str:
+    """A kept stream as a VOD playlist: its (trimmed) segments, and its chapters as
+    EXT-X-DATERANGE (CLASS "com.telemed.chapter", X-TITLE), where players show them."""
+    playlist = m3u8.M3U8()
+    playlist.version = 7
+    playlist.playlist_type = "vod"
+    playlist.is_endlist = True
+    playlist.target_duration = math.ceil(max((s["duration"] for s in segments), default=1))
+    playlist.media_sequence = segments[0]["msn"] if segments else 0
+    # Program time 0 is the first segment's start; chapters count from there.
+    started = manifest["segments"][0]["wall_start"] if manifest["segments"] else manifest["started_at"]
+    chapters = list(manifest["chapters"])
+    base = f"vod/{stream}"
+    for i, segment in enumerate(segments):
+        end = segment["t"] + segment["duration"]
+        ranges = []
+        while chapters and (chapters[0]["at"] < end or i == len(segments) - 1):
+            chapter = chapters.pop(0)
+            when = datetime.datetime.fromtimestamp(started + chapter["at"], datetime.timezone.utc)
+            ranges.append({"id": f"chapter-{chapter['at']}", "class": "com.telemed.chapter",
+                           "start_date": when.isoformat(timespec="milliseconds"),
+                           "x_title": '"' + chapter["title"].replace('"', "'") + '"'})
+        playlist.segments.append(m3u8.Segment(
+            uri=_uri(base, f"s{segment['msn']}.m4s"), duration=segment["duration"],
+            program_date_time=datetime.datetime.fromtimestamp(segment["wall_start"], datetime.timezone.utc),
+            dateranges=ranges or None,
+            init_section={"uri": _uri(base, "init.mp4")} if i == 0 else None))
+    return playlist.dumps()

@@ -38,19 +38,25 @@ def nal_units(sample: bytes) -> list[bytes]:
     return units
 
 
-async def test_whip_h264_is_repackaged_byte_for_byte(server):
-    await server.create_room("or-encoder", PW)
+async def whip_h264(server, room: str) -> tuple[RTCPeerConnection, H264PacketTrack]:
+    """An OR encoder publishing pre-encoded H264 and Opus over WHIP."""
     track = H264PacketTrack()
     publisher = RTCPeerConnection(NO_ICE_SERVERS)
     transceiver = publisher.addTransceiver(track, direction="sendonly")
     transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
                                      if c.mimeType == "video/H264" and c.parameters.get("packetization-mode") == "1"])
     publisher.addTransceiver(ToneTrack(), direction="sendonly")  # Opus goes along untouched
-    token = await server.token("or-encoder", PW, role="device", name="OR encoder")
+    token = await server.token(room, PW, role="device", name="OR encoder")
+    status, _, answer = await http_offer(f"{server.url}/whip/{room}", token, publisher)
+    assert status == 201, answer
+    await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return publisher, track
+
+
+async def test_whip_h264_is_repackaged_byte_for_byte(server):
+    await server.create_room("or-encoder", PW)
+    publisher, track = await whip_h264(server, "or-encoder")
     try:
-        status, _, answer = await http_offer(f"{server.url}/whip/or-encoder", token, publisher)
-        assert status == 201, answer
-        await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         admin = {"Authorization": f"Bearer {server.admin_key}"}
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{server.url}/api/rooms/or-encoder/live", headers=admin) as r:
