@@ -142,7 +142,7 @@ def routes(server: Server) -> list[web.RouteDef]:
             raise HttpError(exc.status, exc.code, exc.message) from None
         stream = request.match_info["stream"]
         manifest = await vod_call(server.vod.manifest, name, stream)
-        text = render_vod(manifest, trimmed(manifest), stream)
+        text = render_vod(manifest, trimmed(manifest))
         return web.Response(text=fill(text, query), content_type=PLAYLIST_TYPE,
                             headers={"Cache-Control": "no-cache"})
 

@@ -16,6 +16,7 @@ from .request_limiter import RequestLimiter
 PART = re.compile(r"p(\d{1,9})\.(\d{1,4})\.m4s")
 SEGMENT = re.compile(r"s(\d{1,9})\.m4s")
 AHEAD = 2  # a blocking reload may ask this many segments past the live edge (RFC 8216bis)
+FIRST_PART_WAIT = 10.0  # seconds: a compositor process starts (imports, encoder) before its first part
 
 
 class HlsError(Exception):
@@ -51,7 +52,7 @@ class HlsService:
         stream = self._stream(room)
         stream.seen(who)
         if not stream.window.segments:  # just gone live: hold the player until there is a part
-            if not await stream.window.wait_for(0, 0, 3 * stream.program.segment_duration):
+            if not await stream.window.wait_for(0, 0, FIRST_PART_WAIT):
                 raise HlsError(404, "not-yet", "the stream is starting; try again shortly")
         if low_latency and "_HLS_msn" in params:
             msn = _number(params.get("_HLS_msn"), "_HLS_msn")

@@ -139,10 +139,13 @@ class LiveStream:
         kind = message[0]
         if kind == "part":
             _, _index, data, start, duration, independent, starts, ends = message
+            first = not self.window.segments
             for segment in self.window.add_part(data, duration, independent, starts, ends,
                                                 self._wall_start + start):
                 if self.archive is not None:
                     self.archive.segment(segment)
+            if first and self.window.segments:
+                self.room.broadcast({"type": "live", "state": "started", "viewers": self.viewers})
         elif kind == "init":
             self.window.set_init(message[1], message[2])
             self._wall_start = message[3]

@@ -48,8 +48,7 @@ class LiveStreams:
             stream.archive = VodArchive(self._vod_root, self._ring, room.name, stream.id, stream.started_at)
         await stream.start()
         log.info("live", extra={"fields": {"room": room.name, "stream": stream.id}})
-        room.broadcast({"type": "live", "state": "started", "viewers": 0})
-        return stream
+        return stream  # the room hears "started" with the first part, when it can be watched
 
     async def stop(self, room: str) -> bool:
         stream = self.live(room)

@@ -57,9 +57,9 @@ def fill(text: str, query: str) -> str:
     return text.replace("?" + AUTH, "?" + query if query else "")
 
 
-def render_vod(manifest: dict, segments: list[dict], stream: str) -> str:
-    """A kept stream as a VOD playlist: its (trimmed) segments, and its chapters as
-    EXT-X-DATERANGE (CLASS "com.telemed.chapter", X-TITLE), where players show them."""
+def render_vod(manifest: dict, segments: list[dict]) -> str:
+    """A kept stream as a VOD playlist (URIs beside it): its (trimmed) segments, and its
+    chapters as EXT-X-DATERANGE (CLASS "com.telemed.chapter", X-TITLE)."""
     playlist = m3u8.M3U8()
     playlist.version = 7
     playlist.playlist_type = "vod"
@@ -69,7 +69,6 @@ def render_vod(manifest: dict, segments: list[dict], stream: str) -> str:
     # Program time 0 is the first segment's start; chapters count from there.
     started = manifest["segments"][0]["wall_start"] if manifest["segments"] else manifest["started_at"]
     chapters = list(manifest["chapters"])
-    base = f"vod/{stream}"
     for i, segment in enumerate(segments):
         end = segment["t"] + segment["duration"]
         ranges = []
@@ -80,8 +79,8 @@ def render_vod(manifest: dict, segments: list[dict], stream: str) -> str:
                            "start_date": when.isoformat(timespec="milliseconds"),
                            "x_title": '"' + chapter["title"].replace('"', "'") + '"'})
         playlist.segments.append(m3u8.Segment(
-            uri=_uri(base, f"s{segment['msn']}.m4s"), duration=segment["duration"],
+            uri=f"s{segment['msn']}.m4s?{AUTH}", duration=segment["duration"],
             program_date_time=datetime.datetime.fromtimestamp(segment["wall_start"], datetime.timezone.utc),
             dateranges=ranges or None,
-            init_section={"uri": _uri(base, "init.mp4")} if i == 0 else None))
+            init_section={"uri": f"init.mp4?{AUTH}"} if i == 0 else None))
     return playlist.dumps()

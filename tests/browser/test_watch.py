@@ -69,5 +69,25 @@ async def test_watch_page_plays_to_the_live_edge(server, people, screenshots):
         await expect(page.locator("#clinical-panel h1")).to_contain_text(ROOM)
         await page.screenshot(path=str(screenshots / "watch.png"))
         print("watch page latency:", await page.locator("#latency").text_content(), edge)
+
+        # Stopped: the lesson is kept; the page lists it and plays it as VOD (seekable).
+        async with aiohttp.ClientSession() as session:
+            async with session.delete(f"{server.url}/api/rooms/{ROOM}/live",
+                                      headers={"Authorization": f"Bearer {server.admin_key}"}) as r:
+                assert r.status == 200
+        await expect(page.locator("#live-state")).to_have_text("Not live", timeout=20000)
+        await page.locator("[data-play]").first.click(timeout=20000)
+        await page.wait_for_function(
+            "() => { const v = document.querySelector('#program');"
+            " return Number.isFinite(v.duration) && v.duration > 2 && v.currentTime > 0.5; }", timeout=30000)
+        await page.evaluate("document.querySelector('#program').currentTime = 0.2")  # seekable
+        # A host adds a chapter at the current time; it is listed and kept.
+        host = await (await people("host")).page(
+            f"{server.url}/watch.html?room={ROOM}#token={await server.token(ROOM, PASSWORD, role='host')}")
+        await host.locator("[data-play]").first.click(timeout=20000)
+        await host.locator(".vod-chapter-form input").fill("Incision")
+        await host.locator(".vod-chapter-form button").click()
+        await expect(host.locator(".vod-chapters")).to_contain_text("Incision", timeout=10000)
+        await page.screenshot(path=str(screenshots / "watch-vod.png"))
     finally:
         await camera.close()

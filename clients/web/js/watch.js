@@ -5,9 +5,10 @@
 //   watch.html?room=R#token=T     (a viewer's token; the page gets a signed HLS link)
 
 import { mountClinicalPanel } from './clinical-panel.js';
-import { saveSeat, seatFromLocation, tokenExpired } from './seat.js';
+import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { $ } from './util.js';
+import { VodList } from './vod-list.js';
 import { wsUrl } from './api.js';
 import Hls from '../vendor/node_modules/hls.js/dist/hls.min.mjs';
 
@@ -20,6 +21,11 @@ class WatchApp {
     this.hls = null;
     this.live = { state: 'stopped', viewers: 0 };
     this.session = new Session({ wsUrl: wsUrl(), token: seat.token, wantTrack: () => false, clinical: true });
+    this.vod = new VodList($('#vod'), {
+      room, token: () => seat.token, canEdit: !!(tokenClaims(seat.token).grants || {}).admin,
+      onPlay: (url) => this.load(url, false), seek: (t) => { this.video.currentTime = t; },
+      now: () => this.video.currentTime,
+    });
   }
 
   async start() {
@@ -45,7 +51,10 @@ class WatchApp {
     chip.textContent = live.state === 'started' ? 'Live' : 'Not live';
     $('#viewers').textContent = live.state === 'started' ? `${live.viewers} watching` : '';
     if (started || (live.state === 'started' && !this.hls && !this.native)) this.play();
-    if (live.state !== 'started') this.note('The room is not live. The stream starts when the host goes live.');
+    if (live.state !== 'started') {
+      this.note('The room is not live. The stream starts when the host goes live.');
+      this.vod.refresh();
+    }
   }
 
   async play() {
@@ -57,17 +66,28 @@ class WatchApp {
       return;
     }
     const { url } = await response.json();
+    this.load(url, true);
+  }
+
+  // A live playlist (at the live edge, retried on failure) or a kept one (VOD, seekable).
+  load(url, live) {
     this.note('');
+    this.playingLive = live;
     if (this.hls) this.hls.destroy();
+    this.hls = null;
     if (Hls.isSupported()) {
-      // Speeds up a little when behind, so the player settles at the live edge.
-      this.hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
+      // Live: aims at 1 segment (1 s, our part hold-back) behind the edge, speeds up a
+      // little when behind, and jumps ahead when more than 4 behind (a slow start).
+      this.hls = new Hls(live ? {
+        lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
+        liveSyncDurationCount: 1, liveMaxLatencyDurationCount: 4,
+      } : {});
       this.hls.on(Hls.Events.ERROR, (_, data) => {
         if (!data.fatal) return;
         this.note(`Playback error: ${data.details}; retrying…`);
         this.hls.destroy();
         this.hls = null;
-        setTimeout(() => { if (this.live.state === 'started' && !this.hls) this.play(); }, 2000);
+        if (live) setTimeout(() => { if (this.live.state === 'started' && !this.hls) this.play(); }, 2000);
       });
       this.hls.loadSource(url);
       this.hls.attachMedia(this.video);
@@ -86,7 +106,7 @@ class WatchApp {
   showLatency() {
     const el = $('#latency');
     const date = this.hls ? this.hls.playingDate : this.video.getStartDate?.();
-    if (!date || Number.isNaN(date.getTime()) || this.video.paused) {
+    if (!this.playingLive || !date || Number.isNaN(date.getTime()) || this.video.paused) {
       el.textContent = 'Latency –';
       return;
     }
