@@ -92,7 +92,7 @@ async def compositor_case(size: str, seconds: float, clip: list[bytes]) -> dict:
     async def read() -> None:
         nonlocal parts
         async for message in process.messages():
-            parts += message[0] == "part"
+            parts += message[0] == "part" and message[1] == 0
 
     reader = asyncio.ensure_future(read())
     start = time.monotonic()

@@ -73,6 +73,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         who = claims.identity if claims is not None else "admin"
         query = hls.access.query(name, who)
         return web.json_response({"url": f"/hls/{name}/index.m3u8?{query}",
+                                  "master_url": f"/hls/{name}/master.m3u8?{query}",
                                   "plain_url": f"/hls/{name}/plain.m3u8?{query}",
                                   "expires_in": hls.access.ttl})
 
@@ -91,10 +92,15 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def playlist(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        low_latency = request.match_info["variant"] == "index"
+        variant = request.match_info["variant"]
+        low_latency = variant != "plain"
         try:
             who, query = viewer(request, name)
-            text = await hls.playlist(name, who, request.query, query, low_latency)
+            if variant == "master":
+                text = await hls.master(name, who, query)
+            else:
+                rendition = int(variant[1:]) if variant.startswith("r") else 0
+                text = await hls.playlist(name, who, request.query, query, low_latency, rendition)
         except HlsError as exc:
             raise HttpError(exc.status, exc.code, exc.message) from None
         # The plain variant may be cached for half a segment; the LL-HLS one is always fresh.
@@ -105,7 +111,8 @@ def routes(server: Server) -> list[web.RouteDef]:
         name = request.match_info["room"]
         try:
             viewer(request, name)
-            data = await hls.file(name, request.match_info["stream"], request.match_info["file"])
+            rendition = int(request.match_info.get("rendition", "0"))
+            data = await hls.file(name, request.match_info["stream"], request.match_info["file"], rendition)
         except HlsError as exc:
             raise HttpError(exc.status, exc.code, exc.message) from None
         # Stream ids are in the path, so a part's bytes never change: cacheable.
@@ -165,6 +172,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.delete("/api/rooms/{room}/live", stop),
         web.get("/api/rooms/{room}/live", state),
         web.post("/api/rooms/{room}/live/link", link),
-        web.get(r"/hls/{room}/{variant:index|plain}.m3u8", playlist),
+        web.get(r"/hls/{room}/{variant:index|plain|master|r[1-9]}.m3u8", playlist),
         web.get(r"/hls/{room}/{stream:[0-9a-f]{1,32}}/{file}", media),
+        web.get(r"/hls/{room}/{stream:[0-9a-f]{1,32}}/r{rendition:[1-9]}/{file}", media),
     ]

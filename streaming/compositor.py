@@ -83,7 +83,6 @@ class Compositor:
         self._next_frame = 0            # index of the next program frame to draw
         self._next_audio = 0            # index of the next AAC frame to mix
         self._part = 0                  # index of the part being filled
-        self._video: list[tuple[int, bytes, bool]] = []   # (frame index, AVCC bytes, keyframe)
         self._audio: list[bytes] = []
         self._audio_base = 0            # decode time (in AAC frames) of self._audio[0]
         self.parts_emitted = 0
@@ -91,36 +90,20 @@ class Compositor:
     # --- set-up ---
     def _open_encoders(self) -> None:
         p = self.program
-        video = av.CodecContext.create("libx264", "w")
-        video.width, video.height, video.pix_fmt = p.width, p.height, "yuv420p"
-        video.time_base = Fraction(1, fmp4.VIDEO_TIMESCALE)
-        video.framerate = Fraction(p.fps)
-        video.gop_size = p.part_frames * p.segment_parts
-        video.max_b_frames = 0
-        video.bit_rate = p.video_bitrate
-        video.options = {"preset": p.x264_preset, "tune": "zerolatency", "sc_threshold": "0",
-                         "rc-lookahead": "0", "keyint_min": str(video.gop_size)}
-        video.flags |= av.codec.context.Flags.global_header  # SPS/PPS for the init segment
-        video.open()
-        sets = fmp4.parameter_sets(bytes(video.extradata or b""))
-        if sets is None:
-            raise RuntimeError("libx264 gave no SPS/PPS")
+        self.renditions = [Rendition(w, h, bitrate, p) for w, h, bitrate in p.renditions]
         audio = av.CodecContext.create("aac", "w")
         audio.sample_rate, audio.layout, audio.format = SAMPLE_RATE, "mono", "fltp"
         audio.time_base = Fraction(1, SAMPLE_RATE)
         audio.bit_rate = p.audio_bitrate
         audio.flags |= av.codec.context.Flags.global_header
         audio.open()
-        self._video_encoder, self._audio_encoder = video, audio
-        self.video_track = fmp4.VideoTrack(p.width, p.height, *sets)
+        self._audio_encoder = audio
         self.audio_track = fmp4.AudioTrack(bytes(audio.extradata))
 
-    def init_segment(self) -> bytes:
-        return fmp4.init_segment(self.video_track, self.audio_track)
-
-    @property
-    def codecs(self) -> str:
-        return f"{self.video_track.codec},{self.audio_track.codec}"
+    def init_segments(self) -> list[tuple[bytes, str]]:
+        """(init segment, CODECS) of each rendition."""
+        return [(fmp4.init_segment(r.track, self.audio_track), f"{r.track.codec},{self.audio_track.codec}")
+                for r in self.renditions]
 
     def set_scene(self, scene: Scene) -> None:
         self.scene = scene
@@ -184,12 +167,9 @@ class Compositor:
 
     def _encode_video(self, n: int) -> None:
         frame = av.VideoFrame.from_ndarray(self.draw(), format="yuv420p")
-        frame.pts = n * fmp4.VIDEO_TIMESCALE // self.program.fps
-        frame.time_base = Fraction(1, fmp4.VIDEO_TIMESCALE)
-        if n % (self.program.part_frames * self.program.segment_parts) == 0:
-            frame.pict_type = av.video.frame.PictureType.I
-        for packet in self._video_encoder.encode(frame):
-            self._video.append((n, fmp4.avcc_sample(bytes(packet)), packet.is_keyframe))
+        keyframe = n % (self.program.part_frames * self.program.segment_parts) == 0
+        for rendition in self.renditions:
+            rendition.encode(frame, n, keyframe)
 
     def _encode_audio(self) -> None:
         mix = np.zeros(AAC_FRAME, np.float32)
@@ -213,21 +193,21 @@ class Compositor:
             end_audio = -(-end * SAMPLE_RATE // (p.fps * AAC_FRAME))  # first AAC frame at or after it
             if self._next_frame < end or self._audio_base + len(self._audio) < end_audio:
                 return
-            video = [v for v in self._video if v[0] < end]
-            self._video = [v for v in self._video if v[0] >= end]
             tick = fmp4.VIDEO_TIMESCALE // p.fps
-            samples = [fmp4.Sample(data, ((video[i + 1][0] if i + 1 < len(video) else end) - n) * tick, key)
-                       for i, (n, data, key) in enumerate(video)]
             count = end_audio - self._audio_base
             audio, self._audio = self._audio[:count], self._audio[count:]
-            runs = [fmp4.TrackRun(fmp4.VIDEO_TRACK, (video[0][0] if video else end) * tick, samples),
-                    fmp4.TrackRun(fmp4.AUDIO_TRACK, self._audio_base * AAC_FRAME,
-                                  [fmp4.Sample(a, AAC_FRAME) for a in audio])]
+            audio_run = fmp4.TrackRun(fmp4.AUDIO_TRACK, self._audio_base * AAC_FRAME,
+                                      [fmp4.Sample(a, AAC_FRAME) for a in audio])
             self._audio_base = end_audio
             independent = self._part % p.segment_parts == 0
             last = self._part % p.segment_parts == p.segment_parts - 1
-            self._emit(("part", self._part, fmp4.fragment(self._part + 1, runs), self._part * p.part_duration,
-                        p.part_duration, independent, independent, last))
+            for index, rendition in enumerate(self.renditions):
+                video = rendition.take(end)
+                samples = [fmp4.Sample(data, ((video[i + 1][0] if i + 1 < len(video) else end) - n) * tick, key)
+                           for i, (n, data, key) in enumerate(video)]
+                runs = [fmp4.TrackRun(fmp4.VIDEO_TRACK, (video[0][0] if video else end) * tick, samples), audio_run]
+                self._emit(("part", index, self._part, fmp4.fragment(self._part + 1, runs),
+                            self._part * p.part_duration, p.part_duration, independent, independent, last))
             self._part += 1
             self.parts_emitted += 1
 
@@ -297,3 +277,41 @@ def _label(y: np.ndarray, u: np.ndarray, v: np.ndarray, tile: Tile, x0: int, y0:
     v[top // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2] = NEUTRAL
     cv2.putText(y, tile.label[:48], (x0 + 4, y0 + h - band // 4), cv2.FONT_HERSHEY_SIMPLEX,
                 band / 30, WHITE, 1, cv2.LINE_AA)
+
+
+class Rendition:
+    """One rung of the ladder: its own libx264 encoder, fed the drawn picture (scaled)."""
+
+    def __init__(self, width: int, height: int, bitrate: int, program: ProgramFormat) -> None:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        encoder.time_base = Fraction(1, fmp4.VIDEO_TIMESCALE)
+        encoder.framerate = Fraction(program.fps)
+        encoder.gop_size = program.part_frames * program.segment_parts
+        encoder.max_b_frames = 0
+        encoder.bit_rate = bitrate
+        encoder.options = {"preset": program.x264_preset, "tune": "zerolatency", "sc_threshold": "0",
+                           "rc-lookahead": "0", "keyint_min": str(encoder.gop_size)}
+        encoder.flags |= av.codec.context.Flags.global_header  # SPS/PPS for the init segment
+        encoder.open()
+        sets = fmp4.parameter_sets(bytes(encoder.extradata or b""))
+        if sets is None:
+            raise RuntimeError("libx264 gave no SPS/PPS")
+        self.encoder, self.fps = encoder, program.fps
+        self.width, self.height, self.bitrate = width, height, bitrate
+        self.track = fmp4.VideoTrack(width, height, *sets)
+        self._pending: list[tuple[int, bytes, bool]] = []  # (frame index, AVCC bytes, keyframe)
+
+    def encode(self, picture: av.VideoFrame, n: int, keyframe: bool) -> None:
+        frame = picture if picture.width == self.width else picture.reformat(self.width, self.height)
+        frame.pts = n * fmp4.VIDEO_TIMESCALE // self.fps
+        frame.time_base = Fraction(1, fmp4.VIDEO_TIMESCALE)
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        for packet in self.encoder.encode(frame):
+            self._pending.append((n, fmp4.avcc_sample(bytes(packet)), packet.is_keyframe))
+
+    def take(self, end: int) -> list[tuple[int, bytes, bool]]:
+        """The encoded frames before frame `end`."""
+        out = [v for v in self._pending if v[0] < end]
+        self._pending = self._pending[len(out):]
+        return out

@@ -124,7 +124,8 @@ def _main() -> None:
             stopped.set()
 
     threading.Thread(target=reader, daemon=True).start()
-    emit(("init", compositor.init_segment(), compositor.codecs, compositor.wall_start))
+    for index, (init, codecs) in enumerate(compositor.init_segments()):
+        emit(("init", index, init, codecs, compositor.wall_start))
     try:
         while not stopped.is_set():
             stopped.wait(compositor.tick())

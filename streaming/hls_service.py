@@ -48,28 +48,40 @@ class HlsService:
         return stream
 
     async def playlist(self, room: str, who: str, params: Mapping[str, str], auth_query: str,
-                       low_latency: bool) -> str:
+                       low_latency: bool, rendition: int = 0) -> str:
         stream = self._stream(room)
         stream.seen(who)
-        if not stream.window.segments:  # just gone live: hold the player until there is a part
-            if not await stream.window.wait_for(0, 0, FIRST_PART_WAIT):
+        if rendition >= len(stream.windows):
+            raise HlsError(404, "not-found", "no such rendition")
+        window = stream.windows[rendition]
+        if not window.segments:  # just gone live: hold the player until there is a part
+            if not await window.wait_for(0, 0, FIRST_PART_WAIT):
                 raise HlsError(404, "not-yet", "the stream is starting; try again shortly")
         if low_latency and "_HLS_msn" in params:
             msn = _number(params.get("_HLS_msn"), "_HLS_msn")
             part = _number(params["_HLS_part"], "_HLS_part") if "_HLS_part" in params else None
-            if msn > stream.window.last_msn + AHEAD:
+            if msn > window.last_msn + AHEAD:
                 raise HlsError(400, "bad-request", "_HLS_msn is too far past the live edge")
             # Held until that part exists; after 3 target durations the current playlist goes out.
-            await stream.window.wait_for(msn, part, 3 * stream.program.segment_duration)
+            await window.wait_for(msn, part, 3 * stream.program.segment_duration)
         elif "_HLS_part" in params:
             raise HlsError(400, "bad-request", "_HLS_part needs _HLS_msn")
-        return fill(stream.playlist(low_latency), auth_query)
+        return fill(stream.playlist(low_latency, rendition), auth_query)
 
-    async def file(self, room: str, stream_id: str, name: str) -> bytes:
+    async def master(self, room: str, who: str, auth_query: str) -> str:
+        stream = self._stream(room)
+        stream.seen(who)
+        if stream.window.init is None:  # just gone live: the renditions start together
+            await stream.window.wait_for(0, 0, FIRST_PART_WAIT)
+        return fill(stream.master(), auth_query)
+
+    async def file(self, room: str, stream_id: str, name: str, rendition: int = 0) -> bytes:
         stream = self._stream(room)
         if stream_id != stream.id:
             raise HlsError(410, "gone", "that stream has ended")
-        window = stream.window
+        if rendition >= len(stream.windows):
+            raise HlsError(404, "not-found", "no such rendition")
+        window = stream.windows[rendition]
         if name == "init.mp4":
             if window.init is None:
                 raise HlsError(404, "not-yet", "the stream is starting")

@@ -38,7 +38,8 @@ class LiveStream:
         self.archive = archive
         self.program = program
         self.id = uuid.uuid4().hex[:10]  # in every URI: a restarted stream is a new one to caches
-        self.window = HlsWindow()
+        self.windows = [HlsWindow()]  # one per rendition, the full-size one first
+        self.window = self.windows[0]
         self.process = CompositorProcess(program)
         self.started_at = time.time()
         self.failed = False
@@ -47,7 +48,7 @@ class LiveStream:
         self._announced = 0
         self._scene_version = 0
         self._wall_start = 0.0
-        self._rendered: dict[bool, tuple[int, str]] = {}
+        self._rendered: dict[tuple[bool, int], tuple[int, str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._unlisten = None
         self.passthrough: Passthrough | None = None
@@ -81,6 +82,8 @@ class LiveStream:
             if task is not asyncio.current_task():
                 task.cancel()
         await self.process.stop()
+        for window in self.windows[1:]:
+            window.end()
         last = self.window.end()
         if self.archive is not None:
             if last is not None:
@@ -137,20 +140,26 @@ class LiveStream:
     # --- the compositor's output ---
     def _output(self, message: tuple) -> None:
         kind = message[0]
+        if kind in ("part", "init"):
+            rendition = message[1]
+            while len(self.windows) <= rendition:
+                self.windows.append(HlsWindow())
+            window = self.windows[rendition]
+            archive = self.archive if rendition == 0 else None  # VOD keeps the full-size one
         if kind == "part":
-            _, _index, data, start, duration, independent, starts, ends = message
-            first = not self.window.segments
-            for segment in self.window.add_part(data, duration, independent, starts, ends,
-                                                self._wall_start + start):
-                if self.archive is not None:
-                    self.archive.segment(segment)
-            if first and self.window.segments:
+            _, _, _index, data, start, duration, independent, starts, ends = message
+            first = not window.segments
+            for segment in window.add_part(data, duration, independent, starts, ends, self._wall_start + start):
+                if archive is not None:
+                    archive.segment(segment)
+            if first and window is self.window and window.segments:
                 self.room.broadcast({"type": "live", "state": "started", "viewers": self.viewers})
         elif kind == "init":
-            self.window.set_init(message[1], message[2])
-            self._wall_start = message[3]
-            if self.archive is not None:
-                self.archive.init(message[1], message[2])
+            _, _, data, codecs, wall = message
+            window.set_init(data, codecs)
+            self._wall_start = wall
+            if archive is not None:
+                archive.init(data, codecs)
         elif kind == "keyframe":
             producer = self.room.router.get(message[1])
             if producer is not None:
@@ -184,11 +193,28 @@ class LiveStream:
                 self.room.broadcast({"type": "live", "state": "started", "viewers": count})
 
     # --- playlists ---
-    def playlist(self, low_latency: bool) -> str:
-        """The playlist text with an access placeholder; rendered once per new part."""
-        cached = self._rendered.get(low_latency)
-        if cached is None or cached[0] != self.window.version:
-            text = playlist.render(self.window, self.id, self.program.part_target,
+    def playlist(self, low_latency: bool, rendition: int = 0) -> str:
+        """A rendition's playlist with an access placeholder; rendered once per new part."""
+        window = self.windows[rendition]
+        key = (low_latency, rendition)
+        cached = self._rendered.get(key)
+        if cached is None or cached[0] != window.version:
+            path = self.id if rendition == 0 else f"{self.id}/r{rendition}"
+            text = playlist.render(window, path, self.program.part_target,
                                    self.program.segment_duration, low_latency)
-            cached = self._rendered[low_latency] = (self.window.version, text)
+            cached = self._rendered[key] = (window.version, text)
         return cached[1]
+
+    def master(self) -> str:
+        """The multivariant playlist: every rendition that has started, for ABR players."""
+        variants = []
+        for index, window in enumerate(self.windows):
+            if window.init is None:
+                continue
+            if self.passthrough is not None:
+                size, bitrate = None, None
+            else:
+                width, height, bitrate = self.program.renditions[index]
+                size = (width, height)
+            variants.append(("index.m3u8" if index == 0 else f"r{index}.m3u8", window.codecs, size, bitrate))
+        return playlist.render_master(variants, self.program.audio_bitrate)

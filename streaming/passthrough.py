@@ -98,7 +98,7 @@ class Passthrough:
         audio = fmp4.OpusTrack()
         self._started_at = self._clock()
         self._video_base = frame.timestamp
-        self._emit(("init", fmp4.init_segment(video, audio), f"{video.codec},{audio.codec}", time.time()))
+        self._emit(("init", 0, fmp4.init_segment(video, audio), f"{video.codec},{audio.codec}", time.time()))
         return True
 
     # --- parts ---
@@ -127,7 +127,7 @@ class Passthrough:
         if starts:
             self._segment_duration = 0
         self._segment_duration += self._part_duration
-        self._emit(("part", self._index, fmp4.fragment(self._index + 1, runs),
+        self._emit(("part", 0, self._index, fmp4.fragment(self._index + 1, runs),
                     self._video_start / fmp4.VIDEO_TIMESCALE, self._part_duration / fmp4.VIDEO_TIMESCALE,
                     self._video[0].keyframe, starts, False))
         self._index += 1

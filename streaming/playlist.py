@@ -53,6 +53,23 @@ def render(window: HlsWindow, stream: str, part_target: float, target_duration: 
     return playlist.dumps()
 
 
+PASSTHROUGH_BANDWIDTH = 6_000_000  # what a publisher may send; we do not know its bitrate
+
+
+def render_master(variants: list[tuple[str, str, tuple[int, int] | None, int | None]], audio_bitrate: int) -> str:
+    """The multivariant playlist: (uri, CODECS, (width, height) or None, video bitrate or None)."""
+    playlist = m3u8.M3U8()
+    playlist.version = 9
+    playlist.is_independent_segments = True
+    playlist.is_variant = True
+    for uri, codecs, size, bitrate in variants:
+        info = {"bandwidth": int(((bitrate or PASSTHROUGH_BANDWIDTH) + audio_bitrate) * 1.1), "codecs": codecs}
+        if size is not None:
+            info["resolution"] = f"{size[0]}x{size[1]}"
+        playlist.playlists.append(m3u8.Playlist(f"{uri}?{AUTH}", info, [], None))
+    return playlist.dumps()
+
+
 def fill(text: str, query: str) -> str:
     return text.replace("?" + AUTH, "?" + query if query else "")
 

@@ -18,6 +18,7 @@ class ProgramFormat:
     segment_parts: int = 3        # a segment (and a keyframe interval) of 1 s
     x264_preset: str = "veryfast"
     stale_after: float = 2.0      # seconds a stopped camera keeps its last frame
+    ladder: bool = True           # also a half-size rendition at a quarter of the bitrate (ABR)
 
     def __post_init__(self) -> None:
         if self.width % 4 or self.height % 4 or not 64 <= self.width <= 3840 or not 64 <= self.height <= 2160:
@@ -41,6 +42,14 @@ class ProgramFormat:
     def part_target(self) -> float:
         """EXT-X-PART-INF's PART-TARGET: no part is longer (rounded up to the millisecond)."""
         return math.ceil(self.part_duration * 1000) / 1000
+
+    @property
+    def renditions(self) -> list[tuple[int, int, int]]:
+        """(width, height, video bitrate) of each rendition, the full-size one first."""
+        out = [(self.width, self.height, self.video_bitrate)]
+        if self.ladder and self.height >= 256:
+            out.append((self.width // 2 & ~3, self.height // 2 & ~3, self.video_bitrate // 4))
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -61,7 +61,8 @@ def run(compositor: Compositor, clock: Clock, seconds: float, feed=None) -> None
 
 
 def program_output(compositor: Compositor, parts: list[tuple]) -> av.container.InputContainer:
-    return av.open(io.BytesIO(compositor.init_segment() + b"".join(m[2] for m in parts)))
+    init = compositor.init_segments()[0][0]
+    return av.open(io.BytesIO(init + b"".join(m[3] for m in parts if m[1] == 0)))
 
 
 def test_stopped_camera_then_placeholder_and_garbage_never_stall():
@@ -81,7 +82,7 @@ def test_stopped_camera_then_placeholder_and_garbage_never_stall():
         return int(flat[320 * 180 * 5 // 4:].reshape(90, 160)[40, 80])
     assert v(red) > 200 and v(grey) == 128  # red, then neutral grey
     parts = [m for m in out if m[0] == "part"]
-    assert len(parts) >= 4 and [m[1] for m in parts] == list(range(len(parts)))
+    assert len(parts) >= 4 and [m[2] for m in parts] == list(range(len(parts)))
     frames = list(program_output(compositor, parts).decode(video=0))
     assert len(frames) >= 40
 

@@ -139,6 +139,17 @@ async def test_composited_program_follows_the_layout_and_is_refused_to_strangers
             assert centre(pictures[-1]) == "r"
             h, w, _ = pictures[-1].shape  # the green PiP sits in the bottom-right corner
             assert "rgb"[int(np.argmax(pictures[-1][h - h // 8 - 10, w - w // 8 - 10]))] == "g"
+            # The ladder: a multivariant playlist with the full-size and a half-size rendition.
+            status, body = await fetch(session, server.url + link["master_url"])
+            master = m3u8.loads(body.decode())
+            assert status == 200 and [p.stream_info.resolution for p in master.playlists] == [(640, 360), (320, 180)]
+            assert master.playlists[0].stream_info.bandwidth > master.playlists[1].stream_info.bandwidth
+            low_url = base + master.playlists[1].uri
+            low = await playlist_until(session, low_url, lambda p: len(complete(p)) >= 1)
+            check_playlist(low)
+            _, low_init = await fetch(session, base + low.segments[0].init_section.uri)
+            low_pictures, _ = decode(low_init, (await fetch(session, base + complete(low)[-1].uri))[1])
+            assert low_pictures[-1].shape[:2] == (180, 320) and centre(low_pictures[-1]) == "r"
             # Parts are the segment, cut in pieces.
             parts = [await fetch(session, base + p.uri) for p in segment.parts]
             assert b"".join(body for _, body in parts) == data

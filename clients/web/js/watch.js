@@ -65,8 +65,8 @@ class WatchApp {
       this.note((await response.json().catch(() => ({}))).error || 'Cannot open the stream.');
       return;
     }
-    const { url } = await response.json();
-    this.load(url, true);
+    const { master_url: url } = await response.json();
+    this.load(url, true); // the multivariant playlist: hls.js picks the rendition (ABR)
   }
 
   // A live playlist (at the live edge, retried on failure) or a kept one (VOD, seekable).
