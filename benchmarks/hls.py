@@ -6,7 +6,7 @@
 compositor: one compositor process (as the server runs it) fed four 1280x720 VP8
 cameras at 30 fps (one pre-encoded clip, four decoders), drawn as the surgery preset
 (main + 3 PiP) into the program size, encoded 30 fps with libx264 (veryfast,
-zerolatency). Reports the child's CPU (user+system) per wall second, in cores, and
+zerolatency) at full and half size (the ABR ladder). Reports the child's CPU (user+system) per wall second, in cores, and
 whether it kept real time (parts cut / parts due).
 
 players: our server (`python -m signaling serve`, its own process) with a WHIP H264
@@ -115,7 +115,8 @@ async def compositor_case(size: str, seconds: float, clip: list[bytes]) -> dict:
     await process.stop()
     reader.cancel()
     due = wall * 30 / program.part_frames
-    return {"output": size, "inputs": "4 x 1280x720 VP8 30 fps", "wall_s": round(wall, 2),
+    return {"output": size, "renditions": [f"{w}x{h}" for w, h, _ in program.renditions],
+            "inputs": "4 x 1280x720 VP8 30 fps", "wall_s": round(wall, 2),
             "cpu_cores": round(cpu / wall, 3), "parts_cut": cut, "parts_due": round(due, 1),
             "realtime": round(cut / due, 3)}
 
