@@ -95,7 +95,10 @@ def routes(server: Server) -> list[web.RouteDef]:
             server.login_limiter.succeeded(key)
         elif room is None:
             raise HttpError(404, "not-found", "no such room")
-        token = server.tokens.issue(name, role, identity, display or role.value)
+        try:
+            token = server.tokens.issue(name, role, identity, display or role.value)
+        except ValueError as exc:  # a control character in the name or identity
+            raise HttpError(400, "bad-request", str(exc)) from None
         claims = server.tokens.verify(token, room=name)
         return web.json_response({
             "token": token, "expires_in": server.settings.token_ttl, "identity": identity,
@@ -109,9 +112,6 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "rooms": len(server.live.rooms)})
 
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text=server.metrics.render(), content_type="text/plain")
-
     return [
         web.post("/api/rooms", create_room),
         web.get("/api/rooms/{room}", get_room),
@@ -119,5 +119,4 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.post("/api/rooms/{room}/token", issue_token),
         web.get("/api/config", config),
         web.get("/healthz", healthz),
-        web.get("/metrics", metrics),
     ]
