@@ -10,7 +10,7 @@ from . import api, clinical_api, metrics_endpoint, whip, ws
 from .config import Settings
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
-from .security_headers import add_security_headers
+from .security_headers import security_headers_middleware
 from .server import Server
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
@@ -20,10 +20,10 @@ SERVER_KEY = web.AppKey("server", Server)
 def create_app(settings: Settings) -> web.Application:
     # keepalive_timeout also bounds the wait for a first, complete request head: aiohttp
     # arms it on connect and closes the connection if no request arrived by then.
-    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies), error_middleware],
+    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies),
+                                       security_headers_middleware, error_middleware],
                           client_max_size=1024 * 1024,
                           handler_args={"keepalive_timeout": settings.header_timeout})
-    app.on_response_prepare.append(add_security_headers)
     server = Server(settings)
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server

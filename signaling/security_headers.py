@@ -1,4 +1,4 @@
-"""Security headers on every response the app prepares: pages, files, JSON, errors.
+"""Security headers on every response: pages, files, JSON, errors.
 
 The CSP allows only our own scripts and styles (no inline code, no eval), our own
 connections (fetch and the WebSocket; CSP3 lets 'self' match ws:/wss: of the same
@@ -36,8 +36,22 @@ HEADERS = {
 HSTS = "max-age=31536000"
 
 
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+def _add(request: web.Request, headers) -> None:
     for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+        headers.setdefault(name, value)
     if request.secure:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+        headers.setdefault("Strict-Transport-Security", HSTS)
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """A middleware, not a response signal: it sees the request as the trusted-proxy
+    middleware rewrote it, so HSTS follows the client's scheme, not the proxy's."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and the like, raised past the error middleware
+        _add(request, exc.headers)
+        raise
+    if not response.prepared:  # a WebSocket or a stream has sent its head already
+        _add(request, response.headers)
+    return response
