@@ -253,7 +253,9 @@ OBJECT = f"/api/rooms/{FUZZ_ROOM}/objects/{'a' * 64}"
     # JSON nested beyond the parser's recursion limit
     ("POST", f"/api/rooms/{FUZZ_ROOM}/token", b"[" * 100000, False),
     ("POST", f"/api/rooms/{FUZZ_ROOM}/token", b"\xff\xfe", False),
-])
+], ids=["exp-5000-digits", "exp-superscript-digit", "exp-negative", "exp-space", "preview-window-nan",
+        "name-nul", "name-newline", "identity-escape", "room-name-nul", "settings-huge-float",
+        "json-nested-100000", "body-not-utf8"])
 async def test_known_malformed_inputs_answer_4xx(fuzz_target, method, path, body, admin):
     server, _, _ = fuzz_target
     headers = {"Content-Type": "application/json"}
@@ -264,7 +266,8 @@ async def test_known_malformed_inputs_answer_4xx(fuzz_target, method, path, body
     assert 400 <= status < 500, (status, text)
 
 
-@pytest.mark.parametrize("header", ["Bearer \u00e9\u00e9", "Bearer " + "x" * 7000, "Bearer", "Bearer  ", "\u00ff"])
+@pytest.mark.parametrize("header", ["Bearer \u00e9\u00e9", "Bearer " + "x" * 7000, "Bearer", "Bearer  ", "\u00ff"],
+                         ids=["latin1", "7000-chars", "bare", "blank", "no-scheme"])
 @pytest.mark.parametrize("path", ["/metrics", f"/api/rooms/{FUZZ_ROOM}", "/api/rooms", f"{OBJECT}/links"])
 async def test_odd_authorization_headers_answer_4xx(fuzz_target, header, path):
     server, _, _ = fuzz_target
@@ -282,7 +285,8 @@ async def test_odd_authorization_headers_answer_4xx(fuzz_target, header, path):
     b"POST /api/rooms/fz/token HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\n{}",
     b"GET /\x00\xff HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
-])
+], ids=["not-http", "long-path", "500-headers", "negative-length", "bad-chunk", "two-lengths", "nul-in-path",
+        "http-9"])
 async def test_malformed_http_gets_4xx(server, raw):
     reader, writer = await open_stream(server.url)
     try:
