@@ -100,7 +100,7 @@ HELP = {
                    "then /metrics is only served on --metrics-listen)",
     "metrics_listen": "host:port of a separate listener that serves /metrics without a key, "
                       "e.g. 127.0.0.1:9100 (default: none)",
-    "trusted_proxies": "comma-separated addresses of reverse proxies whose X-Forwarded-For/"
+    "trusted_proxies": "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For/"
                        "-Proto/-Host are believed (default: none, headers ignored)",
     "whip_connect_timeout": "seconds a WHIP/WHEP session may take to connect before it is "
                             "removed (default 20)",
