@@ -77,11 +77,16 @@ class Person:
         self.errors: list[str] = []
         self.pages = []
 
+    def _console(self, msg) -> None:
+        print(f"[{self.name}] {msg.type}: {msg.text}")
+        if "Content Security Policy" in msg.text:  # Chromium reports each violation here
+            self.errors.append(f"{self.name}: {msg.text}")
+
     async def page(self, url: str):
         page = await self.context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{self.name}: {exc}"))
         # Shown by pytest only when a test fails.
-        page.on("console", lambda msg: print(f"[{self.name}] {msg.type}: {msg.text}"))
+        page.on("console", self._console)
         await page.goto(url)
         self.pages.append(page)
         return page
