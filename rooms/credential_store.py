@@ -12,7 +12,7 @@ import time
 from typing import Protocol
 
 from rooms.api_keys import ApiKey
-from rooms.invites import INVALID, Invite
+from rooms.invites import GONE, Invite
 
 
 class CredentialStore(Protocol):
@@ -27,7 +27,7 @@ class CredentialStore(Protocol):
     async def redeem_invite(self, room: str, invite_id: str, now: float) -> Invite:
         """Count one use, atomically across nodes, and return the invite as it was before.
 
-        Raise the InviteError saying why not: unknown, revoked, expired or used up.
+        Raise the InviteError saying why not: gone, revoked, expired or used up.
         """
 
     async def delete_invites(self, room: str) -> None:
@@ -76,7 +76,7 @@ class MemoryCredentialStore:
     async def redeem_invite(self, room: str, invite_id: str, now: float) -> Invite:
         invite = self._invites.get(room, {}).get(invite_id)
         if invite is None:
-            raise INVALID
+            raise GONE
         invite.check_usable(now)
         self._invites[room][invite_id] = dataclasses.replace(invite, uses=invite.uses + 1)
         return invite

@@ -44,6 +44,9 @@ EXPIRED = InviteError(401, "invite-expired", "This invitation has expired — as
 USED_UP = InviteError(401, "invite-used-up",
                       "This invitation has already been used as often as allowed — ask the host for a new one.")
 REVOKED = InviteError(401, "invite-revoked", "This invitation was withdrawn — ask the host for a new one.")
+# Genuinely signed, but its record is gone: the room was closed (and its invites with it).
+GONE = InviteError(401, "invite-revoked",
+                   "This invitation is no longer valid: its room was closed — ask the host for a new one.")
 WRONG_ROOM = InviteError(403, "invite-wrong-room", "This invitation is for another room.")
 
 

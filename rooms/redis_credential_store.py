@@ -19,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from rooms.api_keys import ApiKey
-from rooms.invites import EXPIRED, INVALID, REVOKED, USED_UP, Invite
+from rooms.invites import EXPIRED, GONE, REVOKED, USED_UP, Invite
 
 _KEEP_AFTER_EXPIRY = 7 * 24 * 3600  # so that a dead link still says "expired" for a while
 
@@ -39,7 +39,7 @@ redis.call('HSET', KEYS[1], 'revoked', '1')
 return 1
 """
 
-_REFUSALS = {"missing": INVALID, "revoked": REVOKED, "expired": EXPIRED, "used-up": USED_UP}
+_REFUSALS = {"missing": GONE, "revoked": REVOKED, "expired": EXPIRED, "used-up": USED_UP}
 
 
 class RedisCredentialStore:

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from rooms import InviteError, OidcError, Role, Room, may_yield, role_for_password
+from rooms.invites import GONE
 
 from .auth import operator
 from .http_errors import HttpError
@@ -26,8 +27,6 @@ from .server import Server
 MAX_DISPLAY_NAME = 64
 MAX_VOUCHED_IDENTITY = 128
 _CREDENTIALS = ("password", "invite", "id_token")
-_ROOM_CLOSED = InviteError(401, "invite-revoked",
-                           "The room this invitation was for has been closed — ask the host for a new one.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +110,10 @@ async def _invite(server: Server, room_name: str, code: Any) -> Entitlement:
         invite_id = server.invites.decode(code, room_name)
         room = await server.room(room_name)
         if room is None:
-            raise _ROOM_CLOSED
+            raise GONE
         invite = await server.credentials.redeem_invite(room_name, invite_id, time.time())
         if invite.incarnation != room.incarnation:
-            raise _ROOM_CLOSED
+            raise GONE
     except InviteError as exc:
         raise HttpError(exc.status, exc.code, exc.message) from None
     return Entitlement(room, invite.role, _new_identity(), None, f"invite:{invite.id}")
