@@ -3,13 +3,16 @@ to create rooms and mint tokens for identities the hospital vouches for."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import uuid
 
 import aiohttp
 import jwt
 import pytest
 
 from telemed_client import Client, ClientError, create_room, fetch_token
+from tests.redis_server import redis_url  # noqa: F401  (fixture)
 from tests.server import start_server
 
 
@@ -107,3 +110,25 @@ async def test_without_an_admin_key_no_api_keys_are_handed_out(tmp_path):
         assert (status, body["code"]) == (403, "forbidden")
     finally:
         await runner.cleanup()
+
+
+async def test_the_cli_makes_a_key_that_a_server_sharing_the_store_honours(tmp_path, redis_url, capsys):
+    from signaling.cli import main
+
+    await asyncio.to_thread(main, ["apikey", "create", "Night portal", "--room-store", redis_url])
+    printed = capsys.readouterr().out
+    bearer = next(line.split("Bearer ", 1)[1] for line in printed.splitlines() if "Bearer " in line)
+    running, runner = await start_server(str(tmp_path / "data"), room_store=redis_url)
+    try:
+        room = f"cli-{uuid.uuid4().hex[:8]}"
+        await create_room(running.url, room, "host-pw-1", admin_key=bearer)
+        token = await fetch_token(running.url, room, role="device", name="Ambulance", api_key=bearer)
+        assert token["role"] == "device"
+        await asyncio.to_thread(main, ["apikey", "revoke", bearer.split(".")[0], "--room-store", redis_url])
+        with pytest.raises(ClientError) as err:
+            await fetch_token(running.url, room, role="device", name="Ambulance", api_key=bearer)
+        assert err.value.code == "unauthorized"
+    finally:
+        await runner.cleanup()
+    with pytest.raises(SystemExit):
+        await asyncio.to_thread(main, ["apikey", "create", "Portal", "--room-store", "memory"])
