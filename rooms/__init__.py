@@ -2,8 +2,15 @@
 
 from rooms.grants import Grants, Role
 from rooms.layout import MAX_PIP_TRACKS, PRESETS, Layout
-from rooms.passwords import MAX_PASSWORD_LENGTH, hash_password, verify_password
-from rooms.ratelimit import AttemptLimiter
+from rooms.password_hasher import HasherBusy, PasswordHasher
+from rooms.passwords import (
+    MAX_PASSWORD_LENGTH,
+    check_password_strength,
+    hash_password,
+    scrypt_runs,
+    verify_password,
+)
+from rooms.ratelimit import Attempt, LoginLimiter, LoginLimits, Throttled
 from rooms.redis_store import RedisRoomStore
 from rooms.room import Room, RoomSettings, validate_room_name
 from rooms.sqlite_store import SqliteRoomStore
@@ -15,11 +22,15 @@ __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MAX_PIP_TRACKS",
     "PRESETS",
-    "AttemptLimiter",
+    "Attempt",
     "Claims",
     "Grants",
+    "HasherBusy",
     "Layout",
+    "LoginLimiter",
+    "LoginLimits",
     "MemoryRoomStore",
+    "PasswordHasher",
     "RedisRoomStore",
     "Role",
     "Room",
@@ -28,10 +39,13 @@ __all__ = [
     "RoomSettings",
     "RoomStore",
     "SqliteRoomStore",
+    "Throttled",
     "TokenError",
     "TokenIssuer",
+    "check_password_strength",
     "hash_password",
     "open_room_store",
+    "scrypt_runs",
     "validate_room_name",
     "verify_password",
 ]

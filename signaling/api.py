@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 
-from rooms import Role, RoomExists, Room, RoomSettings, hash_password, validate_room_name, verify_password
+from rooms import (
+    HasherBusy,
+    Role,
+    Room,
+    RoomExists,
+    RoomSettings,
+    Throttled,
+    check_password_strength,
+    validate_room_name,
+)
 
 from .auth import bearer, claims_for, is_admin, require_admin
 from .http_errors import HttpError, read_json
 from .server import Server
 
 MAX_NAME = 64
+T = TypeVar("T")
 
 
 def routes(server: Server) -> list[web.RouteDef]:
@@ -24,12 +35,11 @@ def routes(server: Server) -> list[web.RouteDef]:
         try:
             name = validate_room_name(body.get("name"))
             password = body.get("password")
-            if not isinstance(password, str):
-                raise ValueError("password must be a string")
+            check_password_strength(password, name)
             settings = RoomSettings.from_dict(body.get("settings") or {})
-            password_hash = await asyncio.to_thread(hash_password, password)
         except (ValueError, TypeError) as exc:
             raise HttpError(400, "bad-request", str(exc)) from None
+        password_hash = await hash_slot(server.passwords.hash(password))
         room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings)
         try:
             await server.store.create(room)
@@ -81,18 +91,8 @@ def routes(server: Server) -> list[web.RouteDef]:
             raise HttpError(400, "bad-request", "identity must be a short string")
         room = await server.room(name)
         admin = bool(server.settings.admin_key) and is_admin(server, request)
-        key = (request.remote or "?", name)
-        wait = server.login_limiter.check(key)
-        if wait > 0 and not admin:
-            raise HttpError(429, "rate-limited", "too many failed attempts; try again later",
-                            {"Retry-After": str(int(wait) + 1)})
         if not admin:
-            password = body.get("password")
-            ok = room is not None and await asyncio.to_thread(verify_password, password, room.password_hash)
-            if not ok:
-                server.login_limiter.failed(key)
-                raise HttpError(401, "unauthorized", "wrong room or password")
-            server.login_limiter.succeeded(key)
+            await check_password(request.remote or "?", name, room, body.get("password"))
         elif room is None:
             raise HttpError(404, "not-found", "no such room")
         token = server.tokens.issue(name, role, identity, display or role.value)
@@ -102,6 +102,27 @@ def routes(server: Server) -> list[web.RouteDef]:
             "role": role.value, "grants": claims.grants.to_dict(),
             "ice_servers": server.settings.ice_servers,
         })
+
+    async def check_password(address: str, name: str, room: Room | None, password: object) -> None:
+        """401 unless ``password`` opens ``room``; 429 at once when the limiter says so. The
+        same work is done whether the room exists or not, so the answer does not tell."""
+        try:
+            attempt = server.login_limiter.reserve(address, name)
+        except Throttled as exc:
+            server.metrics.login_throttled += 1
+            raise HttpError(429, "rate-limited", exc.message, {"Retry-After": str(exc.retry_after)}) from None
+        with attempt:
+            stored = room.password_hash if room is not None else None
+            try:
+                ok = await hash_slot(server.passwords.verify(password, stored, attempt.priority))
+            except HttpError:
+                attempt.withdraw()  # never checked: the server was busy, not the caller wrong
+                raise
+            if ok:
+                attempt.succeeded()
+                return
+        server.login_failed(address, name)
+        raise HttpError(401, "unauthorized", "wrong room or password")
 
     async def config(request: web.Request) -> web.Response:
         return web.json_response({"ice_servers": server.settings.ice_servers})
@@ -121,3 +142,11 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.get("/healthz", healthz),
         web.get("/metrics", metrics),
     ]
+
+
+async def hash_slot(check: Awaitable[T]) -> T:
+    try:
+        return await check
+    except HasherBusy:
+        raise HttpError(503, "busy", "too many password checks are waiting; try again shortly",
+                        {"Retry-After": "1"}) from None

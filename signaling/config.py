@@ -31,6 +31,11 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # login lockout (trust-lockout)
+    login_max_failures: int = 5
+    login_room_max_failures: int = 20
+    login_in_flight: int = 2
+    password_workers: int = 2
 
 
 HELP = {
@@ -58,12 +63,30 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    # login lockout (trust-lockout)
+    "login_max_failures": "wrong room passwords per address and room per minute before it must "
+                          "wait (default 5; four times as many across rooms per 10 minutes)",
+    "login_room_max_failures": "wrong passwords per room across all addresses per 10 minutes "
+                               "before the room's password login locks for addresses that have "
+                               "not logged into it lately (default 20)",
+    "login_in_flight": "password checks one address may have running at once; the excess is "
+                       "refused at once with 429 (default 2; per room: twice this)",
+    "password_workers": "threads that hash passwords (scrypt, ~0.1 s and 32 MiB each; "
+                        "default 2)",
 }
+
+
+_LOGIN_COUNTS = ("login_max_failures", "login_room_max_failures", "login_in_flight", "password_workers")
 
 
 def _coerce(name: str, value: object) -> object:
     if name == "port" or name == "token_ttl":
         return int(value)
+    if name in _LOGIN_COUNTS:
+        count = int(value)
+        if not 1 <= count <= 10_000:
+            raise ValueError(f"{name} must be from 1 to 10000")
+        return count
     if name == "ice_hosts":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     if name == "ice_servers":

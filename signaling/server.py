@@ -12,7 +12,7 @@ from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
-from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
+from rooms import Claims, LoginLimiter, LoginLimits, PasswordHasher, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 
 from .config import Settings
@@ -28,7 +28,11 @@ class Server:
         self.store = open_room_store(settings.room_store, settings.data_dir)
         secret = settings.secret or _generated_secret(Path(settings.data_dir))
         self.tokens = TokenIssuer(secret, settings.token_ttl)
-        self.login_limiter = AttemptLimiter()
+        self.login_limiter = LoginLimiter(LoginLimits(
+            per_address_room=settings.login_max_failures, per_address=4 * settings.login_max_failures,
+            per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
+            in_flight_per_room=2 * settings.login_in_flight))
+        self.passwords = PasswordHasher(settings.password_workers)
         pacs = None
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
@@ -64,6 +68,11 @@ class Server:
                                                   "role": claims.role.value, "screen": screen}})
         return peer
 
+    def login_failed(self, address: str, room: str) -> None:
+        """A wrong room password was checked (refusals without a check only count in metrics)."""
+        self.metrics.login_failures += 1
+        log.warning("wrong room password", extra={"fields": {"room": room, "address": address}})
+
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
         if peer.connection is not None:
@@ -79,6 +88,7 @@ class Server:
                 await self.leave(peer)
         await self.clinical.close()
         await self.store.close()
+        self.passwords.close()
 
 
 SECRET_FILE = "token-secret.key"
