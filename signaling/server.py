@@ -90,7 +90,7 @@ class Server:
         await self.credentials.revoke_token(claims.token_id, until=latest + 60)
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None, resume_secret: str | None = None) -> Peer:
+                   resume: str | None = None, *, resume_secret: str | None = None) -> Peer:
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
