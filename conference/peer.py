@@ -43,6 +43,11 @@ class Peer:
         self.data_dropped = 0
         self.on_connection_lost: Callable[[], None] | None = None
 
+    @property
+    def in_room(self) -> bool:
+        """False once removed (left, kicked, resumed elsewhere, or the room closed)."""
+        return self.room.peers.get(self.id) is self
+
     def describe(self) -> dict:
         return {"peer_id": self.id, "identity": self.identity, "name": self.name,
                 "role": str(self.claims.role.value), "screen": self.screen}

@@ -91,6 +91,9 @@ class Session:
         peer = self.peer
         if peer is None:
             raise ProtocolError("not-joined", "send 'join' with a token first")
+        if not peer.in_room and kind != "leave":
+            # Removed, resumed elsewhere or the room closed: the socket speaks for nobody now.
+            raise ProtocolError("not-joined", "this session has left the room")
         if kind == "offer":
             sdp = message.get("sdp")
             if not isinstance(sdp, str):
@@ -173,7 +176,7 @@ class Session:
         peer = self.peer
         if peer is None:
             return
-        if peer.room.peers.get(peer.id) is peer:  # not already removed some other way
+        if peer.in_room:  # not already removed some other way
             self.notify({"type": "kicked", "reason": "token expired"})
             await self.leave()
         try:

@@ -156,6 +156,9 @@ async def test_resume_needs_the_secret_only_that_session_got(server):
         others.append(await Client.join(server.url, token, resume=victim.resume_ticket))
         kicked = await victim.wait_event("kicked")
         assert kicked["reason"] == "resumed elsewhere"
+        with pytest.raises(ClientError) as err:  # the old socket can no longer extend the grant
+            await victim.refresh_token()
+        assert err.value.code == "not-joined"
         assert list(live.peers) == [others[0].peer_id]
         assert others[0].info["resume_secret"] != secret
     finally:
