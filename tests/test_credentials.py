@@ -39,8 +39,8 @@ async def ask(server, room: str, body: dict) -> tuple[int, dict]:
 
 @pytest.fixture
 async def short_tokens(tmp_path):
-    """A server whose tokens live 2 s."""
-    running, runner = await start_server(str(tmp_path / "short"), token_ttl=2)
+    """A server whose tokens live 4 s (3 to 4 s: token times are whole seconds)."""
+    running, runner = await start_server(str(tmp_path / "short"), token_ttl=4)
     yield running
     await runner.cleanup()
 
@@ -188,7 +188,8 @@ async def test_a_recreated_room_refuses_old_tokens(server):
 
 async def test_a_session_whose_token_expires_is_closed(short_tokens):
     await short_tokens.create_room("night", HOST_PW)
-    client = await Client.join(short_tokens.url, await short_tokens.token("night", HOST_PW, "participant"))
+    client = await Client.join(short_tokens.url, await short_tokens.token("night", HOST_PW, "participant"),
+                               keep_token_fresh=False)
     try:
         live = short_tokens.core.live.rooms["night"]
         assert client.peer_id in live.peers
@@ -205,7 +206,7 @@ async def test_refresh_cannot_outlive_the_maximum_session_age(short_sessions):
     await short_sessions.create_room("long", HOST_PW)
     token = await short_sessions.token("long", HOST_PW, "host")
     signed_in = jwt.decode(token, options={"verify_signature": False})["auth_time"]
-    client = await Client.join(short_sessions.url, token)
+    client = await Client.join(short_sessions.url, token, keep_token_fresh=False)
     try:
         assert client.info["token_expires_at"] == signed_in + 2
         fresh = await client.refresh_token()
@@ -215,6 +216,22 @@ async def test_refresh_cannot_outlive_the_maximum_session_age(short_sessions):
         # A new sign-in starts a new session.
         again = jwt.decode(await short_sessions.token("long", HOST_PW, "host"), options={"verify_signature": False})
         assert again["exp"] > signed_in + 2
+    finally:
+        await client.close()
+
+
+async def test_the_python_client_keeps_its_session_alive_by_refreshing(short_tokens):
+    await short_tokens.create_room("day", HOST_PW)
+    client = await Client.join(short_tokens.url, await short_tokens.token("day", HOST_PW, "participant"))
+    try:
+        first_expiry = client.info["token_expires_at"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and time.time() < first_expiry + 4:
+            assert (await client.request({"type": "ping"}))["type"] == "pong"
+            await asyncio.sleep(0.5)
+        assert time.time() >= first_expiry + 4  # well past the first token's expiry, still in
+        assert client.peer_id in short_tokens.core.live.rooms["day"].peers
+        assert not any(e.get("type") == "kicked" for e in list(client.events._queue))
     finally:
         await client.close()
 
