@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, clinical_api, metrics_endpoint, whip, ws
+from . import api, clinical_api, credentials_api, metrics_endpoint, whip, ws
 from .config import Settings
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
@@ -32,6 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.metrics_listen:
         metrics_endpoint.separate_listener(app, server.metrics, settings.metrics_listen)
     app.add_routes(api.routes(server))
+    app.add_routes(credentials_api.routes(server))
     app.add_routes(clinical_api.routes(server))
     app.add_routes([ws.route(server, app)])
     app.add_routes(whip.routes(sessions))

@@ -32,11 +32,11 @@ class HttpSessions:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.sessions: dict[str, Peer] = {}
-        self._held: Counter[tuple[str, str]] = Counter()  # (room, identity) -> sessions, opening included
+        self._opening: Counter[tuple[str, str]] = Counter()  # (room, identity) -> POSTs in progress
 
     async def start(self, request: web.Request, kind: str) -> web.Response:
         room = request.match_info["room"]
-        claims = claims_for(self.server, bearer(request), room)
+        claims = await claims_for(self.server, bearer(request), room)
         if kind == "whip" and not claims.grants.publish:
             raise HttpError(403, "forbidden", "this token may not publish")
         if kind == "whep" and not claims.grants.subscribe:
@@ -44,15 +44,18 @@ class HttpSessions:
         if request.content_type != "application/sdp":
             raise HttpError(415, "unsupported-media-type", "send the offer as application/sdp")
         holder = (room, claims.identity)
-        if self._held[holder] >= self.server.settings.whip_sessions_per_token:
-            raise HttpError(429, "too-many-sessions", "this token already holds "
-                            f"{self._held[holder]} WHIP/WHEP sessions; DELETE one first")
-        self._held[holder] += 1
+        held = self._opening[holder] + sum(1 for p in self.sessions.values()
+                                           if p.room.name == room and p.identity == claims.identity)
+        if held >= self.server.settings.whip_sessions_per_token:
+            raise HttpError(429, "too-many-sessions", f"this token already holds {held} WHIP/WHEP "
+                            "sessions; DELETE one first")
+        self._opening[holder] += 1
         try:
             return await self._start(request, kind, room, claims)
-        except BaseException:
-            self._release(holder)
-            raise
+        finally:
+            self._opening[holder] -= 1
+            if not self._opening[holder]:
+                del self._opening[holder]
 
     async def _start(self, request: web.Request, kind: str, room: str, claims: Claims) -> web.Response:
         offer = await self._read_sdp(request)
@@ -71,11 +74,18 @@ class HttpSessions:
                 if not publish:
                     raise HttpError(400, "bad-sdp", "the offer sends no audio or video")
                 answer = await peer.offer(offer, publish, {})
+                unusable = answer["rejected"] if not answer["published"] else {}
             else:
-                answer = await peer.offer(offer, {}, self._whep_subscriptions(peer, media))
+                subscribe = self._whep_subscriptions(peer, media)
+                answer = await peer.offer(offer, {}, subscribe)
+                unusable = {mid: why for mid, why in answer["rejected"].items() if mid in subscribe}
+            if unusable:
+                # Never a 201 over which nothing can flow: say which m-line and why.
+                raise ProtocolError("codec-mismatch", "; ".join(f"m-line {mid}: {why}" for mid, why in unusable.items()))
         except ProtocolError as exc:
             await self.server.leave(peer)
-            raise HttpError(404 if exc.code == "not-found" else 400, exc.code, exc.message) from None
+            status = {"not-found": 404, "codec-mismatch": 406}.get(exc.code, 400)
+            raise HttpError(status, exc.code, exc.message) from None
         except BaseException:
             await self.server.leave(peer)
             raise
@@ -106,11 +116,6 @@ class HttpSessions:
                 "room": peer.room.name, "session": session_id}})
             asyncio.ensure_future(self.stop(session_id))
 
-    def _release(self, holder: tuple[str, str]) -> None:
-        self._held[holder] -= 1
-        if self._held[holder] <= 0:
-            del self._held[holder]
-
     async def _read_sdp(self, request: web.Request) -> str:
         raw = await read_body(request, request.app.get(BODY_LIMITS, BodyLimits()).sdp)
         try:
@@ -118,17 +123,17 @@ class HttpSessions:
         except UnicodeDecodeError:
             raise HttpError(400, "bad-sdp", "SDP is not UTF-8") from None
 
-    def _session(self, request: web.Request) -> Peer:
+    async def _session(self, request: web.Request) -> Peer:
         peer = self.sessions.get(request.match_info["session"])
         if peer is None or peer.room.name != request.match_info["room"]:
             raise HttpError(404, "not-found", "no such session")
-        claims = claims_for(self.server, bearer(request), peer.room.name)
+        claims = await claims_for(self.server, bearer(request), peer.room.name)
         if claims.identity != peer.identity:
             raise HttpError(403, "forbidden", "not your session")
         return peer
 
     async def patch(self, request: web.Request) -> web.Response:
-        peer = self._session(request)
+        peer = await self._session(request)
         if request.content_type != "application/trickle-ice-sdpfrag":
             raise HttpError(415, "unsupported-media-type", "send application/trickle-ice-sdpfrag")
         fragment = await self._read_sdp(request)
@@ -149,14 +154,13 @@ class HttpSessions:
         return web.Response(status=204)
 
     async def delete(self, request: web.Request) -> web.Response:
-        peer = self._session(request)
+        peer = await self._session(request)
         await self.stop(peer.id)
         return web.Response(status=200)
 
     async def stop(self, session_id: str) -> None:
         peer = self.sessions.pop(session_id, None)
         if peer is not None:
-            self._release((peer.room.name, peer.identity))
             await self.server.leave(peer)
 
     async def close(self) -> None:
