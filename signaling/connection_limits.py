@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -29,12 +30,12 @@ _REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r
 
 
 class ConnectionCaps:
-    def __init__(self, per_address: int, exempt: list[str] = ()) -> None:
+    def __init__(self, per_address: int, exempt: Sequence[str] = ()) -> None:
         self.per_address = per_address
         self._exempt = [ipaddress.ip_network(network) for network in exempt]
         self.open: Counter[str] = Counter()
         self.refused = 0
-        self._counted: dict[object, str] = {}  # handler -> the address it counts against
+        self._counted: dict[web.RequestHandler, str] = {}  # handler -> the address it counts against
 
     def attach(self, server: web.Server) -> None:
         """Wrap the server's connection bookkeeping (an instance's own methods, so
@@ -85,7 +86,9 @@ class ConnectionCaps:
 
 
 class EdgeRunner(web.AppRunner):
-    """An AppRunner whose server counts connections per address."""
+    """An AppRunner whose server counts connections per address. `_make_server` is
+    aiohttp's hook for runner subclasses; tests/test_edge_connections.py fails if an
+    upgrade stops calling it or the server's connection callbacks."""
 
     def __init__(self, app: web.Application, caps: ConnectionCaps, **kwargs: object) -> None:
         super().__init__(app, **kwargs)

@@ -42,9 +42,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 @dataclass(frozen=True)
 class BodyLimits:
     """Per-route caps: JSON stays small; SDP offers with many m-lines need more."""
-    json: int = 64 * 1024
-    sdp: int = 128 * 1024
-    timeout: float = 30.0  # seconds to receive the whole body
+    json: int
+    sdp: int
+    timeout: float  # seconds to receive the whole body
 
 
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
@@ -54,7 +54,7 @@ _CHUNK = 16 * 1024
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, however many TCP segments it came in; 413 beyond ``limit``
     bytes, 408 when it trickles in slower than the limits' timeout."""
-    timeout = request.app.get(BODY_LIMITS, BodyLimits()).timeout
+    timeout = request.app[BODY_LIMITS].timeout
     if request.content_length is not None and request.content_length > limit:
         raise HttpError(413, "too-large", f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
@@ -76,7 +76,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 async def read_json(request: web.Request, limit: int | None = None) -> dict:
     if limit is None:
-        limit = request.app.get(BODY_LIMITS, BodyLimits()).json
+        limit = request.app[BODY_LIMITS].json
     raw = await read_body(request, limit)
     try:
         body = json.loads(raw or b"null")

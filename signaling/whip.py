@@ -15,7 +15,7 @@ from rooms import Claims
 from sfu import parse_offer
 
 from .auth import bearer, claims_for
-from .http_errors import BODY_LIMITS, BodyLimits, HttpError, read_body
+from .http_errors import BODY_LIMITS, HttpError, read_body
 from .server import Server
 
 log = logging.getLogger("telemed.whip")
@@ -117,7 +117,7 @@ class HttpSessions:
             asyncio.ensure_future(self.stop(session_id))
 
     async def _read_sdp(self, request: web.Request) -> str:
-        raw = await read_body(request, request.app.get(BODY_LIMITS, BodyLimits()).sdp)
+        raw = await read_body(request, request.app[BODY_LIMITS].sdp)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
