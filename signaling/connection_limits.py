@@ -26,7 +26,8 @@ log = logging.getLogger("telemed.edge")
 
 _BODY = json.dumps({"error": "too many connections from your address", "code": "too-many-connections"}).encode()
 _REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _BODY)
+            b"Content-Length: " + str(len(_BODY)).encode() + b"\r\nRetry-After: 1\r\n"
+            b"Connection: close\r\n\r\n" + _BODY)
 
 
 class ConnectionCaps:

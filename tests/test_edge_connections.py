@@ -49,6 +49,7 @@ async def test_half_sent_requests_beyond_the_cap_are_refused(capped):
             writer.close()
         assert {r.status for r in refused} == {429}
         assert all(r.json()["code"] == "too-many-connections" for r in refused)
+        assert all(r.headers["retry-after"] == "1" for r in refused)
         assert runner.caps.open["127.0.0.1"] == 20 and runner.caps.refused == 20
 
         reader, writer = streams.pop()
