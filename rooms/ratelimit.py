@@ -155,8 +155,9 @@ class LoginLimiter:
                 self._penalise(address, room)
                 self._room.add(room)  # many addresses at once on one room: that is the attack
                 raise Throttled(1, "too many logins to this room at once; try again in a moment")
-        # Addresses that have failed lately queue behind those that have not (see PasswordHasher).
-        priority = 0 if exempt or self._address.count(address) == 0 else 1
+        # Who waits for a hashing thread first (see PasswordHasher): those who logged into
+        # this room lately, then addresses with no failure (or check running) lately.
+        priority = 0 if exempt else 1 if self._address.count(address) == 0 else 2
         self._in_flight_address[address] = self._in_flight_address.get(address, 0) + 1
         self._in_flight_room[room] = self._in_flight_room.get(room, 0) + 1
         return Attempt(self, address, room, None if exempt else self._room.add(room),

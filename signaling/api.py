@@ -89,12 +89,11 @@ def routes(server: Server) -> list[web.RouteDef]:
         identity = body.get("identity") or uuid.uuid4().hex
         if not isinstance(identity, str) or len(identity) > 128:
             raise HttpError(400, "bad-request", "identity must be a short string")
-        room = await server.room(name)
-        admin = bool(server.settings.admin_key) and is_admin(server, request)
-        if not admin:
-            await check_password(request.remote or "?", name, room, body.get("password"))
-        elif room is None:
-            raise HttpError(404, "not-found", "no such room")
+        if bool(server.settings.admin_key) and is_admin(server, request):
+            if await server.room(name) is None:
+                raise HttpError(404, "not-found", "no such room")
+        else:
+            await check_password(request.remote or "?", name, body.get("password"))
         token = server.tokens.issue(name, role, identity, display or role.value)
         claims = server.tokens.verify(token, room=name)
         return web.json_response({
@@ -103,15 +102,17 @@ def routes(server: Server) -> list[web.RouteDef]:
             "ice_servers": server.settings.ice_servers,
         })
 
-    async def check_password(address: str, name: str, room: Room | None, password: object) -> None:
-        """401 unless ``password`` opens ``room``; 429 at once when the limiter says so. The
-        same work is done whether the room exists or not, so the answer does not tell."""
+    async def check_password(address: str, name: str, password: object) -> None:
+        """401 unless ``password`` opens room ``name``; 429 at once when the limiter says so,
+        before even looking the room up. The same work is done whether the room exists or
+        not, so the answer does not tell."""
         try:
             attempt = server.login_limiter.reserve(address, name)
         except Throttled as exc:
             server.metrics.login_throttled += 1
             raise HttpError(429, "rate-limited", exc.message, {"Retry-After": str(exc.retry_after)}) from None
         with attempt:
+            room = await server.room(name)
             stored = room.password_hash if room is not None else None
             try:
                 ok = await hash_slot(server.passwords.verify(password, stored, attempt.priority))

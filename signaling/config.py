@@ -35,7 +35,7 @@ class Settings:
     login_max_failures: int = 5
     login_room_max_failures: int = 20
     login_in_flight: int = 2
-    password_workers: int = 2
+    password_workers: int = 3
 
 
 HELP = {
@@ -71,8 +71,8 @@ HELP = {
                                "not logged into it lately (default 20)",
     "login_in_flight": "password checks one address may have running at once; the excess is "
                        "refused at once with 429 (default 2; per room: twice this)",
-    "password_workers": "threads that hash passwords (scrypt, ~0.1 s and 32 MiB each; "
-                        "default 2)",
+    "password_workers": "threads that check passwords (scrypt, ~0.1 s and 32 MiB each); one "
+                        "is kept for people who logged into the room lately (default 3)",
 }
 
 

@@ -163,13 +163,18 @@ def test_known_addresses_expire(limiter, clock):
     assert not limiter.known("doctor", "r")
 
 
-def test_addresses_that_failed_lately_get_the_lower_priority(limiter):
+def test_priority_known_then_fresh_then_failed_lately(limiter):
     with limiter.reserve("a", "r") as attempt:
-        assert attempt.priority == 0
+        assert attempt.priority == 1  # a fresh address
     with limiter.reserve("a", "r") as attempt:
-        assert attempt.priority == 1
+        assert attempt.priority == 2  # it failed a moment ago
+        with limiter.reserve("a", "other") as second:
+            assert second.priority == 2  # per address, across rooms
     with limiter.reserve("b", "r") as attempt:
-        assert attempt.priority == 0
+        assert attempt.priority == 1
+        attempt.succeeded()
+    with limiter.reserve("b", "r") as attempt:
+        assert attempt.priority == 0  # logged into this room lately
 
 
 def test_withdraw_counts_nothing(limiter):
@@ -178,4 +183,4 @@ def test_withdraw_counts_nothing(limiter):
             attempt.withdraw()
     assert not limiter.known("a", "r")
     with limiter.reserve("a", "r") as attempt:
-        assert attempt.priority == 0
+        assert attempt.priority == 1  # still a fresh address
