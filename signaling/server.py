@@ -14,6 +14,7 @@ from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from rooms import Claims, LoginLimiter, LoginLimits, PasswordHasher, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
+from vault import KeyRing
 
 from .config import Settings
 from .key_file import load_or_create_secret
@@ -33,11 +34,14 @@ class Server:
             per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
             in_flight_per_room=2 * settings.login_in_flight))
         self.passwords = PasswordHasher(settings.password_workers)
+        self.keyring = KeyRing.load(settings.master_key,
+                                    settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
+                                    settings.previous_master_keys)
         pacs = None
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
