@@ -14,7 +14,7 @@ from rooms.ratelimit import Attempt, LoginLimiter, LoginLimits, Throttled
 from rooms.redis_store import RedisRoomStore
 from rooms.room import Room, RoomSettings, validate_room_name
 from rooms.sqlite_store import SqliteRoomStore
-from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore
+from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore, RoomStoreUnavailable
 from rooms.store_factory import open_room_store
 from rooms.tokens import Claims, TokenError, TokenIssuer
 
@@ -38,6 +38,7 @@ __all__ = [
     "RoomNotFound",
     "RoomSettings",
     "RoomStore",
+    "RoomStoreUnavailable",
     "SqliteRoomStore",
     "Throttled",
     "TokenError",
