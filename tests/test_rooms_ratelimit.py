@@ -184,3 +184,31 @@ def test_withdraw_counts_nothing(limiter):
     assert not limiter.known("a", "r")
     with limiter.reserve("a", "r") as attempt:
         assert attempt.priority == 1  # still a fresh address
+
+
+def test_refusals_for_checks_at_once_are_taken_back_by_a_success(limiter):
+    # Colleagues behind one NAT all log in at the same moment: two are checked, the rest are
+    # told to retry; that counts against the address only until one of them gets in.
+    held = [limiter.reserve("nat", "r") for _ in range(2)]
+    for _ in range(10):
+        with pytest.raises(Throttled):  # "still being checked", then "too many failed attempts"
+            limiter.reserve("nat", "r")
+    for attempt in held:
+        attempt.succeeded()
+        attempt.__exit__(None, None, None)
+    for _ in range(4):  # their retries, each one a fresh check
+        with limiter.reserve("nat", "r") as attempt:
+            attempt.succeeded()
+    fail(limiter, "nat", "r", 4)
+    limiter.reserve("nat", "r").__exit__(None, None, None)  # four failures: not yet locked
+
+
+def test_a_burst_of_guesses_locks_its_sender_out(limiter):
+    held = [limiter.reserve("a", "r") for _ in range(2)]
+    for _ in range(298):
+        with pytest.raises(Throttled):
+            limiter.reserve("a", "r")
+    for attempt in held:
+        attempt.__exit__(None, None, None)  # both wrong
+    with pytest.raises(Throttled, match="from your address"):
+        limiter.reserve("a", "r")
