@@ -42,13 +42,14 @@ class PasswordHasher:
         return sum(not turn.done() for _, _, turn in self._waiting)
 
     async def hash(self, password: str) -> str:
-        return await self._run(0, hash_password, password)
+        return await self.run(hash_password, password)
 
     async def verify(self, password: object, stored: str | None, priority: int = 0) -> bool:
         """``stored`` None: the room does not exist, and the check costs the same anyway."""
-        return await self._run(priority, verify_password, password, stored)
+        return await self.run(verify_password, password, stored, priority=priority)
 
-    async def _run(self, priority: int, fn: Callable[..., T], *args: object) -> T:
+    async def run(self, fn: Callable[..., T], *args: object, priority: int = 0) -> T:
+        """Any other scrypt work (e.g. a room's role passwords), on the same pool."""
         await self._acquire(priority)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

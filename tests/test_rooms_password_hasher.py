@@ -47,18 +47,18 @@ async def test_round_trip_and_missing_room(pool):
 
 async def test_waiters_are_served_by_priority_then_arrival(pool):
     gate, order = Gate(), []
-    blocker = asyncio.ensure_future(pool._run(0, gate))
+    blocker = asyncio.ensure_future(pool.run(gate, priority=0))
     await asyncio.to_thread(gate.entered.wait, DEADLINE)
 
     async def job(name: str, priority: int) -> None:
-        await pool._run(priority, order.append, name)
+        await pool.run(order.append, name, priority=priority)
 
     jobs = [asyncio.ensure_future(job("guess-1", 1)), asyncio.ensure_future(job("guess-2", 1))]
     await wait_for(lambda: pool.waiting == 2)
     jobs.append(asyncio.ensure_future(job("person", 0)))
     await wait_for(lambda: pool.waiting == 3)
     with pytest.raises(HasherBusy):  # the queue is full: refused at once, not queued
-        await pool._run(0, order.append, "one too many")
+        await pool.run(order.append, "one too many", priority=0)
     gate.release.set()
     await asyncio.gather(blocker, *jobs)
     assert order == ["person", "guess-1", "guess-2"]
@@ -68,13 +68,13 @@ async def test_one_thread_is_kept_for_people_who_logged_in_lately():
     pool = PasswordHasher(workers=2, max_waiting=8)
     gate, order = Gate(), []
     try:
-        guess = asyncio.ensure_future(pool._run(1, gate))
+        guess = asyncio.ensure_future(pool.run(gate, priority=1))
         await asyncio.to_thread(gate.entered.wait, DEADLINE)
         # A thread is free, but it is kept: a second guess waits...
-        second = asyncio.ensure_future(pool._run(2, order.append, "guess"))
+        second = asyncio.ensure_future(pool.run(order.append, "guess", priority=2))
         await wait_for(lambda: pool.waiting == 1)
         # ...while a person who logged in lately starts at once.
-        await pool._run(0, order.append, "member")
+        await pool.run(order.append, "member", priority=0)
         assert order == ["member"] and pool.waiting == 1
         gate.release.set()
         await asyncio.gather(guess, second)
@@ -86,10 +86,10 @@ async def test_one_thread_is_kept_for_people_who_logged_in_lately():
 
 async def test_a_cancelled_waiter_gives_its_turn_away(pool):
     gate, order = Gate(), []
-    blocker = asyncio.ensure_future(pool._run(0, gate))
+    blocker = asyncio.ensure_future(pool.run(gate, priority=0))
     await asyncio.to_thread(gate.entered.wait, DEADLINE)
-    gone = asyncio.ensure_future(pool._run(0, order.append, "gone"))
-    kept = asyncio.ensure_future(pool._run(1, order.append, "kept"))
+    gone = asyncio.ensure_future(pool.run(order.append, "gone", priority=0))
+    kept = asyncio.ensure_future(pool.run(order.append, "kept", priority=1))
     await wait_for(lambda: pool.waiting == 2)
     gone.cancel()
     gate.release.set()
