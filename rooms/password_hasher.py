@@ -1,6 +1,8 @@
 """scrypt off the event loop, on a small fixed pool of threads that guesses cannot take over.
 
-Each check needs ~0.1 s of a core and 32 MiB, so the pool is about as small as the machine.
+Each check needs ~0.1 s of a core and 32 MiB, so the pool is about as small as the machine:
+on 2 cores, one thread for everyone and one kept back measured best (benchmarks/login.py),
+since every extra concurrent check slows the one a person is waiting for.
 Checks wait for a thread by priority, then in arrival order. Priority 0 (someone who logged
 into the room lately, as the login limiter tells) also has a thread of its own that other
 checks may not take, so people already in a consult never queue behind guesses; and the
@@ -27,7 +29,7 @@ class HasherBusy(Exception):
 
 
 class PasswordHasher:
-    def __init__(self, workers: int = 3, max_waiting: int = 256) -> None:
+    def __init__(self, workers: int = 2, max_waiting: int = 256) -> None:
         if workers < 1 or max_waiting < 0:
             raise ValueError("workers must be positive and max_waiting not negative")
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="scrypt")

@@ -39,7 +39,7 @@ class Settings:
     login_max_failures: int = 5
     login_room_max_failures: int = 20
     login_in_flight: int = 2
-    password_workers: int = 3
+    password_workers: int = 2
 
 
 HELP = {
@@ -82,8 +82,10 @@ HELP = {
                                "not logged into it lately (default 20)",
     "login_in_flight": "password checks one address may have running at once; the excess is "
                        "refused at once with 429 (default 2; per room: twice this)",
-    "password_workers": "threads that check passwords (scrypt, ~0.1 s and 32 MiB each); one "
-                        "is kept for people who logged into the room lately (default 3)",
+    "password_workers": "threads that check passwords (scrypt, ~0.1 s of a core and 32 MiB "
+                        "each); one is kept for people who logged into the room lately, the "
+                        "rest serve everyone else (default 2: about 10 new logins a second; "
+                        "raise it on a machine with more cores)",
 }
 
 
