@@ -68,11 +68,16 @@ def check_password_strength(password: str, room: str) -> None:
         raise ValueError("password must not be the room name")
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, like: str | None = None) -> str:
+    """With ``like``, reuse that stored hash's salt and cost: a room's passwords for its
+    several roles share them, so that one derivation checks a guess against all of them."""
     secret = _encode(password)
-    salt = os.urandom(_SALT_BYTES)
-    key = _derive(secret, salt, _N, _R, _P)
-    return "$".join((_SCHEME, str(_N), str(_R), str(_P), _b64(salt), _b64(key)))
+    if like is None:
+        n, r, p, salt = _N, _R, _P, os.urandom(_SALT_BYTES)
+    else:
+        n, r, p, salt, _ = _parse(like)
+    key = _derive(secret, salt, n, r, p)
+    return "$".join((_SCHEME, str(n), str(r), str(p), _b64(salt), _b64(key)))
 
 
 def verify_password(password: str, stored: str | None) -> bool:
@@ -83,12 +88,30 @@ def verify_password(password: str, stored: str | None) -> bool:
     A candidate that could never have been hashed (empty, too long, not a string) is simply a
     wrong password. A malformed ``stored`` value is a server-side fault and raises ValueError.
     """
-    n, r, p, salt, expected = _parse(_NOBODY if stored is None else stored)
+    return match_password(password, None if stored is None else [stored]) == 0
+
+
+def match_password(password: object, stored: list[str] | None) -> int | None:
+    """The index of the hash in ``stored`` that ``password`` matches, else None.
+
+    The hashes must share salt and cost (see ``hash_password(like=...)``): one derivation,
+    whatever their number, so a room with several role passwords answers as fast as any.
+    ``stored`` None costs the same as one hash, as verify_password explains.
+    """
+    hashes = [_parse(h) for h in ([_NOBODY] if stored is None else stored)]
+    n, r, p, salt, _ = hashes[0]
+    if any(h[:4] != (n, r, p, salt) for h in hashes):
+        raise ValueError("stored password hashes do not share salt and cost")
     try:
         secret = _encode(password)
     except ValueError:
-        return False
-    return hmac.compare_digest(_derive(secret, salt, n, r, p), expected) and stored is not None
+        return None
+    derived = _derive(secret, salt, n, r, p)
+    found = None
+    for index, (*_, expected) in enumerate(hashes):
+        if hmac.compare_digest(derived, expected) and found is None:
+            found = index
+    return None if stored is None else found
 
 
 def _encode(password: str) -> bytes:

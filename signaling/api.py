@@ -3,44 +3,35 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from aiohttp import web
 
-from rooms import (
-    HasherBusy,
-    Role,
-    Room,
-    RoomExists,
-    RoomSettings,
-    Throttled,
-    check_password_strength,
-    validate_room_name,
-)
+from rooms import (Room, RoomExists, RoomSettings, check_password_strength, check_role_passwords,
+                   hash_role_passwords, validate_room_name)
 
-from .auth import bearer, claims_for, is_admin, require_admin
+from .auth import bearer, claims_for, operator
 from .http_errors import HttpError, read_json
 from .server import Server
-
-MAX_NAME = 64
-T = TypeVar("T")
+from .token_request import display_name, entitlement, grant_role, hash_slot, requested_role
 
 
 def routes(server: Server) -> list[web.RouteDef]:
     async def create_room(request: web.Request) -> web.Response:
-        require_admin(server, request)
+        if await operator(server, request) is None and server.settings.admin_key:
+            raise HttpError(401, "unauthorized", "admin key or API key required")
         body = await read_json(request)
         try:
             name = validate_room_name(body.get("name"))
             password = body.get("password")
             check_password_strength(password, name)
             settings = RoomSettings.from_dict(body.get("settings") or {})
+            role_passwords = check_role_passwords(password, body.get("passwords"), name)
         except (ValueError, TypeError) as exc:
             raise HttpError(400, "bad-request", str(exc)) from None
         password_hash = await hash_slot(server.passwords.hash(password))
-        room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings)
+        role_hashes = await hash_slot(server.passwords.run(hash_role_passwords, password_hash, role_passwords))
+        room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings,
+                    role_password_hashes=role_hashes)
         try:
             await server.store.create(room)
         except RoomExists:
@@ -49,8 +40,8 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def get_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if not is_admin(server, request) or not server.settings.admin_key:
-            claims_for(server, bearer(request), name)
+        if await operator(server, request) is None:
+            await claims_for(server, bearer(request), name)
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
@@ -63,8 +54,8 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def delete_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if not (server.settings.admin_key and is_admin(server, request)):
-            claims = claims_for(server, bearer(request), name)
+        if await operator(server, request) is None:
+            claims = await claims_for(server, bearer(request), name)
             if not claims.grants.admin:
                 raise HttpError(403, "forbidden", "only a host may close the room")
         live = server.live.rooms.get(name)
@@ -74,56 +65,25 @@ def routes(server: Server) -> list[web.RouteDef]:
                 await server.leave(peer)
         if not await server.store.delete(name):
             raise HttpError(404, "not-found", "no such room")
+        await server.credentials.delete_invites(name)
         return web.Response(status=204)
 
     async def issue_token(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         body = await read_json(request)
-        try:
-            role = Role(body.get("role", "participant"))
-        except ValueError:
-            raise HttpError(400, "bad-request", "role must be host, participant, viewer or device") from None
-        display = body.get("name", "")
-        if not isinstance(display, str) or len(display) > MAX_NAME:
-            raise HttpError(400, "bad-request", f"name must be a string of at most {MAX_NAME} characters")
-        identity = body.get("identity") or uuid.uuid4().hex
-        if not isinstance(identity, str) or len(identity) > 128:
-            raise HttpError(400, "bad-request", "identity must be a short string")
-        if bool(server.settings.admin_key) and is_admin(server, request):
-            if await server.room(name) is None:
-                raise HttpError(404, "not-found", "no such room")
-        else:
-            await check_password(request.remote or "?", name, body.get("password"))
-        token = server.tokens.issue(name, role, identity, display or role.value)
+        # Checked first, so that a malformed request costs no login attempt and no invite use.
+        wanted, display = requested_role(body), display_name(body.get("name"))
+        granted = await entitlement(server, request, name, body, wanted)
+        role = grant_role(granted.role, wanted)
+        display = display or granted.name or role.value
+        token = server.tokens.issue(name, role, granted.identity, display, credential=granted.credential,
+                                    incarnation=granted.room.incarnation)
         claims = server.tokens.verify(token, room=name)
         return web.json_response({
-            "token": token, "expires_in": server.settings.token_ttl, "identity": identity,
-            "role": role.value, "grants": claims.grants.to_dict(),
+            "token": token, "expires_in": server.settings.token_ttl, "expires_at": claims.expires_at,
+            "identity": claims.identity, "role": role.value, "grants": claims.grants.to_dict(),
             "ice_servers": server.settings.ice_servers,
         })
-
-    async def check_password(address: str, name: str, password: object) -> None:
-        """401 unless ``password`` opens room ``name``; 429 at once when the limiter says so,
-        before even looking the room up. The same work is done whether the room exists or
-        not, so the answer does not tell."""
-        try:
-            attempt = server.login_limiter.reserve(address, name)
-        except Throttled as exc:
-            server.metrics.login_throttled += 1
-            raise HttpError(429, "rate-limited", exc.message, {"Retry-After": str(exc.retry_after)}) from None
-        with attempt:
-            room = await server.room(name)
-            stored = room.password_hash if room is not None else None
-            try:
-                ok = await hash_slot(server.passwords.verify(password, stored, attempt.priority))
-            except HttpError:
-                attempt.withdraw()  # never checked: the server was busy, not the caller wrong
-                raise
-            if ok:
-                attempt.succeeded()
-                return
-        server.login_failed(address, name)
-        raise HttpError(401, "unauthorized", "wrong room or password")
 
     async def config(request: web.Request) -> web.Response:
         return web.json_response({"ice_servers": server.settings.ice_servers})
@@ -144,10 +104,3 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.get("/metrics", metrics),
     ]
 
-
-async def hash_slot(check: Awaitable[T]) -> T:
-    try:
-        return await check
-    except HasherBusy:
-        raise HttpError(503, "busy", "too many password checks are waiting; try again shortly",
-                        {"Retry-After": "1"}) from None
