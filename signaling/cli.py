@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sqlite3
 import ssl
 import sys
 
 from aiohttp import web
 
-from . import config, logs, recordings_cli
+from . import apikey_cli, config, logs, recordings_cli
 from .app import create_app
+from .connection_limits import edge_runner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,9 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "recordings"],
-                        help="serve (default), or recordings: `recordings export ID DIR` writes "
-                             "a recording's decrypted files and manifest into DIR")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "apikey", "recordings"],
+                        help="serve (default); apikey create NAME | list | revoke KEY_ID; or "
+                             "recordings: `recordings export ID DIR` writes a recording's decrypted "
+                             "files and manifest into DIR")
     parser.add_argument("words", nargs="*", metavar="ARG", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
@@ -35,12 +38,16 @@ def main(argv: list[str] | None = None) -> None:
         settings = config.load(args)
     except (ValueError, OSError) as exc:
         sys.exit(f"telemed: bad configuration: {exc}")
-    logs.setup(settings.log_level)
+    if args.command == "apikey":
+        apikey_cli.run(settings, args.words)
+        return
     if args.command == "recordings":
+        logs.setup(settings.log_level)
         print(recordings_cli.run(settings, args.words))
         return
     if args.words:
-        parser.error(f"unexpected arguments: {' '.join(args.words)}")
+        sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")
+    logs.setup(settings.log_level)
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -58,5 +65,19 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except (ValueError, OSError, sqlite3.Error) as exc:
         sys.exit(f"telemed: cannot start: {exc}")
-    web.run_app(app, host=settings.host, port=settings.port,
-                ssl_context=ssl_context, print=None, access_log=None)
+    asyncio.run(serve(app, settings, ssl_context))
+
+
+async def serve(app: web.Application, settings: config.Settings, ssl_context: ssl.SSLContext | None) -> None:
+    """Like `web.run_app`, but through the runner that caps connections per address."""
+    runner = edge_runner(app, settings, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -28,20 +28,20 @@ def routes(server: Server) -> list[web.RouteDef]:
     hls = HlsService(server.streams, HlsAccess(settings.secret, settings.live_link_ttl),
                      RequestLimiter(settings.live_requests_per_second, 2 * settings.live_requests_per_second))
 
-    def require_host(request: web.Request, room: str) -> None:
+    async def require_host(request: web.Request, room: str) -> None:
         if settings.admin_key and is_admin(server, request):
             return
-        if not claims_for(server, bearer(request), room).grants.admin:
+        if not (await claims_for(server, bearer(request), room)).grants.admin:
             raise HttpError(403, "forbidden", "only a host may start or stop the live stream")
 
-    def member(request: web.Request, room: str) -> Claims | None:
+    async def member(request: web.Request, room: str) -> Claims | None:
         if settings.admin_key and is_admin(server, request):
             return None
-        return claims_for(server, bearer(request), room)
+        return await claims_for(server, bearer(request), room)
 
     async def start(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        require_host(request, name)
+        await require_host(request, name)
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
@@ -51,7 +51,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def stop(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        require_host(request, name)
+        await require_host(request, name)
         if not await server.streams.stop(name):
             raise HttpError(409, "not-live", "the room is not live")
         live = server.live.rooms.get(name)
@@ -61,13 +61,13 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def state(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        member(request, name)
+        await member(request, name)
         return web.json_response({"live": server.streams.state(name)})
 
     async def link(request: web.Request) -> web.Response:
         """A signed playlist link for the caller (a page hands it to its player)."""
         name = request.match_info["room"]
-        claims = member(request, name)
+        claims = await member(request, name)
         if claims is not None and not claims.grants.subscribe:
             raise HttpError(403, "forbidden", "your role may not watch")
         who = claims.identity if claims is not None else "admin"
@@ -77,13 +77,14 @@ def routes(server: Server) -> list[web.RouteDef]:
                                   "plain_url": f"/hls/{name}/plain.m3u8?{query}",
                                   "expires_in": hls.access.ttl})
 
-    def viewer(request: web.Request, room: str) -> tuple[str, str]:
-        """(who, the query to carry on the playlist's URIs) of an HLS request."""
+    async def viewer(request: web.Request, room: str) -> tuple[str, str]:
+        """(who, the query to carry on the playlist's URIs) of an HLS request. A signed link
+        costs one HMAC; a bearer token is checked in full (the store: room closed, revoked)."""
         if "sig" in request.query:
             who = hls.signed_viewer(room, request.query)
             query = urlencode({k: request.query[k] for k in SIGNED})
         else:
-            claims = claims_for(server, bearer(request), room)
+            claims = await claims_for(server, bearer(request), room)
             if not claims.grants.subscribe:
                 raise HttpError(403, "forbidden", "your role may not watch")
             who, query = claims.identity, ""
@@ -95,7 +96,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         variant = request.match_info["variant"]
         low_latency = variant != "plain"
         try:
-            who, query = viewer(request, name)
+            who, query = await viewer(request, name)
             if variant == "master":
                 text = await hls.master(name, who, query)
             else:
@@ -110,7 +111,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def media(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         try:
-            viewer(request, name)
+            await viewer(request, name)
             rendition = int(request.match_info.get("rendition", "0"))
             data = await hls.file(name, request.match_info["stream"], request.match_info["file"], rendition)
         except HlsError as exc:
@@ -128,7 +129,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def vod_list(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        claims = member(request, name)
+        claims = await member(request, name)
         query = hls.access.query(name, claims.identity if claims is not None else "admin")
         streams = await vod_call(server.vod.list, name)
         for stream in streams:
@@ -137,14 +138,14 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def vod_edit(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        require_host(request, name)
+        await require_host(request, name)
         body = await read_json(request)
         return web.json_response(await vod_call(server.vod.edit, name, request.match_info["stream"], body))
 
     async def vod_playlist(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         try:
-            _, query = viewer(request, name)
+            _, query = await viewer(request, name)
         except HlsError as exc:
             raise HttpError(exc.status, exc.code, exc.message) from None
         stream = request.match_info["stream"]
@@ -156,7 +157,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def vod_media(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         try:
-            viewer(request, name)
+            await viewer(request, name)
         except HlsError as exc:
             raise HttpError(exc.status, exc.code, exc.message) from None
         data = await vod_call(server.vod.media, name, request.match_info["stream"], request.match_info["file"])

@@ -105,7 +105,7 @@ async def test_composited_program_follows_the_layout_and_is_refused_to_strangers
         await host.wait_event("layout")
 
         host_token = await server.token("or", PW, role="host")
-        viewer_token = await server.token("or", PW, role="viewer", identity="trainee-1")
+        viewer_token = await server.mint("or", "viewer", identity="trainee-1")
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{server.url}/api/rooms/or/live",
                                     headers={"Authorization": f"Bearer {viewer_token}"}) as r:
@@ -220,8 +220,8 @@ async def test_viewers_are_counted_and_a_flood_gets_429(tmp_path):
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{running.url}/api/rooms/lab/live", headers=headers) as r:
                 assert r.status == 200
-            viewer = await running.token("lab", PW, role="viewer", identity="flooder")
-            calm = await running.token("lab", PW, role="viewer", identity="calm")
+            viewer = await running.mint("lab", "viewer", identity="flooder")
+            calm = await running.mint("lab", "viewer", identity="calm")
             statuses = [(await fetch(session, f"{running.url}/hls/lab/plain.m3u8",
                                      {"Authorization": f"Bearer {viewer}"}))[0] for _ in range(10)]
             assert 429 in statuses and statuses[0] == 200
