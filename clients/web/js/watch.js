@@ -78,10 +78,11 @@ class WatchApp {
     if (Hls.isSupported()) {
       // Live: aims at 1 segment (1 s, our part hold-back) behind the edge, speeds up a
       // little when behind, and jumps ahead when more than 4 behind (a slow start).
+      // No worker: the CSP allows no blob: scripts, and fMP4 needs no transmuxing.
       this.hls = new Hls(live ? {
-        lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
+        enableWorker: false, lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
         liveSyncDurationCount: 1, liveMaxLatencyDurationCount: 4,
-      } : {});
+      } : { enableWorker: false });
       this.hls.on(Hls.Events.ERROR, (_, data) => {
         if (!data.fatal) return;
         this.note(`Playback error: ${data.details}; retrying…`);
