@@ -5,7 +5,7 @@ the compositor process only draws what it is told."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from rooms import Layout
 

@@ -7,14 +7,13 @@ import io
 
 import aiohttp
 import av
-import m3u8
 import pytest_asyncio
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from streaming.fmp4 import annexb_units
 from tests.media import H264PacketTrack, ToneTrack
 from tests.server import start_server
-from tests.test_streaming_live import check_playlist, complete, fetch, playlist_until
+from tests.hls_checks import check_playlist, complete, fetch, playlist_until
 from tests.test_whip_whep import NO_ICE_SERVERS, http_offer
 
 PW = "pw-123456"

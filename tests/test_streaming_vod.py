@@ -10,11 +10,11 @@ import aiohttp
 import av
 import m3u8
 
-from tests.test_streaming_live import complete, fetch, playlist_until
+from tests.hls_checks import complete, fetch, playlist_until
 from tests.test_streaming_passthrough import PW, server, whip_h264  # noqa: F401 (fixture)
 
 
-async def test_stopped_stream_plays_as_vod_with_chapters(server, tmp_path):  # noqa: F811
+async def test_stopped_stream_plays_as_vod_with_chapters(server):  # noqa: F811
     await server.create_room("lesson", PW)
     publisher, _ = await whip_h264(server, "lesson")
     admin = {"Authorization": f"Bearer {server.admin_key}"}
