@@ -171,6 +171,9 @@ _EDGE_SECONDS = ("body_timeout", "header_timeout", "ws_join_timeout", "whip_conn
 _LOGIN_COUNTS = ("login_max_failures", "login_room_max_failures", "login_in_flight", "password_workers")
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
 def _coerce(name: str, value: object) -> object:
     if name in ("port", "token_ttl", "max_session_age"):
         return int(value)
@@ -199,6 +202,10 @@ def _coerce(name: str, value: object) -> object:
         return int(value)
     if name == "live_requests_per_second":
         return float(value)
+    if name == "live_x264_preset":
+        if value not in X264_PRESETS:
+            raise ValueError(f"live_x264_preset must be one of {', '.join(X264_PRESETS)}")
+        return value
     if name == "live_size":
         width, _, height = str(value).partition("x")
         if not (width.isdigit() and height.isdigit()):
