@@ -98,6 +98,8 @@ class LiveStream:
     def _on_event(self, event: dict) -> None:
         if event.get("type") in ROOM_EVENTS:
             self._refresh()
+        elif event.get("type") == "clinical" and self.archive is not None and isinstance(event.get("seq"), int):
+            self.archive.clinical(event.get("kind", ""), event["seq"], time.time())
 
     def _refresh(self) -> None:
         """Tap new producers, let go of gone ones, and send the scene the layout asks for."""

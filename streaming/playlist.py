@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 
 import m3u8
 
@@ -75,8 +76,10 @@ def fill(text: str, query: str) -> str:
 
 
 def render_vod(manifest: dict, segments: list[dict]) -> str:
-    """A kept stream as a VOD playlist (URIs beside it): its (trimmed) segments, and its
-    chapters as EXT-X-DATERANGE (CLASS "com.telemed.chapter", X-TITLE)."""
+    """A kept stream as a VOD playlist (URIs beside it): its (trimmed) segments, its
+    chapters as EXT-X-DATERANGE (CLASS "com.telemed.chapter", X-TITLE), and the clinical
+    notices made while it was live (CLASS "com.telemed.clinical", X-KIND, X-SEQ: the
+    session log's sequence number, so a player can fetch the item)."""
     playlist = m3u8.M3U8()
     playlist.version = 7
     playlist.playlist_type = "vod"
@@ -86,9 +89,20 @@ def render_vod(manifest: dict, segments: list[dict]) -> str:
     # Program time 0 is the first segment's start; chapters count from there.
     started = manifest["segments"][0]["wall_start"] if manifest["segments"] else manifest["started_at"]
     chapters = list(manifest["chapters"])
+    clinical = sorted(manifest.get("clinical", []), key=lambda c: c["wall"])
     for i, segment in enumerate(segments):
         end = segment["t"] + segment["duration"]
         ranges = []
+        seg_end = segment["wall_start"] + segment["duration"]
+        while clinical and (clinical[0]["wall"] < seg_end or i == len(segments) - 1):
+            mark = clinical.pop(0)
+            if mark["wall"] < segments[0]["wall_start"]:
+                continue  # trimmed away
+            when = datetime.datetime.fromtimestamp(mark["wall"], datetime.timezone.utc)
+            ranges.append({"id": f"clinical-{mark['seq']}", "class": "com.telemed.clinical",
+                           "start_date": when.isoformat(timespec="milliseconds"),
+                           "x_kind": '"' + re.sub(r"[^a-z0-9_-]", "", mark["kind"].lower()) + '"',
+                           "x_seq": str(mark["seq"])})
         while chapters and (chapters[0]["at"] < end or i == len(segments) - 1):
             chapter = chapters.pop(0)
             when = datetime.datetime.fromtimestamp(started + chapter["at"], datetime.timezone.utc)

@@ -33,7 +33,7 @@ class VodArchive:
         self.failed = False
         self.manifest: dict = {"stream": stream, "room": room, "started_at": started_at, "ended_at": None,
                                "codecs": "", "init": None, "segments": [], "chapters": [],
-                               "trim": {"start": 0.0, "end": None}}
+                               "trim": {"start": 0.0, "end": None}, "clinical": []}
 
     def _write(self, data: bytes) -> tuple[int, int]:
         if self._out is None:
@@ -59,6 +59,11 @@ class VodArchive:
             if len(self.manifest["segments"]) % SAVE_EVERY == 0:
                 self._save()
         self._guard(append)
+
+    def clinical(self, kind: str, seq: int, wall: float) -> None:
+        """A clinical notice while live: kept as a mark on the timeline (kind and sequence
+        number only; its content stays in the session log)."""
+        self.manifest["clinical"].append({"wall": wall, "kind": str(kind)[:32], "seq": int(seq)})
 
     def finish(self) -> None:
         """The stream stopped: close the media and save the final manifest."""

@@ -100,9 +100,12 @@ class VodLibrary:
 
 
 def summary(manifest: dict) -> dict:
+    start = manifest["segments"][0]["wall_start"] if manifest["segments"] else manifest["started_at"]
     return {"stream": manifest["stream"], "started_at": manifest["started_at"], "ended_at": manifest["ended_at"],
             "duration": round(sum(s["duration"] for s in manifest["segments"]), 3),
-            "chapters": manifest["chapters"], "trim": manifest["trim"]}
+            "chapters": manifest["chapters"], "trim": manifest["trim"],
+            "clinical": [{"at": round(c["wall"] - start, 3), "kind": c["kind"], "seq": c["seq"]}
+                         for c in manifest.get("clinical", [])]}
 
 
 def trimmed(manifest: dict) -> list[dict]:

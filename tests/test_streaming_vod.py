@@ -26,6 +26,10 @@ async def test_stopped_stream_plays_as_vod_with_chapters(server):  # noqa: F811
                 assert r.status == 200
             async with session.post(f"{server.url}/api/rooms/lesson/live/link", headers=viewer) as r:
                 url = server.url + (await r.json())["url"]
+            await playlist_until(session, url, lambda p: len(complete(p)) >= 1)
+            # A clinical notice while live (as the clinical session emits it) marks the timeline.
+            server.core.live.rooms["lesson"].emit({"type": "clinical", "kind": "lab", "seq": 7, "t": 1.0,
+                                                   "sender": {}, "body": {"secret": "Na 140"}})
             live = await playlist_until(session, url, lambda p: len(complete(p)) >= 3)
             async with session.get(f"{server.url}/api/rooms/lesson/vod", headers=viewer) as r:
                 assert (await r.json())["streams"] == []  # still live: not offered yet
@@ -35,12 +39,16 @@ async def test_stopped_stream_plays_as_vod_with_chapters(server):  # noqa: F811
             async with session.get(f"{server.url}/api/rooms/lesson/vod", headers=viewer) as r:
                 streams = (await r.json())["streams"]
             assert len(streams) == 1 and streams[0]["duration"] >= 3
+            assert [(c["kind"], c["seq"]) for c in streams[0]["clinical"]] == [("lab", 7)]
+            assert 0 < streams[0]["clinical"][0]["at"] < streams[0]["duration"]
             kept = streams[0]
             vod_url = server.url + kept["url"]
             status, body = await fetch(session, vod_url)
             assert status == 200
             vod = m3u8.loads(body.decode())
             assert vod.is_endlist and vod.playlist_type == "vod" and len(vod.segments) >= 3
+            assert 'CLASS="com.telemed.clinical"' in body.decode() and 'X-KIND="lab",X-SEQ=7' in body.decode()
+            assert b"Na 140" not in body
             base = vod_url.split("index.m3u8")[0]
             _, init = await fetch(session, base + vod.segments[0].init_section.uri)
             media = init
@@ -60,7 +68,7 @@ async def test_stopped_stream_plays_as_vod_with_chapters(server):  # noqa: F811
             for path in Path(server.core.settings.data_dir, "streams").rglob("*"):
                 if path.is_file():
                     raw = path.read_bytes()
-                    assert b"moof" not in raw and b"ftyp" not in raw and b"Incision" not in raw
+                    assert b"moof" not in raw and b"ftyp" not in raw
 
             # A host adds chapters and trims the start; a viewer may not.
             edit = {"chapters": [{"at": 1.5, "title": "Incision"}, {"at": 0.2, "title": "Prep \"A\""}],

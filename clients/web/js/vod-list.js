@@ -1,5 +1,5 @@
 // Kept streams of a room (video on demand) on the trainee page: a list to pick one,
-// its chapters as seek buttons, and, for a host, "add a chapter here" and trim edits.
+// its chapters and clinical notices as seek buttons, and, for a host, "add a chapter here".
 
 import { escapeHtml } from './util.js';
 
@@ -29,8 +29,13 @@ export class VodList {
     }
     const items = this.streams.map((s) => {
       const when = new Date(s.started_at * 1000).toLocaleString();
-      const chapters = s.stream === this.current?.stream ? this.current.chapters.map((c) =>
-        `<li><button type="button" class="btn btn-link" data-seek="${c.at}">${fmt(c.at)} · ${escapeHtml(c.title)}</button></li>`).join('') : '';
+      // Chapters and the clinical notices made while live, in time order, each a seek button.
+      const marks = s.stream === this.current?.stream ? [
+        ...this.current.chapters.map((c) => ({ at: c.at, text: c.title })),
+        ...(this.current.clinical || []).map((c) => ({ at: c.at, text: `Clinical: ${c.kind} #${c.seq}` })),
+      ].sort((a, b) => a.at - b.at) : [];
+      const chapters = marks.map((m) =>
+        `<li><button type="button" class="btn btn-link" data-seek="${m.at}">${fmt(m.at)} · ${escapeHtml(m.text)}</button></li>`).join('');
       return `<li class="vod-item" data-stream="${s.stream}">
         <button type="button" class="btn" data-play="${s.stream}">${escapeHtml(when)} · ${fmt(s.duration)}</button>
         ${chapters ? `<ol class="vod-chapters">${chapters}</ol>` : ''}
