@@ -160,6 +160,7 @@ async def test_viewers_are_counted_and_a_flood_gets_429(tmp_path):
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{running.url}/api/rooms/lab/live", headers=headers) as r:
                 assert r.status == 200
+            await host.wait_event("live", timeout=60)  # the first part is cut
             viewer = await running.mint("lab", "viewer", identity="flooder")
             calm = await running.mint("lab", "viewer", identity="calm")
             statuses = [(await fetch(session, f"{running.url}/hls/lab/plain.m3u8",
