@@ -54,7 +54,7 @@ async def test_composited_program_follows_the_layout_and_is_refused_to_strangers
                                     headers={"Authorization": f"Bearer {host_token}"}) as r:
                 assert r.status == 200, await r.text()
                 assert (await r.json())["live"]["state"] == "started"
-            notice = await host.wait_event("live")
+            notice = await host.wait_event("live", timeout=60)  # with the first part
             assert notice["state"] == "started" and notice["viewers"] == 0
             late = await Client.join(server.url, await server.token("or", PW, role="viewer"))
             assert late.info["live"]["state"] == "started"
