@@ -16,7 +16,8 @@ player does what hls.js does at the live edge: it requests the preload-hinted pa
 hint (_HLS_msn/_HLS_part). A part's existence is taken as the moment the first player
 had it (all players wait on it); the delay of every other player is measured from
 there, on one monotonic clock. The players' own event loops (Python, on the same
-cores) are part of that delay. Reports p50/p95/p99 and the server's CPU in cores.
+cores) are part of that delay. Reports p50/p95/p99 and the server's CPU in cores, and
+before the players, what going live adds to the server's CPU (passthrough).
 Writes benchmarks/results/hls.json.
 """
 
@@ -249,8 +250,17 @@ async def players_run(args: argparse.Namespace) -> dict:
                 token = (await r.json())["token"]
             pc = await publish_h264(f"{url}/whip/bench", token)
             await asyncio.sleep(2)
+            # What going live adds: the server's CPU with the publisher alone, then live
+            # (passthrough, no players yet), over the same span.
+            cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+            await asyncio.sleep(args.seconds / 2)
+            before = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
             async with session.post(f"{url}/api/rooms/bench/live", headers=headers) as r:
                 live = await r.json()
+            await asyncio.sleep(2)
+            cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+            await asyncio.sleep(args.seconds / 2)
+            added = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0) - before
             async with session.post(f"{url}/api/rooms/bench/live/link", headers=headers) as r:
                 link = (await r.json())["url"]
         query = link.split("?", 1)[1]
@@ -277,6 +287,7 @@ async def players_run(args: argparse.Namespace) -> dict:
             first[key] = min(first.get(key, t), t)
         delays = [(t - first[key]) * 1000 for key, t in delivered]
         return {"players": args.players, "mode": live["live"].get("mode"), "wall_s": round(wall, 2),
+                "live_added_cpu_cores": round(added, 4), "publisher_only_cpu_cores": round(before, 4),
                 "server_cpu_cores": round(cpu / wall, 3), "parts_delivered": len(delays),
                 "part_delivery_ms": {"p50": round(percentile(delays, 50), 1), "p95": round(percentile(delays, 95), 1),
                                      "p99": round(percentile(delays, 99), 1),
@@ -294,6 +305,8 @@ async def players_run(args: argparse.Namespace) -> dict:
 def players(args: argparse.Namespace) -> dict:
     result = asyncio.run(players_run(args))
     d = result["part_delivery_ms"]
+    print(f"going live ({result['mode']}, 720p30 H264 ~2 Mbit/s) adds {result['live_added_cpu_cores']} cores "
+          f"(publisher alone: {result['publisher_only_cpu_cores']})")
     print(f"{result['players']} LL-HLS players ({result['mode']}): server {result['server_cpu_cores']} cores, "
           f"part existence -> delivery p50 {d['p50']} ms, p95 {d['p95']} ms, p99 {d['p99']} ms "
           f"({result['parts_delivered']} parts delivered)")
