@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
@@ -14,6 +15,7 @@ from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
+from vault import KeyRing
 
 from .config import Settings
 from .metrics import Metrics
@@ -27,6 +29,9 @@ class Server:
         self.store = open_room_store(settings.room_store)
         self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
         self.login_limiter = AttemptLimiter()
+        self.keyring = KeyRing.load(settings.master_key,
+                                    settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
+                                    settings.previous_master_keys)
         pacs = None
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
