@@ -35,6 +35,8 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     master_key_file: str | None = None
     previous_master_keys: list[str] = field(default_factory=list, repr=False)
+    # replay (signaling/recording_media.py)
+    recording_link_ttl: int = 1800
 
 
 HELP = {
@@ -67,6 +69,9 @@ HELP = {
                        "(default <data_dir>/keys/master.key; keep a copy apart from the data)",
     "previous_master_keys": "comma-separated base64 master keys that still unwrap data keys "
                             "while they are re-wrapped under the new one (key rotation)",
+    # replay
+    "recording_link_ttl": "seconds a replay's signed media links stay valid (default 1800; "
+                          "the replay page renews expired ones with its token)",
 }
 
 
@@ -89,6 +94,11 @@ def _coerce(name: str, value: object) -> object:
         return _pacs_url(value)
     if name == "previous_master_keys":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if name == "recording_link_ttl":
+        ttl = int(value)
+        if not 60 <= ttl <= 86400:
+            raise ValueError("recording_link_ttl must be 60..86400 seconds")
+        return ttl
     return value
 
 
