@@ -1,6 +1,8 @@
 """HTTP access to a recording's media and clinical record, for the replay page.
 
-    GET /api/rooms/{room}/recordings/{id}/links              signed links to every track
+    GET /api/rooms/{room}/recordings                         the room's recordings
+    GET /api/rooms/{room}/recordings/{id}                    the manifest, tracks with signed links
+    GET /api/rooms/{room}/recordings/{id}/links              fresh signed links to every track
     GET /api/rooms/{room}/recordings/{id}/tracks/{track}     the track, decrypted, with Range
     GET /api/rooms/{room}/recordings/{id}/clinical           session-log entries up to its end
 
@@ -95,6 +97,18 @@ def _object(recording_id: str, track_id: str) -> str:
 def routes(server: Server) -> list[web.RouteDef]:
     media = RecordingMedia(server)
 
+    async def manifest(request: web.Request) -> web.Response:
+        room, recording_id = request.match_info["room"], request.match_info["id"]
+        actor = await media.authorize(request, room)
+        found = await media.manifest(room, recording_id)
+        await media.audit(actor, "open", f"recording/{recording_id}", room, what="manifest")
+        return web.json_response(media.with_links(room, found, actor["actor"]))
+
+    async def listing(request: web.Request) -> web.Response:
+        room = request.match_info["room"]
+        await media.authorize(request, room)
+        return web.json_response({"recordings": await server.recordings.list(room)})
+
     async def links(request: web.Request) -> web.Response:
         room, recording_id = request.match_info["room"], request.match_info["id"]
         actor = await media.authorize(request, room)
@@ -149,6 +163,8 @@ def routes(server: Server) -> list[web.RouteDef]:
                                   "entries": entries})
 
     return [
+        web.get("/api/rooms/{room}/recordings", listing),
+        web.get("/api/rooms/{room}/recordings/{id}", manifest),
         web.get("/api/rooms/{room}/recordings/{id}/links", links),
         web.get("/api/rooms/{room}/recordings/{id}/tracks/{track}", track),
         web.get("/api/rooms/{room}/recordings/{id}/clinical", clinical),

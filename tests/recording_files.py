@@ -72,6 +72,9 @@ class Shelf:
     manifests: dict[tuple[str, str], dict] = field(default_factory=dict)
     plain: dict[str, bytes] = field(default_factory=dict)  # track id -> what was encrypted
 
+    async def list(self, room: str) -> list[dict]:
+        return [m for (r, _), m in self.manifests.items() if r == room]
+
     async def manifest(self, room: str, recording_id: str) -> dict | None:
         return self.manifests.get((room, recording_id))
 
