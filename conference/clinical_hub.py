@@ -133,6 +133,16 @@ class ClinicalHub:
         entries = await asyncio.to_thread(_read_entries, self.room_dir(room, record.created_at))
         return [e for e in entries if to_seq is None or e["seq"] <= to_seq]
 
+    async def ecg_recording(self, room: str, entry: dict[str, Any]) -> Path | None:
+        """The file an ``ecg-announce`` log entry of ``room`` recorded its frames into."""
+        record = await self.rooms.get(room)
+        name = entry.get("body", {}).get("recording") if entry.get("kind") == "ecg-announce" else None
+        if record is None or not isinstance(name, str):
+            return None
+        directory = self.room_dir(room, record.created_at).resolve()
+        path = (directory / name).resolve()
+        return path if path.is_relative_to(directory) and path.is_file() else None
+
     async def close(self) -> None:
         for session in list(self.sessions.values()):
             session.close()

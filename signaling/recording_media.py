@@ -5,6 +5,8 @@
     GET /api/rooms/{room}/recordings/{id}/links              fresh signed links to every track
     GET /api/rooms/{room}/recordings/{id}/tracks/{track}     the track, decrypted, with Range
     GET /api/rooms/{room}/recordings/{id}/clinical           session-log entries up to its end
+    GET /api/rooms/{room}/recordings/{id}/ecg/{seq}          the frames of the ECG stream that
+                                                             log entry ``seq`` announced
 
 A browser's <video> cannot send an Authorization header, so media is opened through
 short-lived signed links (``?who&exp&sig``, conference/signed_urls.py) that the manifest
@@ -162,8 +164,27 @@ def routes(server: Server) -> list[web.RouteDef]:
         return web.json_response({"from_seq": span.get("from_seq"), "to_seq": span.get("to_seq"),
                                   "entries": entries})
 
+    async def ecg(request: web.Request) -> web.StreamResponse:
+        room, recording_id = request.match_info["room"], request.match_info["id"]
+        actor = await media.authorize(request, room)
+        manifest = await media.manifest(room, recording_id)
+        try:
+            seq = int(request.match_info["seq"])
+        except ValueError:
+            raise HttpError(404, "not-found", "no such ECG stream in this recording") from None
+        to_seq = (manifest.get("session_log") or {}).get("to_seq")
+        entries = await server.clinical.log_entries(room, to_seq)
+        entry = next((e for e in entries if e["seq"] == seq), None)
+        path = await server.clinical.ecg_recording(room, entry) if entry else None
+        if path is None:
+            raise HttpError(404, "not-found", "no such ECG stream in this recording")
+        await media.audit(actor, "open", f"ecg/{seq}", room, recording=recording_id)
+        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
+                                               "Cache-Control": "private, no-store"})
+
     return [
         web.get("/api/rooms/{room}/recordings", listing),
+        web.get("/api/rooms/{room}/recordings/{id}/ecg/{seq}", ecg),
         web.get("/api/rooms/{room}/recordings/{id}", manifest),
         web.get("/api/rooms/{room}/recordings/{id}/links", links),
         web.get("/api/rooms/{room}/recordings/{id}/tracks/{track}", track),

@@ -17,6 +17,8 @@ import numpy as np
 from vault import EncryptedWriter, KeyRing
 
 FPS = 15
+# As the recorder writes: the muxer's live mode, no cues, no duration, short clusters.
+LIVE = {"live": "1", "cluster_time_limit": "500"}
 
 
 def webm_video(seconds: float, width: int = 320, height: int = 240) -> bytes:
@@ -24,7 +26,7 @@ def webm_video(seconds: float, width: int = 320, height: int = 240) -> bytes:
     file spans several vault chunks."""
     rng = np.random.default_rng(7)
     out = io.BytesIO()
-    with av.open(out, "w", format="webm") as container:
+    with av.open(out, "w", format="webm", options=LIVE) as container:
         stream = container.add_stream("libvpx", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"deadline": "realtime", "cpu-used": "8"}
@@ -43,7 +45,7 @@ def webm_video(seconds: float, width: int = 320, height: int = 240) -> bytes:
 def webm_audio(seconds: float) -> bytes:
     """A 440 Hz tone, Opus in WebM."""
     out = io.BytesIO()
-    with av.open(out, "w", format="webm") as container:
+    with av.open(out, "w", format="webm", options=LIVE) as container:
         stream = container.add_stream("libopus", rate=48000)
         stream.layout = "mono"
         samples = 960

@@ -73,3 +73,11 @@ export function recordingLinks(room, id, token) {
 export function recordingClinical(room, id, token) {
   return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/clinical`, undefined, authorized(token));
 }
+
+// The frames of a recorded ECG stream (replay-ecg.js parses them).
+export async function recordingEcg(room, id, seq, token) {
+  const response = await fetch(`api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/ecg/${seq}`,
+    { headers: authorized(token) });
+  if (!response.ok) throw new ApiError(response.status, `ECG recording unavailable (${response.status})`);
+  return response.arrayBuffer();
+}

@@ -68,6 +68,7 @@ export class ReplayClock extends EventTarget {
       if (this.covers(m, this.time)) m.el.currentTime = this.time - m.start;
     }
     this.tick();
+    this.dispatchEvent(new CustomEvent('seek'));
     this._emit();
   }
 

@@ -120,7 +120,7 @@ export function clinicalStateAt(entries, t) {
         }
       }
     } else if (x.kind === 'ecg-announce') {
-      ecg.set(`${x.sender}|${x.body.stream_id}`, { ...x.body, ...stamp });
+      ecg.set(`${x.sender}|${x.body.stream_id}`, { ...x.body, ...stamp, at: x.at });
     } else if (x.kind === 'ecg-end') {
       ecg.delete(`${x.sender}|${x.body.stream_id}`);
     }

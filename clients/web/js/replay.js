@@ -9,9 +9,10 @@
 // in the link). Media plays from short-lived signed links the manifest hands out,
 // with Range requests, so seeking fetches only what it needs.
 
-import { ApiError, getRecording, listRecordings, recordingClinical, recordingLinks } from './api.js';
+import { ApiError, getRecording, listRecordings, recordingClinical, recordingEcg, recordingLinks } from './api.js';
 import { mountClinicalPanel } from './clinical-panel.js';
 import { ReplayClock } from './replay-clock.js';
+import { ReplayEcg } from './replay-ecg.js';
 import { clinicalStateAt, duration, formatTime, layoutAt, markers, placeEntries, roomAt } from './replay-model.js';
 import { ReplayStage } from './replay-stage.js';
 import { ReplayTimeline } from './replay-timeline.js';
@@ -100,9 +101,12 @@ class ReplayApp {
     this.feed.freshToken = async () => this.token;
     this.panel = $('#clinical-panel');
     mountClinicalPanel(this.panel, { session: this.feed, room, canShare: false });
+    this.ecg = new ReplayEcg(this.feed, (seq) => recordingEcg(room, recordingId, seq, this.token));
+    this.seeked = true;
     this.timeline = new ReplayTimeline($('#replay-controls'), this.clock, markers(manifest, this.entries));
     $('#replay-body').hidden = false;
     $('#replay-controls').hidden = false;
+    this.clock.addEventListener('seek', () => { this.seeked = true; });
     this.clock.addEventListener('change', () => this.update());
     this.clock.seek(0);
     this.loop = this.loop.bind(this);
@@ -121,6 +125,13 @@ class ReplayApp {
     this.timeline.update();
     const state = clinicalStateAt(this.entries, t);
     const key = `${state.seq}|${state.dicom.length}|${state.labs.length}|${state.ecg_streams.length}`;
+    const seeked = this.seeked;
+    this.seeked = false;
+    if (seeked && state.ecg_streams.length) {
+      // Fresh strips: a strip's trace only moves forward.
+      this.feed.dispatchEvent(new CustomEvent('data', { detail: { ...state, ecg_streams: [] } }));
+      this.clinicalKey = '';
+    }
     if (key !== this.clinicalKey) {
       this.clinicalKey = key;
       this.feed.dispatchEvent(new CustomEvent('data', { detail: state }));
@@ -132,6 +143,7 @@ class ReplayApp {
       }
       this.shownSeq = latest ? latest.seq : -1;
     }
+    this.ecg.advance(state.ecg_streams, t, seeked);
   }
 
   // A signed link expired (or the file grew past what the element knew): fresh
