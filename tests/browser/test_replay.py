@@ -38,8 +38,12 @@ async def test_replay_plays_in_sync_and_jumps_to_the_lab(server, people, screens
         {"t": 4.0, "type": "clinical", "kind": "lab", "seq": notice["seq"], "body": {"results": notice["results"]}},
     ]
     host = await server.token(ROOM, PASSWORD, "host", "Dr. Host")
-    page = await (await people("host")).page(
-        f"{server.url}/replay.html?room={ROOM}&recording={manifest['id']}#token={host}")
+    # The room's recordings, for its host; one opens.
+    page = await (await people("host")).page(f"{server.url}/replay.html?room={ROOM}#token={host}")
+    item = page.locator(f'.recording-item[data-id="{manifest["id"]}"]')
+    await expect(item).to_contain_text("started by Dr. A")
+    await item.click()
+    await page.wait_for_url(f"**recording={manifest['id']}")
 
     await wait_for(page, STATS)
     # Before the lab was shared, the panel has none.

@@ -3,7 +3,8 @@
 // shown from `joined`, so a late joiner sees it at once, and kept current by the
 // server's `recording` notices; each change is also announced in a toast.
 //
-// mountRecordingIndicator(slot, session): `slot` is an element in the top bar.
+// mountRecordingIndicator(slot, session, room): `slot` is an element in the top bar.
+// Hosts also get a link there to the room's recordings (replay.html).
 
 import { toast } from './util.js';
 
@@ -12,7 +13,7 @@ export function recorderName(by) {
   return typeof by === 'string' ? by : by.name || by.identity || 'someone';
 }
 
-export function mountRecordingIndicator(slot, session) {
+export function mountRecordingIndicator(slot, session, room) {
   const el = document.createElement('span');
   el.className = 'rec-indicator';
   el.id = 'rec-indicator';
@@ -45,5 +46,16 @@ export function mountRecordingIndicator(slot, session) {
     }
   });
   show(session.recording);
+
+  const link = document.createElement('a');
+  link.className = 'btn btn-link';
+  link.id = 'recordings-link';
+  link.href = `replay.html?room=${encodeURIComponent(room)}`;
+  link.target = '_blank';
+  link.rel = 'noopener';
+  link.textContent = 'Recordings';
+  link.hidden = true;
+  slot.append(link);
+  session.addEventListener('state', () => { link.hidden = !session.me?.grants?.admin; });
   return el;
 }

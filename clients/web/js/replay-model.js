@@ -26,17 +26,12 @@ export function layoutAt(manifest, t) {
   return layout;
 }
 
-// Track ids muted at `t`, from `track-updated` ({track: {id, muted}}) or `mute`
-// ({track_id, muted}) events.
+// Track ids muted at `t`, from `mute` events ({track_id, muted}).
 function mutedAt(manifest, t) {
   const muted = new Set();
   for (const e of manifest.events || []) {
     if (e.t > t) break;
-    const id = e.track ? e.track.id : e.track_id;
-    const value = e.track ? e.track.muted : e.muted;
-    if ((e.type === 'track-updated' || e.type === 'mute') && id && typeof value === 'boolean') {
-      (value ? muted.add(id) : muted.delete(id));
-    }
+    if (e.type === 'mute') (e.muted ? muted.add(e.track_id) : muted.delete(e.track_id));
   }
   return muted;
 }
@@ -47,16 +42,20 @@ export function trackCovers(track, t) {
 
 // The room at `t` in the shapes layout.buildTiles takes: participants by peer id
 // and tracks by id. People are there while their tracks are, or between their
-// join and leave events.
+// join and leave events; trainees (viewers) and a seat's extra screens are not
+// shown, as in the room.
 export function roomAt(manifest, t) {
   const participants = new Map();
   const joined = new Map();
   for (const e of manifest.events || []) {
     if (e.t > t) break;
-    if (e.type === 'participant-joined' && e.participant) joined.set(e.participant.peer_id, e.participant);
-    if (e.type === 'participant-left') joined.delete(e.peer_id);
+    // `participant` lists who was there at the start, `join` who came later.
+    if (e.type === 'participant' || e.type === 'join') joined.set(e.peer_id, e);
+    if (e.type === 'leave') joined.delete(e.peer_id);
   }
-  for (const p of joined.values()) participants.set(p.peer_id, { role: 'participant', ...p });
+  for (const p of joined.values()) {
+    participants.set(p.peer_id, { peer_id: p.peer_id, identity: p.identity, name: p.name, role: p.role || 'participant', screen: p.screen });
+  }
   const muted = mutedAt(manifest, t);
   const tracks = new Map();
   for (const track of manifest.tracks || []) {

@@ -79,7 +79,7 @@ class RoomApp {
       label.textContent = 'Live · Trainee view (receive only)';
     }
     this.buildControls();
-    mountRecordingIndicator($('.topbar-right'), this.session);
+    mountRecordingIndicator($('.topbar-right'), this.session, room);
     this.chat = new ChatPanel({
       panel: $('#chat-panel'), log: $('#chat-log'), form: $('#chat-form'), input: $('#chat-input'),
       send: $('#chat-send'), session: this.session, onUnread: (n) => this.setBadge('ctl-chat', 'Chat', n, 'unread'),
