@@ -9,6 +9,7 @@ from typing import Any
 from rooms.layout import Layout
 
 MAX_PARTICIPANTS_LIMIT = 10_000
+RECORD_MODES = {"manual", "auto"}
 
 # Names end up in URLs, Redis keys and file paths, so keep them to a safe alphabet.
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -24,8 +25,11 @@ def validate_room_name(name: Any) -> str:
 class RoomSettings:
     require_deidentification: bool = False
     max_participants: int = 100
+    record: str = "manual"  # "auto": recorded from the first published track to the last leaver
 
     def __post_init__(self) -> None:
+        if self.record not in RECORD_MODES:
+            raise ValueError(f"record must be one of {sorted(RECORD_MODES)}")
         if not isinstance(self.require_deidentification, bool):
             raise ValueError("require_deidentification must be a boolean")
         mp = self.max_participants
@@ -36,7 +40,7 @@ class RoomSettings:
     def from_dict(cls, d: Any) -> RoomSettings:
         if not isinstance(d, dict):
             raise ValueError("room settings must be an object")
-        unknown = set(d) - {"require_deidentification", "max_participants"}
+        unknown = set(d) - {"require_deidentification", "max_participants", "record"}
         if unknown:
             raise ValueError(f"unknown room setting(s): {sorted(map(str, unknown))}")
         return cls(**d)
@@ -45,6 +49,7 @@ class RoomSettings:
         return {
             "require_deidentification": self.require_deidentification,
             "max_participants": self.max_participants,
+            "record": self.record,
         }
 
 

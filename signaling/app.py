@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
 
-from . import api, clinical_api, recording_media, whip, ws
+from . import api, clinical_api, recording_media, recordings_api, whip, ws
 from .config import Settings
 from .http_errors import error_middleware
 from .server import Server
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SERVER_KEY] = server
     app.add_routes(api.routes(server))
     app.add_routes(clinical_api.routes(server))
+    app.add_routes(recordings_api.routes(server))
     app.add_routes(recording_media.routes(server))
     app.add_routes([ws.route(server, app)])
     app.add_routes(whip.routes(sessions))
@@ -36,6 +38,13 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_get("/", index)
         app.router.add_get("/viewer.html", viewer)
         app.router.add_static("/", WEB_ROOT, show_index=False, follow_symlinks=False)
+
+    async def upkeep(app: web.Application):
+        expiry = asyncio.ensure_future(server.recordings.run_expiry())
+        yield
+        expiry.cancel()
+
+    app.cleanup_ctx.append(upkeep)
 
     async def shutdown(app: web.Application) -> None:
         await sessions.close()

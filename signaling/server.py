@@ -13,6 +13,7 @@ from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
+from recorder import RecordingManager
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 from vault import KeyRing
@@ -38,6 +39,8 @@ class Server:
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
         self.live = LiveRooms(self.clinical.open_session)
+        self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
+                                           settings.recording_retention_days)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
 
@@ -52,7 +55,10 @@ class Server:
         room = await self.store.get(claims.room)
         if room is None:
             raise ProtocolError("not-found", "the room no longer exists")
+        opened = room.name not in self.live.rooms
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
+        if opened:
+            self.recordings.follow(live, room.settings.record == "auto")
         if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
             old = live.peers[resume]
             old.notify({"type": "kicked", "reason": "resumed elsewhere"})
@@ -77,6 +83,7 @@ class Server:
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
+        await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)

@@ -26,8 +26,8 @@ class EncryptedReader(io.RawIOBase):
         self.path = os.fspath(path)
         self._fd: int | None = os.open(self.path, os.O_RDONLY)
         try:
-            wrapped, self._prefix = fmt.parse_header(os.pread(self._fd, fmt.HEADER_BYTES, 0))
-            self._aead = AESGCM(ring.unwrap(wrapped))
+            self.wrapped, self._prefix = fmt.parse_header(os.pread(self._fd, fmt.HEADER_BYTES, 0))
+            self._aead = AESGCM(ring.unwrap(self.wrapped))
         except BaseException:
             self.close()
             raise

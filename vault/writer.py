@@ -66,6 +66,13 @@ class EncryptedWriter:
             self._seal(bytes(self._buffer), 0)
             self._buffer.clear()
 
+    def sync(self) -> None:
+        """fsync now, whatever the policy (a caller may do it off its event loop; it must
+        not close the writer meanwhile)."""
+        fd = self._fd
+        if fd is not None:
+            os.fsync(fd)
+
     def close(self) -> None:
         """Seal the rest as the final chunk (so readers know the stream is whole) and close."""
         if self._fd is None:
