@@ -1,209 +1,163 @@
 """HTTP access to a recording's media and clinical record, for the replay page.
 
-    GET /api/rooms/{room}/recordings                         the room's recordings
-    GET /api/rooms/{room}/recordings/{id}                    the manifest, tracks with signed links
     GET /api/rooms/{room}/recordings/{id}/links              fresh signed links to every track
     GET /api/rooms/{room}/recordings/{id}/tracks/{track}     the track, decrypted, with Range
     GET /api/rooms/{room}/recordings/{id}/clinical           session-log entries up to its end
     GET /api/rooms/{room}/recordings/{id}/ecg/{seq}          the frames of the ECG stream that
                                                              log entry ``seq`` announced
 
-A browser's <video> cannot send an Authorization header, so media is opened through
-short-lived signed links (``?who&exp&sig``, conference/signed_urls.py) that the manifest
-and ``links`` hand out to whoever may open the recording: a host token, a token with
-the ``access`` grant, or the admin key. A track is read through the vault by plaintext
+Who may open a recording is decided by ``recordings_api.recording_actor`` (the manifest
+route, which also hands out the track links, is there). A browser's <video> cannot send
+an Authorization header, so a track opens through a short-lived signed link
+(``?who&exp&sig``, recording_links.py). It is read through the vault by plaintext
 offset and streamed; nothing decrypted touches the disk.
 
-Every open is audited: issuing links and reading the clinical record each time, and
-each link's first media request (a player makes many Range requests per link).
+Every open is audited (``recording-open``): links, the clinical record and ECG each
+time, and each link's first media request (a player makes many Range requests per link).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Any
 
 from aiohttp import web
 
-from conference.signed_urls import SignatureError, UrlSigner
+from conference.signed_urls import SignatureError
+from recorder import Recording, RecordingError
 from vault import EncryptedReader, VaultError
 
-from .auth import bearer, claims_for, is_admin
 from .byte_range import RangeNotSatisfiable, requested_range
 from .http_errors import HttpError
+from .recording_links import track_links, track_object
+from .recordings_api import recording_actor
 from .server import Server
 
 PIECE = 256 * 1024  # bytes decrypted and sent at a time
 MEDIA_TYPES = {("webm", "video"): "video/webm", ("webm", "audio"): "audio/webm",
-               ("mkv", "video"): "video/x-matroska", ("matroska", "video"): "video/x-matroska",
-               ("mp4", "video"): "video/mp4", ("mp4", "audio"): "audio/mp4"}
+               ("matroska", "video"): "video/x-matroska", ("matroska", "audio"): "audio/x-matroska"}
 AUDITED_LINKS = 4096  # links whose first use is remembered, so each is audited once
 
 
 def media_type(track: dict) -> str:
-    return MEDIA_TYPES.get((track.get("container", "webm"), track.get("kind", "video")), "application/octet-stream")
+    return MEDIA_TYPES.get((track.get("container"), track.get("kind")), "application/octet-stream")
 
 
-class RecordingMedia:
-    """Who may open a recording, its signed links, and reading its tracks."""
+class _FirstUse:
+    """Signatures already seen, oldest forgotten first."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.links = UrlSigner(server.settings.secret, ttl=server.settings.recording_link_ttl)
-        self._audited: OrderedDict[str, None] = OrderedDict()
+    def __init__(self, size: int = AUDITED_LINKS) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._size = size
 
-    async def authorize(self, request: web.Request, room: str) -> dict[str, str]:
-        """The audit actor of a bearer that may open the room's recordings, else 401/403."""
-        if self.server.settings.admin_key and is_admin(self.server, request):
-            return {"actor": "admin", "via": "admin-key"}
-        claims = claims_for(self.server, bearer(request), room)
-        if not (claims.grants.admin or getattr(claims.grants, "access", False)):
-            raise HttpError(403, "forbidden", "only a host, or a token with the access grant, may open recordings")
-        return {"actor": claims.identity, "via": "token", "role": claims.role.value}
-
-    async def manifest(self, room: str, recording_id: str) -> dict:
-        manifest = await self.server.recordings.manifest(room, recording_id)
-        if manifest is None:
-            raise HttpError(404, "not-found", "no such recording in this room")
-        return manifest
-
-    def track_links(self, room: str, manifest: dict, who: str) -> dict[str, str]:
-        base = f"/api/rooms/{room}/recordings/{manifest['id']}/tracks"
-        return {t["id"]: f"{base}/{t['id']}?{self.links.query(room, _object(manifest['id'], t['id']), who)}"
-                for t in manifest.get("tracks", [])}
-
-    def with_links(self, room: str, manifest: dict, who: str) -> dict:
-        """The manifest as its reader gets it: each track carries its signed ``url``."""
-        links = self.track_links(room, manifest, who)
-        return {**manifest, "tracks": [{**t, "url": links[t["id"]]} for t in manifest.get("tracks", [])],
-                "links_expire_in": self.links.ttl}
-
-    async def audit(self, actor: dict[str, str], action: str, object_id: str, room: str, **details: Any) -> None:
-        details = {**actor, **details}
-        await self.server.clinical.auditor.record(details.pop("actor"), action, object_id, room, **details)
-
-    def first_use(self, signature: str) -> bool:
-        if signature in self._audited:
+    def __call__(self, signature: str) -> bool:
+        if signature in self._seen:
             return False
-        self._audited[signature] = None
-        while len(self._audited) > AUDITED_LINKS:
-            self._audited.popitem(last=False)
+        self._seen[signature] = None
+        while len(self._seen) > self._size:
+            self._seen.popitem(last=False)
         return True
 
 
-def _object(recording_id: str, track_id: str) -> str:
-    return f"recording/{recording_id}/{track_id}"
-
-
 def routes(server: Server) -> list[web.RouteDef]:
-    media = RecordingMedia(server)
+    manager = server.recordings
+    signer = server.recording_links
+    first_use = _FirstUse()
 
-    async def manifest(request: web.Request) -> web.Response:
+    def find(room: str, recording_id: str) -> Recording:
+        try:
+            return manager.get(room, recording_id)
+        except RecordingError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+
+    async def opened(request: web.Request) -> tuple[Recording, dict]:
         room, recording_id = request.match_info["room"], request.match_info["id"]
-        actor = await media.authorize(request, room)
-        found = await media.manifest(room, recording_id)
-        await media.audit(actor, "open", f"recording/{recording_id}", room, what="manifest")
-        return web.json_response(media.with_links(room, found, actor["actor"]))
+        by = recording_actor(server, request, room)
+        return find(room, recording_id), by
 
-    async def listing(request: web.Request) -> web.Response:
-        room = request.match_info["room"]
-        await media.authorize(request, room)
-        return web.json_response({"recordings": await server.recordings.list(room)})
+    def clinical_span(recording: Recording) -> tuple[int | None, int | None]:
+        span = recording.describe().get("session_log") or {}
+        # While it runs the log keeps growing: everything so far.
+        to_seq = None if recording.state == "recording" else span.get("to_seq")
+        return span.get("from_seq"), to_seq
 
     async def links(request: web.Request) -> web.Response:
-        room, recording_id = request.match_info["room"], request.match_info["id"]
-        actor = await media.authorize(request, room)
-        manifest = await media.manifest(room, recording_id)
-        await media.audit(actor, "open", f"recording/{recording_id}", room, what="links")
-        return web.json_response({"tracks": media.track_links(room, manifest, actor["actor"]),
-                                  "expires_in": media.links.ttl})
+        recording, by = await opened(request)
+        await manager.opened(recording, by, what="links")
+        return web.json_response({"tracks": track_links(signer, recording.room, recording.describe(), by["identity"]),
+                                  "expires_in": signer.ttl})
 
     async def track(request: web.Request) -> web.StreamResponse:
         room, recording_id, track_id = (request.match_info[k] for k in ("room", "id", "track"))
-        object_id = _object(recording_id, track_id)
         if "sig" in request.query:
             try:
-                who = media.links.verify(room, object_id, request.query)
+                who = signer.verify(room, track_object(recording_id, track_id), request.query)
             except SignatureError as exc:
                 raise HttpError(403, "forbidden", str(exc)) from None
-            actor, audit = {"actor": who, "via": "link"}, media.first_use(request.query["sig"])
+            by, audit = {"identity": who, "name": who}, first_use(request.query["sig"])
         else:
-            actor, audit = await media.authorize(request, room), True
-        manifest = await media.manifest(room, recording_id)
-        described = next((t for t in manifest.get("tracks", []) if t["id"] == track_id), None)
-        path = server.recordings.track_path(room, recording_id, track_id) if described else None
-        if path is None:
+            by, audit = recording_actor(server, request, room), True
+        recording = find(room, recording_id)
+        described = next((t for t in recording.describe()["tracks"] if t["id"] == track_id), None)
+        if described is None:
             raise HttpError(404, "not-found", "no such track in this recording")
         try:
-            reader = await asyncio.to_thread(EncryptedReader, path, server.keyring)
+            reader = await asyncio.to_thread(EncryptedReader, recording.directory / described["file"], server.keyring)
         except FileNotFoundError:
-            raise HttpError(404, "not-found", "this track has no media yet") from None
+            raise HttpError(404, "not-found", "this track's file is gone") from None
         except VaultError as exc:
             raise HttpError(409, f"vault-{exc.code}", "the track cannot be decrypted") from None
         try:
             if audit:
-                await media.audit(actor, "open", object_id, room, range=request.headers.get("Range"))
+                await manager.opened(recording, by, what=f"track {track_id}")
             return await _send(request, reader, media_type(described))
         finally:
             reader.close()
 
     async def clinical(request: web.Request) -> web.Response:
-        room, recording_id = request.match_info["room"], request.match_info["id"]
-        actor = await media.authorize(request, room)
-        manifest = await media.manifest(room, recording_id)
-        span = manifest.get("session_log") or {}
-        entries = await server.clinical.log_entries(room, span.get("to_seq"))
+        recording, by = await opened(request)
+        from_seq, to_seq = clinical_span(recording)
+        entries = await server.clinical.log_entries(recording.room, to_seq)
         for entry in entries:
             if entry["kind"] == "dicom":
                 # The objects open through the room's own object routes and links.
                 entry["body"] = {**entry["body"], **server.clinical.links.object_links(
-                    room, entry["body"]["sha256"], actor["actor"])}
-        await media.audit(actor, "open", f"recording/{recording_id}", room, what="clinical",
-                          entries=len(entries))
-        return web.json_response({"from_seq": span.get("from_seq"), "to_seq": span.get("to_seq"),
-                                  "entries": entries})
+                    recording.room, entry["body"]["sha256"], by["identity"])}
+        await manager.opened(recording, by, what="clinical")
+        return web.json_response({"from_seq": from_seq, "to_seq": to_seq, "entries": entries})
 
     async def ecg(request: web.Request) -> web.StreamResponse:
-        room, recording_id = request.match_info["room"], request.match_info["id"]
-        actor = await media.authorize(request, room)
-        manifest = await media.manifest(room, recording_id)
-        try:
-            seq = int(request.match_info["seq"])
-        except ValueError:
-            raise HttpError(404, "not-found", "no such ECG stream in this recording") from None
-        to_seq = (manifest.get("session_log") or {}).get("to_seq")
-        entries = await server.clinical.log_entries(room, to_seq)
-        entry = next((e for e in entries if e["seq"] == seq), None)
-        path = await server.clinical.ecg_recording(room, entry) if entry else None
+        recording, by = await opened(request)
+        seq = request.match_info["seq"]
+        entries = await server.clinical.log_entries(recording.room, clinical_span(recording)[1])
+        entry = next((e for e in entries if str(e["seq"]) == seq), None)
+        path = await server.clinical.ecg_recording(recording.room, entry) if entry else None
         if path is None:
             raise HttpError(404, "not-found", "no such ECG stream in this recording")
-        await media.audit(actor, "open", f"ecg/{seq}", room, recording=recording_id)
+        await manager.opened(recording, by, what=f"ecg {seq}")
         return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
                                                "Cache-Control": "private, no-store"})
 
+    base = "/api/rooms/{room}/recordings/{id}"
     return [
-        web.get("/api/rooms/{room}/recordings", listing),
-        web.get("/api/rooms/{room}/recordings/{id}/ecg/{seq}", ecg),
-        web.get("/api/rooms/{room}/recordings/{id}", manifest),
-        web.get("/api/rooms/{room}/recordings/{id}/links", links),
-        web.get("/api/rooms/{room}/recordings/{id}/tracks/{track}", track),
-        web.get("/api/rooms/{room}/recordings/{id}/clinical", clinical),
+        web.get(base + "/links", links),
+        web.get(base + "/tracks/{track}", track),
+        web.get(base + "/clinical", clinical),
+        web.get(base + "/ecg/{seq}", ecg),
     ]
 
 
 async def _send(request: web.Request, reader: EncryptedReader, content_type: str) -> web.StreamResponse:
     size = reader.size
-    headers = {"Accept-Ranges": "bytes", "Content-Type": content_type,
-               # Patient data: never in a shared cache.
-               "Cache-Control": "private, no-store"}
     try:
         wanted = requested_range(request, size)
     except RangeNotSatisfiable:
         raise HttpError(416, "range-not-satisfiable", f"the track holds {size} bytes",
                         {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}) from None
     start, stop = wanted or (0, size)
-    response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
+    response = web.StreamResponse(status=206 if wanted else 200, headers={
+        "Accept-Ranges": "bytes", "Content-Type": content_type,
+        "Cache-Control": "private, no-store"})  # patient data: never in a shared cache
     if wanted:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
     response.content_length = stop - start
@@ -214,7 +168,7 @@ async def _send(request: web.Request, reader: EncryptedReader, content_type: str
     while offset < stop:
         piece = await asyncio.to_thread(reader.read_at, offset, min(PIECE, stop - offset))
         if not piece:
-            break  # cannot happen for complete chunks; never send past what exists
+            break  # only complete chunks count in size; never send past them
         await response.write(piece)
         offset += len(piece)
     await response.write_eof()

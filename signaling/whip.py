@@ -65,7 +65,25 @@ class HttpSessions:
         peer.on_connection_lost = lambda: asyncio.ensure_future(self.stop(peer.id))
         location = f"/{kind}/{room}/{peer.id}"
         return web.Response(status=201, text=answer["sdp"], content_type="application/sdp",
-                            headers={"Location": location, "ETag": f'"{peer.id}"'})
+                            headers={"Location": location, "ETag": f'"{peer.id}"',
+                                     **self._recording_headers(room, location)})
+
+    def _recording_headers(self, room: str, location: str) -> dict[str, str]:
+        """Consent: whether the room is being recorded (RFC 8941 boolean), and where to
+        keep asking (docs/signaling.md, "Everyone knows when the room is recorded")."""
+        recording = self.server.recordings.active(room)
+        return {"Recording": f'?1;id="{recording.id}"' if recording else "?0",
+                "Link": f'<{location}/recording>; rel="urn:telemed:recording"'}
+
+    async def recording(self, request: web.Request) -> web.Response:
+        """The room's recording state for an HTTP-only session, cheap to poll with ETag."""
+        peer = self._session(request)
+        recording = self.server.recordings.active(peer.room.name)
+        etag = f'"{recording.id if recording else "none"}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.json_response({"recording": recording.announcement() if recording else None},
+                                 headers={"ETag": etag, "Cache-Control": "no-cache"})
 
     def _whep_subscriptions(self, peer: Peer, media: list) -> dict[str, str]:
         wanted = {p.kind: p for p in peer.room.main_producers()}
@@ -150,4 +168,6 @@ def routes(sessions: HttpSessions) -> list[web.RouteDef]:
         web.patch("/whep/{room}/{session}", sessions.patch),
         web.delete("/whip/{room}/{session}", sessions.delete),
         web.delete("/whep/{room}/{session}", sessions.delete),
+        web.get("/whip/{room}/{session}/recording", sessions.recording),
+        web.get("/whep/{room}/{session}/recording", sessions.recording),
     ]

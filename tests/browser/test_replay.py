@@ -1,85 +1,106 @@
-"""Replay in Chromium: a recording's tracks play in step, the layout follows the
-recorded one, and the lab marker jumps to the moment the lab was shared and shows it."""
+"""Replay in Chromium of a real recording (an aiortc publisher's camera and
+microphone; a layout change, a live ECG and a lab shared while it ran): the tracks
+play in step, the layout follows the recorded one, the ECG strip is redrawn, and the
+lab marker jumps to the moment the lab was shared and shows it."""
 
 from __future__ import annotations
 
 from playwright.async_api import expect
 
+from telemed_client import Client
 from telemed_client.ecg_sources import synthetic
-from tests.clinical_peers import PASSWORD, close, join, potassium
-from tests.recording_files import Shelf
+from tests.clinical_peers import PASSWORD, close, join
+from tests.test_recording_media import ROOM, record, share_lab
 
 from .conftest import wait_for
 from .test_clinical import ECG_PIXELS
 
-ROOM = "replay-browser"
-
-CANVAS_READY = "(document.querySelector('.ecg-stream canvas')?.width > 0)"
 STATS = "window.telemedReplay && window.telemedReplay.clock ? window.telemedReplay.stats() : null"
+CANVAS_READY = "(document.querySelector('.ecg-stream canvas')?.width > 0)"
 
 
-async def test_replay_plays_in_sync_and_jumps_to_the_lab(server, people, screenshots, tmp_path):
+async def test_replay_of_a_real_recording(server, people, screenshots):
     await server.create_room(ROOM, PASSWORD)
-    shelf = Shelf(tmp_path / "recordings", server.core.keyring)
-    server.core.recordings = shelf
-    sharer = await join(server, ROOM, "Ambulance 7", role="device")
+    host_token = await server.token(ROOM, PASSWORD, "host", "Dr. Host")
+    host = await Client.join(server.url, host_token)
+    device = await join(server, ROOM, "Ambulance 7", role="device")
+
+    async def during() -> None:
+        video = next(t["id"] for t in host.tracks.values() if t["kind"] == "video")
+        await host.set_layout({"preset": "speaker", "main_track": video, "pip_tracks": []})
+        await device.stream_ecg(synthetic(3, 500, 2))  # announced, 2 s of frames, ended
+        await share_lab(server)
+
     try:
-        await sharer.stream_ecg(synthetic(3, 500, 2))  # logged as seq 1 (announce) and 2 (end)
-        notice = await sharer.send_fhir(potassium(6.4))
+        manifest = await record(server, host_token, seconds_of_video=2, during=during)
     finally:
-        await close(sharer)
-    manifest = shelf.add(ROOM, seconds=6, session_log={"from_seq": 1, "to_seq": notice["seq"]})
-    video = next(t["id"] for t in manifest["tracks"] if t["kind"] == "video")
-    manifest["events"] = [
-        {"t": 0.0, "type": "layout", "layout": {"preset": "grid", "main_track": None, "pip_tracks": []}},
-        {"t": 1.0, "type": "clinical", "kind": "ecg-announce", "seq": 1, "body": {}},
-        {"t": 2.0, "type": "layout", "layout": {"preset": "speaker", "main_track": video, "pip_tracks": []}},
-        {"t": 3.0, "type": "clinical", "kind": "ecg-end", "seq": 2, "body": {}},
-        {"t": 4.0, "type": "clinical", "kind": "lab", "seq": notice["seq"], "body": {"results": notice["results"]}},
-    ]
-    host = await server.token(ROOM, PASSWORD, "host", "Dr. Host")
+        await close(device)
+        await host.close()
+    events = manifest["events"]
+    lab_t = next(e["t"] for e in events if e["type"] == "clinical" and e["kind"] == "lab")
+    ecg_t = next(e["t"] for e in events if e["type"] == "clinical" and e["kind"] == "ecg-announce")
+    camera = next(t for t in manifest["tracks"] if t["kind"] == "video")
+    assert camera["start"] < lab_t < camera["end"]
+    layout_t = next(e["t"] for e in events if e["type"] == "layout" and e["layout"]["preset"] == "speaker")
+
     # The room's recordings, for its host; one opens.
-    page = await (await people("host")).page(f"{server.url}/replay.html?room={ROOM}#token={host}")
+    page = await (await people("host")).page(f"{server.url}/replay.html?room={ROOM}#token={host_token}")
     item = page.locator(f'.recording-item[data-id="{manifest["id"]}"]')
-    await expect(item).to_contain_text("started by Dr. A")
+    await expect(item).to_contain_text("started by Dr. Host")
     await item.click()
     await page.wait_for_url(f"**recording={manifest['id']}")
-
     await wait_for(page, STATS)
-    # Before the lab was shared, the panel has none.
-    await expect(page.locator("#clinical-panel .lab-table")).to_be_hidden()
     await expect(page.locator(".marker-lab")).to_have_count(1)
-    await expect(page.locator(".marker-layout")).to_have_count(1)
     await expect(page.locator(".marker-ecg")).to_have_count(1)
+    await expect(page.locator(".marker-layout")).to_have_count(1)
+    await expect(page.locator("#clinical-panel .lab-table")).to_be_hidden()  # not shared yet at 0:00
+    await expect(page.locator("#stage")).to_have_attribute("data-layout", "grid")
 
+    # It plays: the one clock advances, the video decodes frames, the audio follows.
     await page.click('[data-role="play"]')
-    # It plays: time advances on the one clock, the video decodes frames, and the
-    # audio follows the same timeline.
-    await wait_for(page, "window.telemedReplay.clock.time > 1.5")
+    await wait_for(page, f"window.telemedReplay.clock.time > {layout_t + 0.3}", timeout=30)
     stats = {s["kind"]: s for s in await page.evaluate("window.telemedReplay.stats()")}
     assert stats["video"]["framesDecoded"] > 5 and stats["video"]["videoWidth"] == 320
     assert stats["video"]["placed"] and not stats["video"]["hidden"]
     assert await page.evaluate("window.telemedReplay.clock.maxDrift()") < 0.5
-    # The recorded layout change at 2 s puts the camera on the main stage.
-    await wait_for(page, "document.querySelector('#stage').dataset.layout === 'speaker'")
+    # The layout changed while recording: the camera takes the main stage.
+    await expect(page.locator("#stage")).to_have_attribute("data-layout", "speaker")
     await page.click('[data-role="play"]')  # pause
 
-    # The ECG marker: the stream's strip, empty at its announce; a moment later the
-    # trace recorded up to then is drawn.
+    # The audio track plays on the same clock where it has sound.
+    audio = next(t for t in manifest["tracks"] if t["kind"] == "audio")
+    await page.locator("#replay-seek").fill(str(round(audio["start"] + 0.1, 1)))
+    await page.click('[data-role="play"]')
+    await wait_for(page, "window.telemedReplay.stats().find(s => s.kind === 'audio').currentTime > 0.2")
+    await page.click('[data-role="play"]')
+
+    # The ECG marker: the strip appears; a moment later the recorded trace is drawn.
     await page.locator(".marker-ecg").click()
     strip = page.locator("#clinical-panel .ecg-stream")
     await expect(strip).to_have_count(1)
     await expect(strip.locator("h3")).to_have_text("Ambulance 7")
     await wait_for(page, f"{CANVAS_READY} && true")
     blank = await page.evaluate(ECG_PIXELS)
-    await page.locator("#replay-seek").fill("2.5")  # a fresh strip: wait for its canvas too
+    await page.locator("#replay-seek").fill(str(ecg_t + 1.5))
     await wait_for(page, f"{CANVAS_READY} && ({ECG_PIXELS})() !== {blank}")
+
+    # The lab marker: the clock lands there and the lab shows.
     await page.locator(".marker-lab").click()
-    await wait_for(page, "Math.abs(window.telemedReplay.clock.time - 4.0) < 0.1")
+    await wait_for(page, f"Math.abs(window.telemedReplay.clock.time - {lab_t}) < 0.1")
     row = page.locator('#clinical-panel .lab-table tr[data-loinc="2823-3"]')
     await expect(row).to_be_visible()
     await expect(row).to_contain_text("6.4")
+    # Seeking decodes there too: the video stands at the lab's moment.
+    video = await wait_for(page, "window.telemedReplay.stats().find(s => s.kind === 'video' && s.placed && s.readyState >= 2"
+                                 f" && Math.abs(s.currentTime - ({lab_t} - {camera['start']})) < 0.1)")
+    assert video["videoWidth"] == 320
     await page.screenshot(path=str(screenshots / "replay-lab.png"))
+
+    # Speed: the tracks play at 2x.
+    await page.select_option('[data-role="speed"]', "2")
+    await page.click('[data-role="play"]')
+    await wait_for(page, "window.telemedReplay.stats().some(s => !s.paused && s.playbackRate >= 1.8)")
+    await page.click('[data-role="play"]')
 
     # Back to the start: the panel shows the state of that moment again.
     await page.locator("#replay-seek").fill("0")

@@ -145,10 +145,14 @@ export function markers(manifest, entries) {
       out.push({ t: x.at, kind: 'lab', seq: x.seq, label: `Lab: ${names}${who}` });
     } else if (x.kind === 'ecg-announce') out.push({ t: x.at, kind: 'ecg', seq: x.seq, label: `ECG${who}` });
   }
+  let previous = null; // the layout the recording starts with is no change
   for (const e of manifest.events || []) {
-    if (e.type === 'layout' && e.layout && e.t > 0) {
+    if (e.type !== 'layout' || !e.layout) continue;
+    const now = JSON.stringify([e.layout.preset, e.layout.main_track || null, e.layout.pip_tracks || []]);
+    if (previous !== null && now !== previous) {
       out.push({ t: e.t, kind: 'layout', label: `Layout: ${e.layout.preset}${e.layout.main_track ? ' · pinned' : ''}` });
     }
+    previous = now;
   }
   return out.sort((a, b) => a.t - b.t);
 }

@@ -167,7 +167,7 @@ class ReplayApp {
     return [...this.media.entries()].map(([id, el]) => {
       const quality = el.getVideoPlaybackQuality ? el.getVideoPlaybackQuality() : null;
       return {
-        trackId: id, kind: el.tagName.toLowerCase(), currentTime: el.currentTime, paused: el.paused,
+        trackId: id, kind: el.tagName.toLowerCase(), currentTime: el.currentTime, paused: el.paused, playbackRate: el.playbackRate,
         readyState: el.readyState, framesDecoded: quality ? quality.totalVideoFrames : null,
         videoWidth: el.videoWidth || 0, placed: !!el.closest('#stage'), hidden: el.hidden,
       };
