@@ -143,7 +143,7 @@ class ClinicalHub:
         return [e for e in entries if to_seq is None or e["seq"] <= to_seq]
 
     async def ecg_recording(self, room: str, entry: dict[str, Any]) -> Path | None:
-        """The file an ``ecg-announce`` log entry of ``room`` recorded its frames into."""
+        """The file (a vault stream) an ``ecg-announce`` log entry of ``room`` recorded its frames into."""
         record = await self.rooms.get(room)
         name = entry.get("body", {}).get("recording") if entry.get("kind") == "ecg-announce" else None
         if record is None or not isinstance(name, str):

@@ -10,7 +10,7 @@ Who may open a recording is decided by ``recordings_api.recording_actor`` (the m
 route, which also hands out the track links, is there). A browser's <video> cannot send
 an Authorization header, so a track opens through a short-lived signed link
 (``?who&exp&sig``, recording_links.py). It is read through the vault by plaintext
-offset and streamed; nothing decrypted touches the disk.
+offset and streamed, as are ECG recordings; nothing decrypted touches the disk.
 
 Every open is audited (``recording-open``): links, the clinical record and ECG each
 time, and each link's first media request (a player makes many Range requests per link).
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from pathlib import Path
 
 from aiohttp import web
 
 from conference.signed_urls import SignatureError
 from recorder import Recording, RecordingError
-from vault import EncryptedReader, VaultError
+from vault import EncryptedReader, KeyRing, VaultError
 
 from .byte_range import RangeNotSatisfiable, requested_range
 from .http_errors import HttpError
@@ -101,18 +102,10 @@ def routes(server: Server) -> list[web.RouteDef]:
         described = next((t for t in recording.describe()["tracks"] if t["id"] == track_id), None)
         if described is None:
             raise HttpError(404, "not-found", "no such track in this recording")
-        try:
-            reader = await asyncio.to_thread(EncryptedReader, recording.directory / described["file"], server.keyring)
-        except FileNotFoundError:
-            raise HttpError(404, "not-found", "this track's file is gone") from None
-        except VaultError as exc:
-            raise HttpError(409, f"vault-{exc.code}", "the track cannot be decrypted") from None
-        try:
-            if audit:
-                await manager.opened(recording, by, what=f"track {track_id}")
-            return await _send(request, reader, media_type(described))
-        finally:
-            reader.close()
+        if audit:
+            await manager.opened(recording, by, what=f"track {track_id}")
+        return await _send_decrypted(request, recording.directory / described["file"], server.keyring,
+                                     media_type(described))
 
     async def clinical(request: web.Request) -> web.Response:
         recording, by = await opened(request)
@@ -135,8 +128,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         if path is None:
             raise HttpError(404, "not-found", "no such ECG stream in this recording")
         await manager.opened(recording, by, what=f"ecg {seq}")
-        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
-                                               "Cache-Control": "private, no-store"})
+        return await _send_decrypted(request, path, server.clinical.ring, "application/octet-stream")
 
     base = "/api/rooms/{room}/recordings/{id}"
     return [
@@ -145,6 +137,19 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.get(base + "/clinical", clinical),
         web.get(base + "/ecg/{seq}", ecg),
     ]
+
+
+async def _send_decrypted(request: web.Request, path: Path, ring: KeyRing, content_type: str) -> web.StreamResponse:
+    try:
+        reader = await asyncio.to_thread(EncryptedReader, path, ring)
+    except FileNotFoundError:
+        raise HttpError(404, "not-found", "the file is gone") from None
+    except VaultError as exc:
+        raise HttpError(409, f"vault-{exc.code}", "the file cannot be decrypted") from None
+    try:
+        return await _send(request, reader, content_type)
+    finally:
+        reader.close()
 
 
 async def _send(request: web.Request, reader: EncryptedReader, content_type: str) -> web.StreamResponse:

@@ -88,7 +88,7 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
     await page.locator(".marker-lab").click()
     await wait_for(page, f"Math.abs(window.telemedReplay.clock.time - {lab_t}) < 0.1")
     row = page.locator('#clinical-panel .lab-table tr[data-loinc="2823-3"]')
-    await expect(row).to_be_visible()
+    await expect(row).to_be_in_viewport()
     await expect(row).to_contain_text("6.4")
     # Seeking decodes there too: the video stands at the lab's moment.
     video = await wait_for(page, "window.telemedReplay.stats().find(s => s.kind === 'video' && s.placed && s.readyState >= 2"

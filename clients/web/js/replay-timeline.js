@@ -7,6 +7,8 @@ import { formatTime } from './replay-model.js';
 import { escapeHtml } from './util.js';
 
 const KIND_NAMES = { dicom: 'Image', lab: 'Lab', ecg: 'ECG', layout: 'Layout' };
+// One lane per kind, so that things that happened together stay apart and clickable.
+const LANES = { dicom: 0, lab: 1, ecg: 2, layout: 3 };
 
 export class ReplayTimeline {
   constructor(container, clock, marks) {
@@ -22,7 +24,7 @@ export class ReplayTimeline {
       </div>
       <div class="replay-bar">
         <ol class="replay-markers" data-role="markers" aria-label="Moments in this recording">
-          ${marks.map((m, i) => `<li data-at="${d ? (100 * m.t) / d : 0}">
+          ${marks.map((m, i) => `<li data-at="${d ? (100 * m.t) / d : 0}" data-lane="${LANES[m.kind]}">
             <button type="button" class="marker marker-${m.kind}" data-index="${i}" data-kind="${m.kind}" data-seq="${m.seq ?? ''}"
               title="${escapeHtml(`${m.label} · ${formatTime(m.t)}`)}" aria-label="${escapeHtml(`${KIND_NAMES[m.kind]} at ${formatTime(m.t)}: ${m.label}`)}"></button>
           </li>`).join('')}
@@ -43,7 +45,10 @@ export class ReplayTimeline {
       if (button) clock.seek(marks[+button.dataset.index].t);
     });
     // Positions are set through the CSSOM: a strict CSP refuses style attributes.
-    for (const li of container.querySelectorAll('.replay-markers li')) li.style.setProperty('--at', `${li.dataset.at}%`);
+    for (const li of container.querySelectorAll('.replay-markers li')) {
+      li.style.setProperty('--at', `${li.dataset.at}%`);
+      li.style.setProperty('--lane', li.dataset.lane);
+    }
     clock.addEventListener('change', () => this.update());
     this.update();
   }

@@ -23,6 +23,7 @@ const params = new URLSearchParams(location.search);
 const room = params.get('room') || '';
 const recordingId = params.get('recording') || '';
 const RENEW_AFTER_MS = 10_000; // at most one link renewal per track in this time
+const CARDS = { dicom: '.clinical-images', lab: '.clinical-labs', 'ecg-announce': '.clinical-ecg' };
 
 function fail(text) {
   const banner = $('#banner');
@@ -142,6 +143,9 @@ class ReplayApp {
         this.panel.querySelector(`.dicom-item[data-sha256="${latest.sha256}"]`)?.click();
       }
       this.shownSeq = latest ? latest.seq : -1;
+      // Bring what just happened into view: the panel holds more than fits.
+      const newest = this.entries.filter((x) => x.at <= t + 0.05 && CARDS[x.kind]).pop();
+      if (newest && newest.at >= 0) this.panel.querySelector(CARDS[newest.kind])?.scrollIntoView({ block: 'nearest' });
     }
     this.ecg.advance(state.ecg_streams, t, seeked);
   }
