@@ -46,9 +46,12 @@ async def record(server, host: str, seconds_of_video: int = 2, during=None) -> d
         await pub.close()
 
 
-async def share_lab(server) -> None:
+async def share_lab(server, dicom: bytes | None = None) -> None:
+    """A participant shares a lab result (and an image, if given) and leaves."""
     sharer = await join(server, ROOM, "Dr. Lab")
     try:
+        if dicom is not None:
+            await sharer.send_dicom(dicom, "ct.dcm")
         await sharer.send_fhir(potassium(6.4))
     finally:
         await close(sharer)

@@ -1,7 +1,7 @@
 """Replay in Chromium of a real recording (an aiortc publisher's camera and
-microphone; a layout change, a live ECG and a lab shared while it ran): the tracks
-play in step, the layout follows the recorded one, the ECG strip is redrawn, and the
-lab marker jumps to the moment the lab was shared and shows it."""
+microphone; a layout change, a live ECG, an image and a lab shared while it ran): the tracks
+play in step, the layout follows the recorded one, the ECG strip is redrawn, the
+image and lab markers jump to the moments they were shared and show them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from playwright.async_api import expect
 
 from telemed_client import Client
 from telemed_client.ecg_sources import synthetic
-from tests.clinical_peers import PASSWORD, close, join
+from tests.clinical_peers import PASSWORD, bundled, close, join
 from tests.test_recording_media import ROOM, record, share_lab
 
-from .conftest import wait_for
+from .conftest import IMAGE_SHOWN, wait_for
 from .test_clinical import ECG_PIXELS
 
 STATS = "window.telemedReplay && window.telemedReplay.clock ? window.telemedReplay.stats() : null"
@@ -29,7 +29,7 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
         video = next(t["id"] for t in host.tracks.values() if t["kind"] == "video")
         await host.set_layout({"preset": "speaker", "main_track": video, "pip_tracks": []})
         await device.stream_ecg(synthetic(3, 500, 2))  # announced, 2 s of frames, ended
-        await share_lab(server)
+        await share_lab(server, dicom=bundled("CT_small.dcm"))
 
     try:
         manifest = await record(server, host_token, seconds_of_video=2, during=during)
@@ -53,6 +53,7 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
     await expect(page.locator(".marker-lab")).to_have_count(1)
     await expect(page.locator(".marker-ecg")).to_have_count(1)
     await expect(page.locator(".marker-layout")).to_have_count(1)
+    await expect(page.locator(".marker-dicom")).to_have_count(1)
     await expect(page.locator("#clinical-panel .lab-table")).to_be_hidden()  # not shared yet at 0:00
     await expect(page.locator("#stage")).to_have_attribute("data-layout", "grid")
 
@@ -83,6 +84,13 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
     blank = await page.evaluate(ECG_PIXELS)
     await page.locator("#replay-seek").fill(str(ecg_t + 1.5))
     await wait_for(page, f"{CANVAS_READY} && ({ECG_PIXELS})() !== {blank}")
+
+    # The image marker: the image shared then opens in the viewer, through the
+    # room's own signed preview links.
+    await page.locator(".marker-dicom").click()
+    await expect(page.locator(".dicom-item")).to_have_count(1)
+    await wait_for(page, IMAGE_SHOWN, arg="frame=0")
+    await expect(page.locator(".dicom-viewer figcaption")).to_contain_text("ct.dcm")
 
     # The lab marker: the clock lands there and the lab shows.
     await page.locator(".marker-lab").click()
