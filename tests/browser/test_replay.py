@@ -110,6 +110,14 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
     await wait_for(page, "window.telemedReplay.stats().some(s => !s.paused && s.playbackRate >= 1.8)")
     await page.click('[data-role="play"]')
 
+    # A link that stops working (expired, here forged) is renewed with the page's token.
+    await page.evaluate("""() => {
+      const video = document.querySelector('#stage video');
+      video.src = video.src.replace('sig=', 'sig=0');
+    }""")
+    await wait_for(page, "(() => { const v = document.querySelector('#stage video');"
+                         " return !v.src.includes('sig=0') && v.readyState >= 2; })()")
+
     # Back to the start: the panel shows the state of that moment again.
     await page.locator("#replay-seek").fill("0")
     await expect(page.locator("#clinical-panel .lab-table")).to_be_hidden()
