@@ -6,6 +6,7 @@ from rooms.passwords import MAX_PASSWORD_LENGTH, hash_password, verify_password
 from rooms.ratelimit import AttemptLimiter
 from rooms.redis_store import RedisRoomStore
 from rooms.room import Room, RoomSettings, validate_room_name
+from rooms.sqlite_store import SqliteRoomStore
 from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore
 from rooms.store_factory import open_room_store
 from rooms.tokens import Claims, TokenError, TokenIssuer
@@ -26,6 +27,7 @@ __all__ = [
     "RoomNotFound",
     "RoomSettings",
     "RoomStore",
+    "SqliteRoomStore",
     "TokenError",
     "TokenIssuer",
     "hash_password",

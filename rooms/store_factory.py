@@ -1,19 +1,32 @@
-"""Picks the room store from one setting, so memory stays the zero-config default."""
+"""Picks the room store from one setting: SQLite in the data directory is the embedded default."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rooms.redis_store import RedisRoomStore
+from rooms.sqlite_store import SqliteRoomStore
 from rooms.store import MemoryRoomStore, RoomStore
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+SQLITE_FILE = "rooms.sqlite3"
 
 
-def open_room_store(url: str | None, prefix: str = "telemed:") -> RoomStore:
-    """``None``, ``""`` or ``"memory"`` -> in-process store; a Redis URL -> shared Redis store."""
+def open_room_store(url: str | None, data_dir: str | Path | None = None,
+                    prefix: str = "telemed:") -> RoomStore:
+    """``"sqlite"`` -> ``<data_dir>/rooms.sqlite3``; ``"sqlite:///path"`` -> that file;
+    ``None``, ``""`` or ``"memory"`` -> in-process store, lost on exit; a Redis URL -> shared
+    Redis store."""
     if url is None or url.strip() in ("", "memory", "memory://"):
         return MemoryRoomStore()
+    if url.strip() in ("sqlite", "sqlite://"):
+        if data_dir is None:
+            raise ValueError("the sqlite room store needs a data directory")
+        return SqliteRoomStore(Path(data_dir) / SQLITE_FILE)
+    if url.startswith("sqlite:///"):
+        return SqliteRoomStore(url.removeprefix("sqlite://"))
     if url.startswith(_REDIS_SCHEMES):
         return RedisRoomStore(url, prefix=prefix)
     # Show only the scheme: the rest of a store URL may carry a password.
     scheme = url.split("://", 1)[0] if "://" in url else "(none)"
-    raise ValueError(f"unsupported room store URL scheme {scheme!r}: use 'memory' or redis://")
+    raise ValueError(f"unsupported room store URL scheme {scheme!r}: use 'sqlite', 'memory' or redis://")

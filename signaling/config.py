@@ -22,7 +22,7 @@ class Settings:
     public_ip: str | None = None
     ice_servers: list[dict] = field(default_factory=list)
     data_dir: str = "data"
-    room_store: str = "memory"
+    room_store: str = "sqlite"
     admin_key: str | None = None
     secret: str | None = None
     token_ttl: int = 600
@@ -49,10 +49,12 @@ HELP = {
     "ice_servers": 'JSON list of STUN/TURN servers handed to clients, e.g. '
                    '[{"urls": "turn:turn.example.org", "username": "u", "credential": "c"}]',
     "data_dir": "directory for recordings, clinical objects and logs (default ./data)",
-    "room_store": '"memory" (default, one node) or a redis:// URL (rooms shared across nodes)',
+    "room_store": '"sqlite" (default: <data_dir>/rooms.sqlite3, kept across restarts), '
+                  '"sqlite:///path", "memory" (lost on exit) or a redis:// URL (rooms shared '
+                  'across nodes)',
     "admin_key": "bearer key required to create/delete rooms (default: none, open on localhost)",
-    "secret": "JWT signing secret, >= 32 bytes (default: random per start, so tokens die "
-              "with the process)",
+    "secret": "JWT signing secret, >= 32 bytes (default: generated once and kept in "
+              "<data_dir>/token-secret.key, mode 0600, so tokens survive a restart)",
     "token_ttl": "token lifetime in seconds (default 600)",
     "log_level": "debug, info, warning or error (default info)",
     "pacs_url": "DICOMweb base URL of a PACS that peers may pull studies from, e.g. "

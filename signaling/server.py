@@ -4,7 +4,6 @@ and call into this."""
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sfu import Connection, pin_host_addresses
 from vault import KeyRing
 
 from .config import Settings
+from .key_file import load_or_create_secret
 from .metrics import Metrics
 
 log = logging.getLogger("telemed.server")
@@ -27,8 +27,9 @@ log = logging.getLogger("telemed.server")
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = open_room_store(settings.room_store)
-        self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
+        self.store = open_room_store(settings.room_store, settings.data_dir)
+        secret = settings.secret or _generated_secret(Path(settings.data_dir))
+        self.tokens = TokenIssuer(secret, settings.token_ttl)
         self.login_limiter = AttemptLimiter()
         self.keyring = KeyRing.load(settings.master_key,
                                     settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
@@ -37,7 +38,7 @@ class Server:
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
                                            settings.recording_retention_days)
@@ -89,3 +90,16 @@ class Server:
                 await self.leave(peer)
         await self.clinical.close()
         await self.store.close()
+
+
+SECRET_FILE = "token-secret.key"
+
+
+def _generated_secret(data_dir: Path) -> str:
+    """No secret configured: one kept in the data directory, so that tokens and links
+    survive a restart along with the rooms they name."""
+    path = data_dir / SECRET_FILE
+    secret, created = load_or_create_secret(path)
+    log.info("generated a signing secret" if created else "using the signing secret",
+             extra={"fields": {"key_file": str(path)}})
+    return secret
