@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from . import config, logs
+from . import config, logs, recordings_cli
 from .app import create_app
 
 
@@ -20,18 +20,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "recordings"],
+                        help="serve (default), or recordings: `recordings export ID DIR` writes "
+                             "a recording's decrypted files and manifest into DIR")
+    parser.add_argument("words", nargs="*", metavar="ARG", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         settings = config.load(args)
     except (ValueError, OSError) as exc:
         sys.exit(f"telemed: bad configuration: {exc}")
     logs.setup(settings.log_level)
+    if args.command == "recordings":
+        print(recordings_cli.run(settings, args.words))
+        return
+    if args.words:
+        parser.error(f"unexpected arguments: {' '.join(args.words)}")
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
