@@ -16,10 +16,10 @@ import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from conference.live_room import LiveRoom
 from sfu import Producer
+from vault import EncryptedWriter, VaultError
 
 from . import manifest_file
 from .media_clock import SenderClock
@@ -68,10 +68,6 @@ class Recording:
     @property
     def state(self) -> str:
         return self.manifest["state"]
-
-    @property
-    def wrapped_key(self) -> bytes:
-        return self._keys[1]
 
     def announcement(self) -> dict:
         """What a late joiner is told about a running recording."""
@@ -200,19 +196,14 @@ class Recording:
         self._update_times()
 
     def _update_times(self) -> None:
-        for entry, clock in self._clocks():
-            start, end = clock.start(), clock.end()
-            if start is not None:
-                entry["start"] = round(start - self._started_mono, 3)
-                entry["end"] = round(end - self._started_mono + self._frame_time(entry), 3)
-                self._dirty = True
-
-    def _frame_time(self, entry: dict) -> float:
-        return 0.02 if entry["kind"] == "audio" else 0.0
-
-    def _clocks(self):
         for track in self._every:
-            yield track.entry, track.clock
+            start, end = track.clock.start(), track.clock.end()
+            if start is not None:
+                last_frame = 0.02 if track.kind == "audio" else 0.0  # an Opus packet lasts 20 ms
+                track.entry.update(start=round(start - self._started_mono, 3),
+                                   end=round(end - self._started_mono + last_frame, 3),
+                                   frames=track.file.frames, frames_dropped=track.frames_dropped)
+                self._dirty = True
 
     def _save(self) -> None:
         self._dirty = False
@@ -272,8 +263,18 @@ class Recording:
         manifest, wrapped = manifest_file.load(directory, ring)
         return cls(directory, manifest, (ring.unwrap(wrapped), wrapped))
 
-    def mark_interrupted(self) -> None:
-        """Found ``recording`` on start-up: the process died while recording."""
+    def mark_interrupted(self, ring) -> None:
+        """Found ``recording`` on start-up: the process died while recording. Each track
+        file is closed where its last complete chunk ends (a torn tail is cut off)."""
+        for track in self.manifest["tracks"]:
+            path = self.directory / track["file"]
+            try:
+                EncryptedWriter.resume(path, ring, fsync_interval=0).close()
+            except VaultError as exc:
+                if exc.code != "closed":
+                    log.error("track %s of recording %s not closed: %s", track["id"], self.id, exc)
+            except OSError as exc:
+                log.error("track %s of recording %s not closed: %s", track["id"], self.id, exc)
         self.manifest["state"] = INTERRUPTED
         self.manifest["stopped_at"] = self.manifest.get("updated_at")
         self.manifest["reason"] = "the server stopped while recording"

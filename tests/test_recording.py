@@ -258,6 +258,9 @@ async def test_kill_9_leaves_playable_files_and_the_next_start_marks_interrupted
     try:
         status, manifest = await api(running, "GET", f"/api/rooms/crash/recordings/{rec_id}")
         assert status == 200 and manifest["state"] == "interrupted" and manifest["stopped_at"]
+        for track in manifest["tracks"]:  # closed where their last complete chunk ended
+            with EncryptedReader(data / "recordings" / rec_id / track["file"], ring) as reader:
+                assert reader.complete and demux_decode(reader)[0]
     finally:
         await runner.cleanup()
 
