@@ -180,6 +180,9 @@ class Recording:
                         await asyncio.to_thread(self._save)
                 except OSError as exc:
                     self._disk_error(exc)
+        except Exception:
+            log.exception("recording %s of room %s broke", self.id, self.room)
+            self._fail("internal error")
         finally:
             self._done.set()
 
@@ -220,17 +223,23 @@ class Recording:
     async def stop(self, reason: str = "stopped") -> None:
         if self.state != RECORDING:
             return
-        await self._end(STOPPED, reason)
+        self.manifest["state"] = STOPPED
+        await self._end(reason)
 
     def _disk_error(self, exc: OSError) -> None:
-        if self.state != RECORDING:
-            return
-        log.error("recording %s of room %s failed: %s", self.id, self.room, exc)
-        self.manifest["reason"] = f"disk: {exc.strerror or exc}"
-        asyncio.ensure_future(self._end(FAILED, self.manifest["reason"]))
+        if self.state == RECORDING:
+            log.error("recording %s of room %s failed: %s", self.id, self.room, exc)
+            self._fail(f"disk: {exc.strerror or exc}")
 
-    async def _end(self, state: str, reason: str) -> None:
-        self.manifest["state"] = state
+    def _fail(self, reason: str) -> None:
+        """Stop as ``failed``; the room is told and carries on."""
+        if self.state == RECORDING:
+            self.manifest["state"] = FAILED
+            asyncio.ensure_future(self._end(reason))
+
+    async def _end(self, reason: str) -> None:
+        """Wind down after the state left ``recording``: close the files, save, tell the room."""
+        state = self.state
         self._stopping.set()
         if self._task is not None:
             await self._done.wait()  # no sync thread may still hold a file

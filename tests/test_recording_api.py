@@ -11,6 +11,7 @@ import time
 import av
 
 from telemed_client import Client
+from tests import clinical_peers
 from tests.media import PatternTrack, ToneTrack
 from tests.test_recording import PW, ROOT, api, until
 
@@ -161,3 +162,21 @@ async def test_delete_export_and_retention(server, tmp_path):
     await server.core.clinical.auditor.close()
     actions = {e["action"] for e in audit_entries(tmp_path)}
     assert {"recording-delete", "recording-expire"} <= actions
+
+
+async def test_clinical_notices_and_the_session_log_range_are_in_the_timeline(server):
+    await server.create_room("clin", PW)
+    doctor = await clinical_peers.join(server, "clin", "Dr Lab", role="host")
+    try:
+        await doctor.send_fhir(clinical_peers.potassium(5.9))  # before: outside the range
+        got, body = await api(server, "POST", BASE.format("clin"), doctor.client.token)
+        rec_id = body["recording"]["id"]
+        await doctor.send_fhir(clinical_peers.potassium(6.4))
+        got, body = await api(server, "POST", BASE.format("clin") + f"/{rec_id}/stop", doctor.client.token)
+    finally:
+        await clinical_peers.close(doctor)
+    manifest = body["recording"]
+    notices = [e for e in manifest["events"] if e["type"] == "clinical"]
+    assert len(notices) == 1 and notices[0]["kind"] == "lab"
+    log = manifest["session_log"]
+    assert log["from_seq"] == log["to_seq"] == notices[0]["seq"]
