@@ -72,7 +72,7 @@ def decode(server, recording_id: str, track: dict) -> tuple[int, int, float]:
 
 
 async def publisher(server, room: str, codec: str | None = None) -> Client:
-    client = await Client.join(server.url, await server.token(room, PW, name="Dr Pub", identity="pub-1"))
+    client = await Client.join(server.url, await server.mint(room, "participant", "Dr Pub", "pub-1"))
     await client.publish(PatternTrack(), "camera", codec=codec)
     await client.publish(ToneTrack(), "microphone")
     return client
@@ -81,7 +81,7 @@ async def publisher(server, room: str, codec: str | None = None) -> Client:
 @pytest.mark.parametrize("codec,container", [("video/VP8", "webm"), ("video/H264", "matroska")])
 async def test_recording_decodes_frame_complete(server, codec, container):
     await server.create_room("rec", PW)
-    host = await Client.join(server.url, await server.token("rec", PW, role="host", name="Dr Host", identity="host-1"))
+    host = await Client.join(server.url, await server.mint("rec", "host", "Dr Host", "host-1"))
     pub = await publisher(server, "rec", codec)
     try:
         status, body = await api(server, "POST", "/api/rooms/rec/recordings", host.token)

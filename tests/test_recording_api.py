@@ -25,7 +25,7 @@ def audit_entries(tmp_path) -> list[dict]:
 
 async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server, tmp_path):
     await server.create_room("acl", PW)
-    host = await Client.join(server.url, await server.token("acl", PW, role="host", name="Dr Host", identity="host-7"))
+    host = await Client.join(server.url, await server.mint("acl", "host", "Dr Host", "host-7"))
     participant = await server.token("acl", PW, role="participant")
     viewer = await server.token("acl", PW, role="viewer")
     await server.create_room("other", PW)
@@ -75,7 +75,7 @@ async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):
     host = await Client.join(server.url, await server.token("line", PW, role="host", name="Dr Host"))
     got, body = await api(server, "POST", BASE.format("line"), host.token)
     rec_id = body["recording"]["id"]
-    late = await Client.join(server.url, await server.token("line", PW, name="Dr Late", identity="late-1"))
+    late = await Client.join(server.url, await server.mint("line", "participant", "Dr Late", "late-1"))
     assert late.info["recording"]["id"] == rec_id and late.info["recording"]["by"] == "Dr Host"
     first_track = await late.publish(PatternTrack(), "camera")
     recordings = server.core.recordings
@@ -86,7 +86,7 @@ async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):
     await host.set_layout({"preset": "speaker", "main_track": first_track})
     await host.wait_event("layout")
     await late.close()
-    again = await Client.join(server.url, await server.token("line", PW, name="Dr Late", identity="late-1"))
+    again = await Client.join(server.url, await server.mint("line", "participant", "Dr Late", "late-1"))
     second_track = await again.publish(PatternTrack(), "camera")
     await until(lambda: second_track in recordings.active("line")._tracks
                 and recordings.active("line")._tracks[second_track].file.frames > 10, what="rejoin recorded")
