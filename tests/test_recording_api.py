@@ -55,6 +55,9 @@ async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server
             assert got == 404 and body["code"] == "not-found"
         got, body = await api(server, "GET", BASE.format("acl") + f"/{rec_id}", host.token)
         assert got == 200 and body["id"] == rec_id and body["state"] == "recording"
+        got, key = await api(server, "POST", "/api/keys", body={"name": "his"})
+        got, body = await api(server, "GET", BASE.format("acl") + f"/{rec_id}", f"{key['key_id']}.{key['secret']}")
+        assert got == 200 and body["id"] == rec_id  # a hospital system's API key
         got, body = await api(server, "DELETE", BASE.format("acl") + f"/{rec_id}", host.token)
         assert got == 409  # still running
         got, body = await api(server, "POST", BASE.format("acl") + f"/{rec_id}/stop", host.token)
@@ -68,6 +71,7 @@ async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server
     assert ("host-7", "recording-start", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-open", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-stop", f"recording/{rec_id}") in actions
+    assert (f"apikey:{key['key_id']}", "recording-open", f"recording/{rec_id}") in actions
 
 
 async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):
