@@ -11,7 +11,9 @@ error stops it (``failed``) without touching the room; what was sealed stays rea
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import secrets
 import time
 from datetime import UTC, datetime
@@ -49,6 +51,7 @@ class Recording:
         self._unlisten = None
         self._tracks: dict[str, TrackRecorder] = {}   # being recorded
         self._every: list[TrackRecorder] = []          # and those that ended
+        self._ended: list[Path] = []                    # files closed since the last sync
         self._senders: dict[str, SenderClock] = {}
         self._started_mono = 0.0
         self._stopping = asyncio.Event()
@@ -115,6 +118,7 @@ class Recording:
             track = self._tracks.pop(event["track_id"], None)
             if track is not None:
                 track.finish()
+                self._ended.append(self.directory / track.entry["file"])
             self._event({"type": "track-unpublished", "track_id": event["track_id"]})
         elif kind == "track-updated":
             track = event["track"]
@@ -174,10 +178,11 @@ class Recording:
                     return
                 self._flush()
                 files = [t.file for t in self._tracks.values() if not t.failed]
+                ended, self._ended = self._ended, []
                 try:
-                    await asyncio.to_thread(_sync_all, files)
+                    await asyncio.to_thread(_sync, files, ended)
                     if self._dirty:
-                        await asyncio.to_thread(self._save)
+                        await self._save_off_loop()
                 except OSError as exc:
                     self._disk_error(exc)
         except Exception:
@@ -209,10 +214,16 @@ class Recording:
                 self._dirty = True
 
     def _save(self) -> None:
+        manifest_file.save(self.directory, self._snapshot(), *self._keys)
+
+    async def _save_off_loop(self) -> None:
+        # The snapshot is taken here: the room's events keep changing the manifest meanwhile.
+        await asyncio.to_thread(manifest_file.save, self.directory, self._snapshot(), *self._keys)
+
+    def _snapshot(self) -> dict:
         self._dirty = False
         self.manifest["updated_at"] = _iso(time.time())
-        manifest = self.describe()
-        manifest_file.save(self.directory, manifest, *self._keys)
+        return json.loads(json.dumps(self.describe()))
 
     def describe(self) -> dict:
         """The manifest as served: tracks that wrote nothing are left out."""
@@ -249,6 +260,7 @@ class Recording:
             track.finish()
         self._tracks.clear()
         self._update_times()
+        paths = [self.directory / t.entry["file"] for t in self._every]
         seq = self._live.clinical.log.last_seq if self._live and self._live.clinical is not None else None
         if seq is not None:
             self.manifest["session_log"]["to_seq"] = seq
@@ -256,9 +268,10 @@ class Recording:
         if state == FAILED or reason != "stopped":
             self.manifest["reason"] = reason
         try:
-            await asyncio.to_thread(self._save)
+            await asyncio.to_thread(_sync, [], paths)  # durable before anyone hears it stopped
+            await self._save_off_loop()
         except OSError as exc:
-            log.error("manifest of recording %s not saved: %s", self.id, exc)
+            log.error("recording %s not saved whole: %s", self.id, exc)
         if self._live is not None:
             notice = {"type": "recording", "state": "failed" if state == FAILED else "stopped",
                       "id": self.id, "by": self.manifest["by"]["name"]}
@@ -290,6 +303,13 @@ class Recording:
         self._save()
 
 
-def _sync_all(files: list[TrackFile]) -> None:
+def _sync(files: list[TrackFile], closed: list[Path]) -> None:
+    """fsync open track files, and closed ones by path (what close() wrote last)."""
     for file in files:
         file.sync()
+    for path in closed:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
