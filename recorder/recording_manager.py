@@ -55,7 +55,7 @@ class RecordingManager:
                 log.error("recording %s is unreadable and left alone: %s", directory.name, exc)
                 continue
             if recording.state == RECORDING:
-                recording.mark_interrupted()
+                recording.mark_interrupted(self.keyring)
                 log.warning("recording %s of room %s was interrupted", recording.id, recording.room)
             self._recordings[recording.id] = recording
 

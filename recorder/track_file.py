@@ -83,48 +83,6 @@ class TrackFile:
         return av.open(self._pending, "w", format=self.container,
                        options={"live": "1", "cluster_time_limit": str(CLUSTER_MS)})
 
-    def write(self, data: bytes) -> int:
-        self.data += data
-        return len(data)
-
-    def take(self) -> bytes:
-        data = bytes(self.data)
-        self.data.clear()
-        return data
-
-
-class TrackFile:
-    """``write`` raises OSError when the disk refuses (the caller stops the recording), and
-    ValueError when the first keyframe cannot start a file (the caller waits for another)."""
-
-    def __init__(self, path: str | os.PathLike[str], data_key: bytes, wrapped: bytes,
-                 mime_type: str) -> None:
-        self.mime_type = mime_type.lower()
-        self.container = CONTAINERS[self.mime_type][0]
-        self._out = EncryptedWriter(path, data_key, wrapped, chunk_size=CHUNK_SIZE, fsync_interval=None)
-        self._pending = _Pending()
-        self._mux: av.container.OutputContainer | None = None
-        self._stream = None
-        self._last_pts = -1
-        self.frames = 0
-
-    def _open(self, first: bytes) -> None:
-        self._mux = av.open(self._pending, "w", format=self.container,
-                            options={"live": "1", "cluster_time_limit": str(CLUSTER_MS)})
-        if self.mime_type == "audio/opus":
-            stream = self._mux.add_stream("libopus", rate=48000, layout="stereo")
-            # The encoder is opened only to give the stream its parameters; nothing is encoded.
-            stream.codec_context.open()
-            stream.codec_context.extradata = OPUS_HEAD
-        else:
-            width, height = _dimensions(self.mime_type, first)
-            if not width or not height:
-                self._mux = None
-                raise ValueError("the first keyframe does not describe the picture (no SPS?)")
-            stream = self._mux.add_mux_stream(self.mime_type.split("/")[1], width=width, height=height)
-        stream.time_base = TIME_BASE
-        self._stream = stream
-
     def write(self, data: bytes, pts_ms: int, keyframe: bool) -> None:
         if self._mux is None:
             self._open(data)

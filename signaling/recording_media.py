@@ -6,8 +6,9 @@
     GET /api/rooms/{room}/recordings/{id}/ecg/{seq}          the frames of the ECG stream that
                                                              log entry ``seq`` announced
 
-Who may open a recording is decided by ``recordings_api.recording_actor`` (the manifest
-route, which also hands out the track links, is there). A browser's <video> cannot send
+Who may open a recording (a host token, an API key or the admin key) is decided by
+``recordings_api.recording_actor``; the manifest route, which also hands out the track
+links, is there. A browser's <video> cannot send
 an Authorization header, so a track opens through a short-lived signed link
 (``?who&exp&sig``, recording_links.py). It is read through the vault by plaintext
 offset and streamed, as are ECG recordings; nothing decrypted touches the disk.
@@ -73,7 +74,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def opened(request: web.Request) -> tuple[Recording, dict]:
         room, recording_id = request.match_info["room"], request.match_info["id"]
-        by = recording_actor(server, request, room)
+        by = await recording_actor(server, request, room)
         return find(room, recording_id), by
 
     def clinical_span(recording: Recording) -> tuple[int | None, int | None]:
@@ -97,7 +98,7 @@ def routes(server: Server) -> list[web.RouteDef]:
                 raise HttpError(403, "forbidden", str(exc)) from None
             by, audit = {"identity": who, "name": who}, first_use(request.query["sig"])
         else:
-            by, audit = recording_actor(server, request, room), True
+            by, audit = await recording_actor(server, request, room), True
         recording = find(room, recording_id)
         described = next((t for t in recording.describe()["tracks"] if t["id"] == track_id), None)
         if described is None:

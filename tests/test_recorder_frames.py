@@ -56,8 +56,10 @@ def record(tmp_path, mime: str, stream: list[RtpPacket], drain_at: float | None 
         file.write(frame.data, (frame.timestamp - first) // 90, frame.keyframe)
     file.close()
     with EncryptedReader(path, ring) as reader, av.open(reader) as container:
-        demuxed = [p for p in container.demux(container.streams[0]) if p.size]
-        decoded = [f for p in demuxed for f in p.decode()]
+        demuxed, decoded = [], []
+        for packet in container.demux(container.streams[0]):
+            demuxed += [packet] if packet.size else []
+            decoded += packet.decode()
     return demuxed, decoded, gaps, assembler
 
 

@@ -183,3 +183,19 @@ def test_full_disk_leaves_the_sealed_part_readable(tmp_path, ring, monkeypatch):
         w.write(b"more")
     with EncryptedReader(path, ring) as r:
         assert not r.complete and b"".join(r) == b"z" * 2048
+
+
+def test_a_crashed_stream_is_resumed_and_closed_whole(tmp_path, ring):
+    path = tmp_path / "a.enc"
+    write(path, ring, close=False, flush_every=1000)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-7])  # torn last record
+    with EncryptedReader(path, ring) as r:
+        kept = b"".join(r)
+    w = EncryptedWriter.resume(path, ring)
+    w.write(b"after the crash")
+    w.close()
+    with EncryptedReader(path, ring) as r:
+        assert r.complete and b"".join(r) == kept + b"after the crash"
+    with pytest.raises(VaultError):
+        EncryptedWriter.resume(path, ring)  # already whole
