@@ -70,7 +70,7 @@ def audit_records(server) -> list[dict]:
 
 async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server):
     await server.create_room(ROOM, PASSWORD)
-    host = await server.token(ROOM, PASSWORD, "host", "Dr. Host", identity="host-7")
+    host = await server.mint(ROOM, "host", "Dr. Host", identity="host-7")
     stopped = await record(server, host, during=lambda: share_lab(server))
     base = f"{server.url}/api/rooms/{ROOM}/recordings/{stopped['id']}"
     status, _, body = await get(base, {"Authorization": f"Bearer {host}"})
