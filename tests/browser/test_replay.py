@@ -115,8 +115,8 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
       const video = document.querySelector('#stage video');
       video.src = video.src.replace('sig=', 'sig=0');
     }""")
-    await wait_for(page, "(() => { const v = document.querySelector('#stage video');"
-                         " return !v.src.includes('sig=0') && v.readyState >= 2; })()")
+    await wait_for(page, "() => { const v = document.querySelector('#stage video');"
+                         " return !v.src.includes('sig=0') && v.readyState >= 2; }")
 
     # Back to the start: the panel shows the state of that moment again.
     await page.locator("#replay-seek").fill("0")
