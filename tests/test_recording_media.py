@@ -28,11 +28,11 @@ async def post(server, path: str, token: str) -> dict:
         return (await r.json())["recording"]
 
 
-async def record(server, host: str, seconds_of_video: int = 2, during=None) -> dict:
+async def record(server, host: str, seconds_of_video: int = 2, during=None, codec: str | None = None) -> dict:
     """A real recording of an aiortc publisher's camera and microphone; ``during()`` runs
     once the first ``seconds_of_video`` are recorded (share a lab, change the layout),
     and as many follow it. The manifest."""
-    pub = await publisher(server, ROOM)
+    pub = await publisher(server, ROOM, codec)
     try:
         recording = await post(server, "", host)
         frames = 30 * seconds_of_video

@@ -121,3 +121,23 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
     # Back to the start: the panel shows the state of that moment again.
     await page.locator("#replay-seek").fill("0")
     await expect(page.locator("#clinical-panel .lab-table")).to_be_hidden()
+
+
+async def test_replay_of_an_h264_recording(server, people):
+    """H264 is recorded in Matroska; Chromium plays and seeks it from the same page."""
+    await server.create_room(ROOM, PASSWORD)
+    host_token = await server.token(ROOM, PASSWORD, "host", "Dr. Host")
+    manifest = await record(server, host_token, seconds_of_video=1, codec="video/H264")
+    camera = next(t for t in manifest["tracks"] if t["kind"] == "video")
+    assert camera["container"] == "matroska"
+    page = await (await people("host")).page(
+        f"{server.url}/replay.html?room={ROOM}&recording={manifest['id']}#token={host_token}")
+    await wait_for(page, STATS)
+    await page.click('[data-role="play"]')
+    await wait_for(page, "() => window.telemedReplay.stats().some(s => s.kind === 'video' && s.framesDecoded > 5"
+                         " && s.videoWidth === 320 && s.currentTime > 0.5)")
+    await page.click('[data-role="play"]')
+    middle = round((camera["start"] + camera["end"]) / 2, 1)
+    await page.locator("#replay-seek").fill(str(middle))
+    await wait_for(page, "() => window.telemedReplay.stats().some(s => s.kind === 'video' && s.readyState >= 2"
+                         f" && Math.abs(s.currentTime - ({middle} - {camera['start']})) < 0.1)")
