@@ -106,6 +106,8 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
         assert json.loads(body)["code"] == "range-not-satisfiable"
         status, _, body = await get(url, {"Range": "bytes=9-2"})  # malformed: ignored
         assert status == 200 and body == plain
+        async with aiohttp.ClientSession() as http, http.head(url, headers={"Range": "bytes=0-9"}) as r:
+            assert r.status == 206 and r.headers["Content-Length"] == "10" and await r.read() == b""
 
     # Each link is audited once, however many Range requests the player makes.
     opens = [r for r in audit_records(server) if r["action"] == "recording-open"]
