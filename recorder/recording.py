@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +90,11 @@ class Recording:
             "tracks": [], "events": [], "session_log": {"from_seq": seq + 1, "to_seq": seq},
         }
         recording = cls(directory, manifest, keys)
-        recording._follow(live)
+        try:
+            recording._follow(live)
+        except OSError:
+            shutil.rmtree(directory, ignore_errors=True)  # nothing was recorded or announced
+            raise
         return recording
 
     def _follow(self, live: LiveRoom) -> None:
