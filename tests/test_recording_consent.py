@@ -83,6 +83,8 @@ async def test_whep_viewer_is_told_and_can_poll(server):
             await rest(server, "POST", f"/{started['id']}/stop")
             async with http.get(state_url, headers={**auth, "If-None-Match": etag}) as r:
                 assert r.status == 200 and (await r.json())["recording"] is None
+            async with http.options(state_url) as r:
+                assert r.status == 204 and r.headers["Allow"] == "GET, OPTIONS"
             # Only the session's own token may ask.
             other = await server.token(ROOM, PASSWORD, "viewer", "Someone else")
             async with http.get(state_url, headers={"Authorization": f"Bearer {other}"}) as r:
