@@ -68,7 +68,7 @@ class RecordingManager:
                 self._spawn(self.start(live, AUTO_BY))
             elif kind == "participant-left" and live.empty:
                 unlisten()
-                active = self._active.get(live.name)
+                active = self.active(live.name)
                 if active is not None:
                     self._spawn(self._stop(active, AUTO_BY if auto else active.manifest["by"], "room-empty"))
         unlisten = live.listen(on_event)
@@ -86,7 +86,11 @@ class RecordingManager:
             raise RecordingError(507, "disk", f"cannot record: {exc.strerror or exc}") from None
         self._recordings[recording.id] = recording
         self._active[live.name] = recording
-        await self._audit(_actor(by), "recording-start", f"recording/{recording.id}", live.name)
+        try:
+            await self._audit(_actor(by), "recording-start", f"recording/{recording.id}", live.name)
+        except OSError as exc:  # not on record: not recording either
+            await recording.stop("not audited")
+            raise RecordingError(507, "disk", f"cannot record: the audit log refused: {exc}") from None
         log.info("recording started", extra={"fields": {"room": live.name, "recording": recording.id}})
         return recording
 
@@ -128,13 +132,16 @@ class RecordingManager:
 
     async def delete(self, room: str, rec_id: str, by: dict) -> None:
         recording = self.get(room, rec_id)
-        if recording.state == RECORDING:
+        if recording.state == RECORDING or self._active.get(room) is recording:
             raise RecordingError(409, "recording", "stop the recording before deleting it")
         await self._remove(recording, by, "recording-delete")
 
     async def _remove(self, recording: Recording, by: dict, action: str) -> None:
         # The wrapped data key lives only in these files' headers: gone with them.
-        await asyncio.to_thread(shutil.rmtree, recording.directory)
+        try:
+            await asyncio.to_thread(shutil.rmtree, recording.directory)
+        except OSError as exc:
+            raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
         self._recordings.pop(recording.id, None)
         await self._audit(_actor(by), action, f"recording/{recording.id}", recording.room)
 
