@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def new_id() -> str:
 
 
 class Recording:
-    def __init__(self, directory: Path, manifest: dict, keys: tuple[bytes, bytes]) -> None:
+    def __init__(self, directory: Path, manifest: dict, keys: tuple[bytes, bytes],
+                 on_end: Callable[[Recording], None] | None = None) -> None:
         self.directory = directory
+        self._on_end = on_end  # told once the recording has wound down
         self.manifest = manifest
         self._keys = keys
         self._live: LiveRoom | None = None
@@ -79,7 +82,8 @@ class Recording:
 
     # --- start ---
     @classmethod
-    def begin(cls, root: Path, keys: tuple[bytes, bytes], live: LiveRoom, by: dict) -> Recording:
+    def begin(cls, root: Path, keys: tuple[bytes, bytes], live: LiveRoom, by: dict,
+              on_end: Callable[[Recording], None] | None = None) -> Recording:
         rec_id = new_id()
         directory = root / rec_id
         directory.mkdir(mode=0o700, parents=True)
@@ -89,7 +93,7 @@ class Recording:
             "stopped_at": None, "by": {"identity": by.get("identity"), "name": by.get("name", "")},
             "tracks": [], "events": [], "session_log": {"from_seq": seq + 1, "to_seq": seq},
         }
-        recording = cls(directory, manifest, keys)
+        recording = cls(directory, manifest, keys, on_end)
         try:
             recording._follow(live)
         except OSError:
@@ -283,6 +287,8 @@ class Recording:
             if state == FAILED:
                 notice["reason"] = reason
             self._live.broadcast(notice)
+        if self._on_end is not None:
+            self._on_end(self)
 
     # --- at rest ---
     @classmethod

@@ -151,10 +151,10 @@ async def test_recording_starts_on_a_requested_keyframe(server):
         live = server.core.live.rooms["kf"]
         video = next(p for p in live.router.producers.values() if p.kind == "video")
         await until(lambda: video.stats.received >= 100, what="video flowing")
-        plis = video.keyframes.requests_sent
+        asked = video.keyframes.requests_received
         status, body = await api(server, "POST", "/api/rooms/kf/recordings")
         rec_id = body["recording"]["id"]
-        assert video.keyframes.requests_sent > plis  # asked for a keyframe at once
+        assert video.keyframes.requests_received > asked  # asked for a keyframe at once
         await until(lambda: frames_written(server, "kf").get("video", 0) >= 30, what="video recorded")
         await api(server, "POST", f"/api/rooms/kf/recordings/{rec_id}/stop")
     finally:
@@ -302,6 +302,8 @@ async def test_full_disk_stops_the_recording_cleanly(tmp_path, small_disk):
             assert failed["id"] == rec_id and "disk" in failed["reason"]
             status, manifest = await api(running, "GET", f"/api/rooms/full/recordings/{rec_id}", host.token)
             assert manifest["state"] == "failed" and manifest["stopped_at"]
+            audit = tmp_path / "data" / "audit.jsonl"
+            await until(lambda: audit.exists() and '"recording-fail"' in audit.read_text(), what="audited")
             # The room carries on: media still flows, signaling still answers.
             assert (await pub.request({"type": "ping"}))["type"] == "pong"
             video = next(iter(running.core.live.rooms["full"].router.producers.values()))
