@@ -55,9 +55,10 @@ async def wait_ready(http: aiohttp.ClientSession, base: str, timeout: float = 30
         raise SignalingError(f"server did not answer /healthz at {base} within {timeout} s")
 
 
-async def create_room(http: aiohttp.ClientSession, base: str, admin_key: str) -> None:
+async def create_room(http: aiohttp.ClientSession, base: str, admin_key: str, record: bool = False) -> None:
+    settings = {"record": "auto"} if record else {}
     async with http.post(
-        f"{base}/api/rooms", json={"name": ROOM, "password": PASSWORD},
+        f"{base}/api/rooms", json={"name": ROOM, "password": PASSWORD, "settings": settings},
         headers={"Authorization": f"Bearer {admin_key}"},
     ) as r:
         if r.status not in (201, 409):
@@ -131,14 +132,18 @@ class Signaling:
 
 
 class TelemedPublisher:
-    def __init__(self, http: aiohttp.ClientSession, base: str, publisher: Publisher, admin_key: str) -> None:
+    """``record``: the room records automatically from this publisher on."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, publisher: Publisher, admin_key: str,
+                 record: bool = False) -> None:
         self.publisher = publisher
         self.signaling = Signaling(http, base)
         self._http, self._base, self._admin_key = http, base, admin_key
+        self._record = record
 
     async def start(self) -> dict:
         await wait_ready(self._http, self._base)
-        await create_room(self._http, self._base, self._admin_key)
+        await create_room(self._http, self._base, self._admin_key, self._record)
         token = await get_token(self._http, self._base, "participant", "pub")
         await self.signaling.connect()
         await self.signaling.join(token)

@@ -93,6 +93,10 @@ class FrameAssembler:
         self._need_keyframe = False
         out.append(Frame(data, parts[0].timestamp, keyframe))
 
+    def restart(self) -> None:
+        """Drop frames until the next keyframe (the one given could not be used)."""
+        self._need_keyframe = True
+
     def _gap(self) -> None:
         self.gaps += 1
         if self._parts:

@@ -5,11 +5,16 @@ recording's timeline comes from its first frame's server time. Sender reports gi
 RTP timestamp the sender's NTP time, and one offset per sender (NTP to our monotonic
 clock, the smallest seen: the least delayed report) puts the audio and video of one
 person on the same clock. Until a report arrives, the first packet's arrival stands in.
+
+A sender stamps a report when it sends a packet, which is after capture by however long
+encoding and queueing took; of a track's first reports we keep the one that puts its RTP
+time earliest, the least delayed.
 """
 
 from __future__ import annotations
 
 NTP_FRACTION = 1 << 32
+REPORTS_KEPT = 10   # first reports looked at: later ones would bring clock drift in
 
 
 class SenderClock:
@@ -33,6 +38,7 @@ class RtpClock:
         self.first_arrival = 0.0
         self.last: int | None = None        # extended timestamp of the last frame
         self._report: tuple[int, int] | None = None  # (ntp, extended rtp timestamp)
+        self._reports = 0
 
     def unwrap(self, timestamp: int) -> int:
         if self._last is None:
@@ -53,7 +59,15 @@ class RtpClock:
 
     def sender_report(self, ntp: int, rtp_timestamp: int, arrival: float) -> None:
         self.sender.observe(ntp, arrival)
-        self._report = (ntp, self.unwrap(rtp_timestamp))
+        if self._reports >= REPORTS_KEPT:
+            return
+        self._reports += 1
+        report = (ntp, self.unwrap(rtp_timestamp))
+        if self._report is None or self._lag(report) < self._lag(self._report):
+            self._report = report
+
+    def _lag(self, report: tuple[int, int]) -> float:
+        return report[0] / NTP_FRACTION - report[1] / self.clock_rate
 
     def server_time(self, ext: int) -> float:
         if self._report is None or self.sender.offset is None or self.first is None:

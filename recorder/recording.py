@@ -11,15 +11,19 @@ error stops it (``failed``) without touching the room; what was sealed stays rea
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import secrets
+import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from conference.live_room import LiveRoom
 from sfu import Producer
+from vault import EncryptedWriter, VaultError
 
 from . import manifest_file
 from .media_clock import SenderClock
@@ -41,14 +45,17 @@ def new_id() -> str:
 
 
 class Recording:
-    def __init__(self, directory: Path, manifest: dict, keys: tuple[bytes, bytes]) -> None:
+    def __init__(self, directory: Path, manifest: dict, keys: tuple[bytes, bytes],
+                 on_end: Callable[[Recording], None] | None = None) -> None:
         self.directory = directory
+        self._on_end = on_end  # told once the recording has wound down
         self.manifest = manifest
         self._keys = keys
         self._live: LiveRoom | None = None
         self._unlisten = None
         self._tracks: dict[str, TrackRecorder] = {}   # being recorded
         self._every: list[TrackRecorder] = []          # and those that ended
+        self._ended: list[Path] = []                    # files closed since the last sync
         self._senders: dict[str, SenderClock] = {}
         self._started_mono = 0.0
         self._stopping = asyncio.Event()
@@ -69,17 +76,14 @@ class Recording:
     def state(self) -> str:
         return self.manifest["state"]
 
-    @property
-    def wrapped_key(self) -> bytes:
-        return self._keys[1]
-
     def announcement(self) -> dict:
         """What a late joiner is told about a running recording."""
         return {"id": self.id, "by": self.manifest["by"]["name"], "started_at": self.manifest["started_at"]}
 
     # --- start ---
     @classmethod
-    def begin(cls, root: Path, keys: tuple[bytes, bytes], live: LiveRoom, by: dict) -> Recording:
+    def begin(cls, root: Path, keys: tuple[bytes, bytes], live: LiveRoom, by: dict,
+              on_end: Callable[[Recording], None] | None = None) -> Recording:
         rec_id = new_id()
         directory = root / rec_id
         directory.mkdir(mode=0o700, parents=True)
@@ -89,8 +93,12 @@ class Recording:
             "stopped_at": None, "by": {"identity": by.get("identity"), "name": by.get("name", "")},
             "tracks": [], "events": [], "session_log": {"from_seq": seq + 1, "to_seq": seq},
         }
-        recording = cls(directory, manifest, keys)
-        recording._follow(live)
+        recording = cls(directory, manifest, keys, on_end)
+        try:
+            recording._follow(live)
+        except OSError:
+            shutil.rmtree(directory, ignore_errors=True)  # nothing was recorded or announced
+            raise
         return recording
 
     def _follow(self, live: LiveRoom) -> None:
@@ -119,6 +127,7 @@ class Recording:
             track = self._tracks.pop(event["track_id"], None)
             if track is not None:
                 track.finish()
+                self._ended.append(self.directory / track.entry["file"])
             self._event({"type": "track-unpublished", "track_id": event["track_id"]})
         elif kind == "track-updated":
             track = event["track"]
@@ -178,12 +187,16 @@ class Recording:
                     return
                 self._flush()
                 files = [t.file for t in self._tracks.values() if not t.failed]
+                ended, self._ended = self._ended, []
                 try:
-                    await asyncio.to_thread(_sync_all, files)
+                    await asyncio.to_thread(_sync, files, ended)
                     if self._dirty:
-                        await asyncio.to_thread(self._save)
+                        await self._save_off_loop()
                 except OSError as exc:
                     self._disk_error(exc)
+        except Exception:
+            log.exception("recording %s of room %s broke", self.id, self.room)
+            self._fail("internal error")
         finally:
             self._done.set()
 
@@ -200,25 +213,26 @@ class Recording:
         self._update_times()
 
     def _update_times(self) -> None:
-        for entry, clock in self._clocks():
-            start, end = clock.start(), clock.end()
+        for track in self._every:
+            start, end = track.clock.start(), track.clock.end()
             if start is not None:
-                entry["start"] = round(start - self._started_mono, 3)
-                entry["end"] = round(end - self._started_mono + self._frame_time(entry), 3)
+                last_frame = 0.02 if track.kind == "audio" else 0.0  # an Opus packet lasts 20 ms
+                track.entry.update(start=round(start - self._started_mono, 3),
+                                   end=round(end - self._started_mono + last_frame, 3),
+                                   frames=track.file.frames, frames_dropped=track.frames_dropped)
                 self._dirty = True
 
-    def _frame_time(self, entry: dict) -> float:
-        return 0.02 if entry["kind"] == "audio" else 0.0
-
-    def _clocks(self):
-        for track in self._every:
-            yield track.entry, track.clock
-
     def _save(self) -> None:
+        manifest_file.save(self.directory, self._snapshot(), *self._keys)
+
+    async def _save_off_loop(self) -> None:
+        # The snapshot is taken here: the room's events keep changing the manifest meanwhile.
+        await asyncio.to_thread(manifest_file.save, self.directory, self._snapshot(), *self._keys)
+
+    def _snapshot(self) -> dict:
         self._dirty = False
         self.manifest["updated_at"] = _iso(time.time())
-        manifest = self.describe()
-        manifest_file.save(self.directory, manifest, *self._keys)
+        return json.loads(json.dumps(self.describe()))
 
     def describe(self) -> dict:
         """The manifest as served: tracks that wrote nothing are left out."""
@@ -229,17 +243,23 @@ class Recording:
     async def stop(self, reason: str = "stopped") -> None:
         if self.state != RECORDING:
             return
-        await self._end(STOPPED, reason)
+        self.manifest["state"] = STOPPED
+        await self._end(reason)
 
     def _disk_error(self, exc: OSError) -> None:
-        if self.state != RECORDING:
-            return
-        log.error("recording %s of room %s failed: %s", self.id, self.room, exc)
-        self.manifest["reason"] = f"disk: {exc.strerror or exc}"
-        asyncio.ensure_future(self._end(FAILED, self.manifest["reason"]))
+        if self.state == RECORDING:
+            log.error("recording %s of room %s failed: %s", self.id, self.room, exc)
+            self._fail(f"disk: {exc.strerror or exc}")
 
-    async def _end(self, state: str, reason: str) -> None:
-        self.manifest["state"] = state
+    def _fail(self, reason: str) -> None:
+        """Stop as ``failed``; the room is told and carries on."""
+        if self.state == RECORDING:
+            self.manifest["state"] = FAILED
+            asyncio.ensure_future(self._end(reason))
+
+    async def _end(self, reason: str) -> None:
+        """Wind down after the state left ``recording``: close the files, save, tell the room."""
+        state = self.state
         self._stopping.set()
         if self._task is not None:
             await self._done.wait()  # no sync thread may still hold a file
@@ -249,6 +269,7 @@ class Recording:
             track.finish()
         self._tracks.clear()
         self._update_times()
+        paths = [self.directory / t.entry["file"] for t in self._every]
         seq = self._live.clinical.log.last_seq if self._live and self._live.clinical is not None else None
         if seq is not None:
             self.manifest["session_log"]["to_seq"] = seq
@@ -256,15 +277,18 @@ class Recording:
         if state == FAILED or reason != "stopped":
             self.manifest["reason"] = reason
         try:
-            await asyncio.to_thread(self._save)
+            await asyncio.to_thread(_sync, [], paths)  # durable before anyone hears it stopped
+            await self._save_off_loop()
         except OSError as exc:
-            log.error("manifest of recording %s not saved: %s", self.id, exc)
+            log.error("recording %s not saved whole: %s", self.id, exc)
         if self._live is not None:
             notice = {"type": "recording", "state": "failed" if state == FAILED else "stopped",
                       "id": self.id, "by": self.manifest["by"]["name"]}
             if state == FAILED:
                 notice["reason"] = reason
             self._live.broadcast(notice)
+        if self._on_end is not None:
+            self._on_end(self)
 
     # --- at rest ---
     @classmethod
@@ -272,14 +296,31 @@ class Recording:
         manifest, wrapped = manifest_file.load(directory, ring)
         return cls(directory, manifest, (ring.unwrap(wrapped), wrapped))
 
-    def mark_interrupted(self) -> None:
-        """Found ``recording`` on start-up: the process died while recording."""
+    def mark_interrupted(self, ring) -> None:
+        """Found ``recording`` on start-up: the process died while recording. Each track
+        file is closed where its last complete chunk ends (a torn tail is cut off)."""
+        for track in self.manifest["tracks"]:
+            path = self.directory / track["file"]
+            try:
+                EncryptedWriter.resume(path, ring, fsync_interval=0).close()
+            except VaultError as exc:
+                if exc.code != "closed":
+                    log.error("track %s of recording %s not closed: %s", track["id"], self.id, exc)
+            except OSError as exc:
+                log.error("track %s of recording %s not closed: %s", track["id"], self.id, exc)
         self.manifest["state"] = INTERRUPTED
         self.manifest["stopped_at"] = self.manifest.get("updated_at")
         self.manifest["reason"] = "the server stopped while recording"
         self._save()
 
 
-def _sync_all(files: list[TrackFile]) -> None:
+def _sync(files: list[TrackFile], closed: list[Path]) -> None:
+    """fsync open track files, and closed ones by path (what close() wrote last)."""
     for file in files:
         file.sync()
+    for path in closed:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

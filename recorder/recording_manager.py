@@ -22,7 +22,7 @@ from conference.live_room import LiveRoom
 from vault import KeyRing, VaultError
 
 from .errors import RecordingError
-from .recording import RECORDING, Recording
+from .recording import FAILED, RECORDING, Recording
 
 log = logging.getLogger("telemed.recorder")
 
@@ -55,7 +55,7 @@ class RecordingManager:
                 log.error("recording %s is unreadable and left alone: %s", directory.name, exc)
                 continue
             if recording.state == RECORDING:
-                recording.mark_interrupted()
+                recording.mark_interrupted(self.keyring)
                 log.warning("recording %s of room %s was interrupted", recording.id, recording.room)
             self._recordings[recording.id] = recording
 
@@ -68,25 +68,29 @@ class RecordingManager:
                 self._spawn(self.start(live, AUTO_BY))
             elif kind == "participant-left" and live.empty:
                 unlisten()
-                active = self._active.get(live.name)
+                active = self.active(live.name)
                 if active is not None:
                     self._spawn(self._stop(active, AUTO_BY if auto else active.manifest["by"], "room-empty"))
         unlisten = live.listen(on_event)
 
     def active(self, room: str) -> Recording | None:
-        self._forget_ended()
-        return self._active.get(room)
+        recording = self._active.get(room)
+        return recording if recording is not None and recording.state == RECORDING else None
 
     async def start(self, live: LiveRoom, by: dict) -> Recording:
         if self.active(live.name) is not None:
             raise RecordingError(409, "recording", "the room is already being recorded")
         try:
-            recording = Recording.begin(self.root, self.keyring.new_data_key(), live, by)
+            recording = Recording.begin(self.root, self.keyring.new_data_key(), live, by, self._ended)
         except OSError as exc:
             raise RecordingError(507, "disk", f"cannot record: {exc.strerror or exc}") from None
         self._recordings[recording.id] = recording
         self._active[live.name] = recording
-        await self._audit(_actor(by), "recording-start", f"recording/{recording.id}", live.name)
+        try:
+            await self._audit(_actor(by), "recording-start", f"recording/{recording.id}", live.name)
+        except OSError as exc:  # not on record: not recording either
+            await recording.stop("not audited")
+            raise RecordingError(507, "disk", f"cannot record: the audit log refused: {exc}") from None
         log.info("recording started", extra={"fields": {"room": live.name, "recording": recording.id}})
         return recording
 
@@ -97,21 +101,26 @@ class RecordingManager:
         await self._stop(recording, by, "stopped")
         return recording
 
-    async def _stop(self, recording: Recording, by: dict, reason: str) -> None:
-        await recording.stop(reason)
+    def _ended(self, recording: Recording) -> None:
+        """A recording wound down (stopped or failed): the room is free to record again."""
         if self._active.get(recording.room) is recording:
             del self._active[recording.room]
+        if recording.state == FAILED:
+            self._spawn(self._audit(_actor(recording.manifest["by"]), "recording-fail",
+                                    f"recording/{recording.id}", recording.room,
+                                    reason=recording.manifest.get("reason", "")))
+
+    async def _stop(self, recording: Recording, by: dict, reason: str) -> None:
+        await recording.stop(reason)
         await self._audit(_actor(by), "recording-stop", f"recording/{recording.id}", recording.room,
                           reason=reason)
 
     # --- at rest ---
     def list(self, room: str) -> list[dict]:
-        self._forget_ended()
         found = [r.describe() for r in self._recordings.values() if r.room == room]
         return sorted(found, key=lambda m: m["started_at"])
 
     def get(self, room: str, rec_id: str) -> Recording:
-        self._forget_ended()
         recording = self._recordings.get(rec_id) if _ID.fullmatch(rec_id) else None
         if recording is None or recording.room != room:
             raise RecordingError(404, "not-found", "no such recording")
@@ -123,13 +132,16 @@ class RecordingManager:
 
     async def delete(self, room: str, rec_id: str, by: dict) -> None:
         recording = self.get(room, rec_id)
-        if recording.state == RECORDING:
+        if recording.state == RECORDING or self._active.get(room) is recording:
             raise RecordingError(409, "recording", "stop the recording before deleting it")
         await self._remove(recording, by, "recording-delete")
 
     async def _remove(self, recording: Recording, by: dict, action: str) -> None:
         # The wrapped data key lives only in these files' headers: gone with them.
-        await asyncio.to_thread(shutil.rmtree, recording.directory)
+        try:
+            await asyncio.to_thread(shutil.rmtree, recording.directory)
+        except OSError as exc:
+            raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
         self._recordings.pop(recording.id, None)
         await self._audit(_actor(by), action, f"recording/{recording.id}", recording.room)
 
@@ -157,11 +169,6 @@ class RecordingManager:
         for recording in list(self._active.values()):
             await self._stop(recording, recording.manifest["by"], "server-shutdown")
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _forget_ended(self) -> None:
-        for room, recording in list(self._active.items()):
-            if recording.state != RECORDING:
-                del self._active[room]
 
     def _spawn(self, work: Awaitable[object]) -> None:
         task = asyncio.ensure_future(work)

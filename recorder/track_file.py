@@ -49,7 +49,8 @@ class _Pending:
 
 
 class TrackFile:
-    """Raises OSError when the disk refuses (the caller stops the recording)."""
+    """``write`` raises OSError when the disk refuses (the caller stops the recording), and
+    ValueError when the first keyframe cannot start a file (the caller waits for another)."""
 
     def __init__(self, path: str | os.PathLike[str], data_key: bytes, wrapped: bytes,
                  mime_type: str) -> None:
@@ -63,18 +64,24 @@ class TrackFile:
         self.frames = 0
 
     def _open(self, first: bytes) -> None:
-        self._mux = av.open(self._pending, "w", format=self.container,
-                            options={"live": "1", "cluster_time_limit": str(CLUSTER_MS)})
         if self.mime_type == "audio/opus":
-            stream = self._mux.add_stream("libopus", rate=48000, layout="stereo")
+            mux = self._new_muxer()
+            stream = mux.add_stream("libopus", rate=48000, layout="stereo")
             # The encoder is opened only to give the stream its parameters; nothing is encoded.
             stream.codec_context.open()
             stream.codec_context.extradata = OPUS_HEAD
         else:
             width, height = _dimensions(self.mime_type, first)
-            stream = self._mux.add_mux_stream(self.mime_type.split("/")[1], width=width, height=height)
+            if not width or not height:
+                raise ValueError("the first keyframe does not describe the picture (no SPS?)")
+            mux = self._new_muxer()
+            stream = mux.add_mux_stream(self.mime_type.split("/")[1], width=width, height=height)
         stream.time_base = TIME_BASE
-        self._stream = stream
+        self._mux, self._stream = mux, stream
+
+    def _new_muxer(self) -> av.container.OutputContainer:
+        return av.open(self._pending, "w", format=self.container,
+                       options={"live": "1", "cluster_time_limit": str(CLUSTER_MS)})
 
     def write(self, data: bytes, pts_ms: int, keyframe: bool) -> None:
         if self._mux is None:

@@ -72,9 +72,12 @@ class TrackRecorder(Consumer):
                 self.failed = True
                 self._on_disk_error(exc)
                 return
-            except av.FFmpegError as exc:
+            except (ValueError, av.FFmpegError) as exc:
                 self.bad_frames += 1
-                log.warning("frame not muxed on %s: %s", self.producer.id, exc)
+                log.warning("frame not recorded on %s: %s", self.producer.id, exc)
+                if self.file.frames == 0 and self._assembler is not None:
+                    self._assembler.restart()  # wait for a keyframe that can start the file
+                    self.producer.request_keyframe()
 
     def finish(self) -> None:
         """Write what is still held and close the file as whole; idempotent."""

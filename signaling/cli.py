@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from . import apikey_cli, config, logs, recordings_cli
+from . import apikey_cli, config, logs, recordings_cli, vault_cli
 from .app import create_app
 from .connection_limits import edge_runner
 
@@ -22,18 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "apikey", "recordings"],
-                        help="serve (default); apikey create NAME | list | revoke KEY_ID; or "
-                             "recordings: `recordings export ID DIR` writes a recording's decrypted "
-                             "files and manifest into DIR")
-    parser.add_argument("words", nargs="*", metavar="ARG", help=argparse.SUPPRESS)
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "apikey", "recordings", "vault"],
+                        help="serve (default); apikey create NAME | list | revoke KEY_ID; "
+                             "recordings export ID DIR (a recording's decrypted files and manifest); "
+                             "vault rewrap (data keys under a rotated master key)")
+    parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = config.load(args)
     except (ValueError, OSError) as exc:
@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> None:
         apikey_cli.run(settings, args.words)
         return
     if args.command == "recordings":
-        logs.setup(settings.log_level)
         print(recordings_cli.run(settings, args.words))
+        return
+    if args.command == "vault":
+        print(vault_cli.run(settings, args.words))
         return
     if args.words:
         sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")

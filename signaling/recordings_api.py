@@ -7,15 +7,18 @@ from aiohttp import web
 
 from recorder import RecordingError
 
-from .auth import bearer, claims_for, is_admin
+from .auth import bearer, claims_for, operator
 from .http_errors import HttpError
+from .recording_links import with_links
 from .server import Server
 
 
 async def recording_actor(server: Server, request: web.Request, room: str) -> dict:
-    """The admin key, or a host token of this room; returns who acts, for the audit log."""
-    if server.settings.admin_key and is_admin(server, request):
-        return {"identity": "admin", "name": "admin"}
+    """The admin key, an API key, or a host token of this room; returns who acts, for the
+    audit log."""
+    who = await operator(server, request)
+    if who is not None:
+        return {"identity": who, "name": who}
     claims = await claims_for(server, bearer(request), room)
     if not claims.grants.admin:
         raise HttpError(403, "forbidden", "only a host may manage or open recordings")
@@ -52,7 +55,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         by = await recording_actor(server, request, room)
         recording = manager.get(room, request.match_info["id"])
         await manager.opened(recording, by)
-        return web.json_response(recording.describe())
+        return web.json_response(with_links(server.recording_links, room, recording.describe(), by["identity"]))
 
     async def delete(request: web.Request) -> web.Response:
         room = request.match_info["room"]

@@ -49,25 +49,30 @@ def frames_written(server, room: str) -> dict[str, int]:
     return {t.entry["kind"]: t.file.frames for t in recording._tracks.values()} if recording else {}
 
 
+def demux_decode(reader) -> tuple[list[av.Packet], list[av.VideoFrame | av.AudioFrame], float]:
+    """A file's media packets, every frame they decode to (the decoder drained at the end),
+    and the seconds from the first packet to the last."""
+    with av.open(reader) as container:
+        stream = container.streams[0]
+        packets, frames = [], []
+        for packet in container.demux(stream):
+            if packet.size:
+                packets.append(packet)
+            frames += packet.decode()  # the empty packet at the end drains the decoder
+        duration = float((packets[-1].pts - packets[0].pts) * stream.time_base) if packets else 0.0
+    return packets, frames, duration
+
+
 def decode(server, recording_id: str, track: dict) -> tuple[int, int, float]:
     """(packets, decoded frames, seconds from first to last packet) of one track file."""
     path = server.core.recordings.root / recording_id / track["file"]
-    with EncryptedReader(path, server.core.keyring) as reader, av.open(reader) as container:
-        stream = container.streams[0]
-        packets = frames = 0
-        first = last = None
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            packets += 1
-            first = packet.pts if first is None else first
-            last = packet.pts
-            frames += len(packet.decode())
-        return packets, frames, float((last - first) * stream.time_base)
+    with EncryptedReader(path, server.core.keyring) as reader:
+        packets, frames, duration = demux_decode(reader)
+    return len(packets), len(frames), duration
 
 
 async def publisher(server, room: str, codec: str | None = None) -> Client:
-    client = await Client.join(server.url, await server.mint(room, "participant", "Dr Pub", identity="pub-1"))
+    client = await Client.join(server.url, await server.mint(room, "participant", "Dr Pub", "pub-1"))
     await client.publish(PatternTrack(), "camera", codec=codec)
     await client.publish(ToneTrack(), "microphone")
     return client
@@ -76,7 +81,7 @@ async def publisher(server, room: str, codec: str | None = None) -> Client:
 @pytest.mark.parametrize("codec,container", [("video/VP8", "webm"), ("video/H264", "matroska")])
 async def test_recording_decodes_frame_complete(server, codec, container):
     await server.create_room("rec", PW)
-    host = await Client.join(server.url, await server.mint("rec", "host", "Dr Host", identity="host-1"))
+    host = await Client.join(server.url, await server.mint("rec", "host", "Dr Host", "host-1"))
     pub = await publisher(server, "rec", codec)
     try:
         status, body = await api(server, "POST", "/api/rooms/rec/recordings", host.token)
@@ -103,7 +108,8 @@ async def test_recording_decodes_frame_complete(server, codec, container):
         packets, frames, duration = decode(server, rec_id, track)
         assert packets == frames > 0, f"{kind}: {packets} packets gave {frames} frames"
         assert abs(duration - (track["end"] - track["start"])) < 0.1
-        assert 2.5 < duration < elapsed + 0.5, (kind, duration, elapsed)
+        # a loaded publisher may send a backlog fast: bound it loosely, to catch clock-rate slips
+        assert 2.5 < duration < elapsed * 1.5 + 0.5, (kind, duration, elapsed)
 
 
 def raw_files(root) -> dict[str, bytes]:
@@ -145,10 +151,10 @@ async def test_recording_starts_on_a_requested_keyframe(server):
         live = server.core.live.rooms["kf"]
         video = next(p for p in live.router.producers.values() if p.kind == "video")
         await until(lambda: video.stats.received >= 100, what="video flowing")
-        plis = video.keyframes.requests_sent
+        asked = video.keyframes.requests_received
         status, body = await api(server, "POST", "/api/rooms/kf/recordings")
         rec_id = body["recording"]["id"]
-        assert video.keyframes.requests_sent > plis  # asked for a keyframe at once
+        assert video.keyframes.requests_received > asked  # asked for a keyframe at once
         await until(lambda: frames_written(server, "kf").get("video", 0) >= 30, what="video recorded")
         await api(server, "POST", f"/api/rooms/kf/recordings/{rec_id}/stop")
     finally:
@@ -157,10 +163,9 @@ async def test_recording_starts_on_a_requested_keyframe(server):
     track = next(t for t in manifest["tracks"] if t["kind"] == "video")
     assert 0 <= track["start"] <= 1.5, track
     path = server.core.recordings.root / rec_id / track["file"]
-    with EncryptedReader(path, server.core.keyring) as reader, av.open(reader) as container:
-        packets = [p for p in container.demux(container.streams[0]) if p.size]
+    with EncryptedReader(path, server.core.keyring) as reader:
+        packets, frames, _ = demux_decode(reader)
         assert packets[0].is_keyframe
-        frames = [f for p in packets for f in p.decode()]
     assert len(frames) >= 29
 
 
@@ -245,11 +250,7 @@ async def test_kill_9_leaves_playable_files_and_the_next_start_marks_interrupted
         path = data / "recordings" / rec_id / track["file"]
         with EncryptedReader(path, ring) as reader:
             assert not reader.complete  # cut, yet every complete chunk reads
-            with av.open(reader) as container:
-                stream = container.streams[0]
-                packets = [p for p in container.demux(stream) if p.size]
-                frames = [f for p in packets for f in p.decode()]
-                duration = float((packets[-1].pts - packets[0].pts) * stream.time_base)
+            packets, frames, duration = demux_decode(reader)
         assert len(frames) == len(packets) > 0
         recorded = killed - started - track["start"]
         assert duration >= recorded - 2.0, (track["kind"], duration, recorded)
@@ -257,6 +258,9 @@ async def test_kill_9_leaves_playable_files_and_the_next_start_marks_interrupted
     try:
         status, manifest = await api(running, "GET", f"/api/rooms/crash/recordings/{rec_id}")
         assert status == 200 and manifest["state"] == "interrupted" and manifest["stopped_at"]
+        for track in manifest["tracks"]:  # closed where their last complete chunk ended
+            with EncryptedReader(data / "recordings" / rec_id / track["file"], ring) as reader:
+                assert reader.complete and demux_decode(reader)[0]
     finally:
         await runner.cleanup()
 
@@ -298,6 +302,8 @@ async def test_full_disk_stops_the_recording_cleanly(tmp_path, small_disk):
             assert failed["id"] == rec_id and "disk" in failed["reason"]
             status, manifest = await api(running, "GET", f"/api/rooms/full/recordings/{rec_id}", host.token)
             assert manifest["state"] == "failed" and manifest["stopped_at"]
+            audit = tmp_path / "data" / "audit.jsonl"
+            await until(lambda: audit.exists() and '"recording-fail"' in audit.read_text(), what="audited")
             # The room carries on: media still flows, signaling still answers.
             assert (await pub.request({"type": "ping"}))["type"] == "pong"
             video = next(iter(running.core.live.rooms["full"].router.producers.values()))
@@ -307,10 +313,8 @@ async def test_full_disk_stops_the_recording_cleanly(tmp_path, small_disk):
             await pub.close()
             await host.close()
         track = running.core.recordings.get("full", rec_id).manifest["tracks"][0]
-        with EncryptedReader(small_disk / rec_id / track["file"], running.core.keyring) as reader, \
-                av.open(reader) as container:
-            packets = [p for p in container.demux(container.streams[0]) if p.size]
-            frames = [f for p in packets for f in p.decode()]
+        with EncryptedReader(small_disk / rec_id / track["file"], running.core.keyring) as reader:
+            packets, frames, _ = demux_decode(reader)
         assert len(frames) == len(packets) > 0
     finally:
         await runner.cleanup()

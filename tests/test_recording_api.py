@@ -11,6 +11,7 @@ import time
 import av
 
 from telemed_client import Client
+from tests import clinical_peers
 from tests.media import PatternTrack, ToneTrack
 from tests.test_recording import PW, ROOT, api, until
 
@@ -24,7 +25,7 @@ def audit_entries(tmp_path) -> list[dict]:
 
 async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server, tmp_path):
     await server.create_room("acl", PW)
-    host = await Client.join(server.url, await server.mint("acl", "host", "Dr Host", identity="host-7"))
+    host = await Client.join(server.url, await server.mint("acl", "host", "Dr Host", "host-7"))
     participant = await server.token("acl", PW, role="participant")
     viewer = await server.token("acl", PW, role="viewer")
     await server.create_room("other", PW)
@@ -54,6 +55,9 @@ async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server
             assert got == 404 and body["code"] == "not-found"
         got, body = await api(server, "GET", BASE.format("acl") + f"/{rec_id}", host.token)
         assert got == 200 and body["id"] == rec_id and body["state"] == "recording"
+        got, key = await api(server, "POST", "/api/keys", body={"name": "his"})
+        got, body = await api(server, "GET", BASE.format("acl") + f"/{rec_id}", f"{key['key_id']}.{key['secret']}")
+        assert got == 200 and body["id"] == rec_id  # a hospital system's API key
         got, body = await api(server, "DELETE", BASE.format("acl") + f"/{rec_id}", host.token)
         assert got == 409  # still running
         got, body = await api(server, "POST", BASE.format("acl") + f"/{rec_id}/stop", host.token)
@@ -67,6 +71,7 @@ async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server
     assert ("host-7", "recording-start", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-open", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-stop", f"recording/{rec_id}") in actions
+    assert (f"apikey:{key['key_id']}", "recording-open", f"recording/{rec_id}") in actions
 
 
 async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):
@@ -74,7 +79,7 @@ async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):
     host = await Client.join(server.url, await server.token("line", PW, role="host", name="Dr Host"))
     got, body = await api(server, "POST", BASE.format("line"), host.token)
     rec_id = body["recording"]["id"]
-    late = await Client.join(server.url, await server.mint("line", "participant", "Dr Late", identity="late-1"))
+    late = await Client.join(server.url, await server.mint("line", "participant", "Dr Late", "late-1"))
     assert late.info["recording"]["id"] == rec_id and late.info["recording"]["by"] == "Dr Host"
     first_track = await late.publish(PatternTrack(), "camera")
     recordings = server.core.recordings
@@ -85,7 +90,7 @@ async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):
     await host.set_layout({"preset": "speaker", "main_track": first_track})
     await host.wait_event("layout")
     await late.close()
-    again = await Client.join(server.url, await server.mint("line", "participant", "Dr Late", identity="late-1"))
+    again = await Client.join(server.url, await server.mint("line", "participant", "Dr Late", "late-1"))
     second_track = await again.publish(PatternTrack(), "camera")
     await until(lambda: second_track in recordings.active("line")._tracks
                 and recordings.active("line")._tracks[second_track].file.frames > 10, what="rejoin recorded")
@@ -161,3 +166,21 @@ async def test_delete_export_and_retention(server, tmp_path):
     await server.core.clinical.auditor.close()
     actions = {e["action"] for e in audit_entries(tmp_path)}
     assert {"recording-delete", "recording-expire"} <= actions
+
+
+async def test_clinical_notices_and_the_session_log_range_are_in_the_timeline(server):
+    await server.create_room("clin", PW)
+    doctor = await clinical_peers.join(server, "clin", "Dr Lab", role="host")
+    try:
+        await doctor.send_fhir(clinical_peers.potassium(5.9))  # before: outside the range
+        got, body = await api(server, "POST", BASE.format("clin"), doctor.client.token)
+        rec_id = body["recording"]["id"]
+        await doctor.send_fhir(clinical_peers.potassium(6.4))
+        got, body = await api(server, "POST", BASE.format("clin") + f"/{rec_id}/stop", doctor.client.token)
+    finally:
+        await clinical_peers.close(doctor)
+    manifest = body["recording"]
+    notices = [e for e in manifest["events"] if e["type"] == "clinical"]
+    assert len(notices) == 1 and notices[0]["kind"] == "lab"
+    log = manifest["session_log"]
+    assert log["from_seq"] == log["to_seq"] == notices[0]["seq"]
