@@ -13,6 +13,8 @@ from telemed_client import Client
 from tests.media import ColourTrack, ToneTrack
 from tests.server import start_server
 
+from .test_csp import RECORD_VIOLATIONS, VIOLATIONS
+
 ROOM = "or-teaching"
 PASSWORD = "teach-pass"
 STATE = """() => { const v = document.querySelector('#program');
@@ -36,7 +38,7 @@ async def test_watch_page_plays_to_the_live_edge(server, people, screenshots):
         await camera.publish(ColourTrack((0, 160, 0)), "camera", label="field")
         await camera.publish(ToneTrack(), "microphone")
         token = await server.token(ROOM, PASSWORD, role="viewer", name="Trainee")
-        trainee = await people("trainee")
+        trainee = await people("trainee", init_script=RECORD_VIOLATIONS)
         page = await trainee.page(f"{server.url}/watch.html?room={ROOM}#token={token}")
         await expect(page.locator("#live-state")).to_have_text("Not live", timeout=20000)
         async with aiohttp.ClientSession() as session:
@@ -90,5 +92,6 @@ async def test_watch_page_plays_to_the_live_edge(server, people, screenshots):
         await host.locator(".vod-chapter-form button").click()
         await expect(host.locator(".vod-chapters")).to_contain_text("Incision", timeout=10000)
         await page.screenshot(path=str(screenshots / "watch-vod.png"))
+        assert await page.evaluate(VIOLATIONS) == []  # hls.js and the page under the strict CSP
     finally:
         await camera.close()
