@@ -50,6 +50,7 @@ class WatchApp {
     chip.dataset.state = live.state;
     chip.textContent = live.state === 'started' ? 'Live' : 'Not live';
     $('#viewers').textContent = live.state === 'started' ? `${live.viewers} watching` : '';
+    $('#viewers').hidden = live.state !== 'started';
     if (started || (live.state === 'started' && !this.hls && !this.native)) this.play();
     if (live.state !== 'started') {
       this.note('The room is not live. The stream starts when the host goes live.');
