@@ -9,6 +9,7 @@ from recorder import RecordingError
 
 from .auth import bearer, claims_for, operator
 from .http_errors import HttpError
+from .recording_links import with_links
 from .server import Server
 
 
@@ -54,7 +55,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         by = await recording_actor(server, request, room)
         recording = manager.get(room, request.match_info["id"])
         await manager.opened(recording, by)
-        return web.json_response(recording.describe())
+        return web.json_response(with_links(server.recording_links, room, recording.describe(), by["identity"]))
 
     async def delete(request: web.Request) -> web.Response:
         room = request.match_info["room"]

@@ -13,6 +13,7 @@ from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
+from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    TokenError, TokenIssuer, open_credential_store, open_room_store)
@@ -55,6 +56,8 @@ class Server:
         self.live = LiveRooms(self.clinical.open_session)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
                                            settings.recording_retention_days)
+        # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
+        self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
 
