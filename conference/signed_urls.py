@@ -53,7 +53,9 @@ class UrlSigner:
         if not who or not sig or not expires or len(expires) > MAX_EXP_DIGITS \
                 or not (expires.isascii() and expires.isdigit()):
             raise SignatureError("the link needs who, exp and sig")
-        if not hmac.compare_digest(sig, self._sign(room, object_id, who, int(expires))):
+        # Bytes, not str: compare_digest refuses a str with non-ASCII characters.
+        expected = self._sign(room, object_id, who, int(expires)).encode()
+        if not hmac.compare_digest(sig.encode("utf-8", "surrogatepass"), expected):
             raise SignatureError("the link signature is invalid")
         if int(expires) < self._clock():
             raise SignatureError("the link has expired")

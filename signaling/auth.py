@@ -23,7 +23,7 @@ def is_admin(server: Server, request: web.Request) -> bool:
     if not key:
         return True  # embedded default: no admin key configured
     presented = bearer(request)
-    return presented is not None and hmac.compare_digest(presented.encode(), key.encode())
+    return presented is not None and hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), key.encode())
 
 
 def require_admin(server: Server, request: web.Request) -> None:

@@ -117,7 +117,7 @@ class Server:
         if old is not None:
             # Knowing a peer id and identity (both shown to everyone) is not enough.
             if old.identity != claims.identity or not isinstance(resume_secret, str) \
-                    or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode()):
+                    or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode("utf-8", "surrogatepass")):
                 self.live.discard_if_empty(live)
                 raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
             old.notify({"type": "kicked", "reason": "resumed elsewhere"})

@@ -243,6 +243,8 @@ OBJECT = f"/api/rooms/{FUZZ_ROOM}/objects/{'a' * 64}"
     ("GET", f"{OBJECT}/preview.png?who=a&exp=%C2%B2&sig=x", None, False),
     ("GET", f"{OBJECT}?who=a&exp=-1&sig=x", None, False),
     ("GET", f"{OBJECT}?who=a&exp=%201&sig=x", None, False),
+    ("GET", f"{OBJECT}?who=0&exp=0&sig=%C2%80", None, False),  # a non-ASCII signature
+    ("GET", f"{OBJECT}?who=0&exp=0&sig=%ED%A0%80", None, False),  # an undecodable one
     ("GET", f"{OBJECT}/preview.png?frame=1e999&wc=nan&ww=inf", None, False),
     # names and identities with control characters, by password and by admin key
     ("POST", f"/api/rooms/{FUZZ_ROOM}/token", {"password": FUZZ_PASSWORD, "name": "Dr.\x00X"}, False),
@@ -253,7 +255,7 @@ OBJECT = f"/api/rooms/{FUZZ_ROOM}/objects/{'a' * 64}"
     # JSON nested beyond the parser's recursion limit
     ("POST", f"/api/rooms/{FUZZ_ROOM}/token", b"[" * 100000, False),
     ("POST", f"/api/rooms/{FUZZ_ROOM}/token", b"\xff\xfe", False),
-], ids=["exp-5000-digits", "exp-superscript-digit", "exp-negative", "exp-space", "preview-window-nan",
+], ids=["exp-5000-digits", "exp-superscript-digit", "exp-negative", "exp-space", "sig-non-ascii", "sig-lone-surrogate", "preview-window-nan",
         "name-nul", "name-newline", "identity-escape", "room-name-nul", "settings-huge-float",
         "json-nested-100000", "body-not-utf8"])
 async def test_known_malformed_inputs_answer_4xx(fuzz_target, method, path, body, admin):
