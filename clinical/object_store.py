@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from clinical.errors import ClinicalError
+from clinical.storage import storing
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -21,7 +22,8 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 class ObjectStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        with storing("objects"):
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def put(self, data: bytes) -> str:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -30,18 +32,19 @@ class ObjectStore:
         target = self._location(key)
         if target.exists():
             return key
-        target.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
+        with storing("the object"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)  # a full disk keeps no partial object
+                raise
+            _fsync_dir(target.parent)
         return key
 
     def get(self, key: str) -> bytes:

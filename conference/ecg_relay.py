@@ -14,6 +14,7 @@ Recording, one file per stream (the log's ``ecg-announce`` entry names it), for 
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from typing import Any, BinaryIO
 
 from clinical.ecg import EcgAnnounce, EcgFrame, EcgStream, Gap
 from clinical.errors import ClinicalError
+
+log = logging.getLogger("telemed.ecg")
 
 # About 2.7 s of a 12-lead 500 Hz stream: past that a receiver is not keeping up, and
 # queueing more would only turn into latency on its strip.
@@ -34,8 +37,30 @@ RECORD_HEAD = struct.Struct("<dI")
 class _LiveStream:
     owner: str  # peer id
     check: EcgStream
-    recording: BinaryIO
+    recording: BinaryIO | None  # None once the disk refused it: live relaying goes on
     started: float = field(default_factory=time.monotonic)
+
+    def record(self, data: bytes) -> None:
+        if self.recording is None:
+            return
+        try:
+            self.recording.write(RECORD_HEAD.pack(time.monotonic() - self.started, len(data)))
+            self.recording.write(data)
+        except OSError as exc:
+            log.error("ECG recording %s stopped: %s", self.recording.name, exc)
+            self.stop_recording()
+
+    def stop_recording(self) -> bool:
+        """Close the recording; False if it was lost (the disk refused it)."""
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return False
+        try:
+            recording.close()
+        except OSError as exc:
+            log.error("ECG recording %s incomplete: %s", recording.name, exc)
+            return False
+        return True
 
 
 class EcgRelay:
@@ -72,15 +97,17 @@ class EcgRelay:
         live = self._owned(owner, stream_id)
         del self._streams[stream_id]
         live.check.end()
-        live.recording.close()
-        return live.check.stats()
+        stats = live.check.stats()
+        if not live.stop_recording():
+            stats["recording_lost"] = True
+        return stats
 
     def owned_by(self, owner: str) -> list[int]:
         return [sid for sid, live in self._streams.items() if live.owner == owner]
 
     def close_all(self) -> None:
         for live in self._streams.values():
-            live.recording.close()
+            live.stop_recording()
         self._streams.clear()
 
     # --- frames ---
@@ -88,8 +115,7 @@ class EcgRelay:
         """Check, record and relay one frame; ClinicalError if it contradicts its stream."""
         live = self._owned(owner, frame.stream_id)
         gaps = live.check.accept(frame)
-        live.recording.write(RECORD_HEAD.pack(time.monotonic() - live.started, len(data)))
-        live.recording.write(data)
+        live.record(data)
         for peer_id, channel in list(self._channels.items()):
             if peer_id == owner or channel.readyState != "open":
                 continue

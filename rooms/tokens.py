@@ -39,6 +39,7 @@ class Claims:
     grants: Grants
     name: str
     expires_at: float  # wall-clock epoch seconds, as JWT "exp" is
+    token_id: str = ""  # the JWT "jti": names this token in the audit trail
 
 
 class TokenIssuer:
@@ -120,7 +121,7 @@ def _claims_from_payload(payload: dict[str, Any]) -> Claims:
     identity, name = payload["sub"], payload.get("name")
     if not _is_text(identity, MAX_IDENTITY_LENGTH) or not _is_text(name, MAX_NAME_LENGTH):
         raise invalid
-    return Claims(identity, room, role, grants, name, float(payload["exp"]))
+    return Claims(identity, room, role, grants, name, float(payload["exp"]), str(payload["jti"]))
 
 
 def _is_text(value: Any, limit: int) -> bool:

@@ -8,9 +8,12 @@ import uuid
 
 from aiohttp import web
 
+from clinical.actor import Actor
+from clinical.storage import StorageUnavailable
+from conference.actors import actor_for
 from rooms import Role, RoomExists, Room, RoomSettings, hash_password, validate_room_name, verify_password
 
-from .auth import bearer, claims_for, is_admin, require_admin
+from .auth import admin_actor, bearer, claims_for, is_admin, require_admin
 from .http_errors import HttpError, read_json
 from .server import Server
 
@@ -35,6 +38,12 @@ def routes(server: Server) -> list[web.RouteDef]:
             await server.store.create(room)
         except RoomExists:
             raise HttpError(409, "exists", f"room {name!r} already exists") from None
+        try:
+            await server.audit.record("room-created", admin_actor(server, request), name, name,
+                                      settings=settings.to_dict())
+        except StorageUnavailable:
+            await server.store.delete(name)  # a room nobody can audit is not created
+            raise
         return web.json_response({"room": room.to_public_dict()}, status=201)
 
     async def get_room(request: web.Request) -> web.Response:
@@ -53,10 +62,13 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def delete_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if not (server.settings.admin_key and is_admin(server, request)):
+        if server.settings.admin_key and is_admin(server, request):
+            actor = admin_actor(server, request)
+        else:
             claims = claims_for(server, bearer(request), name)
             if not claims.grants.admin:
                 raise HttpError(403, "forbidden", "only a host may close the room")
+            actor = actor_for(claims, request.remote or "")
         live = server.live.rooms.get(name)
         if live is not None:
             for peer in list(live.peers.values()):
@@ -64,6 +76,7 @@ def routes(server: Server) -> list[web.RouteDef]:
                 await server.leave(peer)
         if not await server.store.delete(name):
             raise HttpError(404, "not-found", "no such room")
+        await server.audit.record("room-deleted", actor, name, name)
         return web.Response(status=204)
 
     async def issue_token(request: web.Request) -> web.Response:
@@ -91,12 +104,21 @@ def routes(server: Server) -> list[web.RouteDef]:
             ok = room is not None and await asyncio.to_thread(verify_password, password, room.password_hash)
             if not ok:
                 server.login_limiter.failed(key)
+                server.audit.record_soon("login-failed", Actor.anonymous(request.remote or "", "password"),
+                                         name, "", role=role.value, name=display)
                 raise HttpError(401, "unauthorized", "wrong room or password")
             server.login_limiter.succeeded(key)
         elif room is None:
             raise HttpError(404, "not-found", "no such room")
         token = server.tokens.issue(name, role, identity, display or role.value)
         claims = server.tokens.verify(token, room=name)
+        # On record before the token is handed out: no token the trail does not know of.
+        if admin:
+            await server.audit.record("token-minted", admin_actor(server, request), name, claims.token_id,
+                                      via="admin-key", identity=identity, role=role.value)
+        else:
+            await server.audit.record("login", actor_for(claims, request.remote or "", "password"), name,
+                                      claims.token_id)
         return web.json_response({
             "token": token, "expires_in": server.settings.token_ttl, "identity": identity,
             "role": role.value, "grants": claims.grants.to_dict(),

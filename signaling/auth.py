@@ -6,6 +6,7 @@ import hmac
 
 from aiohttp import web
 
+from clinical.actor import Actor
 from rooms import Claims, TokenError
 
 from .http_errors import HttpError
@@ -24,6 +25,12 @@ def is_admin(server: Server, request: web.Request) -> bool:
         return True  # embedded default: no admin key configured
     presented = bearer(request)
     return presented is not None and hmac.compare_digest(presented.encode(), key.encode())
+
+
+def admin_actor(server: Server, request: web.Request) -> Actor:
+    """Whoever acts with the admin key (or on a server that configured none)."""
+    credential = "admin-key" if server.settings.admin_key else "none"
+    return Actor("admin", credential=credential, address=request.remote or "")
 
 
 def require_admin(server: Server, request: web.Request) -> None:

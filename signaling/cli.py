@@ -11,7 +11,9 @@ import sys
 
 from aiohttp import web
 
-from . import config, logs
+from clinical.storage import StorageUnavailable
+
+from . import audit_cli, config, logs
 from .app import create_app
 
 
@@ -20,12 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "audit"],
+                        help="serve (default), or 'audit verify' to check the audit trail")
     config.add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["audit"]:
+        sys.exit(audit_cli.main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         settings = config.load(args)
@@ -41,13 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     if settings.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    try:
+        app = create_app(settings)
+    except StorageUnavailable as exc:
+        sys.exit(f"telemed: cannot start: {exc.message}")
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        sys.exit(f"telemed: cannot start: {exc}")
     logging.getLogger("telemed").info("listening", extra={"fields": {
         "host": settings.host, "port": settings.port, "tls": bool(ssl_context),
         "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1],
         "pacs": settings.pacs_url}})
-    try:
-        app = create_app(settings)
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        sys.exit(f"telemed: cannot start: {exc}")
     web.run_app(app, host=settings.host, port=settings.port,
                 ssl_context=ssl_context, print=None, access_log=None)

@@ -31,6 +31,10 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # audit trail (trust-audit)
+    audit_key: str | None = field(default=None, repr=False)
+    audit_key_file: str | None = None
+    audit_anchor_redis: str | None = field(default=None, repr=False)
 
 
 HELP = {
@@ -58,6 +62,13 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    # audit trail (trust-audit)
+    "audit_key": "HMAC key of the audit chain, >= 32 bytes (default: generated once into "
+                 "--audit-key-file); keep it apart from the data: without it the trail cannot be verified",
+    "audit_key_file": "file holding the audit key, created 0600 if missing "
+                      "(default <data_dir>/keys/audit.key)",
+    "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
+                          "(default: the anchor file only)",
 }
 
 
@@ -125,4 +136,6 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("pacs_username and pacs_password need pacs_url")
     if settings.pacs_password and not settings.pacs_username:
         raise ValueError("pacs_password needs pacs_username")
+    if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
+        raise ValueError("audit_key must be at least 32 bytes")
     return settings

@@ -15,6 +15,7 @@ from conference.protocol import ProtocolError
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
 
+from .audit_setup import open_audit_trail
 from .config import Settings
 from .key_file import load_or_create_secret
 from .metrics import Metrics
@@ -25,6 +26,8 @@ log = logging.getLogger("telemed.server")
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # First: a data directory that refuses writes stops the start, before anything else.
+        self.audit = open_audit_trail(settings)
         self.store = open_room_store(settings.room_store, settings.data_dir)
         secret = settings.secret or _generated_secret(Path(settings.data_dir))
         self.tokens = TokenIssuer(secret, settings.token_ttl)
@@ -33,7 +36,7 @@ class Server:
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
@@ -45,7 +48,7 @@ class Server:
         return await self.store.get(name)
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None) -> Peer:
+                   resume: str | None = None, address: str = "") -> Peer:
         room = await self.store.get(claims.room)
         if room is None:
             raise ProtocolError("not-found", "the room no longer exists")
@@ -57,20 +60,24 @@ class Server:
         if len(live.peers) >= room.settings.max_participants:
             self.live.discard_if_empty(live)
             raise ProtocolError("room-full", "the room is full")
-        peer = Peer(claims, live, notify, self.new_connection, screen)
+        peer = Peer(claims, live, notify, self.new_connection, screen, address)
         live.add(peer)
         self.metrics.joins += 1
+        self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
                                                   "role": claims.role.value, "screen": screen}})
         return peer
 
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
+        present = room.peers.get(peer.id) is peer  # leave may be called again for a peer gone
         if peer.connection is not None:
             self.metrics.absorb(peer.connection)
         await room.remove(peer)
         await close_quietly(peer)
         self.live.discard_if_empty(room)
+        if present:
+            self.audit.record_soon("leave", peer.actor, room.name, peer.id)
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
@@ -79,6 +86,7 @@ class Server:
                 await self.leave(peer)
         await self.clinical.close()
         await self.store.close()
+        await self.audit.close()
 
 
 SECRET_FILE = "token-secret.key"

@@ -8,6 +8,8 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from clinical.storage import StorageUnavailable
+from conference.actors import actor_for
 from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from rooms import Claims, Layout, RoomNotFound, TokenError
@@ -22,9 +24,10 @@ MAX_MESSAGES_PER_SECOND = 50
 class Session:
     """One WebSocket: before `join` it has no peer; afterwards it speaks for one."""
 
-    def __init__(self, server: Server, ws: web.WebSocketResponse) -> None:
+    def __init__(self, server: Server, ws: web.WebSocketResponse, address: str = "") -> None:
         self.server = server
         self.ws = ws
+        self.address = address
         self.peer: Peer | None = None
         self.claims: Claims | None = None  # of the token this session joined with
         self._outbox: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=1000)
@@ -70,7 +73,7 @@ class Session:
                 if request_id is not None:
                     reply["id"] = request_id
                 self.notify(reply)
-        except ProtocolError as exc:
+        except (ProtocolError, StorageUnavailable) as exc:
             self.notify({"type": "error", "code": exc.code, "error": exc.message, "id": request_id})
         except Exception:
             log.exception("error handling a message")
@@ -102,7 +105,7 @@ class Session:
         if kind == "set-layout":
             return await self.set_layout(peer, message)
         if kind == "refresh-token":
-            return self.refresh_token()
+            return await self.refresh_token()
         if kind == "leave":
             await self.leave()
             await self.ws.close()
@@ -123,7 +126,7 @@ class Session:
             claims = self.server.tokens.verify(token)
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
-        self.peer = peer = await self.server.join(claims, self.notify, screen, resume)
+        self.peer = peer = await self.server.join(claims, self.notify, screen, resume, self.address)
         self.claims = claims
         room = peer.room
         return {
@@ -135,7 +138,7 @@ class Session:
             "ice_servers": self.server.settings.ice_servers,
         }
 
-    def refresh_token(self) -> dict:
+    async def refresh_token(self) -> dict:
         """A fresh token with the same claims, for a reconnect after the first expired.
 
         Only a joined session gets one, so a peer who left or was removed can no
@@ -144,6 +147,8 @@ class Session:
         claims = self.claims
         token = self.server.tokens.issue(claims.room, claims.role, claims.identity, claims.name)
         fresh = self.server.tokens.verify(token, claims.room)
+        await self.server.audit.record("token-minted", actor_for(fresh, self.address), claims.room,
+                                       fresh.token_id, via="refresh", replaces=claims.token_id)
         return {"type": "token", "token": token, "expires_at": fresh.expires_at}
 
     async def candidate(self, peer: Peer, message: dict) -> None:
@@ -193,7 +198,7 @@ def route(server: Server, app: web.Application) -> web.RouteDef:
         # aiohttp closes (1009) beyond 4x our limit; below it we answer with an error instead.
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_WS_MESSAGE)
         await ws.prepare(request)
-        session = Session(server, ws)
+        session = Session(server, ws, request.remote or "")
         writer = asyncio.ensure_future(session.writer())
         sockets.add(ws)
         try:
