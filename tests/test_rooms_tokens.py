@@ -48,7 +48,8 @@ def _refused(issuer, token, status=401, room=None) -> TokenError:
 @pytest.mark.parametrize("role", list(Role))
 def test_round_trip_carries_role_grants_and_expiry(issuer, role):
     before = time.time()
-    claims = issuer.verify(issuer.issue("consult-1", role, "user-7", "Dr 李"), room="consult-1")
+    token = issuer.issue("consult-1", role, "user-7", "Dr 李")
+    claims = issuer.verify(token, room="consult-1")
     assert claims == Claims(
         identity="user-7",
         room="consult-1",
@@ -56,7 +57,9 @@ def test_round_trip_carries_role_grants_and_expiry(issuer, role):
         grants=Grants.for_role(role),
         name="Dr 李",
         expires_at=claims.expires_at,
+        token_id=jwt.decode(token, options={"verify_signature": False})["jti"],
     )
+    assert len(claims.token_id) >= 16
     assert before + 599 <= claims.expires_at <= time.time() + 601
 
 
