@@ -15,7 +15,7 @@ from redis import RedisError
 
 from clinical.audit import verify
 from clinical.audit_anchor import AnchorFile, RedisAnchor, anchored_seqs
-from clinical.audit_trail import ANCHOR_FILE, AUDIT_FILE, UNKEYED_PREFIX
+from clinical.audit_trail import ANCHOR_FILE, AUDIT_FILE, CUT_PREFIX, UNKEYED_PREFIX
 from clinical.errors import ClinicalError
 
 _VERDICT = {"audit-unkeyed": "UNKEYED", "audit-truncated": "TRUNCATED"}
@@ -61,6 +61,9 @@ def check_trail(data_dir: str | os.PathLike[str], key: bytes, redis_url: str | N
             report.fail(f"{_VERDICT.get(exc.code, 'TAMPERED')}: {exc.message}")
         except (OSError, RedisError) as exc:
             report.fail(f"UNREADABLE: {exc}")
+    for cut in sorted(root.glob(f"{CUT_PREFIX}*.jsonl")):
+        report.fail(f"TRUNCATED: {cut.name} was found cut short of its anchor at start-up and set aside "
+                    "(its anchor beside it); a new chain began there")
     for old in sorted(root.glob(f"{UNKEYED_PREFIX}*.jsonl")):
         report.fail(f"UNKEYED: {old.name} was written before audit keys; it cannot prove it was not "
                     "rewritten (move it out of the data directory once reviewed)")

@@ -12,6 +12,8 @@ Layout under ``data_dir``::
     audit.jsonl                  the chain
     audit-anchor.json            each day's chain head (audit_anchor)
     audit-unkeyed-<time>.jsonl   a log from before audit keys, set aside on upgrade
+    audit-cut-<time>.jsonl       a log found shorter than its anchor at start-up, set
+                                 aside with its anchor (…-anchor.json) as evidence
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = logging.getLogger("telemed.audit")
 AUDIT_FILE = "audit.jsonl"
 ANCHOR_FILE = "audit-anchor.json"
 UNKEYED_PREFIX = "audit-unkeyed-"
+CUT_PREFIX = "audit-cut-"
 
 
 class AuditTrail:
@@ -42,15 +45,26 @@ class AuditTrail:
         self.root = Path(data_dir)
         self.key = key
         path = self.root / AUDIT_FILE
-        archived = None
+        self._anchor = AnchorFile(self.root / ANCHOR_FILE, key)
+        found: list[tuple[str, Path, dict[str, Any]]] = []  # (action, file set aside, details)
         try:
             self._log = AuditLog(path, key)
         except ClinicalError as exc:
             if exc.code != "audit-unkeyed":
                 raise
-            archived = _set_aside(path)
+            found.append(("audit-archived", _set_aside(path, UNKEYED_PREFIX), {}))
             self._log = AuditLog(path, key)
-        self._anchor = AnchorFile(self.root / ANCHOR_FILE, key)
+        anchored = max((head["seq"] for head in self._anchor.load().values()), default=0)
+        if anchored > self._log.seq:
+            # Cut while we were down. Continuing would overwrite the anchor that proves it:
+            # keep both as evidence (verify reports them) and begin a new chain.
+            records = self._log.seq
+            self._log.close()
+            aside = _set_aside(path, CUT_PREFIX)
+            _set_aside(self._anchor.path, CUT_PREFIX, f"{aside.stem}-anchor.json")
+            self._log = AuditLog(path, key)
+            self._anchor = AnchorFile(self.root / ANCHOR_FILE, key)
+            found.append(("audit-tail-cut", aside, {"records": records, "anchored": anchored}))
         self._redis = RedisAnchor(redis_url) if redis_url else None
         self._queue: list[tuple[AuditEvent, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
@@ -58,10 +72,10 @@ class AuditTrail:
         if self._log.repaired:
             self.record_blocking("log-repaired", Actor.server(), object_id=AUDIT_FILE,
                                  bytes_cut=self._log.repaired)
-        if archived is not None:
+        for action, aside, details in found:
             # Pins the old log's content from now on, though not what happened before.
-            self.record_blocking("audit-archived", Actor.server(), object_id=archived.name,
-                                 sha256=hashlib.sha256(archived.read_bytes()).hexdigest())
+            self.record_blocking(action, Actor.server(), object_id=aside.name,
+                                 sha256=hashlib.sha256(aside.read_bytes()).hexdigest(), **details)
 
     @property
     def path(self) -> Path:
@@ -135,10 +149,10 @@ class AuditTrail:
             log.error("audit record failed: %s", task.exception())
 
 
-def _set_aside(path: Path) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{UNKEYED_PREFIX}{stamp}.jsonl")
+def _set_aside(path: Path, prefix: str, name: str | None = None) -> Path:
+    target = path.with_name(name or f"{prefix}{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.jsonl")
     with storing("the audit log"):
         os.rename(path, target)
-    log.warning("the audit log had no key: set aside as %s (verify reports it as unkeyed)", target.name)
+    reason = "had no key" if prefix == UNKEYED_PREFIX else "was cut short of its anchored head"
+    log.error("the audit log %s: set aside as %s (telemed audit verify reports it)", reason, target.name)
     return target

@@ -231,3 +231,22 @@ def test_audit_batch_on_a_full_disk_is_all_or_nothing(small_disk):
     trail._log.close()
     assert [json.loads(line)["object"] for line in lines_of(small_disk)] == ["before", "after"]
     assert check_trail(small_disk, KEY).ok
+
+
+def test_a_tail_cut_while_stopped_is_kept_as_evidence_on_start(tmp_path):
+    trail_with(tmp_path, 6)._log.close()
+    lines = lines_of(tmp_path)
+    (tmp_path / AUDIT_FILE).write_bytes(b"".join(lines[:4]))
+    trail = AuditTrail(tmp_path, KEY)  # the next start must not anchor over the cut
+    trail.record_blocking("login", DR, "consult")
+    trail._log.close()
+    (cut,) = tmp_path.glob("audit-cut-*.jsonl")
+    assert cut.read_bytes() == b"".join(lines[:4])
+    assert (tmp_path / f"{cut.stem}-anchor.json").is_file()
+    first = json.loads(lines_of(tmp_path)[0])
+    assert (first["action"], first["object"], first["details"]["records"], first["details"]["anchored"]) == (
+        "audit-tail-cut", cut.name, 4, 6)
+    report = check_trail(tmp_path, KEY)
+    assert not report.ok
+    assert report.lines[0].startswith("OK: 2 records")
+    assert report.lines[1].startswith(f"TRUNCATED: {cut.name} was found cut short")
