@@ -156,7 +156,10 @@ class ClinicalSession:
             log.info("peer %s missed %d ECG frames while slow", peer.id, dropped)
         sender = Sender.of(peer)
         for stream_id in self.ecg.owned_by(peer.id):
-            self._end_stream(sender, stream_id, "disconnected")
+            try:
+                self._end_stream(sender, stream_id, "disconnected")
+            except StorageUnavailable as exc:  # over either way; replay ends it at the log's end
+                log.error("ECG stream end not logged in %s: %s", self.room.name, exc.message)
 
     def close(self) -> None:
         if self.closed:
@@ -259,10 +262,7 @@ class ClinicalSession:
 
     def _end_stream(self, sender: Sender, stream_id: int, reason: str) -> None:
         stats = self.ecg.close(sender.peer_id, stream_id)
-        try:
-            self._publish(sender, "ecg-end", {"stream_id": stream_id, "reason": reason, **stats})
-        except StorageUnavailable as exc:  # the stream is over either way; replay ends it at the gap
-            log.error("ECG stream end not logged in %s: %s", self.room.name, exc.message)
+        self._publish(sender, "ecg-end", {"stream_id": stream_id, "reason": reason, **stats})
 
     def _on_ecg(self, peer: Peer, data: object) -> None:
         try:

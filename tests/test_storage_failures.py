@@ -15,6 +15,9 @@ import pytest
 from clinical.audit_check import check_trail
 from clinical.jsonl import read_jsonl
 from telemed_client.client import ClientError
+from telemed_client.ecg_sources import synthetic
+from telemed_client.wire import pack_ecg
+from tests.test_clinical_session_ecg import drain
 from tests.clinical_peers import PASSWORD, bundled, close, join, oru_r01, potassium
 from tests.server import free_port, start_server
 from tests.tmpfs import Filler, mount_tmpfs, remount_read_only, small_disk, unmount  # noqa: F401
@@ -203,3 +206,41 @@ def test_read_only_data_directory_refuses_to_start(tmp_path):
     assert done.stderr.splitlines() == [
         f"telemed: cannot start: the server cannot store data in {disk / 'data'} (Read-only file system); "
         "the data directory must be writable"]
+
+
+async def test_full_disk_keeps_ecg_live(small_disk):
+    """Recording stops when the disk is full; the live strip does not."""
+    server, runner = await start_server(str(small_disk / "data"))
+    filler = None
+    try:
+        await server.create_room("amb", PASSWORD)
+        device = await join(server, "amb", "Ambulance", role="device")
+        doctor = await join(server, "amb", "Dr A")
+        try:
+            signal = synthetic(12, 500, 4.0)
+            sid = await device.announce_ecg(signal)
+            filler = Filler(small_disk)
+            per_frame = 20
+            count = len(signal.samples) // per_frame  # 100 frames, ~150 KB: far beyond the free space
+            for seq in range(count):
+                device.ecg.send(pack_ecg(sid, seq, seq * per_frame, 500,
+                                         signal.samples[seq * per_frame:(seq + 1) * per_frame]))
+                if seq % 10 == 9:
+                    await asyncio.sleep(0.01)  # let SCTP drain
+            got = await drain(doctor.ecg_frames, count)
+            assert [f.seq for f in got] == list(range(count))
+            start = len(device.messages)
+            device.send({"type": "ecg-end", "stream_id": sid})
+            reply = await device.wait_for(
+                lambda m: m.get("stream_id") == sid and m["type"] in ("ecg-end", "error") or m.get("ref") == sid,
+                start=start)
+            if reply["type"] == "error":  # the log's last page was full as well
+                assert reply["code"] == "storage-unavailable"
+            else:
+                assert reply["recording_lost"] is True and reply["frames"] == count
+        finally:
+            await close(device, doctor)
+    finally:
+        if filler is not None:
+            filler.remove()
+        await runner.cleanup()
