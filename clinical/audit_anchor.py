@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -99,19 +100,34 @@ class AnchorFile:
 
 
 class RedisAnchor:
-    """Synchronous on purpose: it runs in the audit writer's thread, after the file anchor."""
+    """Synchronous on purpose: it runs in the audit writer's thread, after the file anchor.
+
+    While Redis is unreachable, heads wait here and are tried again every
+    ``RETRY_SECONDS``, so that an outage costs the audit writer one timeout per retry,
+    not one per record."""
+
+    RETRY_SECONDS = 30.0
 
     def __init__(self, url: str, prefix: str = "telemed:") -> None:
-        self._redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
-                                           socket_connect_timeout=5)
+        self._redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2,
+                                           socket_connect_timeout=2)
         self._key = f"{prefix}audit:anchors"
+        self._pending: Heads = {}
+        self._retry_at = 0.0
 
     def __repr__(self) -> str:  # the URL may hold a Redis password
         return f"RedisAnchor(key={self._key!r})"
 
     def update(self, heads: Heads) -> None:
-        if heads:
-            self._redis.hset(self._key, mapping={day: json.dumps(head) for day, head in heads.items()})
+        self._pending.update(heads)
+        if not self._pending or time.monotonic() < self._retry_at:
+            return
+        try:
+            self._redis.hset(self._key, mapping={day: json.dumps(head) for day, head in self._pending.items()})
+        except redis.RedisError:
+            self._retry_at = time.monotonic() + self.RETRY_SECONDS
+            raise
+        self._pending.clear()
 
     def load(self) -> Heads:
         try:

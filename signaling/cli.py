@@ -14,7 +14,6 @@ from aiohttp import web
 from clinical.storage import StorageUnavailable
 
 from . import audit_cli, config, logs
-from .app import create_app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     if settings.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    from .app import create_app  # here: `telemed audit` needs none of the media stack
+
     try:
         app = create_app(settings)
     except StorageUnavailable as exc:

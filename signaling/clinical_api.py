@@ -49,7 +49,10 @@ def routes(server: Server) -> list[web.RouteDef]:
         else:
             claims = claims_for(server, bearer(request), room)
             actor = actor_for(claims, request.remote or "")
-        shared = await hub.shared_object(room, sha256)
+        try:
+            shared = await hub.shared_object(room, sha256)
+        except ClinicalError as exc:  # a damaged session log: the server's fault, said plainly
+            raise HttpError(503, exc.code, exc.message) from None
         if shared is None or sha256 not in hub.objects:
             raise HttpError(404, "not-found", "no such object in this room")
         return room, sha256, shared, actor

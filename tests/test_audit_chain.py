@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 from clinical.actor import Actor
 from clinical.audit import GENESIS, AuditLog, record_mac, verify
+from clinical.audit_anchor import RedisAnchor
 from clinical.audit_check import check_trail
 from clinical.audit_trail import ANCHOR_FILE, AUDIT_FILE, AuditTrail
 from clinical.errors import ClinicalError
@@ -22,6 +24,7 @@ from clinical.jsonl import JsonlFile
 from clinical.storage import StorageUnavailable
 from signaling.audit_setup import open_audit_trail
 from signaling.config import Settings
+from tests.server import free_port
 from tests.tmpfs import Filler, small_disk  # noqa: F401 (fixture)
 
 KEY = b"audit-key-for-tests-0123456789abcdef"
@@ -112,7 +115,17 @@ def test_anchor_file_edits_are_found(tmp_path):
     assert not report.ok and report.lines == [f"TAMPERED: {ANCHOR_FILE} was altered or made with another key"]
 
 
-def test_redis_anchor_finds_a_cut_hidden_by_an_old_anchor_file(tmp_path, redis_url):
+@pytest.fixture
+def anchor_redis(redis_url):
+    """The session's Redis, without the anchors an earlier test left there."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete("telemed:audit:anchors")
+    client.close()
+    return redis_url
+
+
+def test_redis_anchor_finds_a_cut_hidden_by_an_old_anchor_file(tmp_path, anchor_redis):
+    redis_url = anchor_redis
     trail = trail_with(tmp_path, 3, redis_url)
     old_anchor = (tmp_path / ANCHOR_FILE).read_bytes()
     for i in range(3):
@@ -250,3 +263,20 @@ def test_a_tail_cut_while_stopped_is_kept_as_evidence_on_start(tmp_path):
     assert not report.ok
     assert report.lines[0].startswith("OK: 2 records")
     assert report.lines[1].startswith(f"TRUNCATED: {cut.name} was found cut short")
+
+
+def test_redis_outage_does_not_stall_auditing_and_heads_catch_up(tmp_path, anchor_redis):
+    redis_url = anchor_redis
+    port = free_port()  # nothing listens here: Redis is down
+    trail = AuditTrail(tmp_path, KEY, f"redis://127.0.0.1:{port}/0")
+    for i in range(20):
+        trail.record_blocking("open", DR, "consult", f"obj-{i}")  # one failed try, then queued
+    trail._redis._redis = RedisAnchor(redis_url)._redis  # Redis is back
+    trail._redis._retry_at = 0.0  # (instead of waiting RETRY_SECONDS)
+    trail.record_blocking("open", DR, "consult", "obj-20")
+    trail._log.close()
+    assert check_trail(tmp_path, KEY, redis_url).ok
+    (tmp_path / AUDIT_FILE).write_bytes(b"".join(lines_of(tmp_path)[:20]))
+    (tmp_path / ANCHOR_FILE).unlink()
+    assert check_trail(tmp_path, KEY, redis_url).lines[0].startswith("TRUNCATED: the log ends at record 20, "
+                                                                     "but record 21")
