@@ -243,7 +243,7 @@ class ClinicalSession:
     def _start_stream(self, sender: Sender, announce: EcgAnnounce) -> None:
         recording = f"ecg/{sender.peer_id}-{announce.stream_id}-{time.monotonic_ns()}.ecg"
         with storing("the ECG recording"):
-            self.ecg.open(sender.peer_id, announce, self.directory / recording)
+            self.ecg.open(sender.peer_id, announce, lambda: self.hub.open_recording(self.directory / recording))
         body = {k: v for k, v in announce.to_message().items() if k != "type"}
         self._spawn(self._announce_stream(sender, announce.stream_id, {**body, "recording": recording},
                                           len(announce.leads)))

@@ -7,9 +7,12 @@ a second device announcing a stream id already in use is refused, and picks anot
 A slow receiver never holds the others back: when its channel has more than
 ``BUFFER_LIMIT`` bytes queued, its frames are dropped (and counted) until it drains.
 
-Recording, one file per stream (the log's ``ecg-announce`` entry names it), for replay::
+Recording, one file per stream (the log's ``ecg-announce`` entry names it), for replay;
+the plaintext (encrypted at rest by the opener, sealed at least every ``FLUSH_SECONDS``)::
 
     repeated: f64 seconds since the announce was logged, u32 frame length, the frame
+
+A recording that fails (disk full) stops; the live relay to the doctors carries on.
 """
 
 from __future__ import annotations
@@ -17,50 +20,55 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from clinical.ecg import EcgAnnounce, EcgFrame, EcgStream, Gap
 from clinical.errors import ClinicalError
-
-log = logging.getLogger("telemed.ecg")
 
 # About 2.7 s of a 12-lead 500 Hz stream: past that a receiver is not keeping up, and
 # queueing more would only turn into latency on its strip.
 BUFFER_LIMIT = 32 * 1024
 MAX_STREAMS_PER_SENDER = 4
 RECORD_HEAD = struct.Struct("<dI")
+FLUSH_SECONDS = 1.0  # a crash loses at most this much of a recording
+
+log = logging.getLogger("telemed.ecg")
 
 
 @dataclass
 class _LiveStream:
     owner: str  # peer id
     check: EcgStream
-    recording: BinaryIO | None  # None once the disk refused it: live relaying goes on
+    recording: BinaryIO | None  # None once it failed
     started: float = field(default_factory=time.monotonic)
+    lost: bool = False  # the disk refused the recording; said so in the stream's end
+    flushed: float = field(default_factory=time.monotonic)
 
     def record(self, data: bytes) -> None:
         if self.recording is None:
             return
+        now = time.monotonic()
         try:
-            self.recording.write(RECORD_HEAD.pack(time.monotonic() - self.started, len(data)))
+            self.recording.write(RECORD_HEAD.pack(now - self.started, len(data)))
             self.recording.write(data)
+            if now - self.flushed >= FLUSH_SECONDS:
+                self.recording.flush()
+                self.flushed = now
         except OSError as exc:
-            log.error("ECG recording %s stopped: %s", self.recording.name, exc)
-            self.stop_recording()
+            log.error("ECG recording stopped: %s", exc)
+            self.lost = True
+            self.finish()
 
-    def stop_recording(self) -> bool:
-        """Close the recording; False if it was lost (the disk refused it)."""
+    def finish(self) -> None:
         recording, self.recording = self.recording, None
-        if recording is None:
-            return False
-        try:
-            recording.close()
-        except OSError as exc:
-            log.error("ECG recording %s incomplete: %s", recording.name, exc)
-            return False
-        return True
+        if recording is not None:
+            try:
+                recording.close()
+            except OSError as exc:
+                log.error("ECG recording not closed cleanly: %s", exc)
+                self.lost = True
 
 
 class EcgRelay:
@@ -80,7 +88,7 @@ class EcgRelay:
         return self.dropped.pop(peer_id, 0)
 
     # --- streams ---
-    def open(self, owner: str, announce: EcgAnnounce, recording: Path) -> None:
+    def open(self, owner: str, announce: EcgAnnounce, open_recording: Callable[[], BinaryIO]) -> None:
         current = self._streams.get(announce.stream_id)
         if current is not None:
             who = "you" if current.owner == owner else "another participant"
@@ -89,16 +97,16 @@ class EcgRelay:
             )
         if len(self.owned_by(owner)) >= MAX_STREAMS_PER_SENDER:
             raise ClinicalError("ecg-busy", f"at most {MAX_STREAMS_PER_SENDER} live streams per sender")
-        recording.parent.mkdir(parents=True, exist_ok=True)
-        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open(recording, "ab"))
+        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open_recording())
 
     def close(self, owner: str, stream_id: int) -> dict[str, int]:
         """End a stream; returns its receive statistics."""
         live = self._owned(owner, stream_id)
         del self._streams[stream_id]
         live.check.end()
+        live.finish()
         stats = live.check.stats()
-        if not live.stop_recording():
+        if live.lost:
             stats["recording_lost"] = True
         return stats
 
@@ -107,7 +115,7 @@ class EcgRelay:
 
     def close_all(self) -> None:
         for live in self._streams.values():
-            live.stop_recording()
+            live.finish()
         self._streams.clear()
 
     # --- frames ---

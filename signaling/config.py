@@ -31,6 +31,10 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # encryption at rest (vault/) and recording (recorder/)
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: str | None = None
+    previous_master_keys: list[str] = field(default_factory=list, repr=False)
     # audit trail (trust-audit)
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
@@ -62,6 +66,13 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    "master_key": "base64 of 32 random bytes: the master key that wraps the data keys of "
+                  "everything encrypted at rest (prefer the env or the config file to a flag; "
+                  "default: read or create --master-key-file)",
+    "master_key_file": "file holding the master key, created 0600 on first start if missing "
+                       "(default <data_dir>/keys/master.key; keep a copy apart from the data)",
+    "previous_master_keys": "comma-separated base64 master keys that still unwrap data keys "
+                            "while they are re-wrapped under the new one (key rotation)",
     # audit trail (trust-audit)
     "audit_key": "HMAC key of the audit chain, >= 32 bytes (default: generated once into "
                  "--audit-key-file); keep it apart from the data: without it the trail cannot be verified",
@@ -89,6 +100,8 @@ def _coerce(name: str, value: object) -> object:
         return timeout
     if name == "pacs_url":
         return _pacs_url(value)
+    if name == "previous_master_keys":
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     return value
 
 

@@ -14,6 +14,7 @@ from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
 from sfu import Connection, pin_host_addresses
+from vault import KeyRing
 
 from .audit_setup import open_audit_trail
 from .config import Settings
@@ -32,11 +33,14 @@ class Server:
         secret = settings.secret or _generated_secret(Path(settings.data_dir))
         self.tokens = TokenIssuer(secret, settings.token_ttl)
         self.login_limiter = AttemptLimiter()
+        self.keyring = KeyRing.load(settings.master_key,
+                                    settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
+                                    settings.previous_master_keys)
         pacs = None
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
