@@ -3,9 +3,9 @@
 Records are chained and written by one writer off the event loop. Whatever arrives while
 a write is under way goes into the next write together (group commit: one sync for many
 records), so a burst of failed logins costs one sync per batch, not one per attempt.
-``record`` returns once its record is on disk, with the day's chain head anchored; it
-raises StorageUnavailable when the disk refuses, and then nothing of that batch is in
-the log.
+``record`` returns once its record is on disk (the day's chain head is anchored right
+after); it raises StorageUnavailable when the disk refuses, and then nothing of that
+batch is in the log.
 
 Layout under ``data_dir``::
 
@@ -116,7 +116,7 @@ class AuditTrail:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                entries = await asyncio.to_thread(self._write, [event for event, _ in batch])
+                entries = await asyncio.to_thread(self._log.write, [event for event, _ in batch])
             except BaseException as exc:
                 for _, done in batch:
                     if not done.done():
@@ -127,21 +127,27 @@ class AuditTrail:
             for (_, done), entry in zip(batch, entries):
                 if not done.done():
                     done.set_result(entry)
+            # After the answers: the records are durable, the anchor follows them (the
+            # next batch gathers meanwhile).
+            await asyncio.to_thread(self._anchor_heads, entries)
 
     def _write(self, events: list[AuditEvent]) -> list[dict[str, Any]]:
         entries = self._log.write(events)
+        self._anchor_heads(entries)
+        return entries
+
+    def _anchor_heads(self, entries: list[dict[str, Any]]) -> None:
         heads = day_heads(entries)
         # The records are durable now; a failing anchor only delays the next anchoring.
         try:
             self._anchor.update(heads)
-        except ClinicalError as exc:
+        except Exception as exc:  # the records stand; the next batch anchors again
             log.error("audit anchor not written: %s", exc)
         if self._redis is not None:
             try:
                 self._redis.update(heads)
             except Exception as exc:  # Redis down must not stop auditing
                 log.error("audit anchor not written to Redis: %r", exc)
-        return entries
 
     def _soon_done(self, task: asyncio.Task) -> None:
         self._soon.discard(task)
