@@ -54,6 +54,7 @@ class AuditTrail:
                 raise
             found.append(("audit-archived", _set_aside(path, UNKEYED_PREFIX), {}))
             self._log = AuditLog(path, key)
+        repaired = self._log.repaired
         anchored = max((head["seq"] for head in self._anchor.load().values()), default=0)
         if anchored > self._log.seq:
             # Cut while we were down. Continuing would overwrite the anchor that proves it:
@@ -69,9 +70,8 @@ class AuditTrail:
         self._queue: list[tuple[AuditEvent, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
         self._soon: set[asyncio.Task] = set()
-        if self._log.repaired:
-            self.record_blocking("log-repaired", Actor.server(), object_id=AUDIT_FILE,
-                                 bytes_cut=self._log.repaired)
+        if repaired:
+            self.record_blocking("log-repaired", Actor.server(), object_id=AUDIT_FILE, bytes_cut=repaired)
         for action, aside, details in found:
             # Pins the old log's content from now on, though not what happened before.
             self.record_blocking(action, Actor.server(), object_id=aside.name,
