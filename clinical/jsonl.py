@@ -130,11 +130,18 @@ class JsonlFile:
         return lines[-1] if complete else None
 
 
-def repair_tree(root: str | os.PathLike[str], skip: Path | None = None) -> list[tuple[Path, int]]:
-    """At start-up: cut the torn last line of every ``*.jsonl`` under ``root``; returns the
-    files repaired and the bytes cut from each."""
+def repair_tree(root: str | os.PathLike[str], skip: Path | None = None,
+                prune: frozenset[str] = frozenset({"objects", "keys"})) -> list[tuple[Path, int]]:
+    """At start-up: cut the torn last line of every ``*.jsonl`` under ``root`` (not looking
+    into the top-level directories in ``prune``, which hold no logs but may hold millions
+    of files); returns the files repaired and the bytes cut from each."""
+    paths = []
+    for directory, subdirs, files in os.walk(root):
+        if Path(directory) == Path(root):
+            subdirs[:] = [d for d in subdirs if d not in prune]
+        paths += [Path(directory) / f for f in files if f.endswith(".jsonl")]
     repaired = []
-    for path in sorted(Path(root).rglob("*.jsonl")):
+    for path in sorted(paths):
         if path == skip or not path.is_file():
             continue
         log = JsonlFile(path)
