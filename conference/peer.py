@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ class Peer:
                  connection_factory: Callable[[str], Connection], screen: int = 1,
                  address: str = "") -> None:
         self.id = uuid.uuid4().hex[:12]
+        # Told only to this session (in "joined"); a later join must show it to take the seat over.
+        self.resume_secret = secrets.token_urlsafe(24)
         self.claims = claims
         self.actor = actor_for(claims, address)  # who the audit trail names for what this peer does
         self.identity = claims.identity
@@ -42,6 +45,11 @@ class Peer:
         self.control = None
         self.data_dropped = 0
         self.on_connection_lost: Callable[[], None] | None = None
+
+    @property
+    def in_room(self) -> bool:
+        """False once removed (left, kicked, resumed elsewhere, or the room closed)."""
+        return self.room.peers.get(self.id) is self
 
     def describe(self) -> dict:
         return {"peer_id": self.id, "identity": self.identity, "name": self.name,

@@ -2,44 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 
 from aiohttp import web
 
 from clinical.actor import Actor
 from clinical.storage import StorageUnavailable
 from conference.actors import actor_for
-from rooms import Role, RoomExists, Room, RoomSettings, hash_password, validate_room_name, verify_password
+from rooms import (Room, RoomExists, RoomSettings, check_password_strength, check_role_passwords,
+                   hash_role_passwords, validate_room_name)
 
-from .auth import admin_actor, bearer, claims_for, is_admin, require_admin
+from .auth import bearer, claims_for, operator, operator_actor
 from .http_errors import HttpError, read_json
 from .server import Server
-
-MAX_NAME = 64
+from .token_request import display_name, entitlement, grant_role, hash_slot, requested_role
 
 
 def routes(server: Server) -> list[web.RouteDef]:
     async def create_room(request: web.Request) -> web.Response:
-        require_admin(server, request)
+        who = await operator(server, request)
+        if who is None and server.settings.admin_key:
+            raise HttpError(401, "unauthorized", "admin key or API key required")
         body = await read_json(request)
         try:
             name = validate_room_name(body.get("name"))
             password = body.get("password")
-            if not isinstance(password, str):
-                raise ValueError("password must be a string")
+            check_password_strength(password, name)
             settings = RoomSettings.from_dict(body.get("settings") or {})
-            password_hash = await asyncio.to_thread(hash_password, password)
+            role_passwords = check_role_passwords(password, body.get("passwords"), name)
         except (ValueError, TypeError) as exc:
             raise HttpError(400, "bad-request", str(exc)) from None
-        room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings)
+        password_hash = await hash_slot(server.passwords.hash(password))
+        role_hashes = await hash_slot(server.passwords.run(hash_role_passwords, password_hash, role_passwords))
+        room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings,
+                    role_password_hashes=role_hashes)
         try:
             await server.store.create(room)
         except RoomExists:
             raise HttpError(409, "exists", f"room {name!r} already exists") from None
         try:
-            await server.audit.record("room-created", admin_actor(server, request), name, name,
+            await server.audit.record("room-created", operator_actor(request, who), name, room.incarnation,
                                       settings=settings.to_dict())
         except StorageUnavailable:
             await server.store.delete(name)  # a room nobody can audit is not created
@@ -48,8 +50,8 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def get_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if not is_admin(server, request) or not server.settings.admin_key:
-            claims_for(server, bearer(request), name)
+        if await operator(server, request) is None:
+            await claims_for(server, bearer(request), name)
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
@@ -62,13 +64,14 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def delete_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if server.settings.admin_key and is_admin(server, request):
-            actor = admin_actor(server, request)
-        else:
-            claims = claims_for(server, bearer(request), name)
+        who = await operator(server, request)
+        if who is None:
+            claims = await claims_for(server, bearer(request), name)
             if not claims.grants.admin:
                 raise HttpError(403, "forbidden", "only a host may close the room")
             actor = actor_for(claims, request.remote or "")
+        else:
+            actor = operator_actor(request, who)
         live = server.live.rooms.get(name)
         if live is not None:
             for peer in list(live.peers.values()):
@@ -76,52 +79,37 @@ def routes(server: Server) -> list[web.RouteDef]:
                 await server.leave(peer)
         if not await server.store.delete(name):
             raise HttpError(404, "not-found", "no such room")
-        await server.audit.record("room-deleted", actor, name, name)
+        await server.credentials.delete_invites(name)
+        await server.audit.record("room-deleted", actor, name)
         return web.Response(status=204)
 
     async def issue_token(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         body = await read_json(request)
+        # Checked first, so that a malformed request costs no login attempt and no invite use.
+        wanted, display = requested_role(body), display_name(body.get("name"))
+        presented = next((k for k in ("password", "invite", "id_token") if k in body), None)
         try:
-            role = Role(body.get("role", "participant"))
-        except ValueError:
-            raise HttpError(400, "bad-request", "role must be host, participant, viewer or device") from None
-        display = body.get("name", "")
-        if not isinstance(display, str) or len(display) > MAX_NAME:
-            raise HttpError(400, "bad-request", f"name must be a string of at most {MAX_NAME} characters")
-        identity = body.get("identity") or uuid.uuid4().hex
-        if not isinstance(identity, str) or len(identity) > 128:
-            raise HttpError(400, "bad-request", "identity must be a short string")
-        room = await server.room(name)
-        admin = bool(server.settings.admin_key) and is_admin(server, request)
-        key = (request.remote or "?", name)
-        wait = server.login_limiter.check(key)
-        if wait > 0 and not admin:
-            raise HttpError(429, "rate-limited", "too many failed attempts; try again later",
-                            {"Retry-After": str(int(wait) + 1)})
-        if not admin:
-            password = body.get("password")
-            ok = room is not None and await asyncio.to_thread(verify_password, password, room.password_hash)
-            if not ok:
-                server.login_limiter.failed(key)
-                server.audit.record_soon("login-failed", Actor.anonymous(request.remote or "", "password"),
-                                         name, "", role=role.value, name=display)
-                raise HttpError(401, "unauthorized", "wrong room or password")
-            server.login_limiter.succeeded(key)
-        elif room is None:
-            raise HttpError(404, "not-found", "no such room")
-        token = server.tokens.issue(name, role, identity, display or role.value)
+            granted = await entitlement(server, request, name, body, wanted)
+        except HttpError as exc:
+            if exc.status in (401, 403, 404, 410):  # a credential refused (not a malformed or throttled ask)
+                server.audit.record_soon("login-failed", Actor.anonymous(request.remote or "", presented or ""),
+                                         name, code=exc.code, role=wanted.value if wanted else None,
+                                         name=display)
+            raise
+        role = grant_role(granted.role, wanted)
+        display = display or granted.name or role.value
+        token = server.tokens.issue(name, role, granted.identity, display, credential=granted.credential,
+                                    incarnation=granted.room.incarnation)
         claims = server.tokens.verify(token, room=name)
-        # On record before the token is handed out: no token the trail does not know of.
-        if admin:
-            await server.audit.record("token-minted", admin_actor(server, request), name, claims.token_id,
-                                      via="admin-key", identity=identity, role=role.value)
-        else:
-            await server.audit.record("login", actor_for(claims, request.remote or "", "password"), name,
-                                      claims.token_id)
+        # On record before it is handed out: no token the trail does not know of. A person's
+        # own credential is a login; an operator (admin or API key) vouching mints one.
+        await server.audit.record("login" if presented else "token-minted",
+                                  actor_for(claims, request.remote or ""), name, claims.token_id,
+                                  incarnation=claims.incarnation)
         return web.json_response({
-            "token": token, "expires_in": server.settings.token_ttl, "identity": identity,
-            "role": role.value, "grants": claims.grants.to_dict(),
+            "token": token, "expires_in": server.settings.token_ttl, "expires_at": claims.expires_at,
+            "identity": claims.identity, "role": role.value, "grants": claims.grants.to_dict(),
             "ice_servers": server.settings.ice_servers,
         })
 
@@ -143,3 +131,4 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.get("/healthz", healthz),
         web.get("/metrics", metrics),
     ]
+

@@ -3,29 +3,20 @@ is whole and unaltered, 1 otherwise, with one plain line per finding."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from clinical.audit_check import check_trail
 
-from . import config
 from .audit_setup import key_file
+from .config import Settings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="telemed audit", description="Check the audit trail: every record's HMAC and link, "
-        "and that no anchored day head is missing (a cut-off tail). Takes the same settings "
-        "as serve (data dir, audit key or key file, Redis anchor).")
-    parser.add_argument("action", choices=["verify"])
-    config.add_arguments(parser)
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def run(settings: Settings, words: list[str]) -> int:
+    if words != ["verify"]:
+        print("usage: telemed audit verify [--data-dir DIR] [--audit-key-file FILE] "
+              "[--audit-anchor-redis URL]", file=sys.stderr)
+        return 2
     try:
-        settings = config.load(args)
         key = read_key(settings)
     except (ValueError, OSError) as exc:
         print(f"telemed audit: {exc}", file=sys.stderr)
@@ -36,7 +27,7 @@ def main(argv: list[str]) -> int:
     return 0 if report.ok else 1
 
 
-def read_key(settings: config.Settings) -> bytes:
+def read_key(settings: Settings) -> bytes:
     """The configured key, or the key file's; never creates one (that is serve's job)."""
     if settings.audit_key:
         return settings.audit_key.encode()

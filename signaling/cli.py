@@ -13,7 +13,7 @@ from aiohttp import web
 
 from clinical.storage import StorageUnavailable
 
-from . import audit_cli, config, logs
+from . import apikey_cli, audit_cli, config, logs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,21 +21,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "audit"],
-                        help="serve (default), or 'audit verify' to check the audit trail")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "apikey", "audit"],
+                        help="serve (default), apikey create NAME | list | revoke KEY_ID, or "
+                        "audit verify (check the audit trail; exit 0 or 1)")
+    parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["audit"]:
-        sys.exit(audit_cli.main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         settings = config.load(args)
     except (ValueError, OSError) as exc:
         sys.exit(f"telemed: bad configuration: {exc}")
+    if args.command == "apikey":
+        apikey_cli.run(settings, args.words)
+        return
+    if args.command == "audit":
+        sys.exit(audit_cli.run(settings, args.words))
+    if args.words:
+        sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")
     logs.setup(settings.log_level)
     try:
         import uvloop

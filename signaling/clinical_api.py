@@ -48,7 +48,7 @@ def routes(server: Server) -> list[web.RouteDef]:
             # The link names the identity it was made for, and carries no token id.
             actor = Actor(who, credential="signed-link", address=request.remote or "")
         else:
-            claims = claims_for(server, bearer(request), room)
+            claims = await claims_for(server, bearer(request), room)
             actor = actor_for(claims, request.remote or "")
         try:
             shared = await hub.shared_object(room, sha256)
@@ -86,7 +86,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def links(request: web.Request) -> web.Response:
         room, sha256 = request.match_info["room"], request.match_info["sha256"]
-        claims = claims_for(server, bearer(request), room)
+        claims = await claims_for(server, bearer(request), room)
         if not _SHA256.fullmatch(sha256) or await hub.shared_object(room, sha256) is None:
             raise HttpError(404, "not-found", "no such object in this room")
         return web.json_response({**hub.links.object_links(room, sha256, claims.identity),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from rooms.oidc import DEFAULT_ROLE_MAP, parse_role_map
+
 
 @dataclass
 class Settings:
@@ -31,6 +33,18 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # --- credentials (issue 8): session age and an external identity provider ---
+    max_session_age: int = 12 * 3600
+    oidc_jwks_url: str | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_role_claim: str = "role"
+    oidc_role_map: dict = field(default_factory=lambda: dict(DEFAULT_ROLE_MAP))
+    # login lockout (trust-lockout)
+    login_max_failures: int = 5
+    login_room_max_failures: int = 20
+    login_in_flight: int = 2
+    password_workers: int = 2
     # encryption at rest (vault/) and recording (recorder/)
     master_key: str | None = field(default=None, repr=False)
     master_key_file: str | None = None
@@ -66,6 +80,26 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    "max_session_age": "seconds after signing in beyond which refresh-token stops extending a "
+                       "session (default 43200, 12 h)",
+    "oidc_jwks_url": "JWKS URL of a hospital identity provider whose id_tokens may be exchanged "
+                     "for room tokens (default: none, off)",
+    "oidc_issuer": "the identity provider's issuer ('iss'), required with --oidc-jwks-url",
+    "oidc_audience": "the audience ('aud') its id_tokens must name, required with --oidc-jwks-url",
+    "oidc_role_claim": "id_token claim holding the user's role(s) (default 'role')",
+    "oidc_role_map": 'JSON object mapping role-claim values to room roles, e.g. '
+                     '{"consultant": "host", "nurse": "participant"} (default: role names map '
+                     'to themselves)',
+    # login lockout (trust-lockout)
+    "login_max_failures": "wrong room passwords per address and room per minute before it must "
+                          "wait (default 5; four times as many across rooms per 10 minutes)",
+    "login_room_max_failures": "wrong passwords per room across all addresses per 10 minutes "
+                               "before the room's password login locks for addresses that have "
+                               "not logged into it lately (default 20)",
+    "login_in_flight": "password checks one address may have running at once; the excess is "
+                       "refused at once with 429 (default 2; per room: twice this)",
+    "password_workers": "threads that hash passwords (scrypt, ~0.1 s and 32 MiB each; "
+                        "default 2)",
     "master_key": "base64 of 32 random bytes: the master key that wraps the data keys of "
                   "everything encrypted at rest (prefer the env or the config file to a flag; "
                   "default: read or create --master-key-file)",
@@ -83,9 +117,19 @@ HELP = {
 }
 
 
+_LOGIN_COUNTS = ("login_max_failures", "login_room_max_failures", "login_in_flight", "password_workers")
+
+
 def _coerce(name: str, value: object) -> object:
-    if name == "port" or name == "token_ttl":
+    if name in ("port", "token_ttl", "max_session_age"):
         return int(value)
+    if name == "oidc_role_map":
+        return parse_role_map(value)
+    if name in _LOGIN_COUNTS:
+        count = int(value)
+        if not 1 <= count <= 10_000:
+            raise ValueError(f"{name} must be from 1 to 10000")
+        return count
     if name == "ice_hosts":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     if name == "ice_servers":
@@ -149,6 +193,10 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("pacs_username and pacs_password need pacs_url")
     if settings.pacs_password and not settings.pacs_username:
         raise ValueError("pacs_password needs pacs_username")
+    if settings.max_session_age <= 0:
+        raise ValueError("max_session_age must be a positive number of seconds")
+    if settings.oidc_jwks_url and not (settings.oidc_issuer and settings.oidc_audience):
+        raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
     if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
         raise ValueError("audit_key must be at least 32 bytes")
     return settings

@@ -3,6 +3,7 @@ and call into this."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,8 @@ from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
-from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
+from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
+                   TokenError, TokenIssuer, open_credential_store, open_room_store)
 from sfu import Connection, pin_host_addresses
 from vault import KeyRing
 
@@ -30,9 +32,20 @@ class Server:
         # First: a data directory that refuses writes stops the start, before anything else.
         self.audit = open_audit_trail(settings)
         self.store = open_room_store(settings.room_store, settings.data_dir)
+        self.credentials = open_credential_store(settings.room_store, settings.data_dir)
         secret = settings.secret or _generated_secret(Path(settings.data_dir))
-        self.tokens = TokenIssuer(secret, settings.token_ttl)
-        self.login_limiter = AttemptLimiter()
+        self.tokens = TokenIssuer(secret, settings.token_ttl, max_session_age=settings.max_session_age)
+        self.invites = InviteCodec(secret)
+        self.oidc = None
+        if settings.oidc_jwks_url:
+            self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
+                                     settings.oidc_audience, settings.oidc_role_claim,
+                                     settings.oidc_role_map)
+        self.login_limiter = LoginLimiter(LoginLimits(
+            per_address_room=settings.login_max_failures, per_address=4 * settings.login_max_failures,
+            per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
+            in_flight_per_room=2 * settings.login_in_flight))
+        self.passwords = PasswordHasher(settings.password_workers)
         self.keyring = KeyRing.load(settings.master_key,
                                     settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
                                     settings.previous_master_keys)
@@ -51,14 +64,48 @@ class Server:
     async def room(self, name: str) -> Room | None:
         return await self.store.get(name)
 
+    async def verify(self, token: str | None, room: str | None = None) -> Claims:
+        """Check a token, and that its room still exists in the incarnation it was issued for
+        and that it was not revoked. TokenError(401/403) otherwise."""
+        claims = self.tokens.verify(token, room=room)
+        await self._check_live(claims)
+        return claims
+
+    async def _check_live(self, claims: Claims) -> None:
+        current = await self.store.get(claims.room)
+        if current is None or current.incarnation != claims.incarnation:
+            raise TokenError(401, "this room was closed; the token is no longer valid")
+        if await self.credentials.is_token_revoked(claims.token_id):
+            raise TokenError(401, "this token was revoked")
+
+    async def refresh(self, claims: Claims) -> tuple[str, Claims]:
+        """The same grant with a later expiry, within the maximum session age."""
+        await self._check_live(claims)
+        token = self.tokens.issue(claims.room, claims.role, claims.identity, claims.name,
+                                  credential=claims.credential, incarnation=claims.incarnation,
+                                  refresh_of=claims)
+        return token, self.tokens.verify(token, claims.room)
+
+    async def revoke(self, claims: Claims) -> None:
+        """Refuse this token, and every refresh of it, from now on."""
+        # Refreshes keep the token id and cannot outlive auth_time + max_session_age.
+        latest = max(claims.expires_at, claims.auth_time + self.tokens.max_session_age)
+        await self.credentials.revoke_token(claims.token_id, until=latest + 60)
+
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None, address: str = "") -> Peer:
+                   resume: str | None = None, *, resume_secret: str | None = None,
+                   address: str = "") -> Peer:
         room = await self.store.get(claims.room)
-        if room is None:
+        if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
-        if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
-            old = live.peers[resume]
+        old = live.peers.get(resume) if resume else None
+        if old is not None:
+            # Knowing a peer id and identity (both shown to everyone) is not enough.
+            if old.identity != claims.identity or not isinstance(resume_secret, str) \
+                    or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode()):
+                self.live.discard_if_empty(live)
+                raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
             old.notify({"type": "kicked", "reason": "resumed elsewhere"})
             await self.leave(old)
         if len(live.peers) >= room.settings.max_participants:
@@ -71,6 +118,11 @@ class Server:
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
                                                   "role": claims.role.value, "screen": screen}})
         return peer
+
+    def login_failed(self, address: str, room: str) -> None:
+        """A wrong room password was checked (refusals without a check only count in metrics)."""
+        self.metrics.login_failures += 1
+        log.warning("wrong room password", extra={"fields": {"room": room, "address": address}})
 
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
@@ -90,6 +142,8 @@ class Server:
                 await self.leave(peer)
         await self.clinical.close()
         await self.store.close()
+        await self.credentials.close()
+        self.passwords.close()
         await self.audit.close()
 
 

@@ -32,12 +32,18 @@ class RunningServer:
     def core(self) -> Server:
         return self.app[SERVER_KEY]
 
-    async def create_room(self, name: str, password: str, **settings: object) -> dict:
-        return await create_room(self.url, name, password, self.admin_key, settings)
+    async def create_room(self, name: str, password: str, passwords: dict | None = None,
+                          **settings: object) -> dict:
+        """``password`` is the host's; tests ask it for lower roles, or set ``passwords``."""
+        return await create_room(self.url, name, password, self.admin_key, settings, passwords)
 
-    async def token(self, room: str, password: str, role: str = "participant", name: str = "X",
-                    identity: str | None = None) -> str:
-        return (await fetch_token(self.url, room, password, role, name, identity))["token"]
+    async def token(self, room: str, password: str, role: str = "participant", name: str = "X") -> str:
+        return (await fetch_token(self.url, room, password, role, name))["token"]
+
+    async def mint(self, room: str, role: str, name: str = "X", identity: str | None = None) -> str:
+        """A token minted with the admin key, which (like an API key) may name the identity."""
+        return (await fetch_token(self.url, room, role=role, name=name, identity=identity,
+                                  api_key=self.admin_key))["token"]
 
 
 async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServer, web.AppRunner]:

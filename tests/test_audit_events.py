@@ -46,12 +46,13 @@ async def test_security_events_are_audited_under_server_identities(server):
     await server.create_room("audited", PASSWORD)
     created = next(r for r in records(server) if r["action"] == "room-created")
     assert (created["room"], created["actor"]) == ("audited", {
-        "identity": "admin", "credential": "admin-key", "address": "127.0.0.1"})
+        "identity": "admin", "credential": "admin", "address": "127.0.0.1"})
 
     assert await post(f"{server.url}/api/rooms/audited/token",
                       {"password": "wrong-password", "role": "host", "name": "Mallory"}) == 401
     failed = await wait_for_record(server, lambda r: r["action"] == "login-failed")
     assert failed["actor"] == {"identity": "anonymous", "credential": "password", "address": "127.0.0.1"}
+    assert failed["details"]["code"] == "unauthorized"
     assert (failed["room"], failed["details"]["role"], failed["details"]["name"]) == ("audited", "host", "Mallory")
     assert "wrong-password" not in server.core.audit.path.read_text()
 
@@ -59,16 +60,14 @@ async def test_security_events_are_audited_under_server_identities(server):
     login = records(server)[-1]  # on record before the token was handed out
     assert login["action"] == "login" and login["object"] == jti(issued["token"])
     assert login["actor"] == {"identity": issued["identity"], "name": "Dr A", "role": "participant",
-                              "credential": "password", "address": "127.0.0.1", "token_id": jti(issued["token"])}
+                              "credential": "password:host", "address": "127.0.0.1",
+                              "token_id": jti(issued["token"])}
 
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.url}/api/rooms/audited/token", json={"role": "host", "name": "Dr H"},
-                                headers={"Authorization": f"Bearer {server.admin_key}"}) as r:
-            host_token = (await r.json())["token"]
+    host_token = await server.mint("audited", "host", "Dr H", identity="portal-user-7")
     minted = records(server)[-1]
-    assert (minted["action"], minted["object"], minted["details"]["via"]) == (
-        "token-minted", jti(host_token), "admin-key")
-    assert minted["actor"]["identity"] == "admin"
+    assert (minted["action"], minted["object"]) == ("token-minted", jti(host_token))
+    assert minted["actor"] == {"identity": "portal-user-7", "name": "Dr H", "role": "host", "credential": "admin",
+                               "address": "127.0.0.1", "token_id": jti(host_token)}
 
     client = await Client.join(server.url, issued["token"])
     try:
@@ -79,7 +78,8 @@ async def test_security_events_are_audited_under_server_identities(server):
         fresh = await client.refresh_token()
         refreshed = records(server)[-1]
         assert (refreshed["action"], refreshed["object"], refreshed["details"]) == (
-            "token-minted", jti(fresh["token"]), {"via": "refresh", "replaces": jti(issued["token"])})
+            "token-minted", jti(fresh["token"]), {"via": "refresh", "expires_at": fresh["expires_at"]})
+        assert jti(fresh["token"]) == jti(issued["token"])  # a refresh extends the same grant
     finally:
         await client.close()
     left = await wait_for_record(server, lambda r: r["action"] == "leave")

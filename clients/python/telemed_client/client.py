@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
@@ -28,20 +29,34 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict, headers: d
 
 
 async def create_room(base_url: str, name: str, password: str, admin_key: str | None = None,
-                      settings: dict | None = None) -> dict:
+                      settings: dict | None = None, passwords: dict | None = None) -> dict:
+    """Create a room; ``password`` is the host's, ``passwords`` optionally gives participant,
+    viewer and device their own. ``admin_key`` is the admin key or an API key
+    (``<key_id>.<secret>``)."""
     headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+    body = {"name": name, "password": password, "settings": settings or {}}
+    if passwords:
+        body["passwords"] = passwords
     async with aiohttp.ClientSession() as session:
-        return await _post(session, f"{base_url}/api/rooms",
-                           {"name": name, "password": password, "settings": settings or {}}, headers)
+        return await _post(session, f"{base_url}/api/rooms", body, headers)
 
 
-async def fetch_token(base_url: str, room: str, password: str, role: str = "participant",
-                      name: str = "", identity: str | None = None) -> dict:
-    body = {"password": password, "role": role, "name": name}
-    if identity:
-        body["identity"] = identity
+async def fetch_token(base_url: str, room: str, password: str | None = None, role: str | None = None,
+                      name: str = "", identity: str | None = None, *, invite: str | None = None,
+                      id_token: str | None = None, api_key: str | None = None) -> dict:
+    """A room token for one credential: the room ``password``, an ``invite`` code, an identity
+    provider's ``id_token``, or, server-side, an ``api_key`` that vouches for ``identity``.
+    ``role`` may ask for less than the credential gives; without it you get all it gives."""
+    body: dict = {}
+    for key, value in (("password", password), ("invite", invite), ("id_token", id_token),
+                       ("role", role), ("identity", identity)):
+        if value is not None:
+            body[key] = value
+    if name:
+        body["name"] = name
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with aiohttp.ClientSession() as session:
-        return await _post(session, f"{base_url}/api/rooms/{room}/token", body)
+        return await _post(session, f"{base_url}/api/rooms/{room}/token", body, headers)
 
 
 class Client:
@@ -68,28 +83,37 @@ class Client:
         self._pending: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task | None = None
+        self._refresher: asyncio.Task | None = None
         self._negotiating = asyncio.Lock()
         self._control_open = asyncio.Event()
 
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
-                   channels: Mapping[str, dict] | None = None) -> "Client":
+                   channels: Mapping[str, dict] | None = None,
+                   resume: Mapping[str, str] | None = None, keep_token_fresh: bool = True) -> "Client":
         """`channels`: extra data channels, label -> createDataChannel options (e.g.
-        {"ecg": {"ordered": False}}); they must exist before the first offer."""
+        {"ecg": {"ordered": False}}); they must exist before the first offer.
+        `resume`: an earlier seat's `resume_ticket`, to take that seat over (after a
+        network change, say) instead of appearing twice. `keep_token_fresh`: renew the
+        token at half its remaining life; the server closes a session whose token expires."""
         client = cls(base_url, token)
         try:
-            await client._connect(screen, channels)
+            await client._connect(screen, channels, resume)
+            if keep_token_fresh:
+                client._refresher = asyncio.ensure_future(client._keep_token_fresh())
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _connect(self, screen: int, channels: Mapping[str, dict] | None = None) -> None:
+    async def _connect(self, screen: int, channels: Mapping[str, dict] | None = None,
+                       resume: Mapping[str, str] | None = None) -> None:
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
         self._reader = asyncio.ensure_future(self._read())
-        self.info = await self.request({"type": "join", "token": self.token, "screen": screen})
+        self.info = await self.request({"type": "join", "token": self.token, "screen": screen,
+                                        **(resume or {})})
         self.peer_id = self.info["peer_id"]
         self.layout = self.info.get("layout", {})
         self.tracks = {t["id"]: t for t in self.info.get("tracks", [])}
@@ -102,12 +126,29 @@ class Client:
         self.channels = {label: self.pc.createDataChannel(label, **options)
                          for label, options in (channels or {}).items()}
 
+    @property
+    def resume_ticket(self) -> dict[str, str]:
+        """What a new connection sends to take this seat over; only this session was told it."""
+        return {"resume": self.peer_id, "resume_secret": self.info["resume_secret"]}
+
     # --- signaling ---
     async def refresh_token(self) -> dict:
         """A fresh token (`{token, expires_at}`) for this identity; kept for reconnects."""
         reply = await self.request({"type": "refresh-token"})
         self.token = reply["token"]
         return reply
+
+    async def _keep_token_fresh(self) -> None:
+        expires_at = self.info["token_expires_at"]
+        while time.time() < expires_at:
+            await asyncio.sleep(max(1.0, (expires_at - time.time()) / 2))
+            try:
+                expires_at = (await self.refresh_token())["expires_at"]
+            except ClientError as exc:
+                if exc.code in ("unauthorized", "not-joined", "closed"):
+                    return  # revoked, removed or too old: the server will close the session
+            except asyncio.TimeoutError:
+                pass  # try again in a moment
 
     async def request(self, message: dict, timeout: float = 20) -> dict:
         request_id = next(self._ids)
@@ -244,6 +285,8 @@ class Client:
         await self._ws.send_str(json.dumps({"type": "set-layout", "layout": layout}))
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         if self._ws is not None and not self._ws.closed:
             try:
                 await self._ws.send_str(json.dumps({"type": "leave"}))

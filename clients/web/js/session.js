@@ -43,6 +43,7 @@ export class Session extends EventTarget {
     this.wantTrack = wantTrack;
     this.clinical = clinical;
     this.me = null;
+    this.resumeSecret = null;
     this.participants = new Map();
     this.tracks = new Map();
     this.layout = { preset: 'grid', main_track: null, pip_tracks: [], version: 0 };
@@ -106,7 +107,10 @@ export class Session extends EventTarget {
     sig.addEventListener('close', () => gen === this.generation && this._recover('signaling'));
     const join = { type: 'join', token: this.token };
     if (this.screen) join.screen = this.screen;
-    if (resume) join.resume = resume;
+    if (resume) {
+      join.resume = resume.peerId;
+      join.resume_secret = resume.secret;
+    }
     const joined = await sig.request(join, 'joined');
     if (gen !== this.generation) throw new SignalingError('superseded', 'superseded');
     this._applyJoined(joined);
@@ -168,7 +172,9 @@ export class Session extends EventTarget {
       }
       let delay = 500;
       while (!this.closed) {
-        const resume = this.me && this.me.peer_id;
+        // Only this session was given the secret; without it the server refuses the resume.
+        const resume = this.me && this.resumeSecret
+          ? { peerId: this.me.peer_id, secret: this.resumeSecret } : null;
         this._teardown();
         try {
           await this._connect(resume);
@@ -562,6 +568,7 @@ export class Session extends EventTarget {
   }
 
   _applyJoined(joined) {
+    this.resumeSecret = joined.resume_secret || null;
     this.me = {
       peer_id: joined.peer_id, identity: joined.identity, name: joined.name, role: joined.role,
       grants: joined.grants || {}, room: joined.room, screen: this.screen,
