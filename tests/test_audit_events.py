@@ -9,6 +9,7 @@ import json
 
 import aiohttp
 import jwt
+import redis
 
 from clinical.audit_check import check_trail
 from telemed_client import Client, fetch_token
@@ -122,3 +123,20 @@ async def test_no_token_leaves_the_server_unless_it_is_on_record(small_disk):
         if filler is not None:
             filler.remove()
         await runner.cleanup()
+
+
+async def test_the_server_anchors_each_day_in_redis(tmp_path, redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.delete("telemed:audit:anchors")
+    server, runner = await start_server(str(tmp_path / "data"), audit_anchor_redis=redis_url)
+    try:
+        await server.create_room("anchored", PASSWORD)
+        await server.token("anchored", PASSWORD, name="Dr A")
+    finally:
+        await runner.cleanup()  # waits for the anchor to follow the last record
+    last = records(server)[-1]
+    assert json.loads(client.hget("telemed:audit:anchors", last["wall"][:10])) == {
+        "seq": last["seq"], "mac": last["mac"]}
+    client.close()
+    report = check_trail(tmp_path / "data", server.core.audit.key, redis_url)
+    assert report.ok, report.lines
