@@ -5,28 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from aiohttp import web
 
 from conference.peer import Peer
 from conference.protocol import ProtocolError
+from rooms import Claims
 from sfu import parse_offer
 
 from .auth import bearer, claims_for
-from .http_errors import HttpError
+from .http_errors import BODY_LIMITS, HttpError, read_body
 from .server import Server
 
 log = logging.getLogger("telemed.whip")
 
-MAX_SDP = 128 * 1024
-
 
 class HttpSessions:
-    """WHIP/WHEP sessions by id; each is a peer with no WebSocket."""
+    """WHIP/WHEP sessions by id; each is a peer with no WebSocket.
+
+    A session that has not connected within ``whip_connect_timeout`` is removed (its
+    client vanished after the POST), so it stops counting toward the room's
+    participants; one identity holds at most ``whip_sessions_per_token`` at once.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.sessions: dict[str, Peer] = {}
+        self._opening: Counter[tuple[str, str]] = Counter()  # (room, identity) -> POSTs in progress
 
     async def start(self, request: web.Request, kind: str) -> web.Response:
         room = request.match_info["room"]
@@ -37,6 +43,21 @@ class HttpSessions:
             raise HttpError(403, "forbidden", "this token may not subscribe")
         if request.content_type != "application/sdp":
             raise HttpError(415, "unsupported-media-type", "send the offer as application/sdp")
+        holder = (room, claims.identity)
+        held = self._opening[holder] + sum(1 for p in self.sessions.values()
+                                           if p.room.name == room and p.identity == claims.identity)
+        if held >= self.server.settings.whip_sessions_per_token:
+            raise HttpError(429, "too-many-sessions", f"this token already holds {held} WHIP/WHEP "
+                            "sessions; DELETE one first")
+        self._opening[holder] += 1
+        try:
+            return await self._start(request, kind, room, claims)
+        finally:
+            self._opening[holder] -= 1
+            if not self._opening[holder]:
+                del self._opening[holder]
+
+    async def _start(self, request: web.Request, kind: str, room: str, claims: Claims) -> web.Response:
         offer = await self._read_sdp(request)
         try:
             _, media = parse_offer(offer)
@@ -70,6 +91,8 @@ class HttpSessions:
             raise
         self.sessions[peer.id] = peer
         peer.on_connection_lost = lambda: asyncio.ensure_future(self.stop(peer.id))
+        asyncio.get_running_loop().call_later(self.server.settings.whip_connect_timeout,
+                                              self._reap_if_unconnected, peer.id)
         location = f"/{kind}/{room}/{peer.id}"
         return web.Response(status=201, text=answer["sdp"], content_type="application/sdp",
                             headers={"Location": location, "ETag": f'"{peer.id}"'})
@@ -85,10 +108,16 @@ class HttpSessions:
                 subscribe[m.mid] = producer.id
         return subscribe
 
+    def _reap_if_unconnected(self, session_id: str) -> None:
+        peer = self.sessions.get(session_id)
+        if peer is not None and (peer.connection is None
+                                 or peer.connection.pc.connectionState in ("new", "connecting")):
+            log.info("WHIP/WHEP session never connected; removed", extra={"fields": {
+                "room": peer.room.name, "session": session_id}})
+            asyncio.ensure_future(self.stop(session_id))
+
     async def _read_sdp(self, request: web.Request) -> str:
-        raw = await request.content.read(MAX_SDP + 1)
-        if len(raw) > MAX_SDP:
-            raise HttpError(413, "too-large", "SDP too large")
+        raw = await read_body(request, request.app[BODY_LIMITS].sdp)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -63,6 +63,16 @@ async def test_300_guesses_at_once_from_one_address(server, addresses):
     assert (await doctor.token(server.url, "ward", PASSWORD))[0] == 200
 
 
+async def test_colleagues_behind_one_address_logging_in_at_once_are_not_locked_out(server, addresses):
+    await server.create_room("ward", PASSWORD)
+    nat = addresses("127.0.0.2")
+    statuses = [status for status, _, _ in await asyncio.gather(
+        *(nat.token(server.url, "ward", PASSWORD) for _ in range(20)))]
+    assert set(statuses) <= {200, 429} and 200 in statuses  # the excess is told to retry
+    for _ in range(statuses.count(429)):  # and each retry gets in
+        assert (await nat.token(server.url, "ward", PASSWORD))[0] == 200
+
+
 async def test_guesses_from_20_addresses_hit_the_per_room_cap(server, addresses):
     await server.create_room("ward", PASSWORD)
     doctor, newcomer = addresses("127.0.0.1"), addresses("127.0.0.22")
@@ -102,9 +112,7 @@ async def test_failures_and_refusals_show_in_metrics(server, addresses):
     guesser = addresses("127.0.0.2")
     for i in range(6):
         await guesser.token(server.url, "ward", f"guess-{i}")
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.url}/metrics") as r:
-            text = await r.text()
+    text = server.core.metrics.render()  # over HTTP /metrics needs a key (tests/test_edge_metrics.py)
     assert "telemed_login_failures_total 5" in text and "telemed_login_throttled_total 1" in text
     assert "telemed_scrypt_runs_total" in text
 
