@@ -10,6 +10,7 @@ from . import api, clinical_api, credentials_api, metrics_endpoint, whip, ws
 from .config import Settings
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
+from .origins import OriginPolicy
 from .security_headers import security_headers_middleware
 from .server import Server
 
@@ -21,7 +22,9 @@ def create_app(settings: Settings) -> web.Application:
     # keepalive_timeout also bounds the wait for a first, complete request head: aiohttp
     # arms it on connect and closes the connection if no request arrived by then.
     app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies),
-                                       security_headers_middleware, error_middleware],
+                                       security_headers_middleware,
+                                       whip.cors_middleware(OriginPolicy(settings.whip_origins)),
+                                       error_middleware],
                           client_max_size=1024 * 1024,
                           handler_args={"keepalive_timeout": settings.header_timeout})
     server = Server(settings)

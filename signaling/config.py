@@ -65,6 +65,8 @@ class Settings:
     trusted_proxies: list[str] = field(default_factory=list)
     whip_connect_timeout: float = 20.0
     whip_sessions_per_token: int = 4
+    # WHIP/WHEP for third-party encoders and players (issue 16)
+    whip_origins: list[str] = field(default_factory=list)
     # audit trail (trust-audit)
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
@@ -134,6 +136,8 @@ HELP = {
     "max_connections_per_address": "concurrent TCP connections one client address may hold; "
                                    "more are answered 429 and closed (default 200)",
     "ws_join_timeout": "seconds a WebSocket may stay without a successful 'join' (default 10)",
+    "whip_origins": "comma-separated origins (scheme://host[:port]) whose pages may use WHIP/WHEP "
+                    "through CORS, besides the server's own origin (default: only its own)",
     "ws_origins": "comma-separated origins (scheme://host[:port]) whose pages may open the "
                   "WebSocket, besides the server's own origin (default: only its own)",
     "metrics_key": "bearer key that /metrics requires on the main listener (default: none; "
@@ -197,11 +201,11 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < seconds <= 3600:
             raise ValueError(f"{name} must be in (0, 3600] seconds")
         return seconds
-    if name == "ws_origins":
+    if name in ("ws_origins", "whip_origins"):
         origins = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
         bad = [origin for origin in origins if normalize_origin(origin) is None]
         if bad:
-            raise ValueError(f"ws_origins takes scheme://host[:port] origins, not {', '.join(bad)}")
+            raise ValueError(f"{name} takes scheme://host[:port] origins, not {', '.join(bad)}")
         return origins
     if name == "trusted_proxies":
         proxies = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
