@@ -12,6 +12,7 @@ from typing import Any
 from rooms.layout import Layout
 
 MAX_PARTICIPANTS_LIMIT = 10_000
+RECORD_MODES = {"manual", "auto"}
 # Roles that may have their own room password; the host's is ``Room.password_hash``.
 JOIN_PASSWORD_ROLES = ("participant", "viewer", "device")
 
@@ -33,8 +34,11 @@ def validate_room_name(name: Any) -> str:
 class RoomSettings:
     require_deidentification: bool = False
     max_participants: int = 100
+    record: str = "manual"  # "auto": recorded from the first published track to the last leaver
 
     def __post_init__(self) -> None:
+        if self.record not in RECORD_MODES:
+            raise ValueError(f"record must be one of {sorted(RECORD_MODES)}")
         if not isinstance(self.require_deidentification, bool):
             raise ValueError("require_deidentification must be a boolean")
         mp = self.max_participants
@@ -45,7 +49,7 @@ class RoomSettings:
     def from_dict(cls, d: Any) -> RoomSettings:
         if not isinstance(d, dict):
             raise ValueError("room settings must be an object")
-        unknown = set(d) - {"require_deidentification", "max_participants"}
+        unknown = set(d) - {"require_deidentification", "max_participants", "record"}
         if unknown:
             raise ValueError(f"unknown room setting(s): {sorted(map(str, unknown))}")
         return cls(**d)
@@ -54,6 +58,7 @@ class RoomSettings:
         return {
             "require_deidentification": self.require_deidentification,
             "max_participants": self.max_participants,
+            "record": self.record,
         }
 
 

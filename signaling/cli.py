@@ -14,7 +14,7 @@ from aiohttp import web
 
 from clinical.storage import StorageUnavailable
 
-from . import apikey_cli, audit_cli, config, logs
+from . import apikey_cli, audit_cli, config, logs, recordings_cli, vault_cli
 from .connection_limits import edge_runner
 
 
@@ -23,9 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "apikey", "audit"],
-                        help="serve (default), apikey create NAME | list | revoke KEY_ID, or "
-                        "audit verify (check the audit trail; exit 0 or 1)")
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "apikey", "recordings", "vault", "audit"],
+                        help="serve (default); apikey create NAME | list | revoke KEY_ID; "
+                             "recordings export ID DIR (a recording's decrypted files and manifest); "
+                             "vault rewrap (data keys under a rotated master key); "
+                             "audit verify (check the audit trail; exit 0 or 1)")
     parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
@@ -39,6 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"telemed: bad configuration: {exc}")
     if args.command == "apikey":
         apikey_cli.run(settings, args.words)
+        return
+    if args.command == "recordings":
+        print(recordings_cli.run(settings, args.words))
+        return
+    if args.command == "vault":
+        print(vault_cli.run(settings, args.words))
         return
     if args.command == "audit":
         sys.exit(audit_cli.run(settings, args.words))

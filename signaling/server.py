@@ -7,12 +7,16 @@ import hmac
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from clinical.actor import Actor
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
+from conference.signed_urls import UrlSigner
+from recorder import RecordingManager
 from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    TokenError, TokenIssuer, open_credential_store, open_room_store)
 from sfu import Connection, pin_host_addresses
@@ -55,8 +59,16 @@ class Server:
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
+        self.recordings = RecordingManager(settings.data_dir, self.keyring, self._audit_recording,
+                                           settings.recording_retention_days)
+        # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
+        self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
+
+    async def _audit_recording(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
+        """The recorder's audit callback (it names its actor by identity only, for now)."""
+        await self.audit.record(action, Actor(actor), room, object_id, **details)
 
     def new_connection(self, label: str) -> Connection:
         return Connection(announced_ip=self.settings.public_ip, label=label)
@@ -98,7 +110,10 @@ class Server:
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
+        opened = room.name not in self.live.rooms
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
+        if opened:
+            self.recordings.follow(live, room.settings.record == "auto")
         old = live.peers.get(resume) if resume else None
         if old is not None:
             # Knowing a peer id and identity (both shown to everyone) is not enough.
@@ -137,6 +152,7 @@ class Server:
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
+        await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)

@@ -152,6 +152,7 @@ class Session:
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(),
             "ice_servers": self.server.settings.ice_servers,
+            "recording": recording.announcement() if (recording := self.server.recordings.active(room.name)) else None,
         }
 
     async def refresh_token(self) -> dict:

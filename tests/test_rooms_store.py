@@ -248,7 +248,7 @@ def test_public_dict_never_has_the_hash():
     assert public == {
         "name": "r1",
         "created_at": 1.5,
-        "settings": {"require_deidentification": False, "max_participants": 100},
+        "settings": {"require_deidentification": False, "max_participants": 100, "record": "manual"},
         "layout": Layout().to_dict(),
     }
     assert Room.from_record(room.to_record()) == room
@@ -270,6 +270,7 @@ def test_bad_rooms(kwargs):
         {"max_participants": 10_001},
         {"max_participants": "10"},
         {"max_participants": True},
+        {"record": "always"},
         {"require_deidentification": "yes"},
         {"colour": "red"},
         [],

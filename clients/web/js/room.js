@@ -17,6 +17,7 @@ import { mountClinicalPanel } from './clinical-panel.js';
 import { hasFiles } from './dicom-upload.js';
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
+import { mountRecordingIndicator } from './recording-indicator.js';
 import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { SpeakerDetector } from './speaker.js';
@@ -78,6 +79,7 @@ class RoomApp {
       label.textContent = 'Live · Trainee view (receive only)';
     }
     this.buildControls();
+    mountRecordingIndicator($('.topbar-right'), this.session, room);
     this.chat = new ChatPanel({
       panel: $('#chat-panel'), log: $('#chat-log'), form: $('#chat-form'), input: $('#chat-input'),
       send: $('#chat-send'), session: this.session, onUnread: (n) => this.setBadge('ctl-chat', 'Chat', n, 'unread'),
