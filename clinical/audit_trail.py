@@ -104,10 +104,14 @@ class AuditTrail:
         """At start-up only, before the event loop serves anyone."""
         return self._write([AuditLog.event(action, actor, room, object_id, **details)])[0]
 
-    async def close(self) -> None:
+    async def settled(self) -> None:
+        """Wait until everything asked for so far (``record_soon`` too) is written."""
         await asyncio.gather(*self._soon, return_exceptions=True)
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.settled()
         self._log.close()
         if self._redis is not None:
             self._redis.close()
