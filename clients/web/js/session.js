@@ -579,6 +579,7 @@ export class Session extends EventTarget {
     this.tracks.clear();
     for (const t of joined.tracks || []) this.tracks.set(t.id, t);
     if (joined.layout) this.layout = joined.layout;
+    this.liveState = joined.live || { state: 'stopped', viewers: 0 };
     this._setRecording(joined.recording || null, null);
     this.refused.clear();
     this.dispatchEvent(new CustomEvent('state'));
@@ -621,6 +622,10 @@ export class Session extends EventTarget {
         return;
       case 'error':
         this._notice('error', m.error || 'The server reported an error.');
+        return;
+      case 'live':
+        this.liveState = { state: m.state, viewers: m.viewers };
+        this.dispatchEvent(new CustomEvent('live', { detail: this.liveState }));
         return;
       case 'recording':
         this._setRecording(m.state === 'started' ? { id: m.id, by: m.by, started_at: m.started_at } : null, m);
