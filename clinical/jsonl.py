@@ -1,7 +1,10 @@
-"""Append-only JSON Lines that survive a crash mid-write (for the session and audit logs).
+"""Append-only JSON Lines that survive a crash or a full disk mid-write (for the session
+and audit logs).
 
-Each record is one ``write`` of one line on an O_APPEND descriptor. A crash can leave
-only an unterminated last line; opening the file cuts it off, and readers skip it.
+Records are written with one ``write`` on an O_APPEND descriptor. A crash can leave only
+an unterminated last line: opening the file cuts it off (``repaired`` says how many
+bytes), and readers skip it. A write or sync the disk refuses is cut back at once, so a
+failed record never stays half-written in front of the next one.
 """
 
 from __future__ import annotations
@@ -9,66 +12,102 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from clinical.errors import ClinicalError
+from clinical.storage import storing
 
 MAX_RECORD = 1024 * 1024
 _BLOCK = 64 * 1024
 
 
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as the line that is written (without its newline)."""
+    try:
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise ClinicalError("log-record", f"record is not plain JSON: {exc}") from None
+    if len(line) > MAX_RECORD:
+        raise ClinicalError("log-record", f"record of {len(line)} bytes exceeds {MAX_RECORD}")
+    return line
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every complete record, oldest first (a record being appended may not appear yet)."""
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                return  # torn tail of a concurrent or crashed write
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                raise ClinicalError("log-corrupt", f"{Path(path).name}: unreadable record") from None
+
+
 class JsonlFile:
     """``fsync_interval`` 0 syncs every record; otherwise at most that many seconds are at
-    risk on power loss (a process crash loses nothing: every record is written at once)."""
+    risk on power loss, except for records appended ``durable=True``, which are synced
+    before ``append`` returns. A process crash loses nothing written."""
 
     def __init__(self, path: str | os.PathLike[str], fsync_interval: float = 0.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync_interval = fsync_interval
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        with storing(f"the log {self.path.name}"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        self.repaired = 0  # bytes of a torn last line cut off on opening
         self.last_line = self._recover()
+        self._size = os.fstat(self._fd).st_size  # up to the last complete record
         self._synced_at = time.monotonic()
 
-    def append(self, record: dict[str, Any]) -> bytes:
+    def append(self, record: dict[str, Any], durable: bool = False) -> bytes:
         """Write one record; returns the exact line written (without the newline)."""
-        try:
-            line = json.dumps(
-                record, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            ).encode()
-        except (TypeError, ValueError) as exc:
-            raise ClinicalError("log-record", f"record is not plain JSON: {exc}") from None
-        if len(line) > MAX_RECORD:
-            raise ClinicalError("log-record", f"record of {len(line)} bytes exceeds {MAX_RECORD}")
-        data = memoryview(line + b"\n")
-        while data:
-            data = data[os.write(self._fd, data) :]
-        now = time.monotonic()
-        if now - self._synced_at >= self.fsync_interval:
-            os.fsync(self._fd)
-            self._synced_at = now
-        self.last_line = line
+        line = encode(record)
+        self.append_lines([line], durable)
         return line
 
+    def append_lines(self, lines: Sequence[bytes], durable: bool = False) -> None:
+        """Write already encoded records in one go: all of them are on disk, or none.
+
+        StorageUnavailable when the disk refuses; whatever part did reach the file is
+        cut off again before that is raised.
+        """
+        data = memoryview(b"".join(line + b"\n" for line in lines))
+        size = len(data)
+        with storing(f"the log {self.path.name}"):
+            self._cut_back()  # a previous failure whose cut-back failed too
+            try:
+                while data:
+                    data = data[os.write(self._fd, data):]
+                now = time.monotonic()
+                if durable or now - self._synced_at >= self.fsync_interval:
+                    os.fsync(self._fd)
+                    self._synced_at = now
+            except BaseException:
+                self._cut_back()
+                raise
+        self._size += size
+        self.last_line = lines[-1]
+
     def read(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, oldest first (a record being appended may not appear yet)."""
-        with open(self.path, "rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    return  # torn tail of a concurrent or crashed write
-                try:
-                    yield json.loads(raw)
-                except ValueError:
-                    raise ClinicalError(
-                        "log-corrupt", f"{self.path.name}: unreadable record"
-                    ) from None
+        return read_jsonl(self.path)
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                pass  # nothing unsynced was acknowledged (durable records are synced)
             os.close(self._fd)
             self._fd = -1
+
+    def _cut_back(self) -> None:
+        """Truncate to the end of the last complete record (and sync that), if longer."""
+        if os.fstat(self._fd).st_size != self._size:
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
 
     def _recover(self) -> bytes | None:
         """Cut an unterminated tail and return the last complete line, if any."""
@@ -83,6 +122,30 @@ class JsonlFile:
                 break
         complete = tail[: tail.rfind(b"\n") + 1]
         if len(complete) < len(tail):
-            os.ftruncate(self._fd, size - (len(tail) - len(complete)))
+            self.repaired = len(tail) - len(complete)
+            with storing(f"the log {self.path.name}"):
+                os.ftruncate(self._fd, size - self.repaired)
+                os.fsync(self._fd)
         lines = complete.rstrip(b"\n").rsplit(b"\n", 1)
         return lines[-1] if complete else None
+
+
+def repair_tree(root: str | os.PathLike[str], skip: Path | None = None,
+                prune: frozenset[str] = frozenset({"objects", "keys"})) -> list[tuple[Path, int]]:
+    """At start-up: cut the torn last line of every ``*.jsonl`` under ``root`` (not looking
+    into the top-level directories in ``prune``, which hold no logs but may hold millions
+    of files); returns the files repaired and the bytes cut from each."""
+    paths = []
+    for directory, subdirs, files in os.walk(root):
+        if Path(directory) == Path(root):
+            subdirs[:] = [d for d in subdirs if d not in prune]
+        paths += [Path(directory) / f for f in files if f.endswith(".jsonl")]
+    repaired = []
+    for path in sorted(paths):
+        if path == skip or not path.is_file():
+            continue
+        log = JsonlFile(path)
+        log.close()
+        if log.repaired:
+            repaired.append((path, log.repaired))
+    return repaired

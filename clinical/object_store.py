@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 
 from clinical.errors import ClinicalError
+from clinical.storage import storing
 from vault import EncryptedReader, EncryptedWriter, KeyRing, VaultError
 
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -23,7 +24,8 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 class ObjectStore:
     def __init__(self, root: str | os.PathLike[str], ring: KeyRing) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        with storing("objects"):
+            self.root.mkdir(parents=True, exist_ok=True)
         self._ring = ring
 
     def put(self, data: bytes) -> str:
@@ -33,8 +35,9 @@ class ObjectStore:
         target = self._location(key)
         if target.exists():
             return key
-        target.parent.mkdir(exist_ok=True)
-        write_encrypted(target, bytes(data), self._ring)
+        with storing("the object"):  # a full disk keeps no partial object (write_encrypted)
+            target.parent.mkdir(exist_ok=True)
+            write_encrypted(target, bytes(data), self._ring)
         return key
 
     def get(self, key: str) -> bytes:

@@ -45,7 +45,15 @@ class SessionLog:
     def path(self) -> str:
         return str(self._file.path)
 
-    def append(self, kind: str, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def repaired(self) -> int:
+        """Bytes of a torn last entry cut off on opening (0: the log was intact)."""
+        return self._file.repaired
+
+    def append(self, kind: str, sender: str, body: dict[str, Any], durable: bool = True) -> dict[str, Any]:
+        """Stamp and write one entry; with ``durable`` it is synced to disk before this
+        returns (what is acknowledged must be), otherwise within ``fsync_interval``.
+        StorageUnavailable if the disk refuses: then nothing was written."""
         if not isinstance(kind, str) or not _KIND.fullmatch(kind):
             raise ClinicalError("log-record", f"kind {kind!r} must match {_KIND.pattern}")
         if not isinstance(sender, str) or not 0 < len(sender) <= 256:
@@ -60,7 +68,7 @@ class SessionLog:
             "sender": sender,
             "body": body,
         }
-        self._file.append(entry)  # raises before seq advances if the body is not JSON
+        self._file.append(entry, durable)  # raises before seq advances: nothing written
         self.last_seq = entry["seq"]
         return entry
 

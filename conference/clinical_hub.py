@@ -4,7 +4,7 @@ audit trail, the link signer and the preview cache; and the live rooms' sessions
 Layout under ``data_dir``::
 
     objects/<2 hex>/<sha256>             shared objects, content-addressed
-    audit.jsonl                          who shared and who opened what, every room
+    audit.jsonl                          who shared and who opened what, every room (AuditTrail)
     rooms/<room>/<epoch>/session.jsonl   the session log that replay reads
     rooms/<room>/<epoch>/ecg/*.ecg       ECG recordings
 
@@ -15,13 +15,13 @@ starts empty instead of showing the previous consult's images to new people.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clinical.audit import AuditLog
+from clinical.audit_trail import AuditTrail
+from clinical.jsonl import read_jsonl
 from clinical.object_store import ObjectStore
 from clinical.pacs import DicomWebSource
 from clinical.plaintext_migration import encrypt_plaintext_files
@@ -39,41 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("telemed.clinical")
 
 
-class Auditor:
-    """The audit log, written off the event loop (it syncs every record to disk) and in
-    call order (its records form a hash chain)."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._log: AuditLog | None = None
-        self._lock = asyncio.Lock()
-        self._pending: set[asyncio.Task] = set()
-
-    async def record(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
-        async with self._lock:
-            if self._log is None:
-                self._log = await asyncio.to_thread(AuditLog, self._path)
-            await asyncio.to_thread(self._log.record, actor, action, object_id, room, **details)
-
-    def record_soon(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
-        """For callers that cannot wait; failures are logged, never raised."""
-        task = asyncio.ensure_future(self.record(actor, action, object_id, room, **details))
-        self._pending.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("audit record failed: %r", task.exception())
-
-    async def close(self) -> None:
-        await asyncio.gather(*self._pending, return_exceptions=True)
-        if self._log is not None:
-            self._log.close()
-
-
 class ClinicalHub:
-    def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None,
+    def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None, audit: AuditTrail,
                  ring: KeyRing, pacs: DicomWebSource | None = None) -> None:
         self.root = Path(data_dir)
         self.ring = ring  # everything clinical is encrypted at rest under it
@@ -81,7 +48,7 @@ class ClinicalHub:
         self.rooms = rooms
         self.pacs = pacs  # where peers may pull studies from; None: pulling is off
         self.links = UrlSigner(secret)
-        self.auditor = Auditor(self.root / "audit.jsonl")
+        self.audit = audit  # the server's, shared with every other audited event
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
 
     # Created on first use, so that a server nobody shares anything on writes no files.
@@ -157,7 +124,6 @@ class ClinicalHub:
             session.close()
         if self.pacs is not None:
             await self.pacs.close()
-        await self.auditor.close()
 
 
 def _replay(directory: Path) -> SessionState:
@@ -171,10 +137,5 @@ def _read_entries(directory: Path) -> list[dict[str, Any]]:
     path = directory / "session.jsonl"
     if not path.exists():
         return []
-    entries = []
-    with open(path, "rb") as f:
-        for line in f:
-            if line.endswith(b"\n"):
-                entries.append(json.loads(line))
-    return entries
+    return list(read_jsonl(path))  # skips a torn tail
 

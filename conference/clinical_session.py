@@ -1,8 +1,11 @@
 """The clinical side of a live room: DICOM, ECG and lab messages, checked, logged, shared.
 
 Every message is checked by ``clinical/`` first. A refused one gets an ``error`` back on
-its sender's control channel and reaches nobody else. An accepted one is stamped by the
-session log (seq, monotonic t), folded into the late-joiner state and fanned out:
+its sender's control channel and reaches nobody else. An accepted one is audited, then
+stamped by the session log (seq, monotonic t) and synced to disk, folded into the
+late-joiner state, and only then fanned out and acknowledged (``_share``). A disk that
+refuses either write answers the sender ``storage-unavailable``, and nobody else hears
+of the item:
 
 * labs and DICOM notices to everyone's ``control`` channel, the sender's included (its
   receipt); a DICOM object travels as a reference with per-person signed links;
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clinical.actor import Actor
 from clinical.deidentify import Deidentifier
 from clinical.dicom_transfer import (DEFAULT_MAX_SIZE, DicomTransfers, ReceivedObject, TransferAnnounce,
                                      unpack_chunk)
@@ -41,6 +45,7 @@ from clinical.lab_result import LabResult
 from clinical.pacs import DicomWebSource, PullRequest
 from clinical.session_log import SessionLog
 from clinical.session_state import SessionState
+from clinical.storage import StorageUnavailable, storing
 
 from .ecg_relay import EcgRelay
 
@@ -69,10 +74,11 @@ class Sender:
     peer_id: str
     identity: str
     name: str
+    actor: Actor
 
     @classmethod
     def of(cls, peer: Peer) -> Sender:
-        return cls(peer.id, peer.identity, peer.name)
+        return cls(peer.id, peer.identity, peer.name, peer.actor)
 
 
 class _Uploads:
@@ -125,7 +131,7 @@ class ClinicalSession:
         self._pulls = 0  # PACS pulls under way
         # Streams the log still shows live were cut by a crash; end them for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
-            self._append("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
+            self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
 
     # --- peers ---
     def joined(self, peer: Peer) -> None:
@@ -150,7 +156,10 @@ class ClinicalSession:
             log.info("peer %s missed %d ECG frames while slow", peer.id, dropped)
         sender = Sender.of(peer)
         for stream_id in self.ecg.owned_by(peer.id):
-            self._end_stream(sender, stream_id, "disconnected")
+            try:
+                self._end_stream(sender, stream_id, "disconnected")
+            except StorageUnavailable as exc:  # over either way; replay ends it at the log's end
+                log.error("ECG stream end not logged in %s: %s", self.room.name, exc.message)
 
     def close(self) -> None:
         if self.closed:
@@ -194,7 +203,7 @@ class ClinicalSession:
             self._end_stream(sender, parse_end(message), "ended")
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
-            self._share_labs(sender, parse_fhir(message.get("resource")), "fhir")
+            self._spawn(self._share_labs(sender, parse_fhir(message.get("resource")), "fhir", _ref(message)))
         else:
             self._lab_hl7(peer, sender, message)
 
@@ -207,26 +216,49 @@ class ClinicalSession:
             nack = nack_for(text, exc) if isinstance(text, str) else None
             self._refuse(peer.id, exc, _ref(message), ack=nack)
             return
-        peer.send_data({"type": "lab-hl7-ack", "ack": ack, "ref": _ref(message)})
-        self._share_labs(sender, results, "hl7v2")
+        self._spawn(self._share_labs(sender, results, "hl7v2", _ref(message), text, ack))
 
-    def _share_labs(self, sender: Sender, results: list[LabResult], source: str) -> None:
-        entry = self._publish(sender, "lab", {"results": [r.to_dict() for r in results], "source": source})
-        self.hub.auditor.record_soon(
-            sender.identity, "share", f"lab/{entry['seq']}", self.room.name,
-            source=source, loinc=[r.loinc for r in results],
-        )
+    async def _share_labs(self, sender: Sender, results: list[LabResult], source: str, ref: object,
+                          hl7: str | None = None, ack: str | None = None) -> None:
+        """The HL7 ACK (and everyone's notice, the sender's receipt) only once the
+        results are audited and synced to the session log."""
+        body = {"results": [r.to_dict() for r in results], "source": source}
+        digest = _sha256(json.dumps(body, sort_keys=True).encode())
+        try:
+            if await self._share(sender, "lab", body, f"lab/{digest[:32]}", source=source,
+                                 loinc=[r.loinc for r in results]) is None:
+                return
+        except ClinicalError as exc:
+            nack = nack_for(hl7, exc) if hl7 is not None else None
+            self._refuse(sender.peer_id, exc, ref, **({"ack": nack} if nack else {}))
+            return
+        except Exception:
+            log.exception("lab results from %s failed", sender.peer_id)
+            self._refuse(sender.peer_id, ClinicalError("internal", "results not processed"), ref)
+            return
+        if ack is not None:
+            self._reply(sender.peer_id, {"type": "lab-hl7-ack", "ack": ack, "ref": ref})
 
     # --- ECG ---
     def _start_stream(self, sender: Sender, announce: EcgAnnounce) -> None:
         recording = f"ecg/{sender.peer_id}-{announce.stream_id}-{time.monotonic_ns()}.ecg"
-        self.ecg.open(sender.peer_id, announce, lambda: self.hub.open_recording(self.directory / recording))
+        with storing("the ECG recording"):
+            self.ecg.open(sender.peer_id, announce, lambda: self.hub.open_recording(self.directory / recording))
         body = {k: v for k, v in announce.to_message().items() if k != "type"}
-        entry = self._publish(sender, "ecg-announce", {**body, "recording": recording})
-        self.hub.auditor.record_soon(
-            sender.identity, "stream", f"ecg/{entry['seq']}", self.room.name,
-            stream_id=announce.stream_id, leads=len(announce.leads),
-        )
+        self._spawn(self._announce_stream(sender, announce.stream_id, {**body, "recording": recording},
+                                          len(announce.leads)))
+
+    async def _announce_stream(self, sender: Sender, stream_id: int, body: dict, leads: int) -> None:
+        try:
+            await self._share(sender, "ecg-announce", body, f"ecg/{body['recording']}", action="stream",
+                              stream_id=stream_id, leads=leads)
+        except Exception as exc:
+            if not isinstance(exc, ClinicalError):
+                log.exception("ECG announce from %s failed", sender.peer_id)
+                exc = ClinicalError("internal", "stream not started")
+            if stream_id in self.ecg.owned_by(sender.peer_id):
+                self.ecg.close(sender.peer_id, stream_id)
+            self._refuse(sender.peer_id, exc, stream_id)
 
     def _end_stream(self, sender: Sender, stream_id: int, reason: str) -> None:
         stats = self.ecg.close(sender.peer_id, stream_id)
@@ -242,9 +274,9 @@ class ClinicalSession:
         except ClinicalError as exc:
             self._refuse(peer.id, exc, _frame_stream_id(data))
             return
-        for gap in gaps:
-            self._append("ecg-gap", peer.id, {"stream_id": frame.stream_id, "kind": gap.kind,
-                                              "expected": gap.expected, "got": gap.got})
+        for gap in gaps:  # not acknowledged to anyone: synced with the next durable entry
+            self._append_quietly("ecg-gap", peer.id, {"stream_id": frame.stream_id, "kind": gap.kind,
+                                                      "expected": gap.expected, "got": gap.got}, durable=False)
 
     # --- DICOM ---
     def _on_bulk(self, peer: Peer, data: object) -> None:
@@ -286,20 +318,18 @@ class ClinicalSession:
                 shared, obj = await asyncio.to_thread(self._intake_dicom, data, deidentify)
                 sha256 = await asyncio.to_thread(self.hub.objects.put, shared)
         except ClinicalError as exc:
-            await self.hub.auditor.record(sender.identity, "share-refused", received_sha256, self.room.name,
-                                          name=name, code=exc.code, **origin, **audit)
+            await self.hub.audit.record("share-refused", sender.actor, self.room.name, received_sha256,
+                                        name=name, code=exc.code, **origin, **audit)
             raise
         if self.closed:
             return False
         # Named after what is shared, so a de-identified copy does not show the original UID.
         name = name or f"{obj.sop_instance_uid}.dcm"
-        self._publish(sender, "dicom", {"sha256": sha256, "name": name, "size": len(shared),
-                                        "deidentified": deidentify, **origin, "object": obj.to_dict()})
-        await self.hub.auditor.record(
-            sender.identity, "share", sha256, self.room.name, name=name, received_sha256=received_sha256,
-            deidentified=deidentify, sop_class=obj.sop_class_uid, **origin, **audit,
-        )
-        return True
+        body = {"sha256": sha256, "name": name, "size": len(shared), "deidentified": deidentify, **origin,
+                "object": obj.to_dict()}
+        return await self._share(sender, "dicom", body, sha256, name=name, received_sha256=received_sha256,
+                                 deidentified=deidentify, sop_class=obj.sop_class_uid, **origin,
+                                 **audit) is not None
 
     # --- PACS ---
     def _start_pull(self, sender: Sender, request: PullRequest) -> None:
@@ -334,8 +364,8 @@ class ClinicalSession:
         finally:
             self._pulls -= 1  # before the answer: whoever hears it may pull again at once
         try:  # audited before the answer, so that an answered pull is on record
-            await self.hub.auditor.record(
-                sender.identity, "pacs-pull", request.study_uid, self.room.name, series_uid=request.series_uid,
+            await self.hub.audit.record(
+                "pacs-pull", sender.actor, self.room.name, request.study_uid, series_uid=request.series_uid,
                 instance_uid=request.instance_uid, count=count, refused=len(refused),
                 outcome=reply.get("code", "done"),
             )
@@ -351,10 +381,33 @@ class ClinicalSession:
         return data, obj
 
     # --- log and fan-out ---
-    def _append(self, kind: str, sender_id: str, body: dict) -> dict:
-        entry = self.log.append(kind, sender_id, body)
+    async def _share(self, sender: Sender, kind: str, body: dict, object_id: str, action: str = "share",
+                     **audit: Any) -> dict | None:
+        """The one way an item goes on record: audited, then synced to the session log,
+        then announced. StorageUnavailable if the disk refuses either; then nobody hears
+        of it. None if the room closed meanwhile. Items leave in the order they came:
+        the audit trail answers in order and the rest does not wait."""
+        await self.hub.audit.record(action, sender.actor, self.room.name, object_id, kind=kind, **audit)
+        if self.closed:
+            return None
+        try:
+            return self._publish(sender, kind, body)
+        except StorageUnavailable as exc:
+            self.hub.audit.record_soon(f"{action}-failed", sender.actor, self.room.name, object_id,
+                                       kind=kind, code=exc.code)
+            raise
+
+    def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True) -> dict:
+        entry = self.log.append(kind, sender_id, body, durable)
         self.state.apply(entry)
         return entry
+
+    def _append_quietly(self, kind: str, sender_id: str, body: dict, durable: bool = True) -> None:
+        """For entries nobody waits on: a refusing disk is logged, not raised."""
+        try:
+            self._append(kind, sender_id, body, durable)
+        except StorageUnavailable as exc:
+            log.error("%s not logged in %s: %s", kind, self.room.name, exc.message)
 
     def _publish(self, sender: Sender, kind: str, body: dict) -> dict:
         entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name})

@@ -43,6 +43,7 @@ class _LiveStream:
     check: EcgStream
     recording: BinaryIO | None  # None once it failed
     started: float = field(default_factory=time.monotonic)
+    lost: bool = False  # the disk refused the recording; said so in the stream's end
     flushed: float = field(default_factory=time.monotonic)
 
     def record(self, data: bytes) -> None:
@@ -57,6 +58,7 @@ class _LiveStream:
                 self.flushed = now
         except OSError as exc:
             log.error("ECG recording stopped: %s", exc)
+            self.lost = True
             self.finish()
 
     def finish(self) -> None:
@@ -66,6 +68,7 @@ class _LiveStream:
                 recording.close()
             except OSError as exc:
                 log.error("ECG recording not closed cleanly: %s", exc)
+                self.lost = True
 
 
 class EcgRelay:
@@ -102,7 +105,10 @@ class EcgRelay:
         del self._streams[stream_id]
         live.check.end()
         live.finish()
-        return live.check.stats()
+        stats = live.check.stats()
+        if live.lost:
+            stats["recording_lost"] = True
+        return stats
 
     def owned_by(self, owner: str) -> list[int]:
         return [sid for sid, live in self._streams.items() if live.owner == owner]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from rooms import Claims
 from sfu import Connection, NegotiationError
 
+from .actors import actor_for
 from .clinical_session import CHANNELS as CLINICAL_CHANNELS
 from .live_room import LiveRoom
 from .protocol import ProtocolError, publish_map, subscribe_map
@@ -26,11 +27,13 @@ MAX_DATA_BUFFER = 1024 * 1024  # drop relayed messages to a peer that stopped re
 
 class Peer:
     def __init__(self, claims: Claims, room: LiveRoom, notify: Callable[[dict], None],
-                 connection_factory: Callable[[str], Connection], screen: int = 1) -> None:
+                 connection_factory: Callable[[str], Connection], screen: int = 1,
+                 address: str = "") -> None:
         self.id = uuid.uuid4().hex[:12]
         # Told only to this session (in "joined"); a later join must show it to take the seat over.
         self.resume_secret = secrets.token_urlsafe(24)
         self.claims = claims
+        self.actor = actor_for(claims, address)  # who the audit trail names for what this peer does
         self.identity = claims.identity
         self.name = claims.name
         self.grants = claims.grants

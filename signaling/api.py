@@ -6,10 +6,13 @@ import time
 
 from aiohttp import web
 
+from clinical.actor import Actor
+from clinical.storage import StorageUnavailable
+from conference.actors import actor_for
 from rooms import (Room, RoomExists, RoomSettings, check_password_strength, check_role_passwords,
                    hash_role_passwords, validate_room_name)
 
-from .auth import bearer, claims_for, operator
+from .auth import bearer, claims_for, operator, operator_actor
 from .http_errors import HttpError, read_json
 from .server import Server
 from .token_request import display_name, entitlement, grant_role, hash_slot, requested_role
@@ -17,7 +20,8 @@ from .token_request import display_name, entitlement, grant_role, hash_slot, req
 
 def routes(server: Server) -> list[web.RouteDef]:
     async def create_room(request: web.Request) -> web.Response:
-        if await operator(server, request) is None and server.settings.admin_key:
+        who = await operator(server, request)
+        if who is None and server.settings.admin_key:
             raise HttpError(401, "unauthorized", "admin key or API key required")
         body = await read_json(request)
         try:
@@ -36,6 +40,12 @@ def routes(server: Server) -> list[web.RouteDef]:
             await server.store.create(room)
         except RoomExists:
             raise HttpError(409, "exists", f"room {name!r} already exists") from None
+        try:
+            await server.audit.record("room-created", operator_actor(request, who), name, room.incarnation,
+                                      settings=settings.to_dict())
+        except StorageUnavailable:
+            await server.store.delete(name)  # a room nobody can audit is not created
+            raise
         return web.json_response({"room": room.to_public_dict()}, status=201)
 
     async def get_room(request: web.Request) -> web.Response:
@@ -54,10 +64,14 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def delete_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if await operator(server, request) is None:
+        who = await operator(server, request)
+        if who is None:
             claims = await claims_for(server, bearer(request), name)
             if not claims.grants.admin:
                 raise HttpError(403, "forbidden", "only a host may close the room")
+            actor = actor_for(claims, request.remote or "")
+        else:
+            actor = operator_actor(request, who)
         live = server.live.rooms.get(name)
         if live is not None:
             for peer in list(live.peers.values()):
@@ -66,6 +80,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         if not await server.store.delete(name):
             raise HttpError(404, "not-found", "no such room")
         await server.credentials.delete_invites(name)
+        await server.audit.record("room-deleted", actor, name)
         return web.Response(status=204)
 
     async def issue_token(request: web.Request) -> web.Response:
@@ -73,12 +88,25 @@ def routes(server: Server) -> list[web.RouteDef]:
         body = await read_json(request)
         # Checked first, so that a malformed request costs no login attempt and no invite use.
         wanted, display = requested_role(body), display_name(body.get("name"))
-        granted = await entitlement(server, request, name, body, wanted)
+        presented = next((k for k in ("password", "invite", "id_token") if k in body), None)
+        try:
+            granted = await entitlement(server, request, name, body, wanted)
+        except HttpError as exc:
+            if exc.status in (401, 403, 404, 410):  # a credential refused (not a malformed or throttled ask)
+                server.audit.record_soon("login-failed", Actor.anonymous(request.remote or "", presented or ""),
+                                         name, code=exc.code, role=wanted.value if wanted else None,
+                                         name=display)
+            raise
         role = grant_role(granted.role, wanted)
         display = display or granted.name or role.value
         token = server.tokens.issue(name, role, granted.identity, display, credential=granted.credential,
                                     incarnation=granted.room.incarnation)
         claims = server.tokens.verify(token, room=name)
+        # On record before it is handed out: no token the trail does not know of. A person's
+        # own credential is a login; an operator (admin or API key) vouching mints one.
+        await server.audit.record("login" if presented else "token-minted",
+                                  actor_for(claims, request.remote or ""), name, claims.token_id,
+                                  incarnation=claims.incarnation)
         return web.json_response({
             "token": token, "expires_in": server.settings.token_ttl, "expires_at": claims.expires_at,
             "identity": claims.identity, "role": role.value, "grants": claims.grants.to_dict(),

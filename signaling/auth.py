@@ -6,6 +6,7 @@ import hmac
 
 from aiohttp import web
 
+from clinical.actor import Actor
 from rooms import Claims, TokenError, split_presented
 
 from .http_errors import HttpError
@@ -24,6 +25,12 @@ def is_admin(server: Server, request: web.Request) -> bool:
         return True  # embedded default: no admin key configured
     presented = bearer(request)
     return presented is not None and hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), key.encode())
+
+
+def operator_actor(request: web.Request, operator: str | None) -> Actor:
+    """An operator as the audit trail names it: ``operator()``'s answer is both the identity
+    and the credential; None is a server without an admin key, open on localhost."""
+    return Actor(operator or "operator", credential=operator or "none", address=request.remote or "")
 
 
 def require_admin(server: Server, request: web.Request) -> None:

@@ -12,8 +12,9 @@ import sys
 
 from aiohttp import web
 
-from . import apikey_cli, config, logs, recordings_cli, vault_cli
-from .app import create_app
+from clinical.storage import StorageUnavailable
+
+from . import apikey_cli, audit_cli, config, logs, recordings_cli, vault_cli
 from .connection_limits import edge_runner
 
 
@@ -23,10 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
     parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "apikey", "recordings", "vault"],
+                        choices=["serve", "apikey", "recordings", "vault", "audit"],
                         help="serve (default); apikey create NAME | list | revoke KEY_ID; "
                              "recordings export ID DIR (a recording's decrypted files and manifest); "
-                             "vault rewrap (data keys under a rotated master key)")
+                             "vault rewrap (data keys under a rotated master key); "
+                             "audit verify (check the audit trail; exit 0 or 1)")
     parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "vault":
         print(vault_cli.run(settings, args.words))
         return
+    if args.command == "audit":
+        sys.exit(audit_cli.run(settings, args.words))
     if args.words:
         sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")
     logs.setup(settings.log_level)
@@ -59,14 +63,18 @@ def main(argv: list[str] | None = None) -> None:
     if settings.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    from .app import create_app  # here: `telemed audit` needs none of the media stack
+
+    try:
+        app = create_app(settings)
+    except StorageUnavailable as exc:
+        sys.exit(f"telemed: cannot start: {exc.message}")
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        sys.exit(f"telemed: cannot start: {exc}")
     logging.getLogger("telemed").info("listening", extra={"fields": {
         "host": settings.host, "port": settings.port, "tls": bool(ssl_context),
         "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1],
         "pacs": settings.pacs_url}})
-    try:
-        app = create_app(settings)
-    except (ValueError, OSError, sqlite3.Error) as exc:
-        sys.exit(f"telemed: cannot start: {exc}")
     asyncio.run(serve(app, settings, ssl_context))
 
 

@@ -19,7 +19,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from clinical.actor import Actor
 from clinical.errors import ClinicalError
+from conference.actors import actor_for
 from conference.signed_urls import SignatureError
 
 from .auth import bearer, claims_for
@@ -33,8 +35,8 @@ MAX_FRAME_INDEX = 100_000
 def routes(server: Server) -> list[web.RouteDef]:
     hub = server.clinical
 
-    async def authorize(request: web.Request) -> tuple[str, str, dict, dict]:
-        """(room, sha256, the object's log body, audit details with the actor)."""
+    async def authorize(request: web.Request) -> tuple[str, str, dict, Actor]:
+        """(room, sha256, the object's log body, who asks)."""
         room, sha256 = request.match_info["room"], request.match_info["sha256"]
         if not _SHA256.fullmatch(sha256):
             raise HttpError(404, "not-found", "no such object in this room")
@@ -43,18 +45,22 @@ def routes(server: Server) -> list[web.RouteDef]:
                 who = hub.links.verify(room, sha256, request.query)
             except SignatureError as exc:
                 raise HttpError(403, "forbidden", str(exc)) from None
-            actor = {"actor": who, "via": "link"}
+            # The link names the identity it was made for, and carries no token id.
+            actor = Actor(who, credential="signed-link", address=request.remote or "")
         else:
             claims = await claims_for(server, bearer(request), room)
-            actor = {"actor": claims.identity, "via": "token", "role": claims.role.value}
-        shared = await hub.shared_object(room, sha256)
+            actor = actor_for(claims, request.remote or "")
+        try:
+            shared = await hub.shared_object(room, sha256)
+        except ClinicalError as exc:  # a damaged session log: the server's fault, said plainly
+            raise HttpError(503, exc.code, exc.message) from None
         if shared is None or sha256 not in hub.objects:
             raise HttpError(404, "not-found", "no such object in this room")
         return room, sha256, shared, actor
 
     async def download(request: web.Request) -> web.StreamResponse:
         room, sha256, shared, actor = await authorize(request)
-        await hub.auditor.record(actor.pop("actor"), "open", sha256, room, **actor)
+        await hub.audit.record("open", actor, room, sha256)
         try:
             data = await asyncio.to_thread(hub.objects.get, sha256)
         except ClinicalError as exc:
@@ -73,8 +79,8 @@ def routes(server: Server) -> list[web.RouteDef]:
             png = await hub.previews.png(sha256, frame, window)
         except ClinicalError as exc:
             raise HttpError(400, exc.code, exc.message) from None
-        await hub.auditor.record(actor.pop("actor"), "preview", sha256, room, frame=frame,
-                                 window=list(window) if window else None, **actor)
+        await hub.audit.record("preview", actor, room, sha256, frame=frame,
+                               window=list(window) if window else None)
         return web.Response(body=png, content_type="image/png",
                             headers={"Cache-Control": "private, max-age=300"})
 

@@ -77,6 +77,10 @@ class Settings:
     whip_sessions_per_token: int = 4
     # WHIP/WHEP for third-party encoders and players (issue 16)
     whip_origins: list[str] = field(default_factory=list)
+    # audit trail (trust-audit)
+    audit_key: str | None = field(default=None, repr=False)
+    audit_key_file: str | None = None
+    audit_anchor_redis: str | None = field(default=None, repr=False)
 
 
 HELP = {
@@ -168,6 +172,13 @@ HELP = {
                             "removed (default 20)",
     "whip_sessions_per_token": "concurrent WHIP/WHEP sessions one identity may hold in a room; "
                                "more answer 429 (default 4)",
+    # audit trail (trust-audit)
+    "audit_key": "HMAC key of the audit chain, >= 32 bytes (default: generated once into "
+                 "--audit-key-file); keep it apart from the data: without it the trail cannot be verified",
+    "audit_key_file": "file holding the audit key, created 0600 if missing "
+                      "(default <data_dir>/keys/audit.key)",
+    "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
+                          "(default: the anchor file only)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -305,4 +316,6 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("max_session_age must be a positive number of seconds")
     if settings.oidc_jwks_url and not (settings.oidc_issuer and settings.oidc_audience):
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
+    if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
+        raise ValueError("audit_key must be at least 32 bytes")
     return settings

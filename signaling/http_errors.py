@@ -13,6 +13,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from rooms import RoomStoreUnavailable
 
+from clinical.storage import StorageUnavailable
+
 log = logging.getLogger("telemed.http")
 
 
@@ -32,6 +34,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except HttpError as exc:
         return json_error(exc.status, exc.code, exc.message, exc.headers)
+    except StorageUnavailable as exc:  # e.g. the audit record an answer waits for
+        log.error("storage unavailable on %s %s: %s", request.method, request.path, exc.message)
+        return json_error(503, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

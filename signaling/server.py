@@ -7,7 +7,9 @@ import hmac
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from clinical.actor import Actor
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
 from conference.live_room import LiveRoom, LiveRooms
@@ -23,6 +25,7 @@ from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
 from vault import KeyRing
 
+from .audit_setup import open_audit_trail
 from .config import Settings
 from .key_file import load_or_create_secret
 from .metrics import Metrics
@@ -33,6 +36,8 @@ log = logging.getLogger("telemed.server")
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # First: a data directory that refuses writes stops the start, before anything else.
+        self.audit = open_audit_trail(settings)
         self.store = open_room_store(settings.room_store, settings.data_dir)
         self.credentials = open_credential_store(settings.room_store, settings.data_dir)
         secret = settings.secret or _generated_secret(Path(settings.data_dir))
@@ -55,9 +60,9 @@ class Server:
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
-        self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
+        self.recordings = RecordingManager(settings.data_dir, self.keyring, self._audit_recording,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
@@ -69,6 +74,10 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
+
+    async def _audit_recording(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
+        """The recorder's audit callback (it names its actor by identity only, for now)."""
+        await self.audit.record(action, Actor(actor), room, object_id, **details)
 
     def new_connection(self, label: str) -> Connection:
         return Connection(announced_ip=self.settings.public_ip, label=label)
@@ -105,7 +114,8 @@ class Server:
         await self.credentials.revoke_token(claims.token_id, until=latest + 60)
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None, *, resume_secret: str | None = None) -> Peer:
+                   resume: str | None = None, *, resume_secret: str | None = None,
+                   address: str = "") -> Peer:
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
@@ -125,9 +135,10 @@ class Server:
         if len(live.peers) >= room.settings.max_participants:
             self.live.discard_if_empty(live)
             raise ProtocolError("room-full", "the room is full")
-        peer = Peer(claims, live, notify, self.new_connection, screen)
+        peer = Peer(claims, live, notify, self.new_connection, screen, address)
         live.add(peer)
         self.metrics.joins += 1
+        self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
                                                   "role": claims.role.value, "screen": screen}})
         return peer
@@ -139,11 +150,14 @@ class Server:
 
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
+        present = room.peers.get(peer.id) is peer  # leave may be called again for a peer gone
         if peer.connection is not None:
             self.metrics.absorb(peer.connection)
         await room.remove(peer)
         await close_quietly(peer)
         self.live.discard_if_empty(room)
+        if present:
+            self.audit.record_soon("leave", peer.actor, room.name, peer.id)
         if room.name not in self.live.rooms:  # the room's program ends with the room
             await self.streams.stop(room.name)
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
@@ -158,6 +172,7 @@ class Server:
         await self.store.close()
         await self.credentials.close()
         self.passwords.close()
+        await self.audit.close()
 
 
 SECRET_FILE = "token-secret.key"

@@ -75,7 +75,7 @@ class HttpSessions:
         except ValueError as exc:
             raise HttpError(400, "bad-sdp", str(exc)) from None
         try:
-            peer = await self.server.join(claims, notify=lambda message: None)
+            peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "")
         except ProtocolError as exc:
             raise HttpError(404 if exc.code == "not-found" else 409, exc.code, exc.message) from None
         try:

@@ -9,6 +9,8 @@ import time
 
 from aiohttp import WSMsgType, web
 
+from clinical.storage import StorageUnavailable
+from conference.actors import actor_for
 from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from rooms import Claims, Layout, RoomNotFound, TokenError
@@ -26,9 +28,10 @@ _CLOSE = object()  # queued after a last message: close the socket once that is 
 class Session:
     """One WebSocket: before `join` it has no peer; afterwards it speaks for one."""
 
-    def __init__(self, server: Server, ws: web.WebSocketResponse) -> None:
+    def __init__(self, server: Server, ws: web.WebSocketResponse, address: str = "") -> None:
         self.server = server
         self.ws = ws
+        self.address = address
         self.peer: Peer | None = None
         self.claims: Claims | None = None  # of the token this session joined with
         self._outbox: asyncio.Queue[dict | object | None] = asyncio.Queue(maxsize=1000)
@@ -78,7 +81,7 @@ class Session:
                 if request_id is not None:
                     reply["id"] = request_id
                 self.notify(reply)
-        except ProtocolError as exc:
+        except (ProtocolError, StorageUnavailable) as exc:
             self.notify({"type": "error", "code": exc.code, "error": exc.message, "id": request_id})
         except Exception:
             log.exception("error handling a message")
@@ -138,7 +141,7 @@ class Session:
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
         self.peer = peer = await self.server.join(claims, self.notify, screen, resume,
-                                                      resume_secret=resume_secret)
+                                                      resume_secret=resume_secret, address=self.address)
         self.claims = claims
         self._watch_expiry()
         room = peer.room
@@ -164,6 +167,9 @@ class Session:
             token, fresh = await self.server.refresh(self.claims)
         except TokenError as exc:
             raise ProtocolError("unauthorized", exc.message) from None
+        # The same grant (token id) extended: on record before it is handed out.
+        await self.server.audit.record("token-minted", actor_for(fresh, self.address), fresh.room,
+                                       fresh.token_id, via="refresh", expires_at=fresh.expires_at)
         self.claims = fresh
         self._watch_expiry()
         return {"type": "token", "token": token, "expires_at": fresh.expires_at}
@@ -254,7 +260,7 @@ def route(server: Server, app: web.Application) -> web.RouteDef:
             raise HttpError(403, "forbidden-origin", "pages from this origin may not open the WebSocket")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_WS_MESSAGE)
         await ws.prepare(request)
-        session = Session(server, ws)
+        session = Session(server, ws, request.remote or "")
         writer = asyncio.ensure_future(session.writer())
         join_deadline = asyncio.get_running_loop().call_later(
             server.settings.ws_join_timeout, lambda: asyncio.ensure_future(session.close_unless_joined()))

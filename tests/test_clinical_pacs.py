@@ -38,7 +38,7 @@ async def _notices(peer: Clinical, ref: str, count: int) -> list[dict]:
 
 def audit_records(server) -> list[dict]:
     path = Path(server.core.settings.data_dir) / "audit.jsonl"
-    verify(path)  # the hash chain is intact
+    verify(path, server.core.audit.key)  # the keyed chain is intact
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -69,7 +69,7 @@ async def test_pulled_study_reaches_everyone_byte_identical(pacs_server, orthanc
         assert notice["object"]["sop_instance_uid"] == instance
         records = audit_records(server)
         pulls = [r for r in records if r["action"] == "pacs-pull"]
-        assert [(r["actor"], r["object"], r["details"]["count"]) for r in pulls] == [
+        assert [(r["actor"]["identity"], r["object"], r["details"]["count"]) for r in pulls] == [
             (doctor.client.info["identity"], STUDY_UID, 3), (doctor.client.info["identity"], STUDY_UID, 1)]
         shares = [r for r in records if r["action"] == "share"]
         assert len(shares) == 4 and all(r["details"]["source"] == "pacs" for r in shares)

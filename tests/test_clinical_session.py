@@ -20,7 +20,7 @@ from tests.clinical_peers import PASSWORD, bundled, close, join, multiframe_ct, 
 
 def audit_records(server) -> list[dict]:
     path = Path(server.core.settings.data_dir) / "audit.jsonl"
-    verify(path)  # the hash chain is intact
+    verify(path, server.core.audit.key)  # the keyed chain is intact
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -56,7 +56,7 @@ async def test_eight_mib_dicom_reaches_everyone_byte_identical(server):
         assert first.shape == last.shape == (512, 512)
         lit = [int((image > 128).sum()) for image in (first, last)]
         assert abs(lit[0] - np.pi * 40**2) < 500 and abs(lit[1] - np.pi * 220**2) < 2000
-        actions = [(r["action"], r["actor"]) for r in audit_records(server)]
+        actions = [(r["action"], r["actor"]["identity"]) for r in audit_records(server)]
         assert ("share", sender.client.info["identity"]) in actions
         assert ("open", viewer.client.info["identity"]) in actions
         assert ("open", other.client.info["identity"]) in actions

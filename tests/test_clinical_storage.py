@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from clinical.actor import Actor
 from clinical.audit import REDACTED, AuditLog, scrub, verify
 from clinical.ecg import STANDARD_LEADS, EcgAnnounce
 from clinical.errors import ClinicalError
@@ -213,43 +214,49 @@ def test_log_file_is_private(tmp_path):
     assert os.stat(tmp_path / "s.jsonl").st_mode & 0o077 == 0
 
 
-# --- audit ---------------------------------------------------------------------------------
+# --- audit (the keyed chain itself: tests/test_audit_chain.py) -------------------------------
+
+KEY = b"k" * 32
+DR_LI = Actor("dr-li", "Dr Li", "participant", "password", "10.0.0.5", "jti-1")
 
 
 def test_audit_records_and_chain(tmp_path):
     path = tmp_path / "audit.jsonl"
-    audit = AuditLog(path)
-    entry = audit.record("dr-li", "dicom.view", "ab" * 32, "room-1", ip="10.0.0.5", frame=3)
-    assert (entry["actor"], entry["action"], entry["object"], entry["room"]) == (
+    audit = AuditLog(path, KEY)
+    entry = audit.record("dicom.view", DR_LI, "room-1", "ab" * 32, frame=3)
+    assert (entry["actor"]["identity"], entry["action"], entry["object"], entry["room"]) == (
         "dr-li",
         "dicom.view",
         "ab" * 32,
         "room-1",
     )
-    assert entry["details"] == {"ip": "10.0.0.5", "frame": 3}
-    audit.record("dr-wang", "lab.share", "2823-3", "room-1")
+    assert entry["actor"] == {"identity": "dr-li", "name": "Dr Li", "role": "participant",
+                              "credential": "password", "address": "10.0.0.5", "token_id": "jti-1"}
+    assert entry["details"] == {"frame": 3}
+    audit.record("lab.share", Actor("dr-wang"), "room-1", "2823-3")
     audit.close()
-    reopened = AuditLog(path)
-    assert reopened.record("dr-li", "dicom.download", "ab" * 32, "room-1")["seq"] == 3
+    reopened = AuditLog(path, KEY)
+    assert reopened.record("dicom.download", DR_LI, "room-1", "ab" * 32)["seq"] == 3
     reopened.close()
-    assert verify(path) == 3
+    assert verify(path, KEY).records == 3
 
 
 def test_audit_never_stores_secrets(tmp_path):
     path = tmp_path / "audit.jsonl"
-    audit = AuditLog(path)
+    audit = AuditLog(path, KEY)
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkci1saSJ9.c2lnbmF0dXJl"
     audit.record(
-        "dr-li",
         "login",
-        "user:dr-li",
+        DR_LI,
         "room-1",
+        "user:dr-li",
         password="hunter2",
         access_token=token,
         headers={"Authorization": f"Bearer {token}", "X-Api-Key": "k-123", "Accept": "json"},
         note=f"used {token} from the link",
         pin="1234",
         spinal_level="L4",
+        token_id="jti-9",
     )
     audit.close()
     text = path.read_text()
@@ -257,7 +264,7 @@ def test_audit_never_stores_secrets(tmp_path):
         assert secret not in text
     details = json.loads(text)["details"]
     assert details["password"] == REDACTED and details["headers"]["Accept"] == "json"
-    assert details["spinal_level"] == "L4"
+    assert details["spinal_level"] == "L4" and details["token_id"] == "jti-9"
     assert details["note"] == f"used {REDACTED} from the link"
 
 
@@ -271,26 +278,33 @@ def test_scrub_leaves_plain_values():
 
 def test_audit_tampering_is_detected(tmp_path):
     path = tmp_path / "audit.jsonl"
-    audit = AuditLog(path)
+    audit = AuditLog(path, KEY)
     for i in range(3):
-        audit.record("a", "view", f"obj-{i}", "r")
+        audit.record("view", Actor("a"), "r", f"obj-{i}")
     audit.close()
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(lines[0] + lines[2])  # delete the middle record
     with pytest.raises(ClinicalError) as e:
-        verify(path)
+        verify(path, KEY)
     assert code_of(e) == "audit-tampered"
     path.write_bytes(lines[0] + lines[1].replace(b"obj-1", b"obj-9") + lines[2])
     with pytest.raises(ClinicalError):
-        verify(path)
+        verify(path, KEY)
 
 
-def test_audit_refuses_empty_fields(tmp_path):
-    audit = AuditLog(tmp_path / "a.jsonl")
+def test_audit_refuses_malformed_events(tmp_path):
+    audit = AuditLog(tmp_path / "a.jsonl", KEY)
     with pytest.raises(ClinicalError):
-        audit.record("", "view", "x", "r")
+        audit.record("", Actor("a"), "r", "x")
     with pytest.raises(ClinicalError):
-        audit.record("a", "view", "x", None)  # type: ignore[arg-type]
+        audit.record("view", Actor(""), "r", "x")
+    with pytest.raises(ClinicalError):
+        audit.record("view", "dr-li", "r", "x")  # type: ignore[arg-type]
+    with pytest.raises(ClinicalError):
+        audit.record("view", Actor("a"), None, "x")  # type: ignore[arg-type]
+    with pytest.raises(ClinicalError):
+        audit.record("view", Actor("a"), "r", "x", value=float("nan"))
+    assert audit.record("view", Actor("a"), "r", "x")["seq"] == 1  # nothing refused was counted
 
 
 # --- session state ---------------------------------------------------------------------------

@@ -66,8 +66,8 @@ async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server
         assert got == 409 and body["code"] == "not-recording"
     finally:
         await host.close()
-    await server.core.clinical.auditor.close()
-    actions = [(e["actor"], e["action"], e["object"]) for e in audit_entries(tmp_path)]
+    await server.core.audit.settled()
+    actions = [(e["actor"]["identity"], e["action"], e["object"]) for e in audit_entries(tmp_path)]
     assert ("host-7", "recording-start", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-open", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-stop", f"recording/{rec_id}") in actions
@@ -163,7 +163,7 @@ async def test_delete_export_and_retention(server, tmp_path):
     assert await server.core.recordings.expire() == 0
     assert await server.core.recordings.expire(now=time.time() + 2 * 86400) == 1
     assert not (server.core.recordings.root / ids[1]).exists()
-    await server.core.clinical.auditor.close()
+    await server.core.audit.settled()
     actions = {e["action"] for e in audit_entries(tmp_path)}
     assert {"recording-delete", "recording-expire"} <= actions
 

@@ -1,0 +1,46 @@
+"""Start-up of the audit trail: the data directory must take writes, the key comes from
+the settings or its key file, and torn logs are repaired on the record."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from clinical.actor import Actor
+from clinical.audit_trail import AUDIT_FILE, AuditTrail
+from clinical.jsonl import repair_tree
+from clinical.storage import check_writable
+
+from .config import Settings
+from .key_file import load_or_create_secret
+
+log = logging.getLogger("telemed.audit")
+
+
+def audit_key(settings: Settings) -> bytes:
+    if settings.audit_key:
+        return settings.audit_key.encode()
+    path = key_file(settings)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret, created = load_or_create_secret(path)
+    if created:
+        log.warning("created the audit key; back it up apart from the data directory: without it "
+                    "the audit trail cannot be verified", extra={"fields": {"key_file": str(path)}})
+    return secret.encode()
+
+
+def key_file(settings: Settings) -> Path:
+    return Path(settings.audit_key_file or Path(settings.data_dir) / "keys" / "audit.key")
+
+
+def open_audit_trail(settings: Settings) -> AuditTrail:
+    """Refuses (StorageUnavailable, ValueError) rather than serve without a working trail."""
+    root = Path(settings.data_dir)
+    check_writable(root)
+    trail = AuditTrail(root, audit_key(settings), settings.audit_anchor_redis)
+    for path, cut in repair_tree(root, skip=root / AUDIT_FILE):
+        trail.record_blocking("log-repaired", Actor.server(), object_id=os.path.relpath(path, root),
+                              bytes_cut=cut)
+        log.warning("repaired a torn log", extra={"fields": {"file": str(path), "bytes_cut": cut}})
+    return trail
