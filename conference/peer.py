@@ -39,6 +39,8 @@ class Peer:
         self.control = None
         self.data_dropped = 0
         self.on_connection_lost: Callable[[], None] | None = None
+        # Called when a host lets this peer in from the waiting room.
+        self.on_admitted: Callable[[], None] | None = None
 
     def describe(self) -> dict:
         return {"peer_id": self.id, "identity": self.identity, "name": self.name,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
+from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
@@ -33,6 +34,7 @@ class Server:
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
         self.live = LiveRooms(self.clinical.open_session)
+        self.host_controls = HostControls(self.leave)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
 
@@ -48,14 +50,29 @@ class Server:
         if room is None:
             raise ProtocolError("not-found", "the room no longer exists")
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
-        if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
-            old = live.peers[resume]
-            old.notify({"type": "kicked", "reason": "resumed elsewhere"})
-            await self.leave(old)
-        if len(live.peers) >= room.settings.max_participants:
+        host = claims.grants.admin
+        # Whoever was let into this consult once (a reconnect, another screen of the
+        # seat) comes back without knocking again, even when it is locked.
+        known = claims.identity in live.admitted
+        try:
+            if not host and claims.identity in live.barred:
+                raise ProtocolError("removed", "the host removed you from this consult")
+            if not host and live.locked and not known:
+                raise ProtocolError("room-locked", "the host has locked this consult; no one new may join")
+            if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
+                old = live.peers[resume]
+                old.notify({"type": "kicked", "reason": "resumed elsewhere"})
+                await self.leave(old)
+            if len(live.peers) + len(live.waiting) >= room.settings.max_participants:
+                raise ProtocolError("room-full", "the room is full")
+        except ProtocolError:
             self.live.discard_if_empty(live)
-            raise ProtocolError("room-full", "the room is full")
+            raise
         peer = Peer(claims, live, notify, self.new_connection, screen)
+        if room.settings.waiting_room and not host and not known:
+            live.wait(peer)
+            log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
+            return peer
         live.add(peer)
         self.metrics.joins += 1
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,

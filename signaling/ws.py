@@ -17,6 +17,9 @@ from .server import Server
 log = logging.getLogger("telemed.ws")
 
 MAX_MESSAGES_PER_SECOND = 50
+# After these the server closes the socket: the peer is out of the room.
+FINAL_MESSAGES = frozenset({"kicked", "denied"})
+HOST_ACTIONS = frozenset({"admit", "deny", "lock", "remove", "mute-participant", "end"})
 
 
 class Session:
@@ -45,6 +48,9 @@ class Session:
             try:
                 await self.ws.send_str(json.dumps(message))
             except (ConnectionError, RuntimeError):
+                return
+            if message.get("type") in FINAL_MESSAGES:
+                await self.ws.close(code=1000, message=message["type"].encode())
                 return
 
     def _rate_ok(self) -> bool:
@@ -85,6 +91,14 @@ class Session:
         peer = self.peer
         if peer is None:
             raise ProtocolError("not-joined", "send 'join' with a token first")
+        if peer.room.peers.get(peer.id) is not peer:
+            if kind == "leave":
+                return await self.close()
+            if peer.id in peer.room.waiting:
+                raise ProtocolError("waiting", "wait until a host lets you in")
+            raise ProtocolError("not-joined", "you are no longer in the room")
+        if kind in HOST_ACTIONS:
+            return await self.host_action(peer, kind, message)
         if kind == "offer":
             sdp = message.get("sdp")
             if not isinstance(sdp, str):
@@ -104,9 +118,7 @@ class Session:
         if kind == "refresh-token":
             return self.refresh_token()
         if kind == "leave":
-            await self.leave()
-            await self.ws.close()
-            return None
+            return await self.close()
         raise ProtocolError("unknown-type", f"unknown message type {kind[:32]!r}")
 
     async def join(self, message: dict) -> dict:
@@ -125,15 +137,52 @@ class Session:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
         self.peer = peer = await self.server.join(claims, self.notify, screen, resume)
         self.claims = claims
+        if peer.id in peer.room.waiting:
+            peer.on_admitted = lambda: self.notify(self.joined(peer))
+            return {"type": "waiting", "peer_id": peer.id, "room": peer.room.name, "name": peer.name}
+        return self.joined(peer)
+
+    def joined(self, peer: Peer) -> dict:
         room = peer.room
-        return {
+        claims = peer.claims
+        message = {
             "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,
             "role": claims.role.value, "grants": claims.grants.to_dict(), "room": room.name,
             "token_expires_at": claims.expires_at,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
-            "tracks": room.tracks(), "layout": room.layout.to_dict(),
+            "tracks": room.tracks(), "layout": room.layout.to_dict(), "locked": room.locked,
             "ice_servers": self.server.settings.ice_servers,
         }
+        if claims.grants.admin:
+            message["waiting"] = room.waiting.describe()
+        return message
+
+    async def host_action(self, peer: Peer, kind: str, message: dict) -> dict:
+        """docs/signaling.md "Host controls"; HostControls checks the admin grant."""
+        controls = self.server.host_controls
+        if kind == "lock":
+            locked = message.get("locked")
+            if not isinstance(locked, bool):
+                raise ProtocolError("bad-request", "'locked' must be true or false")
+            controls.lock(peer, locked)
+            return {"type": "ok", "action": kind}
+        if kind == "end":
+            await controls.end(peer)
+            return {"type": "ok", "action": kind}
+        target = short_str(message, "peer_id", limit=64)
+        if kind == "admit":
+            controls.check(peer)
+            room = await self.server.room(peer.room.name)
+            if room is None:
+                raise ProtocolError("not-found", "the room no longer exists")
+            controls.admit(peer, target, room.settings.max_participants)
+        elif kind == "deny":
+            controls.deny(peer, target)
+        elif kind == "remove":
+            await controls.remove(peer, target)
+        else:
+            return {"type": "ok", "action": kind, "track_ids": controls.mute(peer, target)}
+        return {"type": "ok", "action": kind}
 
     def refresh_token(self) -> dict:
         """A fresh token with the same claims, for a reconnect after the first expired.
@@ -173,6 +222,10 @@ class Session:
             raise ProtocolError("not-found", "the room no longer exists") from None
         peer.room.set_layout(stored)
         return None
+
+    async def close(self) -> None:
+        await self.leave()
+        await self.ws.close()
 
     async def leave(self) -> None:
         if self.peer is not None:

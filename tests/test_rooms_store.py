@@ -186,7 +186,7 @@ def test_public_dict_never_has_the_hash():
     assert public == {
         "name": "r1",
         "created_at": 1.5,
-        "settings": {"require_deidentification": False, "max_participants": 100},
+        "settings": {"require_deidentification": False, "max_participants": 100, "waiting_room": False},
         "layout": Layout().to_dict(),
     }
     assert Room.from_record(room.to_record()) == room
@@ -209,6 +209,7 @@ def test_bad_rooms(kwargs):
         {"max_participants": "10"},
         {"max_participants": True},
         {"require_deidentification": "yes"},
+        {"waiting_room": 1},
         {"colour": "red"},
         [],
     ],
