@@ -22,8 +22,8 @@ DENIED = "The host did not let you into this consult."
 
 # Takes a peer out of its room and closes its media (the composition root's leave).
 Leave = Callable[[Peer], Awaitable[None]]
-# Makes a token unusable from now on.
-Revoke = Callable[[Claims], None]
+# Makes a token (and every refresh of it) unusable from now on.
+Revoke = Callable[[Claims], Awaitable[None]]
 
 
 def actor(peer: Peer) -> dict:
@@ -85,7 +85,7 @@ class HostControls:
                         "name": target.name, "by": actor(host)})
         for peer in seat:
             if self._revoke is not None:
-                self._revoke(peer.claims)
+                await self._revoke(peer.claims)
             peer.notify({"type": "kicked", "reason": REMOVED})
             await self._leave(peer)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import Callable
 
@@ -27,6 +28,8 @@ class Peer:
     def __init__(self, claims: Claims, room: LiveRoom, notify: Callable[[dict], None],
                  connection_factory: Callable[[str], Connection], screen: int = 1) -> None:
         self.id = uuid.uuid4().hex[:12]
+        # Told only to this session (in "joined"); a later join must show it to take the seat over.
+        self.resume_secret = secrets.token_urlsafe(24)
         self.claims = claims
         self.identity = claims.identity
         self.name = claims.name

@@ -1,16 +1,39 @@
-"""Rooms, roles, passwords, tokens, login rate limiting, layout and the room store."""
+"""Rooms, roles, passwords, invites, API keys, tokens, login rate limiting, layout and the
+room and credential stores."""
 
-from rooms.grants import Grants, Role
+from rooms.api_keys import ApiKey, split_presented
+from rooms.credential_store import CredentialStore, MemoryCredentialStore
+from rooms.grants import Grants, Role, may_yield
+from rooms.invites import Invite, InviteCodec, InviteError
 from rooms.layout import MAX_PIP_TRACKS, PRESETS, Layout
+from rooms.oidc import ExternalIdentity, OidcError, OidcVerifier, parse_role_map
 from rooms.passwords import MAX_PASSWORD_LENGTH, hash_password, verify_password
 from rooms.ratelimit import AttemptLimiter
+from rooms.redis_credential_store import RedisCredentialStore
 from rooms.redis_store import RedisRoomStore
+from rooms.role_passwords import hash_role_passwords, role_for_password
 from rooms.room import Room, RoomSettings, validate_room_name
 from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore
-from rooms.store_factory import open_room_store
+from rooms.store_factory import open_credential_store, open_room_store
 from rooms.tokens import Claims, TokenError, TokenIssuer
 
 __all__ = [
+    "ApiKey",
+    "CredentialStore",
+    "ExternalIdentity",
+    "Invite",
+    "InviteCodec",
+    "InviteError",
+    "MemoryCredentialStore",
+    "OidcError",
+    "OidcVerifier",
+    "RedisCredentialStore",
+    "hash_role_passwords",
+    "may_yield",
+    "open_credential_store",
+    "parse_role_map",
+    "role_for_password",
+    "split_presented",
     "MAX_PASSWORD_LENGTH",
     "MAX_PIP_TRACKS",
     "PRESETS",

@@ -25,6 +25,10 @@ class Grants:
     def for_role(cls, role: Role | str) -> Grants:
         return _ROLE_GRANTS[Role(role)]
 
+    def covers(self, other: Grants) -> bool:
+        """True if every capability of ``other`` is also ours."""
+        return all(getattr(self, f.name) or not getattr(other, f.name) for f in fields(self))
+
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)
 
@@ -51,3 +55,10 @@ _ROLE_GRANTS = {
     # An ambulance tablet pushes video and ECG; it has no screen to watch others on.
     Role.DEVICE: Grants(publish=True, data=True),
 }
+
+
+def may_yield(credential_role: Role | str, wanted: Role | str) -> bool:
+    """A credential for ``credential_role`` may mint ``wanted`` only if that asks for no
+    capability the credential lacks: host covers all, participant covers viewer and device,
+    and viewer and device cover only themselves."""
+    return Grants.for_role(credential_role).covers(Grants.for_role(wanted))

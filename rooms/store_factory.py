@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rooms.credential_store import CredentialStore, MemoryCredentialStore
+from rooms.redis_credential_store import RedisCredentialStore
 from rooms.redis_store import RedisRoomStore
 from rooms.store import MemoryRoomStore, RoomStore
 
@@ -17,3 +19,11 @@ def open_room_store(url: str | None, prefix: str = "telemed:") -> RoomStore:
     # Show only the scheme: the rest of a store URL may carry a password.
     scheme = url.split("://", 1)[0] if "://" in url else "(none)"
     raise ValueError(f"unsupported room store URL scheme {scheme!r}: use 'memory' or redis://")
+
+
+def open_credential_store(url: str | None, prefix: str = "telemed:") -> CredentialStore:
+    """Invites, API keys and revocations live where the rooms do, chosen by the same URL
+    (which open_room_store has already checked)."""
+    if url is not None and url.startswith(_REDIS_SCHEMES):
+        return RedisCredentialStore(url, prefix=prefix)
+    return MemoryCredentialStore()

@@ -1,4 +1,5 @@
-"""Signed access tokens (JWT, HS256) that bind an identity to one room, one role and its grants."""
+"""Signed access tokens (JWT, HS256) that bind an identity to one incarnation of a room, one
+role and its grants, and name the credential that obtained them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ _ALGORITHM = "HS256"
 _LEEWAY_SECONDS = 5
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
-MAX_IDENTITY_LENGTH = 128
+MAX_IDENTITY_LENGTH = 256  # room over an identity provider's "<issuer>#<subject>"
 MAX_NAME_LENGTH = 128
+MAX_CREDENTIAL_LENGTH = 300
+DEFAULT_MAX_SESSION_AGE = 12 * 3600
 # A token travels in headers and query strings; anything this long is junk, not a token.
 MAX_TOKEN_LENGTH = 8192
 
@@ -39,29 +42,56 @@ class Claims:
     grants: Grants
     name: str
     expires_at: float  # wall-clock epoch seconds, as JWT "exp" is
+    # The JWT "jti". A refreshed token keeps it: it names the grant, so revoking it ends
+    # the whole chain of refreshes.
+    token_id: str
+    # What obtained the grant: "password:<role>", "invite:<id>", "apikey:<kid>",
+    # "oidc:<issuer>" or "admin".
+    credential: str
+    incarnation: str  # of the room, see rooms.room.Room.incarnation
+    auth_time: float  # when the credential was presented; refreshes cannot outlive it by much
 
 
 class TokenIssuer:
-    def __init__(self, secret: str, ttl_seconds: int = 600, issuer: str = "telemed") -> None:
+    def __init__(self, secret: str, ttl_seconds: int = 600, issuer: str = "telemed",
+                 max_session_age: int = DEFAULT_MAX_SESSION_AGE) -> None:
         if not isinstance(secret, str) or len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
             raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
-        if not isinstance(ttl_seconds, int) or isinstance(ttl_seconds, bool) or ttl_seconds <= 0:
-            raise ValueError("ttl_seconds must be a positive integer")
+        for label, value in (("ttl_seconds", ttl_seconds), ("max_session_age", max_session_age)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{label} must be a positive integer")
         self._secret = secret
         self._ttl = ttl_seconds
         self._issuer = issuer
+        self._max_age = max_session_age
+
+    @property
+    def max_session_age(self) -> int:
+        return self._max_age
 
     def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
         return f"TokenIssuer(ttl_seconds={self._ttl}, issuer={self._issuer!r})"
 
-    def issue(self, room: str, role: Role | str, identity: str, name: str) -> str:
+    def issue(self, room: str, role: Role | str, identity: str, name: str, *, credential: str,
+              incarnation: str, refresh_of: Claims | None = None) -> str:
+        """A token for ``identity``; with ``refresh_of``, the same grant extended.
+
+        A refresh keeps the token id and the time the credential was presented, and never
+        reaches past that time plus the maximum session age: TokenError(401) once it would.
+        """
         validate_room_name(room)
         role = Role(role)
         if not _is_text(identity, MAX_IDENTITY_LENGTH):
             raise ValueError(f"identity must be 1-{MAX_IDENTITY_LENGTH} printable characters")
         if not _is_text(name, MAX_NAME_LENGTH):
             raise ValueError(f"name must be 1-{MAX_NAME_LENGTH} printable characters")
+        if not _is_text(credential, MAX_CREDENTIAL_LENGTH) or not _is_text(incarnation, 64):
+            raise ValueError("credential and incarnation must be short printable strings")
         now = int(time.time())
+        auth_time = int(refresh_of.auth_time) if refresh_of else now
+        expires = min(now + self._ttl, auth_time + self._max_age)
+        if expires <= now:
+            raise TokenError(401, "the session has reached its maximum age; sign in again")
         payload = {
             "sub": identity,
             "room": room,
@@ -69,9 +99,12 @@ class TokenIssuer:
             "grants": Grants.for_role(role).to_dict(),
             "name": name,
             "iat": now,
-            "exp": now + self._ttl,
+            "exp": expires,
             "iss": self._issuer,
-            "jti": secrets.token_urlsafe(16),
+            "jti": refresh_of.token_id if refresh_of else secrets.token_urlsafe(16),
+            "cred": credential,
+            "inc": incarnation,
+            "auth_time": auth_time,
         }
         return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
 
@@ -92,7 +125,7 @@ class TokenIssuer:
                 algorithms=[_ALGORITHM],  # pinning the algorithm is what refuses alg=none
                 issuer=self._issuer,
                 leeway=_LEEWAY_SECONDS,
-                options={"require": ["sub", "iat", "exp", "iss", "jti"]},
+                options={"require": ["sub", "iat", "exp", "iss", "jti", "cred", "inc", "auth_time"]},
             )
         except jwt.ExpiredSignatureError:
             raise TokenError(401, "token expired") from None
@@ -118,9 +151,15 @@ def _claims_from_payload(payload: dict[str, Any]) -> Claims:
     except ValueError:
         raise invalid from None
     identity, name = payload["sub"], payload.get("name")
-    if not _is_text(identity, MAX_IDENTITY_LENGTH) or not _is_text(name, MAX_NAME_LENGTH):
+    token_id, credential, incarnation = payload["jti"], payload["cred"], payload["inc"]
+    auth_time = payload["auth_time"]
+    if not (_is_text(identity, MAX_IDENTITY_LENGTH) and _is_text(name, MAX_NAME_LENGTH)
+            and _is_text(token_id, 64) and _is_text(credential, MAX_CREDENTIAL_LENGTH)
+            and _is_text(incarnation, 64)
+            and isinstance(auth_time, int) and not isinstance(auth_time, bool)):
         raise invalid
-    return Claims(identity, room, role, grants, name, float(payload["exp"]))
+    return Claims(identity, room, role, grants, name, float(payload["exp"]), token_id,
+                  credential, incarnation, float(auth_time))
 
 
 def _is_text(value: Any, limit: int) -> bool:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 from aiohttp import web
 
-from rooms import Role, RoomExists, Room, RoomSettings, hash_password, validate_room_name, verify_password
+from rooms import RoomExists, Room, RoomSettings, hash_password, hash_role_passwords, validate_room_name
 
-from .auth import bearer, claims_for, is_admin, require_admin
+from .auth import bearer, claims_for, operator
 from .http_errors import HttpError, read_json
 from .server import Server
-
-MAX_NAME = 64
+from .token_request import display_name, entitlement, grant_role, requested_role
 
 
 def routes(server: Server) -> list[web.RouteDef]:
     async def create_room(request: web.Request) -> web.Response:
-        require_admin(server, request)
+        if await operator(server, request) is None and server.settings.admin_key:
+            raise HttpError(401, "unauthorized", "admin key or API key required")
         body = await read_json(request)
         try:
             name = validate_room_name(body.get("name"))
@@ -28,9 +27,11 @@ def routes(server: Server) -> list[web.RouteDef]:
                 raise ValueError("password must be a string")
             settings = RoomSettings.from_dict(body.get("settings") or {})
             password_hash = await asyncio.to_thread(hash_password, password)
+            role_hashes = await asyncio.to_thread(hash_role_passwords, password, body.get("passwords"))
         except (ValueError, TypeError) as exc:
             raise HttpError(400, "bad-request", str(exc)) from None
-        room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings)
+        room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings,
+                    role_password_hashes=role_hashes)
         try:
             await server.store.create(room)
         except RoomExists:
@@ -39,8 +40,8 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def get_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if not is_admin(server, request) or not server.settings.admin_key:
-            claims_for(server, bearer(request), name)
+        if await operator(server, request) is None:
+            await claims_for(server, bearer(request), name)
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
@@ -53,8 +54,8 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def delete_room(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        if not (server.settings.admin_key and is_admin(server, request)):
-            claims = claims_for(server, bearer(request), name)
+        if await operator(server, request) is None:
+            claims = await claims_for(server, bearer(request), name)
             if not claims.grants.admin:
                 raise HttpError(403, "forbidden", "only a host may close the room")
         live = server.live.rooms.get(name)
@@ -64,42 +65,23 @@ def routes(server: Server) -> list[web.RouteDef]:
                 await server.leave(peer)
         if not await server.store.delete(name):
             raise HttpError(404, "not-found", "no such room")
+        await server.credentials.delete_invites(name)
         return web.Response(status=204)
 
     async def issue_token(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         body = await read_json(request)
-        try:
-            role = Role(body.get("role", "participant"))
-        except ValueError:
-            raise HttpError(400, "bad-request", "role must be host, participant, viewer or device") from None
-        display = body.get("name", "")
-        if not isinstance(display, str) or len(display) > MAX_NAME:
-            raise HttpError(400, "bad-request", f"name must be a string of at most {MAX_NAME} characters")
-        identity = body.get("identity") or uuid.uuid4().hex
-        if not isinstance(identity, str) or len(identity) > 128:
-            raise HttpError(400, "bad-request", "identity must be a short string")
-        room = await server.room(name)
-        admin = bool(server.settings.admin_key) and is_admin(server, request)
-        key = (request.remote or "?", name)
-        wait = server.login_limiter.check(key)
-        if wait > 0 and not admin:
-            raise HttpError(429, "rate-limited", "too many failed attempts; try again later",
-                            {"Retry-After": str(int(wait) + 1)})
-        if not admin:
-            password = body.get("password")
-            ok = room is not None and await asyncio.to_thread(verify_password, password, room.password_hash)
-            if not ok:
-                server.login_limiter.failed(key)
-                raise HttpError(401, "unauthorized", "wrong room or password")
-            server.login_limiter.succeeded(key)
-        elif room is None:
-            raise HttpError(404, "not-found", "no such room")
-        token = server.tokens.issue(name, role, identity, display or role.value)
+        # Checked first, so that a malformed request costs no login attempt and no invite use.
+        wanted, display = requested_role(body), display_name(body.get("name"))
+        granted = await entitlement(server, request, name, body)
+        role = grant_role(granted, wanted)
+        display = display or granted.name or role.value
+        token = server.tokens.issue(name, role, granted.identity, display, credential=granted.credential,
+                                    incarnation=granted.room.incarnation)
         claims = server.tokens.verify(token, room=name)
         return web.json_response({
-            "token": token, "expires_in": server.settings.token_ttl, "identity": identity,
-            "role": role.value, "grants": claims.grants.to_dict(),
+            "token": token, "expires_in": server.settings.token_ttl, "expires_at": claims.expires_at,
+            "identity": claims.identity, "role": role.value, "grants": claims.grants.to_dict(),
             "ice_servers": server.settings.ice_servers,
         })
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, clinical_api, whip, ws
+from . import api, clinical_api, credentials_api, whip, ws
 from .config import Settings
 from .http_errors import error_middleware
 from .server import Server
@@ -21,6 +21,7 @@ def create_app(settings: Settings) -> web.Application:
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server
     app.add_routes(api.routes(server))
+    app.add_routes(credentials_api.routes(server))
     app.add_routes(clinical_api.routes(server))
     app.add_routes([ws.route(server, app)])
     app.add_routes(whip.routes(sessions))

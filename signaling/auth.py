@@ -1,4 +1,4 @@
-"""Reading credentials off requests: bearer tokens and the admin key."""
+"""Reading credentials off requests: bearer tokens, the admin key and API keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hmac
 
 from aiohttp import web
 
-from rooms import Claims, TokenError
+from rooms import Claims, TokenError, split_presented
 
 from .http_errors import HttpError
 from .server import Server
@@ -31,10 +31,28 @@ def require_admin(server: Server, request: web.Request) -> None:
         raise HttpError(401, "unauthorized", "admin key required")
 
 
-def claims_for(server: Server, token: str | None, room: str | None) -> Claims:
+async def operator(server: Server, request: web.Request) -> str | None:
+    """``"admin"`` for a configured admin key, ``"apikey:<id>"`` for a live API key, else None.
+
+    A bearer shaped like an API key that is unknown, wrong or revoked is refused outright,
+    so that a hospital system learns at once that its key stopped working.
+    """
+    if server.settings.admin_key and is_admin(server, request):
+        return "admin"
+    presented = split_presented(bearer(request))
+    if presented is None:
+        return None
+    key_id, secret = presented
+    key = await server.credentials.get_api_key(key_id)
+    if key is None or not key.matches(secret):
+        raise HttpError(401, "unauthorized", "unknown or revoked API key")
+    return f"apikey:{key_id}"
+
+
+async def claims_for(server: Server, token: str | None, room: str | None) -> Claims:
     if not token:
         raise HttpError(401, "unauthorized", "a bearer token is required")
     try:
-        return server.tokens.verify(token, room=room)
+        return await server.verify(token, room=room)
     except TokenError as exc:
         raise HttpError(exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.message) from None

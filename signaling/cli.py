@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from . import config, logs
+from . import apikey_cli, config, logs
 from .app import create_app
 
 
@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "apikey"],
+                        help="serve (default), or apikey create NAME | list | revoke KEY_ID")
+    parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
 
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
         settings = config.load(args)
     except (ValueError, OSError) as exc:
         sys.exit(f"telemed: bad configuration: {exc}")
+    if args.command == "apikey":
+        apikey_cli.run(settings, args.words)
+        return
+    if args.words:
+        sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")
     logs.setup(settings.log_level)
     try:
         import uvloop

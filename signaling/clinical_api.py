@@ -44,7 +44,7 @@ def routes(server: Server) -> list[web.RouteDef]:
                 raise HttpError(403, "forbidden", str(exc)) from None
             actor = {"actor": who, "via": "link"}
         else:
-            claims = claims_for(server, bearer(request), room)
+            claims = await claims_for(server, bearer(request), room)
             actor = {"actor": claims.identity, "via": "token", "role": claims.role.value}
         shared = await hub.shared_object(room, sha256)
         if shared is None or sha256 not in hub.objects:
@@ -75,7 +75,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def links(request: web.Request) -> web.Response:
         room, sha256 = request.match_info["room"], request.match_info["sha256"]
-        claims = claims_for(server, bearer(request), room)
+        claims = await claims_for(server, bearer(request), room)
         if not _SHA256.fullmatch(sha256) or await hub.shared_object(room, sha256) is None:
             raise HttpError(404, "not-found", "no such object in this room")
         return web.json_response({**hub.links.object_links(room, sha256, claims.identity),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from rooms.oidc import DEFAULT_ROLE_MAP, parse_role_map
+
 
 @dataclass
 class Settings:
@@ -31,6 +33,13 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # --- credentials (issue 8): session age and an external identity provider ---
+    max_session_age: int = 12 * 3600
+    oidc_jwks_url: str | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_role_claim: str = "role"
+    oidc_role_map: dict = field(default_factory=lambda: dict(DEFAULT_ROLE_MAP))
 
 
 HELP = {
@@ -56,12 +65,24 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    "max_session_age": "seconds after signing in beyond which refresh-token stops extending a "
+                       "session (default 43200, 12 h)",
+    "oidc_jwks_url": "JWKS URL of a hospital identity provider whose id_tokens may be exchanged "
+                     "for room tokens (default: none, off)",
+    "oidc_issuer": "the identity provider's issuer ('iss'), required with --oidc-jwks-url",
+    "oidc_audience": "the audience ('aud') its id_tokens must name, required with --oidc-jwks-url",
+    "oidc_role_claim": "id_token claim holding the user's role(s) (default 'role')",
+    "oidc_role_map": 'JSON object mapping role-claim values to room roles, e.g. '
+                     '{"consultant": "host", "nurse": "participant"} (default: role names map '
+                     'to themselves)',
 }
 
 
 def _coerce(name: str, value: object) -> object:
-    if name == "port" or name == "token_ttl":
+    if name in ("port", "token_ttl", "max_session_age"):
         return int(value)
+    if name == "oidc_role_map":
+        return parse_role_map(value)
     if name == "ice_hosts":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     if name == "ice_servers":
@@ -123,4 +144,8 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("pacs_username and pacs_password need pacs_url")
     if settings.pacs_password and not settings.pacs_username:
         raise ValueError("pacs_password needs pacs_username")
+    if settings.max_session_age <= 0:
+        raise ValueError("max_session_age must be a positive number of seconds")
+    if settings.oidc_jwks_url and not (settings.oidc_issuer and settings.oidc_audience):
+        raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
     return settings

@@ -3,6 +3,7 @@ and call into this."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -13,7 +14,8 @@ from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
-from rooms import AttemptLimiter, Claims, Room, TokenIssuer, open_room_store
+from rooms import (AttemptLimiter, Claims, InviteCodec, OidcVerifier, Room, TokenError, TokenIssuer,
+                   open_credential_store, open_room_store)
 from sfu import Connection, pin_host_addresses
 
 from .config import Settings
@@ -26,7 +28,15 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = open_room_store(settings.room_store)
-        self.tokens = TokenIssuer(settings.secret or secrets.token_urlsafe(48), settings.token_ttl)
+        self.credentials = open_credential_store(settings.room_store)
+        secret = settings.secret or secrets.token_urlsafe(48)
+        self.tokens = TokenIssuer(secret, settings.token_ttl, max_session_age=settings.max_session_age)
+        self.invites = InviteCodec(secret)
+        self.oidc = None
+        if settings.oidc_jwks_url:
+            self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
+                                     settings.oidc_audience, settings.oidc_role_claim,
+                                     settings.oidc_role_map)
         self.login_limiter = AttemptLimiter()
         pacs = None
         if settings.pacs_url:
@@ -34,7 +44,7 @@ class Server:
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
         self.live = LiveRooms(self.clinical.open_session)
-        self.host_controls = HostControls(self.leave)
+        self.host_controls = HostControls(self.leave, self.revoke)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
 
@@ -44,10 +54,38 @@ class Server:
     async def room(self, name: str) -> Room | None:
         return await self.store.get(name)
 
+    async def verify(self, token: str | None, room: str | None = None) -> Claims:
+        """Check a token, and that its room still exists in the incarnation it was issued for
+        and that it was not revoked. TokenError(401/403) otherwise."""
+        claims = self.tokens.verify(token, room=room)
+        await self._check_live(claims)
+        return claims
+
+    async def _check_live(self, claims: Claims) -> None:
+        current = await self.store.get(claims.room)
+        if current is None or current.incarnation != claims.incarnation:
+            raise TokenError(401, "this room was closed; the token is no longer valid")
+        if await self.credentials.is_token_revoked(claims.token_id):
+            raise TokenError(401, "this token was revoked")
+
+    async def refresh(self, claims: Claims) -> tuple[str, Claims]:
+        """The same grant with a later expiry, within the maximum session age."""
+        await self._check_live(claims)
+        token = self.tokens.issue(claims.room, claims.role, claims.identity, claims.name,
+                                  credential=claims.credential, incarnation=claims.incarnation,
+                                  refresh_of=claims)
+        return token, self.tokens.verify(token, claims.room)
+
+    async def revoke(self, claims: Claims) -> None:
+        """Refuse this token, and every refresh of it, from now on."""
+        # Refreshes keep the token id and cannot outlive auth_time + max_session_age.
+        latest = max(claims.expires_at, claims.auth_time + self.tokens.max_session_age)
+        await self.credentials.revoke_token(claims.token_id, until=latest + 60)
+
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None) -> Peer:
+                   resume: str | None = None, resume_secret: str | None = None) -> Peer:
         room = await self.store.get(claims.room)
-        if room is None:
+        if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
         host = claims.grants.admin
@@ -59,8 +97,12 @@ class Server:
                 raise ProtocolError("removed", "the host removed you from this consult")
             if not host and live.locked and not known:
                 raise ProtocolError("room-locked", "the host has locked this consult; no one new may join")
-            if resume and resume in live.peers and live.peers[resume].identity == claims.identity:
-                old = live.peers[resume]
+            old = live.peers.get(resume) if resume else None
+            if old is not None:
+                # Knowing a peer id and identity (both shown to everyone) is not enough.
+                if old.identity != claims.identity or not isinstance(resume_secret, str) \
+                        or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode()):
+                    raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
                 old.notify({"type": "kicked", "reason": "resumed elsewhere"})
                 await self.leave(old)
             if len(live.peers) + len(live.waiting) >= room.settings.max_participants:
@@ -94,3 +136,4 @@ class Server:
                 await self.leave(peer)
         await self.clinical.close()
         await self.store.close()
+        await self.credentials.close()

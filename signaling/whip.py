@@ -30,7 +30,7 @@ class HttpSessions:
 
     async def start(self, request: web.Request, kind: str) -> web.Response:
         room = request.match_info["room"]
-        claims = claims_for(self.server, bearer(request), room)
+        claims = await claims_for(self.server, bearer(request), room)
         if kind == "whip" and not claims.grants.publish:
             raise HttpError(403, "forbidden", "this token may not publish")
         if kind == "whep" and not claims.grants.subscribe:
@@ -87,17 +87,17 @@ class HttpSessions:
         except UnicodeDecodeError:
             raise HttpError(400, "bad-sdp", "SDP is not UTF-8") from None
 
-    def _session(self, request: web.Request) -> Peer:
+    async def _session(self, request: web.Request) -> Peer:
         peer = self.sessions.get(request.match_info["session"])
         if peer is None or peer.room.name != request.match_info["room"]:
             raise HttpError(404, "not-found", "no such session")
-        claims = claims_for(self.server, bearer(request), peer.room.name)
+        claims = await claims_for(self.server, bearer(request), peer.room.name)
         if claims.identity != peer.identity:
             raise HttpError(403, "forbidden", "not your session")
         return peer
 
     async def patch(self, request: web.Request) -> web.Response:
-        peer = self._session(request)
+        peer = await self._session(request)
         if request.content_type != "application/trickle-ice-sdpfrag":
             raise HttpError(415, "unsupported-media-type", "send application/trickle-ice-sdpfrag")
         fragment = await self._read_sdp(request)
@@ -118,7 +118,7 @@ class HttpSessions:
         return web.Response(status=204)
 
     async def delete(self, request: web.Request) -> web.Response:
-        peer = self._session(request)
+        peer = await self._session(request)
         await self.stop(peer.id)
         return web.Response(status=200)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 
@@ -20,6 +21,7 @@ MAX_MESSAGES_PER_SECOND = 50
 # After these the server closes the socket: the peer is out of the room.
 FINAL_MESSAGES = frozenset({"kicked", "denied"})
 HOST_ACTIONS = frozenset({"admit", "deny", "lock", "remove", "mute-participant", "end"})
+_CLOSE = object()  # queued after a last message: close the socket once that is sent
 
 
 class Session:
@@ -30,9 +32,10 @@ class Session:
         self.ws = ws
         self.peer: Peer | None = None
         self.claims: Claims | None = None  # of the token this session joined with
-        self._outbox: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=1000)
+        self._outbox: asyncio.Queue[dict | object | None] = asyncio.Queue(maxsize=1000)
         self._budget = MAX_MESSAGES_PER_SECOND
         self._budget_at = 0.0
+        self._expiry: asyncio.Task | None = None
 
     def notify(self, message: dict) -> None:
         """Queue a message; a client that stops reading for 1000 messages is dropped."""
@@ -44,6 +47,9 @@ class Session:
     async def writer(self) -> None:
         while (message := await self._outbox.get()) is not None:
             if self.ws.closed:
+                return
+            if message is _CLOSE:
+                await self.ws.close(code=4001, message=b"token expired")
                 return
             try:
                 await self.ws.send_str(json.dumps(message))
@@ -116,7 +122,7 @@ class Session:
         if kind == "set-layout":
             return await self.set_layout(peer, message)
         if kind == "refresh-token":
-            return self.refresh_token()
+            return await self.refresh_token()
         if kind == "leave":
             return await self.close()
         raise ProtocolError("unknown-type", f"unknown message type {kind[:32]!r}")
@@ -131,12 +137,16 @@ class Session:
         resume = message.get("resume")
         if resume is not None and (not isinstance(resume, str) or len(resume) > 64):
             raise ProtocolError("bad-request", "'resume' must be a peer id")
+        resume_secret = message.get("resume_secret")
+        if resume is not None and (not isinstance(resume_secret, str) or len(resume_secret) > 128):
+            raise ProtocolError("bad-request", "'resume' needs the 'resume_secret' given in 'joined'")
         try:
-            claims = self.server.tokens.verify(token)
+            claims = await self.server.verify(token)
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
-        self.peer = peer = await self.server.join(claims, self.notify, screen, resume)
+        self.peer = peer = await self.server.join(claims, self.notify, screen, resume, resume_secret)
         self.claims = claims
+        self._watch_expiry()
         if peer.id in peer.room.waiting:
             peer.on_admitted = lambda: self.notify(self.joined(peer))
             return {"type": "waiting", "peer_id": peer.id, "room": peer.room.name, "name": peer.name}
@@ -148,7 +158,7 @@ class Session:
         message = {
             "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,
             "role": claims.role.value, "grants": claims.grants.to_dict(), "room": room.name,
-            "token_expires_at": claims.expires_at,
+            "token_expires_at": claims.expires_at, "resume_secret": peer.resume_secret,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(), "locked": room.locked,
             "ice_servers": self.server.settings.ice_servers,
@@ -184,16 +194,40 @@ class Session:
             return {"type": "ok", "action": kind, "track_ids": controls.mute(peer, target)}
         return {"type": "ok", "action": kind}
 
-    def refresh_token(self) -> dict:
+    async def refresh_token(self) -> dict:
         """A fresh token with the same claims, for a reconnect after the first expired.
 
         Only a joined session gets one, so a peer who left or was removed can no
-        longer extend its access; the room's password is not asked again.
+        longer extend its access; the room's password is not asked again. A revoked
+        grant, a closed room or the maximum session age end the refreshing.
         """
-        claims = self.claims
-        token = self.server.tokens.issue(claims.room, claims.role, claims.identity, claims.name)
-        fresh = self.server.tokens.verify(token, claims.room)
+        try:
+            token, fresh = await self.server.refresh(self.claims)
+        except TokenError as exc:
+            raise ProtocolError("unauthorized", exc.message) from None
+        self.claims = fresh
+        self._watch_expiry()
         return {"type": "token", "token": token, "expires_at": fresh.expires_at}
+
+    def _watch_expiry(self) -> None:
+        """Close the session when its token expires unless it was refreshed before."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = asyncio.ensure_future(self._expire_at(self.claims.expires_at))
+
+    async def _expire_at(self, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        self._expiry = None  # leave() below must not cancel this very task
+        peer = self.peer
+        if peer is None:
+            return
+        if peer.room.peers.get(peer.id) is peer:  # not already removed some other way
+            self.notify({"type": "kicked", "reason": "token expired"})
+            await self.leave()
+        try:
+            self._outbox.put_nowait(_CLOSE)
+        except asyncio.QueueFull:
+            await self.ws.close(code=4001, message=b"token expired")
 
     async def candidate(self, peer: Peer, message: dict) -> None:
         if peer.connection is None:
@@ -228,6 +262,9 @@ class Session:
         await self.ws.close()
 
     async def leave(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.peer is not None:
             peer, self.peer = self.peer, None
             await self.server.leave(peer)

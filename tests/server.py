@@ -32,18 +32,24 @@ class RunningServer:
     def core(self) -> Server:
         return self.app[SERVER_KEY]
 
-    async def create_room(self, name: str, password: str, **settings: object) -> dict:
-        return await create_room(self.url, name, password, self.admin_key, settings)
+    async def create_room(self, name: str, password: str, passwords: dict | None = None,
+                          **settings: object) -> dict:
+        """``password`` is the host's; tests ask it for lower roles, or set ``passwords``."""
+        return await create_room(self.url, name, password, self.admin_key, settings, passwords)
 
-    async def token(self, room: str, password: str, role: str = "participant", name: str = "X",
-                    identity: str | None = None) -> str:
-        return (await fetch_token(self.url, room, password, role, name, identity))["token"]
+    async def token(self, room: str, password: str, role: str = "participant", name: str = "X") -> str:
+        return (await fetch_token(self.url, room, password, role, name))["token"]
+
+    async def mint(self, room: str, role: str, name: str = "X", identity: str | None = None) -> str:
+        """A token minted with the admin key, which (like an API key) may name the identity."""
+        return (await fetch_token(self.url, room, role=role, name=name, identity=identity,
+                                  api_key=self.admin_key))["token"]
 
 
 async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServer, web.AppRunner]:
     port = free_port()
-    settings = Settings(host="127.0.0.1", port=port, ice_hosts=["127.0.0.1"], data_dir=data_dir,
-                        admin_key=ADMIN_KEY, secret="s" * 48, **overrides)
+    settings = Settings(**{"host": "127.0.0.1", "port": port, "ice_hosts": ["127.0.0.1"],
+                           "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48, **overrides})
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -22,7 +22,7 @@ async def test_links_are_renewed_for_the_token_holder_only(server):
     try:
         notice = await sender.send_dicom(bundled("CT_small.dcm"), "ct.dcm")
         base = f"{server.url}/api/rooms/links/objects/{notice['sha256']}"
-        token = await server.token("links", PASSWORD, "viewer", "Trainee", identity="trainee-1")
+        token = await server.mint("links", "viewer", "Trainee", identity="trainee-1")
 
         status, links = await get(f"{base}/links", token)
         assert status == 200 and links["expires_in"] == 300

@@ -34,7 +34,9 @@ class Room:
         self.events: list[dict] = []
 
     async def token(self, role: str, name: str, identity: str | None = None) -> str:
-        return await self.server.token(self.name, PASSWORD, role=role, name=name, identity=identity)
+        if identity is not None:  # only an admin or API key may name the identity
+            return await self.server.mint(self.name, role, name, identity)
+        return await self.server.token(self.name, PASSWORD, role=role, name=name)
 
     async def join(self, role: str = "participant", name: str = "X", identity: str | None = None,
                    token: str | None = None) -> Client:
@@ -218,9 +220,12 @@ async def test_removed_participant_is_kicked_and_cannot_rejoin(make_room):
     await other.wait_event("participant-left", match=lambda e: e["peer_id"] == troll.peer_id)
     assert troll.peer_id not in room.live.peers
     assert not [p for p in room.live.router.producers.values() if p.appdata.get("peer_id") == troll.peer_id]
-    with pytest.raises(ClientError) as err:
+    with pytest.raises(ClientError) as err:  # the token was revoked
         await room.join(token=token)
-    assert err.value.code in ("removed", "unauthorized")
+    assert err.value.code == "unauthorized" and "revoked" in err.value.message
+    with pytest.raises(ClientError) as err:  # and a new token for that person is refused in this consult
+        await room.join("participant", "Troll", identity="troll")
+    assert err.value.code == "removed"
     assert any(e["type"] == "participant-removed" and e["identity"] == "troll" for e in room.events)
 
 

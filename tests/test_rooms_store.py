@@ -217,3 +217,13 @@ def test_bad_rooms(kwargs):
 def test_bad_settings(d):
     with pytest.raises(ValueError):
         RoomSettings.from_dict(d)
+
+
+async def test_role_passwords_and_incarnation_round_trip(store):
+    room = make_room(role_password_hashes={"viewer": "scrypt$v", "device": "scrypt$d"}, incarnation="inc-7")
+    await store.create(room)
+    loaded = await store.get("consult-1")
+    assert (loaded.role_password_hashes, loaded.incarnation) == ({"viewer": "scrypt$v", "device": "scrypt$d"}, "inc-7")
+    assert make_room().incarnation != make_room().incarnation  # each new room is a new incarnation
+    with pytest.raises(ValueError):
+        make_room(role_password_hashes={"host": "scrypt$h"})

@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import json
 import time
 
@@ -9,6 +10,7 @@ from rooms import Claims, Grants, Role, TokenError, TokenIssuer
 
 SECRET = "s" * 32
 OTHER_SECRET = "o" * 32
+ISSUE = {"credential": "password:host", "incarnation": "inc-1"}
 
 
 @pytest.fixture
@@ -28,6 +30,9 @@ def _valid_payload(**overrides):
         "exp": now + 60,
         "iss": "telemed",
         "jti": "abc",
+        "cred": "password:participant",
+        "inc": "inc-1",
+        "auth_time": now,
     }
     payload.update(overrides)
     return {k: v for k, v in payload.items() if v is not None}
@@ -48,7 +53,7 @@ def _refused(issuer, token, status=401, room=None) -> TokenError:
 @pytest.mark.parametrize("role", list(Role))
 def test_round_trip_carries_role_grants_and_expiry(issuer, role):
     before = time.time()
-    claims = issuer.verify(issuer.issue("consult-1", role, "user-7", "Dr 李"), room="consult-1")
+    claims = issuer.verify(issuer.issue("consult-1", role, "user-7", "Dr 李", **ISSUE), room="consult-1")
     assert claims == Claims(
         identity="user-7",
         room="consult-1",
@@ -56,21 +61,26 @@ def test_round_trip_carries_role_grants_and_expiry(issuer, role):
         grants=Grants.for_role(role),
         name="Dr 李",
         expires_at=claims.expires_at,
+        token_id=claims.token_id,
+        credential="password:host",
+        incarnation="inc-1",
+        auth_time=claims.auth_time,
     )
     assert before + 599 <= claims.expires_at <= time.time() + 601
 
 
 def test_claims_on_the_wire(issuer):
-    token = issuer.issue("consult-1", "host", "u1", "Host")
+    token = issuer.issue("consult-1", "host", "u1", "Host", **ISSUE)
     payload = jwt.decode(token, options={"verify_signature": False})
-    assert set(payload) == {"sub", "room", "role", "grants", "name", "iat", "exp", "iss", "jti"}
+    assert set(payload) == {"sub", "room", "role", "grants", "name", "iat", "exp", "iss", "jti",
+                            "cred", "inc", "auth_time"}
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    other = jwt.decode(issuer.issue("consult-1", "host", "u1", "Host"), options={"verify_signature": False})
+    other = jwt.decode(issuer.issue("consult-1", "host", "u1", "Host", **ISSUE), options={"verify_signature": False})
     assert payload["jti"] != other["jti"]
 
 
 def test_verify_without_room_accepts_any_room(issuer):
-    assert issuer.verify(issuer.issue("room-b", Role.VIEWER, "u", "n")).room == "room-b"
+    assert issuer.verify(issuer.issue("room-b", Role.VIEWER, "u", "n", **ISSUE)).room == "room-b"
 
 
 def test_role_grants():
@@ -81,17 +91,17 @@ def test_role_grants():
 
 
 def test_wrong_room_is_forbidden(issuer):
-    error = _refused(issuer, issuer.issue("room-a", Role.HOST, "u", "n"), status=403, room="room-b")
+    error = _refused(issuer, issuer.issue("room-a", Role.HOST, "u", "n", **ISSUE), status=403, room="room-b")
     assert "room" in error.message
 
 
 def test_forged_with_other_secret(issuer):
-    forged = TokenIssuer(OTHER_SECRET).issue("consult-1", Role.HOST, "u", "n")
+    forged = TokenIssuer(OTHER_SECRET).issue("consult-1", Role.HOST, "u", "n", **ISSUE)
     assert "signature" in _refused(issuer, forged).message
 
 
 def test_tampered_payload(issuer):
-    header, _, signature = issuer.issue("consult-1", Role.VIEWER, "u", "n").split(".")
+    header, _, signature = issuer.issue("consult-1", Role.VIEWER, "u", "n", **ISSUE).split(".")
     evil = _b64(_valid_payload(role="host", grants=Grants.for_role(Role.HOST).to_dict()))
     _refused(issuer, f"{header}.{evil}.{signature}")
 
@@ -152,6 +162,12 @@ def test_malformed(issuer, token):
         {"name": ""},
         {"name": "x" * 129},
         {"sub": "a\nb"},
+        {"cred": None},
+        {"cred": "a\nb"},
+        {"inc": None},
+        {"inc": 7},
+        {"auth_time": "yesterday"},
+        {"auth_time": None},
         {"exp": "tomorrow"},
     ],
 )
@@ -170,7 +186,7 @@ def test_signed_but_invalid_claims(issuer, overrides):
 )
 def test_issue_rejects_bad_input(issuer, args, message):
     with pytest.raises(ValueError, match=message):
-        issuer.issue(*args)
+        issuer.issue(*args, **ISSUE)
 
 
 @pytest.mark.parametrize(("secret", "ttl"), [("short", 600), (None, 600), (SECRET, 0), (SECRET, -5), (SECRET, True)])
@@ -181,3 +197,18 @@ def test_issuer_rejects_weak_config(secret, ttl):
 
 def test_secret_not_in_repr(issuer):
     assert SECRET not in repr(issuer)
+
+
+def test_a_refresh_keeps_the_grant_and_never_outlives_the_maximum_session_age():
+    issuer = TokenIssuer(SECRET, ttl_seconds=600, max_session_age=900)
+    first = issuer.verify(issuer.issue("consult-1", Role.HOST, "u", "n", **ISSUE))
+    fresh = issuer.verify(issuer.issue("consult-1", Role.HOST, "u", "n", **ISSUE, refresh_of=first))
+    assert (fresh.token_id, fresh.auth_time, fresh.credential) == (first.token_id, first.auth_time, "password:host")
+    # Signed in 800 s ago: the refresh reaches only to auth_time + 900, not now + 600.
+    old = dataclasses.replace(first, auth_time=first.auth_time - 800)
+    capped = issuer.verify(issuer.issue("consult-1", Role.HOST, "u", "n", **ISSUE, refresh_of=old))
+    assert capped.expires_at == old.auth_time + 900 < time.time() + 600
+    too_old = dataclasses.replace(first, auth_time=first.auth_time - 900)
+    with pytest.raises(TokenError) as info:
+        issuer.issue("consult-1", Role.HOST, "u", "n", **ISSUE, refresh_of=too_old)
+    assert info.value.status == 401 and "maximum age" in info.value.message

@@ -28,20 +28,34 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict, headers: d
 
 
 async def create_room(base_url: str, name: str, password: str, admin_key: str | None = None,
-                      settings: dict | None = None) -> dict:
+                      settings: dict | None = None, passwords: dict | None = None) -> dict:
+    """Create a room; ``password`` is the host's, ``passwords`` optionally gives participant,
+    viewer and device their own. ``admin_key`` is the admin key or an API key
+    (``<key_id>.<secret>``)."""
     headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+    body = {"name": name, "password": password, "settings": settings or {}}
+    if passwords:
+        body["passwords"] = passwords
     async with aiohttp.ClientSession() as session:
-        return await _post(session, f"{base_url}/api/rooms",
-                           {"name": name, "password": password, "settings": settings or {}}, headers)
+        return await _post(session, f"{base_url}/api/rooms", body, headers)
 
 
-async def fetch_token(base_url: str, room: str, password: str, role: str = "participant",
-                      name: str = "", identity: str | None = None) -> dict:
-    body = {"password": password, "role": role, "name": name}
-    if identity:
-        body["identity"] = identity
+async def fetch_token(base_url: str, room: str, password: str | None = None, role: str | None = None,
+                      name: str = "", identity: str | None = None, *, invite: str | None = None,
+                      id_token: str | None = None, api_key: str | None = None) -> dict:
+    """A room token for one credential: the room ``password``, an ``invite`` code, an identity
+    provider's ``id_token``, or, server-side, an ``api_key`` that vouches for ``identity``.
+    ``role`` may ask for less than the credential gives; without it you get all it gives."""
+    body: dict = {}
+    for key, value in (("password", password), ("invite", invite), ("id_token", id_token),
+                       ("role", role), ("identity", identity)):
+        if value is not None:
+            body[key] = value
+    if name:
+        body["name"] = name
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with aiohttp.ClientSession() as session:
-        return await _post(session, f"{base_url}/api/rooms/{room}/token", body)
+        return await _post(session, f"{base_url}/api/rooms/{room}/token", body, headers)
 
 
 class Client:
@@ -75,27 +89,32 @@ class Client:
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
                    channels: Mapping[str, dict] | None = None,
+                   resume: Mapping[str, str] | None = None,
                    admission_timeout: float = 300) -> "Client":
         """`channels`: extra data channels, label -> createDataChannel options (e.g.
         {"ecg": {"ordered": False}}); they must exist before the first offer.
+        `resume`: an earlier seat's `resume_ticket`, to take that seat over (after a
+        network change, say) instead of appearing twice.
 
         In a room with a waiting room this returns once a host lets us in; a host's
         refusal raises ClientError("denied", reason)."""
         client = cls(base_url, token)
         try:
-            await client._connect(screen, channels, admission_timeout)
+            await client._connect(screen, channels, resume, admission_timeout)
         except BaseException:
             await client.close()
             raise
         return client
 
     async def _connect(self, screen: int, channels: Mapping[str, dict] | None = None,
+                       resume: Mapping[str, str] | None = None,
                        admission_timeout: float = 300) -> None:
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
         self._reader = asyncio.ensure_future(self._read())
-        self.info = await self.request({"type": "join", "token": self.token, "screen": screen})
+        self.info = await self.request({"type": "join", "token": self.token, "screen": screen,
+                                        **(resume or {})})
         if self.info["type"] == "waiting":
             self.waiting_as = self.info["peer_id"]
             self.info = await self._admission(admission_timeout)
@@ -143,6 +162,11 @@ class Client:
     async def set_muted(self, track_id: str, muted: bool) -> None:
         """Mute or unmute one of our own tracks (after a host muted it, only we can unmute)."""
         await self._ws.send_str(json.dumps({"type": "mute", "track_id": track_id, "muted": muted}))
+
+    @property
+    def resume_ticket(self) -> dict[str, str]:
+        """What a new connection sends to take this seat over; only this session was told it."""
+        return {"resume": self.peer_id, "resume_secret": self.info["resume_secret"]}
 
     # --- signaling ---
     async def refresh_token(self) -> dict:

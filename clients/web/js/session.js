@@ -46,6 +46,7 @@ export class Session extends EventTarget {
     this.wantTrack = wantTrack;
     this.clinical = clinical;
     this.me = null;
+    this.resumeSecret = null;
     this.participants = new Map();
     this.tracks = new Map();
     this.layout = { preset: 'grid', main_track: null, pip_tracks: [], version: 0 };
@@ -123,7 +124,10 @@ export class Session extends EventTarget {
     sig.addEventListener('close', () => gen === this.generation && this._recover('signaling'));
     const join = { type: 'join', token: this.token };
     if (this.screen) join.screen = this.screen;
-    if (resume) join.resume = resume;
+    if (resume) {
+      join.resume = resume.peerId;
+      join.resume_secret = resume.secret;
+    }
     let joined = await sig.request(join, 'joined');
     if (joined.type === 'waiting') {
       this._setStatus('waiting');
@@ -189,7 +193,9 @@ export class Session extends EventTarget {
       }
       let delay = 500;
       while (!this.closed) {
-        const resume = this.me && this.me.peer_id;
+        // Only this session was given the secret; without it the server refuses the resume.
+        const resume = this.me && this.resumeSecret
+          ? { peerId: this.me.peer_id, secret: this.resumeSecret } : null;
         this._teardown();
         try {
           await this._connect(resume);
@@ -588,6 +594,7 @@ export class Session extends EventTarget {
   }
 
   _applyJoined(joined) {
+    this.resumeSecret = joined.resume_secret || null;
     this.me = {
       peer_id: joined.peer_id, identity: joined.identity, name: joined.name, role: joined.role,
       grants: joined.grants || {}, room: joined.room, screen: this.screen,
