@@ -61,6 +61,7 @@ export function mountInvites(section, { room, session }) {
     $('#invite-link', section).value = link;
     const who = invite.label ? ` for ${invite.label}` : '';
     $('#invite-qr', section).replaceChildren(qrSvg(link, `QR code of the invite link${who}`));
+    $('#invite-made', section).scrollIntoView({ block: 'nearest' });
   }
 
   $('#invite-copy', section).addEventListener('click', async () => {
@@ -105,6 +106,11 @@ export function mountInvites(section, { room, session }) {
         ${state === 'active' ? `<button class="btn revoke-btn" type="button" data-invite="${escapeHtml(i.id)}">Withdraw</button>` : ''}</li>`;
     }).join('');
   }
+
+  // Someone joining may have spent a use: keep the counts true while the host looks.
+  session.addEventListener('participant', (e) => {
+    if (e.detail.joined && section.offsetParent !== null) refresh();
+  });
 
   return { refresh };
 }
