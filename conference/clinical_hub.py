@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 from clinical.audit import AuditLog
 from clinical.object_store import ObjectStore
 from clinical.pacs import DicomWebSource
+from clinical.plaintext_migration import encrypt_plaintext_files
 from clinical.session_state import SessionState
 from rooms import RoomStore
+from vault import EncryptedWriter, KeyRing
 
 from .clinical_session import ClinicalSession
 from .dicom_previews import Previews
@@ -72,8 +74,10 @@ class Auditor:
 
 class ClinicalHub:
     def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None,
-                 pacs: DicomWebSource | None = None) -> None:
+                 ring: KeyRing, pacs: DicomWebSource | None = None) -> None:
         self.root = Path(data_dir)
+        self.ring = ring  # everything clinical is encrypted at rest under it
+        encrypt_plaintext_files(self.root, ring)
         self.rooms = rooms
         self.pacs = pacs  # where peers may pull studies from; None: pulling is off
         self.links = UrlSigner(secret)
@@ -83,11 +87,16 @@ class ClinicalHub:
     # Created on first use, so that a server nobody shares anything on writes no files.
     @cached_property
     def objects(self) -> ObjectStore:
-        return ObjectStore(self.root / "objects")
+        return ObjectStore(self.root / "objects", self.ring)
 
     @cached_property
     def previews(self) -> Previews:
         return Previews(self.objects)
+
+    def open_recording(self, path: Path) -> EncryptedWriter:
+        """A new encrypted file for a stream recorded as it arrives (ECG)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return EncryptedWriter(path, *self.ring.new_data_key(), fsync_interval=1.0)
 
     def room_dir(self, room: str, created_at: float) -> Path:
         return self.root / "rooms" / room / f"{int(created_at * 1000)}"

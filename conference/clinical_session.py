@@ -220,7 +220,7 @@ class ClinicalSession:
     # --- ECG ---
     def _start_stream(self, sender: Sender, announce: EcgAnnounce) -> None:
         recording = f"ecg/{sender.peer_id}-{announce.stream_id}-{time.monotonic_ns()}.ecg"
-        self.ecg.open(sender.peer_id, announce, self.directory / recording)
+        self.ecg.open(sender.peer_id, announce, lambda: self.hub.open_recording(self.directory / recording))
         body = {k: v for k, v in announce.to_message().items() if k != "type"}
         entry = self._publish(sender, "ecg-announce", {**body, "recording": recording})
         self.hub.auditor.record_soon(

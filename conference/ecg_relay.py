@@ -7,17 +7,21 @@ a second device announcing a stream id already in use is refused, and picks anot
 A slow receiver never holds the others back: when its channel has more than
 ``BUFFER_LIMIT`` bytes queued, its frames are dropped (and counted) until it drains.
 
-Recording, one file per stream (the log's ``ecg-announce`` entry names it), for replay::
+Recording, one file per stream (the log's ``ecg-announce`` entry names it), for replay;
+the plaintext (encrypted at rest by the opener, sealed at least every ``FLUSH_SECONDS``)::
 
     repeated: f64 seconds since the announce was logged, u32 frame length, the frame
+
+A recording that fails (disk full) stops; the live relay to the doctors carries on.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from clinical.ecg import EcgAnnounce, EcgFrame, EcgStream, Gap
@@ -28,14 +32,40 @@ from clinical.errors import ClinicalError
 BUFFER_LIMIT = 32 * 1024
 MAX_STREAMS_PER_SENDER = 4
 RECORD_HEAD = struct.Struct("<dI")
+FLUSH_SECONDS = 1.0  # a crash loses at most this much of a recording
+
+log = logging.getLogger("telemed.ecg")
 
 
 @dataclass
 class _LiveStream:
     owner: str  # peer id
     check: EcgStream
-    recording: BinaryIO
+    recording: BinaryIO | None  # None once it failed
     started: float = field(default_factory=time.monotonic)
+    flushed: float = field(default_factory=time.monotonic)
+
+    def record(self, data: bytes) -> None:
+        if self.recording is None:
+            return
+        now = time.monotonic()
+        try:
+            self.recording.write(RECORD_HEAD.pack(now - self.started, len(data)))
+            self.recording.write(data)
+            if now - self.flushed >= FLUSH_SECONDS:
+                self.recording.flush()
+                self.flushed = now
+        except OSError as exc:
+            log.error("ECG recording stopped: %s", exc)
+            self.finish()
+
+    def finish(self) -> None:
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            try:
+                recording.close()
+            except OSError as exc:
+                log.error("ECG recording not closed cleanly: %s", exc)
 
 
 class EcgRelay:
@@ -55,7 +85,7 @@ class EcgRelay:
         return self.dropped.pop(peer_id, 0)
 
     # --- streams ---
-    def open(self, owner: str, announce: EcgAnnounce, recording: Path) -> None:
+    def open(self, owner: str, announce: EcgAnnounce, open_recording: Callable[[], BinaryIO]) -> None:
         current = self._streams.get(announce.stream_id)
         if current is not None:
             who = "you" if current.owner == owner else "another participant"
@@ -64,15 +94,14 @@ class EcgRelay:
             )
         if len(self.owned_by(owner)) >= MAX_STREAMS_PER_SENDER:
             raise ClinicalError("ecg-busy", f"at most {MAX_STREAMS_PER_SENDER} live streams per sender")
-        recording.parent.mkdir(parents=True, exist_ok=True)
-        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open(recording, "ab"))
+        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open_recording())
 
     def close(self, owner: str, stream_id: int) -> dict[str, int]:
         """End a stream; returns its receive statistics."""
         live = self._owned(owner, stream_id)
         del self._streams[stream_id]
         live.check.end()
-        live.recording.close()
+        live.finish()
         return live.check.stats()
 
     def owned_by(self, owner: str) -> list[int]:
@@ -80,7 +109,7 @@ class EcgRelay:
 
     def close_all(self) -> None:
         for live in self._streams.values():
-            live.recording.close()
+            live.finish()
         self._streams.clear()
 
     # --- frames ---
@@ -88,8 +117,7 @@ class EcgRelay:
         """Check, record and relay one frame; ClinicalError if it contradicts its stream."""
         live = self._owned(owner, frame.stream_id)
         gaps = live.check.accept(frame)
-        live.recording.write(RECORD_HEAD.pack(time.monotonic() - live.started, len(data)))
-        live.recording.write(data)
+        live.record(data)
         for peer_id, channel in list(self._channels.items()):
             if peer_id == owner or channel.readyState != "open":
                 continue

@@ -7,12 +7,20 @@ from rooms.grants import Grants, Role, may_yield
 from rooms.invites import Invite, InviteCodec, InviteError
 from rooms.layout import MAX_PIP_TRACKS, PRESETS, Layout
 from rooms.oidc import ExternalIdentity, OidcError, OidcVerifier, parse_role_map
-from rooms.passwords import MAX_PASSWORD_LENGTH, hash_password, verify_password
-from rooms.ratelimit import AttemptLimiter
+from rooms.password_hasher import HasherBusy, PasswordHasher
+from rooms.passwords import (
+    MAX_PASSWORD_LENGTH,
+    check_password_strength,
+    hash_password,
+    scrypt_runs,
+    verify_password,
+)
+from rooms.ratelimit import Attempt, LoginLimiter, LoginLimits, Throttled
 from rooms.redis_credential_store import RedisCredentialStore
 from rooms.redis_store import RedisRoomStore
-from rooms.role_passwords import hash_role_passwords, role_for_password
+from rooms.role_passwords import check_role_passwords, hash_role_passwords, role_for_password
 from rooms.room import Room, RoomSettings, validate_room_name
+from rooms.sqlite_store import SqliteRoomStore
 from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore
 from rooms.store_factory import open_credential_store, open_room_store
 from rooms.tokens import Claims, TokenError, TokenIssuer
@@ -28,6 +36,7 @@ __all__ = [
     "OidcError",
     "OidcVerifier",
     "RedisCredentialStore",
+    "check_role_passwords",
     "hash_role_passwords",
     "may_yield",
     "open_credential_store",
@@ -37,11 +46,15 @@ __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MAX_PIP_TRACKS",
     "PRESETS",
-    "AttemptLimiter",
+    "Attempt",
     "Claims",
     "Grants",
+    "HasherBusy",
     "Layout",
+    "LoginLimiter",
+    "LoginLimits",
     "MemoryRoomStore",
+    "PasswordHasher",
     "RedisRoomStore",
     "Role",
     "Room",
@@ -49,10 +62,14 @@ __all__ = [
     "RoomNotFound",
     "RoomSettings",
     "RoomStore",
+    "SqliteRoomStore",
+    "Throttled",
     "TokenError",
     "TokenIssuer",
+    "check_password_strength",
     "hash_password",
     "open_room_store",
+    "scrypt_runs",
     "validate_room_name",
     "verify_password",
 ]

@@ -1,74 +1,214 @@
-"""Slows password guessing: after too many failures a key must wait before trying again."""
+"""Password login limits that hold under concurrency.
+
+Every password check first takes a reservation from the LoginLimiter, which counts it as a
+failure *before* the slow hash runs and takes it back only if the password was right. So
+300 guesses sent at once cannot all slip past a limit that only saw failures afterwards.
+
+Three failure counters, each a sliding window:
+- per address and room: a few typos lock one person out of one room for a minute, and an
+  attacker cannot lock a room for everyone else this way;
+- per address, across rooms: guessing many room names from one address;
+- per room, across addresses: many addresses guessing one room lock that room's password
+  login. Addresses that logged into the room recently are exempt, so the people already in a
+  consult can rejoin; newcomers need another credential (an invite) until the window passes.
+
+And two caps on checks in flight, per address and per room: legitimate clients do not send
+concurrent password attempts, so the excess is refused at once (and counted against the
+address) instead of queueing for the hash pool.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-
-# Callers use (client_ip, room) so that one attacker can't lock a room for everyone else.
-AttemptKey = Hashable
+from dataclasses import dataclass
 
 
-class AttemptLimiter:
-    """Sliding window: at most ``max_failures`` failures per key in any ``window_seconds``.
+class Throttled(Exception):
+    """Refused without checking the password; ``retry_after`` is in seconds."""
 
-    Memory stays bounded: keys whose last failure left the window are dropped, and beyond
-    ``max_keys`` the least recently failing keys are forgotten. Forgetting favours the attacker
-    only after they have spent ``max_keys`` failed attempts to do it.
+    def __init__(self, retry_after: float, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after) + 1)
+        self.message = message
+
+
+class SlidingWindow:
+    """At most ``limit`` events per key in any ``seconds``; memory bounded by ``max_keys``.
+
+    Keys whose last event left the window are dropped, and beyond ``max_keys`` the least
+    recently active keys are forgotten. Forgetting favours an attacker only after they have
+    spent ``max_keys`` events to do it.
     """
 
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window_seconds: float = 60,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-    ) -> None:
-        if max_failures < 1 or window_seconds <= 0 or max_keys < 1:
-            raise ValueError("max_failures, window_seconds and max_keys must be positive")
-        self._max_failures = max_failures
-        self._window = window_seconds
+    def __init__(self, limit: int, seconds: float, clock: Callable[[], float],
+                 max_keys: int = 100_000) -> None:
+        if limit < 1 or seconds <= 0 or max_keys < 1:
+            raise ValueError("limit, seconds and max_keys must be positive")
+        self.limit = limit
+        self._seconds = seconds
         self._clock = clock
         self._max_keys = max_keys
-        # Ordered by last failure, oldest first, so stale keys are always at the front.
-        self._failures: OrderedDict[AttemptKey, deque[float]] = OrderedDict()
+        # Ordered by last event, oldest first, so stale keys are always at the front.
+        self._events: OrderedDict[Hashable, deque[float]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._failures)
+        return len(self._events)
 
-    def check(self, key: AttemptKey) -> float:
-        """Seconds ``key`` must wait before its next attempt; 0 if it may try now."""
-        now = self._clock()
-        self._prune(now)
-        times = self._failures.get(key)
+    def count(self, key: Hashable) -> int:
+        self._prune()
+        times = self._events.get(key)
         if times is None:
-            return 0.0
-        while times and times[0] <= now - self._window:
+            return 0
+        cutoff = self._clock() - self._seconds
+        while times and times[0] <= cutoff:
             times.popleft()
-        if len(times) < self._max_failures:
+        return len(times)
+
+    def wait(self, key: Hashable) -> float:
+        """Seconds until ``key`` is under its limit again; 0 if it is now."""
+        if self.count(key) < self.limit:
             return 0.0
-        return times[0] + self._window - now
+        return self._events[key][-self.limit] + self._seconds - self._clock()
 
-    def failed(self, key: AttemptKey) -> None:
+    def add(self, key: Hashable) -> float:
+        """Count an event now; returns its time, which ``remove`` takes back."""
         now = self._clock()
-        self._prune(now)
-        times = self._failures.get(key)
+        self._prune()
+        times = self._events.get(key)
         if times is None:
-            times = self._failures[key] = deque(maxlen=self._max_failures)
+            times = self._events[key] = deque()
         else:
-            self._failures.move_to_end(key)
+            self._events.move_to_end(key)
         times.append(now)
-        while len(self._failures) > self._max_keys:
-            self._failures.popitem(last=False)
+        # Only the newest ``limit`` events decide anything; older ones are dead weight.
+        while len(times) > self.limit:
+            times.popleft()
+        while len(self._events) > self._max_keys:
+            self._events.popitem(last=False)
+        return now
 
-    def succeeded(self, key: AttemptKey) -> None:
-        self._failures.pop(key, None)
+    def remove(self, key: Hashable, when: float) -> None:
+        times = self._events.get(key)
+        if times is not None and when in times:
+            times.remove(when)
+            if not times:
+                del self._events[key]
 
-    def _prune(self, now: float) -> None:
-        cutoff = now - self._window
-        while self._failures:
-            oldest_key, times = next(iter(self._failures.items()))
-            if times[-1] > cutoff:
+    def _prune(self) -> None:
+        cutoff = self._clock() - self._seconds
+        while self._events:
+            oldest_key, times = next(iter(self._events.items()))
+            if times and times[-1] > cutoff:
                 break
-            del self._failures[oldest_key]
+            del self._events[oldest_key]
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    per_address_room: int = 5          # failures per address and room, per short window
+    short_window: float = 60.0
+    per_address: int = 20              # failures per address across rooms, per long window
+    per_room: int = 20                 # failures per room across addresses, per long window
+    long_window: float = 600.0
+    in_flight_per_address: int = 2
+    in_flight_per_room: int = 4
+    remember_success: float = 12 * 3600.0  # how long a login exempts its address from room limits
+
+
+class LoginLimiter:
+    """Decides whether a password check may run; see the module docstring."""
+
+    def __init__(self, limits: LoginLimits = LoginLimits(),
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._address_room = SlidingWindow(limits.per_address_room, limits.short_window, clock, max_keys)
+        self._address = SlidingWindow(limits.per_address, limits.long_window, clock, max_keys)
+        self._room = SlidingWindow(limits.per_room, limits.long_window, clock, max_keys)
+        self._in_flight_address: dict[str, int] = {}
+        self._in_flight_room: dict[str, int] = {}
+        self._known = SlidingWindow(1, limits.remember_success, clock, max_keys)
+
+    def known(self, address: str, room: str) -> bool:
+        """True if ``address`` logged into ``room`` recently."""
+        return self._known.count((address, room)) > 0
+
+    def reserve(self, address: str, room: str) -> Attempt:
+        """A reservation to check one password, or Throttled. Synchronous on purpose: no
+        other request can slip in between the checks here and the counting."""
+        limits = self.limits
+        wait = max(self._address_room.wait((address, room)), self._address.wait(address))
+        if wait > 0:
+            raise Throttled(wait, "too many failed attempts from your address; try again later")
+        if self._in_flight_address.get(address, 0) >= limits.in_flight_per_address:
+            self._penalise(address, room)
+            raise Throttled(1, "another login from your address is still being checked")
+        exempt = self.known(address, room)
+        if not exempt:
+            wait = self._room.wait(room)
+            if wait > 0:
+                raise Throttled(wait, "too many failed attempts on this room's password; try again "
+                                      "later, or join with an invitation")
+            if self._in_flight_room.get(room, 0) >= limits.in_flight_per_room:
+                self._penalise(address, room)
+                self._room.add(room)  # many addresses at once on one room: that is the attack
+                raise Throttled(1, "too many logins to this room at once; try again in a moment")
+        # Addresses that have failed lately queue behind those that have not (see PasswordHasher).
+        priority = 0 if exempt or self._address.count(address) == 0 else 1
+        self._in_flight_address[address] = self._in_flight_address.get(address, 0) + 1
+        self._in_flight_room[room] = self._in_flight_room.get(room, 0) + 1
+        return Attempt(self, address, room, None if exempt else self._room.add(room),
+                       self._address_room.add((address, room)), self._address.add(address), priority)
+
+    def _penalise(self, address: str, room: str) -> None:
+        self._address_room.add((address, room))
+        self._address.add(address)
+
+    def _leave(self, address: str, room: str) -> None:
+        for counts, key in ((self._in_flight_address, address), (self._in_flight_room, room)):
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]
+
+    def _take_back(self, attempt: Attempt) -> None:
+        if attempt._room_mark is not None:
+            self._room.remove(attempt.room, attempt._room_mark)
+        self._address_room.remove((attempt.address, attempt.room), attempt._address_room_mark)
+        self._address.remove(attempt.address, attempt._address_mark)
+
+
+class Attempt:
+    """One reserved password check, in flight until closed: counted as failed unless
+    ``succeeded()`` is called. Use it as a context manager, so that it is closed however
+    the check ends."""
+
+    def __init__(self, limiter: LoginLimiter, address: str, room: str, room_mark: float | None,
+                 address_room_mark: float, address_mark: float, priority: int) -> None:
+        self._limiter = limiter
+        self.address = address
+        self.room = room
+        self.priority = priority
+        self._room_mark = room_mark
+        self._address_room_mark = address_room_mark
+        self._address_mark = address_mark
+        self._open = True
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._open:
+            self._open = False
+            self._limiter._leave(self.address, self.room)
+
+    def succeeded(self) -> None:
+        """The password was right: take the reserved failure back, and remember the address
+        as one that may log into this room even while the room is locked."""
+        self._limiter._take_back(self)
+        self._limiter._known.add((self.address, self.room))
+
+    def withdraw(self) -> None:
+        """The password was never checked: take the reserved failure back."""
+        self._limiter._take_back(self)

@@ -1,7 +1,9 @@
 """Room passwords per role: which role a presented password opens.
 
 The creator's password opens the host role; a room may also give participants, viewers and
-devices their own passwords, so that handing one out never hands out the host role.
+devices their own, so that handing one out never hands out the host role. All of a room's
+password hashes share the host hash's salt and cost, so one scrypt run checks a guess
+against every role: a room with role passwords costs and answers like any other.
 """
 
 from __future__ import annotations
@@ -10,41 +12,43 @@ from collections.abc import Mapping
 from typing import Any
 
 from rooms.grants import Role
-from rooms.passwords import hash_password, verify_password
+from rooms.passwords import check_password_strength, hash_password, match_password
 from rooms.room import JOIN_PASSWORD_ROLES, Room
 
 
-def hash_role_passwords(host_password: str, others: Any) -> dict[str, str]:
-    """Hash the per-role passwords of a new room (slow: run it in a thread).
-
-    Refuses an unknown role and a password shared by two roles, which would make the weaker
-    role's holders indistinguishable from the stronger.
-    """
+def check_role_passwords(host_password: str, others: Any, room_name: str) -> dict[str, str]:
+    """The per-role passwords of a new room, checked: known roles, each strong enough, and
+    each different (a shared password would make a weaker role's holders the stronger's)."""
     if others is None:
-        others = {}
+        return {}
     if not isinstance(others, Mapping):
         raise ValueError("passwords must be an object of role -> password")
     unknown = set(others) - set(JOIN_PASSWORD_ROLES)
     if unknown:
         raise ValueError(f"passwords may be set for {', '.join(JOIN_PASSWORD_ROLES)} only")
     given = {role: pw for role, pw in others.items() if pw is not None}
-    for pw in given.values():
-        if not isinstance(pw, str) or not pw:
-            raise ValueError("each role password must be a non-empty string")
+    for role, pw in given.items():
+        try:
+            check_password_strength(pw, room_name)
+        except ValueError as exc:
+            raise ValueError(f"{role} {exc}") from None
     if len({host_password, *given.values()}) != len(given) + 1:
         raise ValueError("each role needs its own password, different from the host's")
-    return {role: hash_password(pw) for role, pw in given.items()}
+    return given
 
 
-def role_for_password(room: Room, password: Any) -> Role | None:
-    """The role ``password`` opens in ``room``, or None (slow: run it in a thread).
+def hash_role_passwords(host_hash: str, passwords: Mapping[str, str]) -> dict[str, str]:
+    """Hash checked role passwords with the host hash's salt and cost (slow: off the loop)."""
+    return {role: hash_password(pw, like=host_hash) for role, pw in passwords.items()}
 
-    The strongest role is tried first; passwords are distinct per room, so at most one matches.
-    """
-    if verify_password(password, room.password_hash):
-        return Role.HOST
-    for role in JOIN_PASSWORD_ROLES:
-        stored = room.role_password_hashes.get(role)
-        if stored is not None and verify_password(password, stored):
-            return Role(role)
-    return None
+
+def role_for_password(password: Any, room: Room | None) -> Role | None:
+    """The role ``password`` opens in ``room``, or None; one derivation in every case, a
+    missing room included (slow: off the loop)."""
+    if room is None:
+        match_password(password, None)
+        return None
+    roles = [Role.HOST, *(Role(r) for r in JOIN_PASSWORD_ROLES if r in room.role_password_hashes)]
+    index = match_password(password, [room.password_hash,
+                                      *(room.role_password_hashes[r.value] for r in roles[1:])])
+    return None if index is None else roles[index]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiohttp import web
 
-from rooms import RoomExists, Room, RoomSettings, hash_password, hash_role_passwords, validate_room_name
+from rooms import (Room, RoomExists, RoomSettings, check_password_strength, check_role_passwords,
+                   hash_role_passwords, validate_room_name)
 
 from .auth import bearer, claims_for, operator
 from .http_errors import HttpError, read_json
 from .server import Server
-from .token_request import display_name, entitlement, grant_role, requested_role
+from .token_request import display_name, entitlement, grant_role, hash_slot, requested_role
 
 
 def routes(server: Server) -> list[web.RouteDef]:
@@ -23,13 +23,13 @@ def routes(server: Server) -> list[web.RouteDef]:
         try:
             name = validate_room_name(body.get("name"))
             password = body.get("password")
-            if not isinstance(password, str):
-                raise ValueError("password must be a string")
+            check_password_strength(password, name)
             settings = RoomSettings.from_dict(body.get("settings") or {})
-            password_hash = await asyncio.to_thread(hash_password, password)
-            role_hashes = await asyncio.to_thread(hash_role_passwords, password, body.get("passwords"))
+            role_passwords = check_role_passwords(password, body.get("passwords"), name)
         except (ValueError, TypeError) as exc:
             raise HttpError(400, "bad-request", str(exc)) from None
+        password_hash = await hash_slot(server.passwords.hash(password))
+        role_hashes = await hash_slot(server.passwords.run(hash_role_passwords, password_hash, role_passwords))
         room = Room(name=name, password_hash=password_hash, created_at=time.time(), settings=settings,
                     role_password_hashes=role_hashes)
         try:
@@ -103,3 +103,4 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.get("/healthz", healthz),
         web.get("/metrics", metrics),
     ]
+

@@ -22,7 +22,7 @@ def run(settings: Settings, args: list[str]) -> None:
 
 
 async def _run(settings: Settings, args: list[str]) -> None:
-    store = open_credential_store(settings.room_store)
+    store = open_credential_store(settings.room_store, settings.data_dir)
     try:
         match args:
             case ["create", name]:

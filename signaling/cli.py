@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import ssl
 import sys
 
@@ -51,5 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         "host": settings.host, "port": settings.port, "tls": bool(ssl_context),
         "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1],
         "pacs": settings.pacs_url}})
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+    try:
+        app = create_app(settings)
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        sys.exit(f"telemed: cannot start: {exc}")
+    web.run_app(app, host=settings.host, port=settings.port,
                 ssl_context=ssl_context, print=None, access_log=None)

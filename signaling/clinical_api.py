@@ -12,6 +12,7 @@ objects that exist under another room), and every access goes to the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from urllib.parse import quote
@@ -54,7 +55,11 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def download(request: web.Request) -> web.StreamResponse:
         room, sha256, shared, actor = await authorize(request)
         await hub.auditor.record(actor.pop("actor"), "open", sha256, room, **actor)
-        return web.FileResponse(hub.objects.path(sha256), headers={
+        try:
+            data = await asyncio.to_thread(hub.objects.get, sha256)
+        except ClinicalError as exc:
+            raise HttpError(404 if exc.code == "object-not-found" else 503, exc.code, exc.message) from None
+        return web.Response(body=data, headers={
             "Content-Type": "application/dicom",
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(shared['name'], safe='')}",
             # Immutable (content-addressed), but patient data: no shared caches.

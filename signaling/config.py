@@ -24,7 +24,7 @@ class Settings:
     public_ip: str | None = None
     ice_servers: list[dict] = field(default_factory=list)
     data_dir: str = "data"
-    room_store: str = "memory"
+    room_store: str = "sqlite"
     admin_key: str | None = None
     secret: str | None = None
     token_ttl: int = 600
@@ -40,6 +40,15 @@ class Settings:
     oidc_audience: str | None = None
     oidc_role_claim: str = "role"
     oidc_role_map: dict = field(default_factory=lambda: dict(DEFAULT_ROLE_MAP))
+    # login lockout (trust-lockout)
+    login_max_failures: int = 5
+    login_room_max_failures: int = 20
+    login_in_flight: int = 2
+    password_workers: int = 2
+    # encryption at rest (vault/) and recording (recorder/)
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: str | None = None
+    previous_master_keys: list[str] = field(default_factory=list, repr=False)
 
 
 HELP = {
@@ -53,10 +62,12 @@ HELP = {
     "ice_servers": 'JSON list of STUN/TURN servers handed to clients, e.g. '
                    '[{"urls": "turn:turn.example.org", "username": "u", "credential": "c"}]',
     "data_dir": "directory for recordings, clinical objects and logs (default ./data)",
-    "room_store": '"memory" (default, one node) or a redis:// URL (rooms shared across nodes)',
+    "room_store": '"sqlite" (default: <data_dir>/rooms.sqlite3, kept across restarts), '
+                  '"sqlite:///path", "memory" (lost on exit) or a redis:// URL (rooms shared '
+                  'across nodes)',
     "admin_key": "bearer key required to create/delete rooms (default: none, open on localhost)",
-    "secret": "JWT signing secret, >= 32 bytes (default: random per start, so tokens die "
-              "with the process)",
+    "secret": "JWT signing secret, >= 32 bytes (default: generated once and kept in "
+              "<data_dir>/token-secret.key, mode 0600, so tokens survive a restart)",
     "token_ttl": "token lifetime in seconds (default 600)",
     "log_level": "debug, info, warning or error (default info)",
     "pacs_url": "DICOMweb base URL of a PACS that peers may pull studies from, e.g. "
@@ -75,7 +86,27 @@ HELP = {
     "oidc_role_map": 'JSON object mapping role-claim values to room roles, e.g. '
                      '{"consultant": "host", "nurse": "participant"} (default: role names map '
                      'to themselves)',
+    # login lockout (trust-lockout)
+    "login_max_failures": "wrong room passwords per address and room per minute before it must "
+                          "wait (default 5; four times as many across rooms per 10 minutes)",
+    "login_room_max_failures": "wrong passwords per room across all addresses per 10 minutes "
+                               "before the room's password login locks for addresses that have "
+                               "not logged into it lately (default 20)",
+    "login_in_flight": "password checks one address may have running at once; the excess is "
+                       "refused at once with 429 (default 2; per room: twice this)",
+    "password_workers": "threads that hash passwords (scrypt, ~0.1 s and 32 MiB each; "
+                        "default 2)",
+    "master_key": "base64 of 32 random bytes: the master key that wraps the data keys of "
+                  "everything encrypted at rest (prefer the env or the config file to a flag; "
+                  "default: read or create --master-key-file)",
+    "master_key_file": "file holding the master key, created 0600 on first start if missing "
+                       "(default <data_dir>/keys/master.key; keep a copy apart from the data)",
+    "previous_master_keys": "comma-separated base64 master keys that still unwrap data keys "
+                            "while they are re-wrapped under the new one (key rotation)",
 }
+
+
+_LOGIN_COUNTS = ("login_max_failures", "login_room_max_failures", "login_in_flight", "password_workers")
 
 
 def _coerce(name: str, value: object) -> object:
@@ -83,6 +114,11 @@ def _coerce(name: str, value: object) -> object:
         return int(value)
     if name == "oidc_role_map":
         return parse_role_map(value)
+    if name in _LOGIN_COUNTS:
+        count = int(value)
+        if not 1 <= count <= 10_000:
+            raise ValueError(f"{name} must be from 1 to 10000")
+        return count
     if name == "ice_hosts":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     if name == "ice_servers":
@@ -97,6 +133,8 @@ def _coerce(name: str, value: object) -> object:
         return timeout
     if name == "pacs_url":
         return _pacs_url(value)
+    if name == "previous_master_keys":
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
     return value
 
 

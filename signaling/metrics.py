@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rooms import scrypt_runs
+
 if TYPE_CHECKING:
     from sfu import Connection
 
@@ -18,6 +20,8 @@ class Metrics:
     def __init__(self, server: Server) -> None:
         self._server = server
         self.joins = 0
+        self.login_failures = 0   # wrong passwords, checked
+        self.login_throttled = 0  # password logins refused without a check
         self._closed = dict.fromkeys(_COUNTERS, 0)  # totals of connections already gone
 
     @staticmethod
@@ -59,6 +63,13 @@ class Metrics:
             "# TYPE telemed_producers gauge", f"telemed_producers {producers}",
             "# TYPE telemed_consumers gauge", f"telemed_consumers {consumers}",
             "# TYPE telemed_joins_total counter", f"telemed_joins_total {self.joins}",
+            "# TYPE telemed_login_failures_total counter",
+            f"telemed_login_failures_total {self.login_failures}",
+            "# TYPE telemed_login_throttled_total counter",
+            f"telemed_login_throttled_total {self.login_throttled}",
+            "# TYPE telemed_scrypt_runs_total counter", f"telemed_scrypt_runs_total {scrypt_runs()}",
+            "# TYPE telemed_password_checks_waiting gauge",
+            f"telemed_password_checks_waiting {self._server.passwords.waiting}",
         ]
         for key in _COUNTERS:
             lines += [f"# TYPE telemed_{key}_total counter", f"telemed_{key}_total {totals[key]}"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
@@ -14,11 +14,13 @@ from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
-from rooms import (AttemptLimiter, Claims, InviteCodec, OidcVerifier, Room, TokenError, TokenIssuer,
-                   open_credential_store, open_room_store)
+from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
+                   TokenError, TokenIssuer, open_credential_store, open_room_store)
 from sfu import Connection, pin_host_addresses
+from vault import KeyRing
 
 from .config import Settings
+from .key_file import load_or_create_secret
 from .metrics import Metrics
 
 log = logging.getLogger("telemed.server")
@@ -27,9 +29,9 @@ log = logging.getLogger("telemed.server")
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = open_room_store(settings.room_store)
-        self.credentials = open_credential_store(settings.room_store)
-        secret = settings.secret or secrets.token_urlsafe(48)
+        self.store = open_room_store(settings.room_store, settings.data_dir)
+        self.credentials = open_credential_store(settings.room_store, settings.data_dir)
+        secret = settings.secret or _generated_secret(Path(settings.data_dir))
         self.tokens = TokenIssuer(secret, settings.token_ttl, max_session_age=settings.max_session_age)
         self.invites = InviteCodec(secret)
         self.oidc = None
@@ -37,12 +39,19 @@ class Server:
             self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
                                      settings.oidc_audience, settings.oidc_role_claim,
                                      settings.oidc_role_map)
-        self.login_limiter = AttemptLimiter()
+        self.login_limiter = LoginLimiter(LoginLimits(
+            per_address_room=settings.login_max_failures, per_address=4 * settings.login_max_failures,
+            per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
+            in_flight_per_room=2 * settings.login_in_flight))
+        self.passwords = PasswordHasher(settings.password_workers)
+        self.keyring = KeyRing.load(settings.master_key,
+                                    settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
+                                    settings.previous_master_keys)
         pacs = None
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, settings.secret, pacs)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.host_controls = HostControls(self.leave, self.revoke)
         self.metrics = Metrics(self)
@@ -83,7 +92,7 @@ class Server:
         await self.credentials.revoke_token(claims.token_id, until=latest + 60)
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None, resume_secret: str | None = None) -> Peer:
+                   resume: str | None = None, *, resume_secret: str | None = None) -> Peer:
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
@@ -121,6 +130,11 @@ class Server:
                                                   "role": claims.role.value, "screen": screen}})
         return peer
 
+    def login_failed(self, address: str, room: str) -> None:
+        """A wrong room password was checked (refusals without a check only count in metrics)."""
+        self.metrics.login_failures += 1
+        log.warning("wrong room password", extra={"fields": {"room": room, "address": address}})
+
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
         if peer.connection is not None:
@@ -137,3 +151,17 @@ class Server:
         await self.clinical.close()
         await self.store.close()
         await self.credentials.close()
+        self.passwords.close()
+
+
+SECRET_FILE = "token-secret.key"
+
+
+def _generated_secret(data_dir: Path) -> str:
+    """No secret configured: one kept in the data directory, so that tokens and links
+    survive a restart along with the rooms they name."""
+    path = data_dir / SECRET_FILE
+    secret, created = load_or_create_secret(path)
+    log.info("generated a signing secret" if created else "using the signing secret",
+             extra={"fields": {"key_file": str(path)}})
+    return secret

@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
-from rooms import InviteError, OidcError, Role, Room, may_yield, role_for_password
+from rooms import HasherBusy, InviteError, OidcError, Role, Room, Throttled, may_yield, role_for_password
 from rooms.invites import GONE
 
 from .auth import operator
 from .http_errors import HttpError
 from .server import Server
 
+T = TypeVar("T")
 MAX_DISPLAY_NAME = 64
 MAX_VOUCHED_IDENTITY = 128
 _CREDENTIALS = ("password", "invite", "id_token")
@@ -89,18 +91,35 @@ def _new_identity() -> str:
 
 
 async def _password(server: Server, request: web.Request, room_name: str, password: Any) -> Entitlement:
-    room = await server.room(room_name)
-    key = (request.remote or "?", room_name)
-    wait = server.login_limiter.check(key)
-    if wait > 0:
-        raise HttpError(429, "rate-limited", "too many failed attempts; try again later",
-                        {"Retry-After": str(int(wait) + 1)})
-    role = room is not None and await asyncio.to_thread(role_for_password, room, password)
-    if not role:
-        server.login_limiter.failed(key)
-        raise HttpError(401, "unauthorized", "wrong room or password")
-    server.login_limiter.succeeded(key)
-    return Entitlement(room, role, _new_identity(), None, f"password:{role.value}")
+    """401 unless ``password`` opens a role in the room; 429 at once when the limiter says so.
+    The same work is done whether the room exists or not, so the answer does not tell."""
+    address = request.remote or "?"
+    try:
+        attempt = server.login_limiter.reserve(address, room_name)
+    except Throttled as exc:
+        server.metrics.login_throttled += 1
+        raise HttpError(429, "rate-limited", exc.message, {"Retry-After": str(exc.retry_after)}) from None
+    with attempt:
+        room = await server.room(room_name)
+        try:
+            role = await hash_slot(server.passwords.run(role_for_password, password, room,
+                                                        priority=attempt.priority))
+        except HttpError:
+            attempt.withdraw()  # never checked: the server was busy, not the caller wrong
+            raise
+        if role is not None:
+            attempt.succeeded()
+            return Entitlement(room, role, _new_identity(), None, f"password:{role.value}")
+    server.login_failed(address, room_name)
+    raise HttpError(401, "unauthorized", "wrong room or password")
+
+
+async def hash_slot(check: Awaitable[T]) -> T:
+    try:
+        return await check
+    except HasherBusy:
+        raise HttpError(503, "busy", "too many password checks are waiting; try again shortly",
+                        {"Retry-After": "1"}) from None
 
 
 async def _invite(server: Server, room_name: str, code: Any) -> Entitlement:

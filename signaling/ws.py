@@ -144,7 +144,8 @@ class Session:
             claims = await self.server.verify(token)
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
-        self.peer = peer = await self.server.join(claims, self.notify, screen, resume, resume_secret)
+        self.peer = peer = await self.server.join(claims, self.notify, screen, resume,
+                                                      resume_secret=resume_secret)
         self.claims = claims
         self._watch_expiry()
         if peer.id in peer.room.waiting:

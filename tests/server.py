@@ -49,7 +49,8 @@ class RunningServer:
 async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServer, web.AppRunner]:
     port = free_port()
     settings = Settings(**{"host": "127.0.0.1", "port": port, "ice_hosts": ["127.0.0.1"],
-                           "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48, **overrides})
+                           "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48,
+                           **overrides})
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()

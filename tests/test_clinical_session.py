@@ -61,8 +61,18 @@ async def test_eight_mib_dicom_reaches_everyone_byte_identical(server):
         assert ("open", viewer.client.info["identity"]) in actions
         assert ("open", other.client.info["identity"]) in actions
         assert ("preview", viewer.client.info["identity"]) in actions
+        assert_no_plaintext(Path(server.core.settings.data_dir), [b"DICM", data[-4096:]])
     finally:
         await close(sender, viewer, other)
+
+
+def assert_no_plaintext(data_dir: Path, needles: list[bytes]) -> None:
+    """Nothing on disk carries the shared bytes: every file is searched."""
+    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        content = path.read_bytes()
+        assert not any(needle in content for needle in needles), f"{path} holds plaintext"
 
 
 async def test_room_requiring_deidentification_shares_a_deidentified_copy(server):

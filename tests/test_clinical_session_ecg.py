@@ -15,6 +15,7 @@ from telemed_client import ambulance
 from telemed_client.ecg_sources import EcgSignal, from_dicom_waveform, from_wfdb, synthetic
 from telemed_client.wire import EcgFrame, pack_ecg, unpack_ecg
 from tests.clinical_peers import PASSWORD, close, join
+from vault import EncryptedReader, EncryptedWriter, KeyRing
 
 
 async def drain(queue: asyncio.Queue, count: int, timeout: float = 10) -> list[EcgFrame]:
@@ -27,13 +28,18 @@ async def drain(queue: asyncio.Queue, count: int, timeout: float = 10) -> list[E
     return sorted(out, key=lambda f: f.seq)
 
 
-def recorded_frames(path: Path) -> list[bytes]:
-    data, frames, pos = path.read_bytes(), [], 0
+def recorded_frames(path: Path, ring: KeyRing) -> list[bytes]:
+    """The frames of an ECG recording, decrypted (it is never plaintext on disk)."""
+    with EncryptedReader(path, ring) as reader:
+        data = reader.readall()
+    frames, pos = [], 0
+    raw = path.read_bytes()
     while pos < len(data):
         _, length = RECORD_HEAD.unpack_from(data, pos)
         pos += RECORD_HEAD.size
         frames.append(data[pos:pos + length])
         pos += length
+    assert not any(frame in raw for frame in frames), "ECG frames on disk in plaintext"
     return frames
 
 
@@ -58,7 +64,8 @@ async def test_device_streams_to_two_subscribers_without_loss(server):
         assert device.ecg_frames.empty()  # nobody gets their own stream back
         session = server.core.live.rooms["ambulance"].clinical
         announce_entry = next(session.log.read())
-        recording = recorded_frames(session.directory / announce_entry["body"]["recording"])
+        recording = recorded_frames(session.directory / announce_entry["body"]["recording"],
+                                    server.core.keyring)
         assert sorted(unpack_frame(f).seq for f in recording) == list(range(frames))
     finally:
         await close(device, *doctors)
@@ -123,7 +130,9 @@ def test_a_slow_receiver_loses_frames_and_holds_back_nobody(tmp_path):
     fast, slow = FakeChannel(), FakeChannel(buffered=BUFFER_LIMIT + 1)
     relay.attach("fast", fast)
     relay.attach("slow", slow)
-    relay.open("device", EcgAnnounce(3, ("I", "II", "III"), 500), tmp_path / "ecg" / "3.ecg")
+    ring = KeyRing(bytes(range(32)))
+    relay.open("device", EcgAnnounce(3, ("I", "II", "III"), 500),
+               lambda: EncryptedWriter(tmp_path / "3.ecg", *ring.new_data_key()))
     frames = [pack_ecg(3, k, 20 * k, 500, np.zeros((20, 3), np.int16)) for k in range(10)]
     for k, data in enumerate(frames):
         if k == 5:
@@ -132,7 +141,7 @@ def test_a_slow_receiver_loses_frames_and_holds_back_nobody(tmp_path):
     assert fast.sent == frames and slow.sent == frames[5:]
     assert relay.detach("slow") == 5 and relay.detach("fast") == 0
     assert relay.close("device", 3)["frames"] == 10
-    assert len(recorded_frames(tmp_path / "ecg" / "3.ecg")) == 10
+    assert len(recorded_frames(tmp_path / "3.ecg", ring)) == 10
 
 
 async def test_ambulance_example_streams_ecg_and_video(server):

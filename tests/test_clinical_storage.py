@@ -10,8 +10,12 @@ from clinical.audit import REDACTED, AuditLog, scrub, verify
 from clinical.ecg import STANDARD_LEADS, EcgAnnounce
 from clinical.errors import ClinicalError
 from clinical.object_store import ObjectStore
+from clinical.plaintext_migration import encrypt_plaintext_files
 from clinical.session_log import SessionLog
 from clinical.session_state import SessionState
+from vault import KeyRing
+
+RING = KeyRing(bytes(range(32)))
 
 
 def code_of(excinfo) -> str:
@@ -22,15 +26,37 @@ def code_of(excinfo) -> str:
 
 
 def test_put_get_dedup(tmp_path):
-    store = ObjectStore(tmp_path / "objects")
+    store = ObjectStore(tmp_path / "objects", RING)
     key = store.put(b"dicom bytes")
     assert key == hashlib.sha256(b"dicom bytes").hexdigest()
     assert store.put(b"dicom bytes") == key
     assert store.get(key) == b"dicom bytes"
-    assert store.path(key) == tmp_path / "objects" / key[:2] / key
     assert key in store and "0" * 64 not in store and "../x" not in store
     files = [p for p in (tmp_path / "objects").rglob("*") if p.is_file()]
-    assert files == [store.path(key)]  # stored once, no temporary files left
+    assert files == [tmp_path / "objects" / key[:2] / key]  # stored once, no temporary files left
+    assert b"dicom bytes" not in files[0].read_bytes()  # encrypted at rest
+
+
+def test_objects_need_their_key(tmp_path):
+    key = ObjectStore(tmp_path, RING).put(b"DICM and more")
+    with pytest.raises(ClinicalError) as e:
+        ObjectStore(tmp_path, KeyRing(bytes(32))).get(key)
+    assert code_of(e) == "object-corrupt"
+
+
+def test_plaintext_objects_and_ecg_recordings_are_encrypted_once(tmp_path):
+    plain = b"\x00" * 128 + b"DICM" + b"pixel data"
+    key = hashlib.sha256(plain).hexdigest()
+    (tmp_path / "objects" / key[:2]).mkdir(parents=True)
+    (tmp_path / "objects" / key[:2] / key).write_bytes(plain)
+    ecg = tmp_path / "rooms" / "r1" / "1700000000000" / "ecg" / "a-1-5.ecg"
+    ecg.parent.mkdir(parents=True)
+    ecg.write_bytes(b"ecg frames")
+    assert encrypt_plaintext_files(tmp_path, RING) == 2
+    assert encrypt_plaintext_files(tmp_path, RING) == 0  # already done
+    assert b"DICM" not in (tmp_path / "objects" / key[:2] / key).read_bytes()
+    assert b"ecg frames" not in ecg.read_bytes()
+    assert ObjectStore(tmp_path / "objects", RING).get(key) == plain
 
 
 @pytest.mark.parametrize(
@@ -51,28 +77,30 @@ def test_put_get_dedup(tmp_path):
     ],
 )
 def test_path_traversal_and_malformed_keys(tmp_path, key):
-    store = ObjectStore(tmp_path)
-    for method in (store.get, store.path):
-        with pytest.raises(ClinicalError) as e:
-            method(key)
-        assert code_of(e) == "object-key"
+    store = ObjectStore(tmp_path, RING)
+    with pytest.raises(ClinicalError) as e:
+        store.get(key)
+    assert code_of(e) == "object-key"
 
 
 def test_missing_and_corrupt_objects(tmp_path):
-    store = ObjectStore(tmp_path)
+    store = ObjectStore(tmp_path, RING)
     with pytest.raises(ClinicalError) as e:
         store.get("0" * 64)
     assert code_of(e) == "object-not-found"
     key = store.put(b"original")
-    store.path(key).write_bytes(b"tampered")
-    with pytest.raises(ClinicalError) as e:
-        store.get(key)
-    assert code_of(e) == "object-corrupt"
+    location = tmp_path / key[:2] / key
+    sealed = location.read_bytes()
+    for damaged in (b"tampered", sealed[:-1] + bytes([sealed[-1] ^ 1]), sealed[:-20]):
+        location.write_bytes(damaged)
+        with pytest.raises(ClinicalError) as e:
+            store.get(key)
+        assert code_of(e) == "object-corrupt"
 
 
 def test_put_refuses_non_bytes(tmp_path):
     with pytest.raises(ClinicalError):
-        ObjectStore(tmp_path).put("text")  # type: ignore[arg-type]
+        ObjectStore(tmp_path, RING).put("text")  # type: ignore[arg-type]
 
 
 # --- session log --------------------------------------------------------------------------

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"sfu", "rooms", "clinical", "conference", "recorder", "streaming", "signaling", "telemed_client"}
+OURS = {"vault", "sfu", "rooms", "clinical", "conference", "recorder", "streaming", "signaling",
+        "telemed_client"}
 ALLOWED = {
-    "sfu": set(),
-    "rooms": set(),
-    "clinical": set(),
-    "conference": {"sfu", "rooms", "clinical"},
-    "recorder": {"sfu", "rooms", "clinical", "conference"},
-    "streaming": {"sfu", "rooms", "clinical", "conference", "recorder"},
+    "vault": set(),
+    "sfu": {"vault"},
+    "rooms": {"vault"},
+    "clinical": {"vault"},
+    "conference": {"vault", "sfu", "rooms", "clinical"},
+    "recorder": {"vault", "sfu", "rooms", "clinical", "conference"},
+    "streaming": {"vault", "sfu", "rooms", "clinical", "conference", "recorder"},
     "signaling": OURS - {"telemed_client"},
 }
 NO_AIORTC = {"rooms", "clinical"}

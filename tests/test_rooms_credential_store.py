@@ -1,4 +1,4 @@
-"""Every credential store (memory, Redis) keeps invites, API keys and revocations alike, and
+"""Every credential store (memory, SQLite, Redis) keeps invites, API keys and revocations alike, and
 counts invite uses atomically."""
 
 from __future__ import annotations
@@ -15,12 +15,29 @@ from rooms.invites import INVITE_ROLES, InviteCodec
 from tests.redis_server import redis_url  # noqa: F401  (fixture)
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request):
-    url = "memory" if request.param == "memory" else request.getfixturevalue("redis_url")
-    s = open_credential_store(url, prefix=f"test-{uuid.uuid4().hex}:")
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def store(request, tmp_path):
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else request.param
+    s = open_credential_store(url, tmp_path, prefix=f"test-{uuid.uuid4().hex}:")
     yield s
     await s.close()
+
+
+async def test_the_sqlite_store_keeps_everything_across_a_restart(tmp_path):
+    invite, (key, _) = make_invite(max_uses=3), ApiKey.new("Portal")
+    first = open_credential_store("sqlite", tmp_path)
+    await first.add_invite(invite)
+    await first.redeem_invite("consult-1", invite.id, time.time())
+    await first.add_api_key(key)
+    await first.revoke_token("jti-1", time.time() + 60)
+    await first.close()
+    second = open_credential_store("sqlite", tmp_path)
+    try:
+        assert [i.uses for i in await second.list_invites("consult-1", "inc-1")] == [1]
+        assert await second.get_api_key(key.key_id) == key
+        assert await second.is_token_revoked("jti-1")
+    finally:
+        await second.close()
 
 
 def make_invite(room: str = "consult-1", **kwargs) -> Invite:

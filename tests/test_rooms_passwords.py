@@ -1,6 +1,6 @@
 import pytest
 
-from rooms import MAX_PASSWORD_LENGTH, hash_password, verify_password
+from rooms import MAX_PASSWORD_LENGTH, check_password_strength, hash_password, scrypt_runs, verify_password
 
 PASSWORD = "correct horse battery staple"
 
@@ -68,9 +68,46 @@ def test_verify_treats_unusable_candidates_as_wrong(bad, stored):
         "scrypt$32768$8$1$$" + "A" * 43,  # empty salt
         "scrypt$32768$8$1$c2FsdA$AAAA",  # short key
         "scrypt$32768$8$1$c2FsdA$" + "\u00e9" * 43,
-        None,
+        123,  # (None means "no such room", below)
     ],
 )
 def test_verify_rejects_malformed_stored_hash(bad):
     with pytest.raises(ValueError, match="malformed"):
         verify_password(PASSWORD, bad)
+
+
+# --- a room that does not exist costs the same ----------------------------------------------
+
+
+def test_missing_room_runs_one_derivation_of_the_same_cost(stored):
+    before = scrypt_runs()
+    assert verify_password(PASSWORD, None) is False
+    assert verify_password("anything at all", None) is False
+    assert scrypt_runs() - before == 2
+    assert verify_password(PASSWORD, stored) is True
+    assert scrypt_runs() - before == 3
+
+
+# --- strength at room creation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("good", ["pw-123456", "correct horse", "s3cret-pw", "ÄÖÜ-straße-1"])
+def test_strong_enough(good):
+    check_password_strength(good, "consult")
+
+
+@pytest.mark.parametrize(
+    ("weak", "message"),
+    [
+        ("short1", "at least 8"),
+        ("12345678901", "only digits"),
+        ("aaaaaaaaaa", "4 different"),
+        ("abababab", "4 different"),
+        ("Consult-42", "room name"),
+        (None, "string"),
+        ("x" * (MAX_PASSWORD_LENGTH + 1), "at most 1024"),
+    ],
+)
+def test_weak_passwords_are_refused_with_a_reason(weak, message):
+    with pytest.raises(ValueError, match=message):
+        check_password_strength(weak, "consult-42")

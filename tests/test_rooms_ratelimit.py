@@ -1,8 +1,14 @@
+"""The login limiter: failures counted before the check, in-flight caps, a per-room cap."""
+
 import pytest
 
-from rooms import AttemptLimiter
+from rooms import LoginLimiter, LoginLimits, Throttled
+from rooms.ratelimit import SlidingWindow
 
 KEY = ("10.0.0.1", "consult-1")
+LIMITS = LoginLimits(per_address_room=5, short_window=60, per_address=20, per_room=20,
+                     long_window=600, in_flight_per_address=2, in_flight_per_room=4,
+                     remember_success=3600)
 
 
 class FakeClock:
@@ -19,82 +25,157 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def limiter(clock) -> AttemptLimiter:
-    return AttemptLimiter(max_failures=5, window_seconds=60, clock=clock)
+def window(clock) -> SlidingWindow:
+    return SlidingWindow(5, 60, clock)
 
 
-def _fail(limiter, clock, key, times, step=1.0):
+@pytest.fixture
+def limiter(clock) -> LoginLimiter:
+    return LoginLimiter(LIMITS, clock=clock)
+
+
+# --- the sliding window ---------------------------------------------------------------------
+
+
+def _add(window, clock, key, times, step=1.0):
     for _ in range(times):
-        limiter.failed(key)
+        window.add(key)
         clock.now += step
 
 
-def test_allows_until_max_failures(limiter, clock):
-    _fail(limiter, clock, KEY, 4)
-    assert limiter.check(KEY) == 0
-    _fail(limiter, clock, KEY, 1)
-    # Five failures at t=1000..1004, now t=1005: wait until the first leaves the window.
-    assert limiter.check(KEY) == pytest.approx(55)
+def test_window_allows_until_limit(window, clock):
+    _add(window, clock, KEY, 4)
+    assert window.wait(KEY) == 0
+    _add(window, clock, KEY, 1)
+    # Five events at t=1000..1004, now t=1005: wait until the first leaves the window.
+    assert window.wait(KEY) == pytest.approx(55)
+    clock.now = 1060
+    assert window.wait(KEY) == 0
 
 
-def test_lockout_ends_when_window_slides(limiter, clock):
-    _fail(limiter, clock, KEY, 5)
-    clock.now = 1000 + 60
-    assert limiter.check(KEY) == 0
-    limiter.failed(KEY)  # one more failure right away locks again until the next one expires
-    assert limiter.check(KEY) == pytest.approx(1)
+def test_window_remove_takes_back_one_event(window, clock):
+    marks = [window.add(KEY) for _ in range(5)]
+    assert window.wait(KEY) > 0
+    window.remove(KEY, marks[2])
+    assert window.count(KEY) == 4 and window.wait(KEY) == 0
+    window.remove(("never", "seen"), 1.0)  # harmless
 
 
-def test_failures_outside_window_do_not_count(limiter, clock):
-    _fail(limiter, clock, KEY, 4, step=20)  # t=1000, 1020, 1040, 1060
-    _fail(limiter, clock, KEY, 1)  # t=1080: the one at 1000 has already left
-    assert limiter.check(KEY) == 0
-
-
-def test_success_resets(limiter, clock):
-    _fail(limiter, clock, KEY, 5)
-    assert limiter.check(KEY) > 0
-    limiter.succeeded(KEY)
-    assert limiter.check(KEY) == 0
-    assert len(limiter) == 0
-    limiter.succeeded(("never", "seen"))  # harmless
-
-
-def test_keys_are_independent(limiter, clock):
-    _fail(limiter, clock, KEY, 5)
-    assert limiter.check(("10.0.0.2", "consult-1")) == 0
-    assert limiter.check(("10.0.0.1", "other-room")) == 0
-
-
-def test_stale_keys_are_pruned(limiter, clock):
-    for i in range(50):
-        limiter.failed((f"10.0.0.{i}", "r"))
-    assert len(limiter) == 50
-    clock.now += 61
-    limiter.check(KEY)
-    assert len(limiter) == 0
-
-
-def test_key_count_is_capped(clock):
-    limiter = AttemptLimiter(max_failures=2, window_seconds=60, clock=clock, max_keys=100)
-    _fail(limiter, clock, KEY, 2, step=0.001)
+def test_window_prunes_stale_keys_and_caps_keys_and_events(clock):
+    window = SlidingWindow(2, 60, clock, max_keys=100)
     for i in range(1000):
-        limiter.failed((f"attacker-{i}", "r"))
-        assert len(limiter) <= 100
-    # The least recently failing keys went first.
-    assert limiter.check(("attacker-999", "r")) == 0  # one failure, still allowed
-    assert len(limiter) == 100
-    assert KEY not in limiter._failures
+        window.add(f"attacker-{i}")
+        assert len(window) <= 100
+    _add(window, clock, KEY, 10_000, step=0.0)
+    assert window.count(KEY) == 2  # only the newest ``limit`` events are kept
+    clock.now += 61
+    window.count(KEY)
+    assert len(window) == 0
 
 
-def test_per_key_memory_is_bounded(limiter, clock):
-    _fail(limiter, clock, KEY, 10_000, step=0.0)
-    assert len(limiter._failures[KEY]) == 5
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"max_failures": 0}, {"window_seconds": 0}, {"max_keys": 0}]
-)
-def test_rejects_bad_config(kwargs):
+@pytest.mark.parametrize("args", [(0, 60), (5, 0)])
+def test_window_rejects_bad_config(clock, args):
     with pytest.raises(ValueError):
-        AttemptLimiter(**kwargs)
+        SlidingWindow(*args, clock)
+
+
+# --- the login limiter ----------------------------------------------------------------------
+
+
+def fail(limiter, address, room, times=1):
+    for _ in range(times):
+        with limiter.reserve(address, room):
+            pass  # closed without succeeded(): a wrong password
+
+
+def test_the_failure_is_counted_before_the_check(limiter):
+    fail(limiter, "a", "r", 3)
+    running = [limiter.reserve("a", "r") for _ in range(2)]  # checks whose result is not in yet
+    # They already count: the address is at its limit of five, not just in flight.
+    with pytest.raises(Throttled, match="from your address"):
+        limiter.reserve("a", "r")
+    for attempt in running:
+        attempt.succeeded()
+        attempt.__exit__(None, None, None)
+    limiter.reserve("a", "r").__exit__(None, None, None)
+
+
+def test_success_takes_its_reservation_back(limiter):
+    fail(limiter, "a", "r", 4)
+    with limiter.reserve("a", "r") as attempt:
+        attempt.succeeded()
+    fail(limiter, "a", "r")  # the fifth failure, not the sixth
+    with pytest.raises(Throttled) as info:
+        limiter.reserve("a", "r")
+    assert 1 <= info.value.retry_after <= 61
+
+
+def test_in_flight_cap_per_address_refuses_at_once_and_counts(limiter):
+    held = [limiter.reserve("a", "r") for _ in range(2)]
+    with pytest.raises(Throttled, match="still being checked"):
+        limiter.reserve("a", "other-room")  # the cap is per address, across rooms
+    for attempt in held:
+        attempt.__exit__(None, None, None)
+    # the refused one counted against the address and room: two held + one refused + two more
+    fail(limiter, "a", "other-room", 4)
+    with pytest.raises(Throttled, match="from your address"):
+        limiter.reserve("a", "other-room")
+
+
+def test_per_address_cap_across_rooms(limiter):
+    for i in range(4):
+        fail(limiter, "a", f"room-{i}", 5)
+    with pytest.raises(Throttled, match="from your address"):
+        limiter.reserve("a", "room-new")
+    limiter.reserve("b", "room-new").__exit__(None, None, None)  # other addresses are not locked
+
+
+def test_in_flight_cap_per_room_across_addresses(limiter):
+    held = [limiter.reserve(f"10.0.0.{i}", "r") for i in range(4)]
+    with pytest.raises(Throttled, match="at once"):
+        limiter.reserve("10.0.0.9", "r")
+    limiter.reserve("10.0.0.9", "elsewhere").__exit__(None, None, None)
+    for attempt in held:
+        attempt.__exit__(None, None, None)
+
+
+def test_many_addresses_lock_the_room_but_not_known_addresses(limiter, clock):
+    with limiter.reserve("doctor", "r") as attempt:
+        attempt.succeeded()
+    for i in range(20):
+        fail(limiter, f"10.0.0.{i}", "r")  # one guess each: no address is near its own limit
+    with pytest.raises(Throttled, match="invitation") as info:
+        limiter.reserve("newcomer", "r")
+    assert info.value.retry_after > 500
+    with limiter.reserve("doctor", "r") as attempt:  # was in the room lately: may log in again
+        assert attempt.priority == 0
+        attempt.succeeded()
+    limiter.reserve("newcomer", "other-room").__exit__(None, None, None)
+    clock.now += 601
+    limiter.reserve("newcomer", "r").__exit__(None, None, None)
+
+
+def test_known_addresses_expire(limiter, clock):
+    with limiter.reserve("doctor", "r") as attempt:
+        attempt.succeeded()
+    assert limiter.known("doctor", "r") and not limiter.known("doctor", "other")
+    clock.now += 3601
+    assert not limiter.known("doctor", "r")
+
+
+def test_addresses_that_failed_lately_get_the_lower_priority(limiter):
+    with limiter.reserve("a", "r") as attempt:
+        assert attempt.priority == 0
+    with limiter.reserve("a", "r") as attempt:
+        assert attempt.priority == 1
+    with limiter.reserve("b", "r") as attempt:
+        assert attempt.priority == 0
+
+
+def test_withdraw_counts_nothing(limiter):
+    for _ in range(10):
+        with limiter.reserve("a", "r") as attempt:
+            attempt.withdraw()
+    assert not limiter.known("a", "r")
+    with limiter.reserve("a", "r") as attempt:
+        assert attempt.priority == 0

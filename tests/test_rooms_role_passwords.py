@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import pytest
 
-from rooms import Role, Room, hash_password, hash_role_passwords, may_yield, role_for_password
+from rooms import (Role, Room, check_role_passwords, hash_password, hash_role_passwords, may_yield,
+                   role_for_password, scrypt_runs)
+
+HOST = "host-pw-1"
 
 
-def test_each_password_opens_its_own_role_only():
-    hashes = hash_role_passwords("host-pw", {"participant": "part-pw", "viewer": "view-pw"})
-    room = Room("r", hash_password("host-pw"), 0.0, role_password_hashes=hashes)
-    assert role_for_password(room, "host-pw") is Role.HOST
-    assert role_for_password(room, "part-pw") is Role.PARTICIPANT
-    assert role_for_password(room, "view-pw") is Role.VIEWER
-    for wrong in ("dev-pw", "", None, 7, "host-pw "):
-        assert role_for_password(room, wrong) is None
+def room_with(**passwords: str) -> Room:
+    host_hash = hash_password(HOST)
+    checked = check_role_passwords(HOST, passwords, "r")
+    return Room("r", host_hash, 0.0, role_password_hashes=hash_role_passwords(host_hash, checked))
 
 
-@pytest.mark.parametrize("others", [{"viewer": "host-pw"}, {"viewer": "same", "device": "same"},
-                                    {"host": "x"}, {"viewer": ""}, {"viewer": 3}, "viewer=x"])
+def test_each_password_opens_its_own_role_only_with_one_derivation():
+    room = room_with(participant="part-pw-1", viewer="view-pw-1")
+    for password, role in [(HOST, Role.HOST), ("part-pw-1", Role.PARTICIPANT), ("view-pw-1", Role.VIEWER)]:
+        before = scrypt_runs()
+        assert role_for_password(password, room) is role
+        assert scrypt_runs() == before + 1
+    for wrong in ("dev-pw-1", "", None, 7, HOST + " "):
+        before = scrypt_runs()
+        assert role_for_password(wrong, room) is None
+        assert scrypt_runs() - before <= 1
+    before = scrypt_runs()
+    assert role_for_password(HOST, None) is None  # no such room: the same single derivation
+    assert scrypt_runs() == before + 1
+
+
+@pytest.mark.parametrize("others", [{"viewer": HOST}, {"viewer": "same-pw-1", "device": "same-pw-1"},
+                                    {"host": "other-pw-1"}, {"viewer": ""}, {"viewer": "12345678"},
+                                    {"viewer": "short"}, {"viewer": 3}, "viewer=x"])
 def test_bad_role_passwords_are_refused(others):
     with pytest.raises(ValueError):
-        hash_role_passwords("host-pw", others)
+        check_role_passwords(HOST, others, "r")
 
 
 def test_a_role_yields_only_roles_it_covers():

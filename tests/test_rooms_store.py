@@ -1,4 +1,6 @@
 import asyncio
+import dataclasses
+import sqlite3
 import uuid
 
 import pytest
@@ -11,6 +13,7 @@ from rooms import (
     RoomExists,
     RoomNotFound,
     RoomSettings,
+    SqliteRoomStore,
     hash_password,
     open_room_store,
     validate_room_name,
@@ -18,9 +21,9 @@ from rooms import (
 from tests.redis_server import redis_url  # noqa: F401  (fixture)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store_url(request) -> str:
-    return "memory" if request.param == "memory" else request.getfixturevalue("redis_url")
+    return request.getfixturevalue("redis_url") if request.param == "redis" else request.param
 
 
 @pytest.fixture
@@ -29,8 +32,8 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def store(store_url, prefix):
-    s = open_room_store(store_url, prefix=prefix)
+async def store(store_url, prefix, tmp_path):
+    s = open_room_store(store_url, tmp_path, prefix=prefix)
     yield s
     await s.close()
 
@@ -141,12 +144,71 @@ def test_redis_store_repr_hides_url():
     assert "hunter2" not in repr(RedisRoomStore("redis://:hunter2@127.0.0.1:1/0"))
 
 
+# --- SQLite specifics ----------------------------------------------------------------------
+
+
+async def test_sqlite_keeps_rooms_when_reopened(tmp_path):
+    first = open_room_store("sqlite", tmp_path)
+    room = make_room(settings=RoomSettings(max_participants=7))
+    await first.create(room)
+    layout = await first.set_layout("consult-1", Layout("speaker", "cam"))
+    await first.close()
+    second = open_room_store("sqlite", tmp_path)
+    try:
+        assert await second.get("consult-1") == dataclasses.replace(room, layout=layout)
+        assert (await second.set_layout("consult-1", Layout())).version == 2  # numbering goes on
+    finally:
+        await second.close()
+
+
+async def test_two_processes_worth_of_sqlite_stores_share_one_file(tmp_path):
+    node_a = SqliteRoomStore(tmp_path / "rooms.sqlite3")
+    node_b = SqliteRoomStore(tmp_path / "rooms.sqlite3")
+    try:
+        results = await asyncio.gather(
+            *(s.create(make_room(password_hash=f"h{i}")) for i, s in enumerate([node_a, node_b] * 5)),
+            return_exceptions=True)
+        assert sum(r is None for r in results) == 1
+        layouts = await asyncio.gather(*(s.set_layout("consult-1", Layout()) for s in [node_a, node_b] * 5))
+        assert sorted(lay.version for lay in layouts) == list(range(1, 11))
+    finally:
+        await node_a.close()
+        await node_b.close()
+
+
+async def test_sqlite_file_is_in_wal_mode(tmp_path):
+    store = open_room_store("sqlite", tmp_path)
+    await store.create(make_room())
+    await store.close()
+    with sqlite3.connect(tmp_path / "rooms.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_store_refuses_an_unusable_path(tmp_path):
+    (tmp_path / "rooms.sqlite3").write_bytes(b"not a database, just some bytes" * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        SqliteRoomStore(tmp_path / "rooms.sqlite3")
+
+
 # --- the factory ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("url", [None, "", "memory", "memory://"])
 def test_factory_memory(url):
     assert isinstance(open_room_store(url), MemoryRoomStore)
+
+
+async def test_factory_sqlite(tmp_path):
+    default = open_room_store("sqlite", tmp_path / "data")
+    explicit = open_room_store(f"sqlite://{tmp_path}/elsewhere.db")
+    try:
+        assert default.path == tmp_path / "data" / "rooms.sqlite3" and default.path.exists()
+        assert explicit.path == tmp_path / "elsewhere.db"
+    finally:
+        await default.close()
+        await explicit.close()
+    with pytest.raises(ValueError, match="data directory"):
+        open_room_store("sqlite")
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "rediss://h:6380", "unix:///tmp/r.sock"])

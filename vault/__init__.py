@@ -1,0 +1,10 @@
+"""Encryption at rest: a master key ring wrapping per-object data keys (envelope
+encryption), and an append-only AES-256-GCM chunked stream. Imports nothing of ours."""
+
+from .errors import VaultError
+from .keyring import KeyRing
+from .reader import EncryptedReader
+from .rewrap import rewrap_file
+from .writer import EncryptedWriter
+
+__all__ = ["EncryptedReader", "EncryptedWriter", "KeyRing", "VaultError", "rewrap_file"]
