@@ -92,7 +92,10 @@ class Server:
         await self.credentials.revoke_token(claims.token_id, until=latest + 60)
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
-                   resume: str | None = None, *, resume_secret: str | None = None) -> Peer:
+                   resume: str | None = None, *, resume_secret: str | None = None,
+                   can_wait: bool = True) -> Peer:
+        """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
+        `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
@@ -119,8 +122,13 @@ class Server:
         except ProtocolError:
             self.live.discard_if_empty(live)
             raise
+        must_wait = room.settings.waiting_room and not host and not known
+        if must_wait and not can_wait:
+            self.live.discard_if_empty(live)
+            raise ProtocolError("waiting-room", "this room has a waiting room: join from the room page "
+                                                "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen)
-        if room.settings.waiting_room and not host and not known:
+        if must_wait:
             live.wait(peer)
             log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
             return peer

@@ -335,3 +335,31 @@ async def test_non_hosts_are_forbidden(make_room, role, message):
     live = room.live
     assert not live.locked and host.peer_id in live.peers and guest.peer_id in live.peers
     assert not any(p.paused for p in live.router.producers.values())
+
+
+# --- WHIP, which cannot wait ---
+
+async def whip_offer() -> str:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(PatternTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+@pytest.mark.parametrize("case", ["waiting-room", "room-locked"])
+async def test_whip_is_refused_where_it_would_have_to_wait_or_is_locked_out(make_room, case):
+    room = await make_room(f"whip-{case}", waiting_room=case == "waiting-room")
+    host = await room.join("host", "Dr Host")
+    if case == "room-locked":
+        await host.lock(True)
+    token = await room.token("device", "Encoder")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{room.server.url}/whip/{room.name}", data=await whip_offer(),
+                                headers={"Authorization": f"Bearer {token}",
+                                         "Content-Type": "application/sdp"}) as r:
+            body = await r.json()
+            assert (r.status, body["code"]) == (403, case)
+    assert list(room.live.peers) == [host.peer_id] and len(room.live.waiting) == 0
