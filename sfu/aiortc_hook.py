@@ -26,7 +26,7 @@ import aioice.ice
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
 from .fanout import Wire
@@ -35,8 +35,8 @@ _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _srtp_unprotect = _srtp_lib.srtp_unprotect
 _srtp_unprotect_rtcp = _srtp_lib.srtp_unprotect_rtcp
-_MAX_RTP = 1500 - 16 - 128       # pylibsrtp's buffer less libsrtp's largest trailers
-_MAX_RTCP = 1500 - 16 - 128 - 4
+_MAX_RTP = 1500 - 40 - 8 - 16   # one IPv6 UDP datagram in a 1500 MTU, after a 16-byte tag
+_MAX_RTCP = _MAX_RTP - 4         # SRTCP adds its index
 # The fan-out step (sfu/fanout.c) calls pylibsrtp's own libsrtp through this pointer.
 _PROTECT_ADDRESS = int(_ffi.cast("uintptr_t", _ffi.addressof(_srtp_lib, "srtp_protect")))
 
@@ -46,10 +46,40 @@ RtcpHandler = Callable[[bytes], None]
 # Private methods this module replaces or calls, checked by the upgrade test (which
 # also checks the private instance attributes on live objects).
 REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
+    RTCCertificate: ("_create_ssl_context",),
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
     aioice.ice.Connection: ("data_received",),
     RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
 }
+
+
+# aiortc offers only ECDSA suites, which is all its own certificates need. When the peer
+# is the DTLS server (it answered or offered `setup:actpass`) and its certificate is RSA,
+# as GStreamer's and many encoders' are, the handshake fails with "no shared cipher"
+# unless we offer ECDHE-RSA suites too (the fix proposed upstream: aiortc #1392, #1421).
+DTLS_CIPHER_SUITES = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA"
+)
+
+
+def offer_rsa_cipher_suites() -> None:
+    """Make every DTLS context aiortc creates offer ECDHE-RSA suites as well (idempotent)."""
+    create = RTCCertificate._create_ssl_context
+    if getattr(create, "_telemed_ciphers", False):
+        return
+
+    def create_ssl_context(self: RTCCertificate, srtp_profiles: list) -> Any:
+        context = create(self, srtp_profiles)
+        context.set_cipher_list(DTLS_CIPHER_SUITES)
+        return context
+    create_ssl_context._telemed_ciphers = True  # type: ignore[attr-defined]
+    RTCCertificate._create_ssl_context = create_ssl_context  # type: ignore[method-assign]
+
+
+offer_rsa_cipher_suites()
 
 
 def pin_host_addresses(addresses: list[str]) -> None:
@@ -239,6 +269,17 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     """The RTCRtpCodecParameters agreed for this m-line, preferred first."""
     return list(transceiver._codecs)
+
+
+def answer_offered_h264_levels(transceiver: RTCRtpTransceiver, offered: dict[int, dict]) -> None:
+    """Answer a publisher's H264 with the profile-level-id it offered (before createAnswer).
+
+    aiortc answers with its own level 3.1, which caps a conforming 1080p encoder at 720p;
+    we forward without decoding, so any level the publisher sends suits us."""
+    for codec in transceiver._codecs:
+        level = offered.get(codec.payloadType, {}).get("profile-level-id")
+        if codec.mimeType.lower() == "video/h264" and level:
+            codec.parameters["profile-level-id"] = level
 
 
 def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[str, int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .h264_profile import decodable
+
 
 @dataclass(frozen=True)
 class Codec:
@@ -20,14 +22,12 @@ class Codec:
     def name(self) -> str:
         return self.mime_type.split("/")[1].lower()
 
-    def matches(self, mime_type: str, parameters: dict) -> bool:
+    def decodable_by(self, mime_type: str, parameters: dict) -> bool:
+        """Can a receiver offering this codec with these fmtp parameters take the stream?"""
         if mime_type.lower() != self.mime_type.lower():
             return False
-        if self.name == "h264":  # only the same packetization and profile can be forwarded
-            return (str(parameters.get("packetization-mode", "0"))
-                    == str(self.parameters.get("packetization-mode", "0"))
-                    and str(parameters.get("profile-level-id", ""))[:4].lower()
-                    == str(self.parameters.get("profile-level-id", ""))[:4].lower())
+        if self.name == "h264":
+            return decodable(self.parameters, parameters)
         return True
 
 

@@ -17,7 +17,7 @@ from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpRec
                     RTCSessionDescription)
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 
 from . import aiortc_hook as hook
 from . import rtcp
@@ -83,12 +83,25 @@ def parse_offer(sdp: str) -> tuple[SessionDescription, list[OfferedMedia]]:
 
 
 def _forwardable_preferences(kind: str, codec: Codec | None = None) -> list[RTCRtpCodecCapability]:
-    """Our codec preferences: only what we can forward, and RTX."""
+    """Our codec preferences: only what we can forward (for a subscriber, the producer's
+    codec in any H264 profile variant: the subscriber's offer decides), and RTX."""
     capabilities = RTCRtpReceiver.getCapabilities(kind).codecs
     chosen = [c for c in capabilities if c.mimeType.lower() in FORWARDABLE
-              and (codec is None or codec.matches(c.mimeType, c.parameters))]
+              and (codec is None or c.mimeType.lower() == codec.mime_type.lower())]
     rtx = [c for c in capabilities if c.mimeType.lower().endswith("/rtx")]
     return chosen + rtx
+
+
+def _offered_parameters(section: MediaDescription | None) -> dict[int, dict]:
+    """The fmtp parameters the remote offered, by payload type."""
+    if section is None:
+        return {}
+    return {c.payloadType: dict(c.parameters) for c in section.rtp.codecs}
+
+
+def _describe(codec: Codec) -> str:
+    names = ("packetization-mode", "profile-level-id")
+    return ", ".join(f"{k}={codec.parameters[k]}" for k in names if k in codec.parameters) or codec.mime_type
 
 
 class Connection:
@@ -130,6 +143,7 @@ class Connection:
                 raise NegotiationError("connection is closed")
             description, offered = parse_offer(offer)
             by_mid = {m.mid: m for m in offered}
+            sections = {m.rtp.muxId: m for m in description.media}
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
             except Exception as exc:
@@ -142,6 +156,7 @@ class Connection:
                 if media.sends and transceiver.mid in publish:
                     transceiver.setCodecPreferences(_forwardable_preferences(media.kind))
                     transceiver.direction = "recvonly"
+                    hook.answer_offered_h264_levels(transceiver, _offered_parameters(sections.get(transceiver.mid)))
                 elif media.receives and transceiver.mid in subscribe:
                     producer = subscribe[transceiver.mid]
                     if producer.kind != media.kind:
@@ -160,8 +175,8 @@ class Connection:
                 await self.pc.setLocalDescription(answer)
             except Exception as exc:
                 raise NegotiationError(f"cannot answer offer: {exc}") from None
-            self._update_producers(description, publish, result)
-            self._update_consumers(subscribe, result)
+            self._update_producers(sections, publish, result)
+            self._update_consumers(subscribe, sections, result)
             result.answer = self._announce(self.pc.localDescription.sdp)
             return result
 
@@ -189,9 +204,8 @@ class Connection:
             self._transports[id(dtls)] = transport
         return transport
 
-    def _update_producers(self, description: SessionDescription, publish: dict[str, dict],
+    def _update_producers(self, sections: dict[str, MediaDescription], publish: dict[str, dict],
                           result: Negotiation) -> None:
-        sections = {m.rtp.muxId: m for m in description.media}
         active = set()
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -212,8 +226,10 @@ class Connection:
             transport = self._transport_for(transceiver)
             extensions = hook.negotiated_extensions(transceiver)
             self._mid_ext_id = extensions.get(MID_URI, self._mid_ext_id)
+            # What the publisher said it sends (its level, say), not aiortc's own defaults.
+            parameters = _offered_parameters(sections.get(mid)).get(chosen.payloadType, chosen.parameters)
             producer = Producer(
-                Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(chosen.parameters)),
+                Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
                 chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
                 rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid})
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
@@ -231,7 +247,8 @@ class Connection:
             producer.close()
             result.removed.append(producer)
 
-    def _update_consumers(self, subscribe: dict[str, Producer], result: Negotiation) -> None:
+    def _update_consumers(self, subscribe: dict[str, Producer], sections: dict[str, MediaDescription],
+                          result: Negotiation) -> None:
         wanted: dict[str, RtpConsumer] = {}
         added: list[RtpConsumer] = []
         for transceiver in self.pc.getTransceivers():
@@ -249,9 +266,12 @@ class Connection:
                 result.rejected[mid] = "track is no longer published"
                 continue
             codecs = hook.negotiated_codecs(transceiver)
-            media = next((c for c in codecs if producer.codec.matches(c.mimeType, c.parameters)), None)
+            offered = _offered_parameters(sections.get(mid))
+            media = next((c for c in codecs if producer.codec.decodable_by(
+                c.mimeType, offered.get(c.payloadType, c.parameters))), None)
             if media is None:
-                result.rejected[mid] = "codec not supported by the subscriber"
+                result.rejected[mid] = (f"the subscriber cannot decode this track's {producer.codec.name} "
+                                        f"({_describe(producer.codec)})")
                 continue
             rtx_pt = next((c.payloadType for c in codecs if c.mimeType.lower().endswith("/rtx")
                            and str(c.parameters.get("apt")) == str(media.payloadType)), None)

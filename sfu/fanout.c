@@ -16,8 +16,6 @@
 #include "fanout.h"
 
 #define FANOUT_MTU 1500
-#define FANOUT_SRTP_TRAILER 144  /* libsrtp's largest tag plus MKI */
-#define FANOUT_MAX_RTP (FANOUT_MTU - FANOUT_SRTP_TRAILER)
 
 typedef int (*fanout_protect_fn)(void *session, void *rtp, int *length);
 
@@ -54,8 +52,8 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
     uint8_t *buf = (uint8_t *)words;
     int sent = 0;
 
-    if (size < 0 || size > FANOUT_MAX_RTP - 20)
-        return 0;
+    if (size < 0 || size > FANOUT_MAX_PAYLOAD)
+        return 0;  /* the producer counted it (sfu/producer.py) */
     for (int i = 0; i < count; i++) {
         struct fanout_target *t = targets[i];
         struct fanout_wire *w = t->wire;

@@ -1,6 +1,12 @@
 /* What Python (sfu/fanout.py, through cffi) and fanout.c share. cffi reads this file
  * as declarations, so it holds no macros and only types cffi knows. */
 
+/* The largest RTP payload forwarded: the rewritten packet (header of 12 bytes, or 20
+ * with the audio-level extension) plus the largest SRTP tag we negotiate (16; no MKI)
+ * must fit a 1500-byte Ethernet MTU as one IPv6 UDP datagram (1452 bytes). GStreamer's
+ * and most encoders' 1400-byte packets fit; bigger ones are counted, not forwarded. */
+enum { FANOUT_MAX_PAYLOAD = 1500 - 40 - 8 - 16 - 20 };
+
 /* One subscriber connection: where its packets go and the key they go under. */
 struct fanout_wire {
     void *session;  /* srtp_t; NULL while the transport is not connected */

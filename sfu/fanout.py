@@ -82,6 +82,9 @@ class Fanout:
         return _send(self._array, self.count, packet)
 
 
+MAX_PAYLOAD: int = lib.FANOUT_MAX_PAYLOAD
+
+
 def _send(targets: Any, count: int, packet: Any) -> int:
     level = packet.audio_level
     payload = packet.payload

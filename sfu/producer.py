@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from . import rtcp
 from .codec import Codec
-from .fanout import Fanout
+from .fanout import MAX_PAYLOAD, Fanout
 from .keyframe import DETECTORS
 from .keyframe_request_manager import KeyFrameRequestManager
 from .nack_generator import NackGenerator
@@ -19,6 +20,8 @@ from .rtp_packet import RtpPacket
 
 if TYPE_CHECKING:
     from .consumer import Consumer
+
+log = logging.getLogger("telemed.sfu")
 
 # Upstream RTCP goes through this: it takes serialized RTCP bytes.
 RtcpSink = Callable[[bytes], object]
@@ -52,6 +55,7 @@ class Producer:
         self.keyframes = KeyFrameRequestManager()
         self.stats = ReceiveStats(codec.clock_rate)
         self.nacks_sent = 0
+        self.oversize = 0  # packets too large to forward
         self.last_sr: tuple[int, int, float] | None = None  # (ntp, rtp ts, arrival)
         self.remb_bitrate: int | None = None
 
@@ -59,6 +63,9 @@ class Producer:
     def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
         if packet.payload_type != self.payload_type or not packet.payload:
             return  # padding-only probes and stray payload types carry no media
+        if len(packet.payload) > MAX_PAYLOAD:
+            self._oversize(len(packet.payload))
+            return
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
         if self.kind == "video":
             if self.nack.received(packet.seq, arrival):
@@ -75,6 +82,13 @@ class Producer:
             self.fanout.send(packet)
         for consumer in self._waiting:  # promote() may replace the list meanwhile
             consumer.send(packet)
+
+    def _oversize(self, size: int) -> None:
+        """A packet that cannot reach subscribers in one datagram: counted, and said once."""
+        if not self.oversize:
+            log.warning("producer %s sends %d-byte RTP payloads; at most %d are forwarded "
+                        "(lower the encoder's packet size / MTU)", self.id, size, MAX_PAYLOAD)
+        self.oversize += 1
 
     def receive_retransmission(self, packet: RtpPacket, arrival: float, size: int) -> None:
         """A packet we NACKed came back (plain or RTX-unwrapped)."""

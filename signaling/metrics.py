@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 _COUNTERS = ("packets_forwarded", "bytes_forwarded", "nacks_received", "retransmissions",
              "nacks_sent", "plis_received", "plis_sent", "packets_lost", "bad_packets",
-             "send_failures")
+             "send_failures", "rtp_oversize")
 
 
 class Metrics:
@@ -39,6 +39,7 @@ class Metrics:
             c["nacks_sent"] += producer.nacks_sent
             c["plis_sent"] += producer.keyframes.requests_sent
             c["packets_lost"] += producer.stats.lost
+            c["rtp_oversize"] += producer.oversize
         return c
 
     def absorb(self, connection: Connection) -> None:

@@ -54,11 +54,18 @@ class HttpSessions:
                 if not publish:
                     raise HttpError(400, "bad-sdp", "the offer sends no audio or video")
                 answer = await peer.offer(offer, publish, {})
+                unusable = answer["rejected"] if not answer["published"] else {}
             else:
-                answer = await peer.offer(offer, {}, self._whep_subscriptions(peer, media))
+                subscribe = self._whep_subscriptions(peer, media)
+                answer = await peer.offer(offer, {}, subscribe)
+                unusable = {mid: why for mid, why in answer["rejected"].items() if mid in subscribe}
+            if unusable:
+                # Never a 201 over which nothing can flow: say which m-line and why.
+                raise ProtocolError("codec-mismatch", "; ".join(f"m-line {mid}: {why}" for mid, why in unusable.items()))
         except ProtocolError as exc:
             await self.server.leave(peer)
-            raise HttpError(404 if exc.code == "not-found" else 400, exc.code, exc.message) from None
+            status = {"not-found": 404, "codec-mismatch": 406}.get(exc.code, 400)
+            raise HttpError(status, exc.code, exc.message) from None
         except BaseException:
             await self.server.leave(peer)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import version
 
 import aioice.ice
@@ -62,3 +63,37 @@ def test_pin_host_addresses_round_trip():
     finally:
         hook.pin_host_addresses([])
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == original
+
+
+async def test_dtls_with_an_rsa_certificate_on_the_server_side(monkeypatch):
+    """GStreamer-like peer: it is the DTLS server (it offers actpass, we answer active) and
+    its certificate is RSA. Without ECDHE-RSA suites the handshake fails: no shared cipher."""
+    from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def rsa_certificate() -> RTCCertificate:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return RTCCertificate(key=key, cert=generate_certificate(key))
+
+    hook.pin_host_addresses(["127.0.0.1"])
+    with monkeypatch.context() as patch:
+        patch.setattr(RTCCertificate, "generateCertificate", classmethod(lambda cls: rsa_certificate()))
+        rsa_peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    ours = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        connected = asyncio.Event()
+        ours.on("connectionstatechange",
+                lambda: connected.set() if ours.connectionState in ("connected", "failed") else None)
+        rsa_peer.createDataChannel("probe")
+        await rsa_peer.setLocalDescription(await rsa_peer.createOffer())
+        assert "a=setup:actpass" in rsa_peer.localDescription.sdp
+        await ours.setRemoteDescription(rsa_peer.localDescription)
+        await ours.setLocalDescription(await ours.createAnswer())
+        assert "a=setup:active" in ours.localDescription.sdp  # so we are the DTLS client
+        await rsa_peer.setRemoteDescription(ours.localDescription)
+        await asyncio.wait_for(connected.wait(), 20)
+        assert ours.connectionState == "connected"
+    finally:
+        hook.pin_host_addresses([])
+        await ours.close()
+        await rsa_peer.close()
