@@ -43,27 +43,34 @@ class HostControls:
 
     # --- the waiting room ---
     def admit(self, host: Peer, peer_id: str, max_participants: int) -> None:
+        """Let the guest in, with every other screen of their seat that waits too."""
         room = self.check(host)
-        if peer_id not in room.waiting:
-            raise ProtocolError("not-found", "nobody with that id is waiting")
-        if len(room.peers) >= max_participants:
+        seat = self._waiting_seat(room, peer_id)
+        if len(room.peers) + len(seat) > max_participants:
             raise ProtocolError("room-full", "the room is full")
-        guest = room.waiting.pop(peer_id)
-        # The guest hears `joined` before anyone hears `participant-joined` about it.
-        if guest.on_admitted is not None:
-            guest.on_admitted()
-        room.add(guest)
-        room.tell_hosts({"type": "knock-withdrawn", "peer_id": guest.id, "outcome": "admitted",
-                         "by": actor(host)})
+        for guest in seat:
+            room.waiting.pop(guest.id)
+            # The guest hears `joined` before anyone hears `participant-joined` about it.
+            if guest.on_admitted is not None:
+                guest.on_admitted()
+            room.add(guest)
+            room.tell_hosts({"type": "knock-withdrawn", "peer_id": guest.id, "outcome": "admitted",
+                             "by": actor(host)})
 
     def deny(self, host: Peer, peer_id: str) -> None:
         room = self.check(host)
-        guest = room.waiting.pop(peer_id)
-        if guest is None:
+        for guest in self._waiting_seat(room, peer_id):
+            room.waiting.pop(guest.id)
+            guest.notify({"type": "denied", "reason": DENIED})
+            room.tell_hosts({"type": "knock-withdrawn", "peer_id": guest.id, "outcome": "denied",
+                             "by": actor(host)})
+
+    @staticmethod
+    def _waiting_seat(room: LiveRoom, peer_id: str) -> list[Peer]:
+        if peer_id not in room.waiting:
             raise ProtocolError("not-found", "nobody with that id is waiting")
-        guest.notify({"type": "denied", "reason": DENIED})
-        room.tell_hosts({"type": "knock-withdrawn", "peer_id": guest.id, "outcome": "denied",
-                         "by": actor(host)})
+        identity = next(g.identity for g in room.waiting.guests() if g.id == peer_id)
+        return [g for g in room.waiting.guests() if g.identity == identity]
 
     # --- the room ---
     def lock(self, host: Peer, locked: bool) -> None:

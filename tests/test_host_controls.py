@@ -363,3 +363,22 @@ async def test_whip_is_refused_where_it_would_have_to_wait_or_is_locked_out(make
             body = await r.json()
             assert (r.status, body["code"]) == (403, case)
     assert list(room.live.peers) == [host.peer_id] and len(room.live.waiting) == 0
+
+
+async def test_admitting_one_screen_admits_the_whole_seat(make_room):
+    room = await make_room("wr-seat", waiting_room=True)
+    host = await room.join("host", "Dr Host")
+    token = await room.token("participant", "Two Screens", identity="seat-2")
+    screen1 = room.start_join(token)
+    first = await host.wait_event("knock")
+
+    async def second_screen() -> Client:
+        client = await Client.join(room.server.url, token, screen=2, admission_timeout=20)
+        room.clients.append(client)
+        return client
+    screen2 = asyncio.ensure_future(second_screen())
+    await host.wait_event("knock", match=lambda e: e["participant"]["screen"] == 2)
+    await host.admit(first["participant"]["peer_id"])
+    for joining in (screen1, screen2):
+        assert (await asyncio.wait_for(joining, 10)).info["type"] == "joined"
+    assert len(room.live.waiting) == 0 and len(room.live.peers) == 3
