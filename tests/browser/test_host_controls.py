@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import expect
 
 from .conftest import room_url, wait_connected, wait_for
@@ -100,3 +102,24 @@ async def test_lock_is_shown_to_everyone_and_refuses_newcomers(server, people):
 
     await host_page.click("#lock-toggle")
     await expect(member_page.locator("#lock-chip")).to_be_hidden()
+
+
+async def test_host_ends_the_consult_for_everyone(server, people):
+    await server.create_room("end-ui", PASSWORD)
+    host = await people("host")
+    host_page = await host.page(room_url(server, "end-ui", await server.token("end-ui", PASSWORD, "host", "Dr. Host")))
+    member = await people("member")
+    member_page = await member.page(room_url(server, "end-ui", await server.token("end-ui", PASSWORD, "participant", "Member")))
+    for page in (host_page, member_page):
+        await wait_connected(page)
+    await host_page.click("#ctl-host")
+    await host_page.click("#end-all")
+    await expect(host_page.locator("#end-all")).to_contain_text("Click again")
+    await host_page.click("#end-all")
+    for page in (host_page, member_page):
+        await expect(page.locator("#ended")).to_contain_text("The consult has ended")
+        assert await wait_for(page, f"({LIVE_TRACKS}) === 0") == True
+    deadline = asyncio.get_running_loop().time() + 10
+    while "end-ui" in server.core.live.rooms:  # the last peer's media may still be closing
+        assert asyncio.get_running_loop().time() < deadline, "the live room did not close"
+        await asyncio.sleep(0.05)
