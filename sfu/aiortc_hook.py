@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aioice.stun
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
@@ -48,7 +49,8 @@ RtcpHandler = Callable[[bytes], None]
 REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCCertificate: ("_create_ssl_context",),
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
-    aioice.ice.Connection: ("data_received",),
+    aioice.ice.Connection: ("data_received", "query_consent"),
+    aioice.ice.StunProtocol: ("request",),
     RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
 }
 
@@ -119,6 +121,7 @@ class MediaTransport:
         self._socket: socket.socket | None = None  # our duplicate of the pair's socket
         self._len = _ffi.new("int *")
         self.wire = Wire()
+        self.media_received = 0  # authenticated SRTP/SRTCP packets from the peer
         # (libsrtp buffer, session, its C buffer, length cell, sendto, address) or None
         self._send: tuple | None = None
         dtls.on("statechange", self.refresh)
@@ -188,6 +191,7 @@ class MediaTransport:
             if (_srtp_unprotect_rtcp if rtcp else _srtp_unprotect)(srtp._srtp[0], srtp._cdata, length) != 0:
                 return  # forged, replayed or garbled: aiortc would drop it too
             clear = buffer[0:length[0]]
+            self.media_received += 1
             if rtcp:
                 on_rtcp(clear)
             else:
@@ -203,7 +207,35 @@ class MediaTransport:
                 else:
                     stun(data, addr)
             protocol.datagram_received = datagram_received
+            protocol.request = self._consent_by_media(protocol.request)
         self._ice = ice
+
+    def _consent_by_media(self, request: Callable) -> Callable:
+        """Let authenticated media stand in for consent (RFC 7675) from a peer that never
+        answers consent checks at all, as FFmpeg's WHIP muxer does after set-up.
+
+        A peer that has answered a consent check once is held to the RFC from then on.
+        For one that never has, a missed check on the nominated pair counts as answered
+        while SRTP under the keys of this DTLS session keeps arriving: only that peer
+        can produce it. When the media stops, consent expires as usual (~30 s)."""
+        answered = False
+        seen = 0
+
+        async def consent_request(message: Any, addr: tuple, integrity_key: bytes | None = None,
+                                  retransmissions: int | None = None) -> Any:
+            nonlocal answered, seen
+            if retransmissions != 0:  # a connectivity check; aioice sends consent checks once
+                return await request(message, addr, integrity_key, retransmissions)
+            try:
+                response = await request(message, addr, integrity_key, retransmissions)
+            except aioice.stun.TransactionError:
+                fresh, seen = self.media_received != seen, self.media_received
+                if answered or not fresh:
+                    raise
+                return None  # aioice's consent loop ignores the value
+            answered = True
+            return response
+        return consent_request
 
     def release(self) -> None:
         """Hand the transport back to aiortc, dropping our handlers (and what they hold)."""
@@ -212,6 +244,7 @@ class MediaTransport:
             ice.__dict__.pop("data_received", None)
             for protocol in ice._protocols:
                 protocol.__dict__.pop("datagram_received", None)
+                protocol.__dict__.pop("request", None)
             self._ice = None
         self._dtls.remove_listener("statechange", self.refresh)
         self._disconnect()

@@ -97,3 +97,10 @@ async def test_dtls_with_an_rsa_certificate_on_the_server_side(monkeypatch):
         hook.pin_host_addresses([])
         await ours.close()
         await rsa_peer.close()
+
+
+def test_consent_checks_are_told_apart_by_their_single_try():
+    """sfu/aiortc_hook.MediaTransport._consent_by_media recognises aioice's consent checks
+    by `retransmissions=0`; if aioice stops sending them that way, it must be re-checked."""
+    import inspect
+    assert "retransmissions=0" in inspect.getsource(aioice.ice.Connection.query_consent)
