@@ -77,7 +77,7 @@ async def test_host_makes_an_invite_and_the_guest_opens_it_into_the_room(server,
     await expect(host_page.locator("#invite-list li[data-state='withdrawn']")).to_contain_text("Second")
 
 
-async def test_an_expired_invite_says_so_and_releases_the_camera(server, people):
+async def test_an_expired_invite_says_so_and_releases_the_camera(server, people, screenshots):
     await server.create_room("inv-2", PASSWORD)
     made = await make_invite(server, "inv-2", role="participant")
     stored = await stored_invite(server, "inv-2")
@@ -92,6 +92,7 @@ async def test_an_expired_invite_says_so_and_releases_the_camera(server, people)
     await expect(alert).to_have_text("This invitation has expired — ask the host for a new one.")
     assert await page.evaluate(LIVE) == 0, "the camera and microphone must be released at once"
     await expect(page.locator("#join-btn")).to_be_disabled()
+    await page.screenshot(path=screenshots / "lobby-invite-expired.png")
     assert "token" not in (await alert.inner_text()).lower()
 
 

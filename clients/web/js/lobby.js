@@ -54,6 +54,7 @@ function hideAlert() {
 
 async function startPreview() {
   stopPreview();
+  if (inviteDead) return; // a dead invite link never turns the camera back on
   note.textContent = 'Starting camera…';
   note.hidden = false;
   const constraints = {
@@ -71,6 +72,10 @@ async function startPreview() {
       meter.draw(0);
       return;
     }
+  }
+  if (inviteDead) { // the link died while the browser was opening the camera
+    stopPreview();
+    return;
   }
   video.srcObject = stream;
   if (stream.getVideoTracks().length) note.hidden = true;
@@ -226,8 +231,10 @@ function inviteFailed(code) {
   stopPreview();
   note.textContent = 'Camera and microphone are off.';
   note.hidden = false;
+  $('#invite-note').hidden = true;
   showAlert(inviteMessage(code));
   joinBtn.disabled = true;
+  joinBtn.textContent = 'Join consult';
 }
 
 if (invite) {
