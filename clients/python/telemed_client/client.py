@@ -84,7 +84,6 @@ class Client:
         self._reader: asyncio.Task | None = None
         self._negotiating = asyncio.Lock()
         self._control_open = asyncio.Event()
-        self.waiting_as: str | None = None  # our peer id while a host had us wait
 
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
@@ -116,7 +115,6 @@ class Client:
         self.info = await self.request({"type": "join", "token": self.token, "screen": screen,
                                         **(resume or {})})
         if self.info["type"] == "waiting":
-            self.waiting_as = self.info["peer_id"]
             self.info = await self._admission(admission_timeout)
         self.peer_id = self.info["peer_id"]
         self.layout = self.info.get("layout", {})
