@@ -45,6 +45,11 @@ class Peer:
         # Called when a host lets this peer in from the waiting room.
         self.on_admitted: Callable[[], None] | None = None
 
+    @property
+    def in_room(self) -> bool:
+        """False once removed (left, kicked, resumed elsewhere, or the room closed)."""
+        return self.room.peers.get(self.id) is self
+
     def describe(self) -> dict:
         return {"peer_id": self.id, "identity": self.identity, "name": self.name,
                 "role": str(self.claims.role.value), "screen": self.screen}

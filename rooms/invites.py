@@ -116,26 +116,26 @@ class InviteCodec:
         return "InviteCodec()"
 
     def encode(self, invite: Invite) -> str:
-        return jwt.encode({"room": invite.room, "iid": invite.id, "exp": int(invite.expires_at),
-                           "aud": _AUDIENCE}, self._key, algorithm="HS256")
+        return jwt.encode({"room": invite.room, "iid": invite.id, "role": invite.role.value,
+                           "exp": int(invite.expires_at), "aud": _AUDIENCE}, self._key, algorithm="HS256")
 
-    def decode(self, code: Any, room: str) -> str:
-        """The invite id in ``code``, if the code is genuine, unexpired and for ``room``."""
+    def decode(self, code: Any, room: str) -> tuple[str, Role]:
+        """The invite id and role in ``code``, if the code is genuine, unexpired and for ``room``."""
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_LENGTH:
             raise INVALID
         try:
             payload = jwt.decode(code, self._key, algorithms=["HS256"], audience=_AUDIENCE,
-                                 options={"require": ["room", "iid", "exp", "aud"]})
+                                 options={"require": ["room", "iid", "role", "exp", "aud"]})
         except jwt.ExpiredSignatureError:
             raise EXPIRED from None
         except jwt.InvalidTokenError:
             raise INVALID from None
-        invite_id = payload["iid"]
-        if not isinstance(invite_id, str) or not 0 < len(invite_id) <= 64:
+        invite_id, role = payload["iid"], payload["role"]
+        if not isinstance(invite_id, str) or not 0 < len(invite_id) <= 64 or role not in INVITE_ROLES:
             raise INVALID
         if payload["room"] != room:
             raise WRONG_ROOM
-        return invite_id
+        return invite_id, Role(role)
 
 
 def _is_int(value: Any) -> bool:

@@ -17,7 +17,7 @@ _ALGORITHM = "HS256"
 _LEEWAY_SECONDS = 5
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
-MAX_IDENTITY_LENGTH = 256  # room over an identity provider's "<issuer>#<subject>"
+MAX_IDENTITY_LENGTH = 256  # room for an identity provider's "<issuer>#<subject>"
 MAX_NAME_LENGTH = 128
 MAX_CREDENTIAL_LENGTH = 300
 DEFAULT_MAX_SESSION_AGE = 12 * 3600

@@ -73,8 +73,8 @@ def routes(server: Server) -> list[web.RouteDef]:
         body = await read_json(request)
         # Checked first, so that a malformed request costs no login attempt and no invite use.
         wanted, display = requested_role(body), display_name(body.get("name"))
-        granted = await entitlement(server, request, name, body)
-        role = grant_role(granted, wanted)
+        granted = await entitlement(server, request, name, body, wanted)
+        role = grant_role(granted.role, wanted)
         display = display or granted.name or role.value
         token = server.tokens.issue(name, role, granted.identity, display, credential=granted.credential,
                                     incarnation=granted.room.incarnation)

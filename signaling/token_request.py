@@ -50,12 +50,13 @@ def requested_role(body: dict) -> Role | None:
         raise HttpError(400, "bad-request", "role must be host, participant, viewer or device") from None
 
 
-def grant_role(entitlement: Entitlement, wanted: Role | None) -> Role:
+def grant_role(ceiling: Role, wanted: Role | None) -> Role:
+    """The role to put in the token: ``wanted`` if the credential's ``ceiling`` covers it."""
     if wanted is None:
-        return entitlement.role
-    if not may_yield(entitlement.role, wanted):
+        return ceiling
+    if not may_yield(ceiling, wanted):
         raise HttpError(403, "role-not-allowed",
-                        f"this credential gives at most the {entitlement.role.value} role, not {wanted.value}")
+                        f"this credential gives at most the {ceiling.value} role, not {wanted.value}")
     return wanted
 
 
@@ -70,7 +71,8 @@ def display_name(value: Any) -> str | None:
     return value
 
 
-async def entitlement(server: Server, request: web.Request, room_name: str, body: dict) -> Entitlement:
+async def entitlement(server: Server, request: web.Request, room_name: str, body: dict,
+                      wanted: Role | None) -> Entitlement:
     given = [kind for kind in _CREDENTIALS if kind in body]
     if len(given) > 1:
         raise HttpError(400, "bad-request", "send one of password, invite or id_token")
@@ -82,7 +84,7 @@ async def entitlement(server: Server, request: web.Request, room_name: str, body
     if given[0] == "password":
         return await _password(server, request, room_name, body["password"])
     if given[0] == "invite":
-        return await _invite(server, room_name, body["invite"])
+        return await _invite(server, room_name, body["invite"], wanted)
     return await _id_token(server, room_name, body["id_token"])
 
 
@@ -122,11 +124,12 @@ async def hash_slot(check: Awaitable[T]) -> T:
                         {"Retry-After": "1"}) from None
 
 
-async def _invite(server: Server, room_name: str, code: Any) -> Entitlement:
+async def _invite(server: Server, room_name: str, code: Any, wanted: Role | None) -> Entitlement:
     # Not subject to the password lockout: the code is signed, so it cannot be guessed, and
     # someone behind the same address as an attacker can still come in with one.
     try:
-        invite_id = server.invites.decode(code, room_name)
+        invite_id, role = server.invites.decode(code, room_name)
+        grant_role(role, wanted)  # refused before a use is spent
         room = await server.room(room_name)
         if room is None:
             raise GONE

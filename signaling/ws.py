@@ -97,12 +97,11 @@ class Session:
         peer = self.peer
         if peer is None:
             raise ProtocolError("not-joined", "send 'join' with a token first")
-        if peer.room.peers.get(peer.id) is not peer:
-            if kind == "leave":
-                return await self.close()
+        if not peer.in_room and kind != "leave":
             if peer.id in peer.room.waiting:
                 raise ProtocolError("waiting", "wait until a host lets you in")
-            raise ProtocolError("not-joined", "you are no longer in the room")
+            # Removed, resumed elsewhere or the room closed: the socket speaks for nobody now.
+            raise ProtocolError("not-joined", "this session has left the room")
         if kind in HOST_ACTIONS:
             return await self.host_action(peer, kind, message)
         if kind == "offer":
@@ -222,7 +221,7 @@ class Session:
         peer = self.peer
         if peer is None:
             return
-        if peer.room.peers.get(peer.id) is peer:  # not already removed some other way
+        if peer.in_room:  # not already removed some other way
             self.notify({"type": "kicked", "reason": "token expired"})
             await self.leave()
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import numpy as np
+import pytest
 import wfdb
 from pydicom.data import get_testdata_file
 
@@ -144,11 +146,18 @@ def test_a_slow_receiver_loses_frames_and_holds_back_nobody(tmp_path):
     assert len(recorded_frames(tmp_path / "3.ecg", ring)) == 10
 
 
-async def test_ambulance_example_streams_ecg_and_video(server):
+@pytest.mark.parametrize("credential", ["password", "invite"])
+async def test_ambulance_example_streams_ecg_and_video(server, credential):
     await server.create_room("stroke", PASSWORD)
     doctor = await join(server, "stroke", "Neurologist")
+    secret = PASSWORD
+    if credential == "invite":  # a device invitation, as a host would hand to the ambulance crew
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{server.url}/api/rooms/stroke/invites", json={"role": "device"},
+                                 headers={"Authorization": f"Bearer {server.admin_key}"}) as r:
+                secret = (await r.json())["code"]
     args = ambulance.build_parser().parse_args(
-        ["--url", server.url, "--room", "stroke", "--password", PASSWORD, "--seconds", "3"])
+        ["--url", server.url, "--room", "stroke", f"--{credential}", secret, "--seconds", "3"])
     try:
         run = asyncio.ensure_future(ambulance.run(args))
         track = await doctor.client.wait_event("track-published", timeout=15)

@@ -9,7 +9,6 @@ import time
 import aiohttp
 import jwt
 import pytest
-
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from telemed_client import Client, ClientError, fetch_token
@@ -40,8 +39,8 @@ async def ask(server, room: str, body: dict) -> tuple[int, dict]:
 
 @pytest.fixture
 async def short_tokens(tmp_path):
-    """A server whose tokens live 2 s."""
-    running, runner = await start_server(str(tmp_path / "short"), token_ttl=2)
+    """A server whose tokens live 4 s (3 to 4 s: token times are whole seconds)."""
+    running, runner = await start_server(str(tmp_path / "short"), token_ttl=4)
     yield running
     await runner.cleanup()
 
@@ -156,6 +155,9 @@ async def test_resume_needs_the_secret_only_that_session_got(server):
         others.append(await Client.join(server.url, token, resume=victim.resume_ticket))
         kicked = await victim.wait_event("kicked")
         assert kicked["reason"] == "resumed elsewhere"
+        with pytest.raises(ClientError) as err:  # the old socket can no longer extend the grant
+            await victim.refresh_token()
+        assert err.value.code == "not-joined"
         assert list(live.peers) == [others[0].peer_id]
         assert others[0].info["resume_secret"] != secret
     finally:
@@ -186,7 +188,8 @@ async def test_a_recreated_room_refuses_old_tokens(server):
 
 async def test_a_session_whose_token_expires_is_closed(short_tokens):
     await short_tokens.create_room("night", HOST_PW)
-    client = await Client.join(short_tokens.url, await short_tokens.token("night", HOST_PW, "participant"))
+    client = await Client.join(short_tokens.url, await short_tokens.token("night", HOST_PW, "participant"),
+                               keep_token_fresh=False)
     try:
         live = short_tokens.core.live.rooms["night"]
         assert client.peer_id in live.peers
@@ -203,7 +206,7 @@ async def test_refresh_cannot_outlive_the_maximum_session_age(short_sessions):
     await short_sessions.create_room("long", HOST_PW)
     token = await short_sessions.token("long", HOST_PW, "host")
     signed_in = jwt.decode(token, options={"verify_signature": False})["auth_time"]
-    client = await Client.join(short_sessions.url, token)
+    client = await Client.join(short_sessions.url, token, keep_token_fresh=False)
     try:
         assert client.info["token_expires_at"] == signed_in + 2
         fresh = await client.refresh_token()
@@ -217,13 +220,30 @@ async def test_refresh_cannot_outlive_the_maximum_session_age(short_sessions):
         await client.close()
 
 
+async def test_the_python_client_keeps_its_session_alive_by_refreshing(short_tokens):
+    await short_tokens.create_room("day", HOST_PW)
+    client = await Client.join(short_tokens.url, await short_tokens.token("day", HOST_PW, "participant"))
+    try:
+        first_expiry = client.info["token_expires_at"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and time.time() < first_expiry + 4:
+            assert (await client.request({"type": "ping"}))["type"] == "pong"
+            await asyncio.sleep(0.5)
+        assert time.time() >= first_expiry + 4  # well past the first token's expiry, still in
+        assert client.peer_id in short_tokens.core.live.rooms["day"].peers
+        assert not any(e.get("type") == "kicked" for e in list(client.events._queue))
+    finally:
+        await client.close()
+
+
 async def test_a_revoked_token_is_refused_everywhere(server):
     await server.create_room("ward-9", HOST_PW)
     token = await server.token("ward-9", HOST_PW, "participant")
     client = await Client.join(server.url, token)
     try:
-        await server.core.revoke(client_claims := await server.core.verify(token))
-        assert client_claims.token_id
+        claims = await server.core.verify(token)
+        assert claims.token_id and claims.credential == "password:host"
+        await server.core.revoke(claims)
         assert await get(f"{server.url}/api/rooms/ward-9", token) == 401
         with pytest.raises(ClientError) as err:
             await Client.join(server.url, token)

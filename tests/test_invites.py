@@ -62,11 +62,14 @@ async def test_a_host_invites_and_the_guest_joins_with_the_role_of_the_invite(se
     assert status == 200 and [i["uses"] for i in listed["invites"]] == [1]
     assert made["code"] not in str(listed) and "code" not in listed["invites"][0]
 
-    # An invite never yields more than its role, and never lets the guest pick an identity.
+    # An invite never yields more than its role, and never lets the guest pick an identity;
+    # neither refusal spends a use.
     status, body = await redeem(server, "consult", made["code"], role="participant")
     assert (status, body["code"]) == (403, "role-not-allowed")
     status, body = await redeem(server, "consult", made["code"], identity="dr-host")
     assert (status, body["code"]) == (400, "identity-not-allowed")
+    status, listed = await call("GET", f"{server.url}/api/rooms/consult/invites", token=host)
+    assert [i["uses"] for i in listed["invites"]] == [1]
 
 
 async def test_who_may_make_invites_and_what_they_may_be(server, host):

@@ -123,7 +123,7 @@ def test_invite_requests_are_checked():
 def test_invite_codes_are_bound_to_their_room_and_key():
     codec = InviteCodec("k" * 48)
     invite = make_invite()
-    assert codec.decode(codec.encode(invite), "consult-1") == invite.id
+    assert codec.decode(codec.encode(invite), "consult-1") == (invite.id, invite.role)
     with pytest.raises(InviteError) as info:
         codec.decode(codec.encode(invite), "consult-2")
     assert info.value.code == "invite-wrong-room"

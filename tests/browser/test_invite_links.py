@@ -125,3 +125,16 @@ async def test_a_withdrawn_or_mangled_link_explains_itself(server, people):
 
     mangled = await guest.page(f"{server.url}/?invite=not-a-real-code")
     await expect(mangled.locator("#form-alert")).to_contain_text("This invitation link is not valid")
+
+
+async def test_a_trainee_invite_opens_the_viewer_without_asking_for_the_camera(server, people):
+    await server.create_room("inv-5", PASSWORD)
+    made = await make_invite(server, "inv-5", role="viewer", max_uses=10)
+    trainee = await people("trainee", init_script=RECORD_TRACKS)
+    page = await trainee.page(f"{server.url}{made['link']}")
+    await expect(page.locator("#viewer-note")).to_be_visible()
+    await page.fill("#name", "Trainee")
+    await page.click("#join-btn")
+    await page.wait_for_url("**/viewer.html?room=inv-5")
+    await wait_connected(page)
+    assert await page.evaluate("window.__tracks.length") == 0

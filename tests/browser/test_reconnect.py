@@ -32,6 +32,7 @@ async def test_dropped_connection_shows_reconnecting_then_recovers(server, peopl
     await remote_videos_playing(tablet, 1)
     await remote_videos_playing(hospital, 1)
     old_peer = await tablet.evaluate("window.telemed.session.me.peer_id")
+    old_secret = await tablet.evaluate("window.telemed.session.resumeSecret")
 
     # The ambulance drives into a dead zone: the network goes and the socket drops.
     await ambulance.context.set_offline(True)
@@ -53,6 +54,7 @@ async def test_dropped_connection_shows_reconnecting_then_recovers(server, peopl
 
     joins = [m for m in await tablet.evaluate("window.__sent") if m.get("type") == "join"]
     assert joins[-1].get("resume") == old_peer, joins
+    assert old_secret and joins[-1].get("resume_secret") == old_secret, joins
 
 
 async def test_media_failure_tries_ice_restart_then_rejoins(server, people):

@@ -1,6 +1,7 @@
 """An ambulance tablet: joins a room as a device, streams ECG and a test video.
 
     python -m telemed_client.ambulance --url http://127.0.0.1:8080 --room stroke --password ...
+    (or --invite CODE, a device invitation from the host)
         [--source synthetic | dicom:FILE | wfdb:RECORD] [--leads 12] [--rate 500]
         [--seconds 60] [--no-video]
 """
@@ -53,7 +54,8 @@ def load_source(spec: str, leads: int, rate: int) -> EcgSignal:
 
 async def run(args: argparse.Namespace) -> None:
     signal = load_source(args.source, args.leads, args.rate)
-    token = (await fetch_token(args.url, args.room, args.password, role="device", name=args.name))["token"]
+    token = (await fetch_token(args.url, args.room, args.password, role="device", name=args.name,
+                               invite=args.invite))["token"]
     client = await Client.join(args.url, token, channels=CHANNELS)
     try:
         if not args.no_video:
@@ -69,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m telemed_client.ambulance", description=__doc__.split("\n")[0])
     p.add_argument("--url", required=True, help="server base URL, e.g. https://consult.example.org")
     p.add_argument("--room", required=True)
-    p.add_argument("--password", required=True)
+    credential = p.add_mutually_exclusive_group(required=True)
+    credential.add_argument("--password", help="the room's device (or host) password")
+    credential.add_argument("--invite", help="the code of a device invitation link")
     p.add_argument("--name", default="Ambulance")
     p.add_argument("--source", default="synthetic", help="synthetic (default), dicom:FILE or wfdb:RECORD")
     p.add_argument("--leads", type=int, default=12, choices=(1, 3, 12), help="synthetic source only")

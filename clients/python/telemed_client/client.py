@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
@@ -82,24 +83,28 @@ class Client:
         self._pending: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task | None = None
+        self._refresher: asyncio.Task | None = None
         self._negotiating = asyncio.Lock()
         self._control_open = asyncio.Event()
 
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
                    channels: Mapping[str, dict] | None = None,
-                   resume: Mapping[str, str] | None = None,
+                   resume: Mapping[str, str] | None = None, keep_token_fresh: bool = True,
                    admission_timeout: float = 300) -> "Client":
         """`channels`: extra data channels, label -> createDataChannel options (e.g.
         {"ecg": {"ordered": False}}); they must exist before the first offer.
         `resume`: an earlier seat's `resume_ticket`, to take that seat over (after a
-        network change, say) instead of appearing twice.
+        network change, say) instead of appearing twice. `keep_token_fresh`: renew the
+        token at half its remaining life; the server closes a session whose token expires.
 
         In a room with a waiting room this returns once a host lets us in; a host's
         refusal raises ClientError("denied", reason)."""
         client = cls(base_url, token)
         try:
             await client._connect(screen, channels, resume, admission_timeout)
+            if keep_token_fresh:
+                client._refresher = asyncio.ensure_future(client._keep_token_fresh())
         except BaseException:
             await client.close()
             raise
@@ -172,6 +177,18 @@ class Client:
         reply = await self.request({"type": "refresh-token"})
         self.token = reply["token"]
         return reply
+
+    async def _keep_token_fresh(self) -> None:
+        expires_at = self.info["token_expires_at"]
+        while time.time() < expires_at:
+            await asyncio.sleep(max(1.0, (expires_at - time.time()) / 2))
+            try:
+                expires_at = (await self.refresh_token())["expires_at"]
+            except ClientError as exc:
+                if exc.code in ("unauthorized", "not-joined", "closed"):
+                    return  # revoked, removed or too old: the server will close the session
+            except asyncio.TimeoutError:
+                pass  # try again in a moment
 
     async def request(self, message: dict, timeout: float = 20) -> dict:
         request_id = next(self._ids)
@@ -309,6 +326,8 @@ class Client:
         await self._ws.send_str(json.dumps({"type": "set-layout", "layout": layout}))
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         if self._ws is not None and not self._ws.closed:
             try:
                 await self._ws.send_str(json.dumps({"type": "leave"}))

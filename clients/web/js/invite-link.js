@@ -1,7 +1,7 @@
 // An invite link as the lobby opens it: /?invite=<code>. The code is signed by the
-// server and names the room and when it expires; the page reads those two for
-// display only (the server checks the code when it is redeemed), so that a
-// link that has visibly expired never starts the camera.
+// server and names the room, the role and when it expires; the page reads them for
+// display only (the server checks the code when it is redeemed), so that a link
+// that has visibly expired, or a trainee's, never starts the camera.
 
 import { tokenClaims } from './seat.js';
 
@@ -18,7 +18,7 @@ export function inviteMessage(code) {
   return MESSAGES[code] || MESSAGES['invite-invalid'];
 }
 
-// {code, room, expired, problem}: `problem` is an error code when the link is unusable as it is.
+// {code, room, role, problem}: `problem` is an error code when the link is unusable as it is.
 export function readInvite(params) {
   const code = params.get('invite');
   if (code === null) return null;
@@ -29,14 +29,10 @@ export function readInvite(params) {
   if (!room) problem = 'invite-invalid';
   else if (named && named !== room) problem = 'invite-wrong-room';
   else if (typeof claims.exp === 'number' && claims.exp * 1000 <= Date.now()) problem = 'invite-expired';
-  return { code, room, problem };
+  return { code, room, role: claims.role, problem };
 }
 
-// The link a host hands out: the server's `link`, made absolute. A viewer's link
-// also says role=viewer, only so that the lobby does not start a camera a trainee
-// will not use; the invite itself decides the role.
-export function shareableLink(link, role) {
-  const url = new URL(link, location.origin);
-  if (role === 'viewer') url.searchParams.set('role', 'viewer');
-  return url.href;
+// The link a host hands out: the server's `link`, made absolute.
+export function shareableLink(link) {
+  return new URL(link, location.origin).href;
 }

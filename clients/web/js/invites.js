@@ -49,7 +49,7 @@ export function mountInvites(section, { room, session }) {
         role, expiresIn: parseInt($('#invite-expiry', section).value, 10), maxUses,
         label: $('#invite-label', section).value.trim(),
       });
-      show(shareableLink(made.link, role), made.invite);
+      show(shareableLink(made.link), made.invite);
       refresh();
     } catch (err) {
       fail(err);

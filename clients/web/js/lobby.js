@@ -27,7 +27,7 @@ $('#name').value = lastName();
 if (params.get('reason') === 'expired') showAlert('Your session has ended. Enter the room password to join again.', 'info');
 if (params.get('reason') === 'signin') showAlert('Please sign in to this room first.', 'info');
 // A trainee's link (?role=viewer) never starts the camera preview, so no prompt.
-const wantedRole = params.get('role');
+const wantedRole = (invite && invite.role) || params.get('role');
 if (['participant', 'host', 'viewer'].includes(wantedRole)) {
   form.querySelector(`input[name="role"][value="${wantedRole}"]`).checked = true;
 }
