@@ -108,6 +108,8 @@ class HostControls:
             if producer.kind == "audio" and producer.appdata.get("peer_id") == target.id:
                 room.set_muted(producer, True)
                 muted.append(producer.id)
+        if not muted:
+            raise ProtocolError("not-found", "that participant publishes no microphone")
         room.broadcast({"type": "participant-muted", "peer_id": target.id, "track_ids": muted,
                         "by": actor(host)})
         return muted

@@ -245,6 +245,7 @@ async def test_remove_takes_every_screen_of_the_seat(make_room):
 async def test_remove_checks_its_target(make_room):
     room = await make_room("remove-bad")
     host = await room.join("host", "Dr Host")
+    silent = await room.join("participant", "No Microphone")
     for message, code in [({"type": "remove"}, "bad-request"),
                           ({"type": "remove", "peer_id": 7}, "bad-request"),
                           ({"type": "remove", "peer_id": "nobody"}, "not-found"),
@@ -252,7 +253,8 @@ async def test_remove_checks_its_target(make_room):
                           ({"type": "lock", "locked": "yes"}, "bad-request"),
                           ({"type": "admit", "peer_id": "nobody"}, "not-found"),
                           ({"type": "deny", "peer_id": "nobody"}, "not-found"),
-                          ({"type": "mute-participant", "peer_id": "nobody"}, "not-found")]:
+                          ({"type": "mute-participant", "peer_id": "nobody"}, "not-found"),
+                          ({"type": "mute-participant", "peer_id": silent.peer_id}, "not-found")]:
         with pytest.raises(ClientError) as err:
             await host.request(message)
         assert err.value.code == code, message
