@@ -104,7 +104,9 @@ class Client:
         try:
             await client._connect(screen, channels, resume, admission_timeout)
             if keep_token_fresh:
-                client._refresher = asyncio.ensure_future(client._keep_token_fresh())
+                client._refresher = refresher = asyncio.ensure_future(client._keep_token_fresh())
+                # Nothing to renew once the socket is gone, however it went.
+                client._reader.add_done_callback(lambda _: refresher.cancel())
         except BaseException:
             await client.close()
             raise
