@@ -1,4 +1,5 @@
-"""./telemed bench [--subscribers 10,30] [--duration 20] [--servers ours,janus] [--profile]"""
+"""./telemed bench [--subscribers 10,30] [--duration 20] [--servers ours,janus] [--profile]
+./telemed bench login [--rounds 10]   (see benchmarks/login.py)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from .forwarding import RESULTS, SERVERS, Options, run, table
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["login"]:
+        from .login import main as login
+        return login(sys.argv[2:])
     p = argparse.ArgumentParser(prog="telemed bench", description=(
         "Forwarding benchmark: one pre-encoded 720p30 VP8 publisher (~1.5 Mbit/s) and N "
         "subscribers that count RTP without decoding, against our SFU and Janus VideoRoom, "

@@ -21,7 +21,7 @@ from rooms.redis_store import RedisRoomStore
 from rooms.role_passwords import check_role_passwords, hash_role_passwords, role_for_password
 from rooms.room import Room, RoomSettings, validate_room_name
 from rooms.sqlite_store import SqliteRoomStore
-from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore
+from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore, RoomStoreUnavailable
 from rooms.store_factory import open_credential_store, open_room_store
 from rooms.tokens import Claims, TokenError, TokenIssuer
 
@@ -62,6 +62,7 @@ __all__ = [
     "RoomNotFound",
     "RoomSettings",
     "RoomStore",
+    "RoomStoreUnavailable",
     "SqliteRoomStore",
     "Throttled",
     "TokenError",

@@ -1,10 +1,13 @@
 """scrypt off the event loop, on a small fixed pool of threads that guesses cannot take over.
 
-Each check needs ~0.1 s of a core and 32 MiB, so the pool is as small as the machine: more
-threads would only make every check slower. Checks wait for a thread by priority (the login
-limiter gives addresses that have failed lately the lower one), then in arrival order, so a
-person typing their password for the first time goes ahead of an attacker's queue. The queue
-is bounded: beyond it a check is refused at once rather than left to wait.
+Each check needs ~0.1 s of a core and 32 MiB, so the pool is about as small as the machine:
+on 2 cores, one thread for everyone and one kept back measured best (benchmarks/login.py),
+since every extra concurrent check slows the one a person is waiting for.
+Checks wait for a thread by priority, then in arrival order. Priority 0 (someone who logged
+into the room lately, as the login limiter tells) also has a thread of its own that other
+checks may not take, so people already in a consult never queue behind guesses; and the
+limiter ranks addresses that failed lately below fresh ones. The queue is bounded: beyond it
+a check is refused at once rather than left to wait.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ class PasswordHasher:
             raise ValueError("workers must be positive and max_waiting not negative")
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="scrypt")
         self._free = workers
+        self._reserved = 1 if workers > 1 else 0  # for priority 0 only
         self._max_waiting = max_waiting
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     @property
     def waiting(self) -> int:
-        return sum(not fut.done() for _, _, fut in self._waiting)
+        return sum(not turn.done() for _, _, turn in self._waiting)
 
     async def hash(self, password: str) -> str:
         return await self.run(hash_password, password)
@@ -54,8 +58,18 @@ class PasswordHasher:
         finally:
             self._release()
 
+    def _may_start(self, priority: int) -> bool:
+        return self._free > (0 if priority == 0 else self._reserved)
+
+    def _first_waiting(self) -> int | None:
+        """Priority of the first live waiter, dropping those that gave up."""
+        while self._waiting and self._waiting[0][2].done():
+            heapq.heappop(self._waiting)
+        return self._waiting[0][0] if self._waiting else None
+
     async def _acquire(self, priority: int) -> None:
-        if self._free > 0 and not self._waiting:
+        first = self._first_waiting()
+        if self._may_start(priority) and (first is None or first > priority):
             self._free -= 1
             return
         if self.waiting >= self._max_waiting:
@@ -70,12 +84,11 @@ class PasswordHasher:
             raise
 
     def _release(self) -> None:
-        while self._waiting:
-            _, _, turn = heapq.heappop(self._waiting)
-            if not turn.done():  # a waiter cancelled meanwhile has given up its turn
-                turn.set_result(None)
-                return
         self._free += 1
+        while (first := self._first_waiting()) is not None and self._may_start(first):
+            _, _, turn = heapq.heappop(self._waiting)
+            self._free -= 1
+            turn.set_result(None)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

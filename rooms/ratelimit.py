@@ -12,9 +12,10 @@ Three failure counters, each a sliding window:
   login. Addresses that logged into the room recently are exempt, so the people already in a
   consult can rejoin; newcomers need another credential (an invite) until the window passes.
 
-And two caps on checks in flight, per address and per room: legitimate clients do not send
-concurrent password attempts, so the excess is refused at once (and counted against the
-address) instead of queueing for the hash pool.
+And two caps on checks in flight, per address and per room: the excess is refused at once
+instead of queueing for the hash pool, and counted as a failure until a login from that
+address succeeds (people behind one NAT may log in at the same moment; an attacker's burst
+never does).
 """
 
 from __future__ import annotations
@@ -117,19 +118,33 @@ class LoginLimits:
     remember_success: float = 12 * 3600.0  # how long a login exempts its address from room limits
 
 
+@dataclass(frozen=True)
+class _Marks:
+    """Where one counted failure sits in each window, so that it can be taken back."""
+
+    address_room: float
+    address: float
+    room: float | None  # None: not counted against the room
+
+
 class LoginLimiter:
     """Decides whether a password check may run; see the module docstring."""
 
     def __init__(self, limits: LoginLimits = LoginLimits(),
                  clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
         self.limits = limits
-        self._clock = clock
+        self._max_keys = max_keys
         self._address_room = SlidingWindow(limits.per_address_room, limits.short_window, clock, max_keys)
         self._address = SlidingWindow(limits.per_address, limits.long_window, clock, max_keys)
         self._room = SlidingWindow(limits.per_room, limits.long_window, clock, max_keys)
         self._in_flight_address: dict[str, int] = {}
         self._in_flight_room: dict[str, int] = {}
         self._known = SlidingWindow(1, limits.remember_success, clock, max_keys)
+        # Refusals for too many checks at once, per (address, room). They count as failures,
+        # so a burst of guesses locks its sender out; but they never checked a password, so
+        # a success from the same address takes them back: people behind one NAT who log in
+        # at the same moment are told to retry, not locked out.
+        self._refusals: OrderedDict[tuple[str, str], deque[_Marks]] = OrderedDict()
 
     def known(self, address: str, room: str) -> bool:
         """True if ``address`` logged into ``room`` recently."""
@@ -143,7 +158,7 @@ class LoginLimiter:
         if wait > 0:
             raise Throttled(wait, "too many failed attempts from your address; try again later")
         if self._in_flight_address.get(address, 0) >= limits.in_flight_per_address:
-            self._penalise(address, room)
+            self._refused(address, room, against_room=False)
             raise Throttled(1, "another login from your address is still being checked")
         exempt = self.known(address, room)
         if not exempt:
@@ -152,19 +167,42 @@ class LoginLimiter:
                 raise Throttled(wait, "too many failed attempts on this room's password; try again "
                                       "later, or join with an invitation")
             if self._in_flight_room.get(room, 0) >= limits.in_flight_per_room:
-                self._penalise(address, room)
-                self._room.add(room)  # many addresses at once on one room: that is the attack
+                # Many addresses at once on one room: that is the attack the room cap is for.
+                self._refused(address, room, against_room=True)
                 raise Throttled(1, "too many logins to this room at once; try again in a moment")
-        # Addresses that have failed lately queue behind those that have not (see PasswordHasher).
-        priority = 0 if exempt or self._address.count(address) == 0 else 1
+        # Who waits for a hashing thread first (see PasswordHasher): those who logged into
+        # this room lately, then addresses with no failure (or check running) lately.
+        priority = 0 if exempt else 1 if self._address.count(address) == 0 else 2
         self._in_flight_address[address] = self._in_flight_address.get(address, 0) + 1
         self._in_flight_room[room] = self._in_flight_room.get(room, 0) + 1
-        return Attempt(self, address, room, None if exempt else self._room.add(room),
-                       self._address_room.add((address, room)), self._address.add(address), priority)
+        return Attempt(self, address, room, self._count(address, room, against_room=not exempt), priority)
 
-    def _penalise(self, address: str, room: str) -> None:
-        self._address_room.add((address, room))
-        self._address.add(address)
+    def _count(self, address: str, room: str, against_room: bool) -> _Marks:
+        return _Marks(self._address_room.add((address, room)), self._address.add(address),
+                      self._room.add(room) if against_room else None)
+
+    def _take_back(self, address: str, room: str, marks: _Marks) -> None:
+        self._address_room.remove((address, room), marks.address_room)
+        self._address.remove(address, marks.address)
+        if marks.room is not None:
+            self._room.remove(room, marks.room)
+
+    def _refused(self, address: str, room: str, against_room: bool) -> None:
+        key = (address, room)
+        refusals = self._refusals.get(key)
+        if refusals is None:
+            # The windows keep no more than this many anyway.
+            refusals = self._refusals[key] = deque(maxlen=max(self.limits.per_address, self.limits.per_room))
+        else:
+            self._refusals.move_to_end(key)
+        refusals.append(self._count(address, room, against_room))
+        while len(self._refusals) > self._max_keys:
+            self._refusals.popitem(last=False)
+
+    def _succeeded(self, address: str, room: str) -> None:
+        for marks in self._refusals.pop((address, room), ()):
+            self._take_back(address, room, marks)
+        self._known.add((address, room))
 
     def _leave(self, address: str, room: str) -> None:
         for counts, key in ((self._in_flight_address, address), (self._in_flight_room, room)):
@@ -172,27 +210,19 @@ class LoginLimiter:
             if not counts[key]:
                 del counts[key]
 
-    def _take_back(self, attempt: Attempt) -> None:
-        if attempt._room_mark is not None:
-            self._room.remove(attempt.room, attempt._room_mark)
-        self._address_room.remove((attempt.address, attempt.room), attempt._address_room_mark)
-        self._address.remove(attempt.address, attempt._address_mark)
-
 
 class Attempt:
     """One reserved password check, in flight until closed: counted as failed unless
     ``succeeded()`` is called. Use it as a context manager, so that it is closed however
     the check ends."""
 
-    def __init__(self, limiter: LoginLimiter, address: str, room: str, room_mark: float | None,
-                 address_room_mark: float, address_mark: float, priority: int) -> None:
+    def __init__(self, limiter: LoginLimiter, address: str, room: str, marks: _Marks,
+                 priority: int) -> None:
         self._limiter = limiter
         self.address = address
         self.room = room
         self.priority = priority
-        self._room_mark = room_mark
-        self._address_room_mark = address_room_mark
-        self._address_mark = address_mark
+        self._marks = marks
         self._open = True
 
     def __enter__(self) -> Attempt:
@@ -204,11 +234,12 @@ class Attempt:
             self._limiter._leave(self.address, self.room)
 
     def succeeded(self) -> None:
-        """The password was right: take the reserved failure back, and remember the address
-        as one that may log into this room even while the room is locked."""
-        self._limiter._take_back(self)
-        self._limiter._known.add((self.address, self.room))
+        """The password was right: take back the reserved failure and the address's refusals
+        for checks at once in this room, and remember the address as one that may log into
+        this room even while the room is locked."""
+        self._limiter._take_back(self.address, self.room, self._marks)
+        self._limiter._succeeded(self.address, self.room)
 
     def withdraw(self) -> None:
         """The password was never checked: take the reserved failure back."""
-        self._limiter._take_back(self)
+        self._limiter._take_back(self.address, self.room, self._marks)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from rooms.layout import Layout
 from rooms.room import Room
-from rooms.store import RoomExists, RoomNotFound
+from rooms.store import RoomExists, RoomNotFound, RoomStoreUnavailable
 
 T = TypeVar("T")
 
@@ -65,7 +65,12 @@ class SqliteRoomStore:
             if self._db is None:
                 raise RuntimeError("the room store is closed")
             return fn(self._db)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as exc:  # full or read-only disk, damaged file: rolled back
+            raise RoomStoreUnavailable(f"the room store cannot be written: {exc}") from exc
 
     async def create(self, room: Room) -> None:
         record = room.to_record()

@@ -22,6 +22,10 @@ class RoomNotFound(Exception):
         self.name = name
 
 
+class RoomStoreUnavailable(Exception):
+    """The store could not take a write (disk full, read-only, damaged); nothing changed."""
+
+
 class RoomStore(Protocol):
     async def create(self, room: Room) -> None:
         """Add ``room``; raise RoomExists if the name is taken. Atomic across nodes."""

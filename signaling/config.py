@@ -94,8 +94,10 @@ HELP = {
                                "not logged into it lately (default 20)",
     "login_in_flight": "password checks one address may have running at once; the excess is "
                        "refused at once with 429 (default 2; per room: twice this)",
-    "password_workers": "threads that hash passwords (scrypt, ~0.1 s and 32 MiB each; "
-                        "default 2)",
+    "password_workers": "threads that check passwords (scrypt, ~0.1 s of a core and 32 MiB "
+                        "each); one is kept for people who logged into the room lately, the "
+                        "rest serve everyone else (default 2: about 10 new logins a second; "
+                        "raise it on a machine with more cores)",
     "master_key": "base64 of 32 random bytes: the master key that wraps the data keys of "
                   "everything encrypted at rest (prefer the env or the config file to a flag; "
                   "default: read or create --master-key-file)",

@@ -6,6 +6,8 @@ import logging
 
 from aiohttp import web
 
+from rooms import RoomStoreUnavailable
+
 log = logging.getLogger("telemed.http")
 
 
@@ -29,6 +31,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason.lower().replace(" ", "-"), exc.reason)
+    except RoomStoreUnavailable as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return json_error(503, "storage-unavailable", "the server cannot store this now; nothing was changed")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal", "internal server error")

@@ -10,6 +10,7 @@ import aiohttp
 from signaling.server import SECRET_FILE
 from tests.clinical_peers import PASSWORD, bundled, close, join
 from tests.server import start_server
+from tests.tmpfs import Filler, small_disk  # noqa: F401 (fixture)
 
 
 async def get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -65,5 +66,30 @@ async def test_memory_store_still_forgets_on_restart(tmp_path):
     after, runner = await start_server(data_dir, room_store="memory")
     try:
         assert await after.core.store.get("gone") is None
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_full_disk_refuses_a_new_room_cleanly_and_keeps_the_others(small_disk):
+    running, runner = await start_server(str(small_disk / "data"))
+    try:
+        await running.create_room("kept", PASSWORD)
+        filler = Filler(small_disk)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {running.admin_key}"}) as http:
+            for n in range(20):  # until the room store itself runs out of pages
+                async with http.post(f"{running.url}/api/rooms",
+                                     json={"name": f"new-{n}", "password": PASSWORD}) as r:
+                    status, body = r.status, await r.json()
+                if status != 201:
+                    break
+            assert status == 503 and body["code"] == "storage-unavailable"
+            refused = f"new-{n}"
+            async with http.get(f"{running.url}/api/rooms/kept") as r:
+                assert r.status == 200
+            filler.remove()
+            async with http.post(f"{running.url}/api/rooms", json={"name": refused, "password": PASSWORD}) as r:
+                assert r.status == 201  # nothing half-written stood in the way
+        assert [room.name for room in await running.core.store.list()] == [
+            "kept", *sorted(f"new-{i}" for i in range(n + 1))]
     finally:
         await runner.cleanup()

@@ -64,6 +64,26 @@ async def test_waiters_are_served_by_priority_then_arrival(pool):
     assert order == ["person", "guess-1", "guess-2"]
 
 
+async def test_one_thread_is_kept_for_people_who_logged_in_lately():
+    pool = PasswordHasher(workers=2, max_waiting=8)
+    gate, order = Gate(), []
+    try:
+        guess = asyncio.ensure_future(pool.run(gate, priority=1))
+        await asyncio.to_thread(gate.entered.wait, DEADLINE)
+        # A thread is free, but it is kept: a second guess waits...
+        second = asyncio.ensure_future(pool.run(order.append, "guess", priority=2))
+        await wait_for(lambda: pool.waiting == 1)
+        # ...while a person who logged in lately starts at once.
+        await pool.run(order.append, "member", priority=0)
+        assert order == ["member"] and pool.waiting == 1
+        gate.release.set()
+        await asyncio.gather(guess, second)
+        assert order == ["member", "guess"]
+    finally:
+        gate.release.set()
+        pool.close()
+
+
 async def test_a_cancelled_waiter_gives_its_turn_away(pool):
     gate, order = Gate(), []
     blocker = asyncio.ensure_future(pool.run(gate, priority=0))

@@ -163,13 +163,18 @@ def test_known_addresses_expire(limiter, clock):
     assert not limiter.known("doctor", "r")
 
 
-def test_addresses_that_failed_lately_get_the_lower_priority(limiter):
+def test_priority_known_then_fresh_then_failed_lately(limiter):
     with limiter.reserve("a", "r") as attempt:
-        assert attempt.priority == 0
+        assert attempt.priority == 1  # a fresh address
     with limiter.reserve("a", "r") as attempt:
-        assert attempt.priority == 1
+        assert attempt.priority == 2  # it failed a moment ago
+        with limiter.reserve("a", "other") as second:
+            assert second.priority == 2  # per address, across rooms
     with limiter.reserve("b", "r") as attempt:
-        assert attempt.priority == 0
+        assert attempt.priority == 1
+        attempt.succeeded()
+    with limiter.reserve("b", "r") as attempt:
+        assert attempt.priority == 0  # logged into this room lately
 
 
 def test_withdraw_counts_nothing(limiter):
@@ -178,4 +183,32 @@ def test_withdraw_counts_nothing(limiter):
             attempt.withdraw()
     assert not limiter.known("a", "r")
     with limiter.reserve("a", "r") as attempt:
-        assert attempt.priority == 0
+        assert attempt.priority == 1  # still a fresh address
+
+
+def test_refusals_for_checks_at_once_are_taken_back_by_a_success(limiter):
+    # Colleagues behind one NAT all log in at the same moment: two are checked, the rest are
+    # told to retry; that counts against the address only until one of them gets in.
+    held = [limiter.reserve("nat", "r") for _ in range(2)]
+    for _ in range(10):
+        with pytest.raises(Throttled):  # "still being checked", then "too many failed attempts"
+            limiter.reserve("nat", "r")
+    for attempt in held:
+        attempt.succeeded()
+        attempt.__exit__(None, None, None)
+    for _ in range(4):  # their retries, each one a fresh check
+        with limiter.reserve("nat", "r") as attempt:
+            attempt.succeeded()
+    fail(limiter, "nat", "r", 4)
+    limiter.reserve("nat", "r").__exit__(None, None, None)  # four failures: not yet locked
+
+
+def test_a_burst_of_guesses_locks_its_sender_out(limiter):
+    held = [limiter.reserve("a", "r") for _ in range(2)]
+    for _ in range(298):
+        with pytest.raises(Throttled):
+            limiter.reserve("a", "r")
+    for attempt in held:
+        attempt.__exit__(None, None, None)  # both wrong
+    with pytest.raises(Throttled, match="from your address"):
+        limiter.reserve("a", "r")
