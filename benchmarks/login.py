@@ -43,6 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PASSWORD = "bench-password-1"
 TARGET_P95_S = 0.5
 DOCTOR = "127.0.0.1"
+METRICS_KEY = "bench-metrics-" + secrets.token_hex(8)  # /metrics answers only with it
 
 
 class From:
@@ -68,7 +69,7 @@ def attacker_ips(round_no: int, count: int) -> list[str]:
 
 
 async def metric(http: aiohttp.ClientSession, url: str, name: str) -> int:
-    async with http.get(f"{url}/metrics") as r:
+    async with http.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}) as r:
         for line in (await r.text()).splitlines():
             if line.startswith(name + " "):
                 return int(float(line.split()[1]))
@@ -190,7 +191,8 @@ async def run(opts: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="telemed-login-") as data_dir:
         env = {**os.environ, **({"TELEMED_PASSWORD_WORKERS": str(opts.workers)} if opts.workers else {}),
                "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port),
-               "TELEMED_ADMIN_KEY": admin, "TELEMED_DATA_DIR": data_dir, "TELEMED_LOG_LEVEL": "error"}
+               "TELEMED_ADMIN_KEY": admin, "TELEMED_METRICS_KEY": METRICS_KEY,
+               "TELEMED_DATA_DIR": data_dir, "TELEMED_LOG_LEVEL": "error"}
         server = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
         doctor = From(DOCTOR)
         attacker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),

@@ -23,6 +23,14 @@ class KeyFrameRequestManager:
         self._pending = True
         return self._send_if_allowed(now)
 
+    def send_deferred(self, now: float) -> bool:
+        """A request the throttle held back: True if it should go now (none came meanwhile)."""
+        return self._pending and self._send_if_allowed(now)
+
+    def throttled_for(self, now: float) -> float:
+        """Seconds until a PLI may go upstream again."""
+        return max(0.0, self._last_sent + MIN_INTERVAL - now)
+
     def keyframe_arrived(self) -> None:
         self._pending = False
 

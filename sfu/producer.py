@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -56,6 +57,7 @@ class Producer:
         self.stats = ReceiveStats(codec.clock_rate)
         self.nacks_sent = 0
         self.oversize = 0  # packets too large to forward
+        self._deferred_pli: asyncio.TimerHandle | None = None
         self.last_sr: tuple[int, int, float] | None = None  # (ntp, rtp ts, arrival)
         self.remb_bitrate: int | None = None
 
@@ -103,7 +105,21 @@ class Producer:
 
     # --- feedback up ---
     def request_keyframe(self) -> None:
-        if self.kind == "video" and self.keyframes.request(time.monotonic()):
+        if self.kind != "video":
+            return
+        now = time.monotonic()
+        if self.keyframes.request(now):
+            self._pli()
+        elif self._deferred_pli is None:
+            # Throttled: send it the moment the throttle allows, not at the next upkeep
+            # tick. A new viewer asks again once its DTLS is up (the first keyframe went
+            # by before it could receive), usually within the throttle interval.
+            self._deferred_pli = asyncio.get_running_loop().call_later(
+                self.keyframes.throttled_for(now), self._send_deferred_pli)
+
+    def _send_deferred_pli(self) -> None:
+        self._deferred_pli = None
+        if not self.closed and self.keyframes.send_deferred(time.monotonic()):
             self._pli()
 
     def _pli(self) -> None:
@@ -158,6 +174,8 @@ class Producer:
         if self.closed:
             return
         self.closed = True
+        if self._deferred_pli is not None:
+            self._deferred_pli.cancel()
         for consumer in list(self.consumers):
             consumer.close()
         self.consumers.clear()

@@ -91,9 +91,6 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "rooms": len(server.live.rooms)})
 
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text=server.metrics.render(), content_type="text/plain")
-
     return [
         web.post("/api/rooms", create_room),
         web.get("/api/rooms/{room}", get_room),
@@ -101,6 +98,5 @@ def routes(server: Server) -> list[web.RouteDef]:
         web.post("/api/rooms/{room}/token", issue_token),
         web.get("/api/config", config),
         web.get("/healthz", healthz),
-        web.get("/metrics", metrics),
     ]
 

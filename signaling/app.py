@@ -6,9 +6,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import api, clinical_api, credentials_api, whip, ws
+from . import api, clinical_api, credentials_api, metrics_endpoint, whip, ws
 from .config import Settings
-from .http_errors import error_middleware
+from .forwarded import forwarded_middleware
+from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
+from .origins import OriginPolicy
+from .security_headers import security_headers_middleware
 from .server import Server
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
@@ -16,10 +19,21 @@ SERVER_KEY = web.AppKey("server", Server)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    # keepalive_timeout also bounds the wait for a first, complete request head: aiohttp
+    # arms it on connect and closes the connection if no request arrived by then.
+    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies),
+                                       security_headers_middleware,
+                                       whip.cors_middleware(OriginPolicy(settings.whip_origins)),
+                                       error_middleware],
+                          client_max_size=1024 * 1024,
+                          handler_args={"keepalive_timeout": settings.header_timeout})
     server = Server(settings)
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server
+    app[BODY_LIMITS] = BodyLimits(settings.max_json_body, settings.max_sdp_body, settings.body_timeout)
+    app.add_routes(metrics_endpoint.routes(server.metrics, settings.metrics_key))
+    if settings.metrics_listen:
+        metrics_endpoint.separate_listener(app, server.metrics, settings.metrics_listen)
     app.add_routes(api.routes(server))
     app.add_routes(credentials_api.routes(server))
     app.add_routes(clinical_api.routes(server))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sqlite3
 import ssl
 import sys
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from . import apikey_cli, config, logs
 from .app import create_app
+from .connection_limits import edge_runner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,5 +58,19 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except (ValueError, OSError, sqlite3.Error) as exc:
         sys.exit(f"telemed: cannot start: {exc}")
-    web.run_app(app, host=settings.host, port=settings.port,
-                ssl_context=ssl_context, print=None, access_log=None)
+    asyncio.run(serve(app, settings, ssl_context))
+
+
+async def serve(app: web.Application, settings: config.Settings, ssl_context: ssl.SSLContext | None) -> None:
+    """Like `web.run_app`, but through the runner that caps connections per address."""
+    runner = edge_runner(app, settings, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -4,6 +4,7 @@ variables, then command-line flags; each layer overrides the one before."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import tomllib
@@ -12,6 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from rooms.oidc import DEFAULT_ROLE_MAP, parse_role_map
+
+from .origins import normalize as normalize_origin
 
 
 @dataclass
@@ -49,6 +52,21 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     master_key_file: str | None = None
     previous_master_keys: list[str] = field(default_factory=list, repr=False)
+    # the HTTP edge (trust-edge): bodies, origins, metrics, connection caps, WHIP/WHEP reaping
+    max_json_body: int = 64 * 1024
+    max_sdp_body: int = 128 * 1024
+    body_timeout: float = 30.0
+    header_timeout: float = 15.0
+    max_connections_per_address: int = 200
+    ws_join_timeout: float = 10.0
+    ws_origins: list[str] = field(default_factory=list)
+    metrics_key: str | None = field(default=None, repr=False)
+    metrics_listen: str | None = None
+    trusted_proxies: list[str] = field(default_factory=list)
+    whip_connect_timeout: float = 20.0
+    whip_sessions_per_token: int = 4
+    # WHIP/WHEP for third-party encoders and players (issue 16)
+    whip_origins: list[str] = field(default_factory=list)
 
 
 HELP = {
@@ -105,9 +123,34 @@ HELP = {
                        "(default <data_dir>/keys/master.key; keep a copy apart from the data)",
     "previous_master_keys": "comma-separated base64 master keys that still unwrap data keys "
                             "while they are re-wrapped under the new one (key rotation)",
+    "max_json_body": "largest JSON request body in bytes; larger answers 413 (default 65536)",
+    "max_sdp_body": "largest WHIP/WHEP SDP body in bytes; larger answers 413 (default 131072)",
+    "body_timeout": "seconds a client may take to send a request body; slower answers 408 "
+                    "(default 30)",
+    "header_timeout": "seconds a connection may stay without a complete request head, and "
+                      "idle between requests, before it is closed (default 15)",
+    "max_connections_per_address": "concurrent TCP connections one client address may hold; "
+                                   "more are answered 429 and closed (default 200)",
+    "ws_join_timeout": "seconds a WebSocket may stay without a successful 'join' (default 10)",
+    "whip_origins": "comma-separated origins (scheme://host[:port]) whose pages may use WHIP/WHEP "
+                    "through CORS, besides the server's own origin (default: only its own)",
+    "ws_origins": "comma-separated origins (scheme://host[:port]) whose pages may open the "
+                  "WebSocket, besides the server's own origin (default: only its own)",
+    "metrics_key": "bearer key that /metrics requires on the main listener (default: none; "
+                   "then /metrics is only served on --metrics-listen)",
+    "metrics_listen": "host:port of a separate listener that serves /metrics without a key, "
+                      "e.g. 127.0.0.1:9100 (default: none)",
+    "trusted_proxies": "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For/"
+                       "-Proto/-Host are believed (default: none, headers ignored)",
+    "whip_connect_timeout": "seconds a WHIP/WHEP session may take to connect before it is "
+                            "removed (default 20)",
+    "whip_sessions_per_token": "concurrent WHIP/WHEP sessions one identity may hold in a room; "
+                               "more answer 429 (default 4)",
 }
 
-
+_EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
+              "whip_sessions_per_token")
+_EDGE_SECONDS = ("body_timeout", "header_timeout", "ws_join_timeout", "whip_connect_timeout")
 _LOGIN_COUNTS = ("login_max_failures", "login_room_max_failures", "login_in_flight", "password_workers")
 
 
@@ -137,6 +180,32 @@ def _coerce(name: str, value: object) -> object:
         return _pacs_url(value)
     if name == "previous_master_keys":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if name in _EDGE_INTS:
+        number = int(value)
+        if number < 1:
+            raise ValueError(f"{name} must be at least 1")
+        return number
+    if name in _EDGE_SECONDS:
+        seconds = float(value)
+        if not 0 < seconds <= 3600:
+            raise ValueError(f"{name} must be in (0, 3600] seconds")
+        return seconds
+    if name in ("ws_origins", "whip_origins"):
+        origins = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        bad = [origin for origin in origins if normalize_origin(origin) is None]
+        if bad:
+            raise ValueError(f"{name} takes scheme://host[:port] origins, not {', '.join(bad)}")
+        return origins
+    if name == "trusted_proxies":
+        proxies = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        for proxy in proxies:
+            ipaddress.ip_network(proxy)  # an address or a network; ValueError names the bad one
+        return proxies
+    if name == "metrics_listen":
+        host, _, port = str(value).rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("metrics_listen must be host:port")
+        return str(value)
     return value
 
 

@@ -1,10 +1,15 @@
-"""Every HTTP failure is a JSON `{"error", "code"}` body, never a traceback."""
+"""Every HTTP failure is a JSON `{"error", "code"}` body, never a traceback; request
+bodies are read whole and bounded, so a bad or oversized one fails that way too."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from rooms import RoomStoreUnavailable
 
@@ -39,16 +44,48 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return json_error(500, "internal", "internal server error")
 
 
-async def read_json(request: web.Request, limit: int = 64 * 1024) -> dict:
+@dataclass(frozen=True)
+class BodyLimits:
+    """Per-route caps: JSON stays small; SDP offers with many m-lines need more."""
+    json: int
+    sdp: int
+    timeout: float  # seconds to receive the whole body
+
+
+BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+_CHUNK = 16 * 1024
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many TCP segments it came in; 413 beyond ``limit``
+    bytes, 408 when it trickles in slower than the limits' timeout."""
+    timeout = request.app[BODY_LIMITS].timeout
     if request.content_length is not None and request.content_length > limit:
         raise HttpError(413, "too-large", f"body exceeds {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise HttpError(413, "too-large", f"body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
     try:
-        import json
+        async with asyncio.timeout(timeout):
+            while chunk := await request.content.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise HttpError(413, "too-large", f"body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HttpError(408, "body-timeout", f"the body did not arrive within {timeout:g} s",
+                        {"Connection": "close"}) from None
+    except HttpProcessingError as exc:  # a broken chunked encoding, a short body
+        raise HttpError(400, "bad-body", f"the body could not be read: {exc.message}") from None
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int | None = None) -> dict:
+    if limit is None:
+        limit = request.app[BODY_LIMITS].json
+    raw = await read_body(request, limit)
+    try:
         body = json.loads(raw or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested beyond the stack
         raise HttpError(400, "bad-json", "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HttpError(400, "bad-request", "body must be a JSON object")

@@ -5,28 +5,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from conference.peer import Peer
 from conference.protocol import ProtocolError
+from rooms import Claims
 from sfu import parse_offer
 
 from .auth import bearer, claims_for
-from .http_errors import HttpError
+from .http_errors import BODY_LIMITS, HttpError, json_error, read_body
+from .ice_server_links import ice_server_links
+from .origins import OriginPolicy
 from .server import Server
 
 log = logging.getLogger("telemed.whip")
 
-MAX_SDP = 128 * 1024
+# A DELETE shortly after the session ended (the client closed its connection first, say)
+# still answers 200: clients log any error, and the session is gone either way.
+ENDED_MEMORY_SECONDS = 120
+SESSION_METHODS = "PATCH, DELETE, OPTIONS"
+ENDPOINT_METHODS = "POST, OPTIONS"
 
 
 class HttpSessions:
-    """WHIP/WHEP sessions by id; each is a peer with no WebSocket."""
+    """WHIP/WHEP sessions by id; each is a peer with no WebSocket.
+
+    A session that has not connected within ``whip_connect_timeout`` is removed (its
+    client vanished after the POST), so it stops counting toward the room's
+    participants; one identity holds at most ``whip_sessions_per_token`` at once.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.sessions: dict[str, Peer] = {}
+        self._ended: dict[str, tuple[str, str, float]] = {}  # id -> (room, identity, when)
+        self._opening: Counter[tuple[str, str]] = Counter()  # (room, identity) -> POSTs in progress
 
     async def start(self, request: web.Request, kind: str) -> web.Response:
         room = request.match_info["room"]
@@ -37,6 +54,21 @@ class HttpSessions:
             raise HttpError(403, "forbidden", "this token may not subscribe")
         if request.content_type != "application/sdp":
             raise HttpError(415, "unsupported-media-type", "send the offer as application/sdp")
+        holder = (room, claims.identity)
+        held = self._opening[holder] + sum(1 for p in self.sessions.values()
+                                           if p.room.name == room and p.identity == claims.identity)
+        if held >= self.server.settings.whip_sessions_per_token:
+            raise HttpError(429, "too-many-sessions", f"this token already holds {held} WHIP/WHEP "
+                            "sessions; DELETE one first")
+        self._opening[holder] += 1
+        try:
+            return await self._start(request, kind, room, claims)
+        finally:
+            self._opening[holder] -= 1
+            if not self._opening[holder]:
+                del self._opening[holder]
+
+    async def _start(self, request: web.Request, kind: str, room: str, claims: Claims) -> web.Response:
         offer = await self._read_sdp(request)
         try:
             _, media = parse_offer(offer)
@@ -71,9 +103,12 @@ class HttpSessions:
             raise
         self.sessions[peer.id] = peer
         peer.on_connection_lost = lambda: asyncio.ensure_future(self.stop(peer.id))
-        location = f"/{kind}/{room}/{peer.id}"
-        return web.Response(status=201, text=answer["sdp"], content_type="application/sdp",
-                            headers={"Location": location, "ETag": f'"{peer.id}"'})
+        asyncio.get_running_loop().call_later(self.server.settings.whip_connect_timeout,
+                                              self._reap_if_unconnected, peer.id)
+        headers = CIMultiDict({"Location": f"/{kind}/{room}/{peer.id}", "ETag": f'"{peer.id}"'})
+        for link in ice_server_links(self.server.settings.ice_servers):
+            headers.add("Link", link)
+        return web.Response(status=201, text=answer["sdp"], content_type="application/sdp", headers=headers)
 
     def _whep_subscriptions(self, peer: Peer, media: list) -> dict[str, str]:
         wanted = {p.kind: p for p in peer.room.main_producers()}
@@ -86,10 +121,16 @@ class HttpSessions:
                 subscribe[m.mid] = producer.id
         return subscribe
 
+    def _reap_if_unconnected(self, session_id: str) -> None:
+        peer = self.sessions.get(session_id)
+        if peer is not None and (peer.connection is None
+                                 or peer.connection.pc.connectionState in ("new", "connecting")):
+            log.info("WHIP/WHEP session never connected; removed", extra={"fields": {
+                "room": peer.room.name, "session": session_id}})
+            asyncio.ensure_future(self.stop(session_id))
+
     async def _read_sdp(self, request: web.Request) -> str:
-        raw = await request.content.read(MAX_SDP + 1)
-        if len(raw) > MAX_SDP:
-            raise HttpError(413, "too-large", "SDP too large")
+        raw = await read_body(request, request.app[BODY_LIMITS].sdp)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -108,6 +149,9 @@ class HttpSessions:
         peer = await self._session(request)
         if request.content_type != "application/trickle-ice-sdpfrag":
             raise HttpError(415, "unsupported-media-type", "send application/trickle-ice-sdpfrag")
+        match = request.headers.get("If-Match")
+        if match is not None and match.strip() not in ("*", f'"{peer.id}"'):
+            raise HttpError(412, "precondition-failed", "If-Match does not name this session's ETag")
         fragment = await self._read_sdp(request)
         mid = None
         for line in fragment.splitlines():
@@ -115,7 +159,9 @@ class HttpSessions:
             if line.startswith("a=ice-ufrag:") and peer.connection is not None:
                 ours = peer.connection.pc.remoteDescription
                 if ours is not None and line not in ours.sdp:
-                    raise HttpError(422, "ice-restart-unsupported", "ICE restart is not supported; start a new session")
+                    # RFC 9725 §4.3.1: trickle only, so an ICE restart is a method not allowed.
+                    raise HttpError(405, "ice-restart-unsupported", "ICE restart is not supported; "
+                                    "start a new session", {"Allow": SESSION_METHODS})
             elif line.startswith("a=mid:"):
                 mid = line[6:]
             elif line.startswith("a=candidate:") and peer.connection is not None:
@@ -126,6 +172,13 @@ class HttpSessions:
         return web.Response(status=204)
 
     async def delete(self, request: web.Request) -> web.Response:
+        session_id, room = request.match_info["session"], request.match_info["room"]
+        ended = self._ended.get(session_id)
+        if session_id not in self.sessions and ended is not None and ended[0] == room:
+            claims = await claims_for(self.server, bearer(request), room)
+            if claims.identity != ended[1]:
+                raise HttpError(403, "forbidden", "not your session")
+            return web.Response(status=200)
         peer = await self._session(request)
         await self.stop(peer.id)
         return web.Response(status=200)
@@ -133,11 +186,37 @@ class HttpSessions:
     async def stop(self, session_id: str) -> None:
         peer = self.sessions.pop(session_id, None)
         if peer is not None:
+            now = time.monotonic()
+            self._ended = {k: v for k, v in self._ended.items() if now - v[2] < ENDED_MEMORY_SECONDS}
+            self._ended[session_id] = (peer.room.name, peer.identity, now)
             await self.server.leave(peer)
 
     async def close(self) -> None:
         for session_id in list(self.sessions):
             await self.stop(session_id)
+
+
+def cors_middleware(origins: OriginPolicy) -> web.middleware:
+    """CORS for the WHIP/WHEP routes (RFC 9725 §4.6): pages from allowed origins may POST,
+    PATCH and DELETE, and read the headers a client needs; everything else is untouched."""
+    expose = "Location, ETag, Link, Accept-Post"
+
+    @web.middleware
+    async def cors(request: web.Request, handler) -> web.StreamResponse:
+        if not request.path.startswith(("/whip/", "/whep/")) or "Origin" not in request.headers:
+            return await handler(request)
+        if not origins.allows(request):
+            return json_error(403, "forbidden-origin", "this origin may not use WHIP/WHEP here")
+        response = await handler(request)  # the error middleware, inside, made errors responses
+        response.headers["Access-Control-Allow-Origin"] = request.headers["Origin"]
+        response.headers["Access-Control-Expose-Headers"] = expose
+        response.headers.add("Vary", "Origin")
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "POST, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, If-Match"
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+    return cors
 
 
 def routes(sessions: HttpSessions) -> list[web.RouteDef]:
@@ -147,15 +226,29 @@ def routes(sessions: HttpSessions) -> list[web.RouteDef]:
     async def whep(request: web.Request) -> web.Response:
         return await sessions.start(request, "whep")
 
-    async def options(request: web.Request) -> web.Response:
-        return web.Response(status=204, headers={
-            "Accept-Post": "application/sdp", "Allow": "OPTIONS, POST, PATCH, DELETE"})
+    def options(allow: str, extra: dict[str, str]) -> object:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(status=204, headers={"Allow": allow, **extra})
+        return handler
 
-    return [
-        web.post("/whip/{room}", whip), web.post("/whep/{room}", whep),
-        web.options("/whip/{room}", options), web.options("/whep/{room}", options),
-        web.patch("/whip/{room}/{session}", sessions.patch),
-        web.patch("/whep/{room}/{session}", sessions.patch),
-        web.delete("/whip/{room}/{session}", sessions.delete),
-        web.delete("/whep/{room}/{session}", sessions.delete),
-    ]
+    def not_allowed(allow: str) -> object:
+        async def handler(request: web.Request) -> web.Response:
+            raise HttpError(405, "method-not-allowed", f"use {allow}", {"Allow": allow})
+        return handler
+
+    endpoint_options = options(ENDPOINT_METHODS, {"Accept-Post": "application/sdp"})
+    session_options = options(SESSION_METHODS, {})
+    defs = []
+    for kind, start in (("whip", whip), ("whep", whep)):
+        defs += [
+            web.post(f"/{kind}/{{room}}", start),
+            web.options(f"/{kind}/{{room}}", endpoint_options),
+            web.get(f"/{kind}/{{room}}", not_allowed(ENDPOINT_METHODS)),  # GET also answers HEAD
+            web.put(f"/{kind}/{{room}}", not_allowed(ENDPOINT_METHODS)),
+            web.patch(f"/{kind}/{{room}}/{{session}}", sessions.patch),
+            web.delete(f"/{kind}/{{room}}/{{session}}", sessions.delete),
+            web.options(f"/{kind}/{{room}}/{{session}}", session_options),
+            web.get(f"/{kind}/{{room}}/{{session}}", not_allowed(SESSION_METHODS)),
+            web.post(f"/{kind}/{{room}}/{{session}}", not_allowed(SESSION_METHODS)),
+        ]
+    return defs

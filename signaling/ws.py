@@ -13,6 +13,8 @@ from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from rooms import Claims, Layout, RoomNotFound, TokenError
 
+from .http_errors import HttpError
+from .origins import OriginPolicy
 from .server import Server
 
 log = logging.getLogger("telemed.ws")
@@ -261,6 +263,19 @@ class Session:
         await self.leave()
         await self.ws.close()
 
+    async def close_unless_joined(self) -> None:
+        """An unjoined socket holds a connection and costs nothing to open: give it
+        ``ws_join_timeout`` seconds, then say why and close it."""
+        if self.peer is not None or self.ws.closed:
+            return
+        timeout = self.server.settings.ws_join_timeout
+        try:
+            await self.ws.send_str(json.dumps({"type": "error", "code": "join-timeout",
+                                               "error": f"no 'join' within {timeout:g} s"}))
+        except (ConnectionError, RuntimeError):
+            pass
+        await self.ws.close(code=1008, message=b"join-timeout")
+
     async def leave(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
@@ -272,6 +287,7 @@ class Session:
 
 def route(server: Server, app: web.Application) -> web.RouteDef:
     sockets: set[web.WebSocketResponse] = set()
+    origins = OriginPolicy(server.settings.ws_origins)
 
     async def close_all(app: web.Application) -> None:
         for ws in list(sockets):
@@ -281,10 +297,14 @@ def route(server: Server, app: web.Application) -> web.RouteDef:
 
     async def websocket(request: web.Request) -> web.WebSocketResponse:
         # aiohttp closes (1009) beyond 4x our limit; below it we answer with an error instead.
+        if not origins.allows(request):
+            raise HttpError(403, "forbidden-origin", "pages from this origin may not open the WebSocket")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_WS_MESSAGE)
         await ws.prepare(request)
         session = Session(server, ws)
         writer = asyncio.ensure_future(session.writer())
+        join_deadline = asyncio.get_running_loop().call_later(
+            server.settings.ws_join_timeout, lambda: asyncio.ensure_future(session.close_unless_joined()))
         sockets.add(ws)
         try:
             async for msg in ws:
@@ -295,6 +315,7 @@ def route(server: Server, app: web.Application) -> web.RouteDef:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            join_deadline.cancel()
             sockets.discard(ws)
             await session.leave()
             writer.cancel()

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from signaling.app import SERVER_KEY, create_app
 from signaling.config import Settings
+from signaling.connection_limits import edge_runner
 from signaling.server import Server
 from telemed_client import create_room, fetch_token
 
@@ -52,7 +53,7 @@ async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServe
                            "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48,
                            **overrides})
     app = create_app(settings)
-    runner = web.AppRunner(app)
+    runner = edge_runner(app, settings)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return RunningServer(f"http://127.0.0.1:{port}", ADMIN_KEY, app), runner

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -76,11 +77,16 @@ class Person:
         self.errors: list[str] = []
         self.pages = []
 
+    def _console(self, msg) -> None:
+        print(f"[{self.name}] {msg.type}: {msg.text}")
+        if "Content Security Policy" in msg.text:  # Chromium reports each violation here
+            self.errors.append(f"{self.name}: {msg.text}")
+
     async def page(self, url: str):
         page = await self.context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{self.name}: {exc}"))
         # Shown by pytest only when a test fails.
-        page.on("console", lambda msg: print(f"[{self.name}] {msg.type}: {msg.text}"))
+        page.on("console", self._console)
         await page.goto(url)
         self.pages.append(page)
         return page
@@ -118,9 +124,18 @@ IMAGE_SHOWN = """(part) => {
 }"""
 
 
+_FUNCTION = re.compile(r"\s*(async\s+)?(function\b|\([^)]*\)\s*=>|[\w$]+\s*=>)")
+
+
+def as_function(expression: str) -> str:
+    """Playwright polls a bare expression through eval(), which the server's CSP
+    (no 'unsafe-eval') refuses; a function is compiled by the debugger protocol instead."""
+    return expression if _FUNCTION.match(expression) else f"() => ({expression})"
+
+
 async def wait_for(page, expression: str, timeout: float = 20.0, arg=None):
-    """Poll a JS expression in the page until it is truthy; return its value."""
-    handle = await page.wait_for_function(expression, arg=arg, timeout=timeout * 1000, polling=200)
+    """Poll a JS expression (or function) in the page until it is truthy; return its value."""
+    handle = await page.wait_for_function(as_function(expression), arg=arg, timeout=timeout * 1000, polling=200)
     return await handle.json_value()
 
 

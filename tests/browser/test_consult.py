@@ -67,7 +67,7 @@ async def test_three_participants_see_two_remote_videos_each(server, people, scr
     await expect(page_c.locator("#ctl-switch")).to_be_enabled()
     for expected in ("fake_device_1", "fake_device_2"):  # device 1 is a depth camera: skip past it
         await page_c.click("#ctl-switch")
-        await page_c.wait_for_function(f"window.telemed.camera.label === {expected!r}")
+        await page_c.wait_for_function(f"() => window.telemed.camera.label === {expected!r}")
     await remote_videos_playing(page_a, 2)
 
     await page_a.screenshot(path=screenshots / "consult-room.png")

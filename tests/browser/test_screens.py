@@ -66,7 +66,7 @@ async def test_multi_screen_seat_shares_one_identity(server, people, screenshots
     await expect(s3.locator("#stage")).to_be_hidden()
 
     # Sound comes from screen 1 only.
-    await s1.wait_for_function("document.querySelectorAll('#audio-sink audio').length >= 1")
+    await s1.wait_for_function("() => document.querySelectorAll('#audio-sink audio').length >= 1")
     assert await s2.evaluate("document.querySelectorAll('audio').length") == 0
     assert await s3.evaluate("document.querySelectorAll('audio').length") == 0
     assert await s2.evaluate("[...window.telemed.session.tracks.values()].filter(t => window.telemed.session.remoteTrack(t.id) && t.kind === 'audio').length") == 0

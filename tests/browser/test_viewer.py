@@ -51,7 +51,7 @@ async def test_viewer_plays_media_and_cannot_publish(server, people, screenshots
     await wait_connected(viewer)
     await remote_videos_playing(viewer, 1)
     await expect(viewer.locator("#stage")).to_have_attribute("data-layout", "speaker")
-    await viewer.wait_for_function("document.querySelectorAll('#audio-sink audio').length >= 1")
+    await viewer.wait_for_function("() => document.querySelectorAll('#audio-sink audio').length >= 1")
     assert await viewer.evaluate("[...document.querySelectorAll('#audio-sink audio')].some(a => !a.paused)")
 
     assert await viewer.evaluate("sessionStorage.getItem('gum')") is None, "a trainee must never be asked for camera or microphone"

@@ -104,8 +104,9 @@ export class EcgStrip {
     this.ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     this.paper = drawPaper(this.canvas.width, this.canvas.height, dpr);
     this.scale.textContent = `25 mm/s · ${this.gain} mm/mV`;
-    this.labels.innerHTML = this.shown.map((i, row) =>
-      `<li class="ecg-lead" style="top:${row * this.rowPx}px">${escapeHtml(this.leads[i])}</li>`).join('');
+    // Positioned through the CSSOM: the CSP refuses inline style attributes.
+    this.labels.innerHTML = this.shown.map((i) => `<li class="ecg-lead">${escapeHtml(this.leads[i])}</li>`).join('');
+    [...this.labels.children].forEach((li, row) => { li.style.top = `${row * this.rowPx}px`; });
     this.drawnUpTo = null;
   }
 

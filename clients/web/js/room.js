@@ -695,7 +695,7 @@ class RoomApp {
       document.body.append(box);
     }
     box.innerHTML = `<div class="card"><h2>${escapeHtml(title)}</h2><p>${escapeHtml(text)}</p>
-      <div class="form-actions" style="justify-content:center">
+      <div class="form-actions centered">
         <a class="btn btn-primary" href="${location.pathname.split('/').pop()}?room=${encodeURIComponent(room)}${this.screen ? `&screen=${this.screen}` : ''}">Rejoin</a>
         <a class="btn" href="index.html?room=${encodeURIComponent(room)}">Back to the lobby</a></div></div>`;
   }

@@ -1,0 +1,57 @@
+"""Security headers on every response: pages, files, JSON, errors.
+
+The CSP allows only our own scripts and styles (no inline code, no eval), our own
+connections (fetch and the WebSocket; CSP3 lets 'self' match ws:/wss: of the same
+host), images from ourselves and data:/blob: URLs (previews, QR codes), and no
+framing, so a hostile site cannot overlay the consult page (clickjacking).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers without CSP2
+    "Referrer-Policy": "no-referrer",  # links carry room names and signed object links
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self), "
+                          "geolocation=(), payment=()",
+}
+# Only over TLS (RFC 6797 §7.2): over plain HTTP a man in the middle could strip or forge it.
+HSTS = "max-age=31536000"
+
+
+def _add(request: web.Request, headers) -> None:
+    for name, value in HEADERS.items():
+        headers.setdefault(name, value)
+    if request.secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """A middleware, not a response signal: it sees the request as the trusted-proxy
+    middleware rewrote it, so HSTS follows the client's scheme, not the proxy's."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and the like, raised past the error middleware
+        _add(request, exc.headers)
+        raise
+    if not response.prepared:  # a WebSocket or a stream has sent its head already
+        _add(request, response.headers)
+    return response
