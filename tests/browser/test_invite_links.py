@@ -10,6 +10,7 @@ import aiohttp
 from playwright.async_api import expect
 
 from .conftest import room_url, wait_connected, wait_for
+from .test_csp import RECORD_VIOLATIONS, VIOLATIONS
 
 PASSWORD = "invite-links-pass"
 # Every camera and microphone track the page ever got, to check that none stays live.
@@ -41,7 +42,7 @@ async def stored_invite(server, room: str):
 
 async def test_host_makes_an_invite_and_the_guest_opens_it_into_the_room(server, people, screenshots):
     await server.create_room("inv-1", PASSWORD)
-    host = await people("host")
+    host = await people("host", init_script=RECORD_VIOLATIONS)
     host_page = await host.page(room_url(server, "inv-1", await server.token("inv-1", PASSWORD, "host", "Dr. Host")))
     await wait_connected(host_page)
     await host_page.click("#ctl-host")
@@ -58,7 +59,7 @@ async def test_host_makes_an_invite_and_the_guest_opens_it_into_the_room(server,
     await expect(host_page.locator("#invite-list li[data-state='used up']")).to_have_count(0)
     await host_page.screenshot(path=screenshots / "host-invite-link.png")
 
-    guest = await people("guest")
+    guest = await people("guest", init_script=RECORD_VIOLATIONS)
     guest_page = await guest.page(url)
     await expect(guest_page.locator("#invite-note")).to_contain_text("inv-1")
     await expect(guest_page.locator("#password")).to_be_hidden()
@@ -75,6 +76,9 @@ async def test_host_makes_an_invite_and_the_guest_opens_it_into_the_room(server,
     await expect(host_page.locator("#invite-list li[data-state='active']")).to_have_count(1)
     await host_page.locator("#invite-list li[data-state='active'] .revoke-btn").click()
     await expect(host_page.locator("#invite-list li[data-state='withdrawn']")).to_contain_text("Second")
+    # the panel, the QR code and the invite lobby live within the server's Content-Security-Policy
+    for page in (host_page, guest_page):
+        assert await page.evaluate(VIOLATIONS) == []
 
 
 async def test_an_expired_invite_says_so_and_releases_the_camera(server, people, screenshots):
