@@ -176,10 +176,14 @@ async def wait_ready(http: aiohttp.ClientSession, base: str, timeout: float = 20
 
 
 class JanusPublisher:
-    def __init__(self, http: aiohttp.ClientSession, base: str, publisher: Publisher) -> None:
+    """``record_dir``: the room records (``record: true``) into this directory."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, publisher: Publisher,
+                 record_dir: str | None = None) -> None:
         self.session = JanusSession(http, base)
         self.publisher = publisher
         self._http, self._base = http, base
+        self._record = {"record": True, "rec_dir": record_dir} if record_dir else {}
 
     async def start(self) -> dict:
         await wait_ready(self._http, self._base)
@@ -188,7 +192,7 @@ class JanusPublisher:
         handle = await s.attach()
         await s.message(handle, {
             "request": "create", "room": ROOM, "publishers": 1, "videocodec": "vp8",
-            "bitrate": 0, "notify_joining": False, "permanent": False,
+            "bitrate": 0, "notify_joining": False, "permanent": False, **self._record,
         })
         joined = await s.message(handle, {"request": "join", "ptype": "publisher", "room": ROOM, "display": "pub"})
         offer = await self.publisher.offer()

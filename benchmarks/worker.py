@@ -4,7 +4,7 @@ Runs inside the client network namespace and takes one JSON command per stdin
 line, answering each with one JSON line on stdout:
 
   {"cmd": "ping"}   -> {"ok": true}                  (answered once imports are done)
-  {"cmd": "publish", "server": "janus"|"ours", "base": url, "admin_key"?}
+  {"cmd": "publish", "server": "janus"|"ours", "base": url, "admin_key"?, "record"?}
       -> {"ok": true, "info": {...what subscribers need...}}
   {"cmd": "subscribe", "server", "base", "info", "count"}
       -> {"ok": true, "joined": [seconds per subscriber], "failed": [errors]}
@@ -66,10 +66,12 @@ class Worker:
 
     async def publish(self, msg: dict) -> dict:
         publisher = Publisher(load_clip())
+        record = msg.get("record")  # Janus: the directory its recordings go to; ours: any true value
         if msg["server"] == "janus":
-            self.publisher = janus.JanusPublisher(self.http, msg["base"], publisher)
+            self.publisher = janus.JanusPublisher(self.http, msg["base"], publisher, record)
         else:
-            self.publisher = telemed.TelemedPublisher(self.http, msg["base"], publisher, msg["admin_key"])
+            self.publisher = telemed.TelemedPublisher(self.http, msg["base"], publisher, msg["admin_key"],
+                                                      bool(record))
         info = await asyncio.wait_for(self.publisher.start(), JOIN_TIMEOUT)
         publisher.track.recording = True
         return {"ok": True, "info": info}

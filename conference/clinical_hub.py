@@ -133,6 +133,25 @@ class ClinicalHub:
             state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
         return next((d for d in state.snapshot()["dicom"] if d["sha256"] == sha256), None)
 
+    async def log_entries(self, room: str, to_seq: int | None = None) -> list[dict[str, Any]]:
+        """The room's session-log entries up to ``to_seq`` (all if None), oldest first:
+        what a recording's replay shows, with the state it started from."""
+        record = await self.rooms.get(room)
+        if record is None:
+            return []
+        entries = await asyncio.to_thread(_read_entries, self.room_dir(room, record.created_at))
+        return [e for e in entries if to_seq is None or e["seq"] <= to_seq]
+
+    async def ecg_recording(self, room: str, entry: dict[str, Any]) -> Path | None:
+        """The file (a vault stream) an ``ecg-announce`` log entry of ``room`` recorded its frames into."""
+        record = await self.rooms.get(room)
+        name = entry.get("body", {}).get("recording") if entry.get("kind") == "ecg-announce" else None
+        if record is None or not isinstance(name, str):
+            return None
+        directory = self.room_dir(room, record.created_at).resolve()
+        path = (directory / name).resolve()
+        return path if path.is_relative_to(directory) and path.is_file() else None
+
     async def close(self) -> None:
         for session in list(self.sessions.values()):
             session.close()
@@ -143,13 +162,19 @@ class ClinicalHub:
 
 def _replay(directory: Path) -> SessionState:
     """State of a room nobody is in, read without opening its log for writing."""
+    return SessionState.replay(_read_entries(directory))
+
+
+def _read_entries(directory: Path) -> list[dict[str, Any]]:
+    """A session log's complete entries, read without opening it for writing (a live
+    writer may be appending; its torn tail is skipped)."""
     path = directory / "session.jsonl"
     if not path.exists():
-        return SessionState()
+        return []
     entries = []
     with open(path, "rb") as f:
         for line in f:
-            if line.endswith(b"\n"):  # skip a torn tail
+            if line.endswith(b"\n"):
                 entries.append(json.loads(line))
-    return SessionState.replay(entries)
+    return entries
 

@@ -12,6 +12,7 @@ from typing import Any
 from rooms.layout import Layout
 
 MAX_PARTICIPANTS_LIMIT = 10_000
+RECORD_MODES = {"manual", "auto"}
 # Roles that may have their own room password; the host's is ``Room.password_hash``.
 JOIN_PASSWORD_ROLES = ("participant", "viewer", "device")
 
@@ -33,10 +34,13 @@ def validate_room_name(name: Any) -> str:
 class RoomSettings:
     require_deidentification: bool = False
     max_participants: int = 100
+    record: str = "manual"  # "auto": recorded from the first published track to the last leaver
     # Guests (every role but host) wait until a host admits them.
     waiting_room: bool = False
 
     def __post_init__(self) -> None:
+        if self.record not in RECORD_MODES:
+            raise ValueError(f"record must be one of {sorted(RECORD_MODES)}")
         for flag in ("require_deidentification", "waiting_room"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be a boolean")
@@ -48,7 +52,7 @@ class RoomSettings:
     def from_dict(cls, d: Any) -> RoomSettings:
         if not isinstance(d, dict):
             raise ValueError("room settings must be an object")
-        unknown = set(d) - {"require_deidentification", "max_participants", "waiting_room"}
+        unknown = set(d) - {"require_deidentification", "max_participants", "record", "waiting_room"}
         if unknown:
             raise ValueError(f"unknown room setting(s): {sorted(map(str, unknown))}")
         return cls(**d)
@@ -57,6 +61,7 @@ class RoomSettings:
         return {
             "require_deidentification": self.require_deidentification,
             "max_participants": self.max_participants,
+            "record": self.record,
             "waiting_room": self.waiting_room,
         }
 

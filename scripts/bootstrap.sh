@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in redis-server:redis-server chromium:chromium janus:janus ip:iproute2 gcc:gcc; do
+for pair in redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 gcc:gcc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.

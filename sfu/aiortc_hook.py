@@ -336,13 +336,14 @@ class IdleTrack(MediaStreamTrack):
         return await asyncio.shield(self._never)
 
 
-def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], None] | None = None,
+def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], bool | None] | None = None,
         on_received: Callable[[bytes], bool] | None = None,
         on_received_rtcp: Callable[[bytes], None] | None = None) -> None:
     """Observe a transport's clear RTP/RTCP without taking it over (tests, benchmarks).
 
-    `on_received` returning False drops the packet before aiortc sees it: that is how
-    tests put loss on one leg of the path without touching the other peers.
+    `on_received` returning False drops the packet before aiortc sees it, `on_sent`
+    returning False before it is sent: that is how tests put loss on one leg of the path
+    without touching the other peers.
     """
     if on_received is not None:
         receive = dtls._handle_rtp_data
@@ -364,7 +365,7 @@ def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], None] | None = None,
         send = dtls._send_rtp
 
         async def send_rtp(data: bytes) -> None:
-            on_sent(data)
-            await send(data)
+            if on_sent(data) is not False:
+                await send(data)
 
         dtls._send_rtp = send_rtp  # type: ignore[method-assign]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
 
-from . import api, clinical_api, credentials_api, metrics_endpoint, whip, ws
+from . import api, clinical_api, credentials_api, metrics_endpoint, recording_media, recordings_api, whip, ws
 from .config import Settings
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
@@ -37,6 +38,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(api.routes(server))
     app.add_routes(credentials_api.routes(server))
     app.add_routes(clinical_api.routes(server))
+    app.add_routes(recordings_api.routes(server))
+    app.add_routes(recording_media.routes(server))
     app.add_routes([ws.route(server, app)])
     app.add_routes(whip.routes(sessions))
 
@@ -50,6 +53,13 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_get("/", index)
         app.router.add_get("/viewer.html", viewer)
         app.router.add_static("/", WEB_ROOT, show_index=False, follow_symlinks=False)
+
+    async def upkeep(app: web.Application):
+        expiry = asyncio.ensure_future(server.recordings.run_expiry())
+        yield
+        expiry.cancel()
+
+    app.cleanup_ctx.append(upkeep)
 
     async def shutdown(app: web.Application) -> None:
         await sessions.close()

@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from . import apikey_cli, config, logs
+from . import apikey_cli, config, logs, recordings_cli, vault_cli
 from .app import create_app
 from .connection_limits import edge_runner
 
@@ -22,8 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="telemed", description="Telemedicine SFU: password rooms, WebRTC forwarding, "
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "apikey"],
-                        help="serve (default), or apikey create NAME | list | revoke KEY_ID")
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "apikey", "recordings", "vault"],
+                        help="serve (default); apikey create NAME | list | revoke KEY_ID; "
+                             "recordings export ID DIR (a recording's decrypted files and manifest); "
+                             "vault rewrap (data keys under a rotated master key)")
     parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
@@ -37,6 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"telemed: bad configuration: {exc}")
     if args.command == "apikey":
         apikey_cli.run(settings, args.words)
+        return
+    if args.command == "recordings":
+        print(recordings_cli.run(settings, args.words))
+        return
+    if args.command == "vault":
+        print(vault_cli.run(settings, args.words))
         return
     if args.words:
         sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")

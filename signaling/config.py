@@ -52,6 +52,9 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     master_key_file: str | None = None
     previous_master_keys: list[str] = field(default_factory=list, repr=False)
+    recording_retention_days: float = 0.0
+    # replay (signaling/recording_media.py)
+    recording_link_ttl: int = 1800
     # the HTTP edge (trust-edge): bodies, origins, metrics, connection caps, WHIP/WHEP reaping
     max_json_body: int = 64 * 1024
     max_sdp_body: int = 128 * 1024
@@ -123,6 +126,11 @@ HELP = {
                        "(default <data_dir>/keys/master.key; keep a copy apart from the data)",
     "previous_master_keys": "comma-separated base64 master keys that still unwrap data keys "
                             "while they are re-wrapped under the new one (key rotation)",
+    "recording_retention_days": "delete recordings older than this many days, checked hourly "
+                                "(default 0: keep them until deleted)",
+    # replay
+    "recording_link_ttl": "seconds a replay's signed media links stay valid (default 1800; "
+                          "the replay page renews expired ones with its token)",
     "max_json_body": "largest JSON request body in bytes; larger answers 413 (default 65536)",
     "max_sdp_body": "largest WHIP/WHEP SDP body in bytes; larger answers 413 (default 131072)",
     "body_timeout": "seconds a client may take to send a request body; slower answers 408 "
@@ -178,8 +186,18 @@ def _coerce(name: str, value: object) -> object:
         return timeout
     if name == "pacs_url":
         return _pacs_url(value)
+    if name == "recording_retention_days":
+        days = float(value)
+        if not 0 <= days <= 36500:
+            raise ValueError("recording_retention_days must be in [0, 36500]")
+        return days
     if name == "previous_master_keys":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    if name == "recording_link_ttl":
+        ttl = int(value)
+        if not 60 <= ttl <= 86400:
+            raise ValueError("recording_link_ttl must be 60..86400 seconds")
+        return ttl
     if name in _EDGE_INTS:
         number = int(value)
         if number < 1:

@@ -14,6 +14,8 @@ from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
+from conference.signed_urls import UrlSigner
+from recorder import RecordingManager
 from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    TokenError, TokenIssuer, open_credential_store, open_room_store)
 from sfu import Connection, pin_host_addresses
@@ -54,6 +56,10 @@ class Server:
         self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.host_controls = HostControls(self.leave, self.revoke)
+        self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
+                                           settings.recording_retention_days)
+        # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
+        self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self)
         pin_host_addresses(settings.ice_hosts)
 
@@ -99,11 +105,14 @@ class Server:
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
+        opened = room.name not in self.live.rooms
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
         host = claims.grants.admin
         # Whoever was let into this consult once (a reconnect, another screen of the
         # seat) comes back without knocking again, even when it is locked.
         known = claims.identity in live.admitted
+        if opened:
+            self.recordings.follow(live, room.settings.record == "auto")
         try:
             if not host and claims.identity in live.barred:
                 raise ProtocolError("removed", "the host removed you from this consult")
@@ -153,6 +162,7 @@ class Server:
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
+        await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)

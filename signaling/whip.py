@@ -105,10 +105,29 @@ class HttpSessions:
         peer.on_connection_lost = lambda: asyncio.ensure_future(self.stop(peer.id))
         asyncio.get_running_loop().call_later(self.server.settings.whip_connect_timeout,
                                               self._reap_if_unconnected, peer.id)
-        headers = CIMultiDict({"Location": f"/{kind}/{room}/{peer.id}", "ETag": f'"{peer.id}"'})
+        location = f"/{kind}/{room}/{peer.id}"
+        headers = CIMultiDict({"Location": location, "ETag": f'"{peer.id}"'})
         for link in ice_server_links(self.server.settings.ice_servers):
             headers.add("Link", link)
+        self._add_recording_headers(headers, room, location)
         return web.Response(status=201, text=answer["sdp"], content_type="application/sdp", headers=headers)
+
+    def _add_recording_headers(self, headers: CIMultiDict, room: str, location: str) -> None:
+        """Consent: whether the room is being recorded (RFC 8941 boolean), and where to
+        keep asking (docs/signaling.md, "Everyone knows when the room is recorded")."""
+        recording = self.server.recordings.active(room)
+        headers["Recording"] = f'?1;id="{recording.id}"' if recording else "?0"
+        headers.add("Link", f'<{location}/recording>; rel="urn:telemed:recording"')
+
+    async def recording(self, request: web.Request) -> web.Response:
+        """The room's recording state for an HTTP-only session, cheap to poll with ETag."""
+        peer = await self._session(request)
+        recording = self.server.recordings.active(peer.room.name)
+        etag = f'"{recording.id if recording else "none"}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.json_response({"recording": recording.announcement() if recording else None},
+                                 headers={"ETag": etag, "Cache-Control": "no-cache"})
 
     def _whep_subscriptions(self, peer: Peer, media: list) -> dict[str, str]:
         wanted = {p.kind: p for p in peer.room.main_producers()}
@@ -199,7 +218,7 @@ class HttpSessions:
 def cors_middleware(origins: OriginPolicy) -> web.middleware:
     """CORS for the WHIP/WHEP routes (RFC 9725 §4.6): pages from allowed origins may POST,
     PATCH and DELETE, and read the headers a client needs; everything else is untouched."""
-    expose = "Location, ETag, Link, Accept-Post"
+    expose = "Location, ETag, Link, Accept-Post, Recording"
 
     @web.middleware
     async def cors(request: web.Request, handler) -> web.StreamResponse:
@@ -212,7 +231,7 @@ def cors_middleware(origins: OriginPolicy) -> web.middleware:
         response.headers["Access-Control-Expose-Headers"] = expose
         response.headers.add("Vary", "Origin")
         if request.method == "OPTIONS":
-            response.headers["Access-Control-Allow-Methods"] = "POST, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, If-Match"
             response.headers["Access-Control-Max-Age"] = "600"
         return response
@@ -250,5 +269,7 @@ def routes(sessions: HttpSessions) -> list[web.RouteDef]:
             web.options(f"/{kind}/{{room}}/{{session}}", session_options),
             web.get(f"/{kind}/{{room}}/{{session}}", not_allowed(SESSION_METHODS)),
             web.post(f"/{kind}/{{room}}/{{session}}", not_allowed(SESSION_METHODS)),
+            web.get(f"/{kind}/{{room}}/{{session}}/recording", sessions.recording),
+            web.options(f"/{kind}/{{room}}/{{session}}/recording", options("GET, OPTIONS", {})),
         ]
     return defs

@@ -36,11 +36,12 @@ class ToneTrack(AudioStreamTrack):
         self._t = 0
 
     async def recv(self) -> av.AudioFrame:
-        frame = await super().recv()
-        samples = frame.samples
+        frame = await super().recv()  # paced every 20 ms, but 8 kHz silence: make it 48 kHz
+        samples = frame.samples * 48000 // frame.sample_rate
         t = (np.arange(samples) + self._t) / 48000
         self._t += samples
         data = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1)
         out = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
-        out.pts, out.sample_rate, out.time_base = frame.pts, 48000, fractions.Fraction(1, 48000)
+        out.pts = frame.pts * 48000 // frame.sample_rate
+        out.sample_rate, out.time_base = 48000, fractions.Fraction(1, 48000)
         return out

@@ -7,6 +7,9 @@ import io
 import logging
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from vault import EncryptedReader, EncryptedWriter, KeyRing, VaultError, rewrap_
 from vault import stream_format as fmt
 
 PLAIN = os.urandom(200_000)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(path, ring, data=PLAIN, chunk=4096, close=True, flush_every=None):
@@ -183,3 +187,41 @@ def test_full_disk_leaves_the_sealed_part_readable(tmp_path, ring, monkeypatch):
         w.write(b"more")
     with EncryptedReader(path, ring) as r:
         assert not r.complete and b"".join(r) == b"z" * 2048
+
+
+def test_a_crashed_stream_is_resumed_and_closed_whole(tmp_path, ring):
+    path = tmp_path / "a.enc"
+    write(path, ring, close=False, flush_every=1000)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-7])  # torn last record
+    with EncryptedReader(path, ring) as r:
+        kept = b"".join(r)
+    w = EncryptedWriter.resume(path, ring)
+    w.write(b"after the crash")
+    w.close()
+    with EncryptedReader(path, ring) as r:
+        assert r.complete and b"".join(r) == kept + b"after the crash"
+    with pytest.raises(VaultError):
+        EncryptedWriter.resume(path, ring)  # already whole
+
+
+def test_the_cli_rewraps_a_data_directory_under_a_rotated_key(tmp_path, ring):
+    data = tmp_path / "data"
+    (data / "recordings" / "x").mkdir(parents=True)
+    (data / "keys").mkdir()
+    old_key = base64.b64encode(ring._master).decode()
+    (data / "keys" / "master.key").write_text(old_key + "\n")
+    for name in ("recordings/x/a.webm.enc", "b.enc"):
+        write(data / name, ring)
+    (data / "audit.jsonl").write_text("{}\n")  # not a vault file: left alone
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    env = {**os.environ, "TELEMED_MASTER_KEY": new_key, "TELEMED_PREVIOUS_MASTER_KEYS": old_key}
+    done = subprocess.run([sys.executable, "-m", "signaling", "vault", "rewrap", "--data-dir", str(data)],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "re-wrapped 2 of 2" in done.stdout and old_key not in done.stdout + done.stderr
+    only_new = KeyRing.load(new_key, tmp_path / "unused")
+    for name in ("recordings/x/a.webm.enc", "b.enc"):
+        with EncryptedReader(data / name, only_new) as r:
+            assert b"".join(r) == PLAIN
+    assert (data / "audit.jsonl").read_text() == "{}\n"

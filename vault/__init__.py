@@ -4,7 +4,7 @@ encryption), and an append-only AES-256-GCM chunked stream. Imports nothing of o
 from .errors import VaultError
 from .keyring import KeyRing
 from .reader import EncryptedReader
-from .rewrap import rewrap_file
+from .rewrap import rewrap_file, rewrap_tree
 from .writer import EncryptedWriter
 
-__all__ = ["EncryptedReader", "EncryptedWriter", "KeyRing", "VaultError", "rewrap_file"]
+__all__ = ["EncryptedReader", "EncryptedWriter", "KeyRing", "VaultError", "rewrap_file", "rewrap_tree"]

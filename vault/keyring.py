@@ -71,14 +71,20 @@ class KeyRing:
             pass
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         master = os.urandom(KEY_BYTES)
+        # Written aside, then linked into place: another process starting at the same time
+        # sees the whole file or none, and the first link wins.
+        aside = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
+            with os.fdopen(fd, "w") as f:
+                f.write(base64.b64encode(master).decode() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(aside, path)
+        except FileExistsError:
             return cls(parse_key(path.read_text()), old)
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(master).decode() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        finally:
+            aside.unlink(missing_ok=True)
         log.warning("created a new master key file %s (0600): keep it, and a copy apart from the "
                     "data; without it nothing encrypted under the data directory can be read", path)
         return cls(master, old)

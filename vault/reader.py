@@ -26,14 +26,14 @@ class EncryptedReader(io.RawIOBase):
         self.path = os.fspath(path)
         self._fd: int | None = os.open(self.path, os.O_RDONLY)
         try:
-            wrapped, self._prefix = fmt.parse_header(os.pread(self._fd, fmt.HEADER_BYTES, 0))
-            self._aead = AESGCM(ring.unwrap(wrapped))
+            self.wrapped, self.nonce_prefix = fmt.parse_header(os.pread(self._fd, fmt.HEADER_BYTES, 0))
+            self._aead = AESGCM(ring.unwrap(self.wrapped))
         except BaseException:
             self.close()
             raise
         self._starts: list[int] = []      # plaintext offset of each chunk
         self._records: list[tuple[int, int, int]] = []  # (file offset of sealed bytes, length, flags)
-        self._scan_at = fmt.HEADER_BYTES
+        self.sealed_end = fmt.HEADER_BYTES  # file offset after the last complete record
         self.size = 0
         self.complete = False
         self._pos = 0
@@ -43,19 +43,19 @@ class EncryptedReader(io.RawIOBase):
     def refresh(self) -> None:
         """Index the chunks appended since the last look."""
         end = os.fstat(self._fd).st_size
-        while not self.complete and self._scan_at + fmt.RECORD.size <= end:
-            length, flags = fmt.RECORD.unpack(os.pread(self._fd, fmt.RECORD.size, self._scan_at))
+        while not self.complete and self.sealed_end + fmt.RECORD.size <= end:
+            length, flags = fmt.RECORD.unpack(os.pread(self._fd, fmt.RECORD.size, self.sealed_end))
             if length < fmt.TAG_BYTES or flags & ~fmt.FINAL:
-                raise VaultError("tampered", f"{self.path}: bad record at byte {self._scan_at}")
-            body = self._scan_at + fmt.RECORD.size
+                raise VaultError("tampered", f"{self.path}: bad record at byte {self.sealed_end}")
+            body = self.sealed_end + fmt.RECORD.size
             if body + length > end:
                 break  # torn last record: written by a crashed or still-running writer
             self._starts.append(self.size)
             self._records.append((body, length, flags))
             self.size += length - fmt.TAG_BYTES
-            self._scan_at = body + length
+            self.sealed_end = body + length
             self.complete = bool(flags & fmt.FINAL)
-        if self.complete and self._scan_at != end:
+        if self.complete and self.sealed_end != end:
             raise VaultError("tampered", f"{self.path}: data after the final chunk")
 
     @property
@@ -69,8 +69,8 @@ class EncryptedReader(io.RawIOBase):
         offset, length, flags = self._records[index]
         sealed = os.pread(self._fd, length, offset)
         try:
-            plain = self._aead.decrypt(fmt.nonce(self._prefix, index), sealed,
-                                       fmt.associated_data(self._prefix, index, flags))
+            plain = self._aead.decrypt(fmt.nonce(self.nonce_prefix, index), sealed,
+                                       fmt.associated_data(self.nonce_prefix, index, flags))
         except InvalidTag:
             raise VaultError("tampered", f"{self.path}: chunk {index} fails authentication") from None
         self._cached = (index, plain)

@@ -1,9 +1,10 @@
-"""Master key rotation for one file: its data key is re-wrapped in place (the header's
-wrapped key has a fixed size and is outside the chunks' associated data); no chunk changes."""
+"""Master key rotation: a file's data key is re-wrapped in place (the header's wrapped key
+has a fixed size and is outside the chunks' associated data); no chunk changes."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from . import stream_format as fmt
 from .keyring import KeyRing
@@ -22,3 +23,17 @@ def rewrap_file(path: str | os.PathLike[str], ring: KeyRing) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def rewrap_tree(root: str | os.PathLike[str], ring: KeyRing) -> tuple[int, int]:
+    """Re-wrap every vault file under ``root``; returns (re-wrapped, vault files seen)."""
+    changed = seen = 0
+    for path in sorted(Path(root).rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        with open(path, "rb") as f:
+            if f.read(len(fmt.MAGIC)) != fmt.MAGIC:
+                continue
+        seen += 1
+        changed += rewrap_file(path, ring)
+    return changed, seen

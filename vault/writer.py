@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import stream_format as fmt
 from .errors import VaultError
+from .keyring import KeyRing
+from .reader import EncryptedReader
 
 
 class EncryptedWriter:
@@ -23,25 +25,49 @@ class EncryptedWriter:
 
     def __init__(self, path: str | os.PathLike[str], data_key: bytes, wrapped: bytes, *,
                  chunk_size: int = 64 * 1024, fsync_interval: float | None = 1.0) -> None:
-        if not 0 < chunk_size < 2**31:
-            raise ValueError("chunk_size out of range")
-        self.path = os.fspath(path)
-        self.chunk_size = chunk_size
-        self.fsync_interval = fsync_interval
-        self._aead = AESGCM(data_key)
-        self._prefix = os.urandom(fmt.NONCE_PREFIX_BYTES)
-        self._buffer = bytearray()
-        self._index = 0
-        self._sealed_bytes = 0
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._end = 0
-        self._synced_at = time.monotonic()
+        self._setup(path, data_key, chunk_size, fsync_interval, os.urandom(fmt.NONCE_PREFIX_BYTES))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             self._append(fmt.header(wrapped, self._prefix))
             self._sync(force=fsync_interval is not None)
         except BaseException:
             self._abandon()
             raise
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], ring: KeyRing, *, chunk_size: int = 64 * 1024,
+               fsync_interval: float | None = 1.0) -> EncryptedWriter:
+        """Go on with a stream a crash left open: its torn last record is cut off and the
+        numbering continues after its last complete chunk (which must verify). Closing the
+        writer at once marks the stream whole."""
+        with EncryptedReader(path, ring) as reader:
+            if reader.complete:
+                raise VaultError("closed", f"{path} was closed")
+            if reader.chunk_count:
+                reader.chunk(reader.chunk_count - 1)
+            writer = cls.__new__(cls)
+            writer._setup(path, ring.unwrap(reader.wrapped), chunk_size, fsync_interval, reader.nonce_prefix)
+            writer._index, writer._sealed_bytes, writer._end = reader.chunk_count, reader.size, reader.sealed_end
+        writer._fd = os.open(writer.path, os.O_WRONLY)
+        os.ftruncate(writer._fd, writer._end)
+        os.lseek(writer._fd, writer._end, os.SEEK_SET)
+        return writer
+
+    def _setup(self, path: str | os.PathLike[str], data_key: bytes, chunk_size: int,
+               fsync_interval: float | None, prefix: bytes) -> None:
+        if not 0 < chunk_size < 2**31:
+            raise ValueError("chunk_size out of range")
+        self.path = os.fspath(path)
+        self.chunk_size = chunk_size
+        self.fsync_interval = fsync_interval
+        self._aead = AESGCM(data_key)
+        self._prefix = prefix
+        self._buffer = bytearray()
+        self._index = 0
+        self._sealed_bytes = 0
+        self._fd: int | None = None
+        self._end = 0
+        self._synced_at = time.monotonic()
 
     @property
     def closed(self) -> bool:
@@ -65,6 +91,13 @@ class EncryptedWriter:
         if self._buffer:
             self._seal(bytes(self._buffer), 0)
             self._buffer.clear()
+
+    def sync(self) -> None:
+        """fsync now, whatever the policy (a caller may do it off its event loop; it must
+        not close the writer meanwhile)."""
+        fd = self._fd
+        if fd is not None:
+            os.fsync(fd)
 
     def close(self) -> None:
         """Seal the rest as the final chunk (so readers know the stream is whole) and close."""

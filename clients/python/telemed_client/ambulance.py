@@ -57,6 +57,8 @@ async def run(args: argparse.Namespace) -> None:
     token = (await fetch_token(args.url, args.room, args.password, role="device", name=args.name,
                                invite=args.invite))["token"]
     client = await Client.join(args.url, token, channels=CHANNELS)
+    client.on_recording = say_recording
+    say_recording(client.recording)
     try:
         if not args.no_video:
             await client.publish(TestPattern(), "camera", f"{args.name} camera")
@@ -65,6 +67,14 @@ async def run(args: argparse.Namespace) -> None:
         await clinical.stream_ecg(signal, seconds=args.seconds or math.inf)
     finally:
         await client.close()
+
+
+def say_recording(recording: dict | None) -> None:
+    """Consent: the crew hears when the session is recorded, and when it stops."""
+    if recording is not None:
+        print(f"REC: this session is being recorded (started by {recording.get('by') or 'someone'})")
+    else:
+        print("this session is not being recorded")
 
 
 def build_parser() -> argparse.ArgumentParser:

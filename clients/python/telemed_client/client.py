@@ -72,6 +72,10 @@ class Client:
         self.events: asyncio.Queue[dict] = asyncio.Queue()
         self.messages: asyncio.Queue[dict] = asyncio.Queue()  # data channel, from others
         self.on_event: Callable[[dict], None] | None = None
+        # Consent: whether the room is being recorded, and who started it. Set from
+        # `joined` and kept current by `recording` notices; on_recording hears changes.
+        self.recording: dict | None = None                # {id, by, started_at} or None
+        self.on_recording: Callable[[dict | None], None] | None = None
         self.pc: RTCPeerConnection | None = None
         self.control = None
         self.channels: dict[str, RTCDataChannel] = {}  # extra data channels, by label
@@ -126,6 +130,7 @@ class Client:
         self.peer_id = self.info["peer_id"]
         self.layout = self.info.get("layout", {})
         self.tracks = {t["id"]: t for t in self.info.get("tracks", [])}
+        self._set_recording(self.info.get("recording"))
         # Only the servers the room hands out; an empty list, never aiortc's public STUN default.
         servers = [RTCIceServer(**s) for s in self.info.get("ice_servers") or []]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -227,6 +232,8 @@ class Client:
                 self.tracks.pop(message["track_id"], None)
             elif kind == "layout":
                 self.layout = message["layout"]
+            elif kind == "recording":
+                self._set_recording(_recording_of(message))
             self.events.put_nowait(message)
             if self.on_event is not None:
                 self.on_event(message)
@@ -234,6 +241,13 @@ class Client:
             if not future.done():
                 future.set_exception(ClientError("closed", "connection closed"))
         self.events.put_nowait({"type": "closed"})
+
+    def _set_recording(self, recording: dict | None) -> None:
+        if recording == self.recording:
+            return
+        self.recording = recording
+        if self.on_recording is not None:
+            self.on_recording(recording)
 
     async def wait_event(self, kind: str, timeout: float = 10,
                          match: Callable[[dict], bool] = lambda m: True) -> dict:
@@ -342,3 +356,10 @@ class Client:
             await self.pc.close()
         if self._session is not None:
             await self._session.close()
+
+
+def _recording_of(notice: dict) -> dict | None:
+    """The room's recording after a `recording` notice: None once it stopped or failed."""
+    if notice.get("state") != "started":
+        return None
+    return {"id": notice.get("id"), "by": notice.get("by"), "started_at": notice.get("started_at")}

@@ -72,3 +72,33 @@ export function objectLinks(room, sha256, token) {
   return call('GET', `api/rooms/${encodeURIComponent(room)}/objects/${sha256}/links`, undefined,
     { Authorization: `Bearer ${token}` });
 }
+
+// Recordings (docs/signaling.md, "Recordings"): a host token, or a token with the
+// `access` grant. The manifest carries short-lived signed links to each track's media.
+function authorized(token) {
+  return { Authorization: `Bearer ${token}` };
+}
+
+export function listRecordings(room, token) {
+  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings`, undefined, authorized(token));
+}
+
+export function getRecording(room, id, token) {
+  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}`, undefined, authorized(token));
+}
+
+export function recordingLinks(room, id, token) {
+  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/links`, undefined, authorized(token));
+}
+
+export function recordingClinical(room, id, token) {
+  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/clinical`, undefined, authorized(token));
+}
+
+// The frames of a recorded ECG stream (replay-ecg.js parses them).
+export async function recordingEcg(room, id, seq, token) {
+  const response = await fetch(`api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/ecg/${seq}`,
+    { headers: authorized(token) });
+  if (!response.ok) throw new ApiError(response.status, `ECG recording unavailable (${response.status})`);
+  return response.arrayBuffer();
+}

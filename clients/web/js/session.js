@@ -52,6 +52,7 @@ export class Session extends EventTarget {
     this.layout = { preset: 'grid', main_track: null, pip_tracks: [], version: 0 };
     this.locked = false;
     this.waiting = new Map(); // peer id -> participant knocking (hosts only)
+    this.recording = null; // {id, by, started_at} while the room is recorded
     this.local = new Map();   // source -> {source, label, track, transceiver, trackId, muted}
     this.recv = new Map();    // remote track id -> transceiver
     this.live = new Set();    // remote track ids the last answer accepted
@@ -606,6 +607,7 @@ export class Session extends EventTarget {
     if (joined.layout) this.layout = joined.layout;
     this.locked = !!joined.locked;
     this.waiting = new Map((joined.waiting || []).map((p) => [p.peer_id, p]));
+    this._setRecording(joined.recording || null, null);
     this.refused.clear();
     this.dispatchEvent(new CustomEvent('state'));
   }
@@ -661,6 +663,9 @@ export class Session extends EventTarget {
       case 'error':
         this._notice('error', m.error || 'The server reported an error.');
         return;
+      case 'recording':
+        this._setRecording(m.state === 'started' ? { id: m.id, by: m.by, started_at: m.started_at } : null, m);
+        return;
       case 'clinical-state':
         // Also sent on `control` when it opens; listeners treat both alike.
         this.dispatchEvent(new CustomEvent('data', { detail: m }));
@@ -679,6 +684,16 @@ export class Session extends EventTarget {
     if (!entry) return;
     entry.muted = true;
     entry.track.enabled = false;
+  }
+
+  // Consent: `recording` is {id, by, started_at} while the room is recorded, else null.
+  // `notice` is the server's `recording` message that changed it (null: from `joined`).
+  _setRecording(recording, notice) {
+    const changed = (this.recording?.id ?? null) !== (recording?.id ?? null);
+    this.recording = recording;
+    if (changed || (notice && notice.state === 'failed')) {
+      this.dispatchEvent(new CustomEvent('recording', { detail: { recording, notice } }));
+    }
   }
 
   _notice(level, text) {

@@ -1,0 +1,237 @@
+"""Recording cost, in CPU-seconds per recorded minute of one 720p30 VP8 camera.
+
+Side by side, in one run, inside the benchmark's network namespaces (needs root):
+- this server, the room set to ``record: "auto"``: the server process's CPU while the
+  publisher sends, plus stopping (files closed, encrypted, playable at once);
+- Janus VideoRoom with ``record: true``: its process's CPU, plus ``janus-pp-rec`` turning
+  the .mjr file into a playable WebM (Debian's janus-tools).
+Each server also runs once without recording, so the recording's own share shows.
+The publisher is the forwarding benchmark's pre-encoded clip (video only, no encoding
+cost on the client side).
+
+Then, alone and offline, the recorder's own path (frame assembly, PyAV live WebM muxing,
+AES-GCM chunks) over the same clip plus Opus, as fast as it runs.
+
+    .venv/bin/python -m benchmarks.recording [--seconds 60] [--servers ours,janus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+from aiortc.codecs.vpx import Vp8Encoder
+
+from recorder.depacketizer import DEPACKETIZERS
+from recorder.frame_assembler import FrameAssembler
+from recorder.track_file import TrackFile
+from sfu.keyframe import vp8_keyframe
+from sfu.rtp_packet import RtpPacket
+from vault import EncryptedReader, KeyRing
+
+from .clip import load as load_clip
+from .forwarding import Server, WorkerProc, proc_cpu
+from .netns import NetnsPair
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def video_packets(clip) -> list[list[bytes]]:
+    payloader = Vp8Encoder()
+    out = []
+    for i, data in enumerate(clip.frames):
+        packet = av.Packet(data)
+        packet.pts, packet.time_base = i, fractions.Fraction(1, clip.fps)
+        payloads, _ = payloader.pack(packet)
+        out.append(payloads)
+    return out
+
+
+def opus_packets(seconds: int = 10) -> list[bytes]:
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "stereo", "s16"
+    encoder.bit_rate = 32000
+    encoder.open()
+    out = []
+    t = np.arange(960) / 48000
+    for i in range(seconds * 50):
+        tone = (np.sin(2 * np.pi * 440 * (t + i * 0.02)) * 8000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, i * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        out += [bytes(p) for p in encoder.encode(frame)]
+    return out
+
+
+def recorder_path(directory: Path, ring: KeyRing, minutes: float, clip, video, audio) -> dict:
+    keys = ring.new_data_key()
+    vfile = TrackFile(directory / "video.webm.enc", *keys, "video/VP8")
+    afile = TrackFile(directory / "audio.webm.enc", *keys, "audio/opus")
+    assembler = FrameAssembler(DEPACKETIZERS["video/vp8"](), lambda: None)
+    frames = int(minutes * 60 * clip.fps)
+    seq = 0
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    for i in range(frames):
+        payloads = video[i % len(video)]
+        timestamp = i * 3000
+        for j, payload in enumerate(payloads):
+            packet = RtpPacket(96, int(j == len(payloads) - 1), seq & 0xFFFF, timestamp & 0xFFFFFFFF, 1, payload)
+            packet.keyframe = j == 0 and vp8_keyframe(payload)
+            seq += 1
+            for frame in assembler.push(packet, i / clip.fps):
+                vfile.write(frame.data, i * 1000 // clip.fps, frame.keyframe)
+        # audio: 20 ms packets up to this video frame's time
+        for k in range(int(i * 50 / clip.fps), int((i + 1) * 50 / clip.fps)):
+            afile.write(audio[k % len(audio)], k * 20, True)
+        if i % clip.fps == clip.fps - 1:  # once a second of media, as the recorder does
+            vfile.flush()
+            afile.flush()
+    vfile.close()
+    afile.close()
+    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
+    return {"media_minutes": minutes, "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
+            "cpu_seconds_per_recorded_minute": round(cpu / minutes, 3),
+            "video_bytes": os.path.getsize(directory / "video.webm.enc"),
+            "audio_bytes": os.path.getsize(directory / "audio.webm.enc"), "video_frames": vfile.frames}
+
+
+def check_playable(directory: Path, ring: KeyRing) -> dict:
+    counts = {}
+    for name in ("video.webm.enc", "audio.webm.enc"):
+        with EncryptedReader(directory / name, ring) as reader, av.open(reader) as container:
+            counts[name] = sum(1 for p in container.demux(container.streams[0]) if p.size)
+    return counts
+
+
+async def server_case(kind: str, record: bool, seconds: float, ns: NetnsPair, tmp: Path) -> dict:
+    """CPU of one server while one publisher sends for ``seconds``, recording or not."""
+    rec_dir = tmp / f"{kind}-rec"
+    rec_dir.mkdir()
+    server = Server(kind, ns, tmp)
+    pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-pub.log")
+    try:
+        await pub.call({"cmd": "publish", "server": kind, "base": server.base,
+                        "admin_key": getattr(server, "admin_key", None),
+                        "record": str(rec_dir) if record else None}, 60)
+        await asyncio.sleep(2.0)  # settle: ICE, DTLS, the first keyframe
+        cpu0 = sum(proc_cpu(server.pid))
+        await asyncio.sleep(seconds)
+        cpu1 = sum(proc_cpu(server.pid))
+        await pub.quit()  # the publisher leaves: both servers close their recordings
+        await asyncio.sleep(3.0)
+        cpu2 = sum(proc_cpu(server.pid))
+        server.check_alive()
+    finally:
+        await pub.quit()
+        server.stop()
+    result = {"server": kind, "record": record, "seconds": seconds,
+              "server_cpu_s": round(cpu1 - cpu0, 3), "closing_cpu_s": round(cpu2 - cpu1, 3)}
+    if record:
+        post, frames = (janus_postprocess(rec_dir) if kind == "janus"
+                        else ours_playable(tmp / "ours-data"))
+        result.update(postprocess_cpu_s=round(post, 3), decoded_frames=frames[0],
+                      undecodable_packets=frames[1])
+    return result
+
+
+def decodable(source) -> tuple[int, int]:
+    """(frames decoded, packets the decoder refused) of a file's video."""
+    frames = errors = 0
+    with av.open(source) as container:
+        for packet in container.demux(video=0):
+            try:
+                frames += len(packet.decode())
+            except av.FFmpegError:
+                errors += 1
+    return frames, errors
+
+
+def janus_postprocess(rec_dir: Path) -> tuple[float, tuple[int, int]]:
+    """CPU of janus-pp-rec making each .mjr playable, and what the result decodes to."""
+    cpu, frames, errors = 0.0, 0, 0
+    for mjr in sorted(rec_dir.glob("*video*.mjr")):
+        out = mjr.with_suffix(".webm")
+        proc = subprocess.Popen(["janus-pp-rec", str(mjr), str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu += usage.ru_utime + usage.ru_stime
+        if proc.returncode == 0 and out.exists():
+            got = decodable(str(out))
+            frames, errors = frames + got[0], errors + got[1]
+    return cpu, (frames, errors)
+
+
+def ours_playable(data_dir: Path) -> tuple[float, tuple[int, int]]:
+    """Nothing to post-process; what the encrypted files decode to, as they are."""
+    ring = KeyRing.load(None, data_dir / "keys" / "master.key")
+    frames = errors = 0
+    for path in (data_dir / "recordings").glob("*/*.webm.enc"):
+        with EncryptedReader(path, ring) as reader:
+            got = decodable(reader)
+        frames, errors = frames + got[0], errors + got[1]
+    return 0.0, (frames, errors)
+
+
+async def compare(seconds: float, servers: list[str]) -> list[dict]:
+    results = []
+    with NetnsPair() as ns:
+        for kind in servers:
+            for record in (False, True):
+                with tempfile.TemporaryDirectory() as tmp:
+                    case = await server_case(kind, record, seconds, ns, Path(tmp))
+                print(json.dumps(case))
+                results.append(case)
+    return results
+
+
+def summary(cases: list[dict]) -> dict:
+    out = {}
+    for kind in {c["server"] for c in cases}:
+        plain = next(c for c in cases if c["server"] == kind and not c["record"])
+        rec = next(c for c in cases if c["server"] == kind and c["record"])
+        minutes = rec["seconds"] / 60
+        end_to_end = rec["server_cpu_s"] + rec["closing_cpu_s"] + rec["postprocess_cpu_s"]
+        out[kind] = {
+            "cpu_s_per_recorded_minute_end_to_end": round(end_to_end / minutes, 3),
+            "recording_share_cpu_s_per_minute": round(
+                (end_to_end - plain["server_cpu_s"] - plain["closing_cpu_s"]) / minutes, 3),
+            "decoded_frames": rec["decoded_frames"],
+            "undecodable_packets": rec["undecodable_packets"],
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.recording")
+    parser.add_argument("--seconds", type=float, default=60.0, help="recording length (default 60)")
+    parser.add_argument("--servers", default="ours,janus")
+    parser.add_argument("--out", type=Path, default=RESULTS / "recording.json")
+    args = parser.parse_args()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    cases = asyncio.run(compare(args.seconds, servers))
+    clip = load_clip()
+    video, audio = video_packets(clip), opus_packets()
+    ring = KeyRing(os.urandom(32))
+    with tempfile.TemporaryDirectory() as tmp:
+        offline = recorder_path(Path(tmp), ring, 2.0, clip, video, audio)
+        offline["demuxed_packets"] = check_playable(Path(tmp), ring)
+    offline["clip"] = f"1280x720p{clip.fps} VP8 {round(clip.bitrate / 1e6, 2)} Mbit/s + Opus 32 kbit/s"
+    result = {"summary": summary(cases), "cases": cases, "recorder_path_offline": offline,
+              "note": "one run on a shared 2-core machine; other load was running"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""A recording's manifest on disk: JSON, encrypted with the recording's data key (the
+same vault stream format as its media), replaced whole on every save (temporary file,
+fsync, rename), so a crash leaves the previous or the new one, never half of either."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vault import EncryptedReader, EncryptedWriter, KeyRing
+
+NAME = "manifest.json.enc"
+
+
+def save(directory: Path, manifest: dict, data_key: bytes, wrapped: bytes) -> None:
+    target = directory / NAME
+    tmp = directory / f".{NAME}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        with EncryptedWriter(tmp, data_key, wrapped, fsync_interval=0) as out:
+            out.write(json.dumps(manifest, separators=(",", ":")).encode())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load(directory: Path, ring: KeyRing) -> tuple[dict, bytes]:
+    """(manifest, wrapped data key)."""
+    with EncryptedReader(directory / NAME, ring) as reader:
+        if not reader.complete:
+            raise ValueError(f"{directory / NAME} was not closed")
+        return json.loads(reader.read_at(0, reader.size)), reader.wrapped

@@ -1,0 +1,189 @@
+"""This server's recordings: the running one of each live room, and those at rest under
+``<data_dir>/recordings/<id>/``.
+
+It follows every live room, to start a room set to ``record: "auto"`` on its first
+published track and to stop any recording when the room empties. On start-up, a
+recording still marked ``recording`` was cut by a crash and becomes ``interrupted``.
+Start, stop, delete and expiry are audited through the ``audit`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+from conference.live_room import LiveRoom
+from vault import KeyRing, VaultError
+
+from .errors import RecordingError
+from .recording import FAILED, RECORDING, Recording
+
+log = logging.getLogger("telemed.recorder")
+
+Audit = Callable[..., Awaitable[None]]  # (actor, action, object_id, room, **details)
+AUTO_BY = {"identity": None, "name": "automatic recording"}
+_ID = re.compile(r"[0-9a-f]{16}")
+EXPIRY_INTERVAL = 3600.0
+
+
+class RecordingManager:
+    def __init__(self, data_dir: str | Path, keyring: KeyRing, audit: Audit,
+                 retention_days: float = 0.0) -> None:
+        self.root = Path(data_dir) / "recordings"
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.keyring = keyring
+        self.retention_days = retention_days
+        self._audit = audit
+        self._recordings: dict[str, Recording] = {}
+        self._active: dict[str, Recording] = {}   # by room name
+        self._tasks: set[asyncio.Task] = set()
+        self._load()
+
+    def _load(self) -> None:
+        for directory in sorted(self.root.iterdir()):
+            if not _ID.fullmatch(directory.name):
+                continue
+            try:
+                recording = Recording.load(directory, self.keyring)
+            except (OSError, ValueError, VaultError) as exc:
+                log.error("recording %s is unreadable and left alone: %s", directory.name, exc)
+                continue
+            if recording.state == RECORDING:
+                recording.mark_interrupted(self.keyring)
+                log.warning("recording %s of room %s was interrupted", recording.id, recording.room)
+            self._recordings[recording.id] = recording
+
+    # --- live rooms ---
+    def follow(self, live: LiveRoom, auto: bool) -> None:
+        """A live room was opened: record it automatically if set so; end with it."""
+        def on_event(event: dict) -> None:
+            kind = event.get("type")
+            if kind == "track-published" and auto and self.active(live.name) is None and live.peers:
+                self._spawn(self.start(live, AUTO_BY))
+            elif kind == "participant-left" and live.empty:
+                unlisten()
+                active = self.active(live.name)
+                if active is not None:
+                    self._spawn(self._stop(active, AUTO_BY if auto else active.manifest["by"], "room-empty"))
+        unlisten = live.listen(on_event)
+
+    def active(self, room: str) -> Recording | None:
+        recording = self._active.get(room)
+        return recording if recording is not None and recording.state == RECORDING else None
+
+    async def start(self, live: LiveRoom, by: dict) -> Recording:
+        if self.active(live.name) is not None:
+            raise RecordingError(409, "recording", "the room is already being recorded")
+        try:
+            recording = Recording.begin(self.root, self.keyring.new_data_key(), live, by, self._ended)
+        except OSError as exc:
+            raise RecordingError(507, "disk", f"cannot record: {exc.strerror or exc}") from None
+        self._recordings[recording.id] = recording
+        self._active[live.name] = recording
+        try:
+            await self._audit(_actor(by), "recording-start", f"recording/{recording.id}", live.name)
+        except OSError as exc:  # not on record: not recording either
+            await recording.stop("not audited")
+            raise RecordingError(507, "disk", f"cannot record: the audit log refused: {exc}") from None
+        log.info("recording started", extra={"fields": {"room": live.name, "recording": recording.id}})
+        return recording
+
+    async def stop(self, room: str, rec_id: str, by: dict) -> Recording:
+        recording = self.get(room, rec_id)
+        if recording.state != RECORDING:
+            raise RecordingError(409, "not-recording", f"the recording is {recording.state}")
+        await self._stop(recording, by, "stopped")
+        return recording
+
+    def _ended(self, recording: Recording) -> None:
+        """A recording wound down (stopped or failed): the room is free to record again."""
+        if self._active.get(recording.room) is recording:
+            del self._active[recording.room]
+        if recording.state == FAILED:
+            self._spawn(self._audit(_actor(recording.manifest["by"]), "recording-fail",
+                                    f"recording/{recording.id}", recording.room,
+                                    reason=recording.manifest.get("reason", "")))
+
+    async def _stop(self, recording: Recording, by: dict, reason: str) -> None:
+        await recording.stop(reason)
+        await self._audit(_actor(by), "recording-stop", f"recording/{recording.id}", recording.room,
+                          reason=reason)
+
+    # --- at rest ---
+    def list(self, room: str) -> list[dict]:
+        found = [r.describe() for r in self._recordings.values() if r.room == room]
+        return sorted(found, key=lambda m: m["started_at"])
+
+    def get(self, room: str, rec_id: str) -> Recording:
+        recording = self._recordings.get(rec_id) if _ID.fullmatch(rec_id) else None
+        if recording is None or recording.room != room:
+            raise RecordingError(404, "not-found", "no such recording")
+        return recording
+
+    async def opened(self, recording: Recording, by: dict, what: str = "manifest") -> None:
+        await self._audit(_actor(by), "recording-open", f"recording/{recording.id}", recording.room,
+                          what=what)
+
+    async def delete(self, room: str, rec_id: str, by: dict) -> None:
+        recording = self.get(room, rec_id)
+        if recording.state == RECORDING or self._active.get(room) is recording:
+            raise RecordingError(409, "recording", "stop the recording before deleting it")
+        await self._remove(recording, by, "recording-delete")
+
+    async def _remove(self, recording: Recording, by: dict, action: str) -> None:
+        # The wrapped data key lives only in these files' headers: gone with them.
+        try:
+            await asyncio.to_thread(shutil.rmtree, recording.directory)
+        except OSError as exc:
+            raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
+        self._recordings.pop(recording.id, None)
+        await self._audit(_actor(by), action, f"recording/{recording.id}", recording.room)
+
+    async def expire(self, now: float | None = None) -> int:
+        """Delete recordings older than the retention; returns how many went."""
+        if self.retention_days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.retention_days * 86400
+        expired = [r for r in self._recordings.values() if r.state != RECORDING
+                   and datetime.fromisoformat(r.manifest["started_at"]).timestamp() < cutoff]
+        for recording in expired:
+            await self._remove(recording, {"identity": "retention", "name": "retention"}, "recording-expire")
+        return len(expired)
+
+    async def run_expiry(self) -> None:
+        while True:
+            try:
+                await self.expire()
+            except Exception:
+                log.exception("recording expiry failed")
+            await asyncio.sleep(EXPIRY_INTERVAL)
+
+    async def close(self) -> None:
+        """Stop every running recording cleanly (server shutdown)."""
+        for recording in list(self._active.values()):
+            await self._stop(recording, recording.manifest["by"], "server-shutdown")
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, RecordingError):
+                log.warning("automatic recording: %s", exc.message)
+            else:
+                log.error("recording task failed: %r", exc)
+
+
+def _actor(by: dict) -> str:
+    return str(by.get("identity") or by.get("name") or "system")
