@@ -3,7 +3,8 @@ remove a participant, mute a participant's microphone, end the consult for every
 
 Only a peer whose token carries the admin grant may act. Every action is broadcast
 as a room event carrying `by` (the host's peer id, identity and name), so the
-recorder and the audit trail can follow it through `LiveRoom.listen`.
+recorder and others can follow it through `LiveRoom.listen`. Locking and removing
+are written to the audit log first: an action that is not on record is not done.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ DENIED = "The host did not let you into this consult."
 Leave = Callable[[Peer], Awaitable[None]]
 # Makes a token (and every refresh of it) unusable from now on.
 Revoke = Callable[[Claims], Awaitable[None]]
+# Appends to the audit log: (actor, action, object id, room, **details); raises OSError
+# when the log cannot be written.
+Audit = Callable[..., Awaitable[None]]
 
 
 def actor(peer: Peer) -> dict:
@@ -31,9 +35,19 @@ def actor(peer: Peer) -> dict:
 
 
 class HostControls:
-    def __init__(self, leave: Leave, revoke: Revoke | None = None) -> None:
+    def __init__(self, leave: Leave, revoke: Revoke | None = None, audit: Audit | None = None) -> None:
         self._leave = leave
         self._revoke = revoke
+        self._audit = audit
+
+    async def _on_record(self, host: Peer, action: str, object_id: str, **details: object) -> None:
+        if self._audit is None:
+            return
+        try:
+            await self._audit(host.identity, action, object_id, host.room.name, name=host.name,
+                              credential=host.claims.credential, token_id=host.claims.token_id, **details)
+        except OSError:
+            raise ProtocolError("storage-unavailable", "the audit log cannot be written; nothing was changed") from None
 
     @staticmethod
     def check(host: Peer) -> LiveRoom:
@@ -73,8 +87,10 @@ class HostControls:
         return [g for g in room.waiting.guests() if g.identity == identity]
 
     # --- the room ---
-    def lock(self, host: Peer, locked: bool) -> None:
-        self.check(host).set_locked(locked, actor(host))
+    async def lock(self, host: Peer, locked: bool) -> None:
+        room = self.check(host)
+        await self._on_record(host, "room-lock" if locked else "room-unlock", f"room/{room.name}")
+        room.set_locked(locked, actor(host))
 
     async def remove(self, host: Peer, peer_id: str) -> None:
         """Kick the person behind `peer_id` (every screen of their seat) and revoke
@@ -85,6 +101,8 @@ class HostControls:
             raise ProtocolError("not-found", "no such participant")
         if target.identity == host.identity:
             raise ProtocolError("bad-request", "you cannot remove yourself; leave instead")
+        await self._on_record(host, "participant-removed", f"identity/{target.identity}",
+                              removed_name=target.name, removed_token_id=target.claims.token_id)
         seat = [p for p in room.peers.values() if p.identity == target.identity]
         room.barred.add(target.identity)
         room.admitted.discard(target.identity)

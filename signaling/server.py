@@ -55,7 +55,7 @@ class Server:
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
-        self.host_controls = HostControls(self.leave, self.revoke)
+        self.host_controls = HostControls(self.leave, self.revoke, self.clinical.auditor.record)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.clinical.auditor.record,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).

@@ -177,7 +177,7 @@ class Session:
             locked = message.get("locked")
             if not isinstance(locked, bool):
                 raise ProtocolError("bad-request", "'locked' must be true or false")
-            controls.lock(peer, locked)
+            await controls.lock(peer, locked)
             return {"type": "ok", "action": kind}
         if kind == "end":
             await controls.end(peer)

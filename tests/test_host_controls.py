@@ -5,11 +5,14 @@ to non-hosts and each followed by room listeners."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from clinical.audit import verify
 from telemed_client import Client, ClientError
 from tests.media import PatternTrack, ToneTrack
 
@@ -23,6 +26,12 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def audit_records(server, action: str) -> list[dict]:
+    path = Path(server.core.settings.data_dir) / "audit.jsonl"
+    verify(path)  # the chain holds
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["action"] == action]
 
 
 class Room:
@@ -199,6 +208,10 @@ async def test_lock_refuses_newcomers_but_not_hosts_or_those_already_in(make_roo
     await back.wait_event("room-locked", match=lambda e: e["locked"] is False)
     await room.join("participant", "Latecomer")
     assert [e["locked"] for e in room.events if e["type"] == "room-locked"] == [True, False]
+    host_identity = host.info["identity"]
+    for action in ("room-lock", "room-unlock"):
+        [record] = audit_records(room.server, action)
+        assert (record["actor"], record["room"], record["details"]["name"]) == (host_identity, "lock-1", "Dr Host")
 
 
 # --- remove ---
@@ -227,6 +240,9 @@ async def test_removed_participant_is_kicked_and_cannot_rejoin(make_room):
         await room.join("participant", "Troll", identity="troll")
     assert err.value.code == "removed"
     assert any(e["type"] == "participant-removed" and e["identity"] == "troll" for e in room.events)
+    [record] = audit_records(room.server, "participant-removed")
+    assert (record["actor"], record["object"], record["details"]["removed_name"]) == \
+        (host.info["identity"], "identity/troll", "Troll")
 
 
 async def test_remove_takes_every_screen_of_the_seat(make_room):
