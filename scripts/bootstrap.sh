@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 gcc:gcc; do
+for pair in redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 gcc:gcc npm:npm; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
@@ -37,3 +37,13 @@ fi
 
 # The C fan-out step (sfu/fanout.c); rebuilt only when its source changed.
 .venv/bin/python sfu/fanout_build.py
+
+# Browser libraries the pages load from this server (hls.js for watch.html): pinned in
+# clients/web/vendor/package-lock.json, installed only when the lockfile changed.
+vendor=clients/web/vendor
+want=$(sha256sum "$vendor/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$vendor/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: npm ci in $vendor" >&2
+  npm ci --prefix "$vendor" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$want" > "$vendor/node_modules/.lock.sha256"
+fi

@@ -36,6 +36,13 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_timeout: float = 30.0
+    # live teaching: the composited program and LL-HLS (streaming/)
+    live_size: str = "1280x720"
+    live_fps: int = 30
+    live_video_kbps: int = 2500
+    live_x264_preset: str = "veryfast"
+    live_link_ttl: int = 4 * 3600
+    live_requests_per_second: float = 20.0
     # --- credentials (issue 8): session age and an external identity provider ---
     max_session_age: int = 12 * 3600
     oidc_jwks_url: str | None = None
@@ -97,6 +104,13 @@ HELP = {
     "pacs_password": "password for --pacs-username (prefer the env or the config file "
                      "to a flag, which other local users can see)",
     "pacs_timeout": "seconds to wait for the PACS to connect or send more data (default 30)",
+    "live_size": "picture size of the live program, WIDTHxHEIGHT (default 1280x720)",
+    "live_fps": "frame rate of the live program (default 30)",
+    "live_video_kbps": "video bitrate of the live program in kbit/s (default 2500)",
+    "live_x264_preset": "libx264 preset of the live program: ultrafast .. medium (default veryfast)",
+    "live_link_ttl": "seconds a signed HLS link stays valid (default 14400, a long lesson)",
+    "live_requests_per_second": "HLS requests each viewer may make per second, with a burst "
+                                "of twice that (default 20); beyond it they get 429",
     "max_session_age": "seconds after signing in beyond which refresh-token stops extending a "
                        "session (default 43200, 12 h)",
     "oidc_jwks_url": "JWKS URL of a hospital identity provider whose id_tokens may be exchanged "
@@ -162,6 +176,9 @@ _EDGE_SECONDS = ("body_timeout", "header_timeout", "ws_join_timeout", "whip_conn
 _LOGIN_COUNTS = ("login_max_failures", "login_room_max_failures", "login_in_flight", "password_workers")
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
 def _coerce(name: str, value: object) -> object:
     if name in ("port", "token_ttl", "max_session_age"):
         return int(value)
@@ -186,6 +203,19 @@ def _coerce(name: str, value: object) -> object:
         return timeout
     if name == "pacs_url":
         return _pacs_url(value)
+    if name in ("live_fps", "live_video_kbps", "live_link_ttl"):
+        return int(value)
+    if name == "live_requests_per_second":
+        return float(value)
+    if name == "live_x264_preset":
+        if value not in X264_PRESETS:
+            raise ValueError(f"live_x264_preset must be one of {', '.join(X264_PRESETS)}")
+        return value
+    if name == "live_size":
+        width, _, height = str(value).partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ValueError("live_size must be WIDTHxHEIGHT, e.g. 1280x720")
+        return f"{int(width)}x{int(height)}"
     if name == "recording_retention_days":
         days = float(value)
         if not 0 <= days <= 36500:

@@ -19,6 +19,9 @@ from recorder import RecordingManager
 from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    TokenError, TokenIssuer, open_credential_store, open_room_store)
 from sfu import Connection, pin_host_addresses
+from streaming.live_streams import LiveStreams
+from streaming.program import ProgramFormat
+from streaming.vod_library import VodLibrary
 from vault import KeyRing
 
 from .config import Settings
@@ -61,6 +64,12 @@ class Server:
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self)
+        width, height = (int(v) for v in settings.live_size.split("x"))
+        self.streams = LiveStreams(ProgramFormat(
+            width=width, height=height, fps=settings.live_fps, video_bitrate=settings.live_video_kbps * 1000,
+            part_frames=max(1, round(settings.live_fps / 3)), x264_preset=settings.live_x264_preset),
+            Path(settings.data_dir) / "streams", self.keyring)
+        self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
 
     def new_connection(self, label: str) -> Connection:
@@ -159,6 +168,8 @@ class Server:
         await room.remove(peer)
         await close_quietly(peer)
         self.live.discard_if_empty(room)
+        if room.name not in self.live.rooms:  # the room's program ends with the room
+            await self.streams.stop(room.name)
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
@@ -166,6 +177,7 @@ class Server:
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
                 await self.leave(peer)
+        await self.streams.close()
         await self.clinical.close()
         await self.store.close()
         await self.credentials.close()

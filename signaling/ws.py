@@ -163,6 +163,7 @@ class Session:
             "token_expires_at": claims.expires_at, "resume_secret": peer.resume_secret,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(), "locked": room.locked,
+            "live": self.server.streams.state(room.name),
             "ice_servers": self.server.settings.ice_servers,
             "recording": recording.announcement() if (recording := self.server.recordings.active(room.name)) else None,
         }

@@ -45,3 +45,59 @@ class ToneTrack(AudioStreamTrack):
         out.pts = frame.pts * 48000 // frame.sample_rate
         out.sample_rate, out.time_base = 48000, fractions.Fraction(1, 48000)
         return out
+
+
+class ColourTrack(VideoStreamTrack):
+    """One solid colour (BGR), so a composited picture shows whose camera is where."""
+
+    def __init__(self, bgr: tuple[int, int, int], width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.image = np.zeros((height, width, 3), np.uint8)
+        self.image[:] = bgr
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self.image, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class H264PacketTrack(VideoStreamTrack):
+    """Pre-encoded H264, as an OR encoder would send it over WHIP: aiortc packetizes
+    these packets without re-encoding. Keyframes every `gop` frames, SPS/PPS in-band;
+    `sent` keeps every published access unit (Annex B) for byte comparisons."""
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30, gop: int = 30) -> None:
+        super().__init__()
+        self.encoder = av.CodecContext.create("libx264", "w")
+        self.encoder.width, self.encoder.height, self.encoder.pix_fmt = width, height, "yuv420p"
+        self.encoder.time_base = fractions.Fraction(1, 90000)
+        self.encoder.framerate = fractions.Fraction(fps)
+        self.encoder.gop_size, self.encoder.max_b_frames = gop, 0
+        self.encoder.profile = "Baseline"
+        self.encoder.options = {"tune": "zerolatency", "preset": "ultrafast", "sc_threshold": "0"}
+        self.fps = fps
+        self.sent: list[bytes] = []
+        self._n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        import asyncio
+        import time
+        while True:
+            if self._start is None:
+                self._start = time.monotonic()
+            delay = self._start + self._n / self.fps - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            image = np.zeros((self.encoder.height, self.encoder.width, 3), np.uint8)
+            image[:, :, 1] = (self._n * 7) % 255
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = self._n * 90000 // self.fps, self.encoder.time_base
+            self._n += 1
+            packets = self.encoder.encode(frame)
+            if packets:
+                packet = packets[0]
+                self.sent.append(bytes(packet))
+                packet.time_base = self.encoder.time_base
+                return packet

@@ -26,7 +26,9 @@ def test_layers_override_in_order(tmp_path):
 
 
 @pytest.mark.parametrize("env", [{"TELEMED_PORT": "eighty"}, {"TELEMED_ICE_SERVERS": "[1, 2]"},
-                                 {"TELEMED_TLS_CERT": "cert.pem"}, {"TELEMED_ICE_SERVERS": "{"}])
+                                 {"TELEMED_TLS_CERT": "cert.pem"}, {"TELEMED_ICE_SERVERS": "{"},
+                                 {"TELEMED_LIVE_SIZE": "720p"}, {"TELEMED_LIVE_X264_PRESET": "placebo"},
+                                 {"TELEMED_LIVE_FPS": "fast"}])
 def test_bad_settings_are_refused(env):
     with pytest.raises(ValueError):
         config.load(build_parser().parse_args([]), environ=env)

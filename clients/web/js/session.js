@@ -607,6 +607,7 @@ export class Session extends EventTarget {
     if (joined.layout) this.layout = joined.layout;
     this.locked = !!joined.locked;
     this.waiting = new Map((joined.waiting || []).map((p) => [p.peer_id, p]));
+    this.liveState = joined.live || { state: 'stopped', viewers: 0 };
     this._setRecording(joined.recording || null, null);
     this.refused.clear();
     this.dispatchEvent(new CustomEvent('state'));
@@ -662,6 +663,10 @@ export class Session extends EventTarget {
         break;
       case 'error':
         this._notice('error', m.error || 'The server reported an error.');
+        return;
+      case 'live':
+        this.liveState = { state: m.state, viewers: m.viewers };
+        this.dispatchEvent(new CustomEvent('live', { detail: this.liveState }));
         return;
       case 'recording':
         this._setRecording(m.state === 'started' ? { id: m.id, by: m.by, started_at: m.started_at } : null, m);

@@ -1,0 +1,1 @@
+"""Live teaching: the program compositor (its own process), the LL-HLS packager and playlists."""
