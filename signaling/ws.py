@@ -9,6 +9,7 @@ import time
 
 from aiohttp import WSMsgType, web
 
+from conference.host_controls import ENDED, REMOVED
 from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from rooms import Claims, Layout, RoomNotFound, TokenError
@@ -20,8 +21,10 @@ from .server import Server
 log = logging.getLogger("telemed.ws")
 
 MAX_MESSAGES_PER_SECOND = 50
-# After these the server closes the socket: the peer is out of the room.
-FINAL_MESSAGES = frozenset({"kicked", "denied"})
+# After a host's refusal, removal or end of the consult the server closes the socket:
+# nothing is left for it to do. (A socket replaced by a resumed session stays open,
+# answering `not-joined`, until its client closes it.)
+HOST_KICKS = frozenset({REMOVED, ENDED})
 HOST_ACTIONS = frozenset({"admit", "deny", "lock", "remove", "mute-participant", "end"})
 _CLOSE = object()  # queued after a last message: close the socket once that is sent
 
@@ -57,8 +60,9 @@ class Session:
                 await self.ws.send_str(json.dumps(message))
             except (ConnectionError, RuntimeError):
                 return
-            if message.get("type") in FINAL_MESSAGES:
-                await self.ws.close(code=1000, message=message["type"].encode())
+            kind = message.get("type")
+            if kind == "denied" or (kind == "kicked" and message.get("reason") in HOST_KICKS):
+                await self.ws.close(code=1000, message=kind.encode())
                 return
 
     def _rate_ok(self) -> bool:
