@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from rooms import Layout
 from sfu import Producer, Router
 
+from .waiting_room import WaitingRoom
+
 if TYPE_CHECKING:
     from .clinical_session import ClinicalSession
     from .peer import Peer
@@ -28,6 +30,11 @@ class LiveRoom:
         self.layout = layout
         self.data_seq = 0
         self.muted: set[str] = set()
+        # Host controls, for as long as the consult runs (they go when the room empties).
+        self.locked = False
+        self.waiting = WaitingRoom()
+        self.admitted: set[str] = set()  # identities that were in: their reconnects skip the queue
+        self.barred: set[str] = set()    # identities a host removed: refused until the room empties
         self.clinical: ClinicalSession | None = None  # set by LiveRooms
         self._listeners: list[RoomListener] = []
         self.router.on_change(self._producers_changed)
@@ -35,11 +42,20 @@ class LiveRoom:
     # --- membership ---
     def add(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
+        self.admitted.add(peer.identity)
         self.broadcast({"type": "participant-joined", "participant": peer.describe()}, exclude=peer)
         if self.clinical is not None:
             self.clinical.joined(peer)
 
+    def wait(self, peer: Peer) -> None:
+        """Put a guest in the waiting room and tell the hosts it knocked."""
+        self.waiting.add(peer)
+        self.tell_hosts({"type": "knock", "participant": peer.describe()})
+
     async def remove(self, peer: Peer) -> None:
+        if self.waiting.pop(peer.id) is not None:
+            self.tell_hosts({"type": "knock-withdrawn", "peer_id": peer.id, "outcome": "left"})
+            return
         if self.peers.pop(peer.id, None) is None:
             return
         for producer in list(self.router.producers.values()):
@@ -51,7 +67,16 @@ class LiveRoom:
 
     @property
     def empty(self) -> bool:
-        return not self.peers
+        return not self.peers and not len(self.waiting)
+
+    def hosts(self) -> list[Peer]:
+        return [p for p in self.peers.values() if p.grants.admin]
+
+    def tell_hosts(self, message: dict) -> None:
+        """What only hosts see (knocks at the waiting room); listeners see it too."""
+        for peer in self.hosts():
+            peer.notify(message)
+        self.emit(message)
 
     def participants(self) -> list[dict]:
         return [p.describe() for p in self.peers.values()]
@@ -96,7 +121,16 @@ class LiveRoom:
 
     def set_muted(self, producer: Producer, muted: bool) -> None:
         (self.muted.add if muted else self.muted.discard)(producer.id)
+        # A muted microphone is not forwarded at all, whoever muted it. A muted camera
+        # already sends the browser's black frames, and pausing video would need a
+        # keyframe on resume, so video keeps flowing.
+        if producer.kind == "audio":
+            producer.paused = muted
         self.broadcast({"type": "track-updated", "track": self.describe_track(producer)})
+
+    def set_locked(self, locked: bool, by: dict) -> None:
+        self.locked = locked
+        self.broadcast({"type": "room-locked", "locked": locked, "by": by})
 
     def set_layout(self, layout: Layout) -> None:
         self.layout = layout

@@ -45,6 +45,8 @@ class Peer:
         self.control = None
         self.data_dropped = 0
         self.on_connection_lost: Callable[[], None] | None = None
+        # Called when a host lets this peer in from the waiting room.
+        self.on_admitted: Callable[[], None] | None = None
 
     @property
     def in_room(self) -> bool:

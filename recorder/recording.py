@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from clinical.actor import SERVER, Actor
 from conference.live_room import LiveRoom
 from sfu import Producer
 from vault import EncryptedWriter, VaultError
@@ -76,13 +77,19 @@ class Recording:
     def state(self) -> str:
         return self.manifest["state"]
 
+    @property
+    def started_by(self) -> Actor:
+        """Who started it, as the manifest keeps it (identity and name only)."""
+        by = self.manifest["by"]
+        return Actor(by.get("identity") or SERVER, by.get("name") or "")
+
     def announcement(self) -> dict:
         """What a late joiner is told about a running recording."""
         return {"id": self.id, "by": self.manifest["by"]["name"], "started_at": self.manifest["started_at"]}
 
     # --- start ---
     @classmethod
-    def begin(cls, root: Path, keys: tuple[bytes, bytes], live: LiveRoom, by: dict,
+    def begin(cls, root: Path, keys: tuple[bytes, bytes], live: LiveRoom, by: Actor,
               on_end: Callable[[Recording], None] | None = None) -> Recording:
         rec_id = new_id()
         directory = root / rec_id
@@ -90,7 +97,7 @@ class Recording:
         seq = live.clinical.log.last_seq if live.clinical is not None else 0
         manifest = {
             "id": rec_id, "room": live.name, "state": RECORDING, "started_at": _iso(time.time()),
-            "stopped_at": None, "by": {"identity": by.get("identity"), "name": by.get("name", "")},
+            "stopped_at": None, "by": {"identity": by.identity, "name": by.name or by.identity},
             "tracks": [], "events": [], "session_log": {"from_seq": seq + 1, "to_seq": seq},
         }
         recording = cls(directory, manifest, keys, on_end)

@@ -4,7 +4,7 @@
 It follows every live room, to start a room set to ``record: "auto"`` on its first
 published track and to stop any recording when the room empties. On start-up, a
 recording still marked ``recording`` was cut by a crash and becomes ``interrupted``.
-Start, stop, delete and expiry are audited through the ``audit`` callback.
+Start, stop, opening, delete and expiry are on the audit trail, under the Actor that did it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 
+from clinical.actor import SERVER, Actor
+from clinical.audit_trail import AuditTrail
+from clinical.storage import StorageUnavailable
 from conference.live_room import LiveRoom
 from vault import KeyRing, VaultError
 
@@ -26,14 +29,14 @@ from .recording import FAILED, RECORDING, Recording
 
 log = logging.getLogger("telemed.recorder")
 
-Audit = Callable[..., Awaitable[None]]  # (actor, action, object_id, room, **details)
-AUTO_BY = {"identity": None, "name": "automatic recording"}
+AUTOMATIC = Actor(SERVER, "automatic recording")
+RETENTION = Actor(SERVER, "retention")
 _ID = re.compile(r"[0-9a-f]{16}")
 EXPIRY_INTERVAL = 3600.0
 
 
 class RecordingManager:
-    def __init__(self, data_dir: str | Path, keyring: KeyRing, audit: Audit,
+    def __init__(self, data_dir: str | Path, keyring: KeyRing, audit: AuditTrail,
                  retention_days: float = 0.0) -> None:
         self.root = Path(data_dir) / "recordings"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -65,19 +68,19 @@ class RecordingManager:
         def on_event(event: dict) -> None:
             kind = event.get("type")
             if kind == "track-published" and auto and self.active(live.name) is None and live.peers:
-                self._spawn(self.start(live, AUTO_BY))
+                self._spawn(self.start(live, AUTOMATIC))
             elif kind == "participant-left" and live.empty:
                 unlisten()
                 active = self.active(live.name)
                 if active is not None:
-                    self._spawn(self._stop(active, AUTO_BY if auto else active.manifest["by"], "room-empty"))
+                    self._spawn(self._stop(active, AUTOMATIC if auto else active.started_by, "room-empty"))
         unlisten = live.listen(on_event)
 
     def active(self, room: str) -> Recording | None:
         recording = self._active.get(room)
         return recording if recording is not None and recording.state == RECORDING else None
 
-    async def start(self, live: LiveRoom, by: dict) -> Recording:
+    async def start(self, live: LiveRoom, by: Actor) -> Recording:
         if self.active(live.name) is not None:
             raise RecordingError(409, "recording", "the room is already being recorded")
         try:
@@ -87,14 +90,14 @@ class RecordingManager:
         self._recordings[recording.id] = recording
         self._active[live.name] = recording
         try:
-            await self._audit(_actor(by), "recording-start", f"recording/{recording.id}", live.name)
-        except OSError as exc:  # not on record: not recording either
+            await self._audit.record("recording-start", by, live.name, f"recording/{recording.id}")
+        except StorageUnavailable as exc:  # not on record: not recording either
             await recording.stop("not audited")
-            raise RecordingError(507, "disk", f"cannot record: the audit log refused: {exc}") from None
+            raise RecordingError(507, "disk", f"cannot record: the audit log refused: {exc.message}") from None
         log.info("recording started", extra={"fields": {"room": live.name, "recording": recording.id}})
         return recording
 
-    async def stop(self, room: str, rec_id: str, by: dict) -> Recording:
+    async def stop(self, room: str, rec_id: str, by: Actor) -> Recording:
         recording = self.get(room, rec_id)
         if recording.state != RECORDING:
             raise RecordingError(409, "not-recording", f"the recording is {recording.state}")
@@ -106,14 +109,12 @@ class RecordingManager:
         if self._active.get(recording.room) is recording:
             del self._active[recording.room]
         if recording.state == FAILED:
-            self._spawn(self._audit(_actor(recording.manifest["by"]), "recording-fail",
-                                    f"recording/{recording.id}", recording.room,
-                                    reason=recording.manifest.get("reason", "")))
+            self._spawn(self._audit.record("recording-fail", recording.started_by, recording.room,
+                                           f"recording/{recording.id}", reason=recording.manifest.get("reason", "")))
 
-    async def _stop(self, recording: Recording, by: dict, reason: str) -> None:
+    async def _stop(self, recording: Recording, by: Actor, reason: str) -> None:
         await recording.stop(reason)
-        await self._audit(_actor(by), "recording-stop", f"recording/{recording.id}", recording.room,
-                          reason=reason)
+        await self._audit.record("recording-stop", by, recording.room, f"recording/{recording.id}", reason=reason)
 
     # --- at rest ---
     def list(self, room: str) -> list[dict]:
@@ -126,24 +127,23 @@ class RecordingManager:
             raise RecordingError(404, "not-found", "no such recording")
         return recording
 
-    async def opened(self, recording: Recording, by: dict, what: str = "manifest") -> None:
-        await self._audit(_actor(by), "recording-open", f"recording/{recording.id}", recording.room,
-                          what=what)
+    async def opened(self, recording: Recording, by: Actor, what: str = "manifest") -> None:
+        await self._audit.record("recording-open", by, recording.room, f"recording/{recording.id}", what=what)
 
-    async def delete(self, room: str, rec_id: str, by: dict) -> None:
+    async def delete(self, room: str, rec_id: str, by: Actor) -> None:
         recording = self.get(room, rec_id)
         if recording.state == RECORDING or self._active.get(room) is recording:
             raise RecordingError(409, "recording", "stop the recording before deleting it")
         await self._remove(recording, by, "recording-delete")
 
-    async def _remove(self, recording: Recording, by: dict, action: str) -> None:
+    async def _remove(self, recording: Recording, by: Actor, action: str) -> None:
         # The wrapped data key lives only in these files' headers: gone with them.
         try:
             await asyncio.to_thread(shutil.rmtree, recording.directory)
         except OSError as exc:
             raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
         self._recordings.pop(recording.id, None)
-        await self._audit(_actor(by), action, f"recording/{recording.id}", recording.room)
+        await self._audit.record(action, by, recording.room, f"recording/{recording.id}")
 
     async def expire(self, now: float | None = None) -> int:
         """Delete recordings older than the retention; returns how many went."""
@@ -153,7 +153,7 @@ class RecordingManager:
         expired = [r for r in self._recordings.values() if r.state != RECORDING
                    and datetime.fromisoformat(r.manifest["started_at"]).timestamp() < cutoff]
         for recording in expired:
-            await self._remove(recording, {"identity": "retention", "name": "retention"}, "recording-expire")
+            await self._remove(recording, RETENTION, "recording-expire")
         return len(expired)
 
     async def run_expiry(self) -> None:
@@ -167,7 +167,7 @@ class RecordingManager:
     async def close(self) -> None:
         """Stop every running recording cleanly (server shutdown)."""
         for recording in list(self._active.values()):
-            await self._stop(recording, recording.manifest["by"], "server-shutdown")
+            await self._stop(recording, recording.started_by, "server-shutdown")
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _spawn(self, work: Awaitable[object]) -> None:
@@ -183,7 +183,3 @@ class RecordingManager:
                 log.warning("automatic recording: %s", exc.message)
             else:
                 log.error("recording task failed: %r", exc)
-
-
-def _actor(by: dict) -> str:
-    return str(by.get("identity") or by.get("name") or "system")

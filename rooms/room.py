@@ -35,12 +35,15 @@ class RoomSettings:
     require_deidentification: bool = False
     max_participants: int = 100
     record: str = "manual"  # "auto": recorded from the first published track to the last leaver
+    # Guests (every role but host) wait until a host admits them.
+    waiting_room: bool = False
 
     def __post_init__(self) -> None:
         if self.record not in RECORD_MODES:
             raise ValueError(f"record must be one of {sorted(RECORD_MODES)}")
-        if not isinstance(self.require_deidentification, bool):
-            raise ValueError("require_deidentification must be a boolean")
+        for flag in ("require_deidentification", "waiting_room"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be a boolean")
         mp = self.max_participants
         if not isinstance(mp, int) or isinstance(mp, bool) or not 1 <= mp <= MAX_PARTICIPANTS_LIMIT:
             raise ValueError(f"max_participants must be an integer from 1 to {MAX_PARTICIPANTS_LIMIT}")
@@ -49,7 +52,7 @@ class RoomSettings:
     def from_dict(cls, d: Any) -> RoomSettings:
         if not isinstance(d, dict):
             raise ValueError("room settings must be an object")
-        unknown = set(d) - {"require_deidentification", "max_participants", "record"}
+        unknown = set(d) - {"require_deidentification", "max_participants", "record", "waiting_room"}
         if unknown:
             raise ValueError(f"unknown room setting(s): {sorted(map(str, unknown))}")
         return cls(**d)
@@ -59,6 +62,7 @@ class RoomSettings:
             "require_deidentification": self.require_deidentification,
             "max_participants": self.max_participants,
             "record": self.record,
+            "waiting_room": self.waiting_room,
         }
 
 

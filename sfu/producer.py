@@ -46,6 +46,7 @@ class Producer:
         self.fanout = Fanout()
         self._waiting: list[Consumer] = []
         self.closed = False
+        # Paused: packets still come in (stats, feedback upstream) but go to no consumer.
         self.paused = False
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
@@ -77,6 +78,8 @@ class Producer:
                 packet.keyframe = True
                 self.keyframes.keyframe_arrived()
             self.buffer.store(packet)
+        if self.paused:
+            return
         if self.fanout.count:
             self.fanout.send(packet)
         for consumer in self._waiting:  # promote() may replace the list meanwhile

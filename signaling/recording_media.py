@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from clinical.actor import Actor
 from conference.signed_urls import SignatureError
 from recorder import Recording, RecordingError
 from vault import EncryptedReader, KeyRing, VaultError
@@ -72,7 +73,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         except RecordingError as exc:
             raise HttpError(exc.status, exc.code, exc.message) from None
 
-    async def opened(request: web.Request) -> tuple[Recording, dict]:
+    async def opened(request: web.Request) -> tuple[Recording, Actor]:
         room, recording_id = request.match_info["room"], request.match_info["id"]
         by = await recording_actor(server, request, room)
         return find(room, recording_id), by
@@ -86,7 +87,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def links(request: web.Request) -> web.Response:
         recording, by = await opened(request)
         await manager.opened(recording, by, what="links")
-        return web.json_response({"tracks": track_links(signer, recording.room, recording.describe(), by["identity"]),
+        return web.json_response({"tracks": track_links(signer, recording.room, recording.describe(), by.identity),
                                   "expires_in": signer.ttl})
 
     async def track(request: web.Request) -> web.StreamResponse:
@@ -96,7 +97,8 @@ def routes(server: Server) -> list[web.RouteDef]:
                 who = signer.verify(room, track_object(recording_id, track_id), request.query)
             except SignatureError as exc:
                 raise HttpError(403, "forbidden", str(exc)) from None
-            by, audit = {"identity": who, "name": who}, first_use(request.query["sig"])
+            by = Actor(who, credential="signed-link", address=request.remote or "")
+            audit = first_use(request.query["sig"])
         else:
             by, audit = await recording_actor(server, request, room), True
         recording = find(room, recording_id)
@@ -116,7 +118,7 @@ def routes(server: Server) -> list[web.RouteDef]:
             if entry["kind"] == "dicom":
                 # The objects open through the room's own object routes and links.
                 entry["body"] = {**entry["body"], **server.clinical.links.object_links(
-                    recording.room, entry["body"]["sha256"], by["identity"])}
+                    recording.room, entry["body"]["sha256"], by.identity)}
         await manager.opened(recording, by, what="clinical")
         return web.json_response({"from_seq": from_seq, "to_seq": to_seq, "entries": entries})
 

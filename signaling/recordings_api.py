@@ -5,24 +5,26 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from clinical.actor import Actor
+from conference.actors import actor_for
 from recorder import RecordingError
 
-from .auth import bearer, claims_for, operator
+from .auth import bearer, claims_for, operator, operator_actor
 from .http_errors import HttpError
 from .recording_links import with_links
 from .server import Server
 
 
-async def recording_actor(server: Server, request: web.Request, room: str) -> dict:
+async def recording_actor(server: Server, request: web.Request, room: str) -> Actor:
     """The admin key, an API key, or a host token of this room; returns who acts, for the
     audit log."""
     who = await operator(server, request)
     if who is not None:
-        return {"identity": who, "name": who}
+        return operator_actor(request, who)
     claims = await claims_for(server, bearer(request), room)
     if not claims.grants.admin:
         raise HttpError(403, "forbidden", "only a host may manage or open recordings")
-    return {"identity": claims.identity, "name": claims.name}
+    return actor_for(claims, request.remote or "")
 
 
 def routes(server: Server) -> list[web.RouteDef]:
@@ -55,7 +57,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         by = await recording_actor(server, request, room)
         recording = manager.get(room, request.match_info["id"])
         await manager.opened(recording, by)
-        return web.json_response(with_links(server.recording_links, room, recording.describe(), by["identity"]))
+        return web.json_response(with_links(server.recording_links, room, recording.describe(), by.identity))
 
     async def delete(request: web.Request) -> web.Response:
         room = request.match_info["room"]

@@ -7,11 +7,10 @@ import hmac
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from clinical.actor import Actor
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
+from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
@@ -62,7 +61,8 @@ class Server:
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
-        self.recordings = RecordingManager(settings.data_dir, self.keyring, self._audit_recording,
+        self.host_controls = HostControls(self.leave, self.revoke, self.audit)
+        self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
@@ -74,10 +74,6 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
-
-    async def _audit_recording(self, actor: str, action: str, object_id: str, room: str, **details: Any) -> None:
-        """The recorder's audit callback (it names its actor by identity only, for now)."""
-        await self.audit.record(action, Actor(actor), room, object_id, **details)
 
     def new_connection(self, label: str) -> Connection:
         return Connection(announced_ip=self.settings.public_ip, label=label)
@@ -115,27 +111,48 @@ class Server:
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
                    resume: str | None = None, *, resume_secret: str | None = None,
-                   address: str = "") -> Peer:
+                   address: str = "", can_wait: bool = True) -> Peer:
+        """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
+        `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
         opened = room.name not in self.live.rooms
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
+        host = claims.grants.admin
+        # Whoever was let into this consult once (a reconnect, another screen of the
+        # seat) comes back without knocking again, even when it is locked.
+        known = claims.identity in live.admitted
         if opened:
             self.recordings.follow(live, room.settings.record == "auto")
-        old = live.peers.get(resume) if resume else None
-        if old is not None:
-            # Knowing a peer id and identity (both shown to everyone) is not enough.
-            if old.identity != claims.identity or not isinstance(resume_secret, str) \
-                    or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode("utf-8", "surrogatepass")):
-                self.live.discard_if_empty(live)
-                raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
-            old.notify({"type": "kicked", "reason": "resumed elsewhere"})
-            await self.leave(old)
-        if len(live.peers) >= room.settings.max_participants:
+        try:
+            if not host and claims.identity in live.barred:
+                raise ProtocolError("removed", "the host removed you from this consult")
+            if not host and live.locked and not known:
+                raise ProtocolError("room-locked", "the host has locked this consult; no one new may join")
+            old = live.peers.get(resume) if resume else None
+            if old is not None:
+                # Knowing a peer id and identity (both shown to everyone) is not enough.
+                if old.identity != claims.identity or not isinstance(resume_secret, str) \
+                        or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode("utf-8", "surrogatepass")):
+                    raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
+                old.notify({"type": "kicked", "reason": "resumed elsewhere"})
+                await self.leave(old)
+            if len(live.peers) + len(live.waiting) >= room.settings.max_participants:
+                raise ProtocolError("room-full", "the room is full")
+        except ProtocolError:
             self.live.discard_if_empty(live)
-            raise ProtocolError("room-full", "the room is full")
+            raise
+        must_wait = room.settings.waiting_room and not host and not known
+        if must_wait and not can_wait:
+            self.live.discard_if_empty(live)
+            raise ProtocolError("waiting-room", "this room has a waiting room: join from the room page "
+                                                "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
+        if must_wait:
+            live.wait(peer)
+            log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
+            return peer
         live.add(peer)
         self.metrics.joins += 1
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))

@@ -75,9 +75,11 @@ class HttpSessions:
         except ValueError as exc:
             raise HttpError(400, "bad-sdp", str(exc)) from None
         try:
-            peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "")
+            peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "",
+                                          can_wait=False)
         except ProtocolError as exc:
-            raise HttpError(404 if exc.code == "not-found" else 409, exc.code, exc.message) from None
+            status = {"not-found": 404, "room-full": 409}.get(exc.code, 403)  # else: a host's say
+            raise HttpError(status, exc.code, exc.message) from None
         try:
             if kind == "whip":
                 publish = {m.mid: {"source": "camera" if m.kind == "video" else "microphone",

@@ -11,6 +11,7 @@ from aiohttp import WSMsgType, web
 
 from clinical.storage import StorageUnavailable
 from conference.actors import actor_for
+from conference.host_controls import ENDED, REMOVED
 from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
 from rooms import Claims, Layout, RoomNotFound, TokenError
@@ -22,6 +23,11 @@ from .server import Server
 log = logging.getLogger("telemed.ws")
 
 MAX_MESSAGES_PER_SECOND = 50
+# After a host's refusal, removal or end of the consult the server closes the socket:
+# nothing is left for it to do. (A socket replaced by a resumed session stays open,
+# answering `not-joined`, until its client closes it.)
+HOST_KICKS = frozenset({REMOVED, ENDED})
+HOST_ACTIONS = frozenset({"admit", "deny", "lock", "remove", "mute-participant", "end"})
 _CLOSE = object()  # queued after a last message: close the socket once that is sent
 
 
@@ -56,6 +62,10 @@ class Session:
             try:
                 await self.ws.send_str(json.dumps(message))
             except (ConnectionError, RuntimeError):
+                return
+            kind = message.get("type")
+            if kind == "denied" or (kind == "kicked" and message.get("reason") in HOST_KICKS):
+                await self.ws.close(code=1000, message=kind.encode())
                 return
 
     def _rate_ok(self) -> bool:
@@ -97,8 +107,12 @@ class Session:
         if peer is None:
             raise ProtocolError("not-joined", "send 'join' with a token first")
         if not peer.in_room and kind != "leave":
+            if peer.id in peer.room.waiting:
+                raise ProtocolError("waiting", "wait until a host lets you in")
             # Removed, resumed elsewhere or the room closed: the socket speaks for nobody now.
             raise ProtocolError("not-joined", "this session has left the room")
+        if kind in HOST_ACTIONS:
+            return await self.host_action(peer, kind, message)
         if kind == "offer":
             sdp = message.get("sdp")
             if not isinstance(sdp, str):
@@ -118,9 +132,7 @@ class Session:
         if kind == "refresh-token":
             return await self.refresh_token()
         if kind == "leave":
-            await self.leave()
-            await self.ws.close()
-            return None
+            return await self.close()
         raise ProtocolError("unknown-type", f"unknown message type {kind[:32]!r}")
 
     async def join(self, message: dict) -> dict:
@@ -144,17 +156,54 @@ class Session:
                                                       resume_secret=resume_secret, address=self.address)
         self.claims = claims
         self._watch_expiry()
+        if peer.id in peer.room.waiting:
+            peer.on_admitted = lambda: self.notify(self.joined(peer))
+            return {"type": "waiting", "peer_id": peer.id, "room": peer.room.name, "name": peer.name}
+        return self.joined(peer)
+
+    def joined(self, peer: Peer) -> dict:
         room = peer.room
-        return {
+        claims = peer.claims
+        message = {
             "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,
             "role": claims.role.value, "grants": claims.grants.to_dict(), "room": room.name,
             "token_expires_at": claims.expires_at, "resume_secret": peer.resume_secret,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
-            "tracks": room.tracks(), "layout": room.layout.to_dict(),
+            "tracks": room.tracks(), "layout": room.layout.to_dict(), "locked": room.locked,
             "live": self.server.streams.state(room.name),
             "ice_servers": self.server.settings.ice_servers,
             "recording": recording.announcement() if (recording := self.server.recordings.active(room.name)) else None,
         }
+        if claims.grants.admin:
+            message["waiting"] = room.waiting.describe()
+        return message
+
+    async def host_action(self, peer: Peer, kind: str, message: dict) -> dict:
+        """docs/signaling.md "Host controls"; HostControls checks the admin grant."""
+        controls = self.server.host_controls
+        if kind == "lock":
+            locked = message.get("locked")
+            if not isinstance(locked, bool):
+                raise ProtocolError("bad-request", "'locked' must be true or false")
+            await controls.lock(peer, locked)
+            return {"type": "ok", "action": kind}
+        if kind == "end":
+            await controls.end(peer)
+            return {"type": "ok", "action": kind}
+        target = short_str(message, "peer_id", limit=64)
+        if kind == "admit":
+            controls.check(peer)
+            room = await self.server.room(peer.room.name)
+            if room is None:
+                raise ProtocolError("not-found", "the room no longer exists")
+            controls.admit(peer, target, room.settings.max_participants)
+        elif kind == "deny":
+            controls.deny(peer, target)
+        elif kind == "remove":
+            await controls.remove(peer, target)
+        else:
+            return {"type": "ok", "action": kind, "track_ids": controls.mute(peer, target)}
+        return {"type": "ok", "action": kind}
 
     async def refresh_token(self) -> dict:
         """A fresh token with the same claims, for a reconnect after the first expired.
@@ -221,6 +270,10 @@ class Session:
             raise ProtocolError("not-found", "the room no longer exists") from None
         peer.room.set_layout(stored)
         return None
+
+    async def close(self) -> None:
+        await self.leave()
+        await self.ws.close()
 
     async def close_unless_joined(self) -> None:
         """An unjoined socket holds a connection and costs nothing to open: give it

@@ -112,7 +112,7 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
     # Each link is audited once, however many Range requests the player makes.
     opens = [r for r in audit_records(server) if r["action"] == "recording-open"]
     assert [r["details"]["what"] for r in opens].count(f"track {manifest['tracks'][0]['id']}") == 1
-    assert {r["actor"] for r in opens} == {"host-7"}
+    assert {r["actor"]["identity"] for r in opens} == {"host-7"}
     assert "manifest" in [r["details"]["what"] for r in opens]
 
     # Fresh links for a player whose links expired; an expired one is refused.

@@ -248,7 +248,8 @@ def test_public_dict_never_has_the_hash():
     assert public == {
         "name": "r1",
         "created_at": 1.5,
-        "settings": {"require_deidentification": False, "max_participants": 100, "record": "manual"},
+        "settings": {"require_deidentification": False, "max_participants": 100, "record": "manual",
+                     "waiting_room": False},
         "layout": Layout().to_dict(),
     }
     assert Room.from_record(room.to_record()) == room
@@ -272,6 +273,7 @@ def test_bad_rooms(kwargs):
         {"max_participants": True},
         {"record": "always"},
         {"require_deidentification": "yes"},
+        {"waiting_room": 1},
         {"colour": "red"},
         [],
     ],

@@ -50,10 +50,10 @@ async def test_too_many_wrong_passwords_lock_the_button_with_a_countdown(server,
 async def test_create_a_room_from_the_lobby_then_join_it(server, people):
     person = await people("organiser")
     page = await person.page(f"{server.url}/?role=viewer")
-    await page.fill("#room", "new-room-1")
-    await page.fill("#password", "fresh-password")
     await page.fill("#name", "Organiser")
-    await page.click("summary")
+    await page.click("#create-details summary")
+    await page.fill("#new-room", "new-room-1")
+    await page.fill("#new-password", "fresh-password")
     await page.click("#create-btn")
     await expect(page.locator("#create-alert")).to_contain_text("administrator key")
     await page.fill("#admin-key", server.admin_key)
@@ -61,5 +61,29 @@ async def test_create_a_room_from_the_lobby_then_join_it(server, people):
     await expect(page.locator("#create-alert")).to_contain_text("is ready")
     await page.click("#create-btn")
     await expect(page.locator("#create-alert")).to_contain_text("already exists")
+    # the join form was filled in for the new room's host
+    await expect(page.locator("#room")).to_have_value("new-room-1")
+    await expect(page.locator('input[name="role"][value="host"]')).to_be_checked()
     await page.click("#join-btn")
-    await page.wait_for_url("**/viewer.html?room=new-room-1")
+    await page.wait_for_url("**/room.html?room=new-room-1")
+
+
+async def test_enter_in_the_admin_key_field_creates_and_never_joins(server, people):
+    await server.create_room("existing-1", "join-password")
+    person = await people("organiser")
+    page = await person.page(f"{server.url}/?room=existing-1&role=viewer")
+    # the join form is filled in and would succeed, were it submitted
+    await page.fill("#password", "join-password")
+    await page.fill("#name", "Organiser")
+    await page.click("#create-details summary")
+    await page.fill("#new-room", "made-by-enter")
+    await page.fill("#new-password", "fresh-password")
+    await page.fill("#admin-key", "wrong-key")
+    await page.press("#admin-key", "Enter")
+    await expect(page.locator("#create-alert")).to_contain_text("administrator key")
+    await page.fill("#admin-key", server.admin_key)
+    await page.press("#admin-key", "Enter")
+    await expect(page.locator("#create-alert")).to_contain_text("is ready")
+    assert await server.core.store.get("made-by-enter") is not None
+    await expect(page.locator("#form-alert")).to_be_hidden()
+    assert "/room.html" not in page.url and "/viewer.html" not in page.url

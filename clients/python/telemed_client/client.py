@@ -94,15 +94,19 @@ class Client:
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
                    channels: Mapping[str, dict] | None = None,
-                   resume: Mapping[str, str] | None = None, keep_token_fresh: bool = True) -> "Client":
+                   resume: Mapping[str, str] | None = None, keep_token_fresh: bool = True,
+                   admission_timeout: float = 300) -> "Client":
         """`channels`: extra data channels, label -> createDataChannel options (e.g.
         {"ecg": {"ordered": False}}); they must exist before the first offer.
         `resume`: an earlier seat's `resume_ticket`, to take that seat over (after a
         network change, say) instead of appearing twice. `keep_token_fresh`: renew the
-        token at half its remaining life; the server closes a session whose token expires."""
+        token at half its remaining life; the server closes a session whose token expires.
+
+        In a room with a waiting room this returns once a host lets us in; a host's
+        refusal raises ClientError("denied", reason)."""
         client = cls(base_url, token)
         try:
-            await client._connect(screen, channels, resume)
+            await client._connect(screen, channels, resume, admission_timeout)
             if keep_token_fresh:
                 client._refresher = refresher = asyncio.ensure_future(client._keep_token_fresh())
                 # Nothing to renew once the socket is gone, however it went.
@@ -113,13 +117,16 @@ class Client:
         return client
 
     async def _connect(self, screen: int, channels: Mapping[str, dict] | None = None,
-                       resume: Mapping[str, str] | None = None) -> None:
+                       resume: Mapping[str, str] | None = None,
+                       admission_timeout: float = 300) -> None:
         self._session = aiohttp.ClientSession()
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
         self._reader = asyncio.ensure_future(self._read())
         self.info = await self.request({"type": "join", "token": self.token, "screen": screen,
                                         **(resume or {})})
+        if self.info["type"] == "waiting":
+            self.info = await self._admission(admission_timeout)
         self.peer_id = self.info["peer_id"]
         self.layout = self.info.get("layout", {})
         self.tracks = {t["id"]: t for t in self.info.get("tracks", [])}
@@ -132,6 +139,39 @@ class Client:
         self.control.on("message", self._on_data)
         self.channels = {label: self.pc.createDataChannel(label, **options)
                          for label, options in (channels or {}).items()}
+
+    async def _admission(self, timeout: float) -> dict:
+        async def outcome() -> dict:
+            while True:
+                event = await self.events.get()
+                if event.get("type") == "joined":
+                    return event
+                if event.get("type") in ("denied", "closed"):
+                    raise ClientError(event["type"], event.get("reason", "the server closed the connection"))
+        return await asyncio.wait_for(outcome(), timeout)
+
+    # --- host controls (a host token only) ---
+    async def admit(self, peer_id: str) -> dict:
+        return await self.request({"type": "admit", "peer_id": peer_id})
+
+    async def deny(self, peer_id: str) -> dict:
+        return await self.request({"type": "deny", "peer_id": peer_id})
+
+    async def lock(self, locked: bool = True) -> dict:
+        return await self.request({"type": "lock", "locked": locked})
+
+    async def remove(self, peer_id: str) -> dict:
+        return await self.request({"type": "remove", "peer_id": peer_id})
+
+    async def mute_participant(self, peer_id: str) -> dict:
+        return await self.request({"type": "mute-participant", "peer_id": peer_id})
+
+    async def end(self) -> dict:
+        return await self.request({"type": "end"})
+
+    async def set_muted(self, track_id: str, muted: bool) -> None:
+        """Mute or unmute one of our own tracks (after a host muted it, only we can unmute)."""
+        await self._ws.send_str(json.dumps({"type": "mute", "track_id": track_id, "muted": muted}))
 
     @property
     def resume_ticket(self) -> dict[str, str]:
@@ -200,6 +240,7 @@ class Client:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ClientError("closed", "connection closed"))
+        self.events.put_nowait({"type": "closed"})
 
     def _set_recording(self, recording: dict | None) -> None:
         if recording == self.recording:

@@ -35,9 +35,30 @@ export function requestToken(room, { password, role, name }) {
   return call('POST', `api/rooms/${encodeURIComponent(room)}/token`, { password, role, name });
 }
 
-export function createRoom(name, password, adminKey = '') {
+// An invite link's code instead of a password: the invite decides the role.
+export function redeemInvite(room, code, name) {
+  return call('POST', `api/rooms/${encodeURIComponent(room)}/token`, { invite: code, name });
+}
+
+export function createRoom(name, password, adminKey = '', settings = {}) {
   const headers = adminKey ? { Authorization: `Bearer ${adminKey}` } : {};
-  return call('POST', 'api/rooms', { name, password }, headers);
+  return call('POST', 'api/rooms', { name, password, settings }, headers);
+}
+
+// Invite links, made and withdrawn by a host with its room token.
+const bearer = (token) => ({ Authorization: `Bearer ${token}` });
+const invitesPath = (room) => `api/rooms/${encodeURIComponent(room)}/invites`;
+
+export function createInvite(room, token, { role, expiresIn, maxUses, label }) {
+  return call('POST', invitesPath(room), { role, expires_in: expiresIn, max_uses: maxUses, label }, bearer(token));
+}
+
+export function listInvites(room, token) {
+  return call('GET', invitesPath(room), undefined, bearer(token));
+}
+
+export function revokeInvite(room, token, id) {
+  return call('DELETE', `${invitesPath(room)}/${encodeURIComponent(id)}`, undefined, bearer(token));
 }
 
 export function wsUrl() {

@@ -1,7 +1,8 @@
 // The lobby: room, name, password and role; camera and microphone with a live
 // preview; then a token from the server and on to the room (or viewer) page.
 
-import { ApiError, createRoom, requestToken } from './api.js';
+import { ApiError, createRoom, redeemInvite, requestToken } from './api.js';
+import { inviteMessage, readInvite } from './invite-link.js';
 import { LevelMeter } from './meter.js';
 import { lastName, rememberName, saveSeat, loadSeat } from './seat.js';
 import { $ } from './util.js';
@@ -19,12 +20,14 @@ let stream = null;
 let lockedUntil = 0;
 
 const params = new URLSearchParams(location.search);
-$('#room').value = params.get('room') || '';
+const invite = readInvite(params);
+let inviteDead = false;
+$('#room').value = (invite && invite.room) || params.get('room') || '';
 $('#name').value = lastName();
 if (params.get('reason') === 'expired') showAlert('Your session has ended. Enter the room password to join again.', 'info');
 if (params.get('reason') === 'signin') showAlert('Please sign in to this room first.', 'info');
 // A trainee's link (?role=viewer) never starts the camera preview, so no prompt.
-const wantedRole = params.get('role');
+const wantedRole = (invite && invite.role) || params.get('role');
 if (['participant', 'host', 'viewer'].includes(wantedRole)) {
   form.querySelector(`input[name="role"][value="${wantedRole}"]`).checked = true;
 }
@@ -51,6 +54,7 @@ function hideAlert() {
 
 async function startPreview() {
   stopPreview();
+  if (inviteDead) return; // a dead invite link never turns the camera back on
   note.textContent = 'Starting camera…';
   note.hidden = false;
   const constraints = {
@@ -68,6 +72,10 @@ async function startPreview() {
       meter.draw(0);
       return;
     }
+  }
+  if (inviteDead) { // the link died while the browser was opening the camera
+    stopPreview();
+    return;
   }
   video.srcObject = stream;
   if (stream.getVideoTracks().length) note.hidden = true;
@@ -114,10 +122,16 @@ form.querySelectorAll('input[name="role"]').forEach((r) => r.addEventListener('c
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   hideAlert();
+  if (inviteDead) return;
   const room = $('#room').value.trim();
   const name = $('#name').value.trim();
   const password = $('#password').value;
-  if (!room || !name || !password) {
+  if (invite && !name) {
+    showAlert('Please enter your name.');
+    $('#name').focus();
+    return;
+  }
+  if (!invite && (!room || !name || !password)) {
     showAlert('Please enter the room name, your name and the room password.');
     (!room ? $('#room') : !name ? $('#name') : $('#password')).focus();
     return;
@@ -126,8 +140,9 @@ form.addEventListener('submit', async (event) => {
   joinBtn.disabled = true;
   joinBtn.textContent = 'Joining…';
   try {
-    const chosenRole = role();
-    const grant = await requestToken(room, { password, role: chosenRole, name });
+    const grant = invite ? await redeemInvite(room, invite.code, name)
+      : await requestToken(room, { password, role: role(), name });
+    const chosenRole = grant.role;
     rememberName(name);
     saveSeat(room, {
       token: grant.token, identity: grant.identity, role: grant.role, grants: grant.grants, name,
@@ -140,11 +155,15 @@ form.addEventListener('submit', async (event) => {
     const page = grant.role === 'viewer' ? 'viewer.html' : 'room.html';
     location.assign(`${page}?room=${encodeURIComponent(room)}`);
   } catch (err) {
+    if (invite && err instanceof ApiError && /^invite-/.test(err.code)) {
+      inviteFailed(err.code);
+      return;
+    }
     showAlert(joinError(err));
-    if (err.status === 401) { $('#password').select(); $('#password').focus(); }
+    if (err.status === 401 && !invite) { $('#password').select(); $('#password').focus(); }
     if (err.status === 429) lockFor(err.retryAfter || 30);
   } finally {
-    if (Date.now() >= lockedUntil) {
+    if (Date.now() >= lockedUntil && !inviteDead) {
       joinBtn.disabled = false;
       joinBtn.textContent = 'Join consult';
     }
@@ -177,18 +196,25 @@ function lockFor(seconds) {
 
 // ---------- create a room ----------
 
-$('#create-btn').addEventListener('click', async () => {
+// Its own form: Enter in any of its fields creates the room, never joins one.
+$('#create-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
   const box = $('#create-alert');
-  const room = $('#room').value.trim();
-  const password = $('#password').value;
+  const room = $('#new-room').value.trim();
+  const password = $('#new-password').value;
   const show = (text, kind) => { box.textContent = text; box.className = `alert alert-${kind}`; box.hidden = false; };
   if (!room || !password) {
-    show('Enter a room name and a password above first.', 'error');
+    show('Enter a name and a password for the new room.', 'error');
+    (!room ? $('#new-room') : $('#new-password')).focus();
     return;
   }
   try {
-    await createRoom(room, password, $('#admin-key').value.trim());
-    show(`Room “${room}” is ready. Share its name and password with the team, then join.`, 'ok');
+    await createRoom(room, password, $('#admin-key').value.trim(), { waiting_room: $('#new-waiting-room').checked });
+    show(`Room “${room}” is ready. You are its host: join it above with this password.`, 'ok');
+    $('#room').value = room;
+    $('#password').value = password;
+    form.querySelector('input[name="role"][value="host"]').checked = true;
+    applyRole();
   } catch (err) {
     if (err.status === 409) show(`A room called “${room}” already exists. Join it with its password.`, 'error');
     else if (err.status === 401 || err.status === 403) show('This server needs a valid administrator key to create rooms.', 'error');
@@ -196,4 +222,31 @@ $('#create-btn').addEventListener('click', async () => {
   }
 });
 
-applyRole();
+// ---------- an invite link ----------
+
+// The invite decides the role and stands in for the password; a link that cannot
+// work says so in plain words and releases the camera and microphone at once.
+function inviteFailed(code) {
+  inviteDead = true;
+  stopPreview();
+  note.textContent = 'Camera and microphone are off.';
+  note.hidden = false;
+  $('#invite-note').hidden = true;
+  showAlert(inviteMessage(code));
+  joinBtn.disabled = true;
+  joinBtn.textContent = 'Join consult';
+}
+
+if (invite) {
+  $('#password-field').hidden = true;
+  $('#role-field').hidden = true;
+  $('#create-form').hidden = true;
+  $('#room').readOnly = true;
+  const box = $('#invite-note');
+  box.textContent = invite.room ? `You are invited to the consult “${invite.room}”. Enter your name to join.` : 'You opened an invitation link.';
+  box.hidden = false;
+  $('#name').focus();
+}
+
+if (invite && invite.problem) inviteFailed(invite.problem);
+else applyRole();

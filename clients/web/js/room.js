@@ -15,6 +15,7 @@ import { wsUrl } from './api.js';
 import { ChatPanel } from './chat.js';
 import { mountClinicalPanel } from './clinical-panel.js';
 import { hasFiles } from './dicom-upload.js';
+import { hideWaiting, kickedMessage, mountHostControls, showWaiting } from './host-controls.js';
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
 import { mountRecordingIndicator } from './recording-indicator.js';
@@ -79,6 +80,7 @@ class RoomApp {
       label.textContent = 'Live · Trainee view (receive only)';
     }
     this.buildControls();
+    if (!this.viewer && (this.screen === null || this.screen === 1)) this.hostControls = mountHostControls({ session: this.session, room, onToggle: () => this.queueRender() });
     mountRecordingIndicator($('.topbar-right'), this.session, room);
     this.chat = new ChatPanel({
       panel: $('#chat-panel'), log: $('#chat-log'), form: $('#chat-form'), input: $('#chat-input'),
@@ -636,9 +638,14 @@ class RoomApp {
   onStatus({ status, reason }) {
     const net = $('#net-status');
     net.dataset.state = status;
-    net.textContent = { connecting: 'Connecting', connected: 'Connected', reconnecting: 'Reconnecting', failed: 'Disconnected', kicked: 'Disconnected', left: 'Left' }[status] || status;
+    net.textContent = { connecting: 'Connecting', waiting: 'Waiting', connected: 'Connected', reconnecting: 'Reconnecting', failed: 'Disconnected', denied: 'Disconnected', kicked: 'Disconnected', left: 'Left' }[status] || status;
     const banner = $('#banner');
-    if (status === 'reconnecting') {
+    if (status !== 'waiting') hideWaiting();
+    if (status === 'waiting') {
+      showWaiting(room, seat.name);
+    } else if (status === 'denied') {
+      this.ended('You were not let in', reason);
+    } else if (status === 'reconnecting') {
       this.wasReconnecting = true;
       banner.className = 'banner';
       banner.innerHTML = '<span class="spinner" aria-hidden="true"></span><span>Reconnecting… The connection was interrupted. Restoring audio and video.</span>';
@@ -655,9 +662,10 @@ class RoomApp {
       banner.hidden = false;
       this.showEmpty('Not connected', 'Join again from the lobby.');
     } else if (status === 'kicked') {
-      this.ended('You were disconnected', reason === 'resumed elsewhere'
+      const [title, text] = kickedMessage(reason) || ['You were disconnected', reason === 'resumed elsewhere'
         ? 'This seat was opened in another window, which now carries the call.'
-        : `Reason: ${reason}.`);
+        : `Reason: ${reason}.`];
+      this.ended(title, text);
     }
     this.queueRender();
   }

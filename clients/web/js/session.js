@@ -4,7 +4,8 @@
 // Offers are serialized: one in flight, at most one more queued behind it.
 //
 // Events (CustomEvent.detail):
-//   status  {status, reason}   connecting | connected | reconnecting | failed | kicked | left
+//   status  {status, reason}   connecting | waiting | connected | reconnecting | failed | denied | kicked | left
+//   host    message            a host control happened (knock, room-locked, participant-muted, ...)
 //   state   {}                 participants, tracks or layout changed
 //   media   {}                 which remote tracks are received changed
 //   data    message            a message on the `control` data channel, and the
@@ -19,7 +20,9 @@ const GATHER_WAIT_MS = 1500;
 const DISCONNECTED_GRACE_MS = 2500;
 const CONNECT_TIMEOUT_MS = 15000;
 const ICE_RESTART_WAIT_MS = 5000;
-const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found']);
+const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found', 'room-locked', 'removed', 'denied']);
+// Host controls (docs/signaling.md): what they change here, and the event pages follow.
+const HOST_EVENTS = new Set(['knock', 'knock-withdrawn', 'room-locked', 'participant-removed', 'participant-muted', 'consult-ended']);
 
 // A subscription reuses an inactive recvonly transceiver of its kind, so that a
 // long consult where screens are shared and stopped many times keeps a bounded
@@ -47,6 +50,8 @@ export class Session extends EventTarget {
     this.participants = new Map();
     this.tracks = new Map();
     this.layout = { preset: 'grid', main_track: null, pip_tracks: [], version: 0 };
+    this.locked = false;
+    this.waiting = new Map(); // peer id -> participant knocking (hosts only)
     this.recording = null; // {id, by, started_at} while the room is recorded
     this.local = new Map();   // source -> {source, label, track, transceiver, trackId, muted}
     this.recv = new Map();    // remote track id -> transceiver
@@ -79,8 +84,7 @@ export class Session extends EventTarget {
     } catch (err) {
       this.lastError = err;
       if (FATAL_CODES.has(err.code) || this.closed) {
-        this._teardown();
-        this._setStatus('failed', err.message);
+        this._fail(err);
         throw err;
       }
       retry = true;
@@ -95,8 +99,21 @@ export class Session extends EventTarget {
     this.closed = true;
     try { this.sig && this.sig.send({ type: 'leave' }); } catch { /* already gone */ }
     this._teardown();
-    for (const entry of this.local.values()) entry.track && entry.track.stop();
+    this._releaseDevices();
     this._setStatus('left');
+  }
+
+  // Refused for good (denied, removed, locked out, bad token): nothing is sent any
+  // more, so the camera and microphone are released at once.
+  _fail(err) {
+    this.closed = true;
+    this._teardown();
+    this._releaseDevices();
+    this._setStatus(err.code === 'denied' ? 'denied' : 'failed', err.message);
+  }
+
+  _releaseDevices() {
+    for (const entry of this.local.values()) entry.track && entry.track.stop();
   }
 
   async _connect(resume) {
@@ -112,7 +129,11 @@ export class Session extends EventTarget {
       join.resume = resume.peerId;
       join.resume_secret = resume.secret;
     }
-    const joined = await sig.request(join, 'joined');
+    let joined = await sig.request(join, 'joined');
+    if (joined.type === 'waiting') {
+      this._setStatus('waiting');
+      joined = await admission(sig);
+    }
     if (gen !== this.generation) throw new SignalingError('superseded', 'superseded');
     this._applyJoined(joined);
     this._keepTokenFresh(joined.token_expires_at, gen);
@@ -185,8 +206,7 @@ export class Session extends EventTarget {
           this.lastError = err;
           console.info(`telemed: rejoin failed (${err.code || err.name}): ${err.message}`);
           if (FATAL_CODES.has(err.code)) {
-            this._teardown();
-            this._setStatus('failed', err.message);
+            this._fail(err);
             return;
           }
         }
@@ -561,6 +581,12 @@ export class Session extends EventTarget {
     return reply;
   }
 
+  // A host control (docs/signaling.md "Host controls"); resolves with the server's `ok`.
+  hostAction(message) {
+    if (!this.sig || !this.sig.isOpen) return Promise.reject(new SignalingError('closed', 'Not connected to the server.'));
+    return this.sig.request(message, 'ok', 10000);
+  }
+
   setLayout(layout) {
     return this.sig.request({ type: 'set-layout', layout }, 'layout', 10000).catch((err) => {
       // set-layout has no direct reply: the `layout` broadcast is it. A timeout is fine.
@@ -579,6 +605,8 @@ export class Session extends EventTarget {
     this.tracks.clear();
     for (const t of joined.tracks || []) this.tracks.set(t.id, t);
     if (joined.layout) this.layout = joined.layout;
+    this.locked = !!joined.locked;
+    this.waiting = new Map((joined.waiting || []).map((p) => [p.peer_id, p]));
     this.liveState = joined.live || { state: 'stopped', viewers: 0 };
     this._setRecording(joined.recording || null, null);
     this.refused.clear();
@@ -618,8 +646,21 @@ export class Session extends EventTarget {
       case 'kicked':
         this.closed = true;
         this._teardown();
+        this._releaseDevices();
         this._setStatus('kicked', m.reason || 'removed from the room');
         return;
+      case 'knock':
+        this.waiting.set(m.participant.peer_id, m.participant);
+        break;
+      case 'knock-withdrawn':
+        this.waiting.delete(m.peer_id);
+        break;
+      case 'room-locked':
+        this.locked = !!m.locked;
+        break;
+      case 'participant-muted':
+        if (this.me && m.peer_id === this.me.peer_id) this._mutedByHost();
+        break;
       case 'error':
         this._notice('error', m.error || 'The server reported an error.');
         return;
@@ -635,9 +676,19 @@ export class Session extends EventTarget {
         this.dispatchEvent(new CustomEvent('data', { detail: m }));
         return;
       default:
-        return;
+        if (!HOST_EVENTS.has(m.type)) return;
     }
+    if (HOST_EVENTS.has(m.type)) this.dispatchEvent(new CustomEvent('host', { detail: m }));
     this.dispatchEvent(new CustomEvent('state'));
+  }
+
+  // The server already stopped forwarding our microphone; silence it here too, so
+  // that our own controls show it muted. Only we can unmute (setMuted).
+  _mutedByHost() {
+    const entry = this.local.get('microphone');
+    if (!entry) return;
+    entry.muted = true;
+    entry.track.enabled = false;
   }
 
   // Consent: `recording` is {id, by, started_at} while the room is recorded, else null.
@@ -660,6 +711,21 @@ export class Session extends EventTarget {
     this.status = status;
     this.dispatchEvent(new CustomEvent('status', { detail: { status, reason } }));
   }
+}
+
+// In the waiting room: the `joined` a host's admission brings, or the refusal.
+function admission(sig) {
+  return new Promise((resolve, reject) => {
+    const onMessage = (e) => {
+      const m = e.detail;
+      if (m.type === 'joined') { done(); resolve(m); }
+      if (m.type === 'denied') { done(); reject(new SignalingError('denied', m.reason || 'The host did not let you in.')); }
+    };
+    const onClose = () => { done(); reject(new SignalingError('closed', 'The connection to the server closed.')); };
+    const done = () => { sig.removeEventListener('message', onMessage); sig.removeEventListener('close', onClose); };
+    sig.addEventListener('message', onMessage);
+    sig.addEventListener('close', onClose);
+  });
 }
 
 // Wait before the next rejoin attempt, but go at once when the network returns.
