@@ -55,6 +55,7 @@ class OfferedMedia:
 class Negotiation:
     answer: str
     added: list[Producer] = field(default_factory=list)
+    adopted: list[Producer] = field(default_factory=list)  # kept from an earlier connection
     removed: list[Producer] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # mid -> reason
 
@@ -135,9 +136,11 @@ class Connection:
             self.on_state(self.pc.connectionState)
 
     async def negotiate(self, offer: str, publish: dict[str, dict],
-                        subscribe: dict[str, Producer]) -> Negotiation:
+                        subscribe: dict[str, Producer],
+                        adopt: dict[str, Producer] | None = None) -> Negotiation:
         """Apply an offer. `publish` maps sending mids to app metadata; `subscribe`
-        maps receiving mids to the producer each should carry."""
+        maps receiving mids to the producer each should carry; `adopt` maps sending
+        mids to detached producers (a resumed publisher's) that go on with them."""
         async with self._lock:
             if self.closed:
                 raise NegotiationError("connection is closed")
@@ -175,7 +178,7 @@ class Connection:
                 await self.pc.setLocalDescription(answer)
             except Exception as exc:
                 raise NegotiationError(f"cannot answer offer: {exc}") from None
-            self._update_producers(sections, publish, result)
+            self._update_producers(sections, publish, result, adopt or {})
             self._update_consumers(subscribe, sections, result)
             result.answer = self._announce(self.pc.localDescription.sdp)
             return result
@@ -205,7 +208,7 @@ class Connection:
         return transport
 
     def _update_producers(self, sections: dict[str, MediaDescription], publish: dict[str, dict],
-                          result: Negotiation) -> None:
+                          result: Negotiation, adopt: dict[str, Producer]) -> None:
         active = set()
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -228,10 +231,19 @@ class Connection:
             self._mid_ext_id = extensions.get(MID_URI, self._mid_ext_id)
             # What the publisher said it sends (its level, say), not aiortc's own defaults.
             parameters = _offered_parameters(sections.get(mid)).get(chosen.payloadType, chosen.parameters)
-            producer = Producer(
-                Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
-                chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
-                rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid})
+            rtcp_ssrc = hook.sender_ssrcs(transceiver.sender)[0]
+            producer = adopt.get(mid)
+            if producer is not None and not producer.closed \
+                    and producer.codec.mime_type.lower() == chosen.mimeType.lower():
+                producer.reattach(chosen.payloadType, rtx_pt, rtcp_ssrc, transport.send_rtcp)
+                producer.appdata.update({**publish[mid], "mid": mid})
+                result.adopted.append(producer)
+            else:
+                producer = Producer(
+                    Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
+                    chosen.payloadType, rtcp_ssrc, transport.send_rtcp,
+                    rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid})
+                result.added.append(producer)
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
             section = sections.get(mid)
             if section is not None and section.ssrc:
@@ -240,7 +252,6 @@ class Connection:
                     if group.semantic == "FID" and len(group.items) == 2:
                         self._bind(producer, int(group.items[1]), True)
             self.producers[mid] = producer
-            result.added.append(producer)
         for mid in [m for m in self.producers if m not in active]:
             producer = self.producers.pop(mid)
             self._unroute(producer)
@@ -414,6 +425,16 @@ class Connection:
             await self.pc.addIceCandidate(parsed)
         except Exception as exc:
             raise NegotiationError(f"ICE candidate rejected: {exc}") from None
+
+    def release_producers(self) -> list[Producer]:
+        """Hand over the published producers, detached, for a later connection of the
+        same publisher to adopt (a resume); this connection forwards none of them."""
+        released = list(self.producers.values())
+        for producer in released:
+            self._unroute(producer)
+            producer.detach()
+        self.producers.clear()
+        return released
 
     async def close(self) -> list[Producer]:
         """Tear everything down; returns the producers that ended."""

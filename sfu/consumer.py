@@ -8,6 +8,7 @@ subscriber sees one continuous stream no matter when it joined. In-process sinks
 from __future__ import annotations
 
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import rtcp
@@ -28,6 +29,7 @@ class Consumer:
         self.seq_offset = 0
         self.ts_offset = random.getrandbits(32)
         self._next_seq = random.getrandbits(15)
+        self._continue_ts: tuple[int, float] | None = None  # (output ts, wall time) after a source change
         self.packets_sent = 0
         self.octets_sent = 0
         self.remb_bitrate: int | None = None
@@ -52,6 +54,23 @@ class Consumer:
         """The first packet this consumer passes on: its numbering begins here."""
         self.started = True
         self.seq_offset = (self._next_seq - packet.seq) & 0xFFFF
+        if self._continue_ts is not None:
+            # After a source change, timestamps go on by the wall time that passed.
+            timestamp, at = self._continue_ts
+            self._continue_ts = None
+            elapsed = max(1, int((time.monotonic() - at) * self.producer.codec.clock_rate))
+            self.ts_offset = (timestamp + elapsed - packet.timestamp) & 0xFFFFFFFF
+
+    def source_changed(self) -> None:
+        """The producer's upstream changed (its publisher resumed on a new connection):
+        continue our sequence numbers and timestamps from the next packet it passes on."""
+        last = self.producer.last_packet
+        if not self.started or last is None:
+            return
+        self._next_seq = (self.producer.stats.extended_max + self.seq_offset + 1) & 0xFFFF
+        self._continue_ts = ((last[0] + self.ts_offset) & 0xFFFFFFFF, last[1])
+        self.started = False
+        self.producer.demote(self)
 
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
         raise NotImplementedError

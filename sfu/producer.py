@@ -60,6 +60,7 @@ class Producer:
         self._deferred_pli: asyncio.TimerHandle | None = None
         self.last_sr: tuple[int, int, float] | None = None  # (ntp, rtp ts, arrival)
         self.remb_bitrate: int | None = None
+        self.last_packet: tuple[int, float] | None = None  # (rtp ts, arrival): where a new source continues
 
     # --- media in ---
     def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
@@ -69,6 +70,7 @@ class Producer:
             self._oversize(len(packet.payload))
             return
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
+        self.last_packet = (packet.timestamp, arrival)
         if self.kind == "video":
             if self.nack.received(packet.seq, arrival):
                 self.request_keyframe()
@@ -153,6 +155,34 @@ class Producer:
             report += rtcp.remb(self._rtcp_ssrc, self.remb_bitrate, [self.ssrc])
         self._send_rtcp(report)
 
+    # --- a publisher that resumes on a new connection ---
+    def detach(self) -> None:
+        """Its connection is gone, but its publisher may resume: the track and its
+        consumers stay; feedback upstream goes nowhere until `reattach`."""
+        self._send_rtcp = _nowhere
+        self.ssrc = self.rtx_ssrc = None
+        if self._deferred_pli is not None:
+            self._deferred_pli.cancel()
+            self._deferred_pli = None
+
+    def reattach(self, payload_type: int, rtx_payload_type: int | None, rtcp_ssrc: int,
+                 send_rtcp: RtcpSink) -> None:
+        """The same track from the publisher's new connection: a new SSRC and numbering.
+        Each consumer goes on from where it stopped, on the new source's first packet
+        (a keyframe for video), so subscribers see one stream with a pause in it."""
+        self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
+        self._rtcp_ssrc = rtcp_ssrc
+        self._send_rtcp = send_rtcp
+        for consumer in list(self.consumers):
+            consumer.source_changed()  # reads the old numbering: before the reset below
+        self.buffer = RetransmissionBuffer()
+        self.nack = NackGenerator()
+        self.keyframes = KeyFrameRequestManager()
+        self.stats = ReceiveStats(self.codec.clock_rate)
+        self.last_sr = None
+        self.request_keyframe()
+
     # --- lifecycle ---
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.append(consumer)
@@ -163,6 +193,12 @@ class Producer:
         """A started remote consumer: from now on the C fan-out step sends to it."""
         self.fanout.add(consumer)
         self._waiting = [c for c in self._waiting if c is not consumer]
+
+    def demote(self, consumer: Consumer) -> None:
+        """Back to the slow path, to start again (after a source change)."""
+        self.fanout.remove(consumer)
+        if consumer not in self._waiting:
+            self._waiting = self._waiting + [consumer]
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self.consumers:
@@ -183,3 +219,7 @@ class Producer:
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "codec": self.codec.mime_type, **self.appdata}
+
+
+def _nowhere(data: bytes) -> None:
+    """The RTCP sink of a detached producer."""

@@ -81,6 +81,8 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # resume (issue 11): a peer whose connection went keeps its seat this long
+    resume_grace: float = 15.0
 
 
 HELP = {
@@ -179,6 +181,9 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # resume (issue 11)
+    "resume_grace": "seconds a participant whose connection dropped keeps its seat, shown to the "
+                    "others as reconnecting, before it counts as a leave; 0 leaves at once (default 15)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -249,6 +254,11 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < seconds <= 3600:
             raise ValueError(f"{name} must be in (0, 3600] seconds")
         return seconds
+    if name == "resume_grace":  # resume (issue 11)
+        grace = float(value)
+        if not 0 <= grace <= 600:
+            raise ValueError("resume_grace must be in [0, 600] seconds")
+        return grace
     if name in ("ws_origins", "whip_origins"):
         origins = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
         bad = [origin for origin in origins if normalize_origin(origin) is None]

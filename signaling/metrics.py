@@ -20,6 +20,7 @@ class Metrics:
     def __init__(self, server: Server) -> None:
         self._server = server
         self.joins = 0
+        self.resumes = 0  # seats taken over by a new connection (docs/resume.md)
         self.login_failures = 0   # wrong passwords, checked
         self.login_throttled = 0  # password logins refused without a check
         self._closed = dict.fromkeys(_COUNTERS, 0)  # totals of connections already gone
@@ -64,6 +65,7 @@ class Metrics:
             "# TYPE telemed_producers gauge", f"telemed_producers {producers}",
             "# TYPE telemed_consumers gauge", f"telemed_consumers {consumers}",
             "# TYPE telemed_joins_total counter", f"telemed_joins_total {self.joins}",
+            "# TYPE telemed_resumes_total counter", f"telemed_resumes_total {self.resumes}",
             "# TYPE telemed_login_failures_total counter",
             f"telemed_login_failures_total {self.login_failures}",
             "# TYPE telemed_login_throttled_total counter",
