@@ -522,6 +522,8 @@ class Client:
             self._reader.cancel()
         if self.pc is not None:
             await self.pc.close()
+        for track, _ in self._outgoing.values():
+            track.stop()  # as aiortc's sender would have: it ends the relay's reader too
         if self._session is not None:
             await self._session.close()
 
