@@ -74,6 +74,10 @@ export class Session extends EventTarget {
   // ---------- lifecycle ----------
 
   async start() {
+    // Back online after being offline is a new network: the old socket may hang on
+    // for a while, so resume now (docs/resume.md).
+    this._onOnline = () => { if (this.status === 'connected') this._recover('network'); };
+    window.addEventListener('online', this._onOnline);
     this._setStatus('connecting');
     this.recovering = true;
     let retry = false;
@@ -96,6 +100,7 @@ export class Session extends EventTarget {
   leave() {
     if (this.closed) return;
     this.closed = true;
+    window.removeEventListener('online', this._onOnline);
     try { this.sig && this.sig.send({ type: 'leave' }); } catch { /* already gone */ }
     this._teardown();
     this._releaseDevices();
@@ -106,6 +111,7 @@ export class Session extends EventTarget {
   // more, so the camera and microphone are released at once.
   _fail(err) {
     this.closed = true;
+    window.removeEventListener('online', this._onOnline);
     this._teardown();
     this._releaseDevices();
     this._setStatus(err.code === 'denied' ? 'denied' : 'failed', err.message);
