@@ -34,6 +34,7 @@ from .netns import SERVER_IP, NetnsPair  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+LOGS = Path(tempfile.gettempdir()) / "telemed-bench-resume"  # the devices' stderr
 PASSWORD = "bench-resume-1"
 MODES = ("resume", "rejoin")
 
@@ -87,10 +88,11 @@ async def round_trip(ns: NetnsPair, running, mode: str, index: int) -> dict:
     doctor = Doctor(await Client.join(running.url, await running.token(room, PASSWORD, "host", "Dr"),
                                       auto_resume=False))
     token = await running.token(room, PASSWORD, "device", "Ambulance")
+    log = (LOGS / f"device-{mode}-{index}.log").open("w")
     device = subprocess.Popen(
         ns.client_cmd([sys.executable, "-m", "benchmarks.resume_device",
                        f"http://{SERVER_IP}:{running.url.rsplit(':', 1)[1]}", token, mode]),
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'clients' / 'python'}"})
     lines: asyncio.Queue[dict] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -123,6 +125,7 @@ async def round_trip(ns: NetnsPair, running, mode: str, index: int) -> dict:
     finally:
         device.kill()
         device.wait(10)
+        log.close()
         reader.cancel()
         await doctor.close()
 
@@ -141,6 +144,7 @@ def summary(rounds: list[dict]) -> dict:
 
 
 async def run(rounds: int) -> dict:
+    LOGS.mkdir(exist_ok=True)
     from tests.server import start_server  # the real server, as the tests run it
 
     results: list[dict] = []

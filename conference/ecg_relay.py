@@ -55,17 +55,17 @@ class _LiveStream:
     acked: int = -1  # every frame up to this seq arrived
     ahead: set[int] = field(default_factory=set)  # arrived above a hole
 
-    def first_time(self, seq: int) -> bool:
-        """Note a frame's arrival; False if it arrived before."""
-        if seq <= self.acked or seq in self.ahead:
-            return False
+    def arrived_before(self, seq: int) -> bool:
+        return seq <= self.acked or seq in self.ahead
+
+    def note(self, seq: int) -> None:
+        """A frame arrived (and was accepted): move the acknowledged point on."""
         self.ahead.add(seq)
         if len(self.ahead) > MAX_AHEAD:  # a hole that will not fill (or seq did not start at 0)
             self.acked = min(self.ahead) - 1
         while self.acked + 1 in self.ahead:
             self.acked += 1
             self.ahead.remove(self.acked)
-        return True
 
     def record(self, data: bytes) -> None:
         if self.recording is None:
@@ -144,9 +144,10 @@ class EcgRelay:
         """Check, record and relay one frame; ClinicalError if it contradicts its stream,
         None if it arrived before (sent again after a resume) and was dropped."""
         live = self._owned(owner, frame.stream_id)
-        if not live.first_time(frame.seq):
+        if live.arrived_before(frame.seq):
             return None
-        gaps = live.check.accept(frame)
+        gaps = live.check.accept(frame)  # a refused frame is not noted: it may come again, right
+        live.note(frame.seq)
         live.record(data)
         for peer_id, channel in list(self._channels.items()):
             if peer_id == owner or channel.readyState != "open":

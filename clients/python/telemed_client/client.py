@@ -192,9 +192,11 @@ class Client:
                 except ClientError as exc:
                     if exc.code in FINAL_CODES or time.monotonic() > deadline:
                         raise
-                except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    log.info("resume attempt failed: %s", exc)
+                except Exception as exc:  # the network, aiortc: try again while the seat waits
                     if time.monotonic() > deadline:
                         raise ClientError("resume-failed", f"could not resume: {exc!r}") from None
+                    log.info("resume attempt failed: %r", exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 1.0)
             self.generation += 1
