@@ -64,17 +64,21 @@ class Doctor:
             await track.recv()
             self.frames.append(time.monotonic())
 
-    async def flowing(self, after: float, gap: float = 0.0, timeout: float = 60) -> float:
-        """The first frame after ``after`` that follows a silence of at least ``gap``
-        seconds: where the stream comes back after a network change."""
+    async def flowing(self, after: float, timeout: float = 60) -> float:
+        """The first frame that arrived after ``after``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            frames = self.frames
-            for previous, t in zip(frames, frames[1:]):
-                if t > after and t - previous >= gap:
-                    return t
+            later = [t for t in self.frames if t > after]
+            if later:
+                return later[0]
             await asyncio.sleep(0.01)
         raise TimeoutError("media did not come back")
+
+    def back_after_cut(self, start: float, end: float) -> float:
+        """Where the stream came back: the frame after the longest silence between
+        ``start`` and ``end`` (audio is 50 frames/s, so the cut is that silence)."""
+        frames = [t for t in self.frames if start - 0.1 < t <= end]
+        return max(zip(frames, frames[1:]), key=lambda pair: pair[1] - pair[0])[1]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -114,8 +118,9 @@ async def round_trip(ns: NetnsPair, running, mode: str, index: int) -> dict:
         ns.move_client(f"10.99.0.{20 + index}")  # the old address goes, the new one works
         changed = await next_event("changed")
         back = await next_event("back")
-        media = await doctor.flowing(changed_at, gap=0.2)  # audio is 50 frames/s: a gap is the cut
-        await asyncio.sleep(0.5)
+        await doctor.flowing(back["t"] + 0.2)
+        await asyncio.sleep(2.0)  # audio well after it came back, so the cut lies between
+        media = doctor.back_after_cut(changed_at, back["t"] + 2.0)
         return {"mode": mode, "detect_s": round(changed["t"] - changed_at, 3),
                 "signaling_s": round(back["t"] - changed_at, 3), "media_s": round(media - changed_at, 3),
                 "same_peer": back["peer_id"] == ready["peer_id"],

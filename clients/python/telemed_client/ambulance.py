@@ -76,10 +76,10 @@ async def run(args: argparse.Namespace) -> None:
     say_recording(client.recording)
     client.on_resumed.append(lambda: print(f"connection resumed as {client.peer_id}", flush=True))
     try:
-        if not args.no_audio:
-            await client.publish(Tone(), "microphone", f"{args.name} microphone")
         if not args.no_video:
             await client.publish(TestPattern(), "camera", f"{args.name} camera")
+        if not args.no_audio:
+            await client.publish(Tone(), "microphone", f"{args.name} microphone")
         clinical = await Clinical.open(client)
         print(f"streaming {len(signal.leads)}-lead ECG at {signal.sample_rate} Hz to room {args.room!r}",
               flush=True)
