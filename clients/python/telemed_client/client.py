@@ -113,6 +113,7 @@ class Client:
         self._watchdog: asyncio.Task | None = None
         self._resume_lock = asyncio.Lock()
         self._keep_fresh = True
+        self._closing: set[asyncio.Task] = set()  # old connections closing after a resume
         self._relay = MediaRelay()
         self._next_resume: asyncio.Future | None = None
 
@@ -221,12 +222,18 @@ class Client:
             self._reader.cancel()
         ws, session, pc = self._ws, self._session, self.pc
         self._ws = self._session = self.pc = None
+        # In the background: over a network that is gone, closing can take long (or,
+        # inside aiortc, never end); the new connection must not wait for it.
         for closing in (ws, pc, session):
             if closing is not None:
-                try:
-                    await asyncio.wait_for(closing.close(), 2)
-                except Exception:
-                    pass  # the old network is gone: nothing to say goodbye over
+                task = asyncio.ensure_future(closing.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closed_quietly)
+
+    def _closed_quietly(self, task: asyncio.Task) -> None:
+        self._closing.discard(task)
+        if not task.cancelled():
+            task.exception()  # the old network is gone: nothing to say goodbye over
 
     async def _restore_media(self) -> None:
         """Publish our tracks under their old ids and subscribe what we had, in one offer."""
