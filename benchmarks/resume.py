@@ -98,18 +98,21 @@ async def round_trip(ns: NetnsPair, running, mode: str, index: int) -> dict:
                        f"http://{SERVER_IP}:{running.url.rsplit(':', 1)[1]}", token, mode]),
         stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'clients' / 'python'}"})
-    lines: asyncio.Queue[dict] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
+    said: dict[str, dict] = {}  # the device's events by name (its two watchers race)
 
     def read() -> None:
         for line in device.stdout:
-            loop.call_soon_threadsafe(lines.put_nowait, json.loads(line))
+            event = json.loads(line)
+            said[event["event"]] = event
     reader = asyncio.ensure_future(asyncio.to_thread(read))
     try:
         async def next_event(name: str) -> dict:
-            while (event := await asyncio.wait_for(lines.get(), 60))["event"] != name:
-                pass
-            return event
+            deadline = time.monotonic() + 60
+            while name not in said:
+                if time.monotonic() > deadline or reader.done():
+                    raise TimeoutError(f"the device did not say {name!r}")
+                await asyncio.sleep(0.01)
+            return said[name]
         ready = await next_event("ready")
         await doctor.flowing(time.monotonic() + 1.0)  # a second of steady audio first
         await asyncio.sleep(0.5)

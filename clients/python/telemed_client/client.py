@@ -180,12 +180,12 @@ class Client:
         tracks are new objects afterwards (`remote_tracks`). ClientError if the server
         refuses the seat for good, or the grace period passes."""
         async with self._resume_lock:
-            ticket = self.resume_ticket
             deadline = time.monotonic() + max(1.0, float(self.info.get("resume_grace") or 15))
             log.info("resuming seat %s (%s)", self.peer_id, reason)
             delay = 0.1
             while True:
                 await self._drop_connection()
+                ticket = self.resume_ticket  # a join that got through gave a new secret
                 try:
                     await asyncio.wait_for(self._connect(ticket), max(1.0, deadline - time.monotonic()))
                     await self._restore_media()
