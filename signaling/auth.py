@@ -7,6 +7,7 @@ import hmac
 from aiohttp import web
 
 from clinical.actor import Actor
+from conference.actors import actor_for
 from rooms import Claims, TokenError, split_presented
 
 from .http_errors import HttpError
@@ -63,3 +64,16 @@ async def claims_for(server: Server, token: str | None, room: str | None) -> Cla
         return await server.verify(token, room=room)
     except TokenError as exc:
         raise HttpError(exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
+
+
+async def host_actor(server: Server, request: web.Request, room: str,
+                     what: str = "manage or open recordings") -> Actor:
+    """The admin key, an API key, or a host token of this room (else 401/403); returns who
+    acts, as the audit trail names them."""
+    who = await operator(server, request)
+    if who is not None:
+        return operator_actor(request, who)
+    claims = await claims_for(server, bearer(request), room)
+    if not claims.grants.admin:
+        raise HttpError(403, "forbidden", f"only a host may {what}")
+    return actor_for(claims, request.remote or "")
