@@ -1,5 +1,5 @@
 """REST for recordings: start, stop, list, read the manifest, delete. Thin: the work is in
-``recorder.RecordingManager``; who may do it is decided in ``auth.host_actor`` alone."""
+``recorder.RecordingManager``; who may do it is decided in ``auth`` alone (host_actor, recordings_reader)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aiohttp import web
 
 from recorder import RecordingError
 
-from .auth import host_actor
+from .auth import host_actor, recordings_reader
 from .http_errors import HttpError
 from .recording_links import with_links
 from .server import Server
@@ -35,12 +35,12 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def listing(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        await host_actor(server, request, room)
+        await recordings_reader(server, request, room)
         return web.json_response({"recordings": manager.list(room)})
 
     async def manifest(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        by = await host_actor(server, request, room)
+        by = await recordings_reader(server, request, room)
         recording = manager.get(room, request.match_info["id"])
         await manager.opened(recording, by)
         return web.json_response(with_links(server.recording_links, room, recording.describe(), by.identity))
