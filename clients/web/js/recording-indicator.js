@@ -4,8 +4,10 @@
 // server's `recording` notices; each change is also announced in a toast.
 //
 // mountRecordingIndicator(slot, session, room): `slot` is an element in the top bar.
-// Hosts also get a link there to the room's recordings (replay.html).
+// Hosts also get there a Record / Stop recording button and a link to the room's
+// recordings (replay.html).
 
+import { startRecording, stopRecording } from './api.js';
 import { toast } from './util.js';
 
 export function recorderName(by) {
@@ -56,6 +58,34 @@ export function mountRecordingIndicator(slot, session, room) {
   link.textContent = 'Recordings';
   link.hidden = true;
   slot.append(link);
-  session.addEventListener('state', () => { link.hidden = !session.me?.grants?.admin; });
+
+  // The host's switch; the indicator itself follows the server's notices, not the click.
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'btn';
+  button.id = 'record-button';
+  button.hidden = true;
+  const label = () => { button.textContent = session.recording ? 'Stop recording' : 'Record'; };
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const token = await session.freshToken();
+      if (session.recording) await stopRecording(room, session.recording.id, token);
+      else await startRecording(room, token);
+    } catch (err) {
+      toast(`Recording: ${err.message}`, 8000);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  session.addEventListener('recording', label);
+  label();
+  slot.append(button);
+
+  session.addEventListener('state', () => {
+    const host = !!session.me?.grants?.admin;
+    link.hidden = !host && !session.me?.grants?.recordings;
+    button.hidden = !host;
+  });
   return el;
 }
