@@ -73,6 +73,15 @@ export function objectLinks(room, sha256, token) {
     { Authorization: `Bearer ${token}` });
 }
 
+// Live teaching (docs/streaming.md): a host token goes live and ends it.
+export function startLive(room, token) {
+  return call('POST', `api/rooms/${encodeURIComponent(room)}/live`, undefined, bearer(token));
+}
+
+export function stopLive(room, token) {
+  return call('POST', `api/rooms/${encodeURIComponent(room)}/live/stop`, undefined, bearer(token));
+}
+
 // Recordings (docs/recording.md): a host token starts and stops them; a host token or a
 // token with the `recordings` grant opens them. The manifest carries short-lived signed
 // links to each track's media.

@@ -1,0 +1,54 @@
+// Live teaching on the room page: while the room's program is on air every page shows
+// LIVE and how many are watching (the server's `live` notices, and `joined` for a late
+// joiner); a host gets a Go live / End live button beside it.
+//
+// mountLiveIndicator(slot, session, room): `slot` is an element in the top bar.
+
+import { startLive, stopLive } from './api.js';
+import { toast } from './util.js';
+
+export function liveLabel(live) {
+  if (!live || live.state !== 'started') return '';
+  const n = live.viewers || 0;
+  return `LIVE · ${n} watching`;
+}
+
+export function mountLiveIndicator(slot, session, room) {
+  const el = document.createElement('span');
+  el.className = 'live-indicator';
+  el.id = 'live-indicator';
+  el.setAttribute('role', 'status');
+  el.hidden = true;
+  slot.prepend(el);
+
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'btn';
+  button.id = 'live-button';
+  button.hidden = true;
+  slot.append(button);
+
+  const onAir = () => session.liveState?.state === 'started';
+  const show = () => {
+    const text = liveLabel(session.liveState);
+    el.hidden = !text;
+    el.textContent = text;
+    button.textContent = onAir() ? 'End live' : 'Go live';
+    button.hidden = !session.me?.grants?.admin;
+  };
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const token = await session.freshToken();
+      await (onAir() ? stopLive(room, token) : startLive(room, token));
+    } catch (err) {
+      toast(`Live stream: ${err.message}`, 8000);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  session.addEventListener('state', show);
+  session.addEventListener('live', show);
+  show();
+  return el;
+}
