@@ -5,7 +5,7 @@
 // mountLiveIndicator(slot, session, room): `slot` is an element in the top bar.
 
 import { startLive, stopLive } from './api.js';
-import { toast } from './util.js';
+import { hostToggle } from './host-toggle.js';
 
 export function liveLabel(live) {
   if (!live || live.state !== 'started') return '';
@@ -21,32 +21,19 @@ export function mountLiveIndicator(slot, session, room) {
   el.hidden = true;
   slot.prepend(el);
 
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.className = 'btn';
-  button.id = 'live-button';
-  button.hidden = true;
-  slot.append(button);
-
   const onAir = () => session.liveState?.state === 'started';
+  const toggle = hostToggle(session, {
+    id: 'live-button', what: 'Live stream',
+    label: () => (onAir() ? 'End live' : 'Go live'),
+    act: (token) => (onAir() ? stopLive(room, token) : startLive(room, token)),
+  });
+  slot.append(toggle.button);
   const show = () => {
     const text = liveLabel(session.liveState);
     el.hidden = !text;
     el.textContent = text;
-    button.textContent = onAir() ? 'End live' : 'Go live';
-    button.hidden = !session.me?.grants?.admin;
+    toggle.show();
   };
-  button.addEventListener('click', async () => {
-    button.disabled = true;
-    try {
-      const token = await session.freshToken();
-      await (onAir() ? stopLive(room, token) : startLive(room, token));
-    } catch (err) {
-      toast(`Live stream: ${err.message}`, 8000);
-    } finally {
-      button.disabled = false;
-    }
-  });
   session.addEventListener('state', show);
   session.addEventListener('live', show);
   show();

@@ -8,6 +8,7 @@
 // recordings (replay.html).
 
 import { startRecording, stopRecording } from './api.js';
+import { hostToggle } from './host-toggle.js';
 import { toast } from './util.js';
 
 export function recorderName(by) {
@@ -59,33 +60,16 @@ export function mountRecordingIndicator(slot, session, room) {
   link.hidden = true;
   slot.append(link);
 
-  // The host's switch; the indicator itself follows the server's notices, not the click.
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.className = 'btn';
-  button.id = 'record-button';
-  button.hidden = true;
-  const label = () => { button.textContent = session.recording ? 'Stop recording' : 'Record'; };
-  button.addEventListener('click', async () => {
-    button.disabled = true;
-    try {
-      const token = await session.freshToken();
-      if (session.recording) await stopRecording(room, session.recording.id, token);
-      else await startRecording(room, token);
-    } catch (err) {
-      toast(`Recording: ${err.message}`, 8000);
-    } finally {
-      button.disabled = false;
-    }
+  const toggle = hostToggle(session, {
+    id: 'record-button', what: 'Recording',
+    label: () => (session.recording ? 'Stop recording' : 'Record'),
+    act: (token) => (session.recording ? stopRecording(room, session.recording.id, token) : startRecording(room, token)),
   });
-  session.addEventListener('recording', label);
-  label();
-  slot.append(button);
-
+  slot.append(toggle.button);
+  session.addEventListener('recording', toggle.show);
   session.addEventListener('state', () => {
-    const host = !!session.me?.grants?.admin;
-    link.hidden = !host && !session.me?.grants?.recordings;
-    button.hidden = !host;
+    link.hidden = !session.me?.grants?.admin && !session.me?.grants?.recordings;
+    toggle.show();
   });
   return el;
 }
