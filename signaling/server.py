@@ -153,6 +153,7 @@ class Server:
             raise ProtocolError("waiting-room", "this room has a waiting room: join from the room page "
                                                 "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
+        peer.on_connection_replaced = self.metrics.absorb
         if must_wait:
             live.wait(peer)
             log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})

@@ -10,6 +10,7 @@ import time
 import jwt
 from playwright.async_api import expect
 
+from tests.clinical_peers import multiframe_ct
 from tests.server import start_server
 
 from .conftest import remote_videos_playing, room_url, wait_connected, wait_for
@@ -132,3 +133,41 @@ async def test_a_rejoin_after_the_join_token_expired_still_works(tmp_path, peopl
 
 def token_claims(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
+
+
+# Cut the connection after the 20th DICOM chunk has gone out.
+CUT_MID_UPLOAD = """
+const send = RTCDataChannel.prototype.send;
+let chunks = 0;
+window.__announces = 0;
+RTCDataChannel.prototype.send = function (data) {
+  if (this.label === 'bulk' && ++chunks === 20) setTimeout(() => window.telemed.session.sig.ws.close());
+  if (this.label === 'control' && String(data).includes('"dicom-announce"')) window.__announces++;
+  return send.call(this, data);
+};
+"""
+
+
+async def test_an_upload_cut_by_a_dropped_connection_is_shared_once_after_the_resume(server, people, tmp_path):
+    room = "blip-3"
+    await server.create_room(room, PASSWORD)
+    hospital = await (await people("hospital")).page(room_url(server, room, await server.token(room, PASSWORD, "host", "Dr. Stroke Team")))
+    tablet = await (await people("ambulance", init_script=CUT_MID_UPLOAD)).page(
+        room_url(server, room, await server.token(room, PASSWORD, "participant", "Ambulance 3")))
+    await wait_connected(hospital)
+    await wait_connected(tablet)
+    old_peer = await tablet.evaluate("window.telemed.session.me.peer_id")
+    series = tmp_path / "ct-series.dcm"
+    series.write_bytes(multiframe_ct(frames=8, size=512))  # 4 MiB: 64 chunks
+
+    await tablet.click("#ctl-clinical")
+    await tablet.set_input_files("#clinical-panel input[type=file]", series)
+
+    await wait_for(tablet, "window.telemed.session.status === 'reconnecting'", timeout=20)
+    await expect(tablet.locator(".upload.done")).to_have_count(1, timeout=60000)
+    await expect(tablet.locator(".upload.error")).to_have_count(0)
+    await expect(hospital.locator("#ctl-clinical .count")).to_have_text("1", timeout=20000)
+    assert await tablet.evaluate("window.telemed.session.me.peer_id") == old_peer
+    assert await tablet.evaluate("window.__announces") == 2  # cut mid-way, then sent again whole
+    log = [e for e in server.core.live.rooms[room].clinical.log.read() if e["kind"] == "dicom"]
+    assert len(log) == 1 and log[0]["body"]["name"] == "ct-series.dcm"
