@@ -81,6 +81,8 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # metrics (issue 14): per-room label cap
+    metrics_room_labels: int = 20
 
 
 HELP = {
@@ -179,6 +181,9 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # metrics (issue 14)
+    "metrics_room_labels": "rooms named in the per-room gauges of /metrics, the busiest first; the "
+                           "rest are summed under room=\"(other)\" (default 20; 0 names none)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -260,6 +265,11 @@ def _coerce(name: str, value: object) -> object:
         for proxy in proxies:
             ipaddress.ip_network(proxy)  # an address or a network; ValueError names the bad one
         return proxies
+    if name == "metrics_room_labels":
+        count = int(value)
+        if not 0 <= count <= 1000:
+            raise ValueError("metrics_room_labels must be from 0 to 1000")
+        return count
     if name == "metrics_listen":
         host, _, port = str(value).rpartition(":")
         if not host or not port.isdigit():
