@@ -26,7 +26,7 @@ from streaming.vod_library import VodLibrary
 from vault import KeyRing
 
 from .audit_setup import open_audit_trail
-from .config import Settings
+from .config import Settings, reveal
 from .key_file import load_or_create_secret
 from .metrics import Metrics
 
@@ -40,7 +40,7 @@ class Server:
         self.audit = open_audit_trail(settings)
         self.store = open_room_store(settings.room_store, settings.data_dir)
         self.credentials = open_credential_store(settings.room_store, settings.data_dir)
-        secret = settings.secret or _generated_secret(Path(settings.data_dir))
+        secret = reveal(settings.secret) or _generated_secret(Path(settings.data_dir))
         self.tokens = TokenIssuer(secret, settings.token_ttl, max_session_age=settings.max_session_age)
         self.invites = InviteCodec(secret)
         self.oidc = None
@@ -53,12 +53,12 @@ class Server:
             per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
             in_flight_per_room=2 * settings.login_in_flight))
         self.passwords = PasswordHasher(settings.password_workers)
-        self.keyring = KeyRing.load(settings.master_key,
+        self.keyring = KeyRing.load(reveal(settings.master_key),
                                     settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
-                                    settings.previous_master_keys)
+                                    [reveal(k) for k in settings.previous_master_keys])
         pacs = None
         if settings.pacs_url:
-            pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
+            pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, reveal(settings.pacs_password),
                                   settings.pacs_timeout)
         self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
@@ -66,7 +66,7 @@ class Server:
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
-        self.recording_links = UrlSigner(settings.secret, ttl=settings.recording_link_ttl)
+        self.recording_links = UrlSigner(reveal(settings.secret), ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)
         self.clinical.on_intake = self.metrics.clinical_intake
         width, height = (int(v) for v in settings.live_size.split("x"))
