@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conference.message_schema import SCHEMA_DIR, validators
+from rooms.layout import PRESETS
 from telemed_client import Client
 from tests.media import PatternTrack, ToneTrack
 
@@ -30,6 +31,8 @@ def test_every_documented_client_message_has_a_schema_and_no_other():
         schema = json.loads(path.read_text())
         Draft202012Validator.check_schema(schema)
         assert schema["properties"]["type"] == {"const": path.stem}
+    presets = validators()["set-layout"].schema["properties"]["layout"]["properties"]["preset"]["enum"]
+    assert set(presets) == PRESETS  # the schema and the layout model agree
 
 
 async def test_the_python_client_sends_only_messages_that_fit(server, monkeypatch):
