@@ -45,6 +45,8 @@ class Peer:
         self.control = None
         self.data_dropped = 0
         self.on_connection_lost: Callable[[], None] | None = None
+        # Told of each connection a resume replaced, once closed (metrics keep its totals).
+        self.on_connection_replaced: Callable[[Connection], None] | None = None
         # Resume (docs/resume.md): between losing its connection and resuming (or the
         # grace period ending) a peer is `reconnecting`; its tracks wait in `held`.
         # `attachment` counts resumes, so a replaced WebSocket no longer speaks for it.
@@ -166,6 +168,8 @@ class Peer:
         if self.room.clinical is not None:
             self.room.clinical.suspended(self)
         await connection.close()
+        if self.on_connection_replaced is not None:
+            self.on_connection_replaced(connection)
 
     def _drop_held(self) -> None:
         """Tracks a resumed peer did not publish again end now."""

@@ -159,6 +159,7 @@ class Server:
             raise ProtocolError("waiting-room", "this room has a waiting room: join from the room page "
                                                 "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
+        peer.on_connection_replaced = self.metrics.media.release
         if must_wait:
             live.wait(peer)
             self.metrics.join_seconds.observe(time.monotonic() - began)

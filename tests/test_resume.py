@@ -162,7 +162,7 @@ async def test_the_replaced_socket_speaks_for_nobody(server):
         kicked = await first.wait_event("kicked")
         assert kicked["reason"] == "resumed elsewhere"
         with pytest.raises(ClientError) as refused:
-            await first.request({"type": "mute", "track_id": "x"})
+            await first.request({"type": "mute", "track_id": "x", "muted": True})
         assert refused.value.code == "not-joined"
         await first.close()  # its leave must not take the seat from the new socket
         await asyncio.sleep(0.2)
