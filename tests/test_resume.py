@@ -107,7 +107,7 @@ async def test_a_dropped_socket_shows_reconnecting_and_resumes_on_its_own(server
 
 
 async def test_without_a_resume_the_grace_period_ends_in_a_leave(tmp_path):
-    running, runner = await start_server(str(tmp_path), resume_grace=1.0)
+    running, runner = await start_server(str(tmp_path), resume_grace=3.0)
     try:
         await running.create_room("r3", PASSWORD)
         ambulance = await seat(running, "r3", "Ambulance", auto_resume=False)
