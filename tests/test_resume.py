@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+from sfu import Producer
+from sfu.codec import Codec
+from sfu.consumer import Consumer
+from sfu.rtp_packet import RtpPacket
 from telemed_client import Client, ClientError
 from telemed_client.clinical import CHANNELS, Clinical
 from telemed_client.ecg_sources import synthetic
@@ -40,6 +45,38 @@ async def wait_until(condition, timeout: float = 20) -> None:
         while not condition():
             await asyncio.sleep(0.05)
     await asyncio.wait_for(poll(), timeout)
+
+
+class Written(Consumer):
+    """An in-process consumer that keeps what it would send: (seq, timestamp, payload)."""
+
+    def __init__(self, producer: Producer) -> None:
+        super().__init__(producer)
+        self.out: list[tuple[int, int, bytes]] = []
+
+    def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
+        self.out.append((seq, timestamp, packet.payload))
+
+
+def test_a_producer_reattached_to_a_new_source_continues_each_consumers_numbering():
+    sent: list[bytes] = []
+    producer = Producer(Codec("audio/opus", 48000, 2), 111, 1, sent.append)
+    consumer = Written(producer)
+    consumer.attach()
+    for i in range(5):  # the old connection: its own sequence and timestamp space
+        producer.receive(RtpPacket(111, 0, 60000 + i, 1_000_000 + 960 * i, 7, b"old%d" % i), time.monotonic(), 50)
+    producer.detach()
+    producer.reattach(109, None, 2, sent.append)  # the publisher's new connection (new payload type)
+    producer.receive(RtpPacket(111, 0, 5, 17, 8, b"stale pt"), time.monotonic(), 50)  # the old type: ignored
+    for i in range(3):
+        producer.receive(RtpPacket(109, 0, 123 + i, 555 + 960 * i, 8, b"new%d" % i), time.monotonic(), 50)
+    seqs = [seq for seq, _, _ in consumer.out]
+    stamps = [ts for _, ts, _ in consumer.out]
+    assert [p for _, _, p in consumer.out] == [b"old0", b"old1", b"old2", b"old3", b"old4", b"new0", b"new1", b"new2"]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))  # no hole, no jump
+    gap = (stamps[5] - stamps[4]) & 0xFFFFFFFF
+    assert 0 < gap < 48000 * 60  # forward by the wall time that passed, not a random jump
+    assert [(b - a) & 0xFFFFFFFF for a, b in zip(stamps[5:], stamps[6:])] == [960, 960]
 
 
 async def test_resume_keeps_peer_id_tracks_and_the_subscribers_stream(server):
