@@ -222,6 +222,10 @@ class Client:
             self._reader.cancel()
         ws, session, pc = self._ws, self._session, self.pc
         self._ws = self._session = self.pc = None
+        if pc is not None:
+            for transceiver in pc.getTransceivers():
+                if transceiver.sender.track is not None:
+                    transceiver.sender.track.stop()  # our relay's copy: frames stop queueing for it
         # In the background: over a network that is gone, closing can take long (or,
         # inside aiortc, never end); the new connection must not wait for it.
         for closing in (ws, pc, session):
@@ -448,8 +452,8 @@ class Client:
 
     def _add_sender(self, track: MediaStreamTrack, codec: str | None):
         # Through a relay: aiortc stops a sender's track when its connection dies, and a
-        # resume sends the same source again. Video takes the newest frame, audio all.
-        relayed = self._relay.subscribe(track, buffered=track.kind == "audio")
+        # resume sends the same source again.
+        relayed = self._relay.subscribe(track)
         transceiver = self.pc.addTransceiver(relayed, direction="sendonly")
         if codec is not None:
             capabilities = RTCRtpSender.getCapabilities(track.kind).codecs
