@@ -81,6 +81,9 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # operations (packaging): graceful shutdown (signaling/shutdown.py)
+    shutdown_grace: float = 3.0
+    shutdown_timeout: float = 8.0
 
 
 HELP = {
@@ -179,6 +182,11 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # operations (packaging)
+    "shutdown_grace": "seconds after SIGTERM that connected clients, told to reconnect elsewhere, get "
+                      "to leave before their connections are closed (default 3)",
+    "shutdown_timeout": "seconds after SIGTERM within which the process exits, whatever is still "
+                        "open (default 8; keep it below systemd's TimeoutStopSec)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -244,6 +252,11 @@ def _coerce(name: str, value: object) -> object:
         if number < 1:
             raise ValueError(f"{name} must be at least 1")
         return number
+    if name in ("shutdown_grace", "shutdown_timeout"):
+        seconds = float(value)
+        if not 0 <= seconds <= 600:
+            raise ValueError(f"{name} must be in [0, 600] seconds")
+        return seconds
     if name in _EDGE_SECONDS:
         seconds = float(value)
         if not 0 < seconds <= 3600:
@@ -318,4 +331,6 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
     if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
         raise ValueError("audit_key must be at least 32 bytes")
+    if settings.shutdown_grace >= settings.shutdown_timeout:
+        raise ValueError("shutdown_grace must be shorter than shutdown_timeout")
     return settings

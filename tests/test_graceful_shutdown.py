@@ -1,0 +1,96 @@
+"""SIGTERM during a recorded call: the server refuses new joins, tells its clients to
+reconnect elsewhere, closes the recording whole, and exits within 10 s."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from recorder.recording import Recording
+from telemed_client import Client, ClientError, create_room, fetch_token
+from tests.media import PatternTrack, ToneTrack
+from tests.processes import serving
+from tests.server import free_port
+from tests.test_recording import demux_decode
+from vault import EncryptedReader, KeyRing
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "shutdown-admin-key"
+PW = "pw-123456"
+
+
+def _health(url: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+async def _until(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_sigterm_during_a_recorded_call(tmp_path):
+    data = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--ice-hosts", "127.0.0.1", "--data-dir", str(data), "--admin-key", ADMIN_KEY,
+            "--shutdown-grace", "4", "--shutdown-timeout", "8"]
+    with serving("telemed", args, tmp_path / "serve.log", lambda: _health(url) == 200, timeout=60,
+                 cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
+        await create_room(url, "ward", PW, ADMIN_KEY, {"record": "auto"})
+        caller = await Client.join(url, (await fetch_token(url, "ward", PW, name="Dr A"))["token"])
+        await caller.publish(PatternTrack(), "camera")
+        await caller.publish(ToneTrack(), "microphone")
+        started = await caller.wait_event("recording", timeout=20, match=lambda m: m["state"] == "started")
+        directory = data / "recordings" / started["id"]
+        await _until(lambda: sum(f.stat().st_size for f in directory.glob("*") if f.name != "manifest.json")
+                     > 20_000, "media on disk")
+        token = (await fetch_token(url, "ward", PW, name="Late"))["token"]
+
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        told = await caller.wait_event("reconnect", timeout=8)
+        assert told["reason"] == "server-shutdown" and told["retry_after"] == 4
+        stopped = await caller.wait_event("recording", timeout=8, match=lambda m: m["state"] == "stopped")
+        assert stopped["id"] == started["id"]
+        # Draining: a load balancer is told, and nobody new gets in.
+        assert _health(url) == 503
+        try:
+            late = await Client.join(url, token)
+        except ClientError as exc:
+            assert exc.code == "server-draining"
+        else:
+            await late.close()
+            raise AssertionError("a join was accepted while draining")
+
+        code = await asyncio.to_thread(proc.wait, 10 - (time.monotonic() - sent))
+        assert code == 0, (tmp_path / "serve.log").read_text()[-3000:]
+        await caller.close()
+
+    # The recording is closed whole: a final manifest, every track file readable to its end.
+    ring = KeyRing.load(None, data / "keys" / "master.key")
+    recording = Recording.load(directory, ring)
+    assert recording.manifest["state"] == "stopped" and recording.manifest["reason"] == "server-shutdown"
+    assert {t["kind"] for t in recording.manifest["tracks"]} == {"video", "audio"}
+    for track in recording.manifest["tracks"]:
+        with EncryptedReader(directory / track["file"], ring) as reader:
+            packets, frames, _ = demux_decode(reader)
+        assert packets and frames, track
+    log = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.startswith("{")]
+    assert [entry for entry in log if entry["msg"] == "draining" and entry["peers"] == 1]
+    assert log[-1]["msg"] == "stopped"
