@@ -34,13 +34,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # PyAV 19 needs Python 3.12; pyenv provides it on our machines.
-PY=""
-for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12" $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-    PY="$candidate"; break
-  fi
-done
-[ -n "$PY" ] || { echo "bootstrap: Python 3.12 not found" >&2; exit 1; }
+find_python() {
+  PY=""
+  for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12" $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      PY="$candidate"; break
+    fi
+  done
+  [ -n "$PY" ] || { echo "bootstrap: Python 3.12 not found" >&2; exit 1; }
+}
 
 # The full lock serves every mode; the serve lock (a subset) only `serve`.
 full=".venv/.requirements.sha256"
@@ -51,8 +53,12 @@ have() { [ -x .venv/bin/python ] && [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
 if ! have "$full" "$want_full" && { [ "$mode" != serve ] || ! have "$served" "$want_serve"; }; then
   lock=requirements.txt; stamp=$full; want=$want_full
   [ "$mode" = serve ] && { lock=requirements-serve.txt; stamp=$served; want=$want_serve; }
-  echo "bootstrap: preparing .venv with $PY from $lock" >&2
-  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  if [ ! -x .venv/bin/python ]; then
+    find_python
+    echo "bootstrap: creating .venv with $PY" >&2
+    "$PY" -m venv .venv
+  fi
+  echo "bootstrap: installing $lock into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r "$lock"
   echo "$want" > "$stamp"
 fi
