@@ -14,7 +14,8 @@ need_apt=()
 pairs=(gcc:gcc)
 [ -d clients/web/vendor/node_modules ] || pairs+=(npm:npm)
 if [ "$mode" != serve ]; then
-  pairs+=(redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 npm:npm)
+  pairs+=(redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 npm:npm
+          turnserver:coturn)
   # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
   [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
   [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)

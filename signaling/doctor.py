@@ -2,13 +2,14 @@
 
 Each check reports ok, warn or fail with what to do; any fail makes the exit code 1.
 It only looks: it creates no key, room or file that stays (a probe file in the data
-directory is written and removed), and it reaches no host but the Redis servers named in
-the settings. TURN credentials are checked for form only: proving them would take an
-allocation on the TURN server.
+directory is written and removed), and it reaches no host but the Redis and TURN servers
+named in the settings: each TURN server is asked for a relay allocation with its
+credentials (released at once), which proves them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import shutil
@@ -30,6 +31,7 @@ from .config import Settings
 CERT_WARN_BEFORE = timedelta(days=14)
 MIN_FREE_BYTES = 1 << 30
 REDIS_TIMEOUT = 3.0
+TURN_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -226,12 +228,51 @@ def turn(settings: Settings) -> Iterator[Finding]:
                 yield _fail("turn", f"{where}: a TURN server needs 'username' and 'credential'")
             elif scheme.startswith("turn"):
                 relays += 1
-                yield _ok("turn", f"{where}: has a username and credential (not tried against the server)")
+                error = _allocate(str(url), server["username"], server["credential"])
+                if error:
+                    yield _fail("turn", f"{where}: {error}")
+                else:
+                    yield _ok("turn", f"{where}: allocated a relay with these credentials")
             else:
                 yield _ok("turn", f"{where}: STUN")
     if not relays and not _is_loopback(settings.host):
         yield _warn("turn", "no TURN server in ice_servers: clients behind strict firewalls or "
                             "symmetric NATs (hospital networks, mobile carriers) cannot connect")
+
+
+def _allocate(url: str, username: str, credential: str) -> str | None:
+    """Ask the TURN server at `url` (turn:host[:port][?transport=udp|tcp] or turns:) for a
+    relay with these credentials; None when it gave one, else why not."""
+    from aioice import stun
+    from aioice.turn import create_turn_endpoint
+
+    scheme, _, rest = url.partition(":")
+    address, _, query = rest.partition("?")
+    if address.startswith("["):  # [IPv6]:port
+        host, _, port = address[1:].partition("]")
+        port = port.lstrip(":")
+    else:
+        host, _, port = address.partition(":") if address.count(":") == 1 else (address, "", "")
+    secure = scheme == "turns"
+    transport = "tcp" if secure or "transport=tcp" in query else "udp"
+    server = (host, int(port) if port.isdigit() else (5349 if secure else 3478))
+
+    async def allocate() -> None:
+        relay, _ = await asyncio.wait_for(create_turn_endpoint(
+            asyncio.DatagramProtocol, server, username, credential, lifetime=60,
+            ssl=ssl.create_default_context() if secure else None, transport=transport), TURN_TIMEOUT)
+        relay.close()  # releases the allocation (a refresh with lifetime 0)
+
+    try:
+        asyncio.run(allocate())
+    except stun.TransactionFailed as exc:
+        reason = exc.response.attributes.get("ERROR-CODE", (0, "refused"))
+        return f"refused the allocation: {reason[0]} {reason[1]} (wrong username or credential?)"
+    except (TimeoutError, stun.TransactionTimeout):
+        return f"no answer over {transport} within {TURN_TIMEOUT:g} s"
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return f"cannot reach it over {transport}: {exc}"
+    return None
 
 
 def _local_address(address: str) -> bool:

@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from signaling.config import Settings
 from signaling.doctor import check
+from tests.processes import serving
 from tests.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +57,30 @@ def _certificate(tmp_path: Path, days_left: float) -> tuple[str, str]:
     return str(cert_file), str(key_file)
 
 
-def test_a_sound_setup_passes(tmp_path, redis_url):
+@pytest.fixture
+def turn_url(tmp_path) -> Iterator[str]:
+    """A real coturn on 127.0.0.1 (Debian coturn) with one long-term user, alice:right-pw."""
+    port = free_port()
+
+    def accepts() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    args = ["turnserver", "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}", "--relay-ip=127.0.0.1",
+            "--lt-cred-mech", "--user=alice:right-pw", "--realm=telemed.test", "--no-tls", "--no-dtls",
+            "--no-cli", f"--userdb={tmp_path / 'turndb'}", f"--pidfile={tmp_path / 'turn.pid'}", "--log-file=stdout"]
+    with serving("turnserver", args, tmp_path / "turn.log", accepts):
+        yield f"turn:127.0.0.1:{port}"
+
+
+def test_a_sound_setup_passes(tmp_path, redis_url, turn_url):
     cert, key = _certificate(tmp_path, days_left=90)
     settings = _settings(tmp_path, tls_cert=cert, tls_key=key, room_store=redis_url,
-                         ice_servers=[{"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "c"}])
+                         ice_servers=[{"urls": [turn_url, turn_url + "?transport=tcp"],
+                                       "username": "alice", "credential": "right-pw"}])
     findings = check(settings)
     assert [f for f in findings if f.status == "fail"] == []
     assert {f.check for f in findings if f.status == "ok"} >= {"ports", "tls", "data-dir", "encryption",
@@ -95,6 +119,12 @@ def test_an_unreachable_redis_fails_without_showing_its_password(tmp_path):
     failed = _failed(_settings(tmp_path, room_store=f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"))
     assert len(failed) == 1 and failed[0].startswith("redis:")
     assert "hunter2" not in failed[0]
+
+
+def test_wrong_turn_credentials_fail(tmp_path, turn_url):
+    failed = _failed(_settings(tmp_path, ice_servers=[{"urls": turn_url, "username": "alice",
+                                                       "credential": "wrong-pw"}]))
+    assert len(failed) == 1 and failed[0].startswith("turn:") and "401" in failed[0]
 
 
 def test_turn_without_credentials_and_foreign_ice_addresses_fail(tmp_path):
