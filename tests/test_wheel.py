@@ -3,16 +3,19 @@ fresh virtualenv, start `telemed serve` outside the source tree as a non-root us
 use it through the separately installed `telemed_client`.
 
 Offline: the wheels build without build isolation (setuptools and cffi from the test
-environment) and install with --no-index --no-deps; the fresh environments reach the
-already installed third-party packages through a .pth file (never our own packages,
-which only the source tree and the wheel hold), and `pip check` proves that the wheel's
-declared requirements are met by them.
+environment) and install with --no-index --no-deps. Each fresh environment then sees,
+through a .pth file, a directory of links to exactly the installed distributions its
+wheel requires (transitively, from the wheel's own metadata): a dependency missing from
+pyproject.toml fails the import there, and `pip check` proves the versions fit.
 """
 
 from __future__ import annotations
 
+import email
+import importlib.metadata
 import json
 import os
+import zipfile
 import shutil
 import signal
 import subprocess
@@ -25,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.server import free_port
 
@@ -42,12 +47,43 @@ def _run(*args: str | Path, **kwargs: object) -> str:
     return done.stdout
 
 
-def _venv(path: Path) -> Path:
-    """A virtualenv with no packages of its own; third-party ones come from the test env."""
+def _required(wheel: Path) -> set[str]:
+    """The installed distributions that `wheel` needs, following Requires-Dist down."""
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(name for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
+        todo = email.message_from_bytes(archive.read(meta)).get_all("Requires-Dist") or []
+    seen: set[str] = set()
+    while todo:
+        requirement = Requirement(todo.pop())
+        extras = requirement.extras or {""}
+        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in extras):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in importlib.metadata.distribution(name).requires or []:
+            nested = Requirement(text)
+            if not nested.marker or any(nested.marker.evaluate({"extra": e}) for e in {"", *requirement.extras}):
+                todo.append(str(nested).split(";")[0] if nested.marker else text)
+    return seen
+
+
+def _venv(path: Path, wheel: Path) -> Path:
+    """A virtualenv whose third-party packages are links to the test environment's
+    copies of just those the wheel requires."""
     _run(sys.executable, "-m", "venv", "--without-pip", path)
     python = path / "bin" / "python"
+    deps = path / "deps"
+    deps.mkdir()
+    source = Path(sysconfig.get_paths()["purelib"])
+    for name in _required(wheel):
+        dist = importlib.metadata.distribution(name)
+        for top in {Path(str(f)).parts[0] for f in dist.files or []} - {"..", "__pycache__"}:
+            if (source / top).exists() and not (deps / top).exists():
+                (deps / top).symlink_to(source / top)
     site = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
-    (site / "third_party.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (site / "declared_dependencies.pth").write_text(f"{deps}\n")
     return python
 
 
@@ -97,9 +133,9 @@ def wheels(place: Path) -> dict[str, Path]:
 
 
 def test_the_wheel_installs_and_serves_from_outside_the_tree_as_non_root(place: Path, wheels: dict[str, Path]):
-    server_python = _venv(place / "server-env")
+    server_python = _venv(place / "server-env", wheels["telemed"])
     _install(server_python, wheels["telemed"])
-    client_python = _venv(place / "client-env")
+    client_python = _venv(place / "client-env", wheels["telemed_client"])
     _install(client_python, wheels["telemed_client"])
 
     # Our packages, the C step and the pages come from the wheel, not the tree.
