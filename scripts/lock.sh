@@ -12,3 +12,7 @@ common=(--quiet --python-version 3.12 --python-platform x86_64-manylinux_2_28 --
   --custom-compile-command scripts/lock.sh -o requirements.txt
 .venv/bin/python -m uv pip compile pyproject.toml "${common[@]}" \
   --custom-compile-command scripts/lock.sh -o requirements-serve.txt
+# uv keeps the versions already in these files (preferences) unless told to upgrade.
+for lock in requirements.txt requirements-serve.txt; do
+  sed -i '2a # Do not edit: add or change a dependency in pyproject.toml, then run scripts/lock.sh.' "$lock"
+done
