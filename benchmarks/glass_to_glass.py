@@ -20,11 +20,8 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +33,8 @@ from aiortc import VideoStreamTrack
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "clients" / "python"))
 from telemed_client import Client  # noqa: E402  (the device client, as a package beside the server)
+
+from .local_server import local_server  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHROMIUM = os.environ.get("TELEMED_CHROMIUM", "/usr/bin/chromium")
@@ -135,76 +134,63 @@ def summary(values: list[float], rejected: int) -> dict:
 
 
 async def run(args: argparse.Namespace) -> dict:
+    camera = None
+    async with local_server("g2g", live_size=args.live_size) as server:
+        url = server.url
+        try:
+            async with aiohttp.ClientSession() as http:
+                async def token(role: str, name: str) -> str:
+                    async with http.post(f"{url}/api/rooms/or/token", json={"role": role, "name": name},
+                                         headers=server.admin) as r:
+                        return (await r.json())["token"]
+
+                async with http.post(f"{url}/api/rooms", json={"name": "or", "password": "bench-pass-1"},
+                                     headers=server.admin) as r:
+                    assert r.status == 201, await r.text()
+                camera = await Client.join(url, await token("participant", "OR camera"))
+                track = BarcodeTrack()
+                await camera.publish(track, "camera", label="field")
+                async with http.post(f"{url}/api/rooms/or/live", headers=server.admin) as r:
+                    assert r.status == 200, await r.text()
+                viewer = await token("viewer", "Trainee")
+                async with http.post(f"{url}/api/rooms/or/live/link",
+                                     headers={"Authorization": f"Bearer {viewer}"}) as r:
+                    plain_url = (await r.json())["plain_url"]
+            return {"live_size": args.live_size, "seconds": args.seconds, "load_average": os.getloadavg()[0],
+                    **await measure(args, url, viewer, plain_url, track)}
+        finally:
+            if camera is not None:
+                await camera.close()
+
+
+async def measure(args: argparse.Namespace, url: str, viewer: str, plain_url: str, track: BarcodeTrack) -> dict:
     from playwright.async_api import async_playwright
 
     from tests.browser.conftest import CHROMIUM_ARGS
 
-    port, admin = 18453, "bench-" + secrets.token_hex(8)
-    url = f"http://127.0.0.1:{port}"
-    data = tempfile.mkdtemp(prefix="g2g-bench-")
-    env = {**os.environ, "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port), "TELEMED_ICE_HOSTS": "127.0.0.1",
-           "TELEMED_ADMIN_KEY": admin, "TELEMED_LOG_LEVEL": "warning", "TELEMED_DATA_DIR": data,
-           "TELEMED_LIVE_SIZE": args.live_size, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
-    camera = None
-    headers = {"Authorization": f"Bearer {admin}"}
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
+    results = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for variant, link in (("ll-hls", None), ("plain", plain_url)):
+                page = await (await browser.new_context()).new_page()
+                await page.goto(f"{url}/watch.html?room=or#token={viewer}")
                 try:
-                    async with http.get(f"{url}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-
-            async def token(role: str, name: str) -> str:
-                async with http.post(f"{url}/api/rooms/or/token", json={"role": role, "name": name},
-                                     headers=headers) as r:
-                    return (await r.json())["token"]
-
-            async with http.post(f"{url}/api/rooms", json={"name": "or", "password": "bench-pass-1"},
-                                 headers=headers) as r:
-                assert r.status == 201, await r.text()
-            camera = await Client.join(url, await token("participant", "OR camera"))
-            track = BarcodeTrack()
-            await camera.publish(track, "camera", label="field")
-            async with http.post(f"{url}/api/rooms/or/live", headers=headers) as r:
-                assert r.status == 200, await r.text()
-            viewer = await token("viewer", "Trainee")
-            async with http.post(f"{url}/api/rooms/or/live/link", headers={"Authorization": f"Bearer {viewer}"}) as r:
-                plain_url = (await r.json())["plain_url"]
-
-        results = {}
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                for variant, link in (("ll-hls", None), ("plain", plain_url)):
-                    page = await (await browser.new_context()).new_page()
-                    page.on("console", lambda m: print("page:", m.text, file=sys.stderr) if m.type == "error" else None)
-                    await page.goto(f"{url}/watch.html?room=or#token={viewer}")
-                    try:
-                        await page.wait_for_function(
-                            "() => document.querySelector('#program').getVideoPlaybackQuality().totalVideoFrames > 30",
-                            timeout=90000)
-                    except Exception:
-                        print("the trainee page did not play:", await page.evaluate(
-                            "() => [document.querySelector('#live-state').textContent,"
-                            " document.querySelector('#note').textContent]"), file=sys.stderr)
-                        raise
-                    await asyncio.sleep(args.settle)  # hls.js catches up with its target latency
-                    seen = await page.evaluate(READ_BARCODES, {"seconds": args.seconds, "url": link})
-                    results[variant] = summary(*latencies(track, seen))
-                    await page.context.close()
-            finally:
-                await browser.close()
-        return {"live_size": args.live_size, "seconds": args.seconds, "load_average": os.getloadavg()[0],
-                **results}
-    finally:
-        if camera is not None:
-            await camera.close()
-        server.terminate()
-        server.wait(timeout=20)
+                    await page.wait_for_function(
+                        "() => document.querySelector('#program').getVideoPlaybackQuality().totalVideoFrames > 30",
+                        timeout=90000)
+                except Exception:
+                    print("the trainee page did not play:", await page.evaluate(
+                        "() => [document.querySelector('#live-state').textContent,"
+                        " document.querySelector('#note').textContent]"), file=sys.stderr)
+                    raise
+                await asyncio.sleep(args.settle)  # hls.js catches up with its target latency
+                seen = await page.evaluate(READ_BARCODES, {"seconds": args.seconds, "url": link})
+                results[variant] = summary(*latencies(track, seen))
+                await page.context.close()
+        finally:
+            await browser.close()
+    return results
 
 
 def main() -> None:
