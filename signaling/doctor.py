@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from vault.keyring import parse_key
 
-from .config import Settings
+from .config import Settings, reveal
 
 CERT_WARN_BEFORE = timedelta(days=14)
 MIN_FREE_BYTES = 1 << 30
@@ -51,12 +51,6 @@ def _warn(check: str, detail: str) -> Finding:
 
 def _fail(check: str, detail: str) -> Finding:
     return Finding("fail", check, detail)
-
-
-def _plain(value: object) -> str | None:
-    """A setting's text, whether it is kept as a plain or a secret string (SecretStr)."""
-    reveal = getattr(value, "get_secret_value", None)
-    return reveal() if reveal is not None else value  # type: ignore[return-value]
 
 
 def check(settings: Settings) -> list[Finding]:
@@ -163,12 +157,12 @@ def encryption(settings: Settings) -> Iterator[Finding]:
     private, and kept apart from the data it protects."""
     try:
         for key in settings.previous_master_keys:
-            parse_key(_plain(key) or "")
+            parse_key(reveal(key) or "")
     except ValueError as exc:
         yield _fail("encryption", f"previous_master_keys: {exc}")
     if settings.master_key:
         try:
-            parse_key(_plain(settings.master_key) or "")
+            parse_key(reveal(settings.master_key) or "")
         except ValueError as exc:
             yield _fail("encryption", f"master_key: {exc}")
         else:
@@ -203,8 +197,8 @@ def _without_password(url: str) -> str:
 def redis(settings: Settings) -> Iterator[Finding]:
     import redis as redis_client
 
-    for name, setting in (("room_store", settings.room_store), ("audit_anchor_redis", settings.audit_anchor_redis)):
-        url = _plain(setting)
+    for name, url in (("room_store", settings.room_store),
+                      ("audit_anchor_redis", reveal(settings.audit_anchor_redis))):
         if not url or not url.startswith(("redis://", "rediss://", "unix://")):
             continue
         shown = _without_password(url)
