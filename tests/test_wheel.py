@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 from tests.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("sfu", "rooms", "clinical", "vault", "conference", "recorder", "streaming", "signaling")
 ADMIN_KEY = "wheel-test-admin-key"
 # Not copied into the build: outputs, caches and what the wheel never holds.
 SKIP = shutil.ignore_patterns(".git", ".venv", "data", "artifacts", "__pycache__", "build", "*.egg-info",
@@ -130,6 +131,16 @@ def wheels(place: Path) -> dict[str, Path]:
     found = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
     assert set(found) == {"telemed", "telemed_client"}, found
     return found
+
+
+def test_the_wheel_holds_every_file_the_packages_read(wheels: dict[str, Path]):
+    with zipfile.ZipFile(wheels["telemed"]) as archive:
+        held = set(archive.namelist())
+    data = {str(path.relative_to(ROOT)) for package in PACKAGES for path in (ROOT / package).rglob("*")
+            if path.is_file() and path.suffix not in (".py", ".pyc", ".so", ".sha256")}
+    assert data and data <= held, sorted(data - held)
+    assert {"clients/web/index.html", "clients/web/room.html"} <= held
+    assert [name for name in held if name.startswith("sfu/_fanout.") and name.endswith(".so")]
 
 
 def test_the_wheel_installs_and_serves_from_outside_the_tree_as_non_root(place: Path, wheels: dict[str, Path]):
