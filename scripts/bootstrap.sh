@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 mode="${1:-serve}"
 
 need_apt=()
-# gcc builds sfu/fanout.c; npm fetches hls.js, which watch.html loads from this server.
+# gcc builds sfu/fanout.c. npm (hls.js for the trainee page) is installed for the tests;
+# `serve` uses it when it is there and otherwise says what the trainee page lacks.
 pairs=(gcc:gcc)
-[ -d clients/web/vendor/node_modules ] || pairs+=(npm:npm)
 if [ "$mode" != serve ]; then
   pairs+=(redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 npm:npm
           turnserver:coturn)
@@ -73,6 +73,10 @@ fi
 vendor=clients/web/vendor
 want=$(sha256sum "$vendor/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$vendor/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+  if [ "$mode" = serve ] && ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: npm not found: the trainee page (watch.html) will lack hls.js for live and VOD" >&2
+    exit 0
+  fi
   echo "bootstrap: npm ci in $vendor" >&2
   npm ci --prefix "$vendor" --no-audit --no-fund --loglevel=error >/dev/null
   echo "$want" > "$vendor/node_modules/.lock.sha256"
