@@ -74,7 +74,7 @@ vendor=clients/web/vendor
 want=$(sha256sum "$vendor/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$vendor/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
   if [ "$mode" = serve ] && ! command -v npm >/dev/null 2>&1; then
-    echo "bootstrap: npm not found: the trainee page (watch.html) will lack hls.js for live and VOD" >&2
+    echo "bootstrap: npm not found: the trainee page (watch.html) cannot load its player without hls.js" >&2
     exit 0
   fi
   echo "bootstrap: npm ci in $vendor" >&2
