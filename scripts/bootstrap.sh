@@ -32,6 +32,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+  # The tests start their own coturn; the package's service would be an unconfigured relay.
+  if [[ " ${need_apt[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 # PyAV 19 needs Python 3.12; pyenv provides it on our machines.
