@@ -191,7 +191,9 @@ class Server:
         reconnecting, for `resume_grace` seconds; then it is a leave."""
         if peer.reconnecting:
             return
-        if not peer.in_room or self.settings.resume_grace <= 0:  # in the waiting room, or gone
+        # In the waiting room, or gone; or this server is shutting down (its clients
+        # resume elsewhere, as a fresh join there): a leave.
+        if not peer.in_room or self.settings.resume_grace <= 0 or self.draining:
             await self.leave(peer)
             return
         self.grace.start(peer)
