@@ -65,6 +65,11 @@ class Clinical:
         self._hook()
         client.on_resumed.append(self._hook)
 
+    @property
+    def _acks(self) -> bool:
+        """Whether the server acknowledges ECG frames (one that knows resume does)."""
+        return "resume_grace" in self.client.info
+
     def _hook(self) -> None:
         """Follow the client's (new) channels."""
         self.bulk = self.client.channels["bulk"]
@@ -287,7 +292,8 @@ class Clinical:
             if self.client.control is not None and self.client.control.readyState == "open":
                 self.send({"type": "ecg-end", "stream_id": sid})
             raise
-        await self._acknowledged(sid, 60)
+        if self._acks:
+            await self._acknowledged(sid, 60)
         ended = self._own("ecg-end", stream_id=sid)
         try:
             await self._request({"type": "ecg-end", "stream_id": sid}, sid, ended, 20)
@@ -299,11 +305,12 @@ class Clinical:
 
     def _send_frame(self, stream_id: int, seq: int, frame: bytes) -> None:
         """Keep it until acknowledged; send it now if the channel is up (else on resume)."""
-        frames = self._unacked.setdefault(stream_id, deque())
-        frames.append((seq, frame))
-        if len(frames) > MAX_UNACKED:
-            frames.popleft()
-            self.ecg_dropped += 1
+        if self._acks:
+            frames = self._unacked.setdefault(stream_id, deque())
+            frames.append((seq, frame))
+            if len(frames) > MAX_UNACKED:
+                frames.popleft()
+                self.ecg_dropped += 1
         if self.ecg.readyState == "open":
             self.ecg.send(frame)
 
