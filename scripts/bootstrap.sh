@@ -4,17 +4,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 gcc:gcc npm:npm; do
+for pair in redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 gcc:gcc npm:npm \
+            turnserver:coturn; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
 # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
 [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
+[ -x /usr/sbin/nft ] || need_apt+=(nftables)  # the TURN tests' firewall
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+  # The tests start their own coturn; the package's service would be an unconfigured relay.
+  if [[ " ${need_apt[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 # PyAV 19 needs Python 3.12; pyenv provides it on our machines.

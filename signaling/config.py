@@ -7,6 +7,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -81,6 +82,10 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # turn (issue 11): short-lived TURN credentials instead of a static list (signaling/ice_servers.py)
+    turn_urls: list[str] = field(default_factory=list)
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl: int = 3600
 
 
 HELP = {
@@ -179,6 +184,15 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # turn (issue 11)
+    "turn_urls": "comma-separated TURN URLs handed out with short-lived credentials, e.g. "
+                 "turn:turn.example.org:3478,turn:turn.example.org:3478?transport=tcp,"
+                 "turns:turn.example.org:443?transport=tcp (needs --turn-secret; docs/turn.md)",
+    "turn_secret": "secret shared with the TURN server (coturn: use-auth-secret and "
+                   "static-auth-secret), >= 16 bytes; prefer the env or the config file to a flag",
+    "turn_ttl": "seconds a handed-out TURN credential may open new allocations; clients get "
+                "fresh ones on every join, resume and WHIP/WHEP request (default 3600; "
+                "docs/turn.md)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -255,6 +269,13 @@ def _coerce(name: str, value: object) -> object:
         if bad:
             raise ValueError(f"{name} takes scheme://host[:port] origins, not {', '.join(bad)}")
         return origins
+    if name == "turn_urls":
+        return _turn_urls(value)
+    if name == "turn_ttl":
+        ttl = int(value)
+        if not 60 <= ttl <= 7 * 86400:
+            raise ValueError("turn_ttl must be 60..604800 seconds")
+        return ttl
     if name == "trusted_proxies":
         proxies = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
         for proxy in proxies:
@@ -266,6 +287,20 @@ def _coerce(name: str, value: object) -> object:
             raise ValueError("metrics_listen must be host:port")
         return str(value)
     return value
+
+
+# RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp]
+_TURN_URL = re.compile(r"(turn:[^\s?:/]+(:\d{1,5})?(\?transport=(udp|tcp))?"
+                       r"|turns:[^\s?:/]+(:\d{1,5})?(\?transport=tcp)?)")
+
+
+def _turn_urls(value: object) -> list[str]:
+    urls = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    bad = [url for url in urls if not (isinstance(url, str) and _TURN_URL.fullmatch(url))]
+    if bad:
+        raise ValueError(f"turn_urls takes turn:host[:port][?transport=udp|tcp] or "
+                         f"turns:host[:port][?transport=tcp] URLs, not {', '.join(map(str, bad))}")
+    return urls
 
 
 def _pacs_url(value: object) -> str:
@@ -318,4 +353,8 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
     if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
         raise ValueError("audit_key must be at least 32 bytes")
+    if bool(settings.turn_urls) != bool(settings.turn_secret):
+        raise ValueError("turn_urls and turn_secret go together")
+    if settings.turn_secret is not None and len(settings.turn_secret.encode()) < 16:
+        raise ValueError("turn_secret must be at least 16 bytes")
     return settings

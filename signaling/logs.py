@@ -9,7 +9,7 @@ import re
 import sys
 import time
 
-_SECRET = re.compile(r'(?i)(bearer\s+|"?(?:password|token|secret|admin_key)"?\s*[:=]\s*"?)[^\s",}]+')
+_SECRET = re.compile(r'(?i)(bearer\s+|"?(?:password|token|secret|admin_key|credential)"?\s*[:=]\s*"?)[^\s",}]+')
 
 
 class JsonFormatter(logging.Formatter):

@@ -26,6 +26,7 @@ from vault import KeyRing
 
 from .audit_setup import open_audit_trail
 from .config import Settings
+from .ice_servers import IceServers
 from .key_file import load_or_create_secret
 from .metrics import Metrics
 
@@ -74,6 +75,8 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
+        self.ice_servers = IceServers(settings.ice_servers, settings.turn_urls, settings.turn_secret,
+                                      settings.turn_ttl)
 
     def new_connection(self, label: str) -> Connection:
         return Connection(announced_ip=self.settings.public_ip, label=label)
