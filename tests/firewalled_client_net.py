@@ -35,6 +35,8 @@ class FirewalledClientNet:
         self._created = False
 
     def __enter__(self) -> "FirewalledClientNet":
+        # One left by a crashed run of a process that had our pid (and its veth pair with it).
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True, timeout=20)
         _run("ip", "netns", "add", self.namespace)
         self._created = True
         try:
