@@ -23,11 +23,11 @@ from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
 from vault import KeyRing
+from vault.key_file import load_or_create_secret
 
 from .audit_setup import open_audit_trail
 from .config import Settings
 from .ice_servers import IceServers
-from .key_file import load_or_create_secret
 from .metrics import Metrics
 
 log = logging.getLogger("telemed.server")
