@@ -145,7 +145,7 @@ async def test_every_handed_out_credential_opens_an_allocation(turn_server, cotu
 
 async def test_expired_and_forged_credentials_are_refused(coturn):
     urls = [f"turn:127.0.0.1:{coturn.port}"]
-    stale = IceServers([], urls, SECRET, ttl=60, clock=lambda: time.time() - 61).for_identity("medic")
+    stale = IceServers([], urls, SECRET, ttl=60, clock=lambda: time.time() - 600).for_identity("medic")  # expired 9 min ago
     fresh = turn_entry(IceServers([], urls, SECRET, ttl=60).for_identity("medic"))
     wrong_secret = IceServers([], urls, "another-secret-of-some-length", ttl=60).for_identity("medic")
     expiry, identity = fresh["username"].split(":", 1)
@@ -172,8 +172,10 @@ async def test_an_allocation_outlives_its_credential(coturn):
     relay, _ = await turn.create_turn_endpoint(asyncio.DatagramProtocol, server_addr=("127.0.0.1", coturn.port),
                                                username=username, password=password)
     try:
-        while time.time() < int(username.split(":")[0]) + 2:  # the credential is now stale
+        while time.time() < int(username.split(":")[0]) + 2:
             await asyncio.sleep(0.2)
+        with pytest.raises(stun.TransactionFailed):  # the credential is stale by now for coturn too
+            await allocate(coturn, {"username": username, "credential": password})
         relay.sendto(b"still relayed", peer.get_extra_info("sockname"))
         assert await asyncio.wait_for(received.get(), 10) == b"still relayed"
     finally:
