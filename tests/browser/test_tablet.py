@@ -53,8 +53,8 @@ def layout_problems(g: dict, portrait: bool) -> list[str]:
             problems.append(f"a tile {tile} overlaps the clinical panel {g['panel']}")
         if not inside(tile, g["view"]):
             problems.append(f"a tile {tile} is off screen")
-    if not inside(g["ecg"], g["view"]):
-        problems.append(f"the ECG strip {g['ecg']} is off screen")
+    if not inside(g["ecg"], g["view"]) or not inside(g["ecg"], {"w": g["panel"]["r"], "h": g["panel"]["b"]}):
+        problems.append(f"the ECG strip {g['ecg']} is cut off (panel {g['panel']}, screen {g['view']})")
     for tile in remote:
         if tile["w"] < 240:
             problems.append(f"the remote video is too small to use: {tile}")
@@ -81,7 +81,7 @@ async def test_tablet_in_the_ambulance_portrait_and_landscape(server, people, sc
     room = "mobile-stroke-unit"
     await server.create_room(room, PASSWORD)
     tablet = await (await people("tablet", viewport=TABLET_PORTRAIT, has_touch=True)).page(
-        room_url(server, room, await server.token(room, PASSWORD, "participant", "Paramedic")))
+        room_url(server, room, await server.token(room, PASSWORD, "host", "Paramedic")))
     await wait_connected(tablet)
     # The patient monitor in the vehicle: live ECG, and a camera on the patient.
     monitor = await join(server, room, "Patient monitor", role="device")
