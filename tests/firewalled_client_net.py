@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+from tests import network_guard
+
 _TABLE = "telemed_test"
 
 
@@ -32,6 +34,7 @@ class FirewalledClientNet:
         n = pid % 16384
         prefix = f"10.{200 + n // 4096}.{(n // 16) % 256}"
         self.host_ip, self.client_ip = f"{prefix}.{(n % 16) * 4 + 1}", f"{prefix}.{(n % 16) * 4 + 2}"
+        self.subnet = f"{prefix}.{(n % 16) * 4}/30"
         self._created = False
 
     def __enter__(self) -> "FirewalledClientNet":
@@ -48,6 +51,7 @@ class FirewalledClientNet:
             _run("ip", "-n", self.namespace, "link", "set", self._client_veth, "up")
             _run("ip", "-n", self.namespace, "link", "set", "lo", "up")
             self.block_udp()
+            network_guard.allow_test_network(self.subnet)  # the server answers the client's checks
         except BaseException:
             self.close()
             raise
@@ -88,6 +92,7 @@ class FirewalledClientNet:
     def close(self) -> None:
         if not self._created:
             return
+        network_guard.forget_test_network(self.subnet)
         pids = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, timeout=10)
         for pid in pids.stdout.split():  # only ever ours: the namespace is this test's
             try:

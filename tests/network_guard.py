@@ -38,6 +38,16 @@ def own_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
 
 
 OWN_ADDRESSES = own_addresses()
+# Networks of namespaces a test created (COMMON.md allows them), while they exist.
+_TEST_NETWORKS: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
+
+
+def allow_test_network(network: str) -> None:
+    _TEST_NETWORKS.add(ipaddress.ip_network(network))
+
+
+def forget_test_network(network: str) -> None:
+    _TEST_NETWORKS.discard(ipaddress.ip_network(network))
 
 
 class OutsideTraffic(PermissionError):
@@ -65,7 +75,7 @@ def is_local(host: object) -> bool:
         return True  # bind-style wildcard; the kernel sends nothing to it
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    if address.is_loopback or address in OWN_ADDRESSES:
+    if address.is_loopback or address in OWN_ADDRESSES or any(address in n for n in _TEST_NETWORKS):
         return True
     # Tests add interface addresses of their own (a veth end next to a namespace they
     # created), so look again before refusing.
