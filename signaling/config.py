@@ -82,6 +82,9 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # consult reports (clinical/consult_report.py): the hospital's FHIR server for signed reports
+    fhir_report_url: str | None = None
+    fhir_report_token: str | None = field(default=None, repr=False)
     # turn (issue 11): short-lived TURN credentials instead of a static list (signaling/ice_servers.py)
     turn_urls: list[str] = field(default_factory=list)
     turn_secret: str | None = field(default=None, repr=False)
@@ -184,6 +187,10 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # consult reports
+    "fhir_report_url": "FHIR R4 base URL (e.g. https://fhir.example.org/fhir) that signed consult "
+                       "reports are sent to as DiagnosticReports (default: kept here only)",
+    "fhir_report_token": "bearer token for --fhir-report-url (env TELEMED_FHIR_REPORT_TOKEN)",
     # turn (issue 11)
     "turn_urls": "comma-separated TURN URLs handed out with short-lived credentials, e.g. "
                  "turn:turn.example.org:3478,turn:turn.example.org:3478?transport=tcp,"
@@ -226,8 +233,8 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < timeout <= 3600:
             raise ValueError("pacs_timeout must be in (0, 3600] seconds")
         return timeout
-    if name == "pacs_url":
-        return _pacs_url(value)
+    if name in ("pacs_url", "fhir_report_url"):
+        return _service_url(name, value)
     if name in ("live_fps", "live_video_kbps", "live_link_ttl"):
         return int(value)
     if name == "live_requests_per_second":
@@ -303,13 +310,13 @@ def _turn_urls(value: object) -> list[str]:
     return urls
 
 
-def _pacs_url(value: object) -> str:
+def _service_url(name: str, value: object) -> str:
     url = urlsplit(str(value))
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValueError("pacs_url must be an http(s) URL")
-    # Credentials in the URL would end up in logs; they belong in pacs_username/_password.
+        raise ValueError(f"{name} must be an http(s) URL")
+    # Credentials in the URL would end up in logs; they belong in their own secret settings.
     if url.username or url.password or url.query or url.fragment:
-        raise ValueError("pacs_url takes no user info, query or fragment")
+        raise ValueError(f"{name} takes no user info, query or fragment")
     return str(value).rstrip("/")
 
 
