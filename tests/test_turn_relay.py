@@ -138,7 +138,9 @@ async def test_ambulance_publishes_through_turn_only(turn_server, network, cotur
     viewer = RTCPeerConnection(NO_ICE_SERVERS)
     try:
         line = await asyncio.wait_for(peer.stdout.readline(), 60)
-        assert json.loads(line or b"{}") == {"connected": True}, line
+        outcome = json.loads(line or b"{}")
+        assert outcome.get("connected"), line
+        print(f"TURN/{transport}: connected {outcome['seconds']} s after the answer")  # a figure, not a limit
         assert network.dropped_udp() >= 1  # the probe straight to the server never got through
 
         viewer.addTransceiver("video", direction="recvonly")

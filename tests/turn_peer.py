@@ -2,7 +2,8 @@
 namespace: it signs in, takes the TURN credentials the server hands out, and publishes a
 camera over WHIP through TURN only (iceTransportPolicy "relay").
 
-Prints one JSON line once connected (or with "error"), then stays up until stdin closes.
+Prints one JSON line once connected, with the seconds from the answer to "connected" (or
+with "error"), then stays up until stdin closes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import socket
 import sys
+import time
 
 import aiohttp
 from aiortc import (RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection,
@@ -30,7 +32,7 @@ def turn_url_for(urls: list[str], transport: str) -> str:
     return next(url for url in urls if url.startswith(wanted[0]) and url.endswith(wanted[1]))
 
 
-async def publish(args: argparse.Namespace) -> RTCPeerConnection:
+async def publish(args: argparse.Namespace) -> tuple[RTCPeerConnection, float]:
     info = await fetch_token(args.url, args.room, args.password, role="device", name="Ambulance")
     turn = next(s for s in info["ice_servers"] if "credential" in s)
     server = RTCIceServer(urls=turn_url_for(turn["urls"], args.transport), username=turn["username"],
@@ -49,9 +51,10 @@ async def publish(args: argparse.Namespace) -> RTCPeerConnection:
             answer = await r.text()
             if r.status != 201:
                 raise RuntimeError(f"WHIP answered {r.status}: {answer}")
+    started = time.monotonic()
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     await asyncio.wait_for(connected.wait(), CONNECT_DEADLINE)
-    return pc
+    return pc, time.monotonic() - started
 
 
 def probe_direct_udp(host: str, port: int) -> None:
@@ -72,8 +75,8 @@ async def main() -> None:
     probe_direct_udp(args.probe_host, args.probe_port)
     pc = None
     try:
-        pc = await publish(args)
-        print(json.dumps({"connected": True}), flush=True)
+        pc, seconds = await publish(args)
+        print(json.dumps({"connected": True, "seconds": round(seconds, 3)}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     except Exception as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
