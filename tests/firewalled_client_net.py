@@ -38,8 +38,7 @@ class FirewalledClientNet:
         self._created = False
 
     def __enter__(self) -> "FirewalledClientNet":
-        # One left by a crashed run of a process that had our pid (and its veth pair with it).
-        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True, timeout=20)
+        self._delete()  # what a crashed run of a process that had our pid left behind
         _run("ip", "netns", "add", self.namespace)
         self._created = True
         try:
@@ -51,7 +50,7 @@ class FirewalledClientNet:
             _run("ip", "-n", self.namespace, "link", "set", self._client_veth, "up")
             _run("ip", "-n", self.namespace, "link", "set", "lo", "up")
             self.block_udp()
-            network_guard.allow_test_network(self.subnet)  # the server answers the client's checks
+            network_guard.allow_test_network(self.subnet)  # both ends of the veth pair
         except BaseException:
             self.close()
             raise
@@ -99,6 +98,11 @@ class FirewalledClientNet:
                 os.kill(int(pid), 9)
             except (ProcessLookupError, ValueError):
                 pass
-        # Deleting the namespace deletes the veth pair with it.
-        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True, timeout=20)
+        self._delete()
         self._created = False
+
+    def _delete(self) -> None:
+        # The veth pair first: the kernel frees a deleted namespace (and the pair in it)
+        # later, and the next test would find the names and addresses still taken.
+        subprocess.run(["ip", "link", "del", self._host_veth], capture_output=True, timeout=20)
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True, timeout=20)
