@@ -57,7 +57,11 @@ def page_url(origin: str, page: str, endpoint: str, token: str) -> str:
 async def test_npm_whip_client_and_whep_player_from_another_origin(tmp_path, people, library, screenshots):
     page_port = free_port()
     site = f"http://127.0.0.1:{page_port}"
-    server, runner = await start_server(str(tmp_path / "data"), whip_origins=[site])
+    # TURN credentials too, to see the library take them from our Link headers (nothing
+    # listens on that port: the connection itself goes host to host on loopback).
+    server, runner = await start_server(str(tmp_path / "data"), whip_origins=[site],
+                                        turn_urls=["turn:127.0.0.1:9?transport=tcp"],
+                                        turn_secret="a-secret-shared-with-a-turn-server")
     pages = await serve_pages(page_port, library)
     try:
         await server.create_room("or-7", PASSWORD)
@@ -68,6 +72,9 @@ async def test_npm_whip_client_and_whep_player_from_another_origin(tmp_path, peo
             site, "publish.html", f"{server.url}/whip/or-7", await server.mint("or-7", "device", "OR 7 camera")))
         assert await encoder.evaluate("window.outcome") == "published"
         await wait_for(encoder, "window.pc.connectionState === 'connected'")
+        (ice_server,) = await encoder.evaluate("window.pc.getConfiguration().iceServers")
+        assert ice_server["urls"] == ["turn:127.0.0.1:9?transport=tcp"]
+        assert ice_server["username"].split(":")[0].isdigit() and ice_server["credential"]
         # It trickles its candidates with PATCH (If-Match, across origins) after the 201.
         await until(lambda: ("PATCH", 204) in calls)
         assert calls[0] == ("POST", 201) and all(status < 400 for _, status in calls), calls
