@@ -17,6 +17,8 @@ from aioice import stun, turn
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client
 
+from signaling.config import Settings
+from signaling.doctor import turn as doctor_turn
 from signaling.ice_servers import IceServers, turn_rest_credential
 from tests.coturn import Coturn
 from tests.media import PatternTrack
@@ -158,3 +160,13 @@ async def test_ambulance_publishes_through_turn_only(turn_server, network, cotur
         except asyncio.TimeoutError:
             peer.kill()
             await peer.wait()
+
+
+def test_doctor_proves_the_turn_secret(coturn):
+    """`telemed doctor` asks coturn for a relay with a credential minted from turn_secret,
+    over each URL, the way clients will (synchronous: doctor runs its own event loop)."""
+    urls = [f"turn:127.0.0.1:{coturn.port}?transport=udp", f"turn:127.0.0.1:{coturn.port}?transport=tcp"]
+    good = list(doctor_turn(Settings(turn_urls=urls, turn_secret=SECRET)))
+    assert [(f.status, f.detail.split(":", 1)[0]) for f in good] == [("ok", "turn_urls turn"), ("ok", "turn_urls turn")]
+    wrong = list(doctor_turn(Settings(turn_urls=urls, turn_secret="not-the-secret-coturn-has")))
+    assert [f.status for f in wrong] == ["fail", "fail"] and all("401" in f.detail for f in wrong)

@@ -13,8 +13,7 @@ from telemed_client.ecg_sources import synthetic
 from tests.clinical_peers import PASSWORD, close, join
 from tests.media import PatternTrack
 
-from .conftest import (TABLET_LANDSCAPE, TABLET_PORTRAIT, remote_videos_playing, room_url, wait_connected,
-                       wait_for)
+from .conftest import TABLET_LANDSCAPE, TABLET_PORTRAIT, remote_videos_playing, room_url, wait_connected
 
 MIN_TARGET_PX = 60  # about 1 cm on a 10" tablet: a finger in a moving vehicle
 QUALITY = re.compile(r"^\d+×\d+ · [\d.]+ (kbit|Mbit)/s$")
