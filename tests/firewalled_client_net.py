@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import ExitStack
 
 from tests import network_guard
 
@@ -36,6 +37,7 @@ class FirewalledClientNet:
         self.host_ip, self.client_ip = f"{prefix}.{(n % 16) * 4 + 1}", f"{prefix}.{(n % 16) * 4 + 2}"
         self.subnet = f"{prefix}.{(n % 16) * 4}/30"
         self._created = False
+        self._allowance = ExitStack()  # the network guard lets this process reach the namespace
 
     def __enter__(self) -> "FirewalledClientNet":
         self._delete()  # what a crashed run of a process that had our pid left behind
@@ -50,7 +52,7 @@ class FirewalledClientNet:
             _run("ip", "-n", self.namespace, "link", "set", self._client_veth, "up")
             _run("ip", "-n", self.namespace, "link", "set", "lo", "up")
             self.block_udp()
-            network_guard.allow_test_network(self.subnet)  # both ends of the veth pair
+            self._allowance.enter_context(network_guard.allowed_network(self.subnet))  # both veth ends
         except BaseException:
             self.close()
             raise
@@ -91,7 +93,7 @@ class FirewalledClientNet:
     def close(self) -> None:
         if not self._created:
             return
-        network_guard.forget_test_network(self.subnet)
+        self._allowance.close()
         pids = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, timeout=10)
         for pid in pids.stdout.split():  # only ever ours: the namespace is this test's
             try:
