@@ -119,21 +119,23 @@ async def test_quality_text(server, people):
     page = await (await people("logic")).page(f"{server.url}/index.html")
     result = await page.evaluate("""async () => {
       const q = await import('/js/tile-quality.js');
+      // A received camera, a received microphone, and our own camera sent as two layers.
       const report = new Map([
-        ['a', {type: 'inbound-rtp', kind: 'video', bytesReceived: 1000, timestamp: 5000, frameWidth: 640, frameHeight: 360}],
-        ['b', {type: 'inbound-rtp', kind: 'audio', bytesReceived: 99999, timestamp: 5000}],
+        ['a', {type: 'inbound-rtp', kind: 'video', trackIdentifier: 'remote-cam', bytesReceived: 1000, timestamp: 5000, frameWidth: 640, frameHeight: 360}],
+        ['b', {type: 'inbound-rtp', kind: 'audio', trackIdentifier: 'remote-mic', bytesReceived: 99999, timestamp: 5000}],
+        ['m', {type: 'media-source', kind: 'video', trackIdentifier: 'my-cam'}],
+        ['q', {type: 'outbound-rtp', kind: 'video', mediaSourceId: 'm', bytesSent: 100, timestamp: 1000, frameWidth: 320, frameHeight: 180}],
+        ['f', {type: 'outbound-rtp', kind: 'video', mediaSourceId: 'm', bytesSent: 900, timestamp: 1000, frameWidth: 1280, frameHeight: 720}],
       ]);
-      const layers = new Map([
-        ['q', {type: 'outbound-rtp', kind: 'video', bytesSent: 100, timestamp: 1000, frameWidth: 320, frameHeight: 180}],
-        ['f', {type: 'outbound-rtp', kind: 'video', bytesSent: 900, timestamp: 1000, frameWidth: 1280, frameHeight: 720}],
-      ]);
+      const samples = q.videoSamples(report);
       return [
-        q.describeQuality(null, q.videoSample(report)),
+        [...samples.keys()].sort(),
+        q.describeQuality(null, samples.get('remote-cam')),
         q.describeQuality({bytes: 1000, timestamp: 5000}, {bytes: 61000, timestamp: 6000, width: 640, height: 360}),
         q.describeQuality({bytes: 0, timestamp: 0}, {bytes: 312500, timestamp: 1000, width: 1280, height: 720}),
-        q.videoSample(layers),
+        samples.get('my-cam'),
         q.describeQuality(null, {bytes: 0, timestamp: 0, width: 0, height: 0}),
       ];
     }""")
-    assert result == ["640×360", "640×360 · 480 kbit/s", "1280×720 · 2.5 Mbit/s",
+    assert result == [["my-cam", "remote-cam"], "640×360", "640×360 · 480 kbit/s", "1280×720 · 2.5 Mbit/s",
                       {"bytes": 1000, "timestamp": 1000, "width": 1280, "height": 720}, ""]

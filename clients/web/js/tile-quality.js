@@ -18,19 +18,25 @@ export function describeQuality(previous, current) {
   return `${size} · ${kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mbit/s` : `${kbps} kbit/s`}`;
 }
 
-// One track's video RTP stats, summed over simulcast layers (the largest layer's size).
-export function videoSample(report) {
-  const sample = { bytes: 0, timestamp: 0, width: 0, height: 0 };
+// Video RTP stats by the id of the track they carry: received tracks by their
+// trackIdentifier, sent ones through their media source; simulcast layers summed (the
+// largest layer's size). One getStats call serves every tile.
+export function videoSamples(report) {
+  const samples = new Map();
   report.forEach((s) => {
     if ((s.type !== 'inbound-rtp' && s.type !== 'outbound-rtp') || s.kind !== 'video') return;
+    const trackId = s.type === 'inbound-rtp' ? s.trackIdentifier : report.get(s.mediaSourceId)?.trackIdentifier;
+    if (!trackId) return;
+    const sample = samples.get(trackId) || { bytes: 0, timestamp: 0, width: 0, height: 0 };
     sample.bytes += (s.type === 'inbound-rtp' ? s.bytesReceived : s.bytesSent) || 0;
     sample.timestamp = Math.max(sample.timestamp, s.timestamp || 0);
     if ((s.frameWidth || 0) > sample.width) {
       sample.width = s.frameWidth;
       sample.height = s.frameHeight || 0;
     }
+    samples.set(trackId, sample);
   });
-  return sample;
+  return samples;
 }
 
 class TileQuality {
@@ -47,25 +53,21 @@ class TileQuality {
     if (!pc || this.busy) return;
     this.busy = true;
     try {
-      await Promise.all([...this.getTiles()].map((el) => this.updateTile(pc, el)));
+      const samples = videoSamples(await pc.getStats());
+      for (const el of this.getTiles()) this.label(el, samples);
+    } catch {
+      // the connection is being replaced (a resume); the next round reads the new one
     } finally {
       this.busy = false;
     }
   }
 
-  async updateTile(pc, el) {
+  label(el, samples) {
     const video = el.querySelector('video');
     const track = video && video.srcObject ? video.srcObject.getVideoTracks()[0] : null;
-    let text = '';
-    if (track && !video.hidden) {
-      try {
-        const sample = videoSample(await pc.getStats(track));
-        text = describeQuality(this.previous.get(track), sample);
-        this.previous.set(track, sample);
-      } catch {
-        text = ''; // the track is no longer sent or received on this connection
-      }
-    }
+    const sample = track && !video.hidden ? samples.get(track.id) : null;
+    const text = sample ? describeQuality(this.previous.get(track), sample) : '';
+    if (sample) this.previous.set(track, sample);
     let label = el.querySelector(':scope > .quality');
     if (!label) {
       label = document.createElement('span');
