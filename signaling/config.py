@@ -81,6 +81,8 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
+    media_port: int = 40000
 
 
 HELP = {
@@ -179,6 +181,9 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # media port (issue 12)
+    "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
+                  "address (default 40000); 0: a random port per connection instead (the old mode)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -239,6 +244,11 @@ def _coerce(name: str, value: object) -> object:
         if not 60 <= ttl <= 86400:
             raise ValueError("recording_link_ttl must be 60..86400 seconds")
         return ttl
+    if name == "media_port":
+        number = int(value)
+        if not 0 <= number <= 65535:
+            raise ValueError("media_port must be 0..65535 (0: a port per connection)")
+        return number
     if name in _EDGE_INTS:
         number = int(value)
         if number < 1:

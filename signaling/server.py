@@ -18,7 +18,7 @@ from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    TokenError, TokenIssuer, open_credential_store, open_room_store)
-from sfu import Connection, pin_host_addresses
+from sfu import Connection, MediaPort, host_addresses, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
@@ -74,9 +74,22 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
+        self.media_port: MediaPort | None = None
+
+    async def open_media_port(self) -> None:
+        """Bind the shared media port (unless configured off); OSError if it is taken."""
+        if self.settings.media_port:
+            self.media_port = await MediaPort.open(host_addresses(), self.settings.media_port)
+            log.info("media on UDP port %d of %s", self.settings.media_port,
+                     ", ".join(s.host for s in self.media_port.sockets))
+
+    def close_media_port(self) -> None:
+        if self.media_port is not None:
+            self.media_port.close()
+            self.media_port = None
 
     def new_connection(self, label: str) -> Connection:
-        return Connection(announced_ip=self.settings.public_ip, label=label)
+        return Connection(announced_ip=self.settings.public_ip, label=label, media_port=self.media_port)
 
     async def room(self, name: str) -> Room | None:
         return await self.store.get(name)
