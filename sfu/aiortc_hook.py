@@ -32,7 +32,8 @@ from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
 from .fanout import Wire
-from .media_port import MediaPort, PeerRoute
+from .ice_tcp import passive_priority
+from .media_port import MediaPort, PeerRoute, TcpRoute
 
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
@@ -132,10 +133,16 @@ class SharedIce:
             protocol = route.peer
             protocol.connection_made(route)
             host, number = route.get_extra_info("sockname")[:2]
-            protocol.local_candidate = aioice.candidate.Candidate(
-                foundation=aioice.candidate.candidate_foundation("host", "udp", host),
-                component=1, transport="udp", priority=aioice.candidate.candidate_priority(1, "host"),
-                host=host, port=number, type="host")
+            if isinstance(route, TcpRoute):  # RFC 6544: we only accept, never connect
+                protocol.local_candidate = aioice.candidate.Candidate(
+                    foundation=aioice.candidate.candidate_foundation("host", "tcp", host),
+                    component=1, transport="tcp", priority=passive_priority(),
+                    host=host, port=number, type="host", tcptype="passive")
+            else:
+                protocol.local_candidate = aioice.candidate.Candidate(
+                    foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+                    component=1, transport="udp", priority=aioice.candidate.candidate_priority(1, "host"),
+                    host=host, port=number, type="host")
             ice._protocols.append(protocol)
             route.on_close = self._closed
         ice.get_component_candidates = self._candidates  # type: ignore[method-assign]
@@ -243,14 +250,21 @@ class MediaTransport:
         elif pair is not self._pair or srtp is not self._session:
             self._disconnect()
             transport = pair.protocol.transport
+            stream = False
             if isinstance(transport, PeerRoute):
-                fd, sendto = transport.get_extra_info("socket").fileno(), transport.send_unlearned
-            else:  # a socket of its own, which aioice may close before we disconnect
-                self._socket = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
-                fd, sendto = self._socket.fileno(), transport.sendto
+                endpoint = transport.media_endpoint(pair.remote_addr)
+                if endpoint is None:  # an ICE-TCP link that is gone
+                    return False
+                (fd, stream), sendto = endpoint, transport.send_unlearned
+            else:
+                fd, sendto = transport.get_extra_info("socket").fileno(), transport.sendto
+            if stream or not isinstance(transport, PeerRoute):
+                # a descriptor that may close before we disconnect: C gets its own duplicate
+                self._socket = socket.socket(fileno=os.dup(fd))
+                fd = self._socket.fileno()
             host, port = pair.remote_addr[:2]
             if self.wire.connect(_PROTECT_ADDRESS, int(_ffi.cast("uintptr_t", srtp._srtp[0])),
-                                 fd, host, port):
+                                 fd, host, port, stream):
                 self._pair, self._session = pair, srtp
                 self._send = (srtp._buffer, srtp._srtp[0], srtp._cdata, self._len,
                               sendto, pair.remote_addr)

@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .consent import ConsentFreshness
+from .ice_tcp import TcpLink
+from .stun_peek import BINDING_REQUEST, BINDING_SUCCESS, is_stun, local_ufrag
 
 log = logging.getLogger("telemed.sfu.media_port")
 
 DEFAULT_PORT = 40000
-STUN_COOKIE = b"\x21\x12\xa4\x42"
-_BINDING_REQUEST = b"\x00\x01"
-_BINDING_SUCCESS = b"\x01\x01"
-_USERNAME = 0x0006
 _MAX_PENDING = 4096  # our own checks awaiting an answer, over all connections
 _RECEIVE_BUFFER = 4 * 1024 * 1024  # every peer's media lands in this one socket
 
@@ -59,24 +57,6 @@ class PortCounters:
     unknown_address: int = 0   # DTLS/SRTP or a STUN response from an address bound to no one
 
 
-def stun_username(data: bytes) -> str | None:
-    """The USERNAME attribute of a STUN message, found by walking its attributes."""
-    end = min(len(data), 20 + int.from_bytes(data[2:4], "big"))
-    offset = 20
-    while offset + 4 <= end:
-        kind = int.from_bytes(data[offset:offset + 2], "big")
-        length = int.from_bytes(data[offset + 2:offset + 4], "big")
-        if offset + 4 + length > end:
-            return None
-        if kind == _USERNAME:
-            try:
-                return data[offset + 4:offset + 4 + length].decode()
-            except UnicodeDecodeError:
-                return None
-        offset += 4 + ((length + 3) & ~3)
-    return None
-
-
 class PortSocket(asyncio.DatagramProtocol):
     """The shared socket on one host address, and its demultiplexing tables."""
 
@@ -87,6 +67,10 @@ class PortSocket(asyncio.DatagramProtocol):
         self.by_address: dict[tuple, PortPeer] = {}
         self.pending: dict[bytes, PortPeer] = {}   # transaction id of our check -> who sent it
         self.host = ""
+        # ICE-TCP (sfu/ice_tcp.py) on the same port number, if enabled
+        self.tcp_server: asyncio.AbstractServer | None = None
+        self.tcp_by_ufrag: dict[str, PortPeer] = {}
+        self.links: dict[tuple, TcpLink] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -102,12 +86,12 @@ class PortSocket(asyncio.DatagramProtocol):
                 return
             peer.datagram_received(data, addr)
             return
-        if first > 1 or len(data) < 20 or data[4:8] != STUN_COOKIE:
+        if not is_stun(data):
             self.port.counters.garbage += 1
             return
-        if data[0:2] == _BINDING_REQUEST:
-            username = stun_username(data)
-            peer = self.by_ufrag.get(username.partition(":")[0]) if username else None
+        if data[0:2] == BINDING_REQUEST:
+            ufrag = local_ufrag(data)
+            peer = self.by_ufrag.get(ufrag) if ufrag else None
             if peer is None:
                 self.port.counters.unknown_ufrag += 1
                 return
@@ -132,12 +116,12 @@ class PortSocket(asyncio.DatagramProtocol):
         """Learn from what a connection sends: its binding success binds the address it
         authenticated; its own checks are remembered so their answers find it."""
         kind = data[0:2]
-        if kind == _BINDING_SUCCESS:
+        if kind == BINDING_SUCCESS:
             addr = (addr[0], addr[1])
             old = self.by_address.get(addr)
             if old is not peer:
                 self.by_address[addr] = peer
-        elif kind == _BINDING_REQUEST and len(data) >= 20:
+        elif kind == BINDING_REQUEST and len(data) >= 20:
             if len(self.pending) >= _MAX_PENDING:
                 self.pending.clear()  # unanswered checks of the past; retries re-add theirs
             self.pending[data[8:20]] = peer
@@ -145,10 +129,13 @@ class PortSocket(asyncio.DatagramProtocol):
     def forget(self, peer: PortPeer) -> int:
         """Drop every entry of `peer`; returns how many there were."""
         removed = 0
-        for table in (self.by_ufrag, self.by_address, self.pending):
+        for table in (self.by_ufrag, self.by_address, self.pending, self.tcp_by_ufrag):
             for key in [k for k, v in table.items() if v is peer]:
                 del table[key]
                 removed += 1
+        for link in [link for link in self.links.values() if link.peer is peer]:
+            link.close()  # it leaves `links` once closed
+            removed += 1
         return removed
 
 
@@ -175,6 +162,12 @@ class PeerRoute:
         if not self._closed:
             self.socket.transport.sendto(data, addr)
 
+    def media_endpoint(self, addr: tuple) -> tuple[int, bool] | None:
+        """(descriptor, stream) the C fan-out step sends `addr`'s media on. A stream's
+        descriptor takes packets without an address, and may close before the wire
+        disconnects (the caller keeps its own duplicate)."""
+        return self.socket.transport.get_extra_info("socket").fileno(), False
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.socket.transport.get_extra_info(name, default)
 
@@ -194,6 +187,35 @@ class PeerRoute:
         self.close()
 
 
+class TcpRoute(PeerRoute):
+    """A connection's ICE-TCP side: it reaches each remote through that remote's link."""
+
+    def sendto(self, data: bytes, addr: tuple | None = None) -> None:
+        link = self._link(addr)
+        if link is not None:
+            link.sent(data)
+
+    def send_unlearned(self, data: bytes, addr: tuple) -> None:
+        link = self._link(addr)
+        if link is not None:
+            link.write_frame(data)
+
+    def media_endpoint(self, addr: tuple) -> tuple[int, bool] | None:
+        link = self._link(addr)
+        return (link.media_fd(), True) if link is not None and link.authenticated else None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname":
+            return self.socket.tcp_server.sockets[0].getsockname()
+        return default
+
+    def _link(self, addr: tuple | None) -> TcpLink | None:
+        if self._closed or addr is None:
+            return None
+        link = self.socket.links.get((addr[0], addr[1]))
+        return link if link is not None and link.peer is self.peer else None
+
+
 class MediaPort:
     """The shared sockets of one server, one per host address, on one port number."""
 
@@ -205,8 +227,9 @@ class MediaPort:
         self.consent = ConsentFreshness(self.responses)
 
     @classmethod
-    async def open(cls, hosts: list[str], port: int = DEFAULT_PORT) -> "MediaPort":
-        """Bind `port` on every host address; OSError if any is taken."""
+    async def open(cls, hosts: list[str], port: int = DEFAULT_PORT, tcp: bool = True) -> "MediaPort":
+        """Bind UDP `port` on every host address, and TCP `port` too for ICE-TCP if
+        `tcp`; OSError if any is taken."""
         media_port = cls(port)
         loop = asyncio.get_running_loop()
         try:
@@ -224,6 +247,9 @@ class MediaPort:
                 _, endpoint = await loop.create_datagram_endpoint(lambda: PortSocket(media_port), sock=sock)
                 endpoint.host = host
                 media_port.sockets.append(endpoint)
+                if tcp:
+                    endpoint.tcp_server = await loop.create_server(
+                        lambda endpoint=endpoint: TcpLink(endpoint), host, port, reuse_address=True)
         except OSError:
             media_port.close()
             raise
@@ -238,21 +264,31 @@ class MediaPort:
                 return ufrag
 
     def attach(self, ufrag: str, peer_for: Callable[[], PortPeer]) -> list[PeerRoute]:
-        """Register a connection by its local ufrag: one peer end per host address."""
+        """Register a connection by its local ufrag: one peer end per host address, and
+        one more per address for ICE-TCP (a TcpRoute)."""
         routes = []
         for port_socket in self.sockets:
             peer = peer_for()
             port_socket.by_ufrag[ufrag] = peer
             routes.append(PeerRoute(port_socket, peer))
+            if port_socket.tcp_server is not None:
+                peer = peer_for()
+                port_socket.tcp_by_ufrag[ufrag] = peer
+                routes.append(TcpRoute(port_socket, peer))
         return routes
 
     def entries(self) -> int:
         """Demultiplexing entries held (ufrags, addresses, pending checks): churn tests
         and metrics watch that this returns to zero."""
-        return sum(len(s.by_ufrag) + len(s.by_address) + len(s.pending) for s in self.sockets)
+        return sum(len(s.by_ufrag) + len(s.by_address) + len(s.pending) + len(s.tcp_by_ufrag)
+                   + len(s.links) for s in self.sockets)
 
     def close(self) -> None:
         for port_socket in self.sockets:
             if port_socket.transport is not None:
                 port_socket.transport.close()
+            if port_socket.tcp_server is not None:
+                port_socket.tcp_server.close()
+            for link in list(port_socket.links.values()):
+                link.close()
         self.sockets.clear()

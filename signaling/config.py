@@ -83,6 +83,7 @@ class Settings:
     audit_anchor_redis: str | None = field(default=None, repr=False)
     # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
     media_port: int = 40000
+    ice_tcp: bool = True
 
 
 HELP = {
@@ -184,6 +185,8 @@ HELP = {
     # media port (issue 12)
     "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
                   "address (default 40000); 0: a random port per connection instead (the old mode)",
+    "ice_tcp": "also accept ICE over TCP (RFC 6544, passive) on the same port number, for "
+               "networks that block UDP (default true; needs --media-port)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -244,6 +247,12 @@ def _coerce(name: str, value: object) -> object:
         if not 60 <= ttl <= 86400:
             raise ValueError("recording_link_ttl must be 60..86400 seconds")
         return ttl
+    if name == "ice_tcp":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("ice_tcp must be true or false")
+        return str(value).lower() in ("1", "true", "yes", "on")
     if name == "media_port":
         number = int(value)
         if not 0 <= number <= 65535:

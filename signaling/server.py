@@ -79,9 +79,10 @@ class Server:
     async def open_media_port(self) -> None:
         """Bind the shared media port (unless configured off); OSError if it is taken."""
         if self.settings.media_port:
-            self.media_port = await MediaPort.open(host_addresses(), self.settings.media_port)
-            log.info("media on UDP port %d of %s", self.settings.media_port,
-                     ", ".join(s.host for s in self.media_port.sockets))
+            self.media_port = await MediaPort.open(host_addresses(), self.settings.media_port,
+                                                   tcp=self.settings.ice_tcp)
+            log.info("media on UDP%s port %d of %s", " and TCP" if self.settings.ice_tcp else "",
+                     self.settings.media_port, ", ".join(s.host for s in self.media_port.sockets))
 
     def close_media_port(self) -> None:
         if self.media_port is not None:
