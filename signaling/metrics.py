@@ -74,4 +74,17 @@ class Metrics:
         ]
         for key in _COUNTERS:
             lines += [f"# TYPE telemed_{key}_total counter", f"telemed_{key}_total {totals[key]}"]
+        lines += self._media_port()
         return "\n".join(lines) + "\n"
+
+    def _media_port(self) -> list[str]:
+        """The shared media port (docs/firewall.md): what its demultiplexer dropped, and why."""
+        port = self._server.media_port
+        if port is None:
+            return []
+        lines = ["# TYPE telemed_media_port_dropped_total counter"]
+        for reason, count in vars(port.counters).items():
+            lines.append(f'telemed_media_port_dropped_total{{reason="{reason}"}} {count}')
+        return lines + ["# TYPE telemed_media_port_entries gauge", f"telemed_media_port_entries {port.entries()}",
+                        "# TYPE telemed_consent_expired_total counter",
+                        f"telemed_consent_expired_total {port.consent.expired}"]
