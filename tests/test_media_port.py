@@ -174,3 +174,23 @@ async def test_churn_frees_demultiplexing_entries(server):
         await anchor.close()
     await until(lambda: media_port.entries() == 0 and len(media_port.consent) == 0,
                 what="the port to hold nothing")
+
+
+async def test_media_port_zero_keeps_a_port_per_connection(tmp_path):
+    from tests.server import start_server
+    server, runner = await start_server(str(tmp_path / "data"), media_port=0)
+    try:
+        assert server.core.media_port is None
+        await server.create_room("ports", "pw-123456")
+        publisher = await Client.join(server.url, await server.mint("ports", "participant", "OR"))
+        viewer = await Client.join(server.url, await server.mint("ports", "participant", "Trainee"))
+        try:
+            track = await viewer.subscribe(await publisher.publish(PatternTrack(), "camera"))
+            await frames(track, 5)
+            ports = {server_ice(server, "ports", c.peer_id)._nominated[1].local_addr[1] for c in (publisher, viewer)}
+            assert len(ports) == 2
+        finally:
+            await viewer.close()
+            await publisher.close()
+    finally:
+        await runner.cleanup()
