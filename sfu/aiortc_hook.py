@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -86,6 +87,47 @@ def offer_rsa_cipher_suites() -> None:
 
 
 offer_rsa_cipher_suites()
+
+
+class SharedCertificate(RTCCertificate):
+    """One DTLS certificate for every server-side connection, as Janus and mediasoup keep
+    one per process. aiortc makes a certificate per connection, and recomputes its three
+    fingerprints and a new OpenSSL context on every use (about 3 ms of a join); here
+    they are computed once. It is renewed daily (aiortc's certificates last 30 days)."""
+
+    RENEW_AFTER = 24 * 3600.0
+    _current: "SharedCertificate | None" = None
+
+    def __init__(self, key: Any, cert: Any) -> None:
+        super().__init__(key, cert)
+        self.created = time.monotonic()
+        self._fingerprints: list | None = None
+        self._contexts: dict[tuple, Any] = {}
+
+    @classmethod
+    def current(cls) -> "SharedCertificate":
+        certificate = cls._current
+        if certificate is None or time.monotonic() - certificate.created > cls.RENEW_AFTER:
+            certificate = cls._current = cls.generateCertificate()
+        return certificate
+
+    def getFingerprints(self) -> list:
+        if self._fingerprints is None:
+            self._fingerprints = super().getFingerprints()
+        return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list) -> Any:
+        # An SSL_CTX serves any number of connections; nothing in it is per peer.
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = super()._create_ssl_context(srtp_profiles)
+        return context
+
+
+def share_certificate(pc: Any) -> None:
+    """Make a new RTCPeerConnection use the SharedCertificate (before it creates transports)."""
+    pc._RTCPeerConnection__certificates = [SharedCertificate.current()]
 
 
 def pin_host_addresses(addresses: list[str]) -> None:

@@ -113,6 +113,7 @@ class Connection:
         # before BUNDLE was applied, and then never carries media.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
                                                      bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        hook.share_certificate(self.pc)
         self.label = label
         self.announced_ip = announced_ip
         self.media_port = media_port  # None: aioice binds a port per connection
