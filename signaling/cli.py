@@ -81,7 +81,11 @@ def main(argv: list[str] | None = None) -> None:
 async def serve(app: web.Application, settings: config.Settings, ssl_context: ssl.SSLContext | None) -> None:
     """Like `web.run_app`, but through the runner that caps connections per address."""
     runner = edge_runner(app, settings, access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()  # binds the media port (signaling/app.py)
+    except OSError as exc:
+        await runner.cleanup()
+        sys.exit(f"telemed: cannot start: {exc.strerror or exc}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

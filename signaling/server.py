@@ -79,8 +79,13 @@ class Server:
     async def open_media_port(self) -> None:
         """Bind the shared media port (unless configured off); OSError if it is taken."""
         if self.settings.media_port:
-            self.media_port = await MediaPort.open(host_addresses(), self.settings.media_port,
-                                                   tcp=self.settings.ice_tcp)
+            hosts = host_addresses()
+            try:
+                self.media_port = await MediaPort.open(hosts, self.settings.media_port, tcp=self.settings.ice_tcp)
+            except OSError as exc:
+                raise OSError(exc.errno, f"media port {self.settings.media_port} ({'UDP and TCP' if self.settings.ice_tcp else 'UDP'}) "
+                                         f"on {', '.join(hosts) or 'no address'}: {exc.strerror or exc}; "
+                                         "choose another with --media-port") from None
             log.info("media on UDP%s port %d of %s", " and TCP" if self.settings.ice_tcp else "",
                      self.settings.media_port, ", ".join(s.host for s in self.media_port.sockets))
 

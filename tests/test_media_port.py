@@ -194,3 +194,22 @@ async def test_media_port_zero_keeps_a_port_per_connection(tmp_path):
             await publisher.close()
     finally:
         await runner.cleanup()
+
+
+def test_a_taken_media_port_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.server import free_media_port, free_port
+    taken = free_media_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", taken))
+        root = Path(__file__).resolve().parents[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(free_port()),
+             "--ice-hosts", "127.0.0.1", "--media-port", str(taken), "--data-dir", str(tmp_path / "data")],
+            cwd=root, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[-1].startswith(f"telemed: cannot start: media port {taken} (UDP and TCP) "
+                                                   "on 127.0.0.1: Address already in use; choose another")
