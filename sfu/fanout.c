@@ -27,27 +27,6 @@ typedef int (*fanout_protect_fn)(void *session, void *rtp, int *length);
 _Static_assert(sizeof(((struct fanout_wire *)0)->addr) >= sizeof(struct sockaddr_in6),
                "fanout_wire.addr must hold an IPv6 address");
 
-int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
-{
-    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-    memset(wire->addr, 0, sizeof(wire->addr));
-    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
-        memcpy(wire->addr, &v4, sizeof(v4));
-        wire->addrlen = sizeof(v4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
-        memcpy(wire->addr, &v6, sizeof(v6));
-        wire->addrlen = sizeof(v6);
-        return 0;
-    }
-    return -1;
-}
-
-static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
-static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
-
 /* The queued packets of one socket (the media port's, or an ICE-TCP link's), built
  * and protected, not yet sent. Per thread: cffi calls C with the GIL released. */
 static __thread struct {
@@ -77,6 +56,27 @@ static int flush(int fd, int queued, int size)
     }
     return sent;
 }
+
+int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
+{
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    memset(wire->addr, 0, sizeof(wire->addr));
+    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
+        memcpy(wire->addr, &v4, sizeof(v4));
+        wire->addrlen = sizeof(v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+        memcpy(wire->addr, &v6, sizeof(v6));
+        wire->addrlen = sizeof(v6);
+        return 0;
+    }
+    return -1;
+}
+
+static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
+static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 
 /* A target whose wire is down, or whose send fails, loses this packet only: NACK
  * can recover it. */
