@@ -7,7 +7,9 @@
  * this file only does the bytes. libsrtp is the copy inside pylibsrtp: the Python
  * side hands us its srtp_protect and session pointers.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* sendmmsg */
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
