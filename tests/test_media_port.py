@@ -216,3 +216,43 @@ def test_a_taken_media_port_is_a_clear_error(tmp_path):
     assert done.returncode != 0
     assert done.stderr.splitlines()[-1].startswith(f"telemed: cannot start: media port {taken} (UDP and TCP) "
                                                    "on 127.0.0.1: Address already in use; choose another")
+
+
+async def test_ice_tcp_refuses_garbage_and_unknown_ufrags(server):
+    media_port = server.core.media_port
+    before = (media_port.counters.garbage, media_port.counters.unknown_ufrag)
+    for frame, reason in ((b"\x16\xfe\xfd" + bytes(40), "garbage"),
+                          (binding_request("nosuch:peer"), "unknown_ufrag")):
+        reader, writer = await asyncio.open_connection("127.0.0.1", media_port.port)
+        writer.write(len(frame).to_bytes(2, "big") + frame)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed without a word
+        writer.close()
+    assert (media_port.counters.garbage, media_port.counters.unknown_ufrag) == (before[0] + 1, before[1] + 1)
+    await until(lambda: media_port.entries() == 0, what="the refused links to go")
+
+
+async def test_consent_is_checked_from_one_timer(server, monkeypatch):
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.5)  # expiry after 3 s without answers
+    media_port = server.core.media_port
+    await server.create_room("consent", "pw-123456")
+    publisher = await Client.join(server.url, await server.mint("consent", "participant", "OR"))
+    viewer = await Client.join(server.url, await server.mint("consent", "participant", "Trainee"))
+    try:
+        track = await viewer.subscribe(await publisher.publish(ToneTrack(), "microphone"))
+        await frames(track, 5)
+        sent = media_port.consent.checks_sent
+        # Well past the expiry, both peers answered every check and are still connected.
+        await until(lambda: media_port.consent.checks_sent >= sent + 8, what="consent checks")
+        room = server.core.live.rooms["consent"]
+        assert all(p.connection.pc.connectionState == "connected" for p in room.peers.values())
+        assert media_port.consent.expired == 0 and len(media_port.consent) == 2
+        # No server connection keeps a consent task of its own (the clients' aioice do).
+        ours = {id(server_ice(server, "consent", c.peer_id)) for c in (publisher, viewer)}
+        consent_tasks = [t.get_coro() for t in asyncio.all_tasks() if "query_consent" in repr(t.get_coro())]
+        assert len(consent_tasks) == 2
+        assert not [c for c in consent_tasks if id(c.cr_frame.f_locals.get("self")) in ours]
+        await frames(track, 5)
+    finally:
+        await viewer.close()
+        await publisher.close()

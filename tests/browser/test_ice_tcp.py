@@ -16,6 +16,7 @@ from signaling.config import Settings
 from signaling.connection_limits import edge_runner
 from tests import network_guard
 from tests.server import ADMIN_KEY, RunningServer, free_media_port, free_port
+from tests.test_media_port import until
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Person, playwright_api, remote_videos_playing, room_url, wait_connected
 
@@ -128,6 +129,11 @@ async def test_tcp_only_browsers_connect_and_get_media(udp_blocked):
         # Nothing from the namespace reached the UDP side.
         assert not [a for a in media_port.sockets[0].by_address if a[0] == namespace.client_ip]
         assert not [e for p in people for e in p.errors]
+        # Leaving frees the links and every demultiplexing entry.
+        for person in people:
+            await person.context.close()
+        people = []
+        await until(lambda: media_port.entries() == 0, timeout=30, what="the links to go")
     finally:
         for person in people:
             await person.context.close()
