@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("telemed.sfu.ice_tcp")
 UNAUTHENTICATED_SECONDS = 10.0  # a link that never completes a check is closed
+MAX_UNAUTHENTICATED = 256       # links (per listening address) yet to complete a check; more are refused
 WRITE_LIMIT = 256 * 1024        # bytes queued on a link before its packets are dropped
 _MEDIA_BUFFER = 1024 * 1024
 
@@ -55,6 +56,11 @@ class TcpLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.addr = tuple(transport.get_extra_info("peername")[:2])
+        if self._socket.unauthenticated_links >= MAX_UNAUTHENTICATED:
+            self._socket.port.counters.garbage += 1
+            transport.close()
+            return
+        self._socket.unauthenticated_links += 1
         self._timer = asyncio.get_running_loop().call_later(UNAUTHENTICATED_SECONDS, self._expire)
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -119,6 +125,7 @@ class TcpLink(asyncio.Protocol):
         """What the connection sends on this link: a binding success authenticates it."""
         if data[0:2] == BINDING_SUCCESS and not self.authenticated:
             self.authenticated = True
+            self._socket.unauthenticated_links -= 1
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -154,9 +161,10 @@ class TcpLink(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self._timer is not None:
+        if self._timer is not None:  # still unauthenticated: it counted
             self._timer.cancel()
             self._timer = None
+            self._socket.unauthenticated_links -= 1
         if self._socket.links.get(self.addr) is self:
             del self._socket.links[self.addr]
         if self._media is not None:

@@ -71,6 +71,7 @@ class PortSocket(asyncio.DatagramProtocol):
         self.tcp_server: asyncio.AbstractServer | None = None
         self.tcp_by_ufrag: dict[str, PortPeer] = {}
         self.links: dict[tuple, TcpLink] = {}
+        self.unauthenticated_links = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -117,10 +118,7 @@ class PortSocket(asyncio.DatagramProtocol):
         authenticated; its own checks are remembered so their answers find it."""
         kind = data[0:2]
         if kind == BINDING_SUCCESS:
-            addr = (addr[0], addr[1])
-            old = self.by_address.get(addr)
-            if old is not peer:
-                self.by_address[addr] = peer
+            self.by_address[(addr[0], addr[1])] = peer  # the latest authenticated owner
         elif kind == BINDING_REQUEST and len(data) >= 20:
             if len(self.pending) >= _MAX_PENDING:
                 self.pending.clear()  # unanswered checks of the past; retries re-add theirs
