@@ -81,6 +81,9 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # consult reports (clinical/consult_report.py): the hospital's FHIR server for signed reports
+    fhir_report_url: str | None = None
+    fhir_report_token: str | None = field(default=None, repr=False)
     # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
     media_port: int = 40000
     ice_tcp: bool = True
@@ -182,6 +185,10 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # consult reports
+    "fhir_report_url": "FHIR R4 base URL (e.g. https://fhir.example.org/fhir) that signed consult "
+                       "reports are sent to as DiagnosticReports (default: kept here only)",
+    "fhir_report_token": "bearer token for --fhir-report-url (env TELEMED_FHIR_REPORT_TOKEN)",
     # media port (issue 12)
     "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
                   "address (default 40000); 0: a random port per connection instead (the old mode)",
@@ -220,8 +227,8 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < timeout <= 3600:
             raise ValueError("pacs_timeout must be in (0, 3600] seconds")
         return timeout
-    if name == "pacs_url":
-        return _pacs_url(value)
+    if name in ("pacs_url", "fhir_report_url"):
+        return _service_url(name, value)
     if name in ("live_fps", "live_video_kbps", "live_link_ttl"):
         return int(value)
     if name == "live_requests_per_second":
@@ -287,13 +294,13 @@ def _coerce(name: str, value: object) -> object:
     return value
 
 
-def _pacs_url(value: object) -> str:
+def _service_url(name: str, value: object) -> str:
     url = urlsplit(str(value))
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValueError("pacs_url must be an http(s) URL")
-    # Credentials in the URL would end up in logs; they belong in pacs_username/_password.
+        raise ValueError(f"{name} must be an http(s) URL")
+    # Credentials in the URL would end up in logs; they belong in their own secret settings.
     if url.username or url.password or url.query or url.fragment:
-        raise ValueError("pacs_url takes no user info, query or fragment")
+        raise ValueError(f"{name} takes no user info, query or fragment")
     return str(value).rstrip("/")
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clinical.pacs import DicomWebSource
+from clinical.report_push import ReportPush
 from conference.clinical_hub import ClinicalHub
 from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
@@ -59,7 +60,8 @@ class Server:
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
+        push = ReportPush(settings.fhir_report_url, settings.fhir_report_token) if settings.fhir_report_url else None
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs, push)
         self.live = LiveRooms(self.clinical.open_session)
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
