@@ -8,7 +8,11 @@ DTLS, SRTP keys, SCTP) and take over the media path on the DTLS transport:
   instead of aiortc's router, jitter buffer and decoder;
 * outgoing RTP/RTCP is protected with the transport's SRTP session and written
   straight to the nominated ICE pair's socket, skipping three coroutine layers
-  (media in C, through `MediaTransport.wire`; RTX and RTCP from Python).
+  (media in C, through `MediaTransport.wire`; RTX and RTCP from Python);
+* with a media port (sfu/media_port.py), each connection's aioice agent lives on the
+  port's shared sockets instead of binding its own (`SharedIce`), its consent checks
+  run from one timer (sfu/consent.py), and one DTLS certificate serves every
+  connection (`SharedCertificate`).
 
 aiortc, aioice and pylibsrtp are pinned exactly; tests/test_aiortc_hook.py fails
 loudly if an upgrade moves any name used here.
