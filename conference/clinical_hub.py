@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ class ClinicalHub:
         self.report_push = report_push  # the hospital's FHIR server for signed reports, if any
         self.audit = audit  # the server's, shared with every other audited event
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
+        # Told (kind, seconds) for each item put on record: audit, durable log, fan-out.
+        self.on_intake: Callable[[str, float], None] | None = None
 
     # Created on first use, so that a server nobody shares anything on writes no files.
     @cached_property

@@ -429,15 +429,19 @@ class ClinicalSession:
         then announced. StorageUnavailable if the disk refuses either; then nobody hears
         of it. None if the room closed meanwhile. Items leave in the order they came:
         the audit trail answers in order and the rest does not wait."""
+        began = time.monotonic()
         await self.hub.audit.record(action, sender.actor, self.room.name, object_id, kind=kind, **audit)
         if self.closed:
             return None
         try:
-            return self._publish(sender, kind, body)
+            entry = self._publish(sender, kind, body)
         except StorageUnavailable as exc:
             self.hub.audit.record_soon(f"{action}-failed", sender.actor, self.room.name, object_id,
                                        kind=kind, code=exc.code)
             raise
+        if self.hub.on_intake is not None:
+            self.hub.on_intake(kind, time.monotonic() - began)
+        return entry
 
     def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True) -> dict:
         entry = self.log.append(kind, sender_id, body, durable)

@@ -130,7 +130,7 @@ async def test_garbage_and_unknown_ufrags_are_dropped_and_others_carry_on(server
         assert media_port.counters.unknown_ufrag - before[1] == len(unknown_ufrag)
         assert media_port.counters.unknown_address - before[2] == len(unknown_address)
         metrics = server.core.metrics.render()
-        assert f'telemed_media_port_dropped_total{{reason="unknown_ufrag"}} {media_port.counters.unknown_ufrag}' in metrics
+        assert f'telemed_media_port_dropped_total{{reason="unknown_ufrag"}} {float(media_port.counters.unknown_ufrag)}' in metrics
         # A request with a known ufrag but a forged key is refused by ICE, binding nothing.
         assert all(attacker.getsockname() not in s.by_address for s in media_port.sockets)
         # The peers carry on, and a newcomer still joins on the same port.
