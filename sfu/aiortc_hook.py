@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import aioice.candidate
 import aioice.ice
@@ -176,8 +176,8 @@ class SharedIce:
         ice._local_username = port.new_ufrag()
         self._routes: list[PeerRoute] = port.attach(ice.local_username, lambda: aioice.ice.StunProtocol(ice))
         for route in self._routes:
-            protocol = route.peer
-            protocol.connection_made(route)
+            protocol = cast(aioice.ice.StunProtocol, route.peer)
+            protocol.connection_made(route)  # type: ignore[arg-type]  # a PeerRoute is its transport
             host, number = route.get_extra_info("sockname")[:2]
             if isinstance(route, TcpRoute):  # RFC 6544: we only accept, never connect
                 protocol.local_candidate = aioice.candidate.Candidate(
@@ -215,7 +215,7 @@ class SharedIce:
             cls(ice, port)
 
     async def _candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list:
-        return [route.peer.local_candidate for route in self._routes if component == 1]
+        return [cast(aioice.ice.StunProtocol, route.peer).local_candidate for route in self._routes if component == 1]
 
     async def _no_consent_task(self) -> None:
         return None  # the port's ConsentFreshness checks every connection from one timer
@@ -239,7 +239,7 @@ class SharedIce:
         request = self._ice.build_request(pair, nominate=False)
         request.add_message_integrity(self._ice.remote_password.encode("utf8"))
         data = bytes(request)
-        route, addr = pair.protocol.transport, pair.remote_addr
+        route, addr = cast(PeerRoute, pair.protocol.transport), pair.remote_addr
         return request.transaction_id, data, lambda: route.send_unlearned(data, addr)
 
     def consent_answer_valid(self, data: bytes, addr: tuple) -> bool:

@@ -126,7 +126,8 @@ class ConsentFreshness:
     def _answered(self, watch: _Watch, data: bytes, addr: tuple) -> None:
         if not watch.subject.consent_answer_valid(data, addr):
             return
-        self._responses.pop(watch.transaction, None)
+        if watch.transaction is not None:
+            self._responses.pop(watch.transaction, None)
         watch.transaction = None
         watch.answered = True
         watch.fresh_at = time.monotonic()

@@ -143,6 +143,8 @@ class TcpLink(asyncio.Protocol):
         return self._media[1].fileno()
 
     def _drain(self) -> None:
+        if self._media is None:
+            return
         ours = self._media[0]
         while True:
             try:

@@ -18,6 +18,7 @@ The per-connection side is anything with aioice's `StunProtocol` shape
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import socket
@@ -62,13 +63,13 @@ class PortSocket(asyncio.DatagramProtocol):
 
     def __init__(self, port: "MediaPort") -> None:
         self.port = port
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: asyncio.DatagramTransport = None  # type: ignore[assignment]  # connection_made sets it
         self.by_ufrag: dict[str, PortPeer] = {}
         self.by_address: dict[tuple, PortPeer] = {}
         self.pending: dict[bytes, PortPeer] = {}   # transaction id of our check -> who sent it
         self.host = ""
         # ICE-TCP (sfu/ice_tcp.py) on the same port number, if enabled
-        self.tcp_server: asyncio.AbstractServer | None = None
+        self.tcp_server: asyncio.Server | None = None
         self.tcp_by_ufrag: dict[str, PortPeer] = {}
         self.links: dict[tuple, TcpLink] = {}
         self.unauthenticated_links = 0
@@ -127,7 +128,8 @@ class PortSocket(asyncio.DatagramProtocol):
     def forget(self, peer: PortPeer) -> int:
         """Drop every entry of `peer`; returns how many there were."""
         removed = 0
-        for table in (self.by_ufrag, self.by_address, self.pending, self.tcp_by_ufrag):
+        tables: tuple[dict[Any, PortPeer], ...] = (self.by_ufrag, self.by_address, self.pending, self.tcp_by_ufrag)
+        for table in tables:
             for key in [k for k, v in table.items() if v is peer]:
                 del table[key]
                 removed += 1
@@ -203,7 +205,7 @@ class TcpRoute(PeerRoute):
         return (link.media_fd(), True) if link is not None and link.authenticated else None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "sockname":
+        if name == "sockname" and self.socket.tcp_server is not None:
             return self.socket.tcp_server.sockets[0].getsockname()
         return default
 
@@ -247,7 +249,7 @@ class MediaPort:
                 media_port.sockets.append(endpoint)
                 if tcp:
                     endpoint.tcp_server = await loop.create_server(
-                        lambda endpoint=endpoint: TcpLink(endpoint), host, port, reuse_address=True)
+                        functools.partial(TcpLink, endpoint), host, port, reuse_address=True)
         except OSError:
             media_port.close()
             raise
