@@ -1,8 +1,8 @@
 """A client network namespace behind a firewall, for the TURN tests.
 
 The test's own namespace (server under test, coturn) and a new client namespace are
-joined by a veth pair. An nftables table in the client namespace drops UDP to the
-server's side, except what `block_udp` lets through, so the client reaches the SFU's
+joined by a veth pair. An nftables table in the client namespace drops UDP (and, if
+asked, TCP) from it, except what `block` lets through, so the client reaches the SFU's
 media only through TURN. Everything is created here and deleted on exit, whatever
 happened; only processes started inside the namespace are ended.
 """
@@ -51,7 +51,7 @@ class FirewalledClientNet:
             _run("ip", "-n", self.namespace, "addr", "add", f"{self.client_ip}/30", "dev", self._client_veth)
             _run("ip", "-n", self.namespace, "link", "set", self._client_veth, "up")
             _run("ip", "-n", self.namespace, "link", "set", "lo", "up")
-            self.block_udp()
+            self.block()
             self._allowance.enter_context(network_guard.allowed_network(self.subnet))  # both veth ends
         except BaseException:
             self.close()
@@ -61,17 +61,22 @@ class FirewalledClientNet:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def block_udp(self, except_port: int | None = None) -> None:
-        """Drop every UDP datagram the client namespace sends out, except to `except_port`
-        (the TURN server's UDP port, when the test allows TURN over UDP)."""
-        allow = f"udp dport {except_port} accept" if except_port else ""
+    def block(self, udp_ports: tuple[int, ...] = (), tcp_ports: tuple[int, ...] | None = None) -> None:
+        """Drop every UDP datagram the client namespace sends out, except to `udp_ports`;
+        with `tcp_ports`, also every TCP segment except to those (HTTP and TURN, so that
+        neither the SFU's media port over UDP nor its ICE-TCP is reachable directly)."""
+        allow_udp = f"udp dport {{ {', '.join(map(str, udp_ports))} }} accept" if udp_ports else ""
+        tcp = ""
+        if tcp_ports is not None:
+            tcp = f"tcp dport {{ {', '.join(map(str, tcp_ports))} }} accept\n            meta l4proto tcp drop"
         rules = f"""
         table inet {_TABLE} {{
           chain out {{
             type filter hook output priority 0; policy accept;
             oif lo accept
-            {allow}
+            {allow_udp}
             meta l4proto udp counter drop
+            {tcp}
           }}
         }}"""
         self._nft(f"table inet {_TABLE} {{}}\ndelete table inet {_TABLE}\n{rules}")
@@ -79,7 +84,7 @@ class FirewalledClientNet:
     def dropped_udp(self) -> int:
         """UDP datagrams the firewall dropped so far."""
         listing = _run("ip", "netns", "exec", self.namespace, "nft", "list", "chain", "inet", _TABLE, "out")
-        line = next(line for line in listing.splitlines() if "counter" in line and "drop" in line)
+        line = next(line for line in listing.splitlines() if "udp counter" in line and "drop" in line)
         words = line.split()
         return int(words[words.index("packets") + 1])
 

@@ -125,11 +125,13 @@ async def test_an_allocation_outlives_its_credential(coturn):
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_ambulance_publishes_through_turn_only(turn_server, network, coturn, tls_files, transport):
-    """UDP from the client namespace to the server is dropped (all UDP, for TURN over
-    TCP and TLS); the client offers relay candidates only. A viewer on loopback sees it."""
-    network.block_udp(except_port=coturn.port if transport == "udp" else None)
-    await turn_server.create_room("amb-2", "pw-123456")
+    """UDP from the client namespace is dropped (all of it, for TURN over TCP and TLS), and
+    TCP but to HTTP and TURN; the client offers relay candidates only. A viewer on loopback
+    sees it."""
     port = int(turn_server.url.rsplit(":", 1)[1])
+    network.block(udp_ports=(coturn.port,) if transport == "udp" else (),
+                  tcp_ports=(port, coturn.port, coturn.tls_port))
+    await turn_server.create_room("amb-2", "pw-123456")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'clients' / 'python'}",
            "SSL_CERT_FILE": str(tls_files[0])}
     peer = await asyncio.create_subprocess_exec(

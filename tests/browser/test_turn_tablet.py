@@ -1,7 +1,7 @@
-"""The ambulance's tablet behind a firewall that drops all its UDP: Chromium runs in the
-client namespace (tests/turn_setup.py), opens the consult page from the server's veth
-address, and takes the TURN credentials from `joined`; only TURN over TCP gets through.
-Video flows both ways."""
+"""The ambulance's tablet behind a firewall that drops all its UDP, and all TCP but HTTP
+and TURN: Chromium runs in the client namespace (tests/turn_setup.py), opens the consult
+page from the server's veth address, and takes the TURN credentials from `joined`; only
+TURN over TCP gets through. Video flows both ways."""
 
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ async def tablet_browser(tmp_path, network, turn_server):
             await chromium.close()
 
 
-async def test_tablet_consult_over_turn_tcp_with_udp_blocked(tablet_browser, network, turn_server):
+async def test_tablet_consult_over_turn_tcp_with_udp_blocked(tablet_browser, network, turn_server, coturn):
     chromium, origin = tablet_browser
-    network.block_udp()  # all of it: TURN over UDP fails too, TURN over TCP is left
+    # All UDP (TURN over UDP fails too), and TCP but to HTTP and TURN (no ICE-TCP straight to
+    # the media port): TURN over TCP is what is left.
+    network.block(tcp_ports=(int(turn_server.url.rsplit(":", 1)[1]), coturn.port, coturn.tls_port))
     await turn_server.create_room("msu-3", PASSWORD)
     doctor = await Client.join(turn_server.url, await turn_server.token("msu-3", PASSWORD, name="Stroke centre"))
     context = await chromium.new_context(viewport=TABLET_LANDSCAPE, has_touch=True)
