@@ -41,7 +41,7 @@ from clinical.errors import ClinicalError
 from clinical.fields import reject_unknown
 from clinical.hl7v2 import nack_for, parse_oru_r01
 from clinical.labs import parse_fhir
-from clinical.lab_result import LabResult
+from clinical.lab_result import LabResult, RefusedResult
 from clinical.pacs import DicomWebSource, PullRequest
 from clinical.session_log import SessionLog
 from clinical.session_state import SessionState
@@ -203,7 +203,8 @@ class ClinicalSession:
             self._end_stream(sender, parse_end(message), "ended")
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
-            self._spawn(self._share_labs(sender, parse_fhir(message.get("resource")), "fhir", _ref(message)))
+            labs = parse_fhir(message.get("resource"))
+            self._spawn(self._share_labs(sender, labs.results, labs.refused, "fhir", _ref(message)))
         else:
             self._lab_hl7(peer, sender, message)
 
@@ -211,18 +212,20 @@ class ClinicalSession:
         reject_unknown(message, {"type", "message", "ref"}, "lab-hl7")
         text = message.get("message")
         try:
-            results, ack = parse_oru_r01(text)
+            labs = parse_oru_r01(text)
         except ClinicalError as exc:
             nack = nack_for(text, exc) if isinstance(text, str) else None
             self._refuse(peer.id, exc, _ref(message), ack=nack)
             return
-        self._spawn(self._share_labs(sender, results, "hl7v2", _ref(message), text, ack))
+        self._spawn(self._share_labs(sender, labs.results, labs.refused, "hl7v2", _ref(message), text, labs.ack))
 
-    async def _share_labs(self, sender: Sender, results: list[LabResult], source: str, ref: object,
-                          hl7: str | None = None, ack: str | None = None) -> None:
+    async def _share_labs(self, sender: Sender, results: list[LabResult], refused: list[RefusedResult],
+                          source: str, ref: object, hl7: str | None = None, ack: str | None = None) -> None:
         """The HL7 ACK (and everyone's notice, the sender's receipt) only once the
-        results are audited and synced to the session log."""
-        body = {"results": [r.to_dict() for r in results], "source": source}
+        results are audited and synced to the session log. Results left out of the
+        message are listed in the notice (``refused``) with their reasons."""
+        body = {"results": [r.to_dict() for r in results], "source": source,
+                "refused": [r.to_dict() for r in refused]}
         digest = _sha256(json.dumps(body, sort_keys=True).encode())
         try:
             if await self._share(sender, "lab", body, f"lab/{digest[:32]}", source=source,
