@@ -129,6 +129,8 @@ class ClinicalSession:
         self._intake = asyncio.Lock()  # one DICOM at a time: 2 cores, shared with media
         self._tasks: set[asyncio.Task] = set()
         self._pulls = 0  # PACS pulls under way
+        # Counter of de-identified file names; continues after a restart.
+        self._deidentified = sum(1 for d in self.state.snapshot()["dicom"] if d.get("deidentified"))
         # Streams the log still shows live were cut by a crash; end them for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
             self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
@@ -326,13 +328,21 @@ class ClinicalSession:
             raise
         if self.closed:
             return False
-        # Named after what is shared, so a de-identified copy does not show the original UID.
-        name = name or f"{obj.sop_instance_uid}.dcm"
+        # Named after what is shared: the uploader's file name often carries the
+        # patient's (and a de-identified copy must not show the original UID).
+        name = self._deidentified_name(obj) if deidentify else name or f"{obj.sop_instance_uid}.dcm"
         body = {"sha256": sha256, "name": name, "size": len(shared), "deidentified": deidentify, **origin,
                 "object": obj.to_dict()}
         return await self._share(sender, "dicom", body, sha256, name=name, received_sha256=received_sha256,
                                  deidentified=deidentify, sop_class=obj.sop_class_uid, **origin,
                                  **audit) is not None
+
+    def _deidentified_name(self, obj: DicomObject) -> str:
+        """Modality, the (shifted) study date and a counter: "CT_20190412_3.dcm"."""
+        self._deidentified += 1
+        date = str(obj.dataset.get("StudyDate", "") or "").strip()
+        parts = [obj.modality or "DICOM", date if date.isdigit() else "", str(self._deidentified)]
+        return "_".join(p for p in parts if p) + ".dcm"
 
     # --- PACS ---
     def _start_pull(self, sender: Sender, request: PullRequest) -> None:
