@@ -152,7 +152,8 @@ async def test_ecg_and_labs_from_a_device(server, people, screenshots):
         await expect(row).to_have_class("abnormal")
         await expect(row).to_contain_text("6.2 mmol/L")
         await expect(row).to_contain_text("3.5–5.1")
-        await expect(row.locator(".lab-flag")).to_have_text("High")
+        await expect(row.locator(".lab-flag strong")).to_have_text("High")
+        await expect(row.locator(".lab-flag .lab-computed")).to_have_text("computed")  # placed by the server
         await doctor.screenshot(path=screenshots / "clinical-consult-panel.png")
 
         # Screen 3 of a seat joins late: labs and the live stream from clinical-state.
