@@ -435,3 +435,72 @@ async def test_corpus_ecg_streamed_through_the_device_client_arrives_exactly(ser
         assert np.array_equal(mit.samples[:, 0], source.d_signal[:, 0] - 1024)
     finally:
         await close(device, doctor)
+
+
+# --- through a live room ----------------------------------------------------------------------
+
+
+def test_deidentification_keeps_corpus_objects_valid_and_linked():
+    """One consult's pseudonyms: CT1_UNC and its JPEG 2000 copy stay one patient and
+    study, and the copy still points at the (renamed) original."""
+    from clinical.deidentify import Deidentifier
+
+    deidentifier = Deidentifier()
+    for name, expected in conformance.manifest()["dicom"].items():
+        if expected["expect"] != "refuse":
+            read_dicom(deidentifier(conformance.read("dicom", name)))
+    original = read_dicom(deidentifier(conformance.read("dicom", "CT1_UNC.dcm"))).dataset
+    copy_ = read_dicom(deidentifier(conformance.read("dicom", "CT1_J2KR.dcm"))).dataset
+    source = read_dicom(conformance.read("dicom", "CT1_UNC.dcm")).dataset
+    assert str(original.PatientName) == str(copy_.PatientName) != str(source.PatientName)
+    assert original.StudyInstanceUID == copy_.StudyInstanceUID != source.StudyInstanceUID
+    assert copy_.SourceImageSequence[0].ReferencedSOPInstanceUID == original.SOPInstanceUID
+
+
+async def test_corpus_objects_and_labs_in_a_live_room(server):
+    """CT1_J2KR into a de-identifying room under a patient's file name; the SV1 CT into
+    a plain one, previewed; the LAB-ORU-1 ACK naming the two OBX left out; the CBC
+    report with its one unreadable result listed; a wrongly typed FHIR date refused."""
+    from telemed_client.client import ClientError
+
+    from tests.clinical_peers import PASSWORD, close, join
+
+    await server.create_room("corpus-deid", PASSWORD, require_deidentification=True)
+    await server.create_room("corpus", PASSWORD)
+    uploader, viewer = await join(server, "corpus-deid", "Dr A"), await join(server, "corpus-deid", "Dr B")
+    lab, doctor = await join(server, "corpus", "Lab", role="device"), await join(server, "corpus", "Dr C")
+    try:
+        await uploader.send_dicom(conformance.read("dicom", "CT1_J2KR.dcm"), "Yamada^Tarou H31EXAMPLE.dcm")
+        notice = await viewer.wait_for(lambda m: m["type"] == "dicom")
+        assert "Yamada" not in json.dumps(notice)
+        assert notice["name"].startswith("CT_") and notice["name"].endswith("_1.dcm")
+        assert notice["object"]["transfer_syntax_uid"] == "1.2.840.10008.1.2.4.90"
+
+        await lab.send_dicom(conformance.read("dicom", "IM-0001-0001-0001.dcm"), "ct.dcm")
+        notice = await doctor.wait_for(lambda m: m["type"] == "dicom")
+        assert notice["name"] == "ct.dcm"  # a plain room keeps the sender's name
+        png = await doctor.fetch(notice["preview_url"])
+        assert png.startswith(b"\x89PNG")
+
+        start = len(doctor.messages)
+        ack = await lab.send_hl7(hl7_text("LAB-ORU-1.hl7"))
+        segments = ack.rstrip("\r").split("\r")
+        assert segments[1] == "MSA|AA|182"
+        assert [s.split("|")[2] for s in segments[2:]] == ["OBX^2", "OBX^5"]
+        shared = await doctor.wait_for(lambda m: m["type"] == "lab" and m["source"] == "hl7v2", start=start)
+        assert len(shared["results"]) == 8 and [r["where"] for r in shared["refused"]] == ["OBX 2", "OBX 5"]
+
+        cbc = json.loads(conformance.read("fhir", "diagnosticreport-example.json"))
+        receipt = await lab.send_fhir(cbc)
+        assert len(receipt["results"]) == 16
+        assert receipt["refused"] == [{"where": "Observation/r3", "code": "lab-unit",
+                                       "error": receipt["refused"][0]["error"]}]
+
+        glucose = _glucose()
+        glucose.pop("effectiveDateTime", None)
+        glucose["effectivePeriod"] = {"start": 20130402}
+        with pytest.raises(ClientError) as e:
+            await lab.send_fhir(glucose)
+        assert e.value.code == "fhir-type" and "Observation.effectivePeriod.start" in e.value.message
+    finally:
+        await close(uploader, viewer, lab, doctor)
