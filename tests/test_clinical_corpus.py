@@ -407,8 +407,9 @@ async def test_corpus_ecg_streamed_through_the_device_client_arrives_exactly(ser
 
     ecg = conformance.corpus() / "ecg"
     mit = from_wfdb(ecg / "100").select("MLII", seconds=1)
-    ptb = from_wfdb(ecg / "s0010_re")
-    ptb = ptb.select(*ptb.leads[:12], seconds=1)
+    ptb = from_wfdb(ecg / "s0010_re").fitted()
+    assert ptb.leads[-1] == "v6" and from_wfdb(ecg / "100").fitted().leads == ("MLII",)
+    ptb = ptb.select(*ptb.leads, seconds=1)
     cart = from_dicom_waveform(conformance.corpus() / "dicom" / "anonymous_ecg.dcm")
     cart = cart.select(*cart.leads, seconds=1)
     await server.create_room("corpus-ecg", PASSWORD)

@@ -29,6 +29,12 @@ class EcgSignal:
     def seconds(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    def fitted(self) -> EcgSignal:
+        """The first 1, 3 or 12 leads, as the server takes them: MIT-BIH's MLII of its
+        two, PTB's 12 standard leads of its 15."""
+        count = max(n for n in LEAD_SETS if n <= len(self.leads))
+        return self if count == len(self.leads) else self.select(*self.leads[:count])
+
     def select(self, *names: str, seconds: float | None = None) -> EcgSignal:
         """The named leads (the server takes 1, 3 or 12), optionally only the first
         ``seconds``; samples are kept as they are."""
