@@ -447,3 +447,85 @@ def test_nack_for_content_and_message_errors():
 def test_no_nack_without_a_control_id():
     for message in ("garbage", "", MSH.replace("|CTRL0001|", "||"), 42):
         assert nack_for(message, ClinicalError("hl7-msh", "x")) is None
+
+
+def test_full_escape_handling():
+    obx = ("OBX|1|NM|2345-7^Glucose \\H\\fasting\\N\\ \\X41\\\\X42\\ \\F\\ line\\.br\\two^LN||5.0|mmol/L|"
+           "3.9-5.5||||F")
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
+    assert r.display == "Glucose fasting AB | line\ntwo"
+
+
+@pytest.mark.parametrize("value,expected", [
+    (">^11.0", (11.0, ">")),
+    ("<=^0.5", (0.5, "<=")),
+    ("^182", (182.0, None)),
+    ("=^7", (7.0, None)),
+])
+def test_structured_numeric_values(value, expected):
+    obx = f"OBX|1|SN|2345-7^Glucose^LN||{value}|mg/dL|70-105||||F"
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
+    assert (r.value, r.comparator) == expected
+    # a bound is not placed in the range
+    value = expected[0]
+    assert r.interpretation == (None if expected[1] else "H" if value > 105 else "L" if value < 70 else "N")
+
+
+@pytest.mark.parametrize("value", ["^1^:^2", "^1^-^5", "<>^3", "^abc"])
+def test_structured_numeric_that_is_not_one_value(value):
+    with pytest.raises(ClinicalError) as e:
+        parse_oru_r01(hl7(MSH, PID, OBR, f"OBX|1|SN|2345-7^Glucose^LN||{value}|mg/dL|||||F"))
+    assert e.value.code == "hl7-value"
+
+
+@pytest.mark.parametrize("text,low,high,kept", [
+    ("4.3 to 6.2", 4.3, 6.2, None),
+    ("4.3 - 6.2 mmol/L", 4.3, 6.2, None),
+    ("<10 MMOL/L", None, 10.0, None),
+    (">=2", 2.0, None, None),
+    ("<10 ug/dl", None, None, "<10 ug/dl"),  # another unit: shown, not compared
+    ("normal", None, None, "normal"),
+    ("see note", None, None, "see note"),
+])
+def test_free_text_reference_ranges(text, low, high, kept):
+    obx = f"OBX|1|NM|2823-3^Potassium^LN||5.0|mmol/L|{text}||||F"
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
+    [rng] = r.ranges
+    assert (r.ref_low, r.ref_high, rng.text) == (low, high, kept)
+    assert r.interpretation == (None if kept else "N")
+
+
+def test_status_is_kept_and_pending_results_are_shown():
+    labs = parse_oru_r01(hl7(
+        MSH, PID, OBR,
+        "OBX|1|NM|2823-3^Potassium^LN||4.0|mmol/L|||||P",
+        "OBX|2|NM|2951-2^Sodium^LN|||mmol/L|||||I",
+        "OBX|3|NM|718-7^Hemoglobin^LN||9.0|g/dL|||||C",
+    ))
+    assert [(r.status, r.value, r.text) for r in labs.results] == [
+        ("preliminary", 4.0, None), ("registered", None, "pending"), ("corrected", 9.0, None)]
+    assert labs.ack.split("\r")[1] == "MSA|AA|CTRL0001" and "ERR|" not in labs.ack
+
+
+def test_one_odd_obx_is_named_in_the_ack_and_the_rest_taken():
+    labs = parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, "OBX|2|NM|2951-2^Sodium^LN||high|mmol/L|||||F", OBX_NA))
+    assert [r.loinc for r in labs.results] == ["2823-3", "2951-2"]
+    assert [(x.where, x.code) for x in labs.refused] == [("OBX 2", "hl7-value")]
+    msh, msa, err = labs.ack.rstrip("\r").split("\r")
+    assert msa == "MSA|AA|CTRL0001"
+    assert err.startswith("ERR||OBX^2|102^Data type error^HL70357|W||||OBX 2: OBX-5 'high' is not a number")
+
+
+@pytest.mark.parametrize("unit,code", [
+    ("tera.l-1", "lab-unit"), ("g/l-1", "lab-unit"), ("mg / dL", "lab-unit"), ("", "lab-unit"),
+    ("10*3/uL", None), ("mL/min/{1.73_m2}", None), ("mm[Hg]", None), ("g.l-1", None),
+])
+def test_ucum_is_parsed(unit, code):
+    from clinical.ucum import check_ucum
+
+    if code is None:
+        assert check_ucum(unit) == unit
+    else:
+        with pytest.raises(ClinicalError) as e:
+            check_ucum(unit)
+        assert e.value.code == code
