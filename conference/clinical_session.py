@@ -328,6 +328,8 @@ class ClinicalSession:
             raise
         if self.closed:
             return False
+        if obj.kind == "image":  # viewers ask for frame 0 as soon as they hear of it
+            self.hub.previews.prime(sha256, obj.dataset)
         # Named after what is shared: the uploader's file name often carries the
         # patient's (and a de-identified copy must not show the original UID).
         name = self._deidentified_name(obj) if deidentify else name or f"{obj.sop_instance_uid}.dcm"
