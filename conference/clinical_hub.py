@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.audit_trail import AuditTrail
+from clinical.fhir_push import FhirPush
 from clinical.jsonl import read_jsonl
 from clinical.object_store import ObjectStore
 from clinical.pacs import DicomWebSource
 from clinical.plaintext_migration import encrypt_plaintext_files
+from clinical.report_signer import PURPOSE, ReportSigner
 from clinical.session_state import SessionState
 from rooms import RoomStore
 from vault import EncryptedWriter, KeyRing
@@ -41,12 +43,14 @@ log = logging.getLogger("telemed.clinical")
 
 class ClinicalHub:
     def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None, audit: AuditTrail,
-                 ring: KeyRing, pacs: DicomWebSource | None = None) -> None:
+                 ring: KeyRing, pacs: DicomWebSource | None = None, fhir_push: FhirPush | None = None) -> None:
         self.root = Path(data_dir)
         self.ring = ring  # everything clinical is encrypted at rest under it
         encrypt_plaintext_files(self.root, ring)
         self.rooms = rooms
         self.pacs = pacs  # where peers may pull studies from; None: pulling is off
+        self.fhir_push = fhir_push  # where signed consult reports go; None: they stay in the session
+        self.signer = ReportSigner(ring.derive(PURPOSE))
         self.links = UrlSigner(secret)
         self.audit = audit  # the server's, shared with every other audited event
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
