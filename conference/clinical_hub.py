@@ -104,6 +104,18 @@ class ClinicalHub:
             state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
         return next((d for d in state.snapshot()["dicom"] if d["sha256"] == sha256), None)
 
+    async def shared_report(self, room: str, report_id: str) -> dict[str, Any] | None:
+        """The signed consult report ``report_id`` of ``room``, or None."""
+        session = self.sessions.get(room)
+        if session is not None:
+            state = session.state
+        else:
+            record = await self.rooms.get(room)
+            if record is None:
+                return None
+            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
+        return next((r for r in state.snapshot()["reports"] if r.get("id") == report_id), None)
+
     async def log_entries(self, room: str, to_seq: int | None = None) -> list[dict[str, Any]]:
         """The room's session-log entries up to ``to_seq`` (all if None), oldest first:
         what a recording's replay shows, with the state it started from."""

@@ -227,3 +227,31 @@ async def test_without_a_fhir_server_nothing_is_pushed(server):
         assert not [m for m in doctor.messages if m["type"] in ("report-pushed", "error")]
     finally:
         await close(doctor)
+
+
+async def test_report_exports_for_members_only(server):
+    import aiohttp
+
+    await server.create_room("export", PASSWORD)
+    doctor = await join(server, "export", "Dr. Yamada 山田")
+    try:
+        doctor.send({"type": "consult-report", "template": "imaging", "findings": "Small infarct, left MCA.",
+                     "conclusion": "No haemorrhage."})
+        notice = await doctor.wait_for(lambda m: m["type"] == "report")
+        base = f"{server.url}/api/rooms/export/reports/{notice['id']}"
+        token = await server.token("export", PASSWORD, role="viewer", name="Trainee")
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with http.get(f"{base}.pdf") as r:
+                assert r.status == 200 and r.content_type == "application/pdf"
+                pdf = await r.read()
+            assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
+            async with http.get(f"{base}.json") as r:
+                assert r.status == 200
+                DiagnosticReport.model_validate(json.loads(await r.read()))
+            async with http.get(f"{server.url}/api/rooms/export/reports/{'0' * 8}-0000-0000-0000-{'0' * 12}.pdf") as r:
+                assert r.status == 404 and (await r.json())["code"] == "not-found"
+        async with aiohttp.ClientSession() as anonymous:
+            async with anonymous.get(f"{base}.pdf") as r:
+                assert r.status == 401
+    finally:
+        await close(doctor)

@@ -44,6 +44,11 @@ async def test_host_signs_the_report_and_everyone_sees_it(server, people, screen
             await expect(report.locator(".report-cited")).to_contain_text("Potassium: 6.2 mmol/L (H)")
             await expect(report.locator(".report-cited")).to_contain_text("Image head-ct.dcm (CT)")
         await expect(trainee.locator(".report-form")).to_have_count(0)
+        # The trainee may read and export it: the server's PDF, audited under the trainee.
+        async with trainee.expect_download() as download:
+            await trainee.locator(".consult-report").get_by_role("button", name="PDF").click()
+        saved = await (await download.value).path()
+        assert (await download.value).suggested_filename.endswith(".pdf") and open(saved, "rb").read(5) == b"%PDF-"
         await expect(form.get_by_label("Conclusion")).to_have_value("Diagnosis, thrombolysis / thrombectomy decision, transfer:")
         await host.screenshot(path=screenshots / "consult-report.png")
     finally:

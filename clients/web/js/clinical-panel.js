@@ -53,7 +53,7 @@ export function mountClinicalPanel(section, { session, room, canShare = true, on
 
   new EcgMonitor(part('ecg'), session, { onNews });
   new LabPanel(part('labs'), session, { onNews });
-  new ConsultReportPanel(part('report'), session, { canWrite: canShare, onNews });
+  new ConsultReportPanel(part('report'), session, { room, canWrite: canShare, onNews });
   const list = new DicomList(part('list'), { onOpen: (item) => viewer.open(item) });
   const viewer = new DicomViewer(part('viewer'), {
     renewLinks: async (sha256) => {

@@ -3,15 +3,16 @@
 // and a conclusion, ticks the images, lab results and ECG segments discussed, and sends
 // it; the server signs it with the author's identity and time and shares it with
 // everyone (a `report` notice), keeps it for replay and pushes it to the hospital's FHIR
-// server if one is set. Signed reports are listed for all, with a Print button (the
-// browser's print dialog saves it as PDF). The form is offered where `canWrite`; the
+// server if one is set. Signed reports are listed for all, with the server's PDF and
+// FHIR exports and a Print button. The form is offered where `canWrite`; the
 // server decides who may sign (hosts and participants).
 
 import { escapeHtml } from './util.js';
 
 export class ConsultReportPanel {
-  constructor(container, session, { canWrite = false, onNews = () => {} } = {}) {
+  constructor(container, session, { room, canWrite = false, onNews = () => {} } = {}) {
     this.session = session;
+    this.room = room;
     this.onNews = onNews;
     this.templates = [];
     this.dicom = new Map(); // sha256 -> notice
@@ -98,6 +99,9 @@ export class ConsultReportPanel {
     for (const button of this.list.querySelectorAll('[data-role="print"]')) {
       button.addEventListener('click', () => printReport(this.reports.get(button.dataset.id)));
     }
+    for (const button of this.list.querySelectorAll('[data-role="export"]')) {
+      button.addEventListener('click', () => this.download(button.dataset.id, button.dataset.format));
+    }
     if (this.form) this.renderRefs();
   }
 
@@ -112,6 +116,26 @@ export class ConsultReportPanel {
         <label>to <input type="number" min="0.1" step="0.1" value="10" data-role="end" aria-label="ECG segment end, seconds"> s</label></span>`),
     ];
     this.refs.innerHTML = items.length ? items.join('') : '<p class="hint">Images, lab results and ECG shared here appear to be cited.</p>';
+  }
+
+  // The server's export, fetched with the room token (exports are audited per person).
+  async download(id, format) {
+    const report = this.list.querySelector(`.consult-report[data-id="${CSS.escape(id)}"]`);
+    const status = report?.querySelector('[data-role="export-status"]');
+    try {
+      const response = await fetch(`/api/rooms/${encodeURIComponent(this.room)}/reports/${id}.${format}`, {
+        headers: { Authorization: `Bearer ${await this.session.freshToken()}` },
+      });
+      if (!response.ok) throw new Error((await response.json().catch(() => ({}))).error || `HTTP ${response.status}`);
+      const link = document.createElement('a');
+      link.href = URL.createObjectURL(await response.blob());
+      link.download = `consult-report-${id}.${format === 'json' ? 'fhir.json' : 'pdf'}`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+      if (status) status.textContent = '';
+    } catch (err) {
+      if (status) status.textContent = `Export failed: ${err.message}`;
+    }
   }
 
   submit() {
@@ -174,7 +198,12 @@ function reportHtml(r) {
     <h4>Conclusion</h4><p class="report-text" data-role="conclusion">${escapeHtml(r.conclusion || '')}</p>
     ${cited.length ? `<h4>Cited</h4><ul class="report-cited">${cited.map((c) => `<li>${escapeHtml(c)}</li>`).join('')}</ul>` : ''}
     <p class="report-signature">Server signature ${escapeHtml(r.signature?.alg || '')}, key ${escapeHtml(r.signature?.key_id || '')}</p>
-    <button type="button" class="btn btn-link" data-role="print" data-id="${escapeHtml(r.id)}">Print (or save as PDF)</button>
+    <div class="report-actions">
+      <button type="button" class="btn btn-link" data-role="export" data-format="pdf" data-id="${escapeHtml(r.id)}">PDF</button>
+      <button type="button" class="btn btn-link" data-role="export" data-format="json" data-id="${escapeHtml(r.id)}">FHIR DiagnosticReport</button>
+      <button type="button" class="btn btn-link" data-role="print" data-id="${escapeHtml(r.id)}">Print</button>
+      <span class="report-export-status" data-role="export-status" role="status"></span>
+    </div>
   </article>`;
 }
 
@@ -185,6 +214,6 @@ function printReport(report) {
   if (!win) return;
   win.document.title = report.title || 'Consult report';
   win.document.body.innerHTML = reportHtml(report);
-  win.document.body.querySelector('[data-role="print"]')?.remove();
+  win.document.body.querySelector('.report-actions')?.remove();
   win.print();
 }
