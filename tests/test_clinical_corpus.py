@@ -386,7 +386,6 @@ def test_wfdb_records_read_exactly(record, leads, rate, uv, first):
 def test_dicom_twelve_lead_waveform_reads_exactly():
     from pydicom import dcmread
     from pydicom.waveforms.numpy_handler import multiplex_array
-
     from telemed_client.ecg_sources import from_dicom_waveform
 
     path = conformance.corpus() / "dicom" / "anonymous_ecg.dcm"

@@ -13,11 +13,11 @@ import json
 import pytest
 from aiohttp import web
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+from telemed_client.ecg_sources import synthetic
 
 from clinical.consult_report import ConsultReport, to_fhir
 from clinical.errors import ClinicalError
 from clinical.report_signer import ReportSigner, verify
-from telemed_client.ecg_sources import synthetic
 from tests.clinical_peers import PASSWORD, bundled, close, join, potassium
 from tests.server import start_server
 from vault import KeyRing
