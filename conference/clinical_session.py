@@ -25,10 +25,10 @@ import json
 import logging
 import time
 from collections import deque
-from datetime import UTC, datetime
 from collections.abc import Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +42,8 @@ from clinical.ecg import EcgAnnounce, parse_end, unpack_frame
 from clinical.errors import ClinicalError
 from clinical.fields import reject_unknown
 from clinical.hl7v2 import nack_for, parse_oru_r01
-from clinical.labs import parse_fhir
 from clinical.lab_result import LabResult, RefusedResult
+from clinical.labs import parse_fhir
 from clinical.pacs import DicomWebSource, PullRequest
 from clinical.session_log import SessionLog
 from clinical.session_state import SessionState
