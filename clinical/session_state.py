@@ -7,9 +7,6 @@ Entry bodies this module understands (other kinds, such as chat, pass through)::
     kind "lab"           {"results": [LabResult.to_dict(), ...]}
     kind "ecg-announce"  EcgAnnounce.to_message()
     kind "ecg-end"       {"stream_id": 7}
-    kind "report"        a signed consult report (clinical/consult_report.py)
-
-Ended ECG streams stay listed as recordings, so that a report can cite their segments.
 
 ECG streams are keyed by (sender, stream_id): each device numbers its own streams.
 """
@@ -26,7 +23,6 @@ DICOM = "dicom"
 LAB = "lab"
 ECG_ANNOUNCE = "ecg-announce"
 ECG_END = "ecg-end"
-REPORT = "report"
 
 
 class SessionState:
@@ -35,8 +31,6 @@ class SessionState:
         self._dicom: dict[str, dict[str, Any]] = {}
         self._labs: dict[tuple[str | None, str], dict[str, Any]] = {}
         self._ecg: dict[tuple[str, int], dict[str, Any]] = {}
-        self._recordings: list[dict[str, Any]] = []
-        self._reports: list[dict[str, Any]] = []
 
     @classmethod
     def replay(cls, entries: Iterable[dict[str, Any]]) -> SessionState:
@@ -68,8 +62,6 @@ class SessionState:
             "dicom": sorted(self._dicom.values(), key=_by_seq),
             "labs": sorted(self._labs.values(), key=_by_seq),
             "ecg_streams": sorted(self._ecg.values(), key=_by_seq),
-            "ecg_recordings": list(self._recordings),
-            "reports": list(self._reports),
         }
 
     def _fold(self, kind: str, sender: str, body: dict[str, Any], stamp: dict[str, Any]) -> bool:
@@ -82,10 +74,6 @@ class SessionState:
             return any([self._lab(result, stamp) for result in body["results"]])
         if kind == ECG_ANNOUNCE:
             self._ecg[(sender, body["stream_id"])] = {**body, **stamp}
-            self._recordings.append({**body, **stamp})
-            return True
-        if kind == REPORT:
-            self._reports.append({**body, **stamp})
             return True
         if kind == ECG_END:
             return self._ecg.pop((sender, body["stream_id"]), None) is not None

@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.audit_trail import AuditTrail
-from clinical.fhir_push import FhirPush
 from clinical.jsonl import read_jsonl
 from clinical.object_store import ObjectStore
 from clinical.pacs import DicomWebSource
 from clinical.plaintext_migration import encrypt_plaintext_files
-from clinical.report_signer import PURPOSE, ReportSigner
 from clinical.session_state import SessionState
 from rooms import RoomStore
 from vault import EncryptedWriter, KeyRing
@@ -43,14 +41,12 @@ log = logging.getLogger("telemed.clinical")
 
 class ClinicalHub:
     def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None, audit: AuditTrail,
-                 ring: KeyRing, pacs: DicomWebSource | None = None, fhir_push: FhirPush | None = None) -> None:
+                 ring: KeyRing, pacs: DicomWebSource | None = None) -> None:
         self.root = Path(data_dir)
         self.ring = ring  # everything clinical is encrypted at rest under it
         encrypt_plaintext_files(self.root, ring)
         self.rooms = rooms
         self.pacs = pacs  # where peers may pull studies from; None: pulling is off
-        self.fhir_push = fhir_push  # where signed consult reports go; None: they stay in the session
-        self.signer = ReportSigner(ring.derive(PURPOSE))
         self.links = UrlSigner(secret)
         self.audit = audit  # the server's, shared with every other audited event
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
@@ -103,18 +99,6 @@ class ClinicalHub:
                 return None
             state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at), self.ring)
         return next((d for d in state.snapshot()["dicom"] if d["sha256"] == sha256), None)
-
-    async def shared_report(self, room: str, report_id: str) -> dict[str, Any] | None:
-        """The signed consult report ``report_id`` of ``room``, or None."""
-        session = self.sessions.get(room)
-        if session is not None:
-            state = session.state
-        else:
-            record = await self.rooms.get(room)
-            if record is None:
-                return None
-            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
-        return next((r for r in state.snapshot()["reports"] if r.get("id") == report_id), None)
 
     async def log_entries(self, room: str, to_seq: int | None = None) -> list[dict[str, Any]]:
         """The room's session-log entries up to ``to_seq`` (all if None), oldest first:

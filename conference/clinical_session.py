@@ -28,12 +28,10 @@ from collections import deque
 from collections.abc import Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.actor import Actor
-from clinical.consult_report import TEMPLATES, ConsultReport
 from clinical.deidentify import Deidentifier
 from clinical.dicom_transfer import (DEFAULT_MAX_SIZE, DicomTransfers, ReceivedObject, TransferAnnounce,
                                      unpack_chunk)
@@ -60,16 +58,13 @@ log = logging.getLogger("telemed.clinical")
 
 CHANNELS = frozenset({"bulk", "ecg"})
 MESSAGE_TYPES = frozenset(
-    {"dicom-announce", "dicom-complete", "dicom-pull", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7",
-     "consult-report"}
+    {"dicom-announce", "dicom-complete", "dicom-pull", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7"}
 )
 # Above the chat limit (a FHIR Bundle can be large), below what aiortc accepts (256 KiB).
 MAX_MESSAGE = 192 * 1024
 MAX_DICOM = DEFAULT_MAX_SIZE  # 64 MiB, uploaded or pulled from a PACS
 # Each pull holds a PACS connection and queues its instances behind the room's intake.
 MAX_PULLS = 2
-# Who may sign the consult's report: its doctors, not a device or a trainee.
-REPORT_AUTHORS = frozenset({"host", "participant"})
 
 
 @dataclass(frozen=True)
@@ -208,8 +203,6 @@ class ClinicalSession:
             self._start_stream(sender, EcgAnnounce.from_message(message))
         elif kind == "ecg-end":
             self._end_stream(sender, parse_end(message), "ended")
-        elif kind == "consult-report":
-            self._write_report(sender, message)
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
             labs = parse_fhir(message.get("resource"))
@@ -250,40 +243,6 @@ class ClinicalSession:
             return
         if ack is not None:
             self._reply(sender.peer_id, {"type": "lab-hl7-ack", "ack": ack, "ref": ref})
-
-    # --- consult report ---
-    def _write_report(self, sender: Sender, message: dict) -> None:
-        """Signed for the sender's issued identity, at the server's time, citing only what
-        this session's log holds; then on record and to everyone, then pushed."""
-        if sender.actor.role not in REPORT_AUTHORS:
-            raise ClinicalError("forbidden", "only a doctor in the consult (host or participant) writes its report")
-        author = {"identity": sender.identity, "name": sender.name, "role": sender.actor.role}
-        report = ConsultReport.from_message(message, self.log.read(), room=self.room.name, author=author,
-                                            signed_at=datetime.now(UTC).isoformat(timespec="seconds"))
-        self._spawn(self._share_report(sender, report.signed(self.hub.signer), _ref(message)))
-
-    async def _share_report(self, sender: Sender, body: dict, ref: object) -> None:
-        try:
-            if await self._share(sender, "report", body, f"report/{body['id']}", action="report",
-                                 template=body["template"], signature=body["signature"]["signature"]) is None:
-                return
-        except ClinicalError as exc:
-            self._refuse(sender.peer_id, exc, ref)
-            return
-        except Exception:
-            log.exception("consult report from %s failed", sender.peer_id)
-            self._refuse(sender.peer_id, ClinicalError("internal", "report not processed"), ref)
-            return
-        if self.hub.fhir_push is None:
-            return
-        try:  # on record already: a FHIR server that fails is reported, the report stands
-            location = await self.hub.fhir_push.create(body["fhir"])
-            outcome = {"type": "report-pushed", "id": body["id"], "location": location, "ref": ref}
-        except ClinicalError as exc:
-            outcome = _error(exc, ref, id=body["id"])
-        await self.hub.audit.record("report-push", sender.actor, self.room.name, f"report/{body['id']}",
-                                    outcome=outcome.get("code", "pushed"), location=outcome.get("location"))
-        self._reply(sender.peer_id, outcome)
 
     # --- ECG ---
     def _start_stream(self, sender: Sender, announce: EcgAnnounce) -> None:
@@ -483,12 +442,8 @@ class ClinicalSession:
     def _state_for(self, peer: Peer) -> dict:
         state = self.state.snapshot()
         state["dicom"] = [{**d, **self._links(d["sha256"], peer)} for d in state["dicom"]]
-        # `pacs`: whether dicom-pull can work here, so that pages offer it only then;
-        # `report_templates`: what the report form offers.
-        templates = [{"key": t.key, "title": t.title, "findings": t.findings_prompt,
-                      "conclusion": t.conclusion_prompt} for t in TEMPLATES.values()]
-        return {"type": "clinical-state", **state, "pacs": self.hub.pacs is not None,
-                "report_templates": templates}
+        # `pacs`: whether dicom-pull can work here, so that pages offer it only then.
+        return {"type": "clinical-state", **state, "pacs": self.hub.pacs is not None}
 
     def _links(self, sha256: str, peer: Peer) -> dict[str, str]:
         return self.hub.links.object_links(self.room.name, sha256, peer.identity)

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import (api, clinical_api, credentials_api, live_api, metrics_endpoint, recording_media, recordings_api,
-               report_api, whip, ws)
+               whip, ws)
 from .config import Settings
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
@@ -39,7 +39,6 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(api.routes(server))
     app.add_routes(credentials_api.routes(server))
     app.add_routes(clinical_api.routes(server))
-    app.add_routes(report_api.routes(server))
     app.add_routes(live_api.routes(server))
     app.add_routes(recordings_api.routes(server))
     app.add_routes(recording_media.routes(server))

@@ -81,9 +81,6 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
-    # consult reports (issue 13, docs/clinical.md): where signed reports are pushed
-    fhir_push_url: str | None = None
-    fhir_push_timeout: float = 30.0
 
 
 HELP = {
@@ -182,10 +179,6 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
-    # consult reports (issue 13)
-    "fhir_push_url": "FHIR R4 base URL that signed consult reports are POSTed to as DiagnosticReport, "
-                     "e.g. http://fhir.hospital.local/fhir (default: none, reports stay in the session)",
-    "fhir_push_timeout": "seconds to wait for the FHIR server (default 30)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -221,16 +214,6 @@ def _coerce(name: str, value: object) -> object:
         return timeout
     if name == "pacs_url":
         return _pacs_url(value)
-    if name == "fhir_push_url":
-        url = urlsplit(str(value))
-        if url.scheme not in ("http", "https") or not url.hostname or url.username or url.query:
-            raise ValueError("fhir_push_url must be an http(s) URL without user info or query")
-        return str(value).rstrip("/")
-    if name == "fhir_push_timeout":
-        timeout = float(value)
-        if not 0 < timeout <= 600:
-            raise ValueError("fhir_push_timeout must be in (0, 600] seconds")
-        return timeout
     if name in ("live_fps", "live_video_kbps", "live_link_ttl"):
         return int(value)
     if name == "live_requests_per_second":

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from clinical.fhir_push import FhirPush
 from clinical.pacs import DicomWebSource
 from conference.clinical_hub import ClinicalHub
 from conference.host_controls import HostControls
@@ -60,9 +59,7 @@ class Server:
         if settings.pacs_url:
             pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
                                   settings.pacs_timeout)
-        fhir_push = FhirPush(settings.fhir_push_url, settings.fhir_push_timeout) if settings.fhir_push_url else None
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs,
-                                    fhir_push)
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
         self.live = LiveRooms(self.clinical.open_session)
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,

@@ -16,8 +16,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from .errors import VaultError
@@ -72,12 +70,6 @@ class KeyRing:
             log.warning("created a new master key file %s (0600): keep it, and a copy apart from the "
                         "data; without it nothing encrypted under the data directory can be read", key_file)
         return cls(parse_key(text), old)
-
-    def derive(self, purpose: str) -> bytes:
-        """32 bytes for one purpose (e.g. a signing key's seed), from the current master
-        key by HKDF-SHA256: nothing more to keep, and no purpose learns another's key."""
-        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
-                    info=f"telemed/{purpose}".encode()).derive(self._master)
 
     def new_data_key(self) -> tuple[bytes, bytes]:
         """A fresh random data key and its wrapped form (store only the wrapped one)."""

@@ -83,7 +83,6 @@ SETUP = """async () => {
     { seq: 4, t: 203, wall: '2026-01-01T10:00:03.000+00:00', kind: 'lab', sender: 'x', body: { results: [result({ value: 6.4, effective: '2026-01-01T09:00:00Z' })] } },
     { seq: 5, t: 205, wall: '2026-01-01T10:00:05.000+00:00', kind: 'lab', sender: 'x', body: { results: [result({ value: 3.0, effective: '2026-01-01T07:00:00Z' })] } },
     { seq: 6, t: 206, wall: '2026-01-01T10:00:06.000+00:00', kind: 'ecg-announce', sender: 'd', body: { stream_id: 7, leads: ['I'], sample_rate: 500 } },
-    { seq: 7, t: 207, wall: '2026-01-01T10:00:07.000+00:00', kind: 'report', sender: 'x', body: { id: 'r1', title: 'Stroke consult', conclusion: 'Thrombolysis.' } },
   ]);
   // p3 joins at 1 and leaves at 5; p2 is there while its screen is (4..6).
   const room = (t) => {
@@ -98,7 +97,6 @@ SETUP = """async () => {
     layout: [model.layoutAt(manifest, 3.9).preset, model.layoutAt(manifest, 4).preset],
     labs: [labs(0), labs(2.9), labs(3), labs(6)],
     ecg: [model.clinicalStateAt(entries, 5.9).ecg_streams.length, model.clinicalStateAt(entries, 6).ecg_streams.length],
-    reports: [model.clinicalStateAt(entries, 6.9).reports.length, model.clinicalStateAt(entries, 7).reports.map((r) => r.conclusion)],
     markers: model.markers(manifest, entries).map((m) => [m.kind, m.t]),
     time: [model.formatTime(0), model.formatTime(75.4), model.formatTime(3725)],
   });
@@ -133,7 +131,7 @@ async def test_a_gap_runs_on_wall_time(result):
 async def test_the_recording_at_a_moment(result):
     assert result["duration"] == 10
     # Before the recording (seq < from_seq), from the manifest, by the log's clock.
-    assert result["at"] == [-1, 3, pytest.approx(5), pytest.approx(6), pytest.approx(7)]
+    assert result["at"] == [-1, 3, pytest.approx(5), pytest.approx(6)]
     assert result["room"] == [
         {"people": ["p1", "v9"], "tracks": ["v1"], "muted": []},
         {"people": ["p1", "p3", "v9"], "tracks": ["v1"], "muted": ["v1"]},
@@ -144,8 +142,5 @@ async def test_the_recording_at_a_moment(result):
     # The latest result per patient and code; an older one arriving later does not hide it.
     assert result["labs"] == [[4.0], [4.0], [6.4], [6.4]]
     assert result["ecg"] == [0, 1]
-    assert result["markers"] == [["lab", 3], ["layout", 4], ["lab", pytest.approx(5)], ["ecg", pytest.approx(6)],
-                                 ["report", pytest.approx(7)]]
-    # The signed report is part of the recording's state from its moment on.
-    assert result["reports"] == [0, ["Thrombolysis."]]
+    assert result["markers"] == [["lab", 3], ["layout", 4], ["lab", pytest.approx(5)], ["ecg", pytest.approx(6)]]
     assert result["time"] == ["0:00", "1:15", "1:02:05"]

@@ -8,13 +8,11 @@
 // `clinical: true` (bulk and ecg channels). `onNews` hears of new items (for a badge
 // while the panel is closed); `onClose`, if given, adds a Close button. Returns
 // {share(files)}, for files dropped anywhere on the page. `canShare` (publish and data
-// grants) adds the upload and, where the server has a PACS, the pull from it, and the
-// consult report form (the server decides who may sign: hosts and participants).
+// grants) adds the upload and, where the server has a PACS, the pull from it.
 
 import { objectLinks } from './api.js';
 import { DicomList } from './dicom-list.js';
 import { DicomUpload } from './dicom-upload.js';
-import { ConsultReportPanel } from './consult-report.js';
 import { DicomViewer } from './dicom-viewer.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { icon } from './icons.js';
@@ -43,17 +41,12 @@ export function mountClinicalPanel(section, { session, room, canShare = true, on
         <h2 id="c-labs">${icon('flask')} Lab results</h2>
         <div data-role="labs"></div>
       </article>
-      <article class="clinical-card clinical-report" aria-labelledby="c-report">
-        <h2 id="c-report">${icon('chat')} Consult report</h2>
-        <div data-role="report"></div>
-      </article>
     </div>`;
   const part = (role) => section.querySelector(`[data-role="${role}"]`);
   if (onClose) part('close').addEventListener('click', onClose);
 
   new EcgMonitor(part('ecg'), session, { onNews });
   new LabPanel(part('labs'), session, { onNews });
-  new ConsultReportPanel(part('report'), session, { room, canWrite: canShare, onNews });
   const list = new DicomList(part('list'), { onOpen: (item) => viewer.open(item) });
   const viewer = new DicomViewer(part('viewer'), {
     renewLinks: async (sha256) => {

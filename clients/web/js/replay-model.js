@@ -102,8 +102,6 @@ export function clinicalStateAt(entries, t) {
   const dicom = new Map();
   const labs = new Map();
   const ecg = new Map();
-  const recordings = [];
-  const reports = [];
   let seq = 0;
   for (const x of entries) {
     if (x.at > t + EPSILON) continue;
@@ -122,15 +120,11 @@ export function clinicalStateAt(entries, t) {
       }
     } else if (x.kind === 'ecg-announce') {
       ecg.set(`${x.sender}|${x.body.stream_id}`, { ...x.body, ...stamp, at: x.at });
-      recordings.push({ ...x.body, ...stamp });
-    } else if (x.kind === 'report') {
-      reports.push({ ...x.body, ...stamp });
     } else if (x.kind === 'ecg-end') {
       ecg.delete(`${x.sender}|${x.body.stream_id}`);
     }
   }
-  return { type: 'clinical-state', seq, dicom: [...dicom.values()], labs: [...labs.values()], ecg_streams: [...ecg.values()],
-    ecg_recordings: recordings, reports, pacs: false };
+  return { type: 'clinical-state', seq, dicom: [...dicom.values()], labs: [...labs.values()], ecg_streams: [...ecg.values()], pacs: false };
 }
 
 function notOlder(a, b) {
@@ -150,7 +144,6 @@ export function markers(manifest, entries) {
       const names = (x.body.results || []).map((r) => r.display || r.loinc).join(', ');
       out.push({ t: x.at, kind: 'lab', seq: x.seq, label: `Lab: ${names}${who}` });
     } else if (x.kind === 'ecg-announce') out.push({ t: x.at, kind: 'ecg', seq: x.seq, label: `ECG${who}` });
-    else if (x.kind === 'report') out.push({ t: x.at, kind: 'report', seq: x.seq, label: `Report: ${x.body.title || 'consult report'}${who}` });
   }
   let previous = null; // the layout the recording starts with is no change
   for (const e of manifest.events || []) {

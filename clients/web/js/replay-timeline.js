@@ -6,9 +6,9 @@ import { SPEEDS } from './replay-clock.js';
 import { formatTime } from './replay-model.js';
 import { escapeHtml } from './util.js';
 
-const KIND_NAMES = { dicom: 'Image', lab: 'Lab', ecg: 'ECG', layout: 'Layout', report: 'Report' };
+const KIND_NAMES = { dicom: 'Image', lab: 'Lab', ecg: 'ECG', layout: 'Layout' };
 // One lane per kind, so that things that happened together stay apart and clickable.
-const LANES = { dicom: 0, lab: 1, ecg: 2, layout: 3, report: 1 };
+const LANES = { dicom: 0, lab: 1, ecg: 2, layout: 3 };
 
 export class ReplayTimeline {
   constructor(container, clock, marks) {

@@ -23,7 +23,7 @@ const params = new URLSearchParams(location.search);
 const room = params.get('room') || '';
 const recordingId = params.get('recording') || '';
 const RENEW_AFTER_MS = 10_000; // at most one link renewal per track in this time
-const CARDS = { dicom: '.clinical-images', lab: '.clinical-labs', 'ecg-announce': '.clinical-ecg', report: '.clinical-report' };
+const CARDS = { dicom: '.clinical-images', lab: '.clinical-labs', 'ecg-announce': '.clinical-ecg' };
 
 function fail(text) {
   const banner = $('#banner');
