@@ -17,6 +17,7 @@ from streaming.vod_library import VodError, trimmed
 from streaming.request_limiter import RequestLimiter
 
 from .auth import bearer, claims_for, host_actor, is_admin
+from .config import reveal
 from .http_errors import HttpError, read_json
 from .server import Server
 
@@ -26,7 +27,7 @@ SIGNED = ("who", "exp", "sig")
 
 def routes(server: Server) -> list[web.RouteDef]:
     settings = server.settings
-    hls = HlsService(server.streams, HlsAccess(settings.secret, settings.live_link_ttl),
+    hls = HlsService(server.streams, HlsAccess(reveal(settings.secret), settings.live_link_ttl),
                      RequestLimiter(settings.live_requests_per_second, 2 * settings.live_requests_per_second))
 
     async def require_host(request: web.Request, room: str) -> Actor:

@@ -504,3 +504,27 @@ async def test_corpus_objects_and_labs_in_a_live_room(server):
         assert e.value.code == "fhir-type" and "Observation.effectivePeriod.start" in e.value.message
     finally:
         await close(uploader, viewer, lab, doctor)
+
+
+def test_a_report_citing_corpus_labs_exports_their_readings():
+    """The consult report (clinical/consult_report.py) cites lab notices as this branch
+    reads them: a coded result's text and a bound's comparator reach its summary and
+    its FHIR export."""
+    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+
+    from clinical.consult_report import ReportSigner, draft, seal
+    from clinical.report_fhir import diagnostic_report
+
+    group = fhir("observation-example-bloodgroup.json").results
+    egfr = fhir("observation-example-f205-egfr.json").results
+    hcv = parse_oru_r01(hl7_text("ORU_R01_2.5.1_SampleTestCase5.hl7")).results
+    entries = {seq: {"seq": seq, "kind": "lab", "body": {"results": [r.to_dict() for r in results]}}
+               for seq, results in ((1, group), (2, egfr), (3, hcv))}
+    content = draft({"template": "stroke", "findings": "f", "conclusion": "c",
+                     "references": [{"seq": 1}, {"seq": 3}]}, entries)
+    assert [r["summary"] for r in content["references"]] == ["ABO group [Type] in Blood A", "Hepatitis C Virus RNA 850000.0 [iU]/mL"]
+    report = seal(content, {"identity": "u-1", "name": "Dr. A", "role": "host"}, ReportSigner(b"k" * 32))
+    resource = diagnostic_report(report, "room", 9, entries)
+    DiagnosticReport.model_validate(resource)
+    assert [o.get("valueString") for o in resource["contained"]] == ["A", None]
+    assert resource["contained"][1]["valueQuantity"]["value"] == 850000.0
