@@ -528,3 +528,19 @@ def test_a_report_citing_corpus_labs_exports_their_readings():
     DiagnosticReport.model_validate(resource)
     assert [o.get("valueString") for o in resource["contained"]] == ["A", None]
     assert resource["contained"][1]["valueQuantity"]["value"] == 850000.0
+
+
+@pytest.mark.parametrize("name", ["GH364.dcm", "JLSL_08_07_0_1F.dcm"])
+def test_jpeg_ls_pixels_decode(name):
+    """Both corpus JPEG-LS files are refused for other reasons (burned-in annotation, no
+    Study UID); their pixels still decode, so the refusal is never a missing codec."""
+    from pydicom.pixels import pixel_array
+
+    from clinical.dicom_validate import load_dataset
+
+    ds = load_dataset(conformance.read("dicom", name))
+    assert ds.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
+    frame = pixel_array(ds, index=0)
+    assert frame.shape[:2] == (ds.Rows, ds.Columns) and frame.any()
+    if name == "GH364.dcm":
+        assert read_dicom(conformance.read("dicom", name), allow_burned_in=True).frames >= 1
