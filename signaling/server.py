@@ -78,6 +78,7 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
+        self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
 
     def new_connection(self, label: str) -> Connection:
         connection = Connection(announced_ip=self.settings.public_ip, label=label)
@@ -121,6 +122,8 @@ class Server:
                    address: str = "", can_wait: bool = True) -> Peer:
         """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
         `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
+        if self.draining:
+            raise ProtocolError("server-draining", "this server is shutting down: join again to reach another")
         began = time.monotonic()
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
