@@ -29,7 +29,6 @@ from clinical.lab_result import (
     LabResult,
     ReferenceRange,
     RefusedResult,
-    accepted_or_raise,
     check_finite,
     check_interpretation,
     check_loinc,
@@ -81,6 +80,16 @@ _RANGE = re.compile(rf"\s*({_NUM})\s*(?:-|to)\s*({_NUM})\s*(\S+)?\s*", re.IGNORE
 _BOUND = re.compile(rf"\s*(<=|>=|<|>)\s*({_NUM})\s*(\S+)?\s*")
 _TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2}(?:\.\d{1,4})?)?([+-]\d{4})?")
 _VERSION = re.compile(r"2\.[1-9](\.\d+)?")
+
+
+class UnreadableResults(ClinicalError):
+    """No OBX of the message could be read: the AE names each one and why."""
+
+    def __init__(self, refused: list[RefusedResult]) -> None:
+        first = refused[0]
+        more = f" (and {len(refused) - 1} more refused)" if len(refused) > 1 else ""
+        super().__init__(first.code, f"{first.where}: {first.error}{more}")
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,8 @@ def parse_oru_r01(message: str) -> Hl7Labs:
         raise ClinicalError("hl7-structure", "no OBR segment")
     if obx_count == 0:
         raise ClinicalError("hl7-structure", "no OBX segment")
-    accepted_or_raise(results, refused, "message")
+    if not results:
+        raise UnreadableResults(refused)
     return Hl7Labs(results, refused, _ack(parsed, "AA", refused))
 
 
@@ -173,6 +183,8 @@ def nack_for(message: str, error: ClinicalError) -> str | None:
     if not str(parsed.segment("MSH")[10]):
         return None
     code = "AR" if error.code in _REJECT else "AE"
+    if isinstance(error, UnreadableResults):
+        return _ack(parsed, code, error.refused)
     return _ack(parsed, code, [RefusedResult("", error.code, error.message)])
 
 
@@ -367,13 +379,13 @@ def _ack(message: Message, code: str, errors: list[RefusedResult]) -> str:
         ack = message.create_ack(code, message_id=hl7.generate_message_control_id())
     field, component = ack.separators[1], ack.separators[3]
     lines = [str(segment) for segment in ack]
+    texts = [" ".join(message.escape(f"{e.where}: {e.error}" if e.where else e.error).split()) for e in errors]
     if code != "AA" and errors:
-        lines[1] += field + message.escape(errors[0].error)  # MSA-3, for v2.3 readers
+        lines[1] += field + texts[0]  # MSA-3, for v2.3 readers
     severity = "W" if code == "AA" else "E"
-    for error in errors:
+    for error, text in zip(errors, texts, strict=True):
         condition, name = _ERROR_CONDITION.get(error.code, ("207", "Application internal error"))
         location = component.join(["OBX", error.where.split()[-1]]) if error.where.startswith("OBX") else ""
-        text = message.escape(f"{error.where}: {error.error}" if error.where else error.error)
         lines.append(field.join(["ERR", "", location, component.join([condition, name, "HL70357"]),
-                                 severity, "", "", "", " ".join(text.split())]))
+                                 severity, "", "", "", text]))
     return "\r".join(lines) + "\r"

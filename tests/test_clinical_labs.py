@@ -433,7 +433,7 @@ def test_nack_for_content_and_message_errors():
     nack = nack_for(bad_obx, e.value)
     _, msa, err = nack.rstrip("\r").split("\r")
     assert msa.startswith("MSA|AE|CTRL0001|") and "6,2" in msa
-    assert err.startswith("ERR|||102^Data type error^HL70357|E|")
+    assert err.startswith("ERR||OBX^1|102^Data type error^HL70357|E|")  # names the OBX
 
     wrong_type = hl7(MSH.replace("ORU^R01^ORU_R01", "ADT^A01"), PID)
     with pytest.raises(ClinicalError) as e:
