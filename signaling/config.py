@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
     # operations (packaging): graceful shutdown (signaling/shutdown.py)
     shutdown_grace: float = 3.0
     shutdown_timeout: float = 8.0
+    # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
+    media_port: int = 40000
+    ice_tcp: bool = True
+    # turn (issue 11): short-lived TURN credentials instead of a static list (signaling/ice_servers.py)
+    turn_urls: list[str] = []
+    turn_secret: SecretStr | None = None
+    turn_ttl: int = 3600
     # resume (issue 11): a peer whose connection went keeps its seat this long
     resume_grace: float = 15.0
 
@@ -230,6 +238,20 @@ HELP = {
                       "to leave before their connections are closed (default 3)",
     "shutdown_timeout": "seconds after SIGTERM within which the process exits, whatever is still "
                         "open (default 8; keep it below systemd's TimeoutStopSec)",
+    # media port (issue 12)
+    "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
+                  "address (default 40000); 0: a random port per connection instead (the old mode)",
+    "ice_tcp": "also accept ICE over TCP (RFC 6544, passive) on the same port number, for "
+               "networks that block UDP (default true; needs --media-port)",
+    # turn (issue 11)
+    "turn_urls": "comma-separated TURN URLs handed out with short-lived credentials, e.g. "
+                 "turn:turn.example.org:3478,turn:turn.example.org:3478?transport=tcp,"
+                 "turns:turn.example.org:443?transport=tcp (needs --turn-secret; docs/turn.md)",
+    "turn_secret": "secret shared with the TURN server (coturn: use-auth-secret and "
+                   "static-auth-secret), >= 16 bytes; prefer the env or the config file to a flag",
+    "turn_ttl": "seconds a handed-out TURN credential may open new allocations; clients get "
+                "fresh ones on every join, resume and WHIP/WHEP request (default 3600; "
+                "docs/turn.md)",
     # resume (issue 11)
     "resume_grace": "seconds a participant whose connection dropped keeps its seat, shown to the "
                     "others as reconnecting, before it counts as a leave; 0 leaves at once (default 15)",
@@ -293,6 +315,17 @@ def _coerce(name: str, value: object) -> object:
         if not 60 <= ttl <= 86400:
             raise ValueError("recording_link_ttl must be 60..86400 seconds")
         return ttl
+    if name == "ice_tcp":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("ice_tcp must be true or false")
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if name == "media_port":
+        number = int(value)
+        if not 0 <= number <= 65535:
+            raise ValueError("media_port must be 0..65535 (0: a port per connection)")
+        return number
     if name in _EDGE_INTS:
         number = int(value)
         if number < 1:
@@ -329,12 +362,33 @@ def _coerce(name: str, value: object) -> object:
         if not 0 <= count <= 1000:
             raise ValueError("metrics_room_labels must be from 0 to 1000")
         return count
+    if name == "turn_urls":
+        return _turn_urls(value)
+    if name == "turn_ttl":
+        ttl = int(value)
+        if not 60 <= ttl <= 7 * 86400:
+            raise ValueError("turn_ttl must be 60..604800 seconds")
+        return ttl
     if name == "metrics_listen":
         host, _, port = str(value).rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("metrics_listen must be host:port")
         return str(value)
     return value
+
+
+# RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp]
+_TURN_URL = re.compile(r"(turn:[^\s?:/]+(:\d{1,5})?(\?transport=(udp|tcp))?"
+                       r"|turns:[^\s?:/]+(:\d{1,5})?(\?transport=tcp)?)")
+
+
+def _turn_urls(value: object) -> list[str]:
+    urls = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    bad = [url for url in urls if not (isinstance(url, str) and _TURN_URL.fullmatch(url))]
+    if bad:
+        raise ValueError(f"turn_urls takes turn:host[:port][?transport=udp|tcp] or "
+                         f"turns:host[:port][?transport=tcp] URLs, not {', '.join(map(str, bad))}")
+    return urls
 
 
 def _service_url(name: str, value: object) -> str:
@@ -392,4 +446,8 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("audit_key must be at least 32 bytes")
     if settings.shutdown_grace >= settings.shutdown_timeout:
         raise ValueError("shutdown_grace must be shorter than shutdown_timeout")
+    if bool(settings.turn_urls) != bool(settings.turn_secret):
+        raise ValueError("turn_urls and turn_secret go together")
+    if settings.turn_secret is not None and len(reveal(settings.turn_secret).encode()) < 16:
+        raise ValueError("turn_secret must be at least 16 bytes")
     return settings
