@@ -174,12 +174,15 @@ class Client:
                          for label, options in self._channel_options.items()}
 
     # --- resume (docs/resume.md) ---
-    async def resume(self, reason: str = "asked") -> None:
+    async def resume(self, reason: str = "asked", seen_generation: int | None = None) -> None:
         """Take our seat over on a new WebSocket and peer connection, within the server's
         grace period: the same peer id, published track ids and subscriptions. Remote
         tracks are new objects afterwards (`remote_tracks`). ClientError if the server
-        refuses the seat for good, or the grace period passes."""
+        refuses the seat for good, or the grace period passes. With ``seen_generation``
+        (the watchdog's), nothing happens if another resume came since."""
         async with self._resume_lock:
+            if seen_generation is not None and seen_generation != self.generation:
+                return
             deadline = time.monotonic() + max(1.0, float(self.info.get("resume_grace") or 15))
             log.info("resuming seat %s (%s)", self.peer_id, reason)
             delay = 0.1
@@ -273,6 +276,7 @@ class Client:
             await asyncio.sleep(WATCH_INTERVAL)
             if self._ended is not None:
                 return
+            generation = self.generation  # a resume under way (asked for) may be what we see
             now = await self._route()
             if self._reader is None or self._reader.done():
                 reason = "signaling closed"
@@ -283,7 +287,7 @@ class Client:
             else:
                 continue
             try:
-                await self.resume(reason)
+                await self.resume(reason, generation)
             except ClientError as exc:
                 log.warning("seat %s could not resume: %s", self.peer_id, exc)
                 self._ended = exc.code
