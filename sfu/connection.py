@@ -22,7 +22,7 @@ from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 from . import aiortc_hook as hook
 from . import rtcp
 from .codec import FORWARDABLE, Codec
-from .consumer import RtpConsumer
+from .consumer import Handover, RtpConsumer
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
 from .upkeep import Upkeep
@@ -122,7 +122,8 @@ class Connection:
         self._transports: dict[int, hook.MediaTransport] = {}
         self._routes: dict[int, tuple[Producer, bool]] = {}   # ssrc -> (producer, is_rtx)
         self._consumers_by_ssrc: dict[int, RtpConsumer] = {}
-        self._handovers: dict[str, tuple[int, int]] = {}  # mid -> sequence state of its last consumer
+        self._handovers: dict[str, Handover] = {}  # mid -> where its last consumer stopped
+        self._clock = object()  # our producers share the publisher's clock
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
         self._lock = asyncio.Lock()
@@ -231,7 +232,7 @@ class Connection:
             producer = Producer(
                 Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
                 chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
-                rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid})
+                rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid}, clock=self._clock)
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
             section = sections.get(mid)
             if section is not None and section.ssrc:

@@ -31,7 +31,7 @@ RtcpSink = Callable[[bytes], object]
 class Producer:
     def __init__(self, codec: Codec, payload_type: int, rtcp_ssrc: int,
                  send_rtcp: RtcpSink, rtx_payload_type: int | None = None,
-                 appdata: dict | None = None) -> None:
+                 appdata: dict | None = None, clock: object | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.codec = codec
         self.kind = codec.kind
@@ -46,8 +46,11 @@ class Producer:
         self.fanout = Fanout()
         self._waiting: list[Consumer] = []
         self.closed = False
-        # Paused: packets still come in (stats, feedback upstream) but go to no consumer.
-        self.paused = False
+        self._paused = False
+        # Producers with the same clock object come from one sender: their sender
+        # reports share an NTP clock (sfu/timestamp_mapper.py).
+        self.clock = clock
+        self.last_arrival = 0.0  # monotonic time of the last packet in
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._is_keyframe = DETECTORS.get(codec.mime_type.lower())
@@ -63,27 +66,39 @@ class Producer:
 
     # --- media in ---
     def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
-        if packet.payload_type != self.payload_type or not packet.payload:
-            return  # padding-only probes and stray payload types carry no media
-        if len(packet.payload) > MAX_PAYLOAD:
+        # Padding-only probes and stray payload types carry no media: they are counted
+        # and never NACKed, and each consumer's sequence manager closes up behind them.
+        media = packet.payload_type == self.payload_type and bool(packet.payload)
+        if media and len(packet.payload) > MAX_PAYLOAD:
             self._oversize(len(packet.payload))
-            return
+            media = False
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
+        self.last_arrival = arrival
         if self.kind == "video":
             if self.nack.received(packet.seq, arrival):
                 self.request_keyframe()
             if self.nack.pending:
                 self._send_nacks(arrival)
-            if self._is_keyframe is not None and self._is_keyframe(packet.payload):
-                packet.keyframe = True
-                self.keyframes.keyframe_arrived()
-            self.buffer.store(packet)
-        if self.paused:
+            if media:
+                if self._is_keyframe is not None and self._is_keyframe(packet.payload):
+                    packet.keyframe = True
+                    self.keyframes.keyframe_arrived()
+                self.buffer.store(packet)
+        if self._paused:
+            return
+        if not media:
+            self._drop(packet.seq)
             return
         if self.fanout.count:
             self.fanout.send(packet)
         for consumer in self._waiting:  # promote() may replace the list meanwhile
             consumer.send(packet)
+
+    def _drop(self, seq: int) -> None:
+        if self.fanout.count:
+            self.fanout.drop(seq)
+        for consumer in self._waiting:
+            consumer.drop(seq)
 
     def _oversize(self, size: int) -> None:
         """A packet that cannot reach subscribers in one datagram: counted, and said once."""
@@ -102,6 +117,22 @@ class Producer:
         self.last_sr = (ntp, rtp_timestamp, time.monotonic())
         for consumer in self.consumers:
             consumer.on_sender_report(ntp, rtp_timestamp)
+
+    @property
+    def paused(self) -> bool:
+        """Paused: packets still come in (stats, feedback upstream) but go to no consumer."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        if paused and not self._paused:
+            # Consumers start again on resume (video on a keyframe), continuing their
+            # numbering and timeline, so the pause leaves no hole downstream.
+            for consumer in list(self.consumers):
+                consumer.restart()
+        self._paused = paused
+        if not paused and self._waiting:
+            self.request_keyframe()
 
     # --- feedback up ---
     def request_keyframe(self) -> None:
@@ -163,6 +194,12 @@ class Producer:
         """A started remote consumer: from now on the C fan-out step sends to it."""
         self.fanout.add(consumer)
         self._waiting = [c for c in self._waiting if c is not consumer]
+
+    def demote(self, consumer: Consumer) -> None:
+        """A consumer that restarts: back to Python until it starts again."""
+        self.fanout.remove(consumer)
+        if consumer not in self._waiting:
+            self._waiting = self._waiting + [consumer]
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self.consumers:
