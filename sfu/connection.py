@@ -26,6 +26,7 @@ from .consumer import Handover, RtpConsumer
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
 from .upkeep import Upkeep
+from .uplink_estimator import UplinkEstimator
 
 log = logging.getLogger("telemed.sfu.connection")
 
@@ -124,6 +125,7 @@ class Connection:
         self._consumers_by_ssrc: dict[int, RtpConsumer] = {}
         self._handovers: dict[str, Handover] = {}  # mid -> where its last consumer stopped
         self._clock = object()  # our producers share the publisher's clock
+        self.uplink = UplinkEstimator()
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
         self._lock = asyncio.Lock()
@@ -389,7 +391,7 @@ class Connection:
                     consumer.handle_rtcp(packet)
 
     def tick(self, now: float) -> None:
-        """Once a second (sfu/upkeep.py): follow the ICE pair, then producer upkeep."""
+        """Once a second (sfu/upkeep.py): follow the ICE pair, producer upkeep, REMB."""
         for transport in list(self._transports.values()):
             transport.refresh()
         for producer in list(self.producers.values()):
@@ -397,6 +399,18 @@ class Connection:
                 producer.tick(now)
             except Exception:
                 log.exception("producer upkeep failed on %s", self.label)
+        try:
+            self._send_remb(now)
+        except Exception:
+            log.exception("REMB upkeep failed on %s", self.label)
+
+    def _send_remb(self, now: float) -> None:
+        """One REMB for all we receive: the uplink estimate, capped by the subscribers'."""
+        producers = [p for p in self.producers.values() if p.ssrc is not None]
+        estimate = self.uplink.update(now, [p.stats for p in producers])
+        bitrates = [b for b in [estimate, *(p.remb_bitrate for p in producers)] if b]
+        if producers and bitrates:
+            producers[0].send_remb(min(bitrates), [p.ssrc for p in producers])
 
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None,
                                 sdp_mline_index: int | None) -> None:

@@ -111,6 +111,7 @@ class Producer:
         """A packet we NACKed came back (plain or RTX-unwrapped)."""
         if self.buffer.get(packet.seq) is not None:
             return  # duplicate
+        self.stats.retransmitted += 1
         self.receive(packet, arrival, size)
 
     def receive_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
@@ -164,7 +165,8 @@ class Producer:
             self._send_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, lost))
 
     def tick(self, now: float) -> None:
-        """Periodic upkeep: NACK retries, keyframe retries, RR and REMB upstream."""
+        """Periodic upkeep: NACK retries, keyframe retries, RR upstream; the smallest
+        subscriber REMB, for the connection's REMB (sfu/connection.py)."""
         if self.ssrc is None:
             return
         if self.nack.pending:
@@ -177,12 +179,14 @@ class Producer:
             dlsr = int((now - self.last_sr[2]) * 65536) & 0xFFFFFFFF
         block = rtcp.report_block(self.ssrc, self.stats.fraction_lost(), self.stats.lost,
                                   self.stats.extended_max, self.stats.jitter, lsr, dlsr)
-        report = rtcp.receiver_report(self._rtcp_ssrc, [block])
+        self._send_rtcp(rtcp.receiver_report(self._rtcp_ssrc, [block]))
         bitrates = [c.remb_bitrate for c in self.consumers if c.remb_bitrate]
-        if bitrates:
-            self.remb_bitrate = min(bitrates)
-            report += rtcp.remb(self._rtcp_ssrc, self.remb_bitrate, [self.ssrc])
-        self._send_rtcp(report)
+        self.remb_bitrate = min(bitrates) if bitrates else None
+
+    def send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        """The bandwidth feedback for the publisher's whole connection (it applies REMB
+        per connection), sent from this producer's RTCP SSRC."""
+        self._send_rtcp(rtcp.remb(self._rtcp_ssrc, bitrate, ssrcs))
 
     # --- lifecycle ---
     def add_consumer(self, consumer: Consumer) -> None:
