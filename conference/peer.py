@@ -107,6 +107,11 @@ class Peer:
         published = {p.appdata["mid"]: p.id for p in connection.producers.values()}
         return {"type": "answer", "sdp": result.answer, "rejected": rejected, "published": published}
 
+    def set_tile_size(self, track_id: str, width: int, height: int) -> None:
+        """The page shows `track_id` at width x height device pixels (simulcast layer choice)."""
+        if self.connection is None or not self.connection.set_tile_size(track_id, width, height):
+            raise ProtocolError("not-subscribed", "you receive no such track")
+
     async def close(self) -> None:
         if self.connection is not None:
             connection, self.connection = self.connection, None

@@ -22,9 +22,12 @@ from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 from . import aiortc_hook as hook
 from . import rtcp
 from .codec import FORWARDABLE, Codec
+from .bandwidth_allocator import allocate
 from .consumer import Handover, RtpConsumer
 from .producer import Producer
-from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
+from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
+from .simulcast_consumer import SimulcastConsumer
+from .simulcast_sdp import SimulcastOffer, answer_simulcast, parse_simulcast
 from .upkeep import Upkeep
 from .uplink_estimator import UplinkEstimator
 
@@ -125,6 +128,7 @@ class Connection:
         self._consumers_by_ssrc: dict[int, RtpConsumer] = {}
         self._handovers: dict[str, Handover] = {}  # mid -> where its last consumer stopped
         self._clock = object()  # our producers share the publisher's clock
+        self._simulcast: dict[str, SimulcastOffer] = {}  # publishing mid -> its layers
         self.uplink = UplinkEstimator()
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
@@ -145,6 +149,7 @@ class Connection:
             if self.closed:
                 raise NegotiationError("connection is closed")
             description, offered = parse_offer(offer)
+            simulcast = parse_simulcast(offer)
             by_mid = {m.mid: m for m in offered}
             sections = {m.rtp.muxId: m for m in description.media}
             try:
@@ -178,9 +183,13 @@ class Connection:
                 await self.pc.setLocalDescription(answer)
             except Exception as exc:
                 raise NegotiationError(f"cannot answer offer: {exc}") from None
+            self._simulcast = {mid: layers for mid, layers in simulcast.items()
+                               if mid in publish and by_mid[mid].sends and by_mid[mid].kind == "video"}
             self._update_producers(sections, publish, result)
             self._update_consumers(subscribe, sections, result)
-            result.answer = self._announce(self.pc.localDescription.sdp)
+            accepted = {mid: self._simulcast[mid] for mid, p in self.producers.items()
+                        if p.layers and mid in self._simulcast}
+            result.answer = self._announce(answer_simulcast(self.pc.localDescription.sdp, accepted))
             return result
 
     def _announce(self, sdp: str) -> str:
@@ -231,13 +240,21 @@ class Connection:
             self._mid_ext_id = extensions.get(MID_URI, self._mid_ext_id)
             # What the publisher said it sends (its level, say), not aiortc's own defaults.
             parameters = _offered_parameters(sections.get(mid)).get(chosen.payloadType, chosen.parameters)
-            producer = Producer(
-                Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
-                chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
-                rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid}, clock=self._clock)
+            def make(appdata: dict) -> Producer:
+                return Producer(
+                    Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
+                    chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
+                    rtx_payload_type=rtx_pt, appdata=appdata, clock=self._clock)
+            producer = make({**publish[mid], "mid": mid})
+            offer = self._simulcast.get(mid)
+            if offer is not None:
+                # One producer per layer; the best one stands for the track.
+                producer.layers = [make({"mid": mid, "rid": rid}) for rid in offer.rids[:-1]] + [producer]
+                for layer, rid in zip(producer.layers, offer.rids):
+                    layer.rid = rid
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
             section = sections.get(mid)
-            if section is not None and section.ssrc:
+            if section is not None and section.ssrc and not producer.layers:
                 self._bind(producer, section.ssrc[0].ssrc, False)
                 for group in section.ssrc_group:
                     if group.semantic == "FID" and len(group.items) == 2:
@@ -262,7 +279,7 @@ class Connection:
                     result.rejected[mid] = "codec not supported by the subscriber"
                 continue
             existing = self.consumers.get(mid)
-            if existing is not None and existing.producer is producer and not existing.closed:
+            if existing is not None and existing.source is producer and not existing.closed:
                 wanted[mid] = existing
                 continue
             if producer.closed:
@@ -280,7 +297,8 @@ class Connection:
                            and str(c.parameters.get("apt")) == str(media.payloadType)), None)
             ssrc, rtx_ssrc = hook.sender_ssrcs(transceiver.sender)
             extensions = hook.negotiated_extensions(transceiver)
-            consumer = RtpConsumer(producer, self._transport_for(transceiver), ssrc,
+            kind = SimulcastConsumer if producer.layers else RtpConsumer
+            consumer = kind(producer, self._transport_for(transceiver), ssrc,
                                    media.payloadType, extensions.get(AUDIO_LEVEL_URI, 0),
                                    rtx_ssrc if rtx_pt is not None else None, rtx_pt)
             handover = existing.handover() if existing is not None else self._handovers.get(mid)
@@ -305,7 +323,8 @@ class Connection:
             producer.ssrc = ssrc
 
     def _unroute(self, producer: Producer) -> None:
-        for ssrc in [s for s, (p, _) in self._routes.items() if p is producer]:
+        gone = {producer, *producer.layers}
+        for ssrc in [s for s, (p, _) in self._routes.items() if p in gone]:
             del self._routes[ssrc]
 
     # --- the media path ---
@@ -344,6 +363,8 @@ class Connection:
             return None
         if packet.mid is not None:
             candidates = [self.producers[packet.mid]] if packet.mid in self.producers else []
+            if candidates and candidates[0].layers:
+                return self._learn_layer(data, candidates[0], self._simulcast.get(packet.mid))
         else:
             candidates = [p for p in self.producers.values()
                           if packet.payload_type in (p.payload_type, p.rtx_payload_type)]
@@ -354,6 +375,20 @@ class Connection:
             if packet.payload_type == producer.rtx_payload_type and producer.rtx_ssrc is None:
                 self._bind(producer, packet.ssrc, True)
                 return producer, True
+        return None
+
+    def _learn_layer(self, data: bytes, track: Producer,
+                     offer: SimulcastOffer | None) -> tuple[Producer, bool] | None:
+        """A simulcast SSRC names its layer with the rid (media) or repaired-rid (RTX)
+        extension, as long as the sender has not seen our receiver reports for it."""
+        if offer is None:
+            return None
+        for ext_id, is_rtx in ((offer.rid_id, False), (offer.repaired_rid_id, True)):
+            rid = extension_value(data, ext_id)
+            layer = next((p for p in track.layers if rid is not None and p.rid == rid.decode("ascii", "replace")), None)
+            if layer is not None and (layer.rtx_ssrc if is_rtx else layer.ssrc) is None:
+                self._bind(layer, int.from_bytes(data[8:12], "big"), is_rtx)
+                return layer, is_rtx
         return None
 
     def _on_rtcp(self, data: bytes) -> None:
@@ -394,23 +429,41 @@ class Connection:
         """Once a second (sfu/upkeep.py): follow the ICE pair, producer upkeep, REMB."""
         for transport in list(self._transports.values()):
             transport.refresh()
-        for producer in list(self.producers.values()):
+        for producer in self._received():
             try:
                 producer.tick(now)
             except Exception:
                 log.exception("producer upkeep failed on %s", self.label)
         try:
             self._send_remb(now)
+            allocate(self.consumers.values(), now)
         except Exception:
-            log.exception("REMB upkeep failed on %s", self.label)
+            log.exception("bandwidth upkeep failed on %s", self.label)
+
+    def _received(self) -> list[Producer]:
+        """Every stream we receive: each track's producer, or each of its layers."""
+        return [layer for p in list(self.producers.values()) for layer in (p.layers or [p])]
 
     def _send_remb(self, now: float) -> None:
-        """One REMB for all we receive: the uplink estimate, capped by the subscribers'."""
-        producers = [p for p in self.producers.values() if p.ssrc is not None]
+        """One REMB for all we receive: the uplink estimate, capped by what the
+        subscribers of single-layer tracks can take (simulcast has layers for them)."""
+        producers = [p for p in self._received() if p.ssrc is not None]
         estimate = self.uplink.update(now, [p.stats for p in producers])
-        bitrates = [b for b in [estimate, *(p.remb_bitrate for p in producers)] if b]
+        caps = [p.remb_bitrate for p in producers if p.remb_bitrate and not p.rid]
+        bitrates = [b for b in [estimate, *caps] if b]
         if producers and bitrates:
             producers[0].send_remb(min(bitrates), [p.ssrc for p in producers])
+
+    def set_tile_size(self, producer_id: str, width: int, height: int) -> bool:
+        """The page shows this track in a tile of width x height device pixels; False
+        if we send it no such track. Only simulcast tracks have a layer to choose."""
+        consumer = next((c for c in self.consumers.values() if c.source.id == producer_id), None)
+        if consumer is None:
+            return False
+        if isinstance(consumer, SimulcastConsumer):
+            consumer.tile = (width, height)
+            allocate(self.consumers.values(), time.monotonic())
+        return True
 
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None,
                                 sdp_mline_index: int | None) -> None:

@@ -48,6 +48,11 @@ class Consumer:
         self.seq.reset(random.getrandbits(15))
         self.timeline: TimelineEnd | None = None  # where the next start continues from
 
+    @property
+    def source(self) -> Producer:
+        """The track this consumer carries (a simulcast consumer's producer is a layer of it)."""
+        return self.producer
+
     def attach(self) -> None:
         """Start receiving; video waits for the keyframe this asks for."""
         self.producer.add_consumer(self)
@@ -78,8 +83,9 @@ class Consumer:
         self.started = True
         self.seq.sync(packet.seq)
         if self.timeline is not None:
-            self.ts_offset = continue_offset(self.timeline, packet.timestamp, self.producer.clock,
-                                             self._sender_report(), self.producer.last_arrival)
+            self.ts_offset = continue_offset(self.timeline, packet.timestamp, self.producer,
+                                             self.producer.clock, self._sender_report(),
+                                             self.producer.last_arrival)
         self.max_timestamp = (packet.timestamp + self.ts_offset) & 0xFFFFFFFF
 
     def restart(self) -> None:
@@ -98,7 +104,7 @@ class Consumer:
         if not self.started:
             return self.timeline
         return TimelineEnd(self.max_timestamp, self.producer.last_arrival,
-                           self.producer.codec.clock_rate, self.producer.clock,
+                           self.producer.codec.clock_rate, self.producer, self.producer.clock,
                            self._sender_report(), self.ts_offset)
 
     def _sender_report(self) -> SenderReport | None:
@@ -223,6 +229,8 @@ class RtpConsumer(Consumer):
         if original is None:
             return
         timestamp = (original.timestamp + self.ts_offset) & 0xFFFFFFFF
+        if self.target.c.vp8:
+            original = self.target.rewritten(original)
         if self.rtx_payload_type is not None and self.rtx_ssrc is not None:
             data = original.serialize_rtx(self.rtx_payload_type, self._rtx_seq, timestamp,
                                           self.rtx_ssrc, seq)

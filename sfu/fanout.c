@@ -143,6 +143,43 @@ int fanout_seq_original(const struct fanout_seq *s, int output)
     return in;
 }
 
+/* RFC 7741 payload descriptor: picture id (7 or 15 bits) and TL0PICIDX, rewritten in
+ * place so that a layer switch looks like one stream to the decoder. */
+static void vp8_rewrite(uint8_t *p, int size, struct fanout_target *t, int newest)
+{
+    if (size < 3 || !(p[0] & 0x80))
+        return;
+    int pos = 2;
+    if (p[1] & 0x80) {
+        if (p[2] & 0x80) {
+            if (size < 5)
+                return;
+            uint16_t id = (uint16_t)((((p[2] & 0x7F) << 8) | p[3]) + t->picture_id_offset) & 0x7FFF;
+            p[2] = 0x80 | (uint8_t)(id >> 8);
+            p[3] = (uint8_t)id;
+            if (newest)
+                t->max_picture_id = id;
+            pos = 4;
+        } else {
+            uint8_t id = (uint8_t)(p[2] + t->picture_id_offset) & 0x7F;
+            p[2] = id;
+            if (newest)
+                t->max_picture_id = id;
+            pos = 3;
+        }
+    }
+    if ((p[1] & 0x40) && pos < size) {
+        p[pos] = (uint8_t)(p[pos] + t->tl0_offset);
+        if (newest)
+            t->max_tl0 = p[pos];
+    }
+}
+
+void fanout_vp8_rewrite(uint8_t *payload, int size, struct fanout_target *target)
+{
+    vp8_rewrite(payload, size, target, 0);
+}
+
 void fanout_drop(struct fanout_target **targets, int count, int seq)
 {
     for (int i = 0; i < count; i++)
@@ -187,6 +224,8 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
         put32(buf + 4, ts);
         put32(buf + 8, t->ssrc);
         memcpy(buf + n, payload, size);
+        if (t->vp8)
+            vp8_rewrite(buf + n, size, t, out == t->seq.max_output);
         int length = n + size;
         if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0
             || sendto(w->fd, buf, length, MSG_DONTWAIT, (const struct sockaddr *)w->addr, w->addrlen) < 0) {

@@ -45,6 +45,12 @@ struct fanout_target {
     uint32_t max_timestamp;  /* output timestamp of the newest packet sent */
     uint8_t payload_type;
     uint8_t audio_level_id;  /* 0: no audio-level extension on this m-line */
+    /* VP8 simulcast: picture id and TL0PICIDX continue across layer switches */
+    uint8_t vp8;             /* rewrite the VP8 payload descriptor */
+    uint8_t tl0_offset;
+    uint8_t max_tl0;         /* output TL0PICIDX of the newest packet sent */
+    uint16_t picture_id_offset;
+    uint16_t max_picture_id; /* output picture id of the newest packet sent */
     uint64_t packets;
     uint64_t octets;
     uint64_t failures;  /* refused by libsrtp or the socket (full send buffer, say) */
@@ -56,6 +62,9 @@ int fanout_set_address(struct fanout_wire *wire, const char *host, int port);
  * means the packet carried none. */
 int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size);
+
+/* A VP8 payload as `target` sends it (retransmissions go out from Python). */
+void fanout_vp8_rewrite(uint8_t *payload, int size, struct fanout_target *target);
 
 /* The producer dropped input `seq`: every target closes up behind it. */
 void fanout_drop(struct fanout_target **targets, int count, int seq);

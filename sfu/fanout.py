@@ -48,6 +48,13 @@ class Target:
         self.seq = SeqManager(ffi.addressof(self.c, "seq"), self.c)
         self._one = ffi.new("struct fanout_target *[1]", [self.c])
 
+    def rewritten(self, packet: Any) -> Any:
+        """A copy of `packet` whose VP8 descriptor reads as this target sends it."""
+        payload = bytearray(packet.payload)
+        lib.fanout_vp8_rewrite(ffi.from_buffer("uint8_t[]", payload), len(payload), self.c)
+        return type(packet)(packet.payload_type, packet.marker, packet.seq, packet.timestamp,
+                            packet.ssrc, bytes(payload), packet.audio_level)
+
     def send(self, packet: Any) -> bool:
         """This target alone (the slow path, before it joins a Fanout)."""
         return _send(self._one, 1, packet) == 1

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from . import rtcp
 from .codec import Codec
 from .fanout import MAX_PAYLOAD, Fanout
-from .keyframe import DETECTORS
+from .keyframe import DETECTORS, vp8_keyframe_size
 from .keyframe_request_manager import KeyFrameRequestManager
 from .nack_generator import NackGenerator
 from .receive_stats import ReceiveStats
@@ -51,6 +51,15 @@ class Producer:
         # reports share an NTP clock (sfu/timestamp_mapper.py).
         self.clock = clock
         self.last_arrival = 0.0  # monotonic time of the last packet in
+        # Simulcast: the track's producer (its best layer) lists every layer, lowest
+        # first, itself included; the other layers are not in the router.
+        self.layers: list[Producer] = []
+        self.rid = ""
+        self.frame_size: tuple[int, int] | None = None  # from the last VP8 keyframe
+        self.bitrate = 0  # what arrived over the last upkeep interval, bit/s
+        self._bytes_at_tick = 0
+        self._last_tick = 0.0
+        self._vp8 = codec.mime_type.lower() == "video/vp8"
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._is_keyframe = DETECTORS.get(codec.mime_type.lower())
@@ -83,6 +92,8 @@ class Producer:
                 if self._is_keyframe is not None and self._is_keyframe(packet.payload):
                     packet.keyframe = True
                     self.keyframes.keyframe_arrived()
+                    if self._vp8:
+                        self.frame_size = vp8_keyframe_size(packet.payload) or self.frame_size
                 self.buffer.store(packet)
         if self._paused:
             return
@@ -169,6 +180,9 @@ class Producer:
         subscriber REMB, for the connection's REMB (sfu/connection.py)."""
         if self.ssrc is None:
             return
+        if now > self._last_tick:
+            self.bitrate = int((self.stats.bytes - self._bytes_at_tick) * 8 / (now - self._last_tick))
+        self._bytes_at_tick, self._last_tick = self.stats.bytes, now
         if self.nack.pending:
             self._send_nacks(now)
         if self.keyframes.tick(now):
@@ -189,10 +203,12 @@ class Producer:
         self._send_rtcp(rtcp.remb(self._rtcp_ssrc, bitrate, ssrcs))
 
     # --- lifecycle ---
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: Consumer, keyframe: bool = True) -> None:
+        """`keyframe`: ask for one (a consumer switching on a keyframe in hand needs none)."""
         self.consumers.append(consumer)
         self._waiting = self._waiting + [consumer]
-        self.request_keyframe()
+        if keyframe:
+            self.request_keyframe()
 
     def promote(self, consumer: Consumer) -> None:
         """A started remote consumer: from now on the C fan-out step sends to it."""
@@ -221,6 +237,8 @@ class Producer:
             consumer.close()
         self.consumers.clear()
         self._waiting = []
+        for layer in self.layers:
+            layer.close()
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "codec": self.codec.mime_type, **self.appdata}

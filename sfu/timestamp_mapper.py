@@ -6,6 +6,8 @@ another simulcast layer, a stream resumed after a pause), the first packet of th
 source must land where the old timeline would be at that moment, so the receiver's
 jitter buffer and lip sync see one stream:
 
+* if it is the same source again (a stream resumed after a pause), its own
+  timestamps already count the time between: the offset stays;
 * if both sources share a sender clock and both have sent a sender report, the new
   packet's RTP time goes through its NTP time into the old source's RTP time (the
   mapping mediasoup's simulcast consumer uses);
@@ -36,16 +38,19 @@ class TimelineEnd:
     timestamp: int          # output timestamp of the last packet sent
     at: float               # when that was (monotonic seconds)
     clock_rate: int
+    source: object          # the stream it came from
     clock: object | None    # what identifies the sender's clock (same object: same clock)
     report: SenderReport | None  # the old source's last sender report
     offset: int             # the old source's input-to-output offset
 
 
-def continue_offset(end: TimelineEnd, timestamp: int, clock: object | None,
+def continue_offset(end: TimelineEnd, timestamp: int, source: object, clock: object | None,
                     report: SenderReport | None, now: float) -> int:
     """The offset that makes input `timestamp` of the new source continue `end`'s timeline."""
     rate = end.clock_rate
     least = (end.timestamp + max(1, int(MIN_STEP_SECONDS * rate))) & 0xFFFFFFFF
+    if source is end.source and _signed32(timestamp + end.offset - least) >= 0:
+        return end.offset
     if (clock is not None and clock is end.clock and report is not None
             and end.report is not None):
         seconds = _signed32(timestamp - report.rtp_timestamp) / rate + report.ntp_seconds()

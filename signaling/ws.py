@@ -23,6 +23,7 @@ from .server import Server
 log = logging.getLogger("telemed.ws")
 
 MAX_MESSAGES_PER_SECOND = 50
+MAX_TILE_PIXELS = 16384  # a tile-size larger than any screen is a mistake, not a wish
 # After a host's refusal, removal or end of the consult the server closes the socket:
 # nothing is left for it to do. (A socket replaced by a resumed session stays open,
 # answering `not-joined`, until its client closes it.)
@@ -126,6 +127,13 @@ class Session:
             if producer is None or producer.appdata.get("peer_id") != peer.id:
                 raise ProtocolError("not-found", "you have no such track")
             peer.room.set_muted(producer, bool(message.get("muted")))
+            return None
+        if kind == "tile-size":
+            track_id = short_str(message, "track_id")
+            width, height = message.get("width"), message.get("height")
+            if not all(type(v) is int and 0 < v <= MAX_TILE_PIXELS for v in (width, height)):
+                raise ProtocolError("bad-request", f"'width' and 'height' must be whole pixels, 1 to {MAX_TILE_PIXELS}")
+            peer.set_tile_size(track_id, width, height)
             return None
         if kind == "set-layout":
             return await self.set_layout(peer, message)

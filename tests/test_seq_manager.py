@@ -78,18 +78,21 @@ def test_timestamp_continues_through_sender_reports_of_one_clock():
     clock = object()
     ntp = 3_900_000_000 << 32
     # old source: RTP 1000 at ntp; its output offset is 50
-    end = TimelineEnd(timestamp=1000 + 50 + 9000, at=10.0, clock_rate=90000, clock=clock,
-                      report=SenderReport(ntp, 1000), offset=50)
+    old, new = object(), object()
+    end = TimelineEnd(timestamp=1000 + 50 + 9000, at=10.0, clock_rate=90000, source=old,
+                      clock=clock, report=SenderReport(ntp, 1000), offset=50)
     # new source: RTP 777 at the same ntp; its packet 0.2 s later in its own clock
-    offset = continue_offset(end, 777 + 18000, clock, SenderReport(ntp, 777), now=99.0)
+    offset = continue_offset(end, 777 + 18000, new, clock, SenderReport(ntp, 777), now=99.0)
     assert (777 + 18000 + offset) & 0xFFFFFFFF == 1000 + 18000 + 50
+    # the same source again (resumed): its own timestamps say how long it was away
+    assert continue_offset(end, 1000 + 90000, old, clock, SenderReport(ntp, 1000), now=99.0) == 50
 
 
 def test_timestamp_falls_back_to_wall_clock_and_always_moves_forward():
-    end = TimelineEnd(timestamp=0xFFFFFF00, at=10.0, clock_rate=48000, clock=object(),
-                      report=SenderReport(1 << 32, 0), offset=0)
+    end = TimelineEnd(timestamp=0xFFFFFF00, at=10.0, clock_rate=48000, source=object(),
+                      clock=object(), report=SenderReport(1 << 32, 0), offset=0)
     # another sender's clock: its report says nothing about ours
-    offset = continue_offset(end, 5, object(), SenderReport(1 << 32, 0), now=10.5)
+    offset = continue_offset(end, 5, object(), object(), SenderReport(1 << 32, 0), now=10.5)
     assert (5 + offset) & 0xFFFFFFFF == (0xFFFFFF00 + 24000) & 0xFFFFFFFF
-    same_instant = continue_offset(end, 5, None, None, now=10.0)
+    same_instant = continue_offset(end, 5, object(), None, None, now=10.0)
     assert (5 + same_instant) & 0xFFFFFFFF == (0xFFFFFF00 + 48) & 0xFFFFFFFF

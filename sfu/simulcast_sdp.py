@@ -1,0 +1,95 @@
+"""Simulcast in SDP (RFC 8851 `a=rid`, RFC 8853 `a=simulcast`), which aiortc ignores.
+
+We read the layers a publisher offers on an m-line, and write into our answer that we
+receive them, with the header extensions that name each layer's packets (rid, and
+repaired-rid for its retransmissions) and the m-line (mid): browsers send simulcast
+without `a=ssrc` lines, so those extensions are how the SFU learns the SSRCs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+MAX_LAYERS = 4
+# Our web client's names, lowest first; others keep the order they are offered in.
+KNOWN_ORDER = ("q", "h", "f")
+
+
+@dataclass
+class SimulcastOffer:
+    rids: list[str]                     # lowest quality first
+    offered: list[str]                  # as the offer listed them (the answer keeps it)
+    extensions: dict[str, int] = field(default_factory=dict)  # uri -> id (mid, rid, repaired-rid)
+
+    @property
+    def rid_id(self) -> int:
+        return self.extensions.get(RID_URI, 0)
+
+    @property
+    def repaired_rid_id(self) -> int:
+        return self.extensions.get(REPAIRED_RID_URI, 0)
+
+
+def _sections(sdp: str) -> list[list[str]]:
+    sections: list[list[str]] = [[]]
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    return sections
+
+
+def _mid(section: list[str]) -> str | None:
+    return next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
+
+
+def parse_simulcast(sdp: str) -> dict[str, SimulcastOffer]:
+    """The m-lines (by mid) on which the offerer sends simulcast, with their layers."""
+    found: dict[str, SimulcastOffer] = {}
+    for section in _sections(sdp)[1:]:
+        mid = _mid(section)
+        rids, order, extensions = [], None, {}
+        for line in section:
+            if line.startswith("a=rid:"):
+                parts = line[6:].split()
+                if len(parts) >= 2 and parts[1] == "send" and parts[0].isalnum() and len(parts[0]) <= 16:
+                    rids.append(parts[0])
+            elif line.startswith("a=simulcast:send "):
+                # "q;h;f" or alternatives "q,~x;h": each ';' item is a layer; take its first.
+                order = [item.split(",")[0].lstrip("~") for item in line[17:].strip().split(";")]
+            elif line.startswith("a=extmap:"):
+                head, _, uri = line[9:].partition(" ")
+                ext_id = head.split("/")[0]
+                if uri.strip() in (RID_URI, REPAIRED_RID_URI, MID_URI) and ext_id.isdigit():
+                    extensions[uri.strip()] = int(ext_id)
+        if mid is None or order is None:
+            continue
+        layers = [r for r in order if r in rids]
+        if len(layers) < 2 or RID_URI not in extensions:
+            continue
+        offered = list(layers)
+        if all(r in KNOWN_ORDER for r in layers):
+            layers.sort(key=KNOWN_ORDER.index)
+        found[mid] = SimulcastOffer(layers[:MAX_LAYERS], offered[:MAX_LAYERS], extensions)
+    return found
+
+
+def answer_simulcast(answer: str, accepted: dict[str, SimulcastOffer]) -> str:
+    """Our answer, stating on each accepted m-line that we receive its layers."""
+    if not accepted:
+        return answer
+    out: list[str] = []
+    for section in _sections(answer):
+        offer = accepted.get(_mid(section) or "") if section and section[0].startswith("m=") else None
+        if offer is not None:
+            have = {line.split()[0] for line in section if line.startswith("a=extmap:")}
+            extra = [f"a=extmap:{ext_id} {uri}" for uri, ext_id in sorted(offer.extensions.items())
+                     if f"a=extmap:{ext_id}" not in have]
+            extra += [f"a=rid:{rid} recv" for rid in offer.offered]
+            extra.append("a=simulcast:recv " + ";".join(offer.offered))
+            section = section + extra
+        out.extend(section)
+    return "\r\n".join(line for line in out if line) + "\r\n"
