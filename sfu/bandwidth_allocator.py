@@ -1,11 +1,17 @@
 """Shares one subscriber connection's bandwidth among its simulcast consumers.
 
-A browser's REMB speaks for its whole connection, so layers are chosen together
-(LiveKit's and mediasoup's allocators are the model): what the subscriber can take
-(its REMB, cut by the loss its receiver reports show), less what its other streams
-(audio, single-layer video) arrive at, goes to the simulcast consumers by priority,
-then by tile size; each takes the best layer that fits what is left, and at most
-one of them tries a layer up at a time.
+Layers are chosen per connection, together (LiveKit's and mediasoup's allocators are
+the model). The connection is congested when its receiver reports more than LOSSY
+loss on any stream we send it. Then what it still takes (what we send, cut by half
+the loss, as a loss-based controller would), less what its other streams (audio,
+single-layer video) need, goes to the simulcast consumers by priority, then by tile
+size, each taking the best layer that fits what is left. When it is calm, at most one
+of them tries a layer up at a time.
+
+The subscriber's REMB is not used here: without abs-send-time or transport-cc on what
+we send, Chromium's receive-side estimate was seen to sit under the rate it received
+on a clean loopback, so it cannot tell congestion from a slow start. It still caps
+single-layer publishers (sfu/connection.py).
 """
 
 from __future__ import annotations
@@ -15,30 +21,26 @@ from collections.abc import Iterable
 from .consumer import RtpConsumer
 from .simulcast_consumer import SimulcastConsumer
 
-LOSSY = 0.10  # reported loss above this: the subscriber gets less than its REMB says
+LOSSY = 0.10
 
 
-def subscriber_budget(consumers: Iterable[RtpConsumer]) -> int | None:
-    """What the subscriber can take, in bit/s, or None before it has told us."""
-    consumers = list(consumers)
-    estimates = [c.remb_bitrate for c in consumers if c.remb_bitrate]
-    if not estimates:
-        return None
+def congestion_budget(consumers: list[RtpConsumer]) -> int | None:
+    """What a congested subscriber can still take, in bit/s; None when it is not congested."""
     loss = max((c.fraction_lost for c in consumers), default=0) / 256
-    budget = min(estimates)
-    if loss > LOSSY:
-        budget = int(budget * (1 - 0.5 * loss))
-    return budget
+    if loss <= LOSSY:
+        return None
+    return int(sum(c.producer.bitrate for c in consumers) * (1 - 0.5 * loss))
 
 
 def allocate(consumers: Iterable[RtpConsumer], now: float) -> None:
     consumers = [c for c in consumers if not c.closed]
-    budget = subscriber_budget(consumers)
     layered = [c for c in consumers if isinstance(c, SimulcastConsumer)]
     if not layered:
         return
+    budget = congestion_budget(consumers)
     if budget is not None:
         budget -= sum(c.producer.bitrate for c in consumers if not isinstance(c, SimulcastConsumer))
+
     def tile_area(c: SimulcastConsumer) -> int:
         return c.tile[0] * c.tile[1] if c.tile else 1 << 30
 

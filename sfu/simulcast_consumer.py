@@ -8,11 +8,11 @@ continues VP8 picture id and TL0PICIDX, so the receiver sees one stream whose
 resolution changes.
 
 Which layer: the smallest that covers the tile the page shows it in (no tile known:
-the best), of the layers that are arriving, and no more than the subscriber's
-bandwidth allows (sfu/bandwidth_allocator.py shares it out). Down at once when the
-current layer no longer fits; up one layer at a time, after UP_AFTER calm seconds,
-using the higher layer itself as the probe: if it does not fit, down again at once and
-wait twice as long before the next try (up to UP_AFTER_MAX).
+the best), of the layers that are arriving, within what the subscriber's connection
+can take (sfu/bandwidth_allocator.py). Down at once, to a layer that fits, when the
+connection is congested; up one layer at a time after UP_AFTER calm seconds, the
+higher layer itself being the probe; a step up undone within TRIAL seconds doubles
+the wait before the next (up to UP_AFTER_MAX).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ UP_AFTER = 3.0
 UP_AFTER_MAX = 30.0
 TRIAL = 6.0            # a step up that is undone within this was a failed try
 ACTIVE_WITHIN = 2.0    # a layer that sent nothing for this long is not arriving
-DOWN_MARGIN = 0.85     # a layer's rate swings (keyframes): down when the budget is clearly short
 # A layer "covers" a tile when it is at least this share of the tile's pixels across.
 COVERS = 0.9
 
@@ -97,30 +96,28 @@ class SimulcastConsumer(RtpConsumer):
         return active[-1]
 
     def choose(self, now: float, budget: int | None, may_step_up: bool = True) -> tuple[int, bool]:
-        """Pick the layer for now, given `budget` bit/s (None: the subscriber has not
-        said). Returns (the bit rate it is expected to take, whether it stepped up)."""
+        """Pick the layer for now. `budget`: the bit/s this consumer may take while the
+        connection is congested, else None. Returns (the bit rate it is expected to
+        take, whether it stepped up)."""
         active = self._active(now)
         if not active:
             return self.layers[self.wanted].bitrate, False
-        limit = self._tile_limit(active)
-        allowed = [i for i in active if i <= limit]
+        allowed = [i for i in active if i <= self._tile_limit(active)]
         current = self.wanted
         stepped = False
-        if budget is None:  # no feedback: the tile alone decides
-            if current != allowed[-1]:
-                stepped = allowed[-1] > current
-                self.want(allowed[-1], now)
-        elif current not in allowed or self.layers[current].bitrate * DOWN_MARGIN > budget:
-            fits = [i for i in allowed if self.layers[i].bitrate <= budget and i <= max(current, allowed[0])]
+        if current not in allowed:  # the tile shrank, or the layer stopped arriving
+            self.want(max([i for i in allowed if i <= current], default=allowed[0]), now)
+        elif budget is not None:
+            fits = [i for i in allowed if i <= current and self.layers[i].bitrate <= budget]
             target = fits[-1] if fits else allowed[0]
-            if target != current:
-                if target < current and now - self._changed_at < TRIAL:
-                    self._up_after = min(self._up_after * 2, UP_AFTER_MAX)  # the try failed
-                self.want(target, now)
+            if target < current and now - self._changed_at < TRIAL:
+                self._up_after = min(self._up_after * 2, UP_AFTER_MAX)  # the try failed
+            self._changed_at = now  # congested: not calm
+            self.want(target, now)
         else:
             higher = [i for i in allowed if i > current]
             if now - self._changed_at >= TRIAL + self._up_after:
-                self._up_after = UP_AFTER  # settled here: the next try comes soon again
+                self._up_after = UP_AFTER  # it held: the next try may come soon
             if higher and may_step_up and now - self._changed_at >= self._up_after:
                 self.want(higher[0], now)
                 stepped = True

@@ -14,6 +14,10 @@ RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 MAX_LAYERS = 4
+# Where a browser's send estimate starts (kbit/s; Chromium reads it from the answer's
+# fmtp). Its default, 300, is too little to turn on any layer above the lowest, and
+# without transport-cc it would take half a minute to climb; it still backs off on loss.
+START_BITRATE_KBPS = 1500
 # Our web client's names, lowest first; others keep the order they are offered in.
 KNOWN_ORDER = ("q", "h", "f")
 
@@ -90,6 +94,20 @@ def answer_simulcast(answer: str, accepted: dict[str, SimulcastOffer]) -> str:
                      if f"a=extmap:{ext_id}" not in have]
             extra += [f"a=rid:{rid} recv" for rid in offer.offered]
             extra.append("a=simulcast:recv " + ";".join(offer.offered))
-            section = section + extra
+            section = _with_start_bitrate(section) + extra
         out.extend(section)
     return "\r\n".join(line for line in out if line) + "\r\n"
+
+
+def _with_start_bitrate(section: list[str]) -> list[str]:
+    media = {line[9:].split()[0] for line in section if line.startswith("a=rtpmap:")
+             and "/rtx/" not in line.lower() and " rtx/" not in line.lower()}
+    out, done = [], set()
+    for line in section:
+        pt = line[7:].split()[0] if line.startswith("a=fmtp:") else None
+        if pt in media:
+            line += f";x-google-start-bitrate={START_BITRATE_KBPS}"
+            done.add(pt)
+        out.append(line)
+    out += [f"a=fmtp:{pt} x-google-start-bitrate={START_BITRATE_KBPS}" for pt in sorted(media - done)]
+    return out

@@ -2,15 +2,16 @@
 
 A loss-based controller, as in Google congestion control (the model is its
 loss-based half): loss above 10 % over the last interval cuts the estimate by half
-the loss, loss under 2 % lets it grow by 8 %, in between it holds. The estimate never
-runs far ahead of what actually arrives (at most `HEADROOM` times the received rate),
-so a sender whose link just shrank is told so within a second or two instead of
-first having to bring an inflated estimate down.
+the loss, loss under 2 % lets it grow by 8 %, in between it holds. It starts high (it
+is a loss-based bound, not a probe: a browser's own estimate ramps up beneath it).
+When loss strikes, the cut starts from what actually arrived (at most `HEADROOM` times
+the received rate) rather than from an estimate the link never carried, so a sender
+whose link just shrank is told so within a second or two.
 
 Counts come from the producers' receive statistics (ReceiveStats), once a second.
 Loss is what the link lost: a packet recovered by NACK was still lost on the way.
-Subscribers' own REMB still caps what the publisher is asked to send (the smallest
-wins), as before.
+Subscribers' own REMB still caps what the publisher of a single-layer track is asked
+to send (the smallest wins).
 """
 
 from __future__ import annotations
@@ -61,11 +62,10 @@ class UplinkEstimator:
             return self.bitrate
         self.loss = max(0.0, (expected - received) / expected)
         self.received_bitrate = int(octets * 8 / (now - last))
-        bitrate = self.bitrate if self.bitrate is not None else self.received_bitrate * HEADROOM
+        bitrate = self.bitrate if self.bitrate is not None else self.max_bitrate
         if self.loss > LOSS_HIGH:
-            bitrate *= 1 - 0.5 * self.loss
+            bitrate = min(bitrate, self.received_bitrate * HEADROOM) * (1 - 0.5 * self.loss)
         elif self.loss < LOSS_LOW:
             bitrate *= GROWTH
-        bitrate = min(bitrate, self.received_bitrate * HEADROOM)
         self.bitrate = int(max(self.min_bitrate, min(self.max_bitrate, bitrate)))
         return self.bitrate

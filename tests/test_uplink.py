@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sfu import rtcp
 from sfu.aiortc_hook import tap
 from sfu.rtp_packet import is_rtcp
-from sfu.uplink_estimator import MIN_BITRATE, UplinkEstimator
+from sfu.uplink_estimator import GROWTH, MAX_BITRATE, MIN_BITRATE, UplinkEstimator
 from tests.test_forwarding import join_publishing
 from tests.test_send_path import until
 
@@ -26,30 +26,30 @@ class Counts:
         self.bytes += (sent - lost + recovered) * size
 
 
-def test_estimate_follows_loss_and_stays_near_what_arrives():
+def test_estimate_follows_loss_from_what_arrives_and_grows_back():
     estimator = UplinkEstimator()
     stream = Counts()
     assert estimator.update(0.0, [stream]) is None
-    stream.add(200, 0, 0)  # 1.6 Mbit/s, clean
-    assert estimator.update(1.0, [stream]) == int(1_600_000 * 1.5)
-    stream.add(200, 0, 0)
-    assert estimator.update(2.0, [stream]) == int(1_600_000 * 1.5)  # no further than 1.5x what arrives
+    stream.add(200, 0, 0)  # 1.6 Mbit/s, clean: no reason to hold the sender back
+    assert estimator.update(1.0, [stream]) == MAX_BITRATE
     rates = []
-    for t in range(3, 8):
+    for t in range(2, 7):
         stream.add(200, 80, 70)  # 40 % lost on the link; NACKs recover most of it
         rates.append(estimator.update(float(t), [stream]))
     assert estimator.loss == 0.4
-    assert rates[0] == int(2_400_000 * (1 - 0.5 * 0.4))  # cut by half the loss, every second
+    assert rates[0] == int(1_520_000 * 1.5 * (1 - 0.5 * 0.4))  # from what arrived, cut by half the loss
     assert all(b < a for a, b in zip(rates, rates[1:])) and rates[-1] < 1_000_000
-    for t in range(8, 20):
+    stream.add(100, 5, 0)  # 5 %: hold
+    assert estimator.update(7.0, [stream]) == rates[-1]
+    for t in range(8, 12):
         stream.add(60, 0, 0)  # the encoder backed off; the link is clean again
         last = estimator.update(float(t), [stream])
-    assert last == int(480_000 * 1.5)  # grows again, up to what is sent plus headroom
-    silent = UplinkEstimator()
+    assert abs(last - rates[-1] * GROWTH ** 4) < 5  # 8 % a second
+    floor = UplinkEstimator()
     quiet = Counts()
-    silent.update(0.0, [quiet])
-    quiet.add(10, 0, 0, size=100)
-    assert silent.update(1.0, [quiet]) == MIN_BITRATE
+    floor.update(0.0, [quiet])
+    quiet.add(10, 9, 0, size=100)
+    assert floor.update(1.0, [quiet]) == MIN_BITRATE
 
 
 async def test_publisher_is_told_to_back_off_under_loss_and_to_recover(server):
