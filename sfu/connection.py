@@ -22,7 +22,7 @@ from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 from . import aiortc_hook as hook
 from . import rtcp
 from .codec import FORWARDABLE, Codec
-from .bandwidth_allocator import allocate
+from .bandwidth_allocator import LOSSY, allocate
 from .consumer import Handover, RtpConsumer
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
@@ -411,10 +411,14 @@ class Connection:
                 info = packet.sender_info
                 route[0].receive_sender_report(info.ntp_timestamp, info.rtp_timestamp)
         if isinstance(packet, (rtcp.RtcpSrPacket, rtcp.RtcpRrPacket)):
+            lossy = False
             for report in packet.reports:
                 consumer = self._consumers_by_ssrc.get(report.ssrc)
                 if consumer is not None:
                     consumer.handle_rtcp(packet)
+                    lossy = lossy or report.fraction_lost > LOSSY * 256
+            if lossy:  # congestion: choose layers now, not at the next upkeep tick
+                allocate(self.consumers.values(), time.monotonic())
         elif isinstance(packet, (rtcp.RtcpRtpfbPacket, rtcp.RtcpPsfbPacket)):
             targets = [packet.media_ssrc]
             if isinstance(packet, rtcp.RtcpPsfbPacket) and packet.fmt == rtcp.PSFB_APP:

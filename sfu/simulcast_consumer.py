@@ -12,7 +12,7 @@ the best), of the layers that are arriving, within what the subscriber's connect
 can take (sfu/bandwidth_allocator.py). Down at once, to a layer that fits, when the
 connection is congested; up one layer at a time after UP_AFTER calm seconds, the
 higher layer itself being the probe; a step up undone within TRIAL seconds doubles
-the wait before the next (up to UP_AFTER_MAX).
+the wait before the next (up to UP_AFTER_MAX), one that held resets it.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from .producer import Producer
 
 UP_AFTER = 3.0
-UP_AFTER_MAX = 30.0
-TRIAL = 6.0            # a step up that is undone within this was a failed try
+UP_AFTER_MAX = 8.0
+TRIAL = 4.0            # a step up that held this long worked; undone sooner, it failed
 ACTIVE_WITHIN = 2.0    # a layer that sent nothing for this long is not arriving
 # A layer "covers" a tile when it is at least this share of the tile's pixels across.
 COVERS = 0.9
@@ -68,6 +68,7 @@ class SimulcastConsumer(RtpConsumer):
         self._sent_before = False
         self._changed_at = 0.0
         self._up_after = UP_AFTER
+        self._trying = False  # the last change was a step up, not yet proven
 
     @property
     def source(self) -> Producer:
@@ -110,17 +111,19 @@ class SimulcastConsumer(RtpConsumer):
         elif budget is not None:
             fits = [i for i in allowed if i <= current and self.layers[i].bitrate <= budget]
             target = fits[-1] if fits else allowed[0]
-            if target < current and now - self._changed_at < TRIAL:
+            if target < current and self._trying:
                 self._up_after = min(self._up_after * 2, UP_AFTER_MAX)  # the try failed
+            self._trying = False
             self._changed_at = now  # congested: not calm
             self.want(target, now)
         else:
             higher = [i for i in allowed if i > current]
-            if now - self._changed_at >= TRIAL + self._up_after:
+            if self._trying and now - self._changed_at >= TRIAL:
+                self._trying = False
                 self._up_after = UP_AFTER  # it held: the next try may come soon
-            if higher and may_step_up and now - self._changed_at >= self._up_after:
+            if higher and may_step_up and not self._trying and now - self._changed_at >= self._up_after:
                 self.want(higher[0], now)
-                stepped = True
+                self._trying = stepped = True
         return self.layers[self.wanted].bitrate, stepped
 
     def want(self, index: int, now: float | None = None) -> None:
