@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.audit_trail import AuditTrail
+from clinical.consult_report import ReportSigner
 from clinical.jsonl import read_jsonl
 from clinical.object_store import ObjectStore
 from clinical.pacs import DicomWebSource
 from clinical.plaintext_migration import encrypt_plaintext_files
+from clinical.report_push import ReportPush
 from clinical.session_state import SessionState
 from rooms import RoomStore
 from vault import EncryptedWriter, KeyRing
@@ -41,15 +45,19 @@ log = logging.getLogger("telemed.clinical")
 
 class ClinicalHub:
     def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None, audit: AuditTrail,
-                 ring: KeyRing, pacs: DicomWebSource | None = None) -> None:
+                 ring: KeyRing, pacs: DicomWebSource | None = None, report_push: ReportPush | None = None) -> None:
         self.root = Path(data_dir)
         self.ring = ring  # everything clinical is encrypted at rest under it
         encrypt_plaintext_files(self.root, ring)
         self.rooms = rooms
         self.pacs = pacs  # where peers may pull studies from; None: pulling is off
         self.links = UrlSigner(secret)
+        self.reports = ReportSigner(secret.encode() if secret else secrets.token_bytes(32))
+        self.report_push = report_push  # the hospital's FHIR server for signed reports, if any
         self.audit = audit  # the server's, shared with every other audited event
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
+        # Told (kind, seconds) for each item put on record: audit, durable log, fan-out.
+        self.on_intake: Callable[[str, float], None] | None = None
 
     # Created on first use, so that a server nobody shares anything on writes no files.
     @cached_property
@@ -97,7 +105,7 @@ class ClinicalHub:
             record = await self.rooms.get(room)
             if record is None:
                 return None
-            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
+            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at), self.ring)
         return next((d for d in state.snapshot()["dicom"] if d["sha256"] == sha256), None)
 
     async def log_entries(self, room: str, to_seq: int | None = None) -> list[dict[str, Any]]:
@@ -106,7 +114,7 @@ class ClinicalHub:
         record = await self.rooms.get(room)
         if record is None:
             return []
-        entries = await asyncio.to_thread(_read_entries, self.room_dir(room, record.created_at))
+        entries = await asyncio.to_thread(_read_entries, self.room_dir(room, record.created_at), self.ring)
         return [e for e in entries if to_seq is None or e["seq"] <= to_seq]
 
     async def ecg_recording(self, room: str, entry: dict[str, Any]) -> Path | None:
@@ -126,16 +134,16 @@ class ClinicalHub:
             await self.pacs.close()
 
 
-def _replay(directory: Path) -> SessionState:
+def _replay(directory: Path, ring: KeyRing) -> SessionState:
     """State of a room nobody is in, read without opening its log for writing."""
-    return SessionState.replay(_read_entries(directory))
+    return SessionState.replay(_read_entries(directory, ring))
 
 
-def _read_entries(directory: Path) -> list[dict[str, Any]]:
+def _read_entries(directory: Path, ring: KeyRing) -> list[dict[str, Any]]:
     """A session log's complete entries, read without opening it for writing (a live
     writer may be appending; its torn tail is skipped)."""
     path = directory / "session.jsonl"
     if not path.exists():
         return []
-    return list(read_jsonl(path))  # skips a torn tail
+    return list(read_jsonl(path, ring))  # skips a torn tail
 

@@ -28,6 +28,7 @@ from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
 from .simulcast_consumer import SimulcastConsumer
 from .simulcast_sdp import SimulcastOffer, answer_simulcast, parse_simulcast
+from .traffic import Traffic
 from .upkeep import Upkeep
 from .uplink_estimator import UplinkEstimator
 
@@ -121,6 +122,7 @@ class Connection:
         self.producers: dict[str, Producer] = {}        # by mid
         self.consumers: dict[str, RtpConsumer] = {}     # by mid
         self.bad_packets = 0
+        self.retired = Traffic()  # of the consumers and producers this connection has closed
         self.closed = False
         self.on_state: Callable[[str], None] | None = None
         self._transports: dict[int, hook.MediaTransport] = {}
@@ -265,6 +267,8 @@ class Connection:
             producer = self.producers.pop(mid)
             self._unroute(producer)
             producer.close()
+            for layer in producer.layers or [producer]:
+                self.retired.add_producer(layer)
             result.removed.append(producer)
 
     def _update_consumers(self, subscribe: dict[str, Producer], sections: dict[str, MediaDescription],
@@ -310,6 +314,7 @@ class Connection:
             if wanted.get(mid) is not consumer:
                 self._handovers[mid] = consumer.handover()
                 consumer.close()
+                self.retired.add_consumer(consumer)
         for consumer in added:
             consumer.attach()
         self.consumers = wanted
@@ -429,6 +434,17 @@ class Connection:
                 if consumer is not None:
                     consumer.handle_rtcp(packet)
 
+    def traffic(self) -> Traffic:
+        """Totals since this connection opened: its closed consumers and producers and
+        its live ones. They only grow, across renegotiations and after close()."""
+        total = Traffic(bad_packets=self.bad_packets)
+        total.add(self.retired)
+        for consumer in self.consumers.values():
+            total.add_consumer(consumer)
+        for producer in self._received():
+            total.add_producer(producer)
+        return total
+
     def tick(self, now: float) -> None:
         """Once a second (sfu/upkeep.py): follow the ICE pair, producer upkeep, REMB."""
         for transport in list(self._transports.values()):
@@ -495,9 +511,12 @@ class Connection:
         self._upkeep.discard(self)
         for consumer in self.consumers.values():
             consumer.close()
+            self.retired.add_consumer(consumer)
         self.consumers.clear()
         self._consumers_by_ssrc.clear()
         ended = list(self.producers.values())
+        for producer in self._received():
+            self.retired.add_producer(producer)
         for producer in ended:
             producer.close()
         self.producers.clear()

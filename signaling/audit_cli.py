@@ -8,7 +8,7 @@ import sys
 from clinical.audit_check import check_trail
 
 from .audit_setup import key_file
-from .config import Settings
+from .config import Settings, reveal
 
 
 def run(settings: Settings, words: list[str]) -> int:
@@ -21,7 +21,7 @@ def run(settings: Settings, words: list[str]) -> int:
     except (ValueError, OSError) as exc:
         print(f"telemed audit: {exc}", file=sys.stderr)
         return 1
-    report = check_trail(settings.data_dir, key, settings.audit_anchor_redis)
+    report = check_trail(settings.data_dir, key, reveal(settings.audit_anchor_redis))
     for line in report.lines:
         print(line)
     return 0 if report.ok else 1
@@ -30,7 +30,7 @@ def run(settings: Settings, words: list[str]) -> int:
 def read_key(settings: Settings) -> bytes:
     """The configured key, or the key file's; never creates one (that is serve's job)."""
     if settings.audit_key:
-        return settings.audit_key.encode()
+        return reveal(settings.audit_key).encode()
     path = key_file(settings)
     try:
         return path.read_text(encoding="utf-8").strip().encode()

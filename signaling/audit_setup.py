@@ -12,17 +12,16 @@ from clinical.audit_trail import AUDIT_FILE, AuditTrail
 from clinical.jsonl import repair_tree
 from clinical.storage import check_writable
 
-from .config import Settings
-from .key_file import load_or_create_secret
+from .config import Settings, reveal
+from vault.key_file import load_or_create_secret
 
 log = logging.getLogger("telemed.audit")
 
 
 def audit_key(settings: Settings) -> bytes:
     if settings.audit_key:
-        return settings.audit_key.encode()
+        return reveal(settings.audit_key).encode()
     path = key_file(settings)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret, created = load_or_create_secret(path)
     if created:
         log.warning("created the audit key; back it up apart from the data directory: without it "
@@ -38,7 +37,7 @@ def open_audit_trail(settings: Settings) -> AuditTrail:
     """Refuses (StorageUnavailable, ValueError) rather than serve without a working trail."""
     root = Path(settings.data_dir)
     check_writable(root)
-    trail = AuditTrail(root, audit_key(settings), settings.audit_anchor_redis)
+    trail = AuditTrail(root, audit_key(settings), reveal(settings.audit_anchor_redis))
     for path, cut in repair_tree(root, skip=root / AUDIT_FILE):
         trail.record_blocking("log-repaired", Actor.server(), object_id=os.path.relpath(path, root),
                               bytes_cut=cut)

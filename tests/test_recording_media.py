@@ -4,11 +4,13 @@ signed links, refusals, audit, and the session-log entries it covers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import time
 
 import aiohttp
 
 from conference.signed_urls import UrlSigner
+from signaling.config import reveal
 from tests.clinical_peers import PASSWORD, close, join, potassium
 from tests.test_recording import frames_written, publisher, until
 from vault import EncryptedReader
@@ -79,6 +81,11 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
     assert manifest["links_expire_in"] == server.core.settings.recording_link_ttl
     assert {t["kind"] for t in manifest["tracks"]} == {"video", "audio"}
 
+    # The lab shared during the recording is on disk only sealed (session log), never in the clear.
+    for path in Path(server.core.settings.data_dir).rglob("*"):
+        if path.is_file():
+            assert b"Potassium" not in path.read_bytes(), path
+
     for track in manifest["tracks"]:
         plain, url = plaintext(server, manifest["id"], track), server.url + track["url"]
         size = len(plain)
@@ -119,7 +126,7 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
     status, _, body = await get(base + "/links", {"Authorization": f"Bearer {host}"})
     assert status == 200 and set(json.loads(body)["tracks"]) == {t["id"] for t in manifest["tracks"]}
     track = manifest["tracks"][0]["id"]
-    past = UrlSigner(server.core.settings.secret, ttl=60, clock=lambda: time.time() - 3600)
+    past = UrlSigner(reveal(server.core.settings.secret), ttl=60, clock=lambda: time.time() - 3600)
     query = past.query(ROOM, f"recording/{manifest['id']}/{track}", "host-7")
     status, _, body = await get(f"{base}/tracks/{track}?{query}")
     assert status == 403 and "expired" in json.loads(body)["error"]
