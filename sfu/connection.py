@@ -27,7 +27,7 @@ from .consumer import Handover, RtpConsumer
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
 from .simulcast_consumer import SimulcastConsumer
-from .simulcast_sdp import SimulcastOffer, answer_simulcast, parse_simulcast
+from .simulcast_sdp import SimulcastOffer, answer_simulcast, offered_rid_extensions, parse_simulcast
 from .traffic import Traffic
 from .upkeep import Upkeep
 from .uplink_estimator import UplinkEstimator
@@ -191,7 +191,8 @@ class Connection:
             self._update_consumers(subscribe, sections, result)
             accepted = {mid: self._simulcast[mid] for mid, p in self.producers.items()
                         if p.layers and mid in self._simulcast}
-            result.answer = self._announce(answer_simulcast(self.pc.localDescription.sdp, accepted))
+            result.answer = self._announce(answer_simulcast(self.pc.localDescription.sdp, accepted,
+                                                            offered_rid_extensions(offer)))
             return result
 
     def _announce(self, sdp: str) -> str:

@@ -50,6 +50,21 @@ def _mid(section: list[str]) -> str | None:
     return next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
 
 
+def offered_rid_extensions(sdp: str) -> dict[str, dict[str, int]]:
+    """The rid and repaired-rid extension ids offered on each video m-line, by mid."""
+    found: dict[str, dict[str, int]] = {}
+    for section in _sections(sdp)[1:]:
+        mid = _mid(section)
+        if mid is None or not section[0].startswith("m=video"):
+            continue
+        for line in section:
+            head, _, uri = line[9:].partition(" ") if line.startswith("a=extmap:") else ("", "", "")
+            ext_id = head.split("/")[0]
+            if uri.strip() in (RID_URI, REPAIRED_RID_URI) and ext_id.isdigit():
+                found.setdefault(mid, {})[uri.strip()] = int(ext_id)
+    return found
+
+
 def parse_simulcast(sdp: str) -> dict[str, SimulcastOffer]:
     """The m-lines (by mid) on which the offerer sends simulcast, with their layers."""
     found: dict[str, SimulcastOffer] = {}
@@ -81,18 +96,28 @@ def parse_simulcast(sdp: str) -> dict[str, SimulcastOffer]:
     return found
 
 
-def answer_simulcast(answer: str, accepted: dict[str, SimulcastOffer]) -> str:
-    """Our answer, stating on each accepted m-line that we receive its layers."""
-    if not accepted:
+def answer_simulcast(answer: str, accepted: dict[str, SimulcastOffer],
+                     rid_extensions: dict[str, dict[str, int]] | None = None) -> str:
+    """Our answer, stating on each accepted m-line that we receive its layers.
+
+    `rid_extensions` (offered_rid_extensions of the offer) are accepted on every video
+    m-line: Chromium offers a later m-line only the header extensions its bundle has
+    negotiated, and refuses its own offer of a simulcast camera added after the first
+    negotiation unless rid was among them."""
+    rid_extensions = rid_extensions or {}
+    if not accepted and not rid_extensions:
         return answer
     out: list[str] = []
     for section in _sections(answer):
-        offer = accepted.get(_mid(section) or "") if section and section[0].startswith("m=") else None
-        if offer is not None:
+        mid = _mid(section) or "" if section and section[0].startswith("m=") else None
+        offer = accepted.get(mid) if mid is not None else None
+        extensions = offer.extensions if offer is not None else rid_extensions.get(mid or "", {})
+        if extensions:
             have = {line.split()[0] for line in section if line.startswith("a=extmap:")}
-            extra = [f"a=extmap:{ext_id} {uri}" for uri, ext_id in sorted(offer.extensions.items())
-                     if f"a=extmap:{ext_id}" not in have]
-            extra += [f"a=rid:{rid} recv" for rid in offer.offered]
+            section = section + [f"a=extmap:{ext_id} {uri}" for uri, ext_id in sorted(extensions.items())
+                                 if f"a=extmap:{ext_id}" not in have]
+        if offer is not None:
+            extra = [f"a=rid:{rid} recv" for rid in offer.offered]
             extra.append("a=simulcast:recv " + ";".join(offer.offered))
             section = _with_start_bitrate(section) + extra
         out.extend(section)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sfu.fanout import Target, Wire
 from sfu.keyframe import vp8_keyframe_size
 from sfu.rtp_packet import RtpPacket, extension_value
-from sfu.simulcast_sdp import REPAIRED_RID_URI, RID_URI, answer_simulcast, parse_simulcast
+from sfu.simulcast_sdp import REPAIRED_RID_URI, RID_URI, answer_simulcast, offered_rid_extensions, parse_simulcast
 from sfu.vp8_descriptor import picture_ids
 
 OFFER = "\r\n".join([
@@ -46,6 +46,15 @@ def test_offer_layers_are_read_lowest_first_and_answered_as_offered():
     assert "a=fmtp:97 apt=96" in video  # RTX untouched
     assert "a=rid" not in answer.split("m=video")[0]
     assert answer_simulcast(ANSWER, {}) == ANSWER
+
+
+def test_rid_extensions_are_accepted_on_every_video_mline():
+    offer = OFFER.replace("a=mid:2", f"a=mid:2\r\na=extmap:10 {RID_URI}")
+    answer = ANSWER + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\na=rtpmap:96 VP8/90000\r\n"
+    extended = answer_simulcast(answer, {}, offered_rid_extensions(offer))
+    assert f"a=extmap:10 {RID_URI}" in extended.split("a=mid:2")[1]
+    assert "a=simulcast" not in extended and "a=rid:" not in extended
+    assert "extmap:10" not in extended.split("m=video")[0]  # audio: not offered there
 
 
 def test_garbage_rids_are_ignored():

@@ -84,3 +84,38 @@ async def test_two_viewers_get_the_layers_their_tiles_need(server, people):
     await until(lambda: consumer.layer == 0, what="the switch down")
     assert await width_of_camera(small) == 320
     assert consumer.plis_received == plis
+
+
+AUDIO_ONLY = """
+if (navigator.mediaDevices) {
+  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints) => original({ audio: !!(constraints && constraints.audio) });
+}
+"""
+
+CAMERA_LATER = """async () => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 1280; canvas.height = 720;
+  const ctx = canvas.getContext('2d');
+  setInterval(() => { ctx.fillStyle = `hsl(${Date.now() / 10 % 360}, 60%, 50%)`; ctx.fillRect(0, 0, 1280, 720); }, 40);
+  const track = canvas.captureStream(25).getVideoTracks()[0];
+  try {
+    await window.telemed.session.publish('camera', track, 'later');
+    return {published: true};
+  } catch (err) {
+    return {published: false, message: err.message};
+  }
+}"""
+
+
+async def test_a_camera_turned_on_after_joining_is_sent_as_layers(server, people):
+    """The first offer had audio only: the camera's simulcast m-line comes in a later one."""
+    await server.create_room(ROOM, PASSWORD)
+    person = await people("paramedic", init_script=AUDIO_ONLY)
+    page = await person.page(room_url(server, ROOM, await server.token(ROOM, PASSWORD, "participant", "Paramedic")))
+    await wait_connected(page)
+    assert await page.evaluate(CAMERA_LATER) == {"published": True}
+    live = server.core.live.rooms[ROOM]
+    camera = await until(lambda: next((p for p in live.router.producers.values()
+                                       if p.kind == "video" and p.layers), None), what="a simulcast camera")
+    await until(lambda: all(layer.stats.received for layer in camera.layers), what="packets on every layer")
