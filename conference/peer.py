@@ -67,6 +67,7 @@ class Peer:
     def _ensure_connection(self) -> Connection:
         if self.connection is None:
             self.connection = self._connection_factory(self.id)
+            self.connection.prioritize([self.room.layout.main_track])
             self.connection.pc.on("datachannel", self._on_datachannel)
             self.connection.on_state = self._on_state
         return self.connection

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
@@ -131,6 +131,7 @@ class Connection:
         self._handovers: dict[str, Handover] = {}  # mid -> where its last consumer stopped
         self._clock = object()  # our producers share the publisher's clock
         self._simulcast: dict[str, SimulcastOffer] = {}  # publishing mid -> its layers
+        self._priority_tracks: frozenset[str] = frozenset()
         self.uplink = UplinkEstimator()
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
@@ -320,6 +321,7 @@ class Connection:
             consumer.attach()
         self.consumers = wanted
         self._consumers_by_ssrc = {c.ssrc: c for c in wanted.values()}
+        self.prioritize(self._priority_tracks)
 
     def _bind(self, producer: Producer, ssrc: int, is_rtx: bool) -> None:
         self._routes[ssrc] = (producer, is_rtx)
@@ -474,6 +476,13 @@ class Connection:
         bitrates = [b for b in [estimate, *caps] if b]
         if producers and bitrates:
             producers[0].send_remb(min(bitrates), [p.ssrc for p in producers])
+
+    def prioritize(self, track_ids: Iterable[str | None]) -> None:
+        """The tracks that get this subscriber's bandwidth first (the room's main camera)."""
+        self._priority_tracks = frozenset(t for t in track_ids if t)
+        for consumer in self.consumers.values():
+            if isinstance(consumer, SimulcastConsumer):
+                consumer.priority = 1 if consumer.source.id in self._priority_tracks else 0
 
     def set_tile_size(self, producer_id: str, width: int, height: int) -> bool:
         """The page shows this track in a tile of width x height device pixels; False
