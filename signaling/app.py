@@ -13,6 +13,7 @@ from .config import Settings, reveal
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
 from .origins import OriginPolicy
+from .request_ids import add_header, request_id_middleware
 from .security_headers import security_headers_middleware
 from .server import Server
 
@@ -23,12 +24,13 @@ SERVER_KEY = web.AppKey("server", Server)
 def create_app(settings: Settings) -> web.Application:
     # keepalive_timeout also bounds the wait for a first, complete request head: aiohttp
     # arms it on connect and closes the connection if no request arrived by then.
-    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies),
+    app = web.Application(middlewares=[request_id_middleware, forwarded_middleware(settings.trusted_proxies),
                                        security_headers_middleware,
                                        whip.cors_middleware(OriginPolicy(settings.whip_origins)),
                                        error_middleware],
                           client_max_size=1024 * 1024,
                           handler_args={"keepalive_timeout": settings.header_timeout})
+    app.on_response_prepare.append(add_header)
     server = Server(settings)
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server
@@ -59,9 +61,11 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_static("/", WEB_ROOT, show_index=False, follow_symlinks=False)
 
     async def upkeep(app: web.Application):
+        await server.open_media_port()
         expiry = asyncio.ensure_future(server.recordings.run_expiry())
         yield
         expiry.cancel()
+        server.close_media_port()
 
     app.cleanup_ctx.append(upkeep)
 

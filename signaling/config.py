@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # consult reports (clinical/consult_report.py): the hospital's FHIR server for signed reports
     fhir_report_url: str | None = None
     fhir_report_token: SecretStr | None = None
+    # operations (packaging): graceful shutdown (signaling/shutdown.py)
+    shutdown_grace: float = 3.0
+    shutdown_timeout: float = 8.0
+    # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
+    media_port: int = 40000
+    ice_tcp: bool = True
 
     @field_validator("*", mode="before")
     @classmethod
@@ -220,6 +226,16 @@ HELP = {
     # metrics (issue 14)
     "metrics_room_labels": "rooms named in the per-room gauges of /metrics, the busiest first; the "
                            "rest are summed under room=\"(other)\" (default 20; 0 names none)",
+    # operations (packaging)
+    "shutdown_grace": "seconds after SIGTERM that connected clients, told to reconnect elsewhere, get "
+                      "to leave before their connections are closed (default 3)",
+    "shutdown_timeout": "seconds after SIGTERM within which the process exits, whatever is still "
+                        "open (default 8; keep it below systemd's TimeoutStopSec)",
+    # media port (issue 12)
+    "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
+                  "address (default 40000); 0: a random port per connection instead (the old mode)",
+    "ice_tcp": "also accept ICE over TCP (RFC 6544, passive) on the same port number, for "
+               "networks that block UDP (default true; needs --media-port)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -280,11 +296,27 @@ def _coerce(name: str, value: object) -> object:
         if not 60 <= ttl <= 86400:
             raise ValueError("recording_link_ttl must be 60..86400 seconds")
         return ttl
+    if name == "ice_tcp":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("ice_tcp must be true or false")
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if name == "media_port":
+        number = int(value)
+        if not 0 <= number <= 65535:
+            raise ValueError("media_port must be 0..65535 (0: a port per connection)")
+        return number
     if name in _EDGE_INTS:
         number = int(value)
         if number < 1:
             raise ValueError(f"{name} must be at least 1")
         return number
+    if name in ("shutdown_grace", "shutdown_timeout"):
+        seconds = float(value)
+        if not 0 <= seconds <= 600:
+            raise ValueError(f"{name} must be in [0, 600] seconds")
+        return seconds
     if name in _EDGE_SECONDS:
         seconds = float(value)
         if not 0 < seconds <= 3600:
@@ -367,4 +399,6 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
     if settings.audit_key is not None and len(reveal(settings.audit_key).encode()) < 32:
         raise ValueError("audit_key must be at least 32 bytes")
+    if settings.shutdown_grace >= settings.shutdown_timeout:
+        raise ValueError("shutdown_grace must be shorter than shutdown_timeout")
     return settings

@@ -20,7 +20,7 @@ from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    TokenError, TokenIssuer, open_credential_store, open_room_store)
-from sfu import Connection, pin_host_addresses
+from sfu import Connection, MediaPort, host_addresses, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
@@ -78,9 +78,29 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
+        self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
+        self.media_port: MediaPort | None = None
+
+    async def open_media_port(self) -> None:
+        """Bind the shared media port (unless configured off); OSError if it is taken."""
+        if self.settings.media_port:
+            hosts = host_addresses()
+            try:
+                self.media_port = await MediaPort.open(hosts, self.settings.media_port, tcp=self.settings.ice_tcp)
+            except OSError as exc:
+                raise OSError(exc.errno, f"media port {self.settings.media_port} ({'UDP and TCP' if self.settings.ice_tcp else 'UDP'}) "
+                                         f"on {', '.join(hosts) or 'no address'}: {exc.strerror or exc}; "
+                                         "choose another with --media-port") from None
+            log.info("media on UDP%s port %d of %s", " and TCP" if self.settings.ice_tcp else "",
+                     self.settings.media_port, ", ".join(s.host for s in self.media_port.sockets))
+
+    def close_media_port(self) -> None:
+        if self.media_port is not None:
+            self.media_port.close()
+            self.media_port = None
 
     def new_connection(self, label: str) -> Connection:
-        connection = Connection(announced_ip=self.settings.public_ip, label=label)
+        connection = Connection(announced_ip=self.settings.public_ip, label=label, media_port=self.media_port)
         self.metrics.media.track(connection)
         return connection
 
@@ -121,6 +141,8 @@ class Server:
                    address: str = "", can_wait: bool = True) -> Peer:
         """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
         `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
+        if self.draining:
+            raise ProtocolError("server-draining", "this server is shutting down: join again to reach another")
         began = time.monotonic()
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:

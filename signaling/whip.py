@@ -78,7 +78,7 @@ class HttpSessions:
             peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "",
                                           can_wait=False)
         except ProtocolError as exc:
-            status = {"not-found": 404, "room-full": 409}.get(exc.code, 403)  # else: a host's say
+            status = {"not-found": 404, "room-full": 409, "server-draining": 503}.get(exc.code, 403)  # else: a host's say
             raise HttpError(status, exc.code, exc.message) from None
         try:
             if kind == "whip":

@@ -16,7 +16,7 @@ from aiohttp import web
 from signaling.app import create_app
 from signaling.config import Settings
 from signaling.connection_limits import edge_runner
-from tests.server import ADMIN_KEY, RunningServer, free_port
+from tests.server import ADMIN_KEY, RunningServer, free_media_port, free_port
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Person, playwright_api, remote_videos_playing, room_url, wait_connected
 from .shaped_link import ShapedLink
@@ -35,7 +35,8 @@ async def shaped(tmp_path):
         link.rate(3000)
         port = free_port()
         settings = Settings(host=link.host_ip, port=port, ice_hosts=[link.host_ip],
-                            data_dir=str(tmp_path / "data"), admin_key=ADMIN_KEY, secret="s" * 48)
+                            media_port=free_media_port(), data_dir=str(tmp_path / "data"),
+                            admin_key=ADMIN_KEY, secret="s" * 48)
         app = create_app(settings)
         runner = edge_runner(app, settings)
         await runner.setup()
