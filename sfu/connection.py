@@ -249,16 +249,16 @@ class Connection:
             self._mid_ext_id = extensions.get(MID_URI, self._mid_ext_id)
             # What the publisher said it sends (its level, say), not aiortc's own defaults.
             parameters = _offered_parameters(sections.get(mid)).get(chosen.payloadType, chosen.parameters)
-            def make(appdata: dict) -> Producer:
-                return Producer(
-                    Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
-                    chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp,
-                    rtx_payload_type=rtx_pt, appdata=appdata, clock=self._clock)
-            producer = make({**publish[mid], "mid": mid})
+            codec = Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters))
+            receiving = (chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp)
+            producer = Producer(codec, *receiving, rtx_payload_type=rtx_pt,
+                                appdata={**publish[mid], "mid": mid}, clock=self._clock)
             offer = self._simulcast.get(mid)
             if offer is not None:
                 # One producer per layer; the best one stands for the track.
-                producer.layers = [make({"mid": mid, "rid": rid}) for rid in offer.rids[:-1]] + [producer]
+                producer.layers = [Producer(codec, *receiving, rtx_payload_type=rtx_pt,
+                                            appdata={"mid": mid, "rid": rid}, clock=self._clock)
+                                   for rid in offer.rids[:-1]] + [producer]
                 for layer, rid in zip(producer.layers, offer.rids):
                     layer.rid = rid
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)

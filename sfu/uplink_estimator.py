@@ -62,7 +62,7 @@ class UplinkEstimator:
             return self.bitrate
         self.loss = max(0.0, (expected - received) / expected)
         self.received_bitrate = int(octets * 8 / (now - last))
-        bitrate = self.bitrate if self.bitrate is not None else self.max_bitrate
+        bitrate = float(self.bitrate if self.bitrate is not None else self.max_bitrate)
         if self.loss > LOSS_HIGH:
             bitrate = min(bitrate, self.received_bitrate * HEADROOM) * (1 - 0.5 * self.loss)
         elif self.loss < LOSS_LOW:

@@ -8,7 +8,6 @@ number and timestamp.
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 
 from sfu.aiortc_hook import tap

@@ -4,7 +4,6 @@ the drop and the full one back after it, and keeps decoding throughout."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
