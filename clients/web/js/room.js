@@ -24,6 +24,7 @@ import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js
 import { Session } from './session.js';
 import { watchTileSizes } from './simulcast.js';
 import { SpeakerDetector } from './speaker.js';
+import { mountTileQuality } from './tile-quality.js';
 import { TileView } from './tiles.js';
 import { $, escapeHtml, toast } from './util.js';
 
@@ -123,6 +124,7 @@ class RoomApp {
       return; // the status handler shows what went wrong
     }
     this.statsTimer = setInterval(() => this.pollLevels(), 400);
+    mountTileQuality(() => this.session.pc, () => this.tiles.els.values());
   }
 
   async acquireMedia() {
