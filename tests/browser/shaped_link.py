@@ -26,8 +26,13 @@ class ShapedLink:
     def __enter__(self) -> "ShapedLink":
         run("ip", "netns", "add", self.name)
         try:
+            # No IPv6: its link-local address appears a moment after the link comes up,
+            # and Chromium aborts what it is loading when it sees the network change.
+            for key in ("all", "default"):
+                run("ip", "netns", "exec", self.name, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1")
             run("ip", "link", "add", self._host_veth, "type", "veth", "peer", "name", self._client_veth,
                 "netns", self.name)
+            run("sysctl", "-qw", f"net.ipv6.conf.{self._host_veth}.disable_ipv6=1")
             run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self._host_veth)
             run("ip", "link", "set", self._host_veth, "up")
             run("ip", "-n", self.name, "addr", "add", f"{self.client_ip}/24", "dev", self._client_veth)
