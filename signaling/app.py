@@ -63,6 +63,11 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(upkeep)
 
+    async def join_cluster(app: web.Application) -> None:
+        await server.node.start()  # before serving: shared keys loaded, node registered
+
+    app.on_startup.append(join_cluster)
+
     async def shutdown(app: web.Application) -> None:
         await sessions.close()
         await server.close()

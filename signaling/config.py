@@ -7,6 +7,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -81,6 +82,11 @@ class Settings:
     audit_key: str | None = field(default=None, repr=False)
     audit_key_file: str | None = None
     audit_anchor_redis: str | None = field(default=None, repr=False)
+    # multi-node (issue 15): on when room_store is a redis:// URL; see docs/multinode.md
+    node_id: str | None = None
+    public_url: str | None = None
+    node_ttl: float = 6.0
+    token_key_rotation: int = 24 * 3600
 
 
 HELP = {
@@ -179,6 +185,15 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # multi-node (issue 15)
+    "node_id": "this node's name in the cluster, letters, digits, '.', '_' and '-' (default "
+               "<hostname>-<port>); only used when --room-store is a redis:// URL",
+    "public_url": "base URL clients are sent to for rooms this node hosts, e.g. "
+                  "https://node2.example.org (default http(s)://<host>:<port>)",
+    "node_ttl": "seconds after its last heartbeat that a node counts as dead and its room "
+                "leases lapse; heartbeats go every third of it (default 6)",
+    "token_key_rotation": "seconds between rotations of the shared token signing key, at "
+                          "least --token-ttl (default 86400)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -260,6 +275,23 @@ def _coerce(name: str, value: object) -> object:
         for proxy in proxies:
             ipaddress.ip_network(proxy)  # an address or a network; ValueError names the bad one
         return proxies
+    if name == "node_id":
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(value)):
+            raise ValueError("node_id takes 1-64 letters, digits, '.', '_' or '-'")
+        return str(value)
+    if name == "public_url":
+        url = urlsplit(str(value))
+        if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/") \
+                or url.query or url.fragment or url.username or url.password:
+            raise ValueError("public_url must be http(s)://host[:port], without a path")
+        return str(value).rstrip("/")
+    if name == "node_ttl":
+        ttl = float(value)
+        if not 1 <= ttl <= 300:
+            raise ValueError("node_ttl must be 1..300 seconds")
+        return ttl
+    if name == "token_key_rotation":
+        return int(value)
     if name == "metrics_listen":
         host, _, port = str(value).rpartition(":")
         if not host or not port.isdigit():
@@ -316,6 +348,9 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("max_session_age must be a positive number of seconds")
     if settings.oidc_jwks_url and not (settings.oidc_issuer and settings.oidc_audience):
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
+    if settings.token_key_rotation < settings.token_ttl:
+        raise ValueError("token_key_rotation must be at least token_ttl: a token must outlive its "
+                         "key's retirement")
     if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
         raise ValueError("audit_key must be at least 32 bytes")
     return settings

@@ -46,6 +46,15 @@ class Metrics:
         for key, value in self._count(connection).items():
             self._closed[key] += value
 
+    def bytes_forwarded(self) -> int:
+        """Every byte sent to subscribers since start (the node's load reports its rate)."""
+        total = self._closed["bytes_forwarded"]
+        for room in self._server.live.rooms.values():
+            for peer in room.peers.values():
+                if peer.connection is not None:
+                    total += sum(c.octets_sent for c in peer.connection.consumers.values())
+        return total
+
     def render(self) -> str:
         live = self._server.live.rooms.values()
         totals = dict(self._closed)
