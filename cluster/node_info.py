@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-# A node this busy is passed over while a calmer one is up (as LiveKit's CPU-load selector
-# skips nodes above its limit).
+# A node this busy is passed over while a calmer one is up (as LiveKit's selectors skip
+# nodes above their load limit before sorting the rest).
 BUSY_CPU = 0.9
 
 
@@ -21,10 +21,11 @@ class NodeInfo:
 
     @property
     def load(self) -> float:
-        """Placement weight apart from the rooms leased to the node (which Redis counts
-        itself, so that rooms placed between two heartbeats count at once): four peers
-        weigh as much as a room, a fully busy machine as ten rooms, 25 Mbit/s forwarded as one."""
-        return self.peers / 4 + 10 * self.cpu + self.bitrate / 25e6
+        """What placement sorts by, apart from the rooms leased to the node (Redis counts
+        those itself, so that rooms placed between two heartbeats count at once): four
+        peers weigh as much as a room, and so does 25 Mbit/s forwarded. CPU only decides
+        whether the node is ``busy``: below that its samples are mostly noise."""
+        return self.peers / 4 + self.bitrate / 25e6
 
     @property
     def busy(self) -> bool:

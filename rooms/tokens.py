@@ -12,7 +12,7 @@ import jwt
 
 from rooms.grants import Grants, Role
 from rooms.room import validate_room_name
-from rooms.signing_keys import MIN_SECRET_BYTES, SigningKeys
+from rooms.signing_keys import SigningKeys
 
 _ALGORITHM = "HS256"
 _LEEWAY_SECONDS = 5
@@ -56,7 +56,7 @@ class TokenIssuer:
                  max_session_age: int = DEFAULT_MAX_SESSION_AGE) -> None:
         """``secret``: one key, or rotating keys (which ``use_keys`` replaces later)."""
         if not isinstance(secret, SigningKeys):
-            secret = SigningKeys.single(secret)  # checks its length (MIN_SECRET_BYTES)
+            secret = SigningKeys.single(secret)  # which checks its length
         for label, value in (("ttl_seconds", ttl_seconds), ("max_session_age", max_session_age)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{label} must be a positive integer")

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Iterable
 
 import redis
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from cluster import CpuMeter, NodeInfo, NodeRegistry, RoomLeases
 from rooms import RedisSigningKeys, TokenIssuer
+from rooms.redis_client import connect
 
 from .config import Settings
 
@@ -90,8 +90,7 @@ class ClusterNode:
             log.warning("listening on all interfaces without --public-url: other nodes will "
                         "send clients to %s", self.url)
         self._ttl = settings.node_ttl
-        self.redis = aioredis.Redis.from_url(settings.room_store, decode_responses=True,
-                                             socket_timeout=2, socket_connect_timeout=2)
+        self.redis = connect(settings.room_store)
         self.registry = NodeRegistry(self.redis, PREFIX, self._ttl)
         self.leases = RoomLeases(self.redis, PREFIX, self.id, self._ttl)
         # A new key signs one heartbeat TTL after it appears: every node has reloaded by then.

@@ -98,7 +98,8 @@ class Session:
                 self.notify(reply)
         except (ProtocolError, StorageUnavailable) as exc:
             self.notify({"type": "error", "code": exc.code, "error": exc.message, "id": request_id})
-        except RedisError:  # the shared store of a cluster, restarting say
+        except RedisError as exc:  # the shared store of a cluster, restarting say
+            log.error("Redis unreachable: %r", exc)
             self.notify({"type": "error", "code": "store-unavailable", "id": request_id,
                          "error": "the shared store is unreachable; try again shortly"})
         except Exception:

@@ -1,0 +1,196 @@
+"""Several nodes, one service (docs/multinode.md): three real server processes on one real
+Redis, real aiortc peers over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import aiohttp
+import pytest
+from telemed_client import Client, ClientError, create_room, fetch_token
+
+from tests.cluster import NODE_TTL, redis_keys, wait_until
+from tests.media import PatternTrack, ToneTrack
+from tests.server import ADMIN_KEY
+
+PASSWORD = "pw-123456-multi"
+
+
+async def frames(track, count: int, timeout: float = 20) -> list:
+    out = []
+
+    async def pull() -> None:
+        while len(out) < count:
+            out.append(await track.recv())
+    await asyncio.wait_for(pull(), timeout)
+    return out
+
+
+async def join_publishing(url: str, room: str, name: str) -> tuple[Client, dict[str, str]]:
+    token = (await fetch_token(url, room, PASSWORD, name=name))["token"]
+    client = await Client.join(url, token)
+    return client, {"video": await client.publish(PatternTrack(), "camera"),
+                    "audio": await client.publish(ToneTrack(), "microphone")}
+
+
+async def see_and_hear(viewer: Client, tracks: dict[str, str]) -> None:
+    video = await viewer.subscribe(tracks["video"])
+    audio = await viewer.subscribe(tracks["audio"])
+    assert (await frames(video, 5))[-1].width == 320
+    await frames(audio, 10)
+
+
+async def status(session: aiohttp.ClientSession, method: str, url: str, **kwargs) -> tuple[int, dict]:
+    async with session.request(method, url, allow_redirects=False, **kwargs) as response:
+        return response.status, {"location": response.headers.get("Location"),
+                                 "body": await response.text()}
+
+
+async def test_two_people_on_different_nodes_see_and_hear_each_other(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "consult", PASSWORD, ADMIN_KEY)
+    a, a_tracks = await join_publishing(n2.url, "consult", "Dr A")  # n2 places the room
+    b, b_tracks = await join_publishing(n3.url, "consult", "Dr B")  # n3 sends B there
+    try:
+        assert a.node_url == b.node_url
+        assert b.base_url == n3.url and b.node_url != n3.url  # B was redirected
+        await see_and_hear(a, b_tracks)
+        await see_and_hear(b, a_tracks)
+        # The room's details come from the node hosting it, whichever node is asked.
+        async with aiohttp.ClientSession() as http:
+            code, answer = await status(http, "GET", f"{n1.url}/api/rooms/consult",
+                                        headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            if a.node_url != n1.url:
+                assert code == 307 and answer["location"] == f"{a.node_url}/api/rooms/consult"
+            async with http.get(f"{n1.url}/api/rooms/consult",
+                                headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+                # aiohttp drops the bearer on a redirect to another origin, as browsers do:
+                # the client sends it again to the node named in Location.
+                if response.status == 401:
+                    async with http.get(str(response.url), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as again:
+                        body = await again.json()
+                else:
+                    body = await response.json()
+        assert sorted(p["name"] for p in body["participants"]) == ["Dr A", "Dr B"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_token_minted_on_one_node_works_on_another(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "shared", PASSWORD, ADMIN_KEY)
+    minted = await fetch_token(n1.url, "shared", role="participant", name="Nurse", api_key=ADMIN_KEY)
+    async with aiohttp.ClientSession() as http:
+        for node in (n2, n3):
+            async with http.get(f"{node.url}/api/rooms/shared",
+                                headers={"Authorization": f"Bearer {minted['token']}"}) as response:
+                assert response.status == 200, await response.text()
+        # One signed by a key no node shares is refused everywhere.
+        forged = minted["token"][:-4] + ("AAAA" if not minted["token"].endswith("AAAA") else "BBBB")
+        async with http.get(f"{n3.url}/api/rooms/shared",
+                            headers={"Authorization": f"Bearer {forged}"}) as response:
+            assert response.status == 401
+            assert (await response.json())["code"] == "unauthorized"
+    # And it joins through a node that did not mint it.
+    client = await Client.join(n3.url, minted["token"])
+    await client.close()
+
+
+async def test_a_login_lockout_holds_across_nodes(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "locked", PASSWORD, ADMIN_KEY)
+    for node in (n1, n2, n1, n2, n3):  # five wrong passwords, spread over the nodes
+        with pytest.raises(ClientError) as refused:
+            await fetch_token(node.url, "locked", "wrong-password-1")
+        assert refused.value.code == "unauthorized"
+    for node in (n1, n2, n3):  # now every node refuses, even the right password, unchecked
+        with pytest.raises(ClientError) as throttled:
+            await fetch_token(node.url, "locked", PASSWORD)
+        assert throttled.value.code == "rate-limited"
+
+
+async def test_twenty_rooms_spread_over_three_nodes(cluster):
+    entry = cluster.nodes[0]
+    names = [f"ward-{i}" for i in range(20)]
+    for name in names:
+        await create_room(entry.url, name, PASSWORD, ADMIN_KEY)
+    clients = []
+    try:
+        for i, name in enumerate(names):  # enter through every node in turn
+            node = cluster.nodes[i % 3]
+            token = (await fetch_token(node.url, name, role="host", name="H", api_key=ADMIN_KEY))["token"]
+            clients.append(await Client.join(node.url, token, keep_token_fresh=False))
+        hosts = {c.node_url for c in clients}
+        per_node = {node.id: sum(c.node_url == node.url for c in clients) for node in cluster.nodes}
+        assert hosts == {node.url for node in cluster.nodes}, per_node
+        # Equal nodes: a room weighs more than any node's CPU noise, so each gets about a third.
+        assert all(5 <= count <= 8 for count in per_node.values()), per_node
+        async with aiohttp.ClientSession() as http:
+            for node in cluster.nodes:
+                async with http.get(f"{node.url}/healthz") as response:
+                    assert (await response.json())["rooms"] == per_node[node.id]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_redis_restarting_mid_call_is_survived(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "resilient", PASSWORD, ADMIN_KEY)
+    a, a_tracks = await join_publishing(n1.url, "resilient", "Dr A")
+    b, b_tracks = await join_publishing(n2.url, "resilient", "Dr B")
+    try:
+        video_at_b = await b.subscribe(a_tracks["video"])
+        audio_at_a = await a.subscribe(b_tracks["audio"])
+        await frames(video_at_b, 3)
+        cluster.redis.stop()
+        # The call goes on without Redis: media never touches it.
+        await frames(video_at_b, 30)
+        await frames(audio_at_a, 50)
+        # A new login meanwhile gets a clean refusal, not a hang or a 500.
+        with pytest.raises(ClientError) as refused:
+            await fetch_token(n3.url, "resilient", PASSWORD)
+        assert refused.value.code == "store-unavailable"
+        cluster.redis.start()
+        # Every node registers again and the host re-asserts the room's lease.
+        wait_until(lambda: len(redis_keys(cluster.redis.url, "telemed:node:*")) == 3
+                   and len(redis_keys(cluster.redis.url, "telemed:lease:resilient")) == 1,
+                   6 * NODE_TTL, "the nodes did not re-register or re-assert their leases")
+        await frames(video_at_b, 30)
+        # Someone new, entering elsewhere, lands in the same call.
+        c, _ = await join_publishing(n3.url, "resilient", "Dr C")
+        try:
+            assert c.node_url == a.node_url
+            await see_and_hear(c, a_tracks)
+        finally:
+            await c.close()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_killed_nodes_rooms_are_placed_again(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "ambulance", PASSWORD, ADMIN_KEY)
+    a, _ = await join_publishing(n1.url, "ambulance", "Medic")
+    host = next(node for node in cluster.nodes if node.url == a.node_url)
+    os.kill(host.proc.pid, signal.SIGKILL)
+    await a.close()
+    # Within the node TTL its heartbeat and the lease lapse; the next join lands on a live node.
+    survivor = next(node for node in cluster.nodes if node is not host)
+    deadline = asyncio.get_running_loop().time() + 4 * NODE_TTL
+    while True:
+        try:
+            b, b_tracks = await join_publishing(survivor.url, "ambulance", "Doctor")
+            break
+        except (ClientError, aiohttp.ClientError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    try:
+        assert b.node_url != host.url
+    finally:
+        await b.close()
