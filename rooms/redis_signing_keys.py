@@ -55,15 +55,15 @@ class RedisSigningKeys:
         """The shared keys; the first node creates one, and a node puts back keys it knew
         that Redis lost (restarted without persistence), so that no live token dies."""
         stored = await self._redis.hgetall(self._key)
-        lost = {kid: record for kid, record in self._known.items() if kid not in stored}
-        if lost:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for kid, record in lost.items():
-                    pipe.hsetnx(self._key, kid, record)
-                await pipe.execute()
-        if not stored and not lost:
-            await self.rotate_if_due()
-        if lost or not stored:
+        if not stored:
+            # All gone (none, or Redis restarted empty), not pruned: pruning keeps the newest.
+            if self._known:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for kid, record in self._known.items():
+                        pipe.hsetnx(self._key, kid, record)
+                    await pipe.execute()
+            else:
+                await self.rotate_if_due()
             stored = await self._redis.hgetall(self._key)
         self._known = dict(stored)
         created = {kid: float(json.loads(record)["created"]) for kid, record in stored.items()}
