@@ -120,7 +120,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         return web.json_response({"ice_servers": server.settings.ice_servers})
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "rooms": len(server.live.rooms)})
+        return web.json_response({"status": "ok", "rooms": len(server.live.rooms), "node": server.node.id})
 
     return [
         web.post("/api/rooms", create_room),

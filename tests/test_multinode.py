@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 
 import aiohttp
 import pytest
 from telemed_client import Client, ClientError, create_room, fetch_token
 
-from tests.cluster import NODE_TTL, redis_keys, wait_until
+from signaling import config
+from tests.cluster import NODE_TTL, ROOT, redis_keys, wait_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
 
@@ -94,9 +97,33 @@ async def test_a_token_minted_on_one_node_works_on_another(cluster):
                             headers={"Authorization": f"Bearer {forged}"}) as response:
             assert response.status == 401
             assert (await response.json())["code"] == "unauthorized"
-    # And it joins through a node that did not mint it.
+    # And it joins through a node that did not mint it; a forged one is refused at the door.
     client = await Client.join(n3.url, minted["token"])
     await client.close()
+    with pytest.raises(ClientError) as refused:
+        await Client.join(n2.url, forged)
+    assert refused.value.code == "unauthorized"
+
+
+def test_a_node_that_cannot_reach_redis_refuses_to_start(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "signaling", "serve", "--port", "0", "--data-dir", str(tmp_path),
+         "--room-store", "redis://:secret-pw@127.0.0.1:1/0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Redis unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert "secret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("node_id", "node one", "node_id"),
+    ("public_url", "https://node1.example.org/telemed", "public_url"),
+    ("node_ttl", "0.1", "node_ttl"),
+    ("token_key_rotation", "60", "token_key_rotation"),
+])
+def test_multinode_settings_are_checked(setting, value, message):
+    with pytest.raises(ValueError, match=message):
+        config.load(environ={f"TELEMED_{setting.upper()}": value})
 
 
 async def test_a_login_lockout_holds_across_nodes(cluster):
