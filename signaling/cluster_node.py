@@ -69,6 +69,9 @@ class LocalNode:
     async def locate(self, room: str) -> None:
         return None
 
+    def urls(self) -> tuple[str, ...]:
+        return ()
+
     async def owner_url(self, room: str) -> str | None:
         return None
 
@@ -102,6 +105,7 @@ class ClusterNode:
         self._bytes = (time.monotonic(), 0.0)
         self._bitrate = 0.0
         self._info = NodeInfo(self.id, self.url)
+        self._urls: tuple[str, ...] = (self.url,)
         self._placed: dict[str, float] = {}  # rooms leased to us, not live yet -> when
         self._held: set[str] = set()         # rooms we renewed last time
         self._task: asyncio.Task | None = None
@@ -123,6 +127,11 @@ class ClusterNode:
                 raise Elsewhere(node.url, owner)
             # It died between placing and asking for its address; its lease lapses with it.
         raise RedisError("no live node holds the room")
+
+    def urls(self) -> tuple[str, ...]:
+        """Every live node's public URL as of the last heartbeat: pages served by one node
+        may connect to the others (CSP connect-src, the WebSocket's Origin check)."""
+        return self._urls
 
     async def owner_url(self, room: str) -> str | None:
         """The URL of the node hosting ``room`` if that is another live node, else None."""
@@ -169,6 +178,7 @@ class ClusterNode:
         empty), this re-registers and re-asserts every lease and key."""
         self._info = self._measure()
         await self.registry.beat(self._info)
+        self._urls = tuple(sorted({self.url, *(node.url for node in await self.registry.nodes())}))
         now = time.monotonic()
         live = set(self._live_rooms())
         self._placed = {r: at for r, at in self._placed.items() if r not in live and now - at < self._ttl}

@@ -312,7 +312,7 @@ class Session:
 
 def route(server: Server, app: web.Application) -> web.RouteDef:
     sockets: set[web.WebSocketResponse] = set()
-    origins = OriginPolicy(server.settings.ws_origins)
+    origins = OriginPolicy(server.settings.ws_origins, server.node.urls)
 
     async def close_all(app: web.Application) -> None:
         for ws in list(sockets):
