@@ -11,6 +11,8 @@ import sys
 
 import aiohttp
 import pytest
+import yarl
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client, ClientError, create_room, fetch_token
 
 from signaling import config
@@ -221,3 +223,55 @@ async def test_a_killed_nodes_rooms_are_placed_again(cluster):
         assert b.node_url != host.url
     finally:
         await b.close()
+
+
+async def whip_post(http: aiohttp.ClientSession, entry: str, path: str, token: str,
+                    pc: RTCPeerConnection) -> tuple[str, str]:
+    """Offer at ``entry``; a 307 names the hosting node, where the offer (and the bearer,
+    which no client carries across origins by itself) goes again. (answer, session URL)"""
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"}
+    url = f"{entry}{path}"
+    async with http.post(url, data=pc.localDescription.sdp, headers=headers, allow_redirects=False) as r:
+        assert r.status == 307, await r.text()
+        url = r.headers["Location"]
+    async with http.post(url, data=pc.localDescription.sdp, headers=headers, allow_redirects=False) as r:
+        assert r.status == 201, await r.text()
+        return await r.text(), str(r.url.join(yarl.URL(r.headers["Location"])))
+
+
+async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "theatre", PASSWORD, ADMIN_KEY)
+    host_token = (await fetch_token(n1.url, "theatre", PASSWORD, role="host", name="Surgeon"))["token"]
+    surgeon = await Client.join(n1.url, host_token)  # the room goes live on n1
+    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        assert surgeon.node_url == n1.url
+        publisher.addTransceiver(PatternTrack(), direction="sendonly")
+        device = (await fetch_token(n2.url, "theatre", PASSWORD, role="device", name="OR camera"))["token"]
+        async with aiohttp.ClientSession() as http:
+            answer, session = await whip_post(http, n2.url, "/whip/theatre", device, publisher)
+            assert session.startswith(f"{n1.url}/whip/theatre/")
+            await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await surgeon.wait_event("track-published", timeout=20)
+            viewer.addTransceiver("video", direction="recvonly")
+            trainee = (await fetch_token(n3.url, "theatre", PASSWORD, role="viewer", name="Trainee"))["token"]
+            answer, _ = await whip_post(http, n3.url, "/whep/theatre", trainee, viewer)
+            await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            assert (await frames(viewer.getTransceivers()[0].receiver.track, 5))[-1].width == 320
+            # An HLS link made by any node plays from the hosting node, query and all.
+            async with http.post(f"{n3.url}/api/rooms/theatre/live/link",
+                                 headers={"Authorization": f"Bearer {trainee}"}) as r:
+                link = (await r.json())["url"]
+            code, answer = await status(http, "GET", f"{n3.url}{link}")
+            assert code == 307 and answer["location"] == f"{n1.url}{link}"
+            code, _ = await status(http, "GET", f"{n1.url}{link}")
+            assert code != 307  # the host answers itself (not live: 404)
+            async with http.delete(session, headers={"Authorization": f"Bearer {device}"}) as r:
+                assert r.status == 200
+    finally:
+        await publisher.close()
+        await viewer.close()
+        await surgeon.close()
