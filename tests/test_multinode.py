@@ -99,6 +99,14 @@ async def test_a_token_minted_on_one_node_works_on_another(cluster):
                             headers={"Authorization": f"Bearer {forged}"}) as response:
             assert response.status == 401
             assert (await response.json())["code"] == "unauthorized"
+        # An invite made on one node is redeemed on another, and its use counted once for all.
+        async with http.post(f"{n1.url}/api/rooms/shared/invites", json={"role": "viewer", "max_uses": 1},
+                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+            code = (await response.json())["code"]
+    assert (await fetch_token(n2.url, "shared", invite=code, name="Student"))["role"] == "viewer"
+    with pytest.raises(ClientError) as used:
+        await fetch_token(n3.url, "shared", invite=code, name="Student 2")
+    assert used.value.code == "invite-used-up"
     # And it joins through a node that did not mint it; a forged one is refused at the door.
     client = await Client.join(n3.url, minted["token"])
     await client.close()
