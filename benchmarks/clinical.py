@@ -16,10 +16,8 @@ import asyncio
 import hashlib
 import json
 import os
-import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from io import BytesIO
 from pathlib import Path
@@ -31,9 +29,10 @@ from sfu.aiortc_hook import tap
 
 from . import clip as clip_module
 from .clinical_peers import Clinical, arrivals, join_clinical
+from .local_server import local_server
 from .media import ClipTrack, RtpCounter
 from .peers import vp8_payload_type
-from .telemed import PASSWORD, ROOM, create_room, wait_ready
+from .telemed import PASSWORD, ROOM, create_room
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -140,20 +139,13 @@ def video_summary(stats: list[dict]) -> dict:
 async def run(opts: argparse.Namespace) -> dict:
     data = ten_mib_dicom()
     clip = clip_module.load()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    admin = "bench-" + secrets.token_hex(8)
-    with tempfile.TemporaryDirectory(prefix="telemed-clinical-") as data_dir:
-        env = {**os.environ, "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port),
-               "TELEMED_ICE_HOSTS": "127.0.0.1", "TELEMED_ADMIN_KEY": admin,
-               "TELEMED_DATA_DIR": data_dir, "TELEMED_LOG_LEVEL": "warning"}
-        server = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
+    async with local_server("clinical") as server:
+        url = server.url
         device = None
         peers: list[Clinical] = []
         try:
             async with aiohttp.ClientSession() as http:
-                await wait_ready(http, url)
-                await create_room(http, url, admin)
+                await create_room(http, url, server.admin_key)
             publisher = await join_clinical(url, ROOM, PASSWORD, "participant", "Surgeon")
             peers.append(publisher)
             track_id = await publisher.client.publish(ClipTrack(clip), "camera", "720p")
@@ -198,10 +190,9 @@ async def run(opts: argparse.Namespace) -> dict:
         finally:
             for peer in peers:
                 await peer.client.close()
-            for process in (device, server):
-                if process is not None:
-                    process.terminate()
-                    process.wait(timeout=10)
+            if device is not None:
+                device.terminate()
+                device.wait(timeout=10)
 
     sent = {int(k): v for k, v in report["sent"].items()}
     quiet = {int(k): v for k, v in report["quiet"].items()}
@@ -229,14 +220,6 @@ async def run(opts: argparse.Namespace) -> dict:
         if phase["transfers"]:
             result["target"][name] = "p99_ms" in ecg and ecg["p99_ms"] < TARGET_P99_MS
     return result
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def table(result: dict) -> str:

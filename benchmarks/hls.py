@@ -28,11 +28,9 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +38,8 @@ from pathlib import Path
 import aiohttp
 import av
 import numpy as np
+
+from .local_server import LocalServer, local_server
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -223,25 +223,17 @@ async def publish_h264(url: str, token: str):
 
 
 async def players_run(args: argparse.Namespace) -> dict:
-    port, admin = 18443, "bench-" + secrets.token_hex(8)
-    url = f"http://127.0.0.1:{port}"
-    data = tempfile.mkdtemp(prefix="hls-bench-")
-    env = {**os.environ, "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port), "TELEMED_ICE_HOSTS": "127.0.0.1",
-           "TELEMED_ADMIN_KEY": admin, "TELEMED_LOG_LEVEL": "warning", "TELEMED_DATA_DIR": data,
-           "TELEMED_LIVE_REQUESTS_PER_SECOND": "100000", "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
+    async with local_server("hls", live_requests_per_second=100000) as server:
+        return await players_against(args, server)
+
+
+async def players_against(args: argparse.Namespace, server: LocalServer) -> dict:
+    url, headers = server.url, server.admin
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     workers: list[subprocess.Popen] = []
     pc = None
     try:
-        headers = {"Authorization": f"Bearer {admin}"}
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"{url}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
             async with session.post(f"{url}/api/rooms", json={"name": "bench", "password": "bench-pass-1"},
                                     headers=headers) as r:
                 assert r.status == 201, await r.text()
@@ -269,7 +261,7 @@ async def players_run(args: argparse.Namespace) -> dict:
         outs = []
         per = [args.players // args.workers + (i < args.players % args.workers) for i in range(args.workers)]
         for i, count in enumerate(per):
-            out = Path(data) / f"worker{i}.json"
+            out = Path(server.data_dir) / f"worker{i}.json"
             outs.append(out)
             workers.append(subprocess.Popen([sys.executable, "-m", "benchmarks.hls", "_worker", base, query,
                                              str(count), str(args.seconds + 3), str(out)], cwd=REPO, env=env))
@@ -298,8 +290,6 @@ async def players_run(args: argparse.Namespace) -> dict:
         for w in workers:
             if w.poll() is None:
                 w.kill()
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def players(args: argparse.Namespace) -> dict:

@@ -25,18 +25,15 @@ import json
 import multiprocessing
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import aiohttp
 
-from .readiness import answers_ok
+from .local_server import local_server
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -183,24 +180,14 @@ async def baseline(url: str, room: str, doctor: From, count: int) -> dict:
 
 
 async def run(opts: argparse.Namespace) -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    admin = "bench-" + secrets.token_hex(8)
-    with tempfile.TemporaryDirectory(prefix="telemed-login-") as data_dir:
-        env = {**os.environ, **({"TELEMED_PASSWORD_WORKERS": str(opts.workers)} if opts.workers else {}),
-               "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port),
-               "TELEMED_ADMIN_KEY": admin, "TELEMED_METRICS_KEY": METRICS_KEY,
-               "TELEMED_DATA_DIR": data_dir, "TELEMED_LOG_LEVEL": "error"}
-        server = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
+    workers = {"password_workers": opts.workers} if opts.workers else {}
+    async with local_server("login", metrics_key=METRICS_KEY, log_level="error", **workers) as server:
+        url, admin = server.url, server.admin_key
         doctor = From(DOCTOR)
         attacker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_attacker_process)
         try:
             async with aiohttp.ClientSession() as admin_http:
-                if not await answers_ok(admin_http, url + "/healthz", 30):
-                    raise RuntimeError(f"the server did not answer at {url}")
                 scenarios: dict[str, list[dict]] = {"one_address": [], "twenty_addresses": []}
                 async with admin_http.post(f"{url}/api/rooms", json={"name": "quiet", "password": PASSWORD},
                                            headers={"Authorization": f"Bearer {admin}"}) as r:
@@ -213,8 +200,6 @@ async def run(opts: argparse.Namespace) -> dict:
         finally:
             attacker.shutdown(cancel_futures=True)
             await doctor.close()
-            server.terminate()
-            server.wait(timeout=10)
     return {
         "config": {"guesses": opts.guesses, "rounds": opts.rounds, "legit_per_round_min": opts.legit,
                    "password_workers": opts.workers or "default",

@@ -1,6 +1,7 @@
 """One-time migration of a data directory written before encryption at rest: every
-clinical object and ECG recording still in plaintext is encrypted in place (atomically,
-one file at a time), so an interrupted migration simply continues on the next start."""
+clinical object, ECG recording and session log still in plaintext is encrypted in place
+(atomically, one file at a time), so an interrupted migration simply continues on the
+next start."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from clinical.jsonl import JsonlFile
 from clinical.object_store import write_encrypted
 from vault import KeyRing
+from vault.sealed_lines import is_header
 from vault.stream_format import MAGIC
 
 log = logging.getLogger("telemed.clinical")
@@ -30,6 +33,12 @@ def encrypt_plaintext_files(root: str | Path, ring: KeyRing) -> int:
     for path in plaintext_files(Path(root)):
         write_encrypted(path, path.read_bytes(), ring)
         count += 1
+    for path in Path(root).glob("rooms/*/*/session.jsonl"):
+        with open(path, "rb") as f:
+            first = f.readline()
+        if first and not is_header(first):
+            JsonlFile(path, ring=ring).close()  # opening with a ring seals it whole
+            count += 1
     if count:
         log.warning("encrypted %d clinical file(s) that were stored in plaintext", count)
     return count

@@ -22,6 +22,7 @@ from typing import Any
 
 from clinical.errors import ClinicalError
 from clinical.jsonl import JsonlFile
+from vault import KeyRing
 
 _KIND = re.compile(r"[a-z][a-z0-9.-]{0,63}")
 
@@ -32,8 +33,10 @@ class SessionLog:
         path: str | os.PathLike[str],
         fsync_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        ring: KeyRing | None = None,
     ) -> None:
-        self._file = JsonlFile(path, fsync_interval)
+        """With ``ring``, entries are encrypted at rest (each line sealed on its own)."""
+        self._file = JsonlFile(path, fsync_interval, ring)
         self._clock = clock
         last = _parse_last(self._file.last_line)
         self.last_seq: int = last["seq"]

@@ -97,7 +97,7 @@ class ClinicalHub:
             record = await self.rooms.get(room)
             if record is None:
                 return None
-            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at))
+            state = await asyncio.to_thread(_replay, self.room_dir(room, record.created_at), self.ring)
         return next((d for d in state.snapshot()["dicom"] if d["sha256"] == sha256), None)
 
     async def log_entries(self, room: str, to_seq: int | None = None) -> list[dict[str, Any]]:
@@ -106,7 +106,7 @@ class ClinicalHub:
         record = await self.rooms.get(room)
         if record is None:
             return []
-        entries = await asyncio.to_thread(_read_entries, self.room_dir(room, record.created_at))
+        entries = await asyncio.to_thread(_read_entries, self.room_dir(room, record.created_at), self.ring)
         return [e for e in entries if to_seq is None or e["seq"] <= to_seq]
 
     async def ecg_recording(self, room: str, entry: dict[str, Any]) -> Path | None:
@@ -126,16 +126,16 @@ class ClinicalHub:
             await self.pacs.close()
 
 
-def _replay(directory: Path) -> SessionState:
+def _replay(directory: Path, ring: KeyRing) -> SessionState:
     """State of a room nobody is in, read without opening its log for writing."""
-    return SessionState.replay(_read_entries(directory))
+    return SessionState.replay(_read_entries(directory, ring))
 
 
-def _read_entries(directory: Path) -> list[dict[str, Any]]:
+def _read_entries(directory: Path, ring: KeyRing) -> list[dict[str, Any]]:
     """A session log's complete entries, read without opening it for writing (a live
     writer may be appending; its torn tail is skipped)."""
     path = directory / "session.jsonl"
     if not path.exists():
         return []
-    return list(read_jsonl(path))  # skips a torn tail
+    return list(read_jsonl(path, ring))  # skips a torn tail
 

@@ -119,7 +119,7 @@ class ClinicalSession:
         self.hub = hub
         self.room = room
         self.directory = directory
-        self.log = SessionLog(directory / "session.jsonl")
+        self.log = SessionLog(directory / "session.jsonl", ring=hub.ring)
         self.state = SessionState.replay(self.log.read())
         self.ecg = EcgRelay()
         self.closed = False

@@ -20,6 +20,9 @@ class Grants:
     subscribe: bool = False
     data: bool = False
     admin: bool = False
+    # May open the room's recordings (list, replay, export links) without managing them: an
+    # extra only an operator (admin or API key) puts in a token, never a role's default.
+    recordings: bool = False
 
     @classmethod
     def for_role(cls, role: Role | str) -> Grants:
@@ -39,7 +42,8 @@ class Grants:
         if not isinstance(d, dict):
             raise ValueError("grants must be an object")
         names = {f.name for f in fields(cls)}
-        if set(d) != names:
+        # ``recordings`` came later: a token issued before it simply lacks it (False).
+        if not names - {"recordings"} <= set(d) <= names:
             raise ValueError(f"grants must have exactly the keys {sorted(names)}")
         for key, value in d.items():
             if not isinstance(value, bool):

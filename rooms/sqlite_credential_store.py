@@ -1,26 +1,22 @@
 """Invites, API keys and revoked tokens in the embedded SQLite file, next to the rooms.
 
 Three tables; an invite's use count and revocation are columns, so that redeeming is one
-``UPDATE ... WHERE`` that checks and counts at once. Like the room store, every call runs
-on one worker thread that owns the connection (WAL, full sync).
+``UPDATE ... WHERE`` that checks and counts at once. rooms/sqlite_file.py runs the file
+(one worker thread, WAL, full sync), like the room store's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rooms.api_keys import ApiKey
 from rooms.invites import GONE, USED_UP, Invite
-
-T = TypeVar("T")
+from rooms.sqlite_file import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invites (
@@ -47,32 +43,12 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
 
 class SqliteCredentialStore:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="credential-store")
-        self._db: sqlite3.Connection | None = None
-        self._executor.submit(self._open).result()  # an unusable file stops the start-up
+        self._file = SqliteFile(path, _SCHEMA, "credential store")
+        self.path = self._file.path
+        self._run = self._file.run
 
     def __repr__(self) -> str:
         return f"SqliteCredentialStore({str(self.path)!r})"
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        self._db = db
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                raise RuntimeError("the credential store is closed")
-            return fn(self._db)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def add_invite(self, invite: Invite) -> None:
         await self._run(lambda db: db.execute(
@@ -145,13 +121,7 @@ class SqliteCredentialStore:
         return row is not None
 
     async def close(self) -> None:
-        def shut(db: sqlite3.Connection) -> None:
-            db.close()
-            self._db = None
-
-        if self._db is not None:
-            await self._run(shut)
-        self._executor.shutdown(wait=False)
+        await self._file.close()
 
 
 def _dumps(value: Any) -> str:

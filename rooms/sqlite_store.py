@@ -3,28 +3,21 @@
 One row per room: ``record`` (JSON: name, hash, created_at, settings), ``layout`` (JSON,
 without version) and ``layout_version``, which SQLite increments in the same statement that
 stores the layout. The file is in WAL mode with full sync: a room the API acknowledged
-survives a crash or power loss.
-
-sqlite3 blocks, so every call runs on one worker thread that owns the connection: the event
-loop never waits on the disk, and the single thread serialises writes without a lock.
+survives a crash or power loss (rooms/sqlite_file.py runs the file).
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rooms.layout import Layout
 from rooms.room import Room
-from rooms.store import RoomExists, RoomNotFound, RoomStoreUnavailable
-
-T = TypeVar("T")
+from rooms.sqlite_file import SqliteFile
+from rooms.store import RoomExists, RoomNotFound
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
@@ -38,39 +31,12 @@ CREATE TABLE IF NOT EXISTS rooms (
 
 class SqliteRoomStore:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="room-store")
-        self._db: sqlite3.Connection | None = None
-        # Open now, so that an unusable file stops the server at start-up, not at first use.
-        self._executor.submit(self._open).result()
+        self._file = SqliteFile(path, _SCHEMA, "room store")
+        self.path = self._file.path
+        self._run = self._file.run
 
     def __repr__(self) -> str:
         return f"SqliteRoomStore({str(self.path)!r})"
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every statement below is its own atomic transaction.
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        self._db = db
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                raise RuntimeError("the room store is closed")
-            return fn(self._db)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.DatabaseError as exc:  # full or read-only disk, damaged file: rolled back
-            raise RoomStoreUnavailable(f"the room store cannot be written: {exc}") from exc
 
     async def create(self, room: Room) -> None:
         record = room.to_record()
@@ -113,13 +79,7 @@ class SqliteRoomStore:
         return Layout.from_dict({**body, "version": row[0]})
 
     async def close(self) -> None:
-        def shut(db: sqlite3.Connection) -> None:
-            db.close()
-            self._db = None
-
-        if self._db is not None:
-            await self._run(shut)
-        self._executor.shutdown(wait=False)
+        await self._file.close()
 
 
 def _dumps(value: Any) -> str:

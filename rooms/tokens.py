@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jwt
@@ -81,8 +81,9 @@ class TokenIssuer:
         return f"TokenIssuer(ttl_seconds={self._ttl}, issuer={self._issuer!r})"
 
     def issue(self, room: str, role: Role | str, identity: str, name: str, *, credential: str,
-              incarnation: str, refresh_of: Claims | None = None) -> str:
-        """A token for ``identity``; with ``refresh_of``, the same grant extended.
+              incarnation: str, refresh_of: Claims | None = None, recordings: bool = False) -> str:
+        """A token for ``identity``, with the ``recordings`` grant if asked; with
+        ``refresh_of``, the same grant extended.
 
         A refresh keeps the token id and the time the credential was presented, and never
         reaches past that time plus the maximum session age: TokenError(401) once it would.
@@ -104,7 +105,8 @@ class TokenIssuer:
             "sub": identity,
             "room": room,
             "role": role.value,
-            "grants": Grants.for_role(role).to_dict(),
+            "grants": replace(Grants.for_role(role),
+                              recordings=recordings or bool(refresh_of and refresh_of.grants.recordings)).to_dict(),
             "name": name,
             "iat": now,
             "exp": expires,

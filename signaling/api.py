@@ -102,8 +102,13 @@ def routes(server: Server) -> list[web.RouteDef]:
             raise
         role = grant_role(granted.role, wanted)
         display = display or granted.name or role.value
+        recordings = body.get("recordings", False)
+        if not isinstance(recordings, bool):
+            raise HttpError(400, "bad-request", "recordings must be true or false")
+        if recordings and presented is not None:  # only a vouching operator adds grants
+            raise HttpError(403, "grant-not-allowed", "only an admin or API key may grant access to recordings")
         token = server.tokens.issue(name, role, granted.identity, display, credential=granted.credential,
-                                    incarnation=granted.room.incarnation)
+                                    incarnation=granted.room.incarnation, recordings=recordings)
         claims = server.tokens.verify(token, room=name)
         # On record before it is handed out: no token the trail does not know of. A person's
         # own credential is a login; an operator (admin or API key) vouching mints one.

@@ -14,7 +14,7 @@ from clinical.storage import check_writable
 
 from .cluster_node import is_multinode, node_identity
 from .config import Settings
-from .key_file import load_or_create_secret
+from vault.key_file import load_or_create_secret
 
 log = logging.getLogger("telemed.audit")
 
@@ -23,7 +23,6 @@ def audit_key(settings: Settings) -> bytes:
     if settings.audit_key:
         return settings.audit_key.encode()
     path = key_file(settings)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret, created = load_or_create_secret(path)
     if created:
         log.warning("created the audit key; back it up apart from the data directory: without it "

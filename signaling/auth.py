@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from aiohttp import web
 
 from clinical.actor import Actor
-from rooms import Claims, TokenError, split_presented
+from conference.actors import actor_for
+from rooms import Claims, Grants, TokenError, split_presented
 
 from .http_errors import HttpError
 from .server import Server
@@ -63,3 +65,28 @@ async def claims_for(server: Server, token: str | None, room: str | None) -> Cla
         return await server.verify(token, room=room)
     except TokenError as exc:
         raise HttpError(exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
+
+
+async def host_actor(server: Server, request: web.Request, room: str,
+                     what: str = "manage recordings") -> Actor:
+    """The admin key, an API key, or a host token of this room (else 401/403); returns who
+    acts, as the audit trail names them."""
+    return await _actor_granted(server, request, room, lambda g: g.admin, f"only a host may {what}")
+
+
+async def recordings_reader(server: Server, request: web.Request, room: str) -> Actor:
+    """Who may open the room's recordings: an operator, a host, or a token carrying the
+    ``recordings`` grant (which only an operator mints)."""
+    return await _actor_granted(server, request, room, lambda g: g.admin or g.recordings,
+                                "only a host, or a token granted access to recordings, may open them")
+
+
+async def _actor_granted(server: Server, request: web.Request, room: str,
+                         allowed: Callable[[Grants], bool], refusal: str) -> Actor:
+    who = await operator(server, request)
+    if who is not None:
+        return operator_actor(request, who)
+    claims = await claims_for(server, bearer(request), room)
+    if not allowed(claims.grants):
+        raise HttpError(403, "forbidden", refusal)
+    return actor_for(claims, request.remote or "")

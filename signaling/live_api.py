@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from clinical.actor import Actor
 from rooms import Claims
 from streaming.hls_access import HlsAccess
 from streaming.hls_service import HlsError, HlsService
@@ -15,7 +16,7 @@ from streaming.playlist import fill, render_vod
 from streaming.vod_library import VodError, trimmed
 from streaming.request_limiter import RequestLimiter
 
-from .auth import bearer, claims_for, is_admin
+from .auth import bearer, claims_for, host_actor, is_admin
 from .cluster_node import Elsewhere
 from .http_errors import HttpError, read_json
 from .owner_redirect import redirect, to_owner
@@ -30,11 +31,8 @@ def routes(server: Server) -> list[web.RouteDef]:
     hls = HlsService(server.streams, HlsAccess(server.secret, settings.live_link_ttl),
                      RequestLimiter(settings.live_requests_per_second, 2 * settings.live_requests_per_second))
 
-    async def require_host(request: web.Request, room: str) -> None:
-        if settings.admin_key and is_admin(server, request):
-            return
-        if not (await claims_for(server, bearer(request), room)).grants.admin:
-            raise HttpError(403, "forbidden", "only a host may start or stop the live stream")
+    async def require_host(request: web.Request, room: str) -> Actor:
+        return await host_actor(server, request, room, "start, stop or edit the live stream")
 
     async def member(request: web.Request, room: str) -> Claims | None:
         if settings.admin_key and is_admin(server, request):
@@ -43,7 +41,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def start(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        await require_host(request, name)
+        by = await require_host(request, name)
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
@@ -54,14 +52,16 @@ def routes(server: Server) -> list[web.RouteDef]:
                 raise redirect(request, exc) from None
         live = server.live.get_or_create(room.name, room.layout, room.created_at)
         stream = await server.streams.start(live)
+        await server.audit.record("live-start", by, name, f"live/{name}")
         return web.json_response({"live": stream.describe(), "playlist": f"/hls/{name}/index.m3u8"})
 
     async def stop(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        await require_host(request, name)
+        by = await require_host(request, name)
         await to_owner(server, request, name)
         if not await server.streams.stop(name):
             raise HttpError(409, "not-live", "the room is not live")
+        await server.audit.record("live-stop", by, name, f"live/{name}")
         live = server.live.rooms.get(name)
         if live is not None:
             server.live.discard_if_empty(live)  # a room made only to go live
@@ -149,9 +149,13 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def vod_edit(request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        await require_host(request, name)
+        by = await require_host(request, name)
         body = await read_json(request)
-        return web.json_response(await vod_call(server.vod.edit, name, request.match_info["stream"], body))
+        stream = request.match_info["stream"]
+        edited = await vod_call(server.vod.edit, name, stream, body)
+        await server.audit.record("vod-edit", by, name, f"vod/{stream}", trim=edited["trim"],
+                                  chapters=len(edited["chapters"]))
+        return web.json_response(edited)
 
     async def vod_playlist(request: web.Request) -> web.Response:
         name = request.match_info["room"]

@@ -7,7 +7,7 @@
                                                              log entry ``seq`` announced
 
 Who may open a recording (a host token, an API key or the admin key) is decided by
-``recordings_api.recording_actor``; the manifest route, which also hands out the track
+``auth.recordings_reader``; the manifest route, which also hands out the track
 links, is there. A browser's <video> cannot send
 an Authorization header, so a track opens through a short-lived signed link
 (``?who&exp&sig``, recording_links.py). It is read through the vault by plaintext
@@ -30,10 +30,10 @@ from conference.signed_urls import SignatureError
 from recorder import Recording, RecordingError
 from vault import EncryptedReader, KeyRing, VaultError
 
+from .auth import recordings_reader
 from .byte_range import RangeNotSatisfiable, requested_range
 from .http_errors import HttpError
 from .recording_links import track_links, track_object
-from .recordings_api import recording_actor
 from .server import Server
 
 PIECE = 256 * 1024  # bytes decrypted and sent at a time
@@ -75,7 +75,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def opened(request: web.Request) -> tuple[Recording, Actor]:
         room, recording_id = request.match_info["room"], request.match_info["id"]
-        by = await recording_actor(server, request, room)
+        by = await recordings_reader(server, request, room)
         return find(room, recording_id), by
 
     def clinical_span(recording: Recording) -> tuple[int | None, int | None]:
@@ -100,7 +100,7 @@ def routes(server: Server) -> list[web.RouteDef]:
             by = Actor(who, credential="signed-link", address=request.remote or "")
             audit = first_use(request.query["sig"])
         else:
-            by, audit = await recording_actor(server, request, room), True
+            by, audit = await recordings_reader(server, request, room), True
         recording = find(room, recording_id)
         described = next((t for t in recording.describe()["tracks"] if t["id"] == track_id), None)
         if described is None:

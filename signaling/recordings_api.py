@@ -1,30 +1,16 @@
 """REST for recordings: start, stop, list, read the manifest, delete. Thin: the work is in
-``recorder.RecordingManager``; who may do it is decided in ``recording_actor`` alone."""
+``recorder.RecordingManager``; who may do it is decided in ``auth`` alone (host_actor, recordings_reader)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from clinical.actor import Actor
-from conference.actors import actor_for
 from recorder import RecordingError
 
-from .auth import bearer, claims_for, operator, operator_actor
+from .auth import host_actor, recordings_reader
 from .http_errors import HttpError
 from .recording_links import with_links
 from .server import Server
-
-
-async def recording_actor(server: Server, request: web.Request, room: str) -> Actor:
-    """The admin key, an API key, or a host token of this room; returns who acts, for the
-    audit log."""
-    who = await operator(server, request)
-    if who is not None:
-        return operator_actor(request, who)
-    claims = await claims_for(server, bearer(request), room)
-    if not claims.grants.admin:
-        raise HttpError(403, "forbidden", "only a host may manage or open recordings")
-    return actor_for(claims, request.remote or "")
 
 
 def routes(server: Server) -> list[web.RouteDef]:
@@ -32,7 +18,7 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def start(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        by = await recording_actor(server, request, room)
+        by = await host_actor(server, request, room)
         live = server.live.rooms.get(room)
         if live is None:
             if await server.room(room) is None:
@@ -43,25 +29,25 @@ def routes(server: Server) -> list[web.RouteDef]:
 
     async def stop(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        by = await recording_actor(server, request, room)
+        by = await host_actor(server, request, room)
         recording = await manager.stop(room, request.match_info["id"], by)
         return web.json_response({"recording": recording.describe()})
 
     async def listing(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        await recording_actor(server, request, room)
+        await recordings_reader(server, request, room)
         return web.json_response({"recordings": manager.list(room)})
 
     async def manifest(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        by = await recording_actor(server, request, room)
+        by = await recordings_reader(server, request, room)
         recording = manager.get(room, request.match_info["id"])
         await manager.opened(recording, by)
         return web.json_response(with_links(server.recording_links, room, recording.describe(), by.identity))
 
     async def delete(request: web.Request) -> web.Response:
         room = request.match_info["room"]
-        by = await recording_actor(server, request, room)
+        by = await host_actor(server, request, room)
         await manager.delete(room, request.match_info["id"], by)
         return web.Response(status=204)
 

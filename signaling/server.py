@@ -28,7 +28,7 @@ from vault import KeyRing
 from .audit_setup import open_audit_trail
 from .cluster_node import PREFIX, ClusterNode, LocalNode, is_multinode, shared_secret
 from .config import Settings
-from .key_file import load_or_create_secret
+from vault.key_file import load_or_create_secret
 from .metrics import Metrics
 
 log = logging.getLogger("telemed.server")

@@ -127,7 +127,8 @@ async def test_only_host_sets_layout(server):
 async def test_token_response_shape(server):
     await server.create_room("shape", "pw-123456")
     data = await fetch_token(server.url, "shape", "pw-123456", role="device", name="Ambulance 7")
-    assert data["grants"] == {"publish": True, "subscribe": False, "data": True, "admin": False}
+    assert data["grants"] == {"publish": True, "subscribe": False, "data": True, "admin": False,
+                              "recordings": False}
     assert data["expires_in"] > 0
 
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from signaling.key_file import load_or_create_secret
+from vault.key_file import load_or_create_secret
 
 
 def test_created_once_with_mode_0600_then_reused(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import aiohttp
 import av
 
 from telemed_client import Client
@@ -72,6 +73,41 @@ async def test_only_a_host_or_the_admin_key_may_and_every_open_is_audited(server
     assert ("host-7", "recording-open", f"recording/{rec_id}") in actions
     assert ("host-7", "recording-stop", f"recording/{rec_id}") in actions
     assert (f"apikey:{key['key_id']}", "recording-open", f"recording/{rec_id}") in actions
+
+
+async def test_a_recordings_grant_opens_recordings_but_manages_nothing(server, tmp_path):
+    await server.create_room("grant", PW)
+    host = await Client.join(server.url, await server.mint("grant", "host", "Dr Host", "host-8"))
+    try:
+        got, body = await api(server, "POST", BASE.format("grant"), host.token)
+        rec_id = body["recording"]["id"]
+        # Only an operator (admin or API key) adds the grant; a password may not ask for it.
+        got, body = await api(server, "POST", "/api/rooms/grant/token",
+                              body={"role": "viewer", "identity": "reviewer-1", "recordings": True})
+        assert got == 200 and body["grants"]["recordings"] is True and body["grants"]["admin"] is False
+        reviewer = body["token"]
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{server.url}/api/rooms/grant/token",
+                                    json={"password": PW, "role": "viewer", "recordings": True}) as r:
+                assert r.status == 403 and (await r.json())["code"] == "grant-not-allowed"
+            async with session.post(f"{server.url}/api/rooms/grant/token",
+                                    json={"password": PW, "role": "viewer", "recordings": "yes"}) as r:
+                assert r.status == 400
+        got, body = await api(server, "GET", BASE.format("grant"), reviewer)
+        assert got == 200 and [r["id"] for r in body["recordings"]] == [rec_id]
+        got, body = await api(server, "GET", BASE.format("grant") + f"/{rec_id}", reviewer)
+        assert got == 200 and body["id"] == rec_id and all(t["url"] for t in body["tracks"])
+        for method, path in (("POST", BASE.format("grant")), ("POST", BASE.format("grant") + f"/{rec_id}/stop"),
+                             ("DELETE", BASE.format("grant") + f"/{rec_id}")):
+            got, body = await api(server, method, path, reviewer)
+            assert got == 403 and body["code"] == "forbidden", (method, path)
+        got, body = await api(server, "POST", BASE.format("grant") + f"/{rec_id}/stop", host.token)
+        assert got == 200
+    finally:
+        await host.close()
+    await server.core.audit.settled()
+    opens = [e for e in audit_entries(tmp_path) if e["action"] == "recording-open"]
+    assert any(e["actor"]["identity"] == "reviewer-1" for e in opens)
 
 
 async def test_the_timeline_holds_joins_mutes_layout_and_a_rejoin(server):

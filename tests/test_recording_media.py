@@ -4,6 +4,7 @@ signed links, refusals, audit, and the session-log entries it covers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import time
 
 import aiohttp
@@ -78,6 +79,11 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
     manifest = json.loads(body)
     assert manifest["links_expire_in"] == server.core.settings.recording_link_ttl
     assert {t["kind"] for t in manifest["tracks"]} == {"video", "audio"}
+
+    # The lab shared during the recording is on disk only sealed (session log), never in the clear.
+    for path in Path(server.core.settings.data_dir).rglob("*"):
+        if path.is_file():
+            assert b"Potassium" not in path.read_bytes(), path
 
     for track in manifest["tracks"]:
         plain, url = plaintext(server, manifest["id"], track), server.url + track["url"]

@@ -212,3 +212,19 @@ def test_a_refresh_keeps_the_grant_and_never_outlives_the_maximum_session_age():
     with pytest.raises(TokenError) as info:
         issuer.issue("consult-1", Role.HOST, "u", "n", **ISSUE, refresh_of=too_old)
     assert info.value.status == 401 and "maximum age" in info.value.message
+
+
+def test_recordings_grant_is_carried_by_refresh_and_absent_in_older_tokens(issuer):
+    token = issuer.issue("consult-1", Role.VIEWER, "reviewer", "R", recordings=True, **ISSUE)
+    claims = issuer.verify(token)
+    assert claims.grants.recordings and not claims.grants.admin
+    assert issuer.verify(issuer.issue("consult-1", Role.VIEWER, "reviewer", "R", refresh_of=claims,
+                                      **ISSUE)).grants.recordings
+    assert not issuer.verify(issuer.issue("consult-1", Role.HOST, "h", "H", **ISSUE)).grants.recordings
+    older = {k: v for k, v in Grants.for_role(Role.PARTICIPANT).to_dict().items() if k != "recordings"}
+    claims = issuer.verify(jwt.encode(_valid_payload(grants=older), SECRET, algorithm="HS256"))
+    assert claims.grants == Grants.for_role(Role.PARTICIPANT)
+    for bad in ({**older, "extra": True}, {k: v for k, v in older.items() if k != "admin"},
+                {**older, "recordings": "yes"}):
+        with pytest.raises(TokenError):
+            issuer.verify(jwt.encode(_valid_payload(grants=bad), SECRET, algorithm="HS256"))

@@ -14,6 +14,8 @@ import pytest
 
 from clinical.audit_check import check_trail
 from clinical.jsonl import read_jsonl
+from vault import KeyRing
+from vault.sealed_lines import is_header
 from telemed_client.client import ClientError
 from telemed_client.ecg_sources import synthetic
 from telemed_client.wire import pack_ecg
@@ -34,17 +36,17 @@ def session_logs(data: Path, room: str) -> list[Path]:
     return sorted((data / "rooms" / room).glob("*/session.jsonl"))
 
 
-def logged_values(data: Path, room: str) -> list[float]:
+def logged_values(data: Path, room: str, ring: KeyRing) -> list[float]:
     (path,) = session_logs(data, room)
-    return [r["value"] for e in read_jsonl(path) if e["kind"] == "lab" for r in e["body"]["results"]]
+    return [r["value"] for e in read_jsonl(path, ring) if e["kind"] == "lab" for r in e["body"]["results"]]
 
 
-def assert_whole(path: Path) -> None:
-    """Every line complete and JSON: nothing half-written."""
+def assert_whole(path: Path, ring: KeyRing) -> None:
+    """Every line complete and readable (session logs are sealed): nothing half-written."""
     raw = path.read_bytes()
     assert raw.endswith(b"\n")
-    for line in raw.splitlines():
-        json.loads(line)
+    lines = raw.splitlines()
+    assert len(list(read_jsonl(path, ring))) == len(lines) - is_header(lines[0])
 
 
 async def test_full_disk_acknowledges_only_what_is_on_disk(small_disk):
@@ -93,9 +95,9 @@ async def test_full_disk_acknowledges_only_what_is_on_disk(small_disk):
     # After a restart: every acknowledged lab is in the log, nothing else, nothing torn.
     server, runner = await start_server(str(data))
     try:
-        assert sorted(logged_values(data, "er")) == sorted(i + 0.5 for i in {0, *acked, 99})
+        assert sorted(logged_values(data, "er", server.core.keyring)) == sorted(i + 0.5 for i in {0, *acked, 99})
         for path in (*session_logs(data, "er"), data / "audit.jsonl"):
-            assert_whole(path)
+            assert_whole(path, server.core.keyring)
         report = check_trail(data, key)
         assert report.ok, report.lines
         shares = [json.loads(line) for line in (data / "audit.jsonl").read_text().splitlines()]
@@ -166,7 +168,7 @@ async def test_torn_logs_are_repaired_on_start_and_the_repair_is_audited(tmp_pat
     server, runner = await start_server(str(data))
     try:
         for path in (session_log, data / "audit.jsonl"):
-            assert_whole(path)
+            assert_whole(path, server.core.keyring)
         records = [json.loads(line) for line in (data / "audit.jsonl").read_text().splitlines()]
         repairs = {r["object"]: r for r in records if r["action"] == "log-repaired"}
         assert set(repairs) == {"audit.jsonl", str(session_log.relative_to(data))}

@@ -3,9 +3,11 @@ program that PyAV decodes, that follows the host's layout, and that only viewers
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import aiohttp
 import m3u8
@@ -145,6 +147,11 @@ async def test_composited_program_follows_the_layout_and_is_refused_to_strangers
             async with session.delete(f"{server.url}/api/rooms/or/live",
                                       headers={"Authorization": f"Bearer {host_token}"}) as r:
                 assert r.status == 409
+            # Going live and stopping are on the audit trail, under the host's issued identity.
+            audit = Path(server.core.settings.data_dir) / "audit.jsonl"
+            records = [json.loads(line) for line in audit.read_text().splitlines()]
+            lives = [(r["action"], r["object"], r["actor"]["role"]) for r in records if r["action"].startswith("live-")]
+            assert lives == [("live-start", "live/or", "host"), ("live-stop", "live/or", "host")]
     finally:
         for client in [host, *cameras]:
             await client.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from .errors import VaultError
+from .key_file import load_or_create
 
 log = logging.getLogger("telemed.vault")
 
@@ -64,30 +65,11 @@ class KeyRing:
         old = [parse_key(k) for k in previous]
         if key:
             return cls(parse_key(key), old)
-        path = Path(key_file)
-        try:
-            return cls(parse_key(path.read_text()), old)
-        except FileNotFoundError:
-            pass
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        master = os.urandom(KEY_BYTES)
-        # Written aside, then linked into place: another process starting at the same time
-        # sees the whole file or none, and the first link wins.
-        aside = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(base64.b64encode(master).decode() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(aside, path)
-        except FileExistsError:
-            return cls(parse_key(path.read_text()), old)
-        finally:
-            aside.unlink(missing_ok=True)
-        log.warning("created a new master key file %s (0600): keep it, and a copy apart from the "
-                    "data; without it nothing encrypted under the data directory can be read", path)
-        return cls(master, old)
+        text, created = load_or_create(Path(key_file), lambda: base64.b64encode(os.urandom(KEY_BYTES)).decode())
+        if created:
+            log.warning("created a new master key file %s (0600): keep it, and a copy apart from the "
+                        "data; without it nothing encrypted under the data directory can be read", key_file)
+        return cls(parse_key(text), old)
 
     def new_data_key(self) -> tuple[bytes, bytes]:
         """A fresh random data key and its wrapped form (store only the wrapped one)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import sealed_lines
 from . import stream_format as fmt
 from .keyring import KeyRing
 
@@ -26,14 +27,18 @@ def rewrap_file(path: str | os.PathLike[str], ring: KeyRing) -> bool:
 
 
 def rewrap_tree(root: str | os.PathLike[str], ring: KeyRing) -> tuple[int, int]:
-    """Re-wrap every vault file under ``root``; returns (re-wrapped, vault files seen)."""
+    """Re-wrap every vault file and sealed log under ``root``; returns (re-wrapped, seen)."""
     changed = seen = 0
     for path in sorted(Path(root).rglob("*")):
         if not path.is_file() or path.is_symlink():
             continue
         with open(path, "rb") as f:
-            if f.read(len(fmt.MAGIC)) != fmt.MAGIC:
-                continue
+            start = f.read(len(fmt.MAGIC))
+        if start == fmt.MAGIC:
+            changed += rewrap_file(path, ring)
+        elif sealed_lines.is_header(start):  # both magics are 8 bytes
+            changed += sealed_lines.rewrap_header(path, ring)
+        else:
+            continue
         seen += 1
-        changed += rewrap_file(path, ring)
     return changed, seen

@@ -1,21 +1,14 @@
-"""Consent in the browser: while a room is recorded every page shows REC and who
-started it, a late joiner at once; the indicator goes when recording stops."""
+"""Consent in the browser: the host starts recording from the room page; while it runs
+every page shows REC and who started it, a late joiner at once; the indicator goes
+when the host stops it."""
 
 from __future__ import annotations
 
-import aiohttp
 from playwright.async_api import expect
 
 from .conftest import room_url, wait_connected
 
 ROOM, PASSWORD = "recorded-consult", "pw-123456"
-
-
-async def recordings(server, token: str, path: str = "") -> dict:
-    async with aiohttp.ClientSession() as http, http.post(
-            f"{server.url}/api/rooms/{ROOM}/recordings{path}", headers={"Authorization": f"Bearer {token}"}) as r:
-        assert r.status in (200, 201), await r.text()
-        return (await r.json())["recording"]
 
 
 async def test_rec_indicator_for_everyone_and_late_joiners(server, people, screenshots):
@@ -28,8 +21,11 @@ async def test_rec_indicator_for_everyone_and_late_joiners(server, people, scree
     # Hosts find the room's recordings from the room page.
     await expect(host.locator("#recordings-link")).to_be_visible()
 
-    recording = await recordings(server, host_token)
+    record = host.locator("#record-button")
+    await expect(record).to_have_text("Record")
+    await record.click()
     await expect(indicator).to_be_visible()
+    await expect(record).to_have_text("Stop recording")
     await expect(indicator).to_contain_text("REC")
     await expect(indicator).to_contain_text("started by Dr. Host")
 
@@ -46,8 +42,10 @@ async def test_rec_indicator_for_everyone_and_late_joiners(server, people, scree
         await expect(page.locator("#rec-indicator")).to_have_attribute(
             "aria-label", "This consult is being recorded. Recording started by Dr. Host.")
         await expect(page.locator("#recordings-link")).to_be_hidden()  # not hosts
+        await expect(page.locator("#record-button")).to_be_hidden()
     await pages[0].screenshot(path=str(screenshots / "recording-late-joiner.png"))
 
-    await recordings(server, host_token, f"/{recording['id']}/stop")
+    await record.click()
+    await expect(record).to_have_text("Record")
     for page in [host, *pages]:
         await expect(page.locator("#rec-indicator")).to_be_hidden()

@@ -10,6 +10,8 @@ import pytest_asyncio
 from playwright.async_api import expect
 
 from telemed_client import Client
+from telemed_client.clinical import CHANNELS, Clinical
+from tests.clinical_peers import close, potassium
 from tests.media import ColourTrack, ToneTrack
 from tests.server import start_server
 
@@ -70,6 +72,16 @@ async def test_watch_page_plays_to_the_live_edge(server, people, screenshots):
         await page.wait_for_function("() => window.telemed.hls.latency < 3", timeout=60000)
         await expect(page.locator("#latency")).to_have_attribute("data-seconds", re.compile(r"\d+\.\d+"))
         await expect(page.locator("#clinical-panel h1")).to_contain_text(ROOM)
+        # A lab shared in the room reaches the trainee's panel with the picture, not before it:
+        # the panel hears the room as late as the video is behind.
+        lab = await Clinical.open(await Client.join(
+            server.url, await server.token(ROOM, PASSWORD, name="Lab"), channels=CHANNELS))
+        try:
+            await lab.send_fhir(potassium(6.4))
+            await expect(page.locator(".lab-table tbody tr", has_text="Potassium")).to_be_visible(timeout=20000)
+            assert await page.evaluate("window.telemed.clinicalSession.lastDelay") > 0.3
+        finally:
+            await close(lab)
         await page.screenshot(path=str(screenshots / "watch.png"))
         print("watch page latency:", await page.locator("#latency").text_content(), edge)
 

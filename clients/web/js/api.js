@@ -73,32 +73,48 @@ export function objectLinks(room, sha256, token) {
     { Authorization: `Bearer ${token}` });
 }
 
-// Recordings (docs/signaling.md, "Recordings"): a host token, or a token with the
-// `access` grant. The manifest carries short-lived signed links to each track's media.
-function authorized(token) {
-  return { Authorization: `Bearer ${token}` };
+// Live teaching (docs/streaming.md): a host token goes live and ends it.
+export function startLive(room, token) {
+  return call('POST', `api/rooms/${encodeURIComponent(room)}/live`, undefined, bearer(token));
+}
+
+export function stopLive(room, token) {
+  return call('POST', `api/rooms/${encodeURIComponent(room)}/live/stop`, undefined, bearer(token));
+}
+
+// Recordings (docs/recording.md): a host token starts and stops them; a host token or a
+// token with the `recordings` grant opens them. The manifest carries short-lived signed
+// links to each track's media.
+const recordingsPath = (room) => `api/rooms/${encodeURIComponent(room)}/recordings`;
+
+export function startRecording(room, token) {
+  return call('POST', recordingsPath(room), undefined, bearer(token));
+}
+
+export function stopRecording(room, id, token) {
+  return call('POST', `${recordingsPath(room)}/${encodeURIComponent(id)}/stop`, undefined, bearer(token));
 }
 
 export function listRecordings(room, token) {
-  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings`, undefined, authorized(token));
+  return call('GET', recordingsPath(room), undefined, bearer(token));
 }
 
 export function getRecording(room, id, token) {
-  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}`, undefined, authorized(token));
+  return call('GET', `${recordingsPath(room)}/${encodeURIComponent(id)}`, undefined, bearer(token));
 }
 
 export function recordingLinks(room, id, token) {
-  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/links`, undefined, authorized(token));
+  return call('GET', `${recordingsPath(room)}/${encodeURIComponent(id)}/links`, undefined, bearer(token));
 }
 
 export function recordingClinical(room, id, token) {
-  return call('GET', `api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/clinical`, undefined, authorized(token));
+  return call('GET', `${recordingsPath(room)}/${encodeURIComponent(id)}/clinical`, undefined, bearer(token));
 }
 
 // The frames of a recorded ECG stream (replay-ecg.js parses them).
 export async function recordingEcg(room, id, seq, token) {
-  const response = await fetch(`api/rooms/${encodeURIComponent(room)}/recordings/${encodeURIComponent(id)}/ecg/${seq}`,
-    { headers: authorized(token) });
+  const response = await fetch(`${recordingsPath(room)}/${encodeURIComponent(id)}/ecg/${seq}`,
+    { headers: bearer(token) });
   if (!response.ok) throw new ApiError(response.status, `ECG recording unavailable (${response.status})`);
   return response.arrayBuffer();
 }

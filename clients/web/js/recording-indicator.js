@@ -4,8 +4,11 @@
 // server's `recording` notices; each change is also announced in a toast.
 //
 // mountRecordingIndicator(slot, session, room): `slot` is an element in the top bar.
-// Hosts also get a link there to the room's recordings (replay.html).
+// Hosts also get there a Record / Stop recording button and a link to the room's
+// recordings (replay.html).
 
+import { startRecording, stopRecording } from './api.js';
+import { hostToggle } from './host-toggle.js';
 import { toast } from './util.js';
 
 export function recorderName(by) {
@@ -56,6 +59,17 @@ export function mountRecordingIndicator(slot, session, room) {
   link.textContent = 'Recordings';
   link.hidden = true;
   slot.append(link);
-  session.addEventListener('state', () => { link.hidden = !session.me?.grants?.admin; });
+
+  const toggle = hostToggle(session, {
+    id: 'record-button', what: 'Recording',
+    label: () => (session.recording ? 'Stop recording' : 'Record'),
+    act: (token) => (session.recording ? stopRecording(room, session.recording.id, token) : startRecording(room, token)),
+  });
+  slot.append(toggle.button);
+  session.addEventListener('recording', toggle.show);
+  session.addEventListener('state', () => {
+    link.hidden = !session.me?.grants?.admin && !session.me?.grants?.recordings;
+    toggle.show();
+  });
   return el;
 }

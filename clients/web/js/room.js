@@ -18,6 +18,7 @@ import { hasFiles } from './dicom-upload.js';
 import { hideWaiting, kickedMessage, mountHostControls, showWaiting } from './host-controls.js';
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
+import { mountLiveIndicator } from './live-indicator.js';
 import { mountRecordingIndicator } from './recording-indicator.js';
 import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
@@ -82,6 +83,7 @@ class RoomApp {
     this.buildControls();
     if (!this.viewer && (this.screen === null || this.screen === 1)) this.hostControls = mountHostControls({ session: this.session, room, onToggle: () => this.queueRender() });
     mountRecordingIndicator($('.topbar-right'), this.session, room);
+    mountLiveIndicator($('.topbar-right'), this.session, room);
     this.chat = new ChatPanel({
       panel: $('#chat-panel'), log: $('#chat-log'), form: $('#chat-form'), input: $('#chat-input'),
       send: $('#chat-send'), session: this.session, onUnread: (n) => this.setBadge('ctl-chat', 'Chat', n, 'unread'),

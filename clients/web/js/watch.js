@@ -5,6 +5,7 @@
 //   watch.html?room=R#token=T     (a viewer's token; the page gets a signed HLS link)
 
 import { mountClinicalPanel } from './clinical-panel.js';
+import { delayedSession } from './delayed-session.js';
 import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { $ } from './util.js';
@@ -31,7 +32,9 @@ class WatchApp {
   async start() {
     document.title = `${room} · Live teaching · TeleMed`;
     $('#room-name').textContent = room;
-    mountClinicalPanel($('#clinical-panel'), { session: this.session, room, canShare: false });
+    // The panel follows the picture: events reach it as late as the video is behind.
+    this.clinicalSession = delayedSession(this.session, () => this.behind() ?? 0);
+    mountClinicalPanel($('#clinical-panel'), { session: this.clinicalSession, room, canShare: false });
     const s = this.session;
     s.addEventListener('token', (e) => { seat.token = e.detail; saveSeat(room, seat); });
     s.addEventListener('live', (e) => this.onLive(e.detail));
@@ -80,10 +83,14 @@ class WatchApp {
       // Live: aims at 1 segment (1 s, our part hold-back) behind the edge, speeds up a
       // little when behind, and jumps ahead when more than 4 behind (a slow start).
       // No worker: the CSP allows no blob: scripts, and fMP4 needs no transmuxing.
+      // No metadata cues: the page shows the clinical marks itself, and hls.js's cue track
+      // (a data: URL) is outside the CSP's media sources.
+      const base = { enableWorker: false, enableDateRangeMetadataCues: false, enableID3MetadataCues: false,
+        enableEmsgMetadataCues: false };
       this.hls = new Hls(live ? {
-        enableWorker: false, lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
+        ...base, lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
         liveSyncDurationCount: 1, liveMaxLatencyDurationCount: 4,
-      } : { enableWorker: false });
+      } : base);
       this.hls.on(Hls.Events.ERROR, (_, data) => {
         if (!data.fatal) return;
         this.note(`Playback error: ${data.details}; retrying…`);
@@ -103,16 +110,23 @@ class WatchApp {
     this.video.play().catch(() => this.note('Press play to start.'));
   }
 
-  // Behind the operating room by the program clock (EXT-X-PROGRAM-DATE-TIME), and
-  // behind the playlist's live edge as hls.js measures it.
+  // Seconds the picture is behind the operating room, by the program clock
+  // (EXT-X-PROGRAM-DATE-TIME); null when not playing live.
+  behind() {
+    const date = this.hls ? this.hls.playingDate : this.video.getStartDate?.();
+    if (!this.playingLive || !date || Number.isNaN(date.getTime()) || this.video.paused) return null;
+    return (Date.now() - date.getTime()) / 1000;
+  }
+
+  // The readout: behind the room (program clock), and behind the playlist's live edge as
+  // hls.js measures it.
   showLatency() {
     const el = $('#latency');
-    const date = this.hls ? this.hls.playingDate : this.video.getStartDate?.();
-    if (!this.playingLive || !date || Number.isNaN(date.getTime()) || this.video.paused) {
+    const behind = this.behind();
+    if (behind === null) {
       el.textContent = 'Latency –';
       return;
     }
-    const behind = (Date.now() - date.getTime()) / 1000;
     el.textContent = `Latency ${behind.toFixed(1)} s`;
     el.dataset.seconds = behind.toFixed(2);
     if (this.hls && Number.isFinite(this.hls.latency)) el.title = `${this.hls.latency.toFixed(1)} s behind the live edge`;

@@ -1,0 +1,41 @@
+// Live teaching on the room page: while the room's program is on air every page shows
+// LIVE and how many are watching (the server's `live` notices, and `joined` for a late
+// joiner); a host gets a Go live / End live button beside it.
+//
+// mountLiveIndicator(slot, session, room): `slot` is an element in the top bar.
+
+import { startLive, stopLive } from './api.js';
+import { hostToggle } from './host-toggle.js';
+
+export function liveLabel(live) {
+  if (!live || live.state !== 'started') return '';
+  const n = live.viewers || 0;
+  return `LIVE · ${n} watching`;
+}
+
+export function mountLiveIndicator(slot, session, room) {
+  const el = document.createElement('span');
+  el.className = 'live-indicator';
+  el.id = 'live-indicator';
+  el.setAttribute('role', 'status');
+  el.hidden = true;
+  slot.prepend(el);
+
+  const onAir = () => session.liveState?.state === 'started';
+  const toggle = hostToggle(session, {
+    id: 'live-button', what: 'Live stream',
+    label: () => (onAir() ? 'End live' : 'Go live'),
+    act: (token) => (onAir() ? stopLive(room, token) : startLive(room, token)),
+  });
+  slot.append(toggle.button);
+  const show = () => {
+    const text = liveLabel(session.liveState);
+    el.hidden = !text;
+    el.textContent = text;
+    toggle.show();
+  };
+  session.addEventListener('state', show);
+  session.addEventListener('live', show);
+  show();
+  return el;
+}
