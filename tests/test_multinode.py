@@ -183,7 +183,7 @@ async def test_redis_restarting_mid_call_is_survived(cluster):
         video_at_b = await b.subscribe(a_tracks["video"])
         audio_at_a = await a.subscribe(b_tracks["audio"])
         await frames(video_at_b, 3)
-        cluster.redis.stop()
+        await asyncio.to_thread(cluster.redis.stop)  # off the loop: the peers' media runs on it
         # The call goes on without Redis: media never touches it.
         await frames(video_at_b, 30)
         await frames(audio_at_a, 50)
@@ -191,11 +191,12 @@ async def test_redis_restarting_mid_call_is_survived(cluster):
         with pytest.raises(ClientError) as refused:
             await fetch_token(n3.url, "resilient", PASSWORD)
         assert refused.value.code == "store-unavailable"
-        cluster.redis.start()
+        await asyncio.to_thread(cluster.redis.start)
         # Every node registers again and the host re-asserts the room's lease.
-        wait_until(lambda: len(redis_keys(cluster.redis.url, "telemed:node:*")) == 3
-                   and len(redis_keys(cluster.redis.url, "telemed:lease:resilient")) == 1,
-                   6 * NODE_TTL, "the nodes did not re-register or re-assert their leases")
+        await asyncio.to_thread(
+            wait_until, lambda: len(redis_keys(cluster.redis.url, "telemed:node:*")) == 3
+            and len(redis_keys(cluster.redis.url, "telemed:lease:resilient")) == 1,
+            6 * NODE_TTL, "the nodes did not re-register or re-assert their leases")
         await frames(video_at_b, 30)
         # Someone new, entering elsewhere, lands in the same call.
         c, _ = await join_publishing(n3.url, "resilient", "Dr C")
