@@ -59,7 +59,7 @@ class Server:
             per_address_room=settings.login_max_failures, per_address=4 * settings.login_max_failures,
             per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
             in_flight_per_room=2 * settings.login_in_flight))
-        self.shared_logins = None
+        self.shared_logins = None  # the limits of all nodes, in a cluster
         if isinstance(self.node, ClusterNode):
             self.shared_logins = SharedLoginLimiter(self.node.redis, self.login_limiter, PREFIX)
         self.passwords = PasswordHasher(settings.password_workers)
