@@ -119,7 +119,7 @@ def run(joins: int) -> dict:
         urls = []
         try:
             time.sleep(0.3)
-            for node in ("bench-a", "bench-b"):  # one after the other: the first makes the keys
+            for node in ("bench-a", "bench-b"):
                 port = free_port()
                 env = {**os.environ, "TELEMED_ADMIN_KEY": ADMIN_KEY, "TELEMED_LOG_LEVEL": "warning"}
                 with (work / f"{node}.log").open("ab") as log:

@@ -16,6 +16,8 @@ def redirect(request: web.Request, elsewhere: Elsewhere) -> web.HTTPTemporaryRed
 
 async def to_owner(server: Server, request: web.Request, room: str) -> None:
     """Raise the redirect if another live node hosts ``room``; return if it is here or nowhere."""
+    if room in server.live.rooms:  # no Redis round trip for each HLS part a host serves
+        return
     url = await server.node.owner_url(room)
     if url is not None:
         raise web.HTTPTemporaryRedirect(url + request.path_qs)

@@ -110,8 +110,7 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture
 def cluster(tmp_path: Path):
-    """Redis and three nodes n1, n2, n3, started one after the other (the first creates the
-    shared keys in the data directory)."""
+    """Redis and three nodes n1, n2, n3 sharing one data directory."""
     (tmp_path / "redis").mkdir()
     redis = RedisProcess(tmp_path / "redis")
     redis.start()
