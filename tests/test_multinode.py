@@ -113,6 +113,13 @@ async def test_a_token_minted_on_one_node_works_on_another(cluster):
     with pytest.raises(ClientError) as refused:
         await Client.join(n2.url, forged)
     assert refused.value.code == "unauthorized"
+    # Each node kept its own audit chain in the shared data directory, and each verifies.
+    for node in cluster.nodes:
+        verify = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "signaling", "audit", "verify", "--data-dir", str(cluster.data_dir),
+            "--room-store", cluster.redis.url, "--node-id", node.id], cwd=ROOT, capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert (cluster.data_dir / "nodes" / node.id / "audit.jsonl").is_file()
 
 
 def test_a_node_that_cannot_reach_redis_refuses_to_start(tmp_path):
