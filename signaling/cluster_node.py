@@ -126,7 +126,8 @@ class ClusterNode:
             if node is not None:
                 raise Elsewhere(node.url, owner)
             # It died between placing and asking for its address; its lease lapses with it.
-        raise RedisError("no live node holds the room")
+        # Nodes dying faster than we can ask: the caller answers "try again shortly".
+        raise RedisError("no live node would take the room")
 
     def urls(self) -> tuple[str, ...]:
         """Every live node's public URL as of the last heartbeat: pages served by one node
