@@ -1,14 +1,18 @@
 """Join latency across nodes: joining through a node that does not host the room (it
-answers `moved`, and the client joins again at the host) against joining the host directly.
+answers `moved`, and the client joins again at the host) against joining the host directly;
+then how long a room is unreachable after its node is killed (kill -9).
 
-    ./telemed bench multinode [--joins 40] [--out FILE]
+    ./telemed bench multinode [--joins 40] [--node-ttl 6] [--out FILE]
 
 Processes: a Redis (`redis-server`, a fresh directory), two server nodes sharing it and one
 data directory (`python -m signaling serve --room-store redis://...`), and this client.
 A first peer keeps the room live on its node. Then, interleaved, a join straight to the
 host and a join entering at the other node; each is timed from opening the WebSocket to
 the `joined` reply, then leaves. Tokens are minted beforehand (no password hashing in the
-timing). Forwarding is untouched by multi-node mode: no cluster code runs per packet
+timing). Last, the host is killed with SIGKILL and a client keeps joining through the other
+node every 50 ms: the time from the kill to `joined` on the survivor is what a lost node costs
+a newcomer (the lease lapses with the dead node's heartbeat, after at most --node-ttl).
+Forwarding is untouched by multi-node mode: no cluster code runs per packet
 (docs/multinode.md), so the forwarding benchmark's figures stand.
 """
 
@@ -20,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -83,7 +88,24 @@ def summary(seconds: list[float]) -> dict:
             "mean_ms": round(statistics.fmean(ms), 2)}
 
 
-async def measure(urls: list[str], joins: int) -> dict:
+async def failover(http: aiohttp.ClientSession, survivor: str, kill) -> float:
+    """Seconds from killing the host to a join through ``survivor`` landing on a live node."""
+    token = await mint(http, survivor, "after")
+    killed = time.perf_counter()
+    kill()
+    while True:
+        try:
+            _, _, landed, ws = await join(http, survivor, token)
+            break
+        except (aiohttp.ClientError, RuntimeError):
+            await asyncio.sleep(0.05)
+    seconds = time.perf_counter() - killed
+    assert landed == survivor
+    await leave(ws)
+    return seconds
+
+
+async def measure(urls: list[str], joins: int, kill_node) -> dict:
     async with aiohttp.ClientSession() as http:
         for url in urls:
             if not await answers_ok(http, f"{url}/healthz", 30):
@@ -103,12 +125,14 @@ async def measure(urls: list[str], joins: int) -> dict:
                 times[case].append(seconds)
                 await leave(ws)
         await leave(anchor)
+        lost_node_s = await failover(http, other, lambda: kill_node(host))
     result = {case: summary(values) for case, values in times.items()}
+    result["rejoin_after_kill_s"] = round(lost_node_s, 2)
     result["redirect_cost_ms"] = round(result["via_other_node"]["median_ms"] - result["direct"]["median_ms"], 2)
     return result
 
 
-def run(joins: int) -> dict:
+def run(joins: int, node_ttl: float) -> dict:
     redis_binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with tempfile.TemporaryDirectory(prefix="telemed-multinode-") as workdir:
         work = Path(workdir)
@@ -126,11 +150,13 @@ def run(joins: int) -> dict:
                     procs.append(subprocess.Popen(
                         [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
                          "--ice-hosts", "127.0.0.1", "--data-dir", str(work / "data"), "--node-id", node,
+                         "--node-ttl", str(node_ttl),
                          "--room-store", f"redis://127.0.0.1:{redis_port}/0"],
                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
                 urls.append(f"http://127.0.0.1:{port}")
                 asyncio.run(_ready(urls[-1]))
-            return asyncio.run(measure(urls, joins))
+            by_url = dict(zip(urls, procs[1:]))
+            return asyncio.run(measure(urls, joins, lambda url: by_url[url].send_signal(signal.SIGKILL)))
         finally:
             for proc in reversed(procs):
                 proc.terminate()
@@ -150,14 +176,17 @@ async def _ready(url: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="telemed bench multinode", description=__doc__.split("\n\n")[0])
     p.add_argument("--joins", type=int, default=40, help="joins per case (default 40)")
+    p.add_argument("--node-ttl", type=float, default=6.0, help="the nodes' --node-ttl (default 6)")
     p.add_argument("--out", type=Path, default=RESULTS / "multinode.json")
     a = p.parse_args(argv)
-    result = {"command": f"./telemed bench multinode --joins {a.joins}",
-              "date": time.strftime("%Y-%m-%d"), **run(a.joins)}
+    result = {"command": f"./telemed bench multinode --joins {a.joins} --node-ttl {a.node_ttl:g}",
+              "date": time.strftime("%Y-%m-%d"), "node_ttl_s": a.node_ttl, **run(a.joins, a.node_ttl)}
     for case in ("direct", "via_other_node"):
         r = result[case]
         print(f"{case:>15}: median {r['median_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms ({r['joins']} joins)")
     print(f"redirect cost (median): {result['redirect_cost_ms']:.1f} ms")
+    print(f"host killed: a newcomer is in again after {result['rejoin_after_kill_s']:.2f} s "
+          f"(node TTL {a.node_ttl:g} s)")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {a.out}")
