@@ -285,6 +285,10 @@ async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
             assert code == 307 and answer["location"] == f"{n1.url}{link}"
             code, _ = await status(http, "GET", f"{n1.url}{link}")
             assert code != 307  # the host answers itself (not live: 404)
+            # So does a host starting a recording: the recorder runs where the room is.
+            code, answer = await status(http, "POST", f"{n2.url}/api/rooms/theatre/recordings",
+                                        headers={"Authorization": f"Bearer {host_token}"})
+            assert code == 307 and answer["location"] == f"{n1.url}/api/rooms/theatre/recordings"
             async with http.delete(session, headers={"Authorization": f"Bearer {device}"}) as r:
                 assert r.status == 200
     finally:
