@@ -27,6 +27,7 @@ from .config import Settings
 log = logging.getLogger("telemed.cluster")
 
 PREFIX = "telemed:"
+RETRY_SECONDS = 0.25
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -164,7 +165,9 @@ class ClusterNode:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._ttl / 3)
+            # While Redis is away, knock often: the moment it is back, our leases must be
+            # re-asserted before another node could place our rooms anew.
+            await asyncio.sleep(self._ttl / 3 if self._redis_ok else RETRY_SECONDS)
             try:
                 await self._tick()
             except RedisError as exc:
