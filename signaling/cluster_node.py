@@ -13,7 +13,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import redis
 from redis.exceptions import RedisError
@@ -85,8 +85,11 @@ class LocalNode:
 
 class ClusterNode:
     def __init__(self, settings: Settings, tokens: TokenIssuer, live_rooms: Callable[[], Iterable[str]],
-                 load: Callable[[], tuple[int, float]]) -> None:
-        """``live_rooms``: names of the rooms live here; ``load``: (peers, forwarded bytes so far)."""
+                 load: Callable[[], tuple[int, float]],
+                 lost: Callable[[str, str], Awaitable[None]]) -> None:
+        """``live_rooms``: names of the rooms live here; ``load``: (peers, forwarded bytes so
+        far); ``lost(room, url)``: another node, at ``url``, holds the lease of a room live
+        here (this node's heartbeat lapsed, say): send its people there."""
         self.id = node_identity(settings)
         scheme = "https" if settings.tls_cert else "http"
         self.url = settings.public_url or f"{scheme}://{settings.host}:{settings.port}"
@@ -102,6 +105,7 @@ class ClusterNode:
         self._tokens = tokens
         self._live_rooms = live_rooms
         self._load = load
+        self._lost = lost
         self._cpu = CpuMeter()
         self._bytes = (time.monotonic(), 0.0)
         self._bitrate = 0.0
@@ -188,7 +192,12 @@ class ClusterNode:
         self._placed = {r: at for r, at in self._placed.items() if r not in live and now - at < self._ttl}
         holding = live | set(self._placed)
         for room in await self.leases.renew(holding):
-            log.error("another node holds the lease of a room live here", extra={"fields": {"room": room}})
+            # A room fits on one node: the lease decides which, and this copy ends.
+            owner = await self.owner_url(room)
+            log.error("another node holds the lease of a room live here; its people go there",
+                      extra={"fields": {"room": room, "node": owner}})
+            if owner is not None and room in live:
+                await self._lost(room, owner)
         for room in self._held - holding:  # emptied since: free it for placement at once
             await self.leases.release(room)
         self._held = holding

@@ -49,7 +49,8 @@ class Server:
         self.invites = InviteCodec(secret)
         self.node: ClusterNode | LocalNode = LocalNode()
         if multinode:
-            self.node = ClusterNode(settings, self.tokens, lambda: list(self.live.rooms), self._load)
+            self.node = ClusterNode(settings, self.tokens, lambda: list(self.live.rooms), self._load,
+                                    self._moved)
         self.oidc = None
         if settings.oidc_jwks_url:
             self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
@@ -89,6 +90,15 @@ class Server:
     def _load(self) -> tuple[int, float]:
         """(peers, bytes forwarded so far) for this node's heartbeat."""
         return sum(len(room.peers) for room in self.live.rooms.values()), self.metrics.bytes_forwarded()
+
+    async def _moved(self, room: str, url: str) -> None:
+        """Another node hosts ``room`` now: tell everyone here where to join, and let them go."""
+        live = self.live.rooms.get(room)
+        if live is None:
+            return
+        for peer in [*live.peers.values(), *live.waiting.guests()]:
+            peer.notify({"type": "moved", "url": url, "room": room})  # WebSockets close after it
+            await self.leave(peer)
 
     async def reserve_login(self, address: str, room: str) -> Attempt | SharedAttempt:
         """A reservation to check one room password (rooms.ratelimit), across nodes if there are several."""

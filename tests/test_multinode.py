@@ -295,3 +295,31 @@ async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
         await publisher.close()
         await viewer.close()
         await surgeon.close()
+
+
+def set_lease(redis_url: str, room: str, node_id: str) -> None:
+    import redis
+    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+    try:
+        client.set(f"telemed:lease:{room}", node_id, px=60_000)
+    finally:
+        client.close()
+
+
+async def test_a_room_live_on_a_node_that_lost_its_lease_moves_to_the_lease_holder(cluster):
+    n1, n2, _ = cluster.nodes
+    await create_room(n1.url, "split", PASSWORD, ADMIN_KEY)
+    token = (await fetch_token(n1.url, "split", role="host", name="H", api_key=ADMIN_KEY))["token"]
+    client = await Client.join(n1.url, token, keep_token_fresh=False)
+    try:
+        assert client.node_url == n1.url
+        # As if n1's heartbeat had lapsed for a while and n2 had been given the room meanwhile.
+        await asyncio.to_thread(set_lease, cluster.redis.url, "split", "n2")
+        moved = await client.wait_event("moved", timeout=4 * NODE_TTL)
+        assert moved["url"] == n2.url
+        await client.wait_event("closed", timeout=10)
+        again = await Client.join(n1.url, token, keep_token_fresh=False)  # the entry sends it on
+        assert again.node_url == n2.url
+        await again.close()
+    finally:
+        await client.close()
