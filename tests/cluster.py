@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.processes import serving
 from tests.redis_server import _STARTUP_TIMEOUT, _answers_ping, redis_binary
@@ -84,10 +85,18 @@ class Cluster:
 
 
 def redis_keys(url: str, pattern: str) -> list[str]:
-    import redis
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2)
     try:
         return sorted(client.scan_iter(pattern))
+    finally:
+        client.close()
+
+
+def set_lease(url: str, room: str, node_id: str) -> None:
+    """Give ``room``'s lease to ``node_id`` for a minute, as if it had been placed there."""
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2)
+    try:
+        client.set(f"telemed:lease:{room}", node_id, px=60_000)
     finally:
         client.close()
 
@@ -112,14 +121,14 @@ def _healthy(url: str) -> bool:
 def cluster(tmp_path: Path):
     """Redis and three nodes n1, n2, n3 sharing one data directory."""
     (tmp_path / "redis").mkdir()
-    redis = RedisProcess(tmp_path / "redis")
-    redis.start()
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
     (tmp_path / "data").mkdir()
-    running = Cluster(redis, tmp_path / "data")
+    running = Cluster(server, tmp_path / "data")
     try:
         with running.stack:
             for node_id in ("n1", "n2", "n3"):
                 running.start_node(node_id)
             yield running
     finally:
-        redis.stop()
+        server.stop()

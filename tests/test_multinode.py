@@ -16,7 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client, ClientError, create_room, fetch_token
 
 from signaling import config
-from tests.cluster import NODE_TTL, ROOT, redis_keys, wait_until
+from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
 
@@ -295,15 +295,6 @@ async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
         await publisher.close()
         await viewer.close()
         await surgeon.close()
-
-
-def set_lease(redis_url: str, room: str, node_id: str) -> None:
-    import redis
-    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
-    try:
-        client.set(f"telemed:lease:{room}", node_id, px=60_000)
-    finally:
-        client.close()
 
 
 async def test_a_room_live_on_a_node_that_lost_its_lease_moves_to_the_lease_holder(cluster):
