@@ -16,6 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client, ClientError, create_room, fetch_token
 
 from signaling import config
+from signaling.cluster_node import LocalNode
 from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
@@ -312,5 +313,16 @@ async def test_a_room_live_on_a_node_that_lost_its_lease_moves_to_the_lease_hold
         again = await Client.join(n1.url, token, keep_token_fresh=False)  # the entry sends it on
         assert again.node_url == n2.url
         await again.close()
+    finally:
+        await client.close()
+
+
+async def test_one_node_needs_no_redis(server):
+    """The embedded default: no cluster, no shared limiter, every room here."""
+    assert isinstance(server.core.node, LocalNode) and server.core.shared_logins is None
+    await server.create_room("solo", PASSWORD)
+    client = await Client.join(server.url, await server.token("solo", PASSWORD))
+    try:
+        assert client.node_url == server.url
     finally:
         await client.close()
