@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.audit_trail import AuditTrail
+from clinical.consult_report import ReportSigner
 from clinical.jsonl import read_jsonl
 from clinical.object_store import ObjectStore
 from clinical.pacs import DicomWebSource
 from clinical.plaintext_migration import encrypt_plaintext_files
+from clinical.report_push import ReportPush
 from clinical.session_state import SessionState
 from rooms import RoomStore
 from vault import EncryptedWriter, KeyRing
@@ -41,15 +45,19 @@ log = logging.getLogger("telemed.clinical")
 
 class ClinicalHub:
     def __init__(self, data_dir: str, rooms: RoomStore, secret: str | None, audit: AuditTrail,
-                 ring: KeyRing, pacs: DicomWebSource | None = None) -> None:
+                 ring: KeyRing, pacs: DicomWebSource | None = None, report_push: ReportPush | None = None) -> None:
         self.root = Path(data_dir)
         self.ring = ring  # everything clinical is encrypted at rest under it
         encrypt_plaintext_files(self.root, ring)
         self.rooms = rooms
         self.pacs = pacs  # where peers may pull studies from; None: pulling is off
         self.links = UrlSigner(secret)
+        self.reports = ReportSigner(secret.encode() if secret else secrets.token_bytes(32))
+        self.report_push = report_push  # the hospital's FHIR server for signed reports, if any
         self.audit = audit  # the server's, shared with every other audited event
         self.sessions: dict[str, ClinicalSession] = {}  # live rooms by name
+        # Told (kind, seconds) for each item put on record: audit, durable log, fan-out.
+        self.on_intake: Callable[[str, float], None] | None = None
 
     # Created on first use, so that a server nobody shares anything on writes no files.
     @cached_property

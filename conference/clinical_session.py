@@ -32,16 +32,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinical.actor import Actor
+from clinical.consult_report import draft, seal
 from clinical.deidentify import Deidentifier
-from clinical.dicom_transfer import (DEFAULT_MAX_SIZE, DicomTransfers, ReceivedObject, TransferAnnounce,
-                                     unpack_chunk)
+from clinical.dicom_transfer import (
+    DEFAULT_MAX_SIZE,
+    DicomTransfers,
+    ReceivedObject,
+    TransferAnnounce,
+    unpack_chunk,
+)
 from clinical.dicom_validate import DicomObject, read_dicom
 from clinical.ecg import EcgAnnounce, parse_end, unpack_frame
 from clinical.errors import ClinicalError
 from clinical.fields import reject_unknown
 from clinical.hl7v2 import nack_for, parse_oru_r01
-from clinical.labs import parse_fhir
 from clinical.lab_result import LabResult
+from clinical.labs import parse_fhir
 from clinical.pacs import DicomWebSource, PullRequest
 from clinical.session_log import SessionLog
 from clinical.session_state import SessionState
@@ -58,7 +64,7 @@ log = logging.getLogger("telemed.clinical")
 
 CHANNELS = frozenset({"bulk", "ecg"})
 MESSAGE_TYPES = frozenset(
-    {"dicom-announce", "dicom-complete", "dicom-pull", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7"}
+    {"dicom-announce", "dicom-complete", "dicom-pull", "ecg-announce", "ecg-end", "lab-fhir", "lab-hl7", "report"}
 )
 # Above the chat limit (a FHIR Bundle can be large), below what aiortc accepts (256 KiB).
 MAX_MESSAGE = 192 * 1024
@@ -201,6 +207,10 @@ class ClinicalSession:
             self._start_stream(sender, EcgAnnounce.from_message(message))
         elif kind == "ecg-end":
             self._end_stream(sender, parse_end(message), "ended")
+        elif kind == "report":
+            _check_may_report(peer)
+            reject_unknown(message, {"type", "template", "findings", "conclusion", "references", "ref"}, "report")
+            self._spawn(self._share_report(sender, peer.claims.role.value, message))
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
             self._spawn(self._share_labs(sender, parse_fhir(message.get("resource")), "fhir", _ref(message)))
@@ -238,6 +248,38 @@ class ClinicalSession:
             return
         if ack is not None:
             self._reply(sender.peer_id, {"type": "lab-hl7-ack", "ack": ack, "ref": ref})
+
+    # --- the consult report ---
+    async def _share_report(self, sender: Sender, role: str, message: dict) -> None:
+        """Checked against the log, signed with the author the token names, then on record
+        like any share; pushed to the hospital's FHIR server afterwards, if one is set."""
+        ref = _ref(message)
+        try:
+            entries = {e["seq"]: e for e in await asyncio.to_thread(lambda: list(self.log.read()))}
+            content = draft(message, entries)
+            report = seal(content, {"identity": sender.identity, "name": sender.name, "role": role},
+                          self.hub.reports)
+            entry = await self._share(sender, "report", report, f"report/{report['signature'][:32]}",
+                                      action="report-signed", template=report["template"],
+                                      references=[r["seq"] for r in report["references"]])
+        except ClinicalError as exc:
+            self._refuse(sender.peer_id, exc, ref)
+            return
+        except Exception:
+            log.exception("report from %s failed", sender.peer_id)
+            self._refuse(sender.peer_id, ClinicalError("internal", "report not processed"), ref)
+            return
+        if entry is not None and self.hub.report_push is not None:
+            await self._push_report(sender, entry, {**entries, entry["seq"]: entry})
+
+    async def _push_report(self, sender: Sender, entry: dict, entries: dict) -> None:
+        push = self.hub.report_push
+        assert push is not None
+        outcome = await push.send(self.room.name, entry, entries)
+        action = "report-pushed" if outcome.get("ok") else "report-push-failed"
+        await self.hub.audit.record(action, sender.actor, self.room.name, f"report/{self.room.name}/{entry['seq']}",
+                                    **outcome)
+        self._reply(sender.peer_id, {"type": "report-pushed", "seq": entry["seq"], **outcome})
 
     # --- ECG ---
     def _start_stream(self, sender: Sender, announce: EcgAnnounce) -> None:
@@ -387,15 +429,19 @@ class ClinicalSession:
         then announced. StorageUnavailable if the disk refuses either; then nobody hears
         of it. None if the room closed meanwhile. Items leave in the order they came:
         the audit trail answers in order and the rest does not wait."""
+        began = time.monotonic()
         await self.hub.audit.record(action, sender.actor, self.room.name, object_id, kind=kind, **audit)
         if self.closed:
             return None
         try:
-            return self._publish(sender, kind, body)
+            entry = self._publish(sender, kind, body)
         except StorageUnavailable as exc:
             self.hub.audit.record_soon(f"{action}-failed", sender.actor, self.room.name, object_id,
                                        kind=kind, code=exc.code)
             raise
+        if self.hub.on_intake is not None:
+            self.hub.on_intake(kind, time.monotonic() - began)
+        return entry
 
     def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True) -> dict:
         entry = self.log.append(kind, sender_id, body, durable)
@@ -498,6 +544,12 @@ def _frame_stream_id(data: object) -> int | None:
     if isinstance(data, bytes) and len(data) >= 8 and data[:2] == b"EC":
         return int.from_bytes(data[4:8], "little")
     return None
+
+
+def _check_may_report(peer: Peer) -> None:
+    # A report is a doctor's signed opinion: a host or a participant, not a viewer or a device.
+    if peer.claims.role.value not in ("host", "participant"):
+        raise ClinicalError("forbidden", "only a host or a participant may sign a consult report")
 
 
 def _check_may_share(peer: Peer) -> None:

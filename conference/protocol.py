@@ -1,9 +1,12 @@
 """Validation of client messages (docs/signaling.md). Everything a peer sends passes
-through here before it touches state; failures become ProtocolError with a code."""
+through here before it touches state; failures become ProtocolError with a code.
+Each type's fields are checked against its JSON Schema (message_schema.py)."""
 
 from __future__ import annotations
 
 import json
+
+from .message_schema import problem
 
 MAX_WS_MESSAGE = 256 * 1024
 MAX_ID = 128
@@ -29,13 +32,12 @@ def decode(raw: str) -> dict:
     return message
 
 
-def short_str(message: dict, key: str, limit: int = MAX_ID, required: bool = True) -> str | None:
-    value = message.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise ProtocolError("bad-request", f"'{key}' must be a non-empty string of at most {limit} characters")
-    return value
+def check(message: dict) -> None:
+    """``message`` (from decode) against its type's schema; a reply to a bad one can
+    still carry the message's id, so this comes apart from decoding."""
+    wrong = problem(message)
+    if wrong is not None:
+        raise ProtocolError("bad-request", wrong)
 
 
 def publish_map(value: object) -> dict[str, dict]:

@@ -1,41 +1,75 @@
 #!/usr/bin/env bash
-# Idempotent set-up: Debian packages, then the virtualenv. Fast when nothing changed.
+# Idempotent set-up for `./telemed MODE`; fast when nothing changed.
+#   serve: what the server needs at run time: Python 3.12, the serve lock
+#          (requirements-serve.txt), gcc for the C fan-out step. No root unless one
+#          of those is missing, and no test tools.
+#   test, bench: also the test tools (Debian's redis, chromium, janus, orthanc) and the
+#          full lock (requirements.txt), and the vendored browser libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-serve}"
 
 need_apt=()
-for pair in redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 gcc:gcc npm:npm; do
+# gcc builds sfu/fanout.c. npm (hls.js for the trainee page) is installed for the tests;
+# `serve` uses it when it is there and otherwise says what the trainee page lacks.
+pairs=(gcc:gcc)
+if [ "$mode" != serve ]; then
+  pairs+=(redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 npm:npm
+          turnserver:coturn)
+  # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
+  [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
+  [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
+fi
+for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")
 done
-# By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
-[ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
-[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "bootstrap: as root, run: apt-get install ${need_apt[*]}" >&2; exit 1; }
+    SUDO=sudo
+  fi
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+  # The tests start their own coturn; the package's service would be an unconfigured relay.
+  if [[ " ${need_apt[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 # PyAV 19 needs Python 3.12; pyenv provides it on our machines.
-PY=""
-for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12" $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-    PY="$candidate"; break
-  fi
-done
-[ -n "$PY" ] || { echo "bootstrap: Python 3.12 not found" >&2; exit 1; }
+find_python() {
+  PY=""
+  for candidate in python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python3.12" $(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      PY="$candidate"; break
+    fi
+  done
+  [ -n "$PY" ] || { echo "bootstrap: Python 3.12 not found" >&2; exit 1; }
+}
 
-stamp=".venv/.requirements.sha256"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: preparing .venv with $PY" >&2
-  [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+# The full lock serves every mode; the serve lock (a subset) only `serve`.
+full=".venv/.requirements.sha256"
+served=".venv/.requirements-serve.sha256"
+want_full=$(sha256sum requirements.txt | cut -d' ' -f1)
+want_serve=$(sha256sum requirements-serve.txt | cut -d' ' -f1)
+have() { [ -x .venv/bin/python ] && [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+if ! have "$full" "$want_full" && { [ "$mode" != serve ] || ! have "$served" "$want_serve"; }; then
+  lock=requirements.txt; stamp=$full; want=$want_full
+  [ "$mode" = serve ] && { lock=requirements-serve.txt; stamp=$served; want=$want_serve; }
+  if [ ! -x .venv/bin/python ]; then
+    find_python
+    echo "bootstrap: creating .venv with $PY" >&2
+    "$PY" -m venv .venv
+  fi
+  echo "bootstrap: installing $lock into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check -r "$lock"
   echo "$want" > "$stamp"
 fi
 
-# The C fan-out step (sfu/fanout.c); rebuilt only when its source changed.
+# The C fan-out step (sfu/fanout.c), in place; rebuilt only when its source changed.
+# (An installed wheel has it built by setup.py's cffi_modules instead.)
 .venv/bin/python sfu/fanout_build.py
 
 # Browser libraries the pages load from this server (hls.js for watch.html): pinned in
@@ -43,6 +77,10 @@ fi
 vendor=clients/web/vendor
 want=$(sha256sum "$vendor/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$vendor/node_modules/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+  if [ "$mode" = serve ] && ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: npm not found: the trainee page (watch.html) cannot load its player without hls.js" >&2
+    exit 0
+  fi
   echo "bootstrap: npm ci in $vendor" >&2
   npm ci --prefix "$vendor" --no-audit --no-fund --loglevel=error >/dev/null
   echo "$want" > "$vendor/node_modules/.lock.sha256"

@@ -25,6 +25,7 @@ from .codec import FORWARDABLE, Codec
 from .consumer import RtpConsumer
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
+from .traffic import Traffic
 from .upkeep import Upkeep
 
 log = logging.getLogger("telemed.sfu.connection")
@@ -117,6 +118,7 @@ class Connection:
         self.producers: dict[str, Producer] = {}        # by mid
         self.consumers: dict[str, RtpConsumer] = {}     # by mid
         self.bad_packets = 0
+        self.retired = Traffic()  # of the consumers and producers this connection has closed
         self.closed = False
         self.on_state: Callable[[str], None] | None = None
         self._transports: dict[int, hook.MediaTransport] = {}
@@ -245,6 +247,7 @@ class Connection:
             producer = self.producers.pop(mid)
             self._unroute(producer)
             producer.close()
+            self.retired.add_producer(producer)
             result.removed.append(producer)
 
     def _update_consumers(self, subscribe: dict[str, Producer], sections: dict[str, MediaDescription],
@@ -289,6 +292,7 @@ class Connection:
             if wanted.get(mid) is not consumer:
                 self._handovers[mid] = consumer.handover()
                 consumer.close()
+                self.retired.add_consumer(consumer)
         for consumer in added:
             consumer.attach()
         self.consumers = wanted
@@ -387,6 +391,17 @@ class Connection:
                 if consumer is not None:
                     consumer.handle_rtcp(packet)
 
+    def traffic(self) -> Traffic:
+        """Totals since this connection opened: its closed consumers and producers and
+        its live ones. They only grow, across renegotiations and after close()."""
+        total = Traffic(bad_packets=self.bad_packets)
+        total.add(self.retired)
+        for consumer in self.consumers.values():
+            total.add_consumer(consumer)
+        for producer in self.producers.values():
+            total.add_producer(producer)
+        return total
+
     def tick(self, now: float) -> None:
         """Once a second (sfu/upkeep.py): follow the ICE pair, then producer upkeep."""
         for transport in list(self._transports.values()):
@@ -423,11 +438,13 @@ class Connection:
         self._upkeep.discard(self)
         for consumer in self.consumers.values():
             consumer.close()
+            self.retired.add_consumer(consumer)
         self.consumers.clear()
         self._consumers_by_ssrc.clear()
         ended = list(self.producers.values())
         for producer in ended:
             producer.close()
+            self.retired.add_producer(producer)
         self.producers.clear()
         self._routes.clear()
         for transport in self._transports.values():

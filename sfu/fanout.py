@@ -8,9 +8,11 @@ decision; C only moves bytes.
 
 from __future__ import annotations
 
+from time import perf_counter_ns
 from typing import Any, Protocol
 
 from ._fanout import ffi, lib
+from .batch_times import FANOUT_BATCHES
 
 
 class Wire:
@@ -79,7 +81,10 @@ class Fanout:
 
     def send(self, packet: Any) -> int:
         """`packet` (an RtpPacket, in the producer's numbering) to every member."""
-        return _send(self._array, self.count, packet)
+        began = perf_counter_ns()
+        sent = _send(self._array, self.count, packet)
+        FANOUT_BATCHES.observe_ns(perf_counter_ns() - began)
+        return sent
 
 
 MAX_PAYLOAD: int = lib.FANOUT_MAX_PAYLOAD

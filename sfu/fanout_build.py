@@ -1,8 +1,11 @@
-"""Build sfu/_fanout (the C fan-out step in fanout.c) with cffi.
+"""The C fan-out step (sfu/_fanout, from fanout.c) as a cffi builder.
 
-scripts/bootstrap.sh runs `python sfu/fanout_build.py` (a script: importing the
-sfu package needs the module this builds); it rebuilds only when
-fanout.c, fanout.h or this file changed, so it is cheap to run every time.
+Two ways in, one list of sources:
+- `pip install .` / `pip wheel .`: setup.py names `sfu/fanout_build.py:ffibuilder` in
+  `cffi_modules`, and cffi's setuptools integration compiles it into the wheel.
+- The source tree (`./telemed serve`, `./telemed test`): `python sfu/fanout_build.py`
+  (a script: importing the sfu package needs the module this builds) compiles it next
+  to fanout.py, only when a source, the header or this file changed.
 """
 
 from __future__ import annotations
@@ -16,14 +19,28 @@ from pathlib import Path
 import cffi
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "fanout.c"
+HEADER = HERE / "fanout.h"
+# Every C file of the step, in one place: the wheel, the stamp and the in-tree build read it.
+SOURCES = [HERE / "fanout.c"]
 STAMP = HERE / "_fanout.sha256"
 
-HEADER = HERE / "fanout.h"
+
+def _builder() -> cffi.FFI:
+    builder = cffi.FFI()
+    builder.cdef(HEADER.read_text())
+    # The sources go in as text: cffi compiles from a temporary directory, where
+    # relative paths would not resolve and setuptools refuses absolute ones.
+    builder.set_source("sfu._fanout", "\n".join(path.read_text() for path in SOURCES),
+                       include_dirs=[str(HERE)], extra_compile_args=["-O2"])
+    return builder
+
+
+ffibuilder = _builder()
 
 
 def _digest() -> str:
-    return hashlib.sha256(SOURCE.read_bytes() + HEADER.read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    parts = [path.read_bytes() for path in (*SOURCES, HEADER, Path(__file__).resolve())]
+    return hashlib.sha256(b"".join(parts)).hexdigest()
 
 
 def built() -> bool:
@@ -31,12 +48,8 @@ def built() -> bool:
 
 
 def build() -> Path:
-    builder = cffi.FFI()
-    builder.cdef(HEADER.read_text())
-    builder.set_source("_fanout", SOURCE.read_text(), include_dirs=[str(HERE)],
-                       extra_compile_args=["-O2"])
     with tempfile.TemporaryDirectory() as tmp:
-        library = Path(builder.compile(tmpdir=tmp))
+        library = Path(ffibuilder.compile(tmpdir=tmp))
         for old in HERE.glob("_fanout.*.so"):
             old.unlink()
         target = HERE / library.name

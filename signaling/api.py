@@ -125,6 +125,8 @@ def routes(server: Server) -> list[web.RouteDef]:
         return web.json_response({"ice_servers": server.settings.ice_servers})
 
     async def healthz(request: web.Request) -> web.Response:
+        if server.draining:  # a load balancer sends nobody new here (signaling/shutdown.py)
+            return web.json_response({"status": "draining", "rooms": len(server.live.rooms)}, status=503)
         return web.json_response({"status": "ok", "rooms": len(server.live.rooms), "node": server.node.id})
 
     return [

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import (api, clinical_api, credentials_api, live_api, metrics_endpoint, recording_media, recordings_api,
-               whip, ws)
-from .config import Settings
+from . import (api, clinical_api, credentials_api, live_api, metrics_endpoint, openapi, recording_media,
+               recordings_api, reports_api, whip, ws)
+from .config import Settings, reveal
 from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
 from .origins import OriginPolicy
+from .request_ids import add_header, request_id_middleware
 from .security_headers import security_headers
 from .server import Server
 
@@ -24,24 +25,27 @@ def create_app(settings: Settings) -> web.Application:
     # keepalive_timeout also bounds the wait for a first, complete request head: aiohttp
     # arms it on connect and closes the connection if no request arrived by then.
     server = Server(settings)
-    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies),
+    app = web.Application(middlewares=[request_id_middleware, forwarded_middleware(settings.trusted_proxies),
                                        security_headers(server.node.urls),
                                        whip.cors_middleware(OriginPolicy(settings.whip_origins)),
                                        error_middleware],
                           client_max_size=1024 * 1024,
                           handler_args={"keepalive_timeout": settings.header_timeout})
+    app.on_response_prepare.append(add_header)
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server
     app[BODY_LIMITS] = BodyLimits(settings.max_json_body, settings.max_sdp_body, settings.body_timeout)
-    app.add_routes(metrics_endpoint.routes(server.metrics, settings.metrics_key))
+    app.add_routes(metrics_endpoint.routes(server.metrics, reveal(settings.metrics_key)))
     if settings.metrics_listen:
         metrics_endpoint.separate_listener(app, server.metrics, settings.metrics_listen)
     app.add_routes(api.routes(server))
+    app.add_routes(openapi.routes())
     app.add_routes(credentials_api.routes(server))
     app.add_routes(clinical_api.routes(server))
     app.add_routes(live_api.routes(server))
     app.add_routes(recordings_api.routes(server))
     app.add_routes(recording_media.routes(server))
+    app.add_routes(reports_api.routes(server))
     app.add_routes([ws.route(server, app)])
     app.add_routes(whip.routes(sessions))
 

@@ -8,7 +8,7 @@ import sys
 from clinical.audit_check import check_trail
 
 from .audit_setup import key_file, trail_location
-from .config import Settings
+from .config import Settings, reveal
 
 
 def run(settings: Settings, words: list[str]) -> int:
@@ -22,7 +22,7 @@ def run(settings: Settings, words: list[str]) -> int:
         print(f"telemed audit: {exc}", file=sys.stderr)
         return 1
     root, anchor_prefix = trail_location(settings)  # one node's chain in a cluster (--node-id)
-    report = check_trail(root, key, settings.audit_anchor_redis, anchor_prefix)
+    report = check_trail(root, key, reveal(settings.audit_anchor_redis), anchor_prefix)
     for line in report.lines:
         print(line)
     return 0 if report.ok else 1
@@ -31,7 +31,7 @@ def run(settings: Settings, words: list[str]) -> int:
 def read_key(settings: Settings) -> bytes:
     """The configured key, or the key file's; never creates one (that is serve's job)."""
     if settings.audit_key:
-        return settings.audit_key.encode()
+        return reveal(settings.audit_key).encode()
     path = key_file(settings)
     try:
         return path.read_text(encoding="utf-8").strip().encode()

@@ -13,7 +13,7 @@ from clinical.jsonl import repair_tree
 from clinical.storage import check_writable
 
 from .cluster_node import is_multinode, node_identity
-from .config import Settings
+from .config import Settings, reveal
 from vault.key_file import load_or_create_secret
 
 log = logging.getLogger("telemed.audit")
@@ -21,7 +21,7 @@ log = logging.getLogger("telemed.audit")
 
 def audit_key(settings: Settings) -> bytes:
     if settings.audit_key:
-        return settings.audit_key.encode()
+        return reveal(settings.audit_key).encode()
     path = key_file(settings)
     secret, created = load_or_create_secret(path)
     if created:
@@ -49,7 +49,7 @@ def open_audit_trail(settings: Settings) -> AuditTrail:
     check_writable(root)
     trail_root, anchor_prefix = trail_location(settings)
     trail_root.mkdir(parents=True, exist_ok=True)
-    trail = AuditTrail(trail_root, audit_key(settings), settings.audit_anchor_redis, anchor_prefix)
+    trail = AuditTrail(trail_root, audit_key(settings), reveal(settings.audit_anchor_redis), anchor_prefix)
     if trail_root != root:
         # Other nodes may be appending to the room logs here right now: each log is repaired
         # by whoever opens it next (JsonlFile does), not swept at start-up.

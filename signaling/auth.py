@@ -12,6 +12,7 @@ from conference.actors import actor_for
 from rooms import Claims, Grants, TokenError, split_presented
 
 from .http_errors import HttpError
+from .config import reveal
 from .server import Server
 
 
@@ -22,7 +23,7 @@ def bearer(request: web.Request) -> str | None:
 
 
 def is_admin(server: Server, request: web.Request) -> bool:
-    key = server.settings.admin_key
+    key = reveal(server.settings.admin_key)
     if not key:
         return True  # embedded default: no admin key configured
     presented = bearer(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import ssl
@@ -25,11 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
         "WHIP/WHEP, clinical data channels. Every flag can also be set as an environment "
         "variable or in the --config TOML file.")
     parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "apikey", "recordings", "vault", "audit"],
+                        choices=["serve", "apikey", "recordings", "vault", "audit", "doctor"],
                         help="serve (default); apikey create NAME | list | revoke KEY_ID; "
                              "recordings export ID DIR (a recording's decrypted files and manifest); "
                              "vault rewrap (data keys under a rotated master key); "
-                             "audit verify (check the audit trail; exit 0 or 1)")
+                             "audit verify (check the audit trail; exit 0 or 1); "
+                             "doctor (check this deployment's settings; exit 0 or 1)")
     parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
     config.add_arguments(parser)
     return parser
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "audit":
         sys.exit(audit_cli.run(settings, args.words))
+    if args.command == "doctor":
+        from .doctor import run as doctor  # here: it starts nothing of the media stack
+        sys.exit(doctor(settings))
     if args.words:
         sys.exit(f"telemed: unexpected arguments: {' '.join(args.words)}")
     logs.setup(settings.log_level)
@@ -82,18 +87,35 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve(app, settings, ssl_context))
     except RedisError as exc:  # joining the cluster before serving
         sys.exit(f"telemed: cannot start: Redis unreachable ({type(exc).__name__})")
+    # Stopped cleanly: everything is closed and durable. The interpreter's own teardown of
+    # the media stack's modules takes seconds on these machines (measured 3-7 s) and would
+    # eat into the supervisor's stop timeout, so end here.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 async def serve(app: web.Application, settings: config.Settings, ssl_context: ssl.SSLContext | None) -> None:
-    """Like `web.run_app`, but through the runner that caps connections per address."""
-    runner = edge_runner(app, settings, access_log=None)
+    """Like `web.run_app`, but through the runner that caps connections per address, and
+    with a graceful, bounded stop on SIGTERM or SIGINT (signaling/shutdown.py)."""
+    from .app import SERVER_KEY
+    from .shutdown import arm_watchdog, stop
+
+    grace = settings.shutdown_grace
+    # What the grace period leaves of the timeout goes to closing connections.
+    runner = edge_runner(app, settings, access_log=None,
+                         shutdown_timeout=max(0.5, (settings.shutdown_timeout - grace) / 2))
     await runner.setup()
-    stop = asyncio.Event()
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stopping.set)
     try:
         await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
-        await stop.wait()
-    finally:
+        await stopping.wait()
+    except BaseException:
         await runner.cleanup()
+        raise
+    watchdog = arm_watchdog(settings.shutdown_timeout)
+    await stop(app[SERVER_KEY], runner, grace)
+    watchdog.cancel()

@@ -22,7 +22,7 @@ from cluster import CpuMeter, NodeInfo, NodeRegistry, RoomLeases
 from rooms import RedisSigningKeys, TokenIssuer
 from rooms.redis_client import connect
 
-from .config import Settings
+from .config import Settings, reveal
 
 log = logging.getLogger("telemed.cluster")
 
@@ -51,8 +51,8 @@ def node_identity(settings: Settings) -> str:
 def shared_secret(settings: Settings) -> str:
     """The secret invites and signed links derive from, the same on every node: the
     configured one, or one the first node puts in Redis."""
-    if settings.secret:
-        return settings.secret
+    if settings.secret is not None:
+        return reveal(settings.secret)
     client = redis.Redis.from_url(settings.room_store, decode_responses=True, socket_timeout=5,
                                   socket_connect_timeout=5)
     try:

@@ -1,5 +1,11 @@
 """Server settings: embedded defaults, then one optional TOML file, then environment
-variables, then command-line flags; each layer overrides the one before."""
+variables, then command-line flags; each layer overrides the one before.
+
+``Settings`` is a pydantic-settings model: each value is parsed and checked by
+``_coerce`` (one place for a setting's rules, whatever layer it came from), then
+type-checked. Secrets are ``SecretStr``: out of ``repr``, logs and error messages;
+``reveal`` hands the plain value to the one place that uses it.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +15,36 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rooms.oidc import DEFAULT_ROLE_MAP, parse_role_map
 
 from .origins import normalize as normalize_origin
 
 
-@dataclass
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", hide_input_in_errors=True)
+
     host: str = "127.0.0.1"
     port: int = 8080
     tls_cert: str | None = None
     tls_key: str | None = None
-    ice_hosts: list[str] = field(default_factory=list)
+    ice_hosts: list[str] = []
     public_ip: str | None = None
-    ice_servers: list[dict] = field(default_factory=list)
+    ice_servers: list[dict] = []
     data_dir: str = "data"
     room_store: str = "sqlite"
-    admin_key: str | None = None
-    secret: str | None = None
+    admin_key: SecretStr | None = None
+    secret: SecretStr | None = None
     token_ttl: int = 600
     log_level: str = "info"
     pacs_url: str | None = None
     pacs_username: str | None = None
-    pacs_password: str | None = field(default=None, repr=False)
+    pacs_password: SecretStr | None = None
     pacs_timeout: float = 30.0
     # live teaching: the composited program and LL-HLS (streaming/)
     live_size: str = "1280x720"
@@ -50,16 +59,16 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_role_claim: str = "role"
-    oidc_role_map: dict = field(default_factory=lambda: dict(DEFAULT_ROLE_MAP))
+    oidc_role_map: dict = DEFAULT_ROLE_MAP
     # login lockout (trust-lockout)
     login_max_failures: int = 5
     login_room_max_failures: int = 20
     login_in_flight: int = 2
     password_workers: int = 2
     # encryption at rest (vault/) and recording (recorder/)
-    master_key: str | None = field(default=None, repr=False)
+    master_key: SecretStr | None = None
     master_key_file: str | None = None
-    previous_master_keys: list[str] = field(default_factory=list, repr=False)
+    previous_master_keys: list[SecretStr] = []
     recording_retention_days: float = 0.0
     # replay (signaling/recording_media.py)
     recording_link_ttl: int = 1800
@@ -70,23 +79,51 @@ class Settings:
     header_timeout: float = 15.0
     max_connections_per_address: int = 200
     ws_join_timeout: float = 10.0
-    ws_origins: list[str] = field(default_factory=list)
-    metrics_key: str | None = field(default=None, repr=False)
+    ws_origins: list[str] = []
+    metrics_key: SecretStr | None = None
     metrics_listen: str | None = None
-    trusted_proxies: list[str] = field(default_factory=list)
+    trusted_proxies: list[str] = []
     whip_connect_timeout: float = 20.0
     whip_sessions_per_token: int = 4
     # WHIP/WHEP for third-party encoders and players (issue 16)
-    whip_origins: list[str] = field(default_factory=list)
+    whip_origins: list[str] = []
     # audit trail (trust-audit)
-    audit_key: str | None = field(default=None, repr=False)
+    audit_key: SecretStr | None = None
     audit_key_file: str | None = None
-    audit_anchor_redis: str | None = field(default=None, repr=False)
+    audit_anchor_redis: SecretStr | None = None
+    # metrics (issue 14): per-room label cap
+    metrics_room_labels: int = 20
+    # consult reports (clinical/consult_report.py): the hospital's FHIR server for signed reports
+    fhir_report_url: str | None = None
+    fhir_report_token: SecretStr | None = None
+    # operations (packaging): graceful shutdown (signaling/shutdown.py)
+    shutdown_grace: float = 3.0
+    shutdown_timeout: float = 8.0
     # multi-node (issue 15): on when room_store is a redis:// URL; see docs/multinode.md
     node_id: str | None = None
     public_url: str | None = None
     node_ttl: float = 6.0
     token_key_rotation: int = 24 * 3600
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _parsed(cls, value: object, info: ValidationInfo) -> object:
+        return value if value is None else _coerce(info.field_name, value)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) takes only what it is given: load() layers the file, the given
+        # environment and the flags, so that tests and tools build settings without os.environ.
+        return (init_settings,)
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 HELP = {
@@ -185,6 +222,18 @@ HELP = {
                       "(default <data_dir>/keys/audit.key)",
     "audit_anchor_redis": "redis:// URL where each day's audit chain head is also anchored "
                           "(default: the anchor file only)",
+    # consult reports
+    "fhir_report_url": "FHIR R4 base URL (e.g. https://fhir.example.org/fhir) that signed consult "
+                       "reports are sent to as DiagnosticReports (default: kept here only)",
+    "fhir_report_token": "bearer token for --fhir-report-url (env TELEMED_FHIR_REPORT_TOKEN)",
+    # metrics (issue 14)
+    "metrics_room_labels": "rooms named in the per-room gauges of /metrics, the busiest first; the "
+                           "rest are summed under room=\"(other)\" (default 20; 0 names none)",
+    # operations (packaging)
+    "shutdown_grace": "seconds after SIGTERM that connected clients, told to reconnect elsewhere, get "
+                      "to leave before their connections are closed (default 3)",
+    "shutdown_timeout": "seconds after SIGTERM within which the process exits, whatever is still "
+                        "open (default 8; keep it below systemd's TimeoutStopSec)",
     # multi-node (issue 15)
     "node_id": "this node's name in the cluster, letters, digits, '.', '_' and '-' (default "
                "<hostname>-<port>); only used when --room-store is a redis:// URL",
@@ -227,8 +276,8 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < timeout <= 3600:
             raise ValueError("pacs_timeout must be in (0, 3600] seconds")
         return timeout
-    if name == "pacs_url":
-        return _pacs_url(value)
+    if name in ("pacs_url", "fhir_report_url"):
+        return _service_url(name, value)
     if name in ("live_fps", "live_video_kbps", "live_link_ttl"):
         return int(value)
     if name == "live_requests_per_second":
@@ -259,6 +308,11 @@ def _coerce(name: str, value: object) -> object:
         if number < 1:
             raise ValueError(f"{name} must be at least 1")
         return number
+    if name in ("shutdown_grace", "shutdown_timeout"):
+        seconds = float(value)
+        if not 0 <= seconds <= 600:
+            raise ValueError(f"{name} must be in [0, 600] seconds")
+        return seconds
     if name in _EDGE_SECONDS:
         seconds = float(value)
         if not 0 < seconds <= 3600:
@@ -275,6 +329,11 @@ def _coerce(name: str, value: object) -> object:
         for proxy in proxies:
             ipaddress.ip_network(proxy)  # an address or a network; ValueError names the bad one
         return proxies
+    if name == "metrics_room_labels":
+        count = int(value)
+        if not 0 <= count <= 1000:
+            raise ValueError("metrics_room_labels must be from 0 to 1000")
+        return count
     if name == "node_id":
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(value)):
             raise ValueError("node_id takes 1-64 letters, digits, '.', '_' or '-'")
@@ -300,23 +359,23 @@ def _coerce(name: str, value: object) -> object:
     return value
 
 
-def _pacs_url(value: object) -> str:
+def _service_url(name: str, value: object) -> str:
     url = urlsplit(str(value))
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValueError("pacs_url must be an http(s) URL")
-    # Credentials in the URL would end up in logs; they belong in pacs_username/_password.
+        raise ValueError(f"{name} must be an http(s) URL")
+    # Credentials in the URL would end up in logs; they belong in their own secret settings.
     if url.username or url.password or url.query or url.fragment:
-        raise ValueError("pacs_url takes no user info, query or fragment")
+        raise ValueError(f"{name} takes no user info, query or fragment")
     return str(value).rstrip("/")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML file with any of the settings below "
                         "(env TELEMED_CONFIG)")
-    for f in fields(Settings):
-        env = "TELEMED_" + f.name.upper()
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            help=f"{HELP[f.name]} [env {env}]")
+    for name in Settings.model_fields:
+        env = "TELEMED_" + name.upper()
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            help=f"{HELP[name]} [env {env}]")
 
 
 def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -326,18 +385,21 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
     if config_path:
         with Path(config_path).open("rb") as fh:
             values.update(tomllib.load(fh))
-    for f in fields(Settings):
-        env = environ.get("TELEMED_" + f.name.upper())
+    for name in Settings.model_fields:
+        env = environ.get("TELEMED_" + name.upper())
         if env is not None:
-            values[f.name] = env
-        arg = getattr(args, f.name, None) if args is not None else None
+            values[name] = env
+        arg = getattr(args, name, None) if args is not None else None
         if arg is not None:
-            values[f.name] = arg
-    known = {f.name for f in fields(Settings)}
-    unknown = set(values) - known
+            values[name] = arg
+    unknown = set(values) - set(Settings.model_fields)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-    settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:  # one line per bad setting, never its value
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                   for e in exc.errors())) from None
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ValueError("tls_cert and tls_key go together")
     if (settings.pacs_username or settings.pacs_password) and not settings.pacs_url:
@@ -348,9 +410,11 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("max_session_age must be a positive number of seconds")
     if settings.oidc_jwks_url and not (settings.oidc_issuer and settings.oidc_audience):
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
+    if settings.audit_key is not None and len(reveal(settings.audit_key).encode()) < 32:
+        raise ValueError("audit_key must be at least 32 bytes")
     if settings.token_key_rotation < settings.token_ttl:
         raise ValueError("token_key_rotation must be at least token_ttl: a token must outlive its "
                          "key's retirement")
-    if settings.audit_key is not None and len(settings.audit_key.encode()) < 32:
-        raise ValueError("audit_key must be at least 32 bytes")
+    if settings.shutdown_grace >= settings.shutdown_timeout:
+        raise ValueError("shutdown_grace must be shorter than shutdown_timeout")
     return settings

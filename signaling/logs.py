@@ -8,6 +8,10 @@ import logging
 import re
 import sys
 import time
+from contextvars import ContextVar
+
+# The HTTP request or WebSocket session a line belongs to (signaling/request_ids.py).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _SECRET = re.compile(r'(?i)(bearer\s+|"?(?:password|token|secret|admin_key)"?\s*[:=]\s*"?)[^\s",}]+')
 
@@ -20,6 +24,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": _SECRET.sub(r"\1***", record.getMessage()),
         }
+        if (rid := request_id.get()) is not None:
+            entry["request_id"] = rid
         for key, value in getattr(record, "fields", {}).items():
             entry[key] = value
         if record.exc_info:

@@ -1,50 +1,69 @@
-"""Prometheus text exposition of the media plane's counters."""
+"""Prometheus metrics of one server (docs/metrics.md), through prometheus_client.
+
+Counters only grow: the media plane's totals are those of every connection this
+server opened, closed ones included (sfu.Traffic keeps what a renegotiation closed).
+Per-room gauges name at most ``room_labels`` rooms, the busiest; the rest are summed
+under ``room="(other)"``, so a thousand small rooms cannot blow up a scrape.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from prometheus_client import (CollectorRegistry, Counter, GCCollector, Histogram, PlatformCollector,
+                               ProcessCollector, generate_latest)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
 from rooms import scrypt_runs
+from sfu import FANOUT_BATCHES, Connection, Traffic
 
 if TYPE_CHECKING:
-    from sfu import Connection
-
     from .server import Server
 
-_COUNTERS = ("packets_forwarded", "bytes_forwarded", "nacks_received", "retransmissions",
-             "nacks_sent", "plis_received", "plis_sent", "packets_lost", "bad_packets",
-             "send_failures", "rtp_oversize")
+OTHER_ROOMS = "(other)"  # not a valid room name (rooms/room.py), so it never clashes with one
+
+_TRAFFIC_HELP = {
+    "packets_forwarded": "RTP packets sent to subscribers",
+    "bytes_forwarded": "RTP payload and header bytes sent to subscribers",
+    "nacks_received": "NACKed packets subscribers asked for",
+    "retransmissions": "packets resent to subscribers after a NACK",
+    "plis_received": "keyframe requests (PLI/FIR) from subscribers",
+    "send_failures": "packets the fan-out step could not send",
+    "nacks_sent": "lost packets NACKed to publishers",
+    "plis_sent": "keyframe requests sent to publishers",
+    "packets_lost": "packets publishers sent that never arrived (RFC 3550 cumulative loss)",
+    "rtp_oversize": "packets too large to forward",
+    "bad_packets": "undecodable RTP/RTCP packets received",
+}
 
 
 class Metrics:
-    def __init__(self, server: Server) -> None:
-        self._server = server
-        self.joins = 0
-        self.login_failures = 0   # wrong passwords, checked
-        self.login_throttled = 0  # password logins refused without a check
-        self._closed = dict.fromkeys(_COUNTERS, 0)  # totals of connections already gone
+    def __init__(self, server: Server, room_labels: int = 20) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        r = self.registry
+        self.joins = Counter("telemed_joins", "Peers that joined a live room (not counting waits in its waiting room)", registry=r)
+        self.login_failures = Counter("telemed_login_failures", "Wrong room passwords, checked", registry=r)
+        self.login_throttled = Counter("telemed_login_throttled",
+                                       "Password logins refused without a check (rate limits)", registry=r)
+        self.join_seconds = Histogram(
+            "telemed_join_seconds", "Time from a verified token to a peer in the room, or in its waiting room",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0), registry=r)
+        self.token_check_seconds = Histogram(
+            "telemed_token_check_seconds", "Time to verify a token: signature, room incarnation, revocation",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1), registry=r)
+        self.clinical_intake_seconds = Histogram(
+            "telemed_clinical_intake_seconds",
+            "Time from a checked clinical item to its fan-out: audit record, durable log append, fan-out",
+            ["kind"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=r)
+        self.media = MediaCollector(server, room_labels)
+        r.register(self.media)
 
-    @staticmethod
-    def _count(connection: Connection) -> dict[str, int]:
-        c = dict.fromkeys(_COUNTERS, 0)
-        c["bad_packets"] = connection.bad_packets
-        for consumer in connection.consumers.values():
-            c["packets_forwarded"] += consumer.packets_sent
-            c["bytes_forwarded"] += consumer.octets_sent
-            c["nacks_received"] += consumer.nacks_received
-            c["retransmissions"] += consumer.retransmitted
-            c["plis_received"] += consumer.plis_received
-            c["send_failures"] += consumer.target.c.failures
-        for producer in connection.producers.values():
-            c["nacks_sent"] += producer.nacks_sent
-            c["plis_sent"] += producer.keyframes.requests_sent
-            c["packets_lost"] += producer.stats.lost
-            c["rtp_oversize"] += producer.oversize
-        return c
-
-    def absorb(self, connection: Connection) -> None:
-        for key, value in self._count(connection).items():
-            self._closed[key] += value
+    def clinical_intake(self, kind: str, seconds: float) -> None:
+        self.clinical_intake_seconds.labels(kind).observe(seconds)
 
     def bytes_forwarded(self) -> int:
         """Every byte sent to subscribers since start (the node's load reports its rate)."""
@@ -56,31 +75,75 @@ class Metrics:
         return total
 
     def render(self) -> str:
-        live = self._server.live.rooms.values()
-        totals = dict(self._closed)
-        peers = producers = consumers = 0
-        for room in live:
-            peers += len(room.peers)
-            producers += len(room.router.producers)
-            for peer in room.peers.values():
-                if peer.connection is not None:
-                    consumers += len(peer.connection.consumers)
-                    for key, value in self._count(peer.connection).items():
-                        totals[key] += value
-        lines = [
-            "# TYPE telemed_rooms gauge", f"telemed_rooms {len(self._server.live.rooms)}",
-            "# TYPE telemed_peers gauge", f"telemed_peers {peers}",
-            "# TYPE telemed_producers gauge", f"telemed_producers {producers}",
-            "# TYPE telemed_consumers gauge", f"telemed_consumers {consumers}",
-            "# TYPE telemed_joins_total counter", f"telemed_joins_total {self.joins}",
-            "# TYPE telemed_login_failures_total counter",
-            f"telemed_login_failures_total {self.login_failures}",
-            "# TYPE telemed_login_throttled_total counter",
-            f"telemed_login_throttled_total {self.login_throttled}",
-            "# TYPE telemed_scrypt_runs_total counter", f"telemed_scrypt_runs_total {scrypt_runs()}",
-            "# TYPE telemed_password_checks_waiting gauge",
-            f"telemed_password_checks_waiting {self._server.passwords.waiting}",
-        ]
-        for key in _COUNTERS:
-            lines += [f"# TYPE telemed_{key}_total counter", f"telemed_{key}_total {totals[key]}"]
-        return "\n".join(lines) + "\n"
+        """The text exposition format, version 0.0.4."""
+        return generate_latest(self.registry).decode()
+
+
+class MediaCollector:
+    """Reads the live rooms and the connections at scrape time (prometheus_client's
+    custom collector protocol: ``collect`` yields metric families)."""
+
+    def __init__(self, server: Server, room_labels: int) -> None:
+        self._server = server
+        self._room_labels = room_labels
+        self._open: set[Connection] = set()
+        self._closed = Traffic()  # totals of the connections already closed
+        self._lost_peak = 0
+
+    def track(self, connection: Connection) -> None:
+        self._open.add(connection)
+
+    def release(self, connection: Connection) -> None:
+        """A connection that closed: its totals stay, the object goes."""
+        if connection in self._open:
+            self._open.discard(connection)
+            self._closed.add(connection.traffic())
+
+    def _traffic(self) -> Traffic:
+        total = Traffic()
+        for connection in list(self._open):
+            if connection.closed:
+                self.release(connection)
+            else:
+                total.add(connection.traffic())
+        total.add(self._closed)
+        # Cumulative loss goes down when a late packet arrives; a counter must not.
+        self._lost_peak = total.packets_lost = max(self._lost_peak, total.packets_lost)
+        return total
+
+    def collect(self) -> Iterator[Metric]:
+        live = self._server.live.rooms
+        rooms = []
+        for name, room in live.items():
+            consumers = sum(len(p.connection.consumers) for p in room.peers.values() if p.connection is not None)
+            rooms.append((name, len(room.peers), len(room.router.producers), consumers))
+        yield GaugeMetricFamily("telemed_rooms", "Live rooms", value=len(rooms))
+        yield GaugeMetricFamily("telemed_peers", "Peers in live rooms", value=sum(r[1] for r in rooms))
+        yield GaugeMetricFamily("telemed_producers", "Published tracks", value=sum(r[2] for r in rooms))
+        yield GaugeMetricFamily("telemed_consumers", "Forwarded track copies", value=sum(r[3] for r in rooms))
+        yield from self._per_room(rooms)
+        yield GaugeMetricFamily("telemed_password_checks_waiting", "Password checks queued for a worker",
+                                value=self._server.passwords.waiting)
+        yield CounterMetricFamily("telemed_scrypt_runs", "scrypt derivations this process has run",
+                                  value=scrypt_runs())
+        for name, value in self._traffic().as_dict().items():
+            yield CounterMetricFamily(f"telemed_{name}", _TRAFFIC_HELP[name].capitalize(), value=value)
+        batches = FANOUT_BATCHES
+        yield HistogramMetricFamily(
+            "telemed_forwarding_batch_seconds",
+            "Time of one fan-out step: one incoming packet rewritten, protected and sent to every subscriber",
+            buckets=[("+Inf" if b == float("inf") else repr(b), n) for b, n in batches.cumulative()],
+            sum_value=batches.sum_ns / 1e9)
+
+    def _per_room(self, rooms: list[tuple[str, int, int, int]]) -> Iterator[Metric]:
+        rooms.sort(key=lambda r: (-r[1], r[0]))
+        named, rest = rooms[:self._room_labels], rooms[self._room_labels:]
+        if rest:
+            named.append((OTHER_ROOMS, *(sum(r[i] for r in rest) for i in (1, 2, 3))))
+        families = [GaugeMetricFamily(f"telemed_room_{what}", f"{what.capitalize()} per room "
+                                      f"(the {self._room_labels} busiest; the rest as room=\"{OTHER_ROOMS}\")",
+                                      labels=["room"]) for what in ("peers", "producers", "consumers")]
+        for name, *values in named:
+            for family, value in zip(families, values):
+                family.add_metric([name], value)
+        yield from families

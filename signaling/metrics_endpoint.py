@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from .auth import bearer
 from .http_errors import HttpError
@@ -20,7 +21,7 @@ from .metrics import Metrics
 
 
 def _page(metrics: Metrics) -> web.Response:
-    return web.Response(text=metrics.render(), content_type="text/plain")
+    return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 def routes(metrics: Metrics, key: str | None) -> list[web.RouteDef]:

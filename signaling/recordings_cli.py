@@ -8,7 +8,7 @@ from recorder import RecordingError
 from recorder.export import export_recording
 from vault import KeyRing, VaultError
 
-from .config import Settings
+from .config import Settings, reveal
 
 USAGE = "usage: telemed recordings export ID DIR"
 
@@ -23,7 +23,7 @@ def run(settings: Settings, words: list[str]) -> str:
     if not settings.master_key and not key_file.is_file():
         raise SystemExit(f"telemed: no master key: set master_key or master_key_file ({key_file} is missing)")
     try:
-        ring = KeyRing.load(settings.master_key, key_file, settings.previous_master_keys)
+        ring = KeyRing.load(reveal(settings.master_key), key_file, [reveal(k) for k in settings.previous_master_keys])
         written = export_recording(data / "recordings", ring, rec_id, target)
     except RecordingError as exc:
         raise SystemExit(f"telemed: {exc.message}") from None

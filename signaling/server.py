@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from clinical.pacs import DicomWebSource
+from clinical.report_push import ReportPush
 from conference.clinical_hub import ClinicalHub
 from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
@@ -24,11 +26,11 @@ from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
 from vault import KeyRing
+from vault.key_file import load_or_create_secret
 
 from .audit_setup import open_audit_trail
 from .cluster_node import PREFIX, ClusterNode, LocalNode, is_multinode, shared_secret
-from .config import Settings
-from vault.key_file import load_or_create_secret
+from .config import Settings, reveal
 from .metrics import Metrics
 
 log = logging.getLogger("telemed.server")
@@ -42,7 +44,8 @@ class Server:
         self.store = open_room_store(settings.room_store, settings.data_dir)
         self.credentials = open_credential_store(settings.room_store, settings.data_dir)
         multinode = is_multinode(settings)
-        secret = shared_secret(settings) if multinode else settings.secret or _generated_secret(Path(settings.data_dir))
+        secret = shared_secret(settings) if multinode else reveal(settings.secret) or _generated_secret(
+            Path(settings.data_dir))
         self.secret = secret  # what invites and signed links derive from
         # In a cluster the signing keys are Redis's (loaded before serving, then rotated).
         self.tokens = TokenIssuer(secret, settings.token_ttl, max_session_age=settings.max_session_age)
@@ -64,21 +67,23 @@ class Server:
         if isinstance(self.node, ClusterNode):
             self.shared_logins = SharedLoginLimiter(self.node.redis, self.login_limiter, PREFIX)
         self.passwords = PasswordHasher(settings.password_workers)
-        self.keyring = KeyRing.load(settings.master_key,
+        self.keyring = KeyRing.load(reveal(settings.master_key),
                                     settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
-                                    settings.previous_master_keys)
+                                    [reveal(k) for k in settings.previous_master_keys])
         pacs = None
         if settings.pacs_url:
-            pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, settings.pacs_password,
+            pacs = DicomWebSource(settings.pacs_url, settings.pacs_username, reveal(settings.pacs_password),
                                   settings.pacs_timeout)
-        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs)
+        push = ReportPush(settings.fhir_report_url, reveal(settings.fhir_report_token)) if settings.fhir_report_url else None
+        self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs, push)
         self.live = LiveRooms(self.clinical.open_session)
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
-        self.metrics = Metrics(self)
+        self.metrics = Metrics(self, settings.metrics_room_labels)
+        self.clinical.on_intake = self.metrics.clinical_intake
         width, height = (int(v) for v in settings.live_size.split("x"))
         self.streams = LiveStreams(ProgramFormat(
             width=width, height=height, fps=settings.live_fps, video_bitrate=settings.live_video_kbps * 1000,
@@ -86,6 +91,7 @@ class Server:
             Path(settings.data_dir) / "streams", self.keyring)
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
+        self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
 
     def _load(self) -> tuple[int, float]:
         """(peers, bytes forwarded so far) for this node's heartbeat."""
@@ -107,7 +113,9 @@ class Server:
         return self.login_limiter.reserve(address, room)
 
     def new_connection(self, label: str) -> Connection:
-        return Connection(announced_ip=self.settings.public_ip, label=label)
+        connection = Connection(announced_ip=self.settings.public_ip, label=label)
+        self.metrics.media.track(connection)
+        return connection
 
     async def room(self, name: str) -> Room | None:
         return await self.store.get(name)
@@ -115,8 +123,9 @@ class Server:
     async def verify(self, token: str | None, room: str | None = None) -> Claims:
         """Check a token, and that its room still exists in the incarnation it was issued for
         and that it was not revoked. TokenError(401/403) otherwise."""
-        claims = self.tokens.verify(token, room=room)
-        await self._check_live(claims)
+        with self.metrics.token_check_seconds.time():
+            claims = self.tokens.verify(token, room=room)
+            await self._check_live(claims)
         return claims
 
     async def _check_live(self, claims: Claims) -> None:
@@ -145,6 +154,9 @@ class Server:
                    address: str = "", can_wait: bool = True) -> Peer:
         """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
         `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
+        if self.draining:
+            raise ProtocolError("server-draining", "this server is shutting down: join again to reach another")
+        began = time.monotonic()
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
@@ -184,10 +196,12 @@ class Server:
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
         if must_wait:
             live.wait(peer)
+            self.metrics.join_seconds.observe(time.monotonic() - began)
             log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
             return peer
         live.add(peer)
-        self.metrics.joins += 1
+        self.metrics.joins.inc()
+        self.metrics.join_seconds.observe(time.monotonic() - began)
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
                                                   "role": claims.role.value, "screen": screen}})
@@ -195,16 +209,17 @@ class Server:
 
     def login_failed(self, address: str, room: str) -> None:
         """A wrong room password was checked (refusals without a check only count in metrics)."""
-        self.metrics.login_failures += 1
+        self.metrics.login_failures.inc()
         log.warning("wrong room password", extra={"fields": {"room": room, "address": address}})
 
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
         present = room.peers.get(peer.id) is peer  # leave may be called again for a peer gone
-        if peer.connection is not None:
-            self.metrics.absorb(peer.connection)
+        connection = peer.connection
         await room.remove(peer)
         await close_quietly(peer)
+        if connection is not None:
+            self.metrics.media.release(connection)
         self.live.discard_if_empty(room)
         if present:
             self.audit.record_soon("leave", peer.actor, room.name, peer.id)

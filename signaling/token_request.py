@@ -99,7 +99,7 @@ async def _password(server: Server, request: web.Request, room_name: str, passwo
     try:
         attempt = await server.reserve_login(address, room_name)
     except Throttled as exc:
-        server.metrics.login_throttled += 1
+        server.metrics.login_throttled.inc()
         raise HttpError(429, "rate-limited", exc.message, {"Retry-After": str(exc.retry_after)}) from None
     with attempt:
         room = await server.room(room_name)

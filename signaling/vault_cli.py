@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vault import KeyRing, VaultError, rewrap_tree
 
-from .config import Settings
+from .config import Settings, reveal
 
 USAGE = "usage: telemed vault rewrap"
 
@@ -20,7 +20,7 @@ def run(settings: Settings, words: list[str]) -> str:
     if not settings.master_key and not key_file.is_file():
         raise SystemExit(f"telemed: no master key: set master_key or master_key_file ({key_file} is missing)")
     try:
-        ring = KeyRing.load(settings.master_key, key_file, settings.previous_master_keys)
+        ring = KeyRing.load(reveal(settings.master_key), key_file, [reveal(k) for k in settings.previous_master_keys])
         changed, seen = rewrap_tree(data, ring)
     except VaultError as exc:
         raise SystemExit(f"telemed: {exc} (is the old key in previous_master_keys?)") from None

@@ -82,7 +82,7 @@ class HttpSessions:
         except Elsewhere as exc:
             raise redirect(request, exc) from None
         except ProtocolError as exc:
-            status = {"not-found": 404, "room-full": 409}.get(exc.code, 403)  # else: a host's say
+            status = {"not-found": 404, "room-full": 409, "server-draining": 503}.get(exc.code, 403)  # else: a host's say
             raise HttpError(status, exc.code, exc.message) from None
         try:
             if kind == "whip":

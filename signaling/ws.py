@@ -14,7 +14,7 @@ from clinical.storage import StorageUnavailable
 from conference.actors import actor_for
 from conference.host_controls import ENDED, REMOVED
 from conference.peer import Peer
-from conference.protocol import MAX_WS_MESSAGE, ProtocolError, decode, short_str
+from conference.protocol import MAX_WS_MESSAGE, ProtocolError, check, decode
 from rooms import Claims, Layout, RoomNotFound, TokenError
 
 from .cluster_node import Elsewhere
@@ -91,6 +91,7 @@ class Session:
                 request_id = None
             if not self._rate_ok():
                 raise ProtocolError("rate-limited", "too many messages; slow down")
+            check(message)
             reply = await self.dispatch(message)
             if reply is not None:
                 if request_id is not None:
@@ -123,18 +124,14 @@ class Session:
         if kind in HOST_ACTIONS:
             return await self.host_action(peer, kind, message)
         if kind == "offer":
-            sdp = message.get("sdp")
-            if not isinstance(sdp, str):
-                raise ProtocolError("bad-request", "'sdp' must be a string")
-            return await peer.offer(sdp, message.get("publish"), message.get("subscribe"))
+            return await peer.offer(message["sdp"], message.get("publish"), message.get("subscribe"))
         if kind == "candidate":
             return await self.candidate(peer, message)
         if kind == "mute":
-            track_id = short_str(message, "track_id")
-            producer = peer.room.router.get(track_id)
+            producer = peer.room.router.get(message["track_id"])
             if producer is None or producer.appdata.get("peer_id") != peer.id:
                 raise ProtocolError("not-found", "you have no such track")
-            peer.room.set_muted(producer, bool(message.get("muted")))
+            peer.room.set_muted(producer, message["muted"])
             return None
         if kind == "set-layout":
             return await self.set_layout(peer, message)
@@ -147,18 +144,11 @@ class Session:
     async def join(self, message: dict) -> dict:
         if self.peer is not None:
             raise ProtocolError("already-joined", "this socket already joined")
-        token = short_str(message, "token", limit=4096)
+        # Types and sizes: conference/message_schemas/join.json, checked in handle().
         screen = message.get("screen", 1)
-        if screen not in (1, 2, 3):
-            raise ProtocolError("bad-request", "'screen' must be 1, 2 or 3")
-        resume = message.get("resume")
-        if resume is not None and (not isinstance(resume, str) or len(resume) > 64):
-            raise ProtocolError("bad-request", "'resume' must be a peer id")
-        resume_secret = message.get("resume_secret")
-        if resume is not None and (not isinstance(resume_secret, str) or len(resume_secret) > 128):
-            raise ProtocolError("bad-request", "'resume' needs the 'resume_secret' given in 'joined'")
+        resume, resume_secret = message.get("resume"), message.get("resume_secret")
         try:
-            claims = await self.server.verify(token)
+            claims = await self.server.verify(message["token"])
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
         try:
@@ -195,15 +185,12 @@ class Session:
         """docs/signaling.md "Host controls"; HostControls checks the admin grant."""
         controls = self.server.host_controls
         if kind == "lock":
-            locked = message.get("locked")
-            if not isinstance(locked, bool):
-                raise ProtocolError("bad-request", "'locked' must be true or false")
-            await controls.lock(peer, locked)
+            await controls.lock(peer, message["locked"])
             return {"type": "ok", "action": kind}
         if kind == "end":
             await controls.end(peer)
             return {"type": "ok", "action": kind}
-        target = short_str(message, "peer_id", limit=64)
+        target = message["peer_id"]
         if kind == "admit":
             controls.check(peer)
             room = await self.server.room(peer.room.name)
@@ -259,14 +246,9 @@ class Session:
     async def candidate(self, peer: Peer, message: dict) -> None:
         if peer.connection is None:
             raise ProtocolError("bad-request", "send an offer before candidates")
-        candidate = message.get("candidate") or ""
-        mid = message.get("sdpMid")
-        index = message.get("sdpMLineIndex")
-        if not isinstance(candidate, str) or not isinstance(mid, (str, type(None))) \
-                or not isinstance(index, (int, type(None))):
-            raise ProtocolError("bad-request", "candidate needs 'candidate', 'sdpMid', 'sdpMLineIndex'")
         try:
-            await peer.connection.add_ice_candidate(candidate, mid, index)
+            await peer.connection.add_ice_candidate(message.get("candidate") or "", message.get("sdpMid"),
+                                                    message.get("sdpMLineIndex"))
         except ValueError as exc:
             raise ProtocolError("bad-candidate", str(exc)) from None
         return None

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from clinical.actor import Actor
-from clinical.audit import GENESIS, AuditLog, record_mac, verify
+from clinical.audit import GENESIS, record_mac, verify
 from clinical.audit_anchor import RedisAnchor
 from clinical.audit_check import check_trail
 from clinical.audit_trail import ANCHOR_FILE, AUDIT_FILE, AuditTrail

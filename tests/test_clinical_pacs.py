@@ -235,7 +235,7 @@ def test_pacs_settings(tmp_path):
     assert (settings.pacs_url, settings.pacs_username, settings.pacs_timeout) == (
         "http://127.0.0.1:8042/dicom-web", "telemed", 5.0)
     assert "hunter2-pw" not in repr(settings) and "hunter2-pw" not in repr(DicomWebSource(
-        settings.pacs_url, settings.pacs_username, settings.pacs_password))
+        settings.pacs_url, settings.pacs_username, config.reveal(settings.pacs_password)))
     assert config.load(build_parser().parse_args([]), environ={}).pacs_url is None  # off by default
     for bad in ({"TELEMED_PACS_URL": "ftp://pacs/dicom-web"}, {"TELEMED_PACS_URL": "http://u:p@pacs/dicom-web"},
                 {"TELEMED_PACS_USERNAME": "telemed"},

@@ -10,6 +10,7 @@ import time
 import aiohttp
 
 from conference.signed_urls import UrlSigner
+from signaling.config import reveal
 from tests.clinical_peers import PASSWORD, close, join, potassium
 from tests.test_recording import frames_written, publisher, until
 from vault import EncryptedReader
@@ -125,7 +126,7 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
     status, _, body = await get(base + "/links", {"Authorization": f"Bearer {host}"})
     assert status == 200 and set(json.loads(body)["tracks"]) == {t["id"] for t in manifest["tracks"]}
     track = manifest["tracks"][0]["id"]
-    past = UrlSigner(server.core.settings.secret, ttl=60, clock=lambda: time.time() - 3600)
+    past = UrlSigner(reveal(server.core.settings.secret), ttl=60, clock=lambda: time.time() - 3600)
     query = past.query(ROOM, f"recording/{manifest['id']}/{track}", "host-7")
     status, _, body = await get(f"{base}/tracks/{track}?{query}")
     assert status == 403 and "expired" in json.loads(body)["error"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from playwright.async_api import expect
 
 from .conftest import TABLET_PORTRAIT, remote_videos_playing, room_url, wait_connected

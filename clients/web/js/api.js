@@ -82,6 +82,18 @@ export function stopLive(room, token) {
   return call('POST', `api/rooms/${encodeURIComponent(room)}/live/stop`, undefined, bearer(token));
 }
 
+// Signed consult reports (docs/reports.md): any token of the room reads them.
+export function listReports(room, token) {
+  return call('GET', `api/rooms/${encodeURIComponent(room)}/reports`, undefined, bearer(token));
+}
+
+// A report's export, `pdf` or `fhir`, as a Blob.
+export async function reportExport(room, seq, what, token) {
+  const response = await fetch(`api/rooms/${encodeURIComponent(room)}/reports/${seq}/${what}`, { headers: bearer(token) });
+  if (!response.ok) throw new ApiError(response.status, `The report cannot be exported (${response.status})`);
+  return response.blob();
+}
+
 // Recordings (docs/recording.md): a host token starts and stops them; a host token or a
 // token with the `recordings` grant opens them. The manifest carries short-lived signed
 // links to each track's media.

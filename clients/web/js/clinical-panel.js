@@ -17,10 +17,11 @@ import { DicomViewer } from './dicom-viewer.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { icon } from './icons.js';
 import { LabPanel } from './lab-panel.js';
+import { ReportPanel } from './report-panel.js';
 import { PacsPull } from './pacs-pull.js';
 import { escapeHtml } from './util.js';
 
-export function mountClinicalPanel(section, { session, room, canShare = true, onNews = () => {}, onClose = null }) {
+export function mountClinicalPanel(section, { session, room, canShare = true, canReport = false, replay = false, onNews = () => {}, onClose = null }) {
   section.innerHTML = `
     <div class="clinical-head">
       <h1>Clinical data · ${escapeHtml(room)}</h1>
@@ -41,12 +42,17 @@ export function mountClinicalPanel(section, { session, room, canShare = true, on
         <h2 id="c-labs">${icon('flask')} Lab results</h2>
         <div data-role="labs"></div>
       </article>
+      <article class="clinical-card clinical-reports" aria-labelledby="c-reports">
+        <h2 id="c-reports">${icon('report')} Consult report</h2>
+        <div data-role="reports"></div>
+      </article>
     </div>`;
   const part = (role) => section.querySelector(`[data-role="${role}"]`);
   if (onClose) part('close').addEventListener('click', onClose);
 
   new EcgMonitor(part('ecg'), session, { onNews });
   new LabPanel(part('labs'), session, { onNews });
+  new ReportPanel(part('reports'), session, room, { canWrite: canReport, live: !replay, onNews });
   const list = new DicomList(part('list'), { onOpen: (item) => viewer.open(item) });
   const viewer = new DicomViewer(part('viewer'), {
     renewLinks: async (sha256) => {

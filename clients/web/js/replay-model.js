@@ -102,6 +102,7 @@ export function clinicalStateAt(entries, t) {
   const dicom = new Map();
   const labs = new Map();
   const ecg = new Map();
+  const reports = [];
   let seq = 0;
   for (const x of entries) {
     if (x.at > t + EPSILON) continue;
@@ -122,9 +123,11 @@ export function clinicalStateAt(entries, t) {
       ecg.set(`${x.sender}|${x.body.stream_id}`, { ...x.body, ...stamp, at: x.at });
     } else if (x.kind === 'ecg-end') {
       ecg.delete(`${x.sender}|${x.body.stream_id}`);
+    } else if (x.kind === 'report') {
+      reports.push({ ...x.body, ...stamp });
     }
   }
-  return { type: 'clinical-state', seq, dicom: [...dicom.values()], labs: [...labs.values()], ecg_streams: [...ecg.values()], pacs: false };
+  return { type: 'clinical-state', seq, dicom: [...dicom.values()], labs: [...labs.values()], ecg_streams: [...ecg.values()], reports, pacs: false };
 }
 
 function notOlder(a, b) {

@@ -101,7 +101,7 @@ class ReplayApp {
     this.feed = new EventTarget();
     this.feed.freshToken = async () => this.token;
     this.panel = $('#clinical-panel');
-    mountClinicalPanel(this.panel, { session: this.feed, room, canShare: false });
+    mountClinicalPanel(this.panel, { session: this.feed, room, canShare: false, replay: true });
     this.ecg = new ReplayEcg(this.feed, (seq) => recordingEcg(room, recordingId, seq, this.token));
     this.seeked = true;
     this.timeline = new ReplayTimeline($('#replay-controls'), this.clock, markers(manifest, this.entries));
@@ -125,7 +125,7 @@ class ReplayApp {
     this.stage.render(layoutAt(this.manifest, t), roomAt(this.manifest, t));
     this.timeline.update();
     const state = clinicalStateAt(this.entries, t);
-    const key = `${state.seq}|${state.dicom.length}|${state.labs.length}|${state.ecg_streams.length}`;
+    const key = `${state.seq}|${state.dicom.length}|${state.labs.length}|${state.ecg_streams.length}|${state.reports.length}`;
     const seeked = this.seeked;
     this.seeked = false;
     if (seeked && state.ecg_streams.length) {

@@ -575,8 +575,10 @@ class RoomApp {
     const grants = seat.grants || tokenClaims(seat.token).grants || {};
     const canShare = !this.viewer && !!(grants.publish && grants.data);
     this.clinicalNews = 0;
+    // A report is a doctor's signed opinion: hosts and participants (the server checks too).
+    const role = seat.role || tokenClaims(seat.token).role;
     this.clinical = mountClinicalPanel(panel, {
-      session: this.session, room, canShare,
+      session: this.session, room, canShare, canReport: canShare && ['host', 'participant'].includes(role),
       onNews: (text) => {
         if (!panel.hidden) return;
         toast(text);
