@@ -25,19 +25,19 @@ class NodeRegistry:
 
     async def nodes(self) -> list[NodeInfo]:
         """The nodes whose heartbeat is alive, by id."""
-        ids = sorted(await self._redis.smembers(self._index))
+        ids = sorted(str(node_id) for node_id in await self._redis.smembers(self._index))
         if not ids:
             return []
         beats = await self._redis.mget([self._key(i) for i in ids])
         gone = [node_id for node_id, beat in zip(ids, beats) if beat is None]
         if gone:
             await self._redis.srem(self._index, *gone)
-        return [NodeInfo.from_json(beat) for beat in beats if beat is not None]
+        return [NodeInfo.from_json(str(beat)) for beat in beats if beat is not None]
 
     async def get(self, node_id: str) -> NodeInfo | None:
         """The node if its heartbeat is alive."""
         beat = await self._redis.get(self._key(node_id))
-        return NodeInfo.from_json(beat) if beat is not None else None
+        return NodeInfo.from_json(str(beat)) if beat is not None else None
 
     async def leave(self, node_id: str) -> None:
         """A clean shutdown: gone at once rather than after the TTL."""

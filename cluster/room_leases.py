@@ -80,7 +80,8 @@ class RoomLeases:
         self._release = redis.register_script(_RELEASE)
 
     async def owner(self, room: str) -> str | None:
-        return await self._redis.get(self._lease(room))
+        owner = await self._redis.get(self._lease(room))
+        return None if owner is None else str(owner)
 
     async def place(self, room: str, candidates: list[NodeInfo]) -> str:
         """The room's owner: the current one if it has a lease, else the least-loaded

@@ -44,6 +44,9 @@ class RedisSigningKeys:
     def __repr__(self) -> str:
         return f"RedisSigningKeys(key={self._key!r})"
 
+    async def _stored(self) -> dict[str, str]:
+        return {str(kid): str(record) for kid, record in (await self._redis.hgetall(self._key)).items()}
+
     async def rotate_if_due(self) -> bool:
         """Add a fresh key if the newest is older than the rotation period (or none exists);
         atomic, so that of several nodes due at once only one adds a key."""
@@ -54,7 +57,7 @@ class RedisSigningKeys:
     async def load(self) -> SigningKeys:
         """The shared keys; the first node creates one, and a node puts back keys it knew
         that Redis lost (restarted without persistence), so that no live token dies."""
-        stored = await self._redis.hgetall(self._key)
+        stored = await self._stored()
         if not stored:
             # All gone (none, or Redis restarted empty), not pruned: pruning keeps the newest.
             if self._known:
@@ -64,7 +67,7 @@ class RedisSigningKeys:
                     await pipe.execute()
             else:
                 await self.rotate_if_due()
-            stored = await self._redis.hgetall(self._key)
+            stored = await self._stored()
         self._known = dict(stored)
         created = {kid: float(json.loads(record)["created"]) for kid, record in stored.items()}
         ready = [kid for kid, at in created.items() if at <= time.time() - self._activation]
