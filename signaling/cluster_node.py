@@ -79,6 +79,9 @@ class LocalNode:
     async def start(self) -> None:
         pass
 
+    async def drain(self) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 
@@ -152,15 +155,22 @@ class ClusterNode:
         await self._tick()
         self._task = asyncio.ensure_future(self._run())
 
-    async def close(self) -> None:
+    async def drain(self) -> None:
+        """Shutting down: leave the registry and free our rooms' leases, so that the
+        people told to reconnect are placed on other nodes rather than sent back here."""
         if self._task is not None:
             self._task.cancel()
+            self._task = None
         try:
-            for room in self._held:
+            for room in self._held | set(self._placed):
                 await self.leases.release(room)
             await self.registry.leave(self.id)
         except RedisError as exc:
             log.warning("left the cluster without tidying up (leases lapse by themselves): %r", exc)
+        self._held, self._placed = set(), {}
+
+    async def close(self) -> None:
+        await self.drain()
         await self.redis.aclose()
 
     async def _candidates(self) -> list[NodeInfo]:

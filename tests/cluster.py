@@ -69,9 +69,11 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     stack: ExitStack = field(default_factory=ExitStack)
 
-    def start_node(self, node_id: str) -> Node:
+    def start_node(self, node_id: str, **settings: str) -> Node:
+        """A node; ``settings`` as TELEMED_* environment variables."""
         port = free_port()
-        env = {**os.environ, "TELEMED_ADMIN_KEY": ADMIN_KEY, "TELEMED_LOG_LEVEL": "warning"}
+        env = {**os.environ, "TELEMED_ADMIN_KEY": ADMIN_KEY, "TELEMED_LOG_LEVEL": "warning",
+               **{f"TELEMED_{name.upper()}": value for name, value in settings.items()}}
         args = [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--ice-hosts", "127.0.0.1", "--data-dir", str(self.data_dir),
                 "--room-store", self.redis.url, "--node-id", node_id, "--node-ttl", str(NODE_TTL)]

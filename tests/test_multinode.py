@@ -326,3 +326,25 @@ async def test_one_node_needs_no_redis(server):
         assert client.node_url == server.url
     finally:
         await client.close()
+
+
+async def test_a_node_shutting_down_frees_its_rooms_at_once(cluster):
+    leaving = cluster.start_node("n4", shutdown_grace="30", shutdown_timeout="40")
+    await create_room(leaving.url, "handover", PASSWORD, ADMIN_KEY)
+    token = (await fetch_token(leaving.url, "handover", role="host", name="H", api_key=ADMIN_KEY))["token"]
+    client = await Client.join(leaving.url, token, keep_token_fresh=False)
+    try:
+        assert client.node_url == leaving.url
+        leaving.proc.send_signal(signal.SIGTERM)
+        assert (await client.wait_event("reconnect", timeout=20))["reason"] == "server-shutdown"
+        # Still draining (30 s of grace, and our client stays), it has already left the
+        # registry and freed the room's lease, rather than after its heartbeat's TTL.
+        await asyncio.to_thread(
+            wait_until, lambda: not redis_keys(cluster.redis.url, "telemed:lease:handover")
+            and not redis_keys(cluster.redis.url, "telemed:node:n4"), 20, "n4 kept its lease while draining")
+        assert leaving.proc.poll() is None
+        newcomer = await Client.join(cluster.nodes[0].url, token, keep_token_fresh=False)
+        assert newcomer.node_url == cluster.nodes[0].url
+        await newcomer.close()
+    finally:
+        await client.close()  # the last peer gone, n4 ends its drain and exits
