@@ -52,6 +52,8 @@ async def local_server(prefix: str, **settings: object) -> AsyncIterator[LocalSe
         env = {**os.environ, "PYTHONPATH": str(REPO), "TELEMED_HOST": "127.0.0.1", "TELEMED_PORT": str(port),
                "TELEMED_ICE_HOSTS": "127.0.0.1", "TELEMED_ADMIN_KEY": admin, "TELEMED_DATA_DIR": data_dir,
                "TELEMED_LOG_LEVEL": "warning",
+               # not the default 40000, which another benchmark or test server may hold
+               "TELEMED_MEDIA_PORT": str(free_port()),
                **{f"TELEMED_{name.upper()}": str(value) for name, value in settings.items()}}
         process = subprocess.Popen([sys.executable, "-m", "signaling", "serve"], cwd=REPO, env=env)
         try:

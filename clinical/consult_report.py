@@ -123,7 +123,14 @@ def _summary(kind: str, body: Mapping[str, Any]) -> str:
         return " · ".join(str(p) for p in parts if p) or "DICOM object"
     if kind == "lab":
         results = body.get("results") or []
-        return "; ".join(f"{r.get('display') or r.get('loinc')} {r.get('value', '')} {r.get('unit') or ''}".strip()
+        return "; ".join(f"{r.get('display') or r.get('loinc')} {_reading(r)} {r.get('unit') or ''}".strip()
                          for r in results[:6]) or "lab results"
     leads = body.get("leads") or []
     return f"ECG, {len(leads)} lead{'s' if len(leads) != 1 else ''} at {body.get('sample_rate', '?')} Hz"
+
+
+def _reading(result: Mapping[str, Any]) -> str:
+    """A lab result's value as shown: the number, or the text of a coded or text result."""
+    if result.get("value") is not None:
+        return f"{result.get('comparator') or ''}{result['value']}"
+    return str(result.get("text") or "")

@@ -1,5 +1,8 @@
 """Server-rendered PNG previews of DICOM frames, for viewers that get a reference, not the file.
 
+Enhanced multi-frame objects keep rescale and window per frame in functional groups
+(shared, then per frame); they are lifted onto a view of the frame's own attributes.
+
 Monochrome: Modality LUT (rescale) -> VOI (the caller's window, else the dataset's
 VOI LUT or window, else the frame's own min/max) -> MONOCHROME1 inverted so that
 high values are always bright. Colour: RGB as decoded (YBR is converted by pydicom),
@@ -36,11 +39,42 @@ def render_png(
         window = _check_window(window)
     with library_errors("preview-failed", f"frame {frame} cannot be rendered"), quiet_warnings():
         arr = pixel_array(ds, index=frame)
-        image = _to_display(arr, ds, window)
+        image = _to_display(arr, frame_view(ds, frame), window)
         ok, png = cv2.imencode(".png", image)
     if not ok:
         raise ClinicalError("preview-failed", "PNG encoding failed")
     return png.tobytes()
+
+
+# Functional group macro -> the attributes it carries that rendering reads.
+_FRAME_MACROS = {
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept", "RescaleType"),
+    "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "VOILUTFunction"),
+}
+
+
+def frame_view(ds: Dataset, frame: int) -> Dataset:
+    """``ds`` with one frame's functional-group rescale and window as top-level attributes;
+    ``ds`` itself when it has no functional groups."""
+    groups = [g[0] for g in (ds.get("SharedFunctionalGroupsSequence"), _per_frame(ds, frame)) if g]
+    if not groups:
+        return ds
+    view = Dataset()
+    for elem in ds:
+        if elem.keyword not in ("PixelData", "PerFrameFunctionalGroupsSequence"):
+            view.add(elem)
+    for group in groups:  # per frame after shared: the frame's own value wins
+        for macro, keywords in _FRAME_MACROS.items():
+            for item in group.get(macro) or []:
+                for keyword in keywords:
+                    if keyword in item:
+                        setattr(view, keyword, item[keyword].value)
+    return view
+
+
+def _per_frame(ds: Dataset, frame: int) -> list[Dataset] | None:
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    return [per_frame[frame]] if per_frame and frame < len(per_frame) else None
 
 
 def _dataset(source: bytes | Dataset | DicomObject) -> Dataset:

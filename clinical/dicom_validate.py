@@ -33,6 +33,12 @@ IMAGE_CLASSES = frozenset(
         dicom_uid.XRayRadiofluoroscopicImageStorage,
         dicom_uid.NuclearMedicineImageStorage,
         dicom_uid.PositronEmissionTomographyImageStorage,
+        # Enhanced multi-frame objects: geometry, rescale and window per frame in
+        # functional groups (read by clinical/dicom_preview.py).
+        dicom_uid.EnhancedCTImageStorage,
+        dicom_uid.EnhancedMRImageStorage,
+        dicom_uid.EnhancedMRColorImageStorage,
+        dicom_uid.EnhancedUSVolumeStorage,
     }
 )
 WAVEFORM_CLASSES = frozenset({dicom_uid.TwelveLeadECGWaveformStorage})

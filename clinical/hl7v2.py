@@ -1,26 +1,45 @@
 """HL7 v2 ORU^R01 lab results -> LabResult, and the ACK the sending system expects.
 
-Parsed by hand, strictly: delimiters from MSH-1/MSH-2, MSH-9 ORU^R01, a PID before
-any OBR, every OBX inside an OBR group. Each OBX must be numeric (NM) and coded in
-LOINC ("LN"), with UCUM units, an optional "lo-hi" (or "<hi", ">lo") range in OBX-7,
-table 0078 flags in OBX-8 and a result status in OBX-11. One message per call: no
-batches, no MLLP framing (the transport strips it).
+Tokenizing, escape sequences (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``, ``\\Xhh\\``, ``\\.br\\``...)
+and the ACK header come from python-hl7. The ORU semantics stay ours and strict:
+MSH-9 ORU^R01, a PID before any OBR, every OBX inside an OBR group. Each OBX is then
+read on its own: numeric (NM, or SN such as ``>^11.0``), coded in LOINC ("LN"), with a
+UCUM unit, a reference range in OBX-7 (``lo-hi``, ``lo to hi``, ``<hi``, ``>lo``, with
+an optional unit; other free text is kept as text), table 0078 flags in OBX-8 and a
+result status in OBX-11 (a pending result is shown as such). An OBX that cannot be read
+is left out and named in the ACK (``AA`` with an ERR segment per OBX; ``AE`` when no
+OBX could be read); the message is never refused for one odd result. One message per
+call: no batches, no MLLP framing (the transport strips it).
 """
 
 from __future__ import annotations
 
 import re
-import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import hl7
+from hl7.containers import Message
 
 from clinical.errors import ClinicalError
-from clinical.lab_result import LabResult, check_finite, check_loinc, check_ucum, interpret
+from clinical.lab_result import (
+    COMPARATORS,
+    LabResult,
+    ReferenceRange,
+    RefusedResult,
+    check_finite,
+    check_interpretation,
+    check_loinc,
+    interpret,
+)
+from clinical.ucum import check_ucum
 
 MAX_MESSAGE = 1024 * 1024
 
-# OBX-11 (HL7 table 0085) -> FHIR ObservationStatus. D, W, X and order-state codes
-# carry no result to show.
+# OBX-11 (HL7 table 0085) -> FHIR ObservationStatus. I (pending) and O (order
+# received) carry no value yet and are shown as pending; D, W, X, N carry no result.
 _STATUS = {
     "F": "final",
     "U": "final",
@@ -29,8 +48,11 @@ _STATUS = {
     "P": "preliminary",
     "R": "preliminary",
     "S": "preliminary",
+    "I": "registered",
+    "O": "registered",
 }
-# ClinicalError code -> HL7 table 0357 error condition, for the ERR segment of a NAK.
+_PENDING = frozenset({"I", "O"})
+# ClinicalError code -> HL7 table 0357 error condition, for ERR segments.
 _ERROR_CONDITION = {
     "hl7-structure": ("100", "Segment sequence error"),
     "hl7-msh": ("101", "Required field missing"),
@@ -43,78 +65,80 @@ _ERROR_CONDITION = {
     "hl7-unit": ("103", "Table value not found"),
     "hl7-loinc": ("103", "Table value not found"),
     "hl7-status": ("103", "Table value not found"),
-    "lab-interpretation": ("103", "Table value not found"),
+    "hl7-interpretation": ("103", "Table value not found"),
 }
 # Refusals of the message as such (AR) rather than of its content (AE).
 _REJECT = {"hl7-msh", "hl7-message-type", "hl7-version", "hl7-encoding"}
+# Display text: highlighting is dropped, a line break stays a line break.
+_TEXT_MAP = {"H": "", "N": "", ".br": "\n", ".sp": "\n", ".ce": "\n"}
 
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
-_RANGE = re.compile(rf"\s*({_NUMBER.pattern})\s*-\s*({_NUMBER.pattern})\s*")
-_BOUND = re.compile(rf"\s*([<>])\s*({_NUMBER.pattern})\s*")
+_NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)"
+_NUMBER = re.compile(_NUM)
+# "4.3-6.2", "4.3 - 6.2", "4.3 to 6.2", optionally followed by a unit.
+_RANGE = re.compile(rf"\s*({_NUM})\s*(?:-|to)\s*({_NUM})\s*(\S+)?\s*", re.IGNORECASE)
+_BOUND = re.compile(rf"\s*(<=|>=|<|>)\s*({_NUM})\s*(\S+)?\s*")
 _TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2}(?:\.\d{1,4})?)?([+-]\d{4})?")
 _VERSION = re.compile(r"2\.[1-9](\.\d+)?")
 
 
+class UnreadableResults(ClinicalError):
+    """No OBX of the message could be read: the AE names each one and why."""
+
+    def __init__(self, refused: list[RefusedResult]) -> None:
+        first = refused[0]
+        more = f" (and {len(refused) - 1} more refused)" if len(refused) > 1 else ""
+        super().__init__(first.code, f"{first.where}: {first.error}{more}")
+        self.refused = refused
+
+
 @dataclass(frozen=True)
-class _Delimiters:
-    field: str
-    component: str
-    repetition: str
-    escape: str
-    subcomponent: str
-
-    def unescape(self, text: str) -> str:
-        table = {
-            "F": self.field,
-            "S": self.component,
-            "T": self.subcomponent,
-            "R": self.repetition,
-            "E": self.escape,
-        }
-        esc = re.escape(self.escape)
-        return re.sub(rf"{esc}([FSTRE]){esc}", lambda m: table[m.group(1)], text)
-
-    def escape_text(self, text: str) -> str:
-        text = text.replace(self.escape, f"{self.escape}E{self.escape}")
-        for char, code in (
-            (self.field, "F"),
-            (self.component, "S"),
-            (self.repetition, "R"),
-            (self.subcomponent, "T"),
-        ):
-            text = text.replace(char, f"{self.escape}{code}{self.escape}")
-        return " ".join(text.split())  # no segment breaks inside a field
+class Hl7Labs:
+    results: list[LabResult]
+    refused: list[RefusedResult]
+    ack: str  # AA, with one ERR segment per OBX left out
 
 
 class _Segment:
-    def __init__(self, raw: str, d: _Delimiters) -> None:
-        self.d = d
-        self.fields = raw.split(d.field)
-        self.id = self.fields[0]
-        if self.id == "MSH":  # MSH-1 is the field separator itself
-            self.fields.insert(1, d.field)
+    """One parsed segment, with fields, repetitions and components by HL7 number."""
+
+    def __init__(self, segment: Any, message: Message) -> None:
+        self._segment = segment
+        self._message = message
+        self.id = str(segment[0])
 
     def field(self, n: int) -> str:
-        return self.fields[n] if n < len(self.fields) else ""
+        """Raw (still escaped) text of field ``n``; MSH-1 is the field separator."""
+        return str(self._segment[n]) if n < len(self._segment) else ""
+
+    def repetitions(self, n: int) -> list[list[str]]:
+        """Field ``n`` as repetitions of raw components."""
+        if n >= len(self._segment):
+            return [[""]]
+        out = []
+        for rep in self._segment[n]:
+            out.append([rep] if isinstance(rep, str) else [str(c) for c in rep])
+        return out or [[""]]
 
     def components(self, n: int) -> list[str]:
-        first = self.field(n).split(self.d.repetition)[0]
-        return [self.d.unescape(c) for c in first.split(self.d.component)]
+        return [self.text(c) for c in self.repetitions(n)[0]]
 
     def component(self, n: int, k: int = 1) -> str:
         parts = self.components(n)
         return parts[k - 1] if k <= len(parts) else ""
 
+    def text(self, raw: str) -> str:
+        return self._message.unescape(raw, _TEXT_MAP)
 
-def parse_oru_r01(message: str) -> tuple[list[LabResult], str]:
-    """The lab results of one ORU^R01 message and its accept ACK (MSA|AA)."""
-    segments = _segments(message)
-    msh = segments[0]
+
+def parse_oru_r01(message: str) -> Hl7Labs:
+    """The readable lab results of one ORU^R01 message, those left out, and its ACK."""
+    parsed, segments = _segments(message)
     results: list[LabResult] = []
+    refused: list[RefusedResult] = []
     patient: str | None = None
     obr: _Segment | None = None
-    obr_count = 0
+    obr_count = obx_count = 0
     for seg in segments[1:]:
         if seg.id == "MSH":
             raise ClinicalError("hl7-structure", "one message per call; batches are not accepted")
@@ -130,31 +154,41 @@ def parse_oru_r01(message: str) -> tuple[list[LabResult], str]:
         elif seg.id == "OBX":
             if obr is None:
                 raise ClinicalError("hl7-structure", "OBX outside an OBR group")
-            results.append(_observation(seg, obr, patient))
+            obx_count += 1
+            try:
+                results.append(_observation(seg, obr, patient))
+            except ClinicalError as exc:
+                refused.append(RefusedResult.of(f"OBX {obx_count}", _hl7_error(exc)))
     if patient is None:
         raise ClinicalError("hl7-structure", "no PID segment")
     if obr_count == 0:
         raise ClinicalError("hl7-structure", "no OBR segment")
-    if not results:
+    if obx_count == 0:
         raise ClinicalError("hl7-structure", "no OBX segment")
-    return results, _ack(msh, "AA")
+    if not results:
+        raise UnreadableResults(refused)
+    return Hl7Labs(results, refused, _ack(parsed, "AA", refused))
 
 
 def nack_for(message: str, error: ClinicalError) -> str | None:
-    """An AE (content) or AR (message) ACK for a refused message.
+    """An AE (content) or AR (message) ACK for a refused message, with an ERR segment
+    per OBX when it was refused because none of its results could be read.
 
     None when the message has no readable control id: there is nothing to acknowledge.
     """
     try:
-        msh = _segments(message, header_only=True)[0]
+        parsed = _header(message)
     except ClinicalError:
         return None
-    if not msh.field(10):
+    if not str(parsed.segment("MSH")[10]):
         return None
-    return _ack(msh, "AR" if error.code in _REJECT else "AE", error)
+    code = "AR" if error.code in _REJECT else "AE"
+    if isinstance(error, UnreadableResults):
+        return _ack(parsed, code, error.refused)
+    return _ack(parsed, code, [RefusedResult("", error.code, error.message)])
 
 
-def _segments(message: str, header_only: bool = False) -> list[_Segment]:
+def _lines(message: object) -> list[str]:
     if not isinstance(message, str):
         raise ClinicalError("hl7-msh", "an HL7 v2 message must be text")
     if len(message) > MAX_MESSAGE:
@@ -162,20 +196,32 @@ def _segments(message: str, header_only: bool = False) -> list[_Segment]:
     lines = [line for line in re.split(r"\r\n|\r|\n", message) if line]
     if not lines or not lines[0].startswith("MSH") or len(lines[0]) < 8:
         raise ClinicalError("hl7-msh", "message does not start with an MSH segment")
-    d = _delimiters(lines[0])
-    if header_only:
-        return [_Segment(lines[0], d)]
-    segments = []
-    for line in lines:
-        seg = _Segment(line, d)
+    _check_delimiters(lines[0])
+    return lines
+
+
+def _header(message: object) -> Message:
+    return _parse(_lines(message)[:1])
+
+
+def _parse(lines: list[str]) -> Message:
+    try:
+        return hl7.parse("\r".join(lines))
+    except Exception as exc:  # python-hl7 raises plain ParseException, ValueError...
+        raise ClinicalError("hl7-structure", f"unreadable message: {type(exc).__name__}") from None
+
+
+def _segments(message: object) -> tuple[Message, list[_Segment]]:
+    parsed = _parse(_lines(message))
+    segments = [_Segment(seg, parsed) for seg in parsed]
+    for seg in segments:
         if not _SEGMENT_ID.fullmatch(seg.id):
             raise ClinicalError("hl7-structure", f"malformed segment id {seg.id[:8]!r}")
-        segments.append(seg)
     _check_header(segments[0])
-    return segments
+    return parsed, segments
 
 
-def _delimiters(msh: str) -> _Delimiters:
+def _check_delimiters(msh: str) -> None:
     field = msh[3]
     encoding = msh[4:].split(field, 1)[0]
     chars = field + encoding
@@ -186,7 +232,6 @@ def _delimiters(msh: str) -> _Delimiters:
         or any(c.isalnum() or c.isspace() for c in chars)
     ):
         raise ClinicalError("hl7-msh", "MSH-1/MSH-2 delimiters are invalid")
-    return _Delimiters(field, encoding[0], encoding[1], encoding[2], encoding[3])
 
 
 def _check_header(msh: _Segment) -> None:
@@ -200,9 +245,10 @@ def _check_header(msh: _Segment) -> None:
 
 
 def _observation(obx: _Segment, obr: _Segment, patient: str) -> LabResult:
-    if obx.field(2) != "NM":
+    kind = obx.field(2)
+    if kind not in ("NM", "SN"):
         raise ClinicalError(
-            "hl7-value-type", f"OBX-2 value type {obx.field(2)!r}: only numeric (NM) results"
+            "hl7-value-type", f"OBX-2 value type {kind!r}: only numeric (NM, SN) results"
         )
     code_parts = obx.components(3) + [""] * 6
     if code_parts[2] == "LN":
@@ -213,37 +259,34 @@ def _observation(obx: _Segment, obr: _Segment, patient: str) -> LabResult:
         raise ClinicalError("hl7-loinc", f"OBX-3 {obx.field(3)!r} has no LOINC (LN) code")
     check_loinc(code, "hl7-loinc")
 
-    raw_value = obx.field(5)
-    if obx.d.repetition in raw_value or not _NUMBER.fullmatch(raw_value):
-        raise ClinicalError("hl7-value", f"LOINC {code}: OBX-5 {raw_value!r} is not a number")
-    value = check_finite(float(raw_value), "OBX-5", "hl7-value")
+    status_code = obx.field(11)
+    status = _STATUS.get(status_code)
+    pending = status_code in _PENDING and not obx.field(5)
+    value, comparator = (None, None) if pending else _value(obx, kind, code)
 
-    unit, unit_system = obx.component(6, 1), obx.component(6, 3)
-    if unit_system not in ("", "UCUM"):
-        raise ClinicalError(
-            "hl7-unit", f"LOINC {code}: OBX-6 coding system {unit_system!r} is not UCUM"
-        )
-    check_ucum(unit, "hl7-unit")
+    unit = None
+    if obx.component(6, 1) or not pending:
+        unit_system = obx.component(6, 3)
+        if unit_system not in ("", "UCUM"):
+            raise ClinicalError("hl7-unit", f"OBX-6 coding system {unit_system!r} is not UCUM")
+        unit = check_ucum(obx.component(6, 1), "hl7-unit")
 
-    low, high = _range(obx.field(7), code)
-    flag = next((f for f in obx.field(8).split(obx.d.repetition) if f), None)
-    interpretation, abnormal = interpret(value, low, high, flag)
-
-    status = _STATUS.get(obx.field(11))
+    ranges = _ranges(obx, unit)
+    flags = [f for f in obx.repetitions(8) if f and f[0]]
+    given = check_interpretation(obx.text(flags[0][0]), "hl7-interpretation") if flags else None
     if status is None:
-        raise ClinicalError(
-            "hl7-status", f"LOINC {code}: OBX-11 result status {obx.field(11)!r} is not a result"
-        )
+        raise ClinicalError("hl7-status", f"OBX-11 result status {status_code!r} is not a result")
     when = obx.component(14, 1) or obr.component(7, 1)
     return LabResult(
         loinc=code,
         display=display or code,
+        value_type="none" if pending else "quantity",
         value=value,
         unit=unit,
-        ref_low=low,
-        ref_high=high,
-        interpretation=interpretation,
-        abnormal=abnormal,
+        comparator=comparator,
+        text="pending" if pending else None,
+        ranges=ranges,
+        **interpret(value, ranges, given, comparator),
         status=status,
         effective=_timestamp(when) if when else None,
         patient=patient,
@@ -251,18 +294,55 @@ def _observation(obx: _Segment, obr: _Segment, patient: str) -> LabResult:
     )
 
 
-def _range(text: str, code: str) -> tuple[float | None, float | None]:
-    if not text:
-        return None, None
-    if m := _RANGE.fullmatch(text):
-        low, high = float(m.group(1)), float(m.group(3))
+def _value(obx: _Segment, kind: str, code: str) -> tuple[float, str | None]:
+    reps = obx.repetitions(5)
+    if len(reps) > 1:
+        raise ClinicalError("hl7-value", "OBX-5 repeats: one value per OBX")
+    if kind == "NM":
+        raw = obx.text(obx.field(5))
+        if not _NUMBER.fullmatch(raw.strip()):
+            raise ClinicalError("hl7-value", f"OBX-5 {raw!r} is not a number")
+        return check_finite(float(raw), "OBX-5", "hl7-value"), None
+    # SN: comparator ^ number [^ separator ^ number]; only a single number is a value.
+    parts = [obx.text(p) for p in reps[0]] + ["", "", ""]
+    comparator, number, separator, second = parts[:4]
+    if separator or second:
+        raise ClinicalError("hl7-value", f"OBX-5 {obx.field(5)!r}: a ratio or range is not one value")
+    if comparator not in ("", "=") and comparator not in COMPARATORS:
+        raise ClinicalError("hl7-value", f"OBX-5 comparator {comparator!r} is not <, <=, >=, > or =")
+    if not _NUMBER.fullmatch(number.strip()):
+        raise ClinicalError("hl7-value", f"OBX-5 {obx.field(5)!r} has no number")
+    return check_finite(float(number), "OBX-5", "hl7-value"), (comparator if comparator in COMPARATORS else None)
+
+
+def _ranges(obx: _Segment, unit: str | None) -> list[ReferenceRange]:
+    raw = obx.field(7)
+    if not raw:
+        return []
+    if len(obx.repetitions(7)[0]) > 1:  # OBX-7 is a plain string
+        raise ClinicalError("hl7-range", f"OBX-7 {raw!r} is not a range")
+    text = obx.text(raw)
+    if (m := _RANGE.fullmatch(text)) and _same_unit(m.group(3), unit):
+        low, high = float(m.group(1)), float(m.group(2))
         if low > high:
-            raise ClinicalError("hl7-range", f"LOINC {code}: OBX-7 range {text!r} is reversed")
-        return low, high
-    if m := _BOUND.fullmatch(text):
+            raise ClinicalError("hl7-range", f"OBX-7 range {text!r} is reversed")
+        return [ReferenceRange(low=low, high=high)]
+    if (m := _BOUND.fullmatch(text)) and _same_unit(m.group(3), unit):
         bound = float(m.group(2))
-        return (bound, None) if m.group(1) == ">" else (None, bound)
-    raise ClinicalError("hl7-range", f"LOINC {code}: OBX-7 {text!r} is not 'lo-hi', '<hi' or '>lo'")
+        return [ReferenceRange(low=bound) if m.group(1).startswith(">") else ReferenceRange(high=bound)]
+    return [ReferenceRange(text=text)]  # shown as the sender wrote it, never flagged on
+
+
+def _same_unit(written: str | None, unit: str | None) -> bool:
+    # "<10 ug/dl" beside OBX-6 "ug/dl": a bound in the result's unit. Another unit is text.
+    return written is None or (unit is not None and written.lower() == unit.lower())
+
+
+def _hl7_error(exc: ClinicalError) -> ClinicalError:
+    """Shared lab-result checks name their codes lab-*; an ACK speaks hl7-*."""
+    if exc.code.startswith("lab-"):
+        return ClinicalError("hl7-" + exc.code[4:], exc.message)
+    return exc
 
 
 def _timestamp(ts: str) -> str:
@@ -290,41 +370,22 @@ def _timestamp(ts: str) -> str:
     return out
 
 
-def _ack(msh: _Segment, code: str, error: ClinicalError | None = None) -> str:
-    d = msh.d
-    encoding = d.component + d.repetition + d.escape + d.subcomponent
-    header = [
-        "MSH",
-        encoding,
-        msh.field(5),  # we answer as the application the message was sent to
-        msh.field(6),
-        msh.field(3),
-        msh.field(4),
-        datetime.now().strftime("%Y%m%d%H%M%S"),
-        "",
-        d.component.join(["ACK", msh.component(9, 2), "ACK"]),
-        uuid.uuid4().hex[:20],
-        msh.field(11),
-        msh.field(12),
-    ]
-    segments = [d.field.join(header), d.field.join(["MSA", code, msh.field(10)])]
-    if error is not None:
-        text = d.escape_text(error.message)
-        segments[1] += d.field + text
+def _ack(message: Message, code: str, errors: list[RefusedResult]) -> str:
+    """MSH and MSA from python-hl7, then one ERR segment (ERR-2 location, ERR-3 table
+    0357 condition, ERR-4 severity, ERR-8 text) per refusal. Left-out OBX are warnings
+    (W) beside an accept; a refusal of the whole message is an error (E)."""
+    with warnings.catch_warnings():  # python-hl7 0.4.5 stamps MSH-7 with utcnow()
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ack = message.create_ack(code, message_id=hl7.generate_message_control_id())
+    field, component = ack.separators[1], ack.separators[3]
+    lines = [str(segment) for segment in ack]
+    texts = [" ".join(message.escape(f"{e.where}: {e.error}" if e.where else e.error).split()) for e in errors]
+    if code != "AA" and errors:
+        lines[1] += field + texts[0]  # MSA-3, for v2.3 readers
+    severity = "W" if code == "AA" else "E"
+    for error, text in zip(errors, texts, strict=True):
         condition, name = _ERROR_CONDITION.get(error.code, ("207", "Application internal error"))
-        segments.append(
-            d.field.join(
-                [
-                    "ERR",
-                    "",
-                    "",
-                    d.component.join([condition, name, "HL70357"]),
-                    "E",
-                    "",
-                    "",
-                    "",
-                    text,
-                ]
-            )
-        )
-    return "\r".join(segments) + "\r"
+        location = component.join(["OBX", error.where.split()[-1]]) if error.where.startswith("OBX") else ""
+        lines.append(field.join(["ERR", "", location, component.join([condition, name, "HL70357"]),
+                                 severity, "", "", "", text]))
+    return "\r".join(lines) + "\r"

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from clinical.consult_report import TEMPLATES
+
+# FHIR R4 dateTime: a year, month or day, or a full time with seconds and a zone.
+_DATETIME = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?)?)?")
 
 IDENTIFIER_SYSTEM = "urn:telemed:consult-report"
 IDENTITY_SYSTEM = "urn:telemed:identity"
@@ -81,6 +85,14 @@ def _observation(ident: str, result: Mapping[str, Any]) -> dict[str, Any]:
                                                             "code": unit} if unit else {})}
     elif value is not None:
         observation["valueString"] = str(value)
+    elif result.get("text"):  # a coded or text result (clinical/lab_result.py): shown as read
+        observation["valueString"] = str(result["text"])
     if result.get("effective"):
-        observation["effectiveDateTime"] = result["effective"]
+        observation["effectiveDateTime"] = _fhir_datetime(str(result["effective"]))
     return observation
+
+
+def _fhir_datetime(value: str) -> str:
+    """FHIR's dateTime wants seconds and a zone once it has a time; an HL7 v2 time such
+    as 201007281400 (no seconds, no zone) keeps its date."""
+    return value if _DATETIME.fullmatch(value) else value[:10]

@@ -46,7 +46,7 @@ from clinical.ecg import EcgAnnounce, parse_end, unpack_frame
 from clinical.errors import ClinicalError
 from clinical.fields import reject_unknown
 from clinical.hl7v2 import nack_for, parse_oru_r01
-from clinical.lab_result import LabResult
+from clinical.lab_result import LabResult, RefusedResult
 from clinical.labs import parse_fhir
 from clinical.pacs import DicomWebSource, PullRequest
 from clinical.session_log import SessionLog
@@ -135,6 +135,8 @@ class ClinicalSession:
         self._intake = asyncio.Lock()  # one DICOM at a time: 2 cores, shared with media
         self._tasks: set[asyncio.Task] = set()
         self._pulls = 0  # PACS pulls under way
+        # Counter of de-identified file names; continues after a restart.
+        self._deidentified = sum(1 for d in self.state.snapshot()["dicom"] if d.get("deidentified"))
         # Streams the log still shows live were cut by a crash; end them for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
             self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
@@ -213,7 +215,8 @@ class ClinicalSession:
             self._spawn(self._share_report(sender, peer.claims.role.value, message))
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
-            self._spawn(self._share_labs(sender, parse_fhir(message.get("resource")), "fhir", _ref(message)))
+            labs = parse_fhir(message.get("resource"))
+            self._spawn(self._share_labs(sender, labs.results, labs.refused, "fhir", _ref(message)))
         else:
             self._lab_hl7(peer, sender, message)
 
@@ -221,18 +224,20 @@ class ClinicalSession:
         reject_unknown(message, {"type", "message", "ref"}, "lab-hl7")
         text = message.get("message")
         try:
-            results, ack = parse_oru_r01(text)
+            labs = parse_oru_r01(text)
         except ClinicalError as exc:
             nack = nack_for(text, exc) if isinstance(text, str) else None
             self._refuse(peer.id, exc, _ref(message), ack=nack)
             return
-        self._spawn(self._share_labs(sender, results, "hl7v2", _ref(message), text, ack))
+        self._spawn(self._share_labs(sender, labs.results, labs.refused, "hl7v2", _ref(message), text, labs.ack))
 
-    async def _share_labs(self, sender: Sender, results: list[LabResult], source: str, ref: object,
-                          hl7: str | None = None, ack: str | None = None) -> None:
+    async def _share_labs(self, sender: Sender, results: list[LabResult], refused: list[RefusedResult],
+                          source: str, ref: object, hl7: str | None = None, ack: str | None = None) -> None:
         """The HL7 ACK (and everyone's notice, the sender's receipt) only once the
-        results are audited and synced to the session log."""
-        body = {"results": [r.to_dict() for r in results], "source": source}
+        results are audited and synced to the session log. Results left out of the
+        message are listed in the notice (``refused``) with their reasons."""
+        body = {"results": [r.to_dict() for r in results], "source": source,
+                "refused": [r.to_dict() for r in refused]}
         digest = _sha256(json.dumps(body, sort_keys=True).encode())
         try:
             if await self._share(sender, "lab", body, f"lab/{digest[:32]}", source=source,
@@ -365,13 +370,23 @@ class ClinicalSession:
             raise
         if self.closed:
             return False
-        # Named after what is shared, so a de-identified copy does not show the original UID.
-        name = name or f"{obj.sop_instance_uid}.dcm"
+        if obj.kind == "image":  # viewers ask for frame 0 as soon as they hear of it
+            self.hub.previews.prime(sha256, obj.dataset)
+        # Named after what is shared: the uploader's file name often carries the
+        # patient's (and a de-identified copy must not show the original UID).
+        name = self._deidentified_name(obj) if deidentify else name or f"{obj.sop_instance_uid}.dcm"
         body = {"sha256": sha256, "name": name, "size": len(shared), "deidentified": deidentify, **origin,
                 "object": obj.to_dict()}
         return await self._share(sender, "dicom", body, sha256, name=name, received_sha256=received_sha256,
                                  deidentified=deidentify, sop_class=obj.sop_class_uid, **origin,
                                  **audit) is not None
+
+    def _deidentified_name(self, obj: DicomObject) -> str:
+        """Modality, the (shifted) study date and a counter: "CT_20190412_3.dcm"."""
+        self._deidentified += 1
+        date = str(obj.dataset.get("StudyDate", "") or "").strip()
+        parts = [obj.modality or "DICOM", date if date.isdigit() else "", str(self._deidentified)]
+        return "_".join(p for p in parts if p) + ".dcm"
 
     # --- PACS ---
     def _start_pull(self, sender: Sender, request: PullRequest) -> None:

@@ -8,7 +8,11 @@ DTLS, SRTP keys, SCTP) and take over the media path on the DTLS transport:
   instead of aiortc's router, jitter buffer and decoder;
 * outgoing RTP/RTCP is protected with the transport's SRTP session and written
   straight to the nominated ICE pair's socket, skipping three coroutine layers
-  (media in C, through `MediaTransport.wire`; RTX and RTCP from Python).
+  (media in C, through `MediaTransport.wire`; RTX and RTCP from Python);
+* with a media port (sfu/media_port.py), each connection's aioice agent lives on the
+  port's shared sockets instead of binding its own (`SharedIce`), its consent checks
+  run from one timer (sfu/consent.py), and one DTLS certificate serves every
+  connection (`SharedCertificate`).
 
 aiortc, aioice and pylibsrtp are pinned exactly; tests/test_aiortc_hook.py fails
 loudly if an upgrade moves any name used here.
@@ -19,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import aioice.candidate
 import aioice.ice
 import aioice.stun
 from pylibsrtp._binding import ffi as _ffi
@@ -31,6 +37,8 @@ from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
 from .fanout import Wire
+from .ice_tcp import passive_priority
+from .media_port import MediaPort, PeerRoute, TcpRoute
 
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
@@ -49,7 +57,8 @@ RtcpHandler = Callable[[bytes], None]
 REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCCertificate: ("_create_ssl_context",),
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
-    aioice.ice.Connection: ("data_received", "query_consent"),
+    aioice.ice.Connection: ("data_received", "query_consent", "get_component_candidates",
+                            "build_request"),
     aioice.ice.StunProtocol: ("request",),
     RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
 }
@@ -84,6 +93,47 @@ def offer_rsa_cipher_suites() -> None:
 offer_rsa_cipher_suites()
 
 
+class SharedCertificate(RTCCertificate):
+    """One DTLS certificate for every server-side connection, as Janus and mediasoup keep
+    one per process. aiortc makes a certificate per connection, and recomputes its three
+    fingerprints and a new OpenSSL context on every use (about 3 ms of a join); here
+    they are computed once. It is renewed daily (aiortc's certificates last 30 days)."""
+
+    RENEW_AFTER = 24 * 3600.0
+    _current: "SharedCertificate | None" = None
+
+    def __init__(self, key: Any, cert: Any) -> None:
+        super().__init__(key, cert)
+        self.created = time.monotonic()
+        self._fingerprints: list | None = None
+        self._contexts: dict[tuple, Any] = {}
+
+    @classmethod
+    def current(cls) -> "SharedCertificate":
+        certificate = cls._current
+        if certificate is None or time.monotonic() - certificate.created > cls.RENEW_AFTER:
+            certificate = cls._current = cls.generateCertificate()
+        return certificate
+
+    def getFingerprints(self) -> list:
+        if self._fingerprints is None:
+            self._fingerprints = super().getFingerprints()
+        return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list) -> Any:
+        # An SSL_CTX serves any number of connections; nothing in it is per peer.
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = super()._create_ssl_context(srtp_profiles)
+        return context
+
+
+def share_certificate(pc: Any) -> None:
+    """Make a new RTCPeerConnection use the SharedCertificate (before it creates transports)."""
+    pc._RTCPeerConnection__certificates = [SharedCertificate.current()]
+
+
 def pin_host_addresses(addresses: list[str]) -> None:
     """Make aioice offer exactly these host addresses.
 
@@ -105,6 +155,113 @@ def pin_host_addresses(addresses: list[str]) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+def consent_timing() -> tuple[float, float]:
+    """aioice's consent interval and expiry, read when used (tests shorten them)."""
+    return aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_INTERVAL * aioice.ice.CONSENT_FAILURES
+
+
+class SharedIce:
+    """An aioice connection that lives on the shared media port (sfu/media_port.py)
+    instead of sockets of its own, and whose consent checks the port runs.
+
+    Attached after setRemoteDescription and before createAnswer: the answer then carries
+    the ufrag the port knows the connection by, and gathering returns the port's
+    candidates instead of binding new sockets.
+    """
+
+    def __init__(self, ice: aioice.ice.Connection, port: MediaPort) -> None:
+        self._ice = ice
+        self._port = port
+        self.media_source: MediaTransport | None = None
+        ice._local_username = port.new_ufrag()
+        self._routes: list[PeerRoute] = port.attach(ice.local_username, lambda: aioice.ice.StunProtocol(ice))
+        for route in self._routes:
+            protocol = cast(aioice.ice.StunProtocol, route.peer)
+            protocol.connection_made(route)  # type: ignore[arg-type]  # a PeerRoute is its transport
+            host, number = route.get_extra_info("sockname")[:2]
+            if isinstance(route, TcpRoute):  # RFC 6544: we only accept, never connect
+                protocol.local_candidate = aioice.candidate.Candidate(
+                    foundation=aioice.candidate.candidate_foundation("host", "tcp", host),
+                    component=1, transport="tcp", priority=passive_priority(),
+                    host=host, port=number, type="host", tcptype="passive")
+            else:
+                protocol.local_candidate = aioice.candidate.Candidate(
+                    foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+                    component=1, transport="udp", priority=aioice.candidate.candidate_priority(1, "host"),
+                    host=host, port=number, type="host")
+            ice._protocols.append(protocol)
+            route.on_close = self._closed
+        ice.get_component_candidates = self._candidates  # type: ignore[method-assign]
+        ice.query_consent = self._no_consent_task  # type: ignore[method-assign]
+        ice._telemed_shared = self  # type: ignore[attr-defined]
+        port.consent.timing = consent_timing
+        port.consent.watch(self)
+
+    @classmethod
+    def attach(cls, pc: Any, port: MediaPort) -> None:
+        """Put every ICE transport of `pc` not yet gathered on the port (idempotent)."""
+        for transceiver in pc.getTransceivers():
+            cls._attach_transport(transceiver.receiver.transport, port)
+        if pc.sctp is not None:
+            cls._attach_transport(pc.sctp.transport, port)
+
+    @classmethod
+    def _attach_transport(cls, dtls: RTCDtlsTransport | None, port: MediaPort) -> None:
+        if dtls is None:
+            return
+        gatherer = dtls.transport.iceGatherer
+        ice = gatherer._connection
+        if getattr(ice, "_telemed_shared", None) is None and gatherer.state == "new":
+            cls(ice, port)
+
+    async def _candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list:
+        return [cast(aioice.ice.StunProtocol, route.peer).local_candidate for route in self._routes if component == 1]
+
+    async def _no_consent_task(self) -> None:
+        return None  # the port's ConsentFreshness checks every connection from one timer
+
+    def _closed(self) -> None:
+        self._port.consent.unwatch(self)
+
+    # --- sfu.consent.ConsentSubject ---
+    @property
+    def media_received(self) -> int:
+        return self.media_source.media_received if self.media_source is not None else 0
+
+    @property
+    def selected(self) -> bool:
+        return 1 in self._ice._nominated
+
+    def consent_request(self) -> tuple[bytes, bytes, Callable[[], None]] | None:
+        pair = self._ice._nominated.get(1)
+        if pair is None or self._ice.remote_password is None:
+            return None
+        request = self._ice.build_request(pair, nominate=False)
+        request.add_message_integrity(self._ice.remote_password.encode("utf8"))
+        data = bytes(request)
+        route, addr = cast(PeerRoute, pair.protocol.transport), pair.remote_addr
+        return request.transaction_id, data, lambda: route.send_unlearned(data, addr)
+
+    def consent_answer_valid(self, data: bytes, addr: tuple) -> bool:
+        pair = self._ice._nominated.get(1)
+        if pair is None or (addr[0], addr[1]) != pair.remote_addr or self._ice.remote_password is None:
+            return False
+        try:
+            message = aioice.stun.parse_message(data)
+        except ValueError:
+            return False
+        return (message.message_class == aioice.stun.Class.RESPONSE
+                and message.check_message_integrity(self._ice.remote_password.encode("utf8")))
+
+    def consent_expired(self) -> None:
+        asyncio.ensure_future(self._ice.close())
+
+
+def host_addresses() -> list[str]:
+    """The addresses aioice would offer as host candidates (pinned or discovered)."""
+    return aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+
+
 class MediaTransport:
     """Raw RTP/RTCP access to a peer connection's (bundled) DTLS transport.
 
@@ -118,7 +275,7 @@ class MediaTransport:
         self._nominated: dict = dtls.transport._connection._nominated
         self._pair = None
         self._session = None   # the pylibsrtp Session behind `wire`, kept alive for C
-        self._socket: socket.socket | None = None  # our duplicate of the pair's socket
+        self._socket: socket.socket | None = None  # our duplicate of the pair's own socket
         self._len = _ffi.new("int *")
         self.wire = Wire()
         self.media_received = 0  # authenticated SRTP/SRTCP packets from the peer
@@ -139,13 +296,24 @@ class MediaTransport:
         elif pair is not self._pair or srtp is not self._session:
             self._disconnect()
             transport = pair.protocol.transport
-            self._socket = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+            stream = False
+            if isinstance(transport, PeerRoute):
+                endpoint = transport.media_endpoint(pair.remote_addr)
+                if endpoint is None:  # an ICE-TCP link that is gone
+                    return False
+                (fd, stream), sendto = endpoint, transport.send_unlearned
+            else:
+                fd, sendto = transport.get_extra_info("socket").fileno(), transport.sendto
+            if stream or not isinstance(transport, PeerRoute):
+                # a descriptor that may close before we disconnect: C gets its own duplicate
+                self._socket = socket.socket(fileno=os.dup(fd))
+                fd = self._socket.fileno()
             host, port = pair.remote_addr[:2]
             if self.wire.connect(_PROTECT_ADDRESS, int(_ffi.cast("uintptr_t", srtp._srtp[0])),
-                                 self._socket.fileno(), host, port):
+                                 fd, host, port, stream):
                 self._pair, self._session = pair, srtp
                 self._send = (srtp._buffer, srtp._srtp[0], srtp._cdata, self._len,
-                              transport.sendto, pair.remote_addr)
+                              sendto, pair.remote_addr)
             else:
                 self._disconnect()
         return self._send is not None
@@ -207,7 +375,12 @@ class MediaTransport:
                 else:
                     stun(data, addr)
             protocol.datagram_received = datagram_received
-            protocol.request = self._consent_by_media(protocol.request)
+        shared = getattr(ice, "_telemed_shared", None)
+        if shared is not None:
+            shared.media_source = self
+        else:
+            for protocol in ice._protocols:
+                protocol.request = self._consent_by_media(protocol.request)
         self._ice = ice
 
     def _consent_by_media(self, request: Callable) -> Callable:
@@ -245,6 +418,9 @@ class MediaTransport:
             for protocol in ice._protocols:
                 protocol.__dict__.pop("datagram_received", None)
                 protocol.__dict__.pop("request", None)
+            shared = getattr(ice, "_telemed_shared", None)
+            if shared is not None and shared.media_source is self:
+                shared.media_source = None
             self._ice = None
         self._dtls.remove_listener("statechange", self.refresh)
         self._disconnect()

@@ -23,6 +23,7 @@ from . import aiortc_hook as hook
 from . import rtcp
 from .codec import FORWARDABLE, Codec
 from .consumer import RtpConsumer
+from .media_port import MediaPort
 from .producer import Producer
 from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
 from .traffic import Traffic
@@ -107,14 +108,16 @@ def _describe(codec: Codec) -> str:
 
 class Connection:
     def __init__(self, ice_servers: list[dict] | None = None, announced_ip: str | None = None,
-                 label: str = "") -> None:
+                 label: str = "", media_port: MediaPort | None = None) -> None:
         servers = [RTCIceServer(**s) for s in ice_servers or []]
         # MAX_BUNDLE: with aiortc's default, an m-line may keep a transport it was handed
         # before BUNDLE was applied, and then never carries media.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
                                                      bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        hook.share_certificate(self.pc)
         self.label = label
         self.announced_ip = announced_ip
+        self.media_port = media_port  # None: aioice binds a port per connection
         self.producers: dict[str, Producer] = {}        # by mid
         self.consumers: dict[str, RtpConsumer] = {}     # by mid
         self.bad_packets = 0
@@ -150,6 +153,8 @@ class Connection:
                 await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
             except Exception as exc:
                 raise NegotiationError(f"offer rejected: {exc}") from None
+            if self.media_port is not None:
+                hook.SharedIce.attach(self.pc, self.media_port)
             result = Negotiation(answer="")
             for transceiver in self.pc.getTransceivers():
                 media = by_mid.get(transceiver.mid)

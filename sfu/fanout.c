@@ -7,20 +7,57 @@
  * this file only does the bytes. libsrtp is the copy inside pylibsrtp: the Python
  * side hands us its srtp_protect and session pointers.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* sendmmsg */
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "fanout.h"
 
 #define FANOUT_MTU 1500
+/* Packets queued for one sendmmsg: every subscriber on the shared media port shares a
+ * socket, so one system call carries a packet to (up to) this many of them. */
+#define FANOUT_BATCH 64
 
 typedef int (*fanout_protect_fn)(void *session, void *rtp, int *length);
 
 _Static_assert(sizeof(((struct fanout_wire *)0)->addr) >= sizeof(struct sockaddr_in6),
                "fanout_wire.addr must hold an IPv6 address");
+
+/* The queued packets of one socket (the media port's, or an ICE-TCP link's), built
+ * and protected, not yet sent. Per thread: cffi calls C with the GIL released. */
+static __thread struct {
+    uint32_t words[FANOUT_BATCH][FANOUT_MTU / 4];  /* libsrtp wants the header 32-bit aligned */
+    struct mmsghdr msgs[FANOUT_BATCH];
+    struct iovec iov[FANOUT_BATCH];
+    struct fanout_target *owners[FANOUT_BATCH];
+} batch;
+
+/* Send the `queued` packets on `fd`; returns how many left. sendmmsg stops at the first
+ * failure: that packet is counted lost and the rest go in the next call. */
+static int flush(int fd, int queued, int size)
+{
+    int done = 0, sent = 0;
+    while (done < queued) {
+        int r = sendmmsg(fd, batch.msgs + done, (unsigned int)(queued - done), MSG_DONTWAIT);
+        if (r <= 0) {
+            batch.owners[done++]->failures++;
+            continue;
+        }
+        for (int i = done; i < done + r; i++) {
+            batch.owners[i]->packets++;
+            batch.owners[i]->octets += size;
+        }
+        done += r;
+        sent += r;
+    }
+    return sent;
+}
 
 int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
 {
@@ -48,9 +85,7 @@ static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2]
 int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size)
 {
-    uint32_t words[FANOUT_MTU / 4];  /* libsrtp wants the header 32-bit aligned */
-    uint8_t *buf = (uint8_t *)words;
-    int sent = 0;
+    int sent = 0, queued = 0, fd = -1;
 
     if (size < 0 || size > FANOUT_MAX_PAYLOAD)
         return 0;  /* the producer counted it (sfu/producer.py) */
@@ -59,6 +94,11 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
         struct fanout_wire *w = t->wire;
         if (w->session == NULL)
             continue;
+        if (queued && (w->fd != fd || queued == FANOUT_BATCH)) {
+            sent += flush(fd, queued, size);
+            queued = 0;
+        }
+        uint8_t *buf = (uint8_t *)batch.words[queued];
         int n = 12;
         buf[0] = 0x80;
         if (t->audio_level_id && audio_level >= 0) {
@@ -76,14 +116,18 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
         put32(buf + 8, t->ssrc);
         memcpy(buf + n, payload, size);
         int length = n + size;
-        if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0
-            || sendto(w->fd, buf, length, MSG_DONTWAIT, (const struct sockaddr *)w->addr, w->addrlen) < 0) {
+        if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0) {
             t->failures++;
             continue;
         }
-        t->packets++;
-        t->octets += size;
-        sent++;
+        batch.iov[queued] = (struct iovec){.iov_base = buf, .iov_len = (size_t)length};
+        batch.msgs[queued].msg_hdr = (struct msghdr){
+            .msg_name = w->addrlen ? w->addr : NULL, .msg_namelen = w->addrlen,  /* 0: connected */
+            .msg_iov = &batch.iov[queued], .msg_iovlen = 1};
+        batch.owners[queued++] = t;
+        fd = w->fd;
     }
+    if (queued)
+        sent += flush(fd, queued, size);
     return sent;
 }

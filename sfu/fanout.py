@@ -25,10 +25,15 @@ class Wire:
     def __init__(self) -> None:
         self.c = ffi.new("struct fanout_wire *")
 
-    def connect(self, protect: int, session: int, fd: int, host: str, port: int) -> bool:
+    def connect(self, protect: int, session: int, fd: int, host: str, port: int,
+                stream: bool = False) -> bool:
+        """`stream`: `fd` is connected and takes packets without an address (an ICE-TCP
+        link's socketpair, sfu/ice_tcp.py)."""
         if lib.fanout_set_address(self.c, host.encode(), port) != 0:
             self.disconnect()
             return False
+        if stream:
+            self.c.addrlen = 0  # sendto() without an address: the connected peer
         self.c.protect = ffi.cast("void *", protect)
         self.c.fd = fd
         self.c.session = ffi.cast("void *", session)

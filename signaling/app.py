@@ -61,9 +61,11 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_static("/", WEB_ROOT, show_index=False, follow_symlinks=False)
 
     async def upkeep(app: web.Application):
+        await server.open_media_port()
         expiry = asyncio.ensure_future(server.recordings.run_expiry())
         yield
         expiry.cancel()
+        server.close_media_port()
 
     app.cleanup_ctx.append(upkeep)
 

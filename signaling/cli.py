@@ -105,7 +105,11 @@ async def serve(app: web.Application, settings: config.Settings, ssl_context: ss
     # What the grace period leaves of the timeout goes to closing connections.
     runner = edge_runner(app, settings, access_log=None,
                          shutdown_timeout=max(0.5, (settings.shutdown_timeout - grace) / 2))
-    await runner.setup()
+    try:
+        await runner.setup()  # binds the media port (signaling/app.py)
+    except OSError as exc:
+        await runner.cleanup()
+        sys.exit(f"telemed: cannot start: {exc.strerror or exc}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

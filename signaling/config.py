@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # operations (packaging): graceful shutdown (signaling/shutdown.py)
     shutdown_grace: float = 3.0
     shutdown_timeout: float = 8.0
+    # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
+    media_port: int = 40000
+    ice_tcp: bool = True
     # multi-node (issue 15): on when room_store is a redis:// URL; see docs/multinode.md
     node_id: str | None = None
     public_url: str | None = None
@@ -234,6 +237,11 @@ HELP = {
                       "to leave before their connections are closed (default 3)",
     "shutdown_timeout": "seconds after SIGTERM within which the process exits, whatever is still "
                         "open (default 8; keep it below systemd's TimeoutStopSec)",
+    # media port (issue 12)
+    "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
+                  "address (default 40000); 0: a random port per connection instead (the old mode)",
+    "ice_tcp": "also accept ICE over TCP (RFC 6544, passive) on the same port number, for "
+               "networks that block UDP (default true; needs --media-port)",
     # multi-node (issue 15)
     "node_id": "this node's name in the cluster, letters, digits, '.', '_' and '-' (default "
                "<hostname>-<port>); only used when --room-store is a redis:// URL",
@@ -303,6 +311,17 @@ def _coerce(name: str, value: object) -> object:
         if not 60 <= ttl <= 86400:
             raise ValueError("recording_link_ttl must be 60..86400 seconds")
         return ttl
+    if name == "ice_tcp":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("ice_tcp must be true or false")
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if name == "media_port":
+        number = int(value)
+        if not 0 <= number <= 65535:
+            raise ValueError("media_port must be 0..65535 (0: a port per connection)")
+        return number
     if name in _EDGE_INTS:
         number = int(value)
         if number < 1:

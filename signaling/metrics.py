@@ -118,6 +118,7 @@ class MediaCollector:
         yield GaugeMetricFamily("telemed_producers", "Published tracks", value=sum(r[2] for r in rooms))
         yield GaugeMetricFamily("telemed_consumers", "Forwarded track copies", value=sum(r[3] for r in rooms))
         yield from self._per_room(rooms)
+        yield from self._media_port()
         yield GaugeMetricFamily("telemed_password_checks_waiting", "Password checks queued for a worker",
                                 value=self._server.passwords.waiting)
         yield CounterMetricFamily("telemed_scrypt_runs", "scrypt derivations this process has run",
@@ -143,3 +144,20 @@ class MediaCollector:
             for family, value in zip(families, values):
                 family.add_metric([name], value)
         yield from families
+
+    def _media_port(self) -> Iterator[Metric]:
+        """The shared media port (docs/firewall.md): what its demultiplexer dropped and why,
+        the entries it holds, and the peers whose consent expired."""
+        port = self._server.media_port
+        if port is None:
+            return
+        dropped = CounterMetricFamily("telemed_media_port_dropped", "Datagrams the media port dropped, by reason",
+                                      labels=["reason"])
+        for reason, count in vars(port.counters).items():
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield GaugeMetricFamily("telemed_media_port_entries",
+                                "Demultiplexing entries (ufrags, addresses, checks, ICE-TCP links) held",
+                                value=port.entries())
+        yield CounterMetricFamily("telemed_consent_expired", "Peers disconnected because consent expired (RFC 7675)",
+                                  value=port.consent.expired)

@@ -21,7 +21,7 @@ from recorder import RecordingManager
 from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    SharedAttempt, SharedLoginLimiter, TokenError, TokenIssuer, open_credential_store,
                    open_room_store)
-from sfu import Connection, pin_host_addresses
+from sfu import Connection, MediaPort, host_addresses, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
@@ -92,6 +92,25 @@ class Server:
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
         self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
+        self.media_port: MediaPort | None = None
+
+    async def open_media_port(self) -> None:
+        """Bind the shared media port (unless configured off); OSError if it is taken."""
+        if self.settings.media_port:
+            hosts = host_addresses()
+            try:
+                self.media_port = await MediaPort.open(hosts, self.settings.media_port, tcp=self.settings.ice_tcp)
+            except OSError as exc:
+                raise OSError(exc.errno, f"media port {self.settings.media_port} ({'UDP and TCP' if self.settings.ice_tcp else 'UDP'}) "
+                                         f"on {', '.join(hosts) or 'no address'}: {exc.strerror or exc}; "
+                                         "choose another with --media-port") from None
+            log.info("media on UDP%s port %d of %s", " and TCP" if self.settings.ice_tcp else "",
+                     self.settings.media_port, ", ".join(s.host for s in self.media_port.sockets))
+
+    def close_media_port(self) -> None:
+        if self.media_port is not None:
+            self.media_port.close()
+            self.media_port = None
 
     def _load(self) -> tuple[int, float]:
         """(peers, bytes forwarded so far) for this node's heartbeat."""
@@ -113,7 +132,7 @@ class Server:
         return self.login_limiter.reserve(address, room)
 
     def new_connection(self, label: str) -> Connection:
-        connection = Connection(announced_ip=self.settings.public_ip, label=label)
+        connection = Connection(announced_ip=self.settings.public_ip, label=label, media_port=self.media_port)
         self.metrics.media.track(connection)
         return connection
 

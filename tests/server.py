@@ -23,6 +23,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_media_port() -> int:
+    """A port free for both UDP and TCP (the media port uses both), so that test servers
+    running at once, other engineers' included, never meet on the default 40000."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 @dataclass
 class RunningServer:
     url: str
@@ -50,7 +64,7 @@ class RunningServer:
 async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServer, web.AppRunner]:
     port = free_port()
     settings = Settings(**{"host": "127.0.0.1", "port": port, "ice_hosts": ["127.0.0.1"],
-                           "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48,
+                           "media_port": free_media_port(), "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48,
                            **overrides})
     app = create_app(settings)
     runner = edge_runner(app, settings)

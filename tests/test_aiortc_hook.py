@@ -7,6 +7,7 @@ from importlib.metadata import version
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.rtcdtlstransport import SRTP_PROFILES
 
 from sfu import aiortc_hook as hook
 
@@ -104,3 +105,34 @@ def test_consent_checks_are_told_apart_by_their_single_try():
     by `retransmissions=0`; if aioice stops sending them that way, it must be re-checked."""
     import inspect
     assert "retransmissions=0" in inspect.getsource(aioice.ice.Connection.query_consent)
+
+
+async def test_shared_ice_names_exist():
+    """What SharedIce (the media port) sets and reads on aiortc's and aioice's objects."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    gatherer = pc.getTransceivers()[0].sender.transport.transport.iceGatherer
+    connection = gatherer._connection
+    assert isinstance(connection, aioice.ice.Connection), "RTCIceGatherer._connection is gone"
+    assert connection._local_username == connection.local_username, "aioice Connection._local_username is gone"
+    assert isinstance(connection._nominated, dict) and hasattr(connection, "remote_password")
+    assert hasattr(aioice.ice, "CONSENT_INTERVAL") and hasattr(aioice.ice, "CONSENT_FAILURES")
+    assert callable(aioice.ice.StunProtocol(connection).datagram_received)
+    assert isinstance(pc._RTCPeerConnection__certificates, list), "RTCPeerConnection.__certificates is gone"
+    await pc.close()
+
+
+async def test_shared_certificate_serves_every_connection():
+    first, second = (RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2))
+    for pc in (first, second):
+        hook.share_certificate(pc)
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+    fingerprints = [pc.localDescription.sdp.split("a=fingerprint:sha-256 ")[1].split()[0] for pc in (first, second)]
+    assert fingerprints[0] == fingerprints[1]
+    certificate = hook.SharedCertificate.current()
+    profiles = list(SRTP_PROFILES)
+    assert certificate._create_ssl_context(profiles) is certificate._create_ssl_context(profiles)
+    for pc in (first, second):
+        await pc.close()

@@ -7,7 +7,7 @@ import pytest
 
 from clinical.errors import ClinicalError
 from clinical.hl7v2 import nack_for, parse_oru_r01
-from clinical.lab_result import LabResult, check_loinc, interpret
+from clinical.lab_result import LabResult, ReferenceRange, check_interpretation, check_loinc, interpret
 from clinical.labs import parse_fhir
 
 UCUM = "http://unitsofmeasure.org"
@@ -85,21 +85,30 @@ def test_bad_loinc_codes(code):
 
 
 def test_interpretation_rules():
-    assert interpret(6.2, 3.5, 5.1, None) == ("H", True)
-    assert interpret(3.0, 3.5, 5.1, None) == ("L", True)
-    assert interpret(4.0, 3.5, 5.1, None) == ("N", False)
-    assert interpret(4.0, None, None, None) == (None, None)
-    assert interpret(4.0, 3.5, 5.1, "HH") == ("HH", True)  # the lab's flag wins
-    assert interpret(0.01, None, 0.04, None, "<") == (None, None)
+    normal = [ReferenceRange(low=3.5, high=5.1)]
+    def flag(value, ranges, given=None, comparator=None):
+        r = interpret(value, ranges, given, comparator)
+        return r["interpretation"], r["abnormal"], r["interpretation_source"]
+    assert flag(6.2, normal) == ("H", True, "computed")
+    assert flag(3.0, normal) == ("L", True, "computed")
+    assert flag(4.0, normal) == ("N", False, "computed")
+    assert flag(4.0, []) == (None, None, None)
+    assert flag(4.0, normal, "HH") == ("HH", True, "sender")  # the lab's flag wins
+    assert flag(0.01, [ReferenceRange(high=0.04)], None, "<") == (None, None, None)
+    # Typed ranges (severity bands) are shown, not flagged on; a "normal" one is.
+    bands = [ReferenceRange(high=8, type="Severe"), ReferenceRange(low=9, high=12, type="Moderate")]
+    assert flag(13, bands) == (None, None, None)
+    assert flag(13, [*bands, ReferenceRange(low=1, high=5, type="normal")]) == ("H", True, "computed")
+    assert flag(4, [ReferenceRange(low=1, high=5), ReferenceRange(low=2, high=6)]) == (None, None, None)
     with pytest.raises(ClinicalError):
-        interpret(4.0, 3.5, 5.1, "POS")
+        check_interpretation("XYZ")
 
 
 # --- FHIR -------------------------------------------------------------------------------
 
 
 def test_observation():
-    [r] = parse_fhir(observation())
+    [r] = parse_fhir(observation()).results
     assert isinstance(r, LabResult)
     assert (r.loinc, r.display, r.value, r.unit) == ("2823-3", "Potassium", 6.2, "mmol/L")
     assert (r.ref_low, r.ref_high, r.interpretation, r.abnormal) == (3.5, 5.1, "H", True)
@@ -111,12 +120,12 @@ def test_observation():
 
 def test_observation_as_json_text_and_explicit_interpretation():
     obs = observation(interpretation=[{"coding": [{"system": V3, "code": "HH"}]}])
-    [r] = parse_fhir(json.dumps(obs))
+    [r] = parse_fhir(json.dumps(obs)).results
     assert (r.interpretation, r.abnormal) == ("HH", True)
 
 
 def test_observation_without_range_or_flag():
-    [r] = parse_fhir(observation(referenceRange=None))
+    [r] = parse_fhir(observation(referenceRange=None)).results
     assert (r.interpretation, r.abnormal) == (None, None)
 
 
@@ -131,7 +140,7 @@ def test_comparator_value():
         },
         referenceRange=None,
     )
-    [r] = parse_fhir(obs)
+    [r] = parse_fhir(obs).results
     assert r.comparator == "<" and r.abnormal is None
 
 
@@ -144,7 +153,7 @@ def test_diagnostic_report_with_contained_observations():
     )
     glucose["valueQuantity"] = {"value": 5.0, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}
     glucose["referenceRange"] = [{"low": {"value": 3.9}, "high": {"value": 5.5}}]
-    results = parse_fhir(report(bare(observation()), glucose))
+    results = parse_fhir(report(bare(observation()), glucose)).results
     assert [r.loinc for r in results] == ["2823-3", "2345-7"]
     assert all(r.patient == "Patient/p2" and r.effective == "2024-05-02" for r in results)
     assert results[1].display == "Glucose" and results[1].abnormal is False  # code.text
@@ -170,7 +179,7 @@ def test_bundle_with_entries_and_a_report():
             {"resource": rep},
         ],
     }
-    results = parse_fhir(bundle)
+    results = parse_fhir(bundle).results
     assert [r.loinc for r in results] == [
         "2823-3",
         "2951-2",
@@ -190,9 +199,9 @@ def test_bundle_with_entries_and_a_report():
         ({"status": "final"}, "fhir-resource-type"),
         (observation(code=None), "fhir-structure"),  # code is required
         (observation(status=None), "fhir-structure"),
-        (observation(valueQuantity={"value": "high"}), "fhir-structure"),
+        (observation(valueQuantity={"value": "high"}), "fhir-type"),
         (observation(extra_field=1), "fhir-structure"),
-        (observation(subject="Patient/p1"), "fhir-structure"),
+        (observation(subject="Patient/p1"), "fhir-type"),
     ],
 )
 def test_invalid_fhir_structure(payload, code):
@@ -228,11 +237,12 @@ def test_invalid_fhir_structure(payload, code):
         ),
         ({"valueQuantity": {"value": 6.2, "system": UCUM, "code": "mmol per L"}}, "lab-unit"),
         ({"valueQuantity": {"unit": "mmol/L", "system": UCUM, "code": "mmol/L"}}, "lab-value"),
-        ({"valueQuantity": None, "valueString": "high"}, "lab-value"),
+        ({"valueQuantity": None}, "lab-value"),
+        ({"valueQuantity": None, "valueSampledData": {"origin": {"value": 0}, "period": 1, "dimensions": 1}}, "lab-value"),
         ({"status": "entered-in-error"}, "lab-status"),
         ({"status": "cancelled"}, "lab-status"),
         ({"status": "bogus"}, "lab-status"),
-        ({"interpretation": [{"coding": [{"system": V3, "code": "POS"}]}]}, "lab-interpretation"),
+        ({"interpretation": [{"coding": [{"system": V3, "code": "XYZ"}]}]}, "lab-interpretation"),
         (
             {"referenceRange": [{"low": {"value": 3500, "system": UCUM, "code": "umol/L"}}]},
             "lab-range",
@@ -251,7 +261,7 @@ def test_report_errors():
     assert code_of(e) == "fhir-reference"
     with pytest.raises(ClinicalError) as e:
         parse_fhir(report(result=[]))
-    assert code_of(e) == "fhir-no-results"
+    assert code_of(e) == "lab-no-results"
     with pytest.raises(ClinicalError) as e:
         parse_fhir(report(bare(observation()), status="entered-in-error"))
     assert code_of(e) == "lab-status"
@@ -266,20 +276,21 @@ def test_bundle_without_results():
                 "entry": [{"resource": {"resourceType": "Patient"}}],
             }
         )
-    assert code_of(e) == "fhir-no-results"
+    assert code_of(e) == "lab-no-results"
 
 
 def test_bundle_with_an_invalid_entry():
-    bad = observation(code={"coding": [{"system": "http://loinc.org", "code": "1234"}]})
-    with pytest.raises(ClinicalError) as e:
-        parse_fhir(
-            {
-                "resourceType": "Bundle",
-                "type": "collection",
-                "entry": [{"resource": observation()}, {"resource": bad}],
-            }
-        )
-    assert code_of(e) == "lab-loinc"
+    """The unreadable result is refused alone, with its reason; the other is shared."""
+    bad = observation(id="bad", code={"coding": [{"system": "http://loinc.org", "code": "1234"}]})
+    labs = parse_fhir(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": observation()}, {"resource": bad}],
+        }
+    )
+    assert [r.loinc for r in labs.results] == ["2823-3"]
+    assert [(x.where, x.code) for x in labs.refused] == [("Observation/bad", "lab-loinc")]
 
 
 def test_oversized_fhir_text():
@@ -302,7 +313,8 @@ def hl7(*segments: str, sep: str = "\r") -> str:
 
 
 def test_oru_r01():
-    results, ack = parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, OBX_NA, "NTE|1||hemolysed? no"))
+    labs = parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, OBX_NA, "NTE|1||hemolysed? no"))
+    results, ack = labs.results, labs.ack
     k, na = results
     assert (k.loinc, k.display, k.value, k.unit, k.ref_low, k.ref_high) == (
         "2823-3",
@@ -330,8 +342,7 @@ def test_oru_r01():
 
 @pytest.mark.parametrize("sep", ["\n", "\r\n"])
 def test_segment_separators(sep):
-    results, _ = parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, sep=sep))
-    assert len(results) == 1
+    assert len(parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, sep=sep)).results) == 1
 
 
 def test_custom_delimiters_and_escapes():
@@ -340,14 +351,15 @@ def test_custom_delimiters_and_escapes():
     msg = hl7(
         msh, PID.replace("|", "#").replace("^", "$"), OBR.replace("|", "#").replace("^", "$"), obx
     )
-    [r], ack = parse_oru_r01(msg)
+    labs = parse_oru_r01(msg)
+    [r], ack = labs.results, labs.ack
     assert r.display == "Glucose $ fasting" and r.value == 5.0 and r.abnormal is False
     assert ack.startswith("MSH#$*!%#")
 
 
 def test_alternate_coding_triplet_and_one_sided_range():
     obx = "OBX|1|NM|TROP^Troponin I^L^10839-9^Troponin I^LN||0.02|ng/mL|<0.04||||F"
-    [r], _ = parse_oru_r01(hl7(MSH, PID, OBR, obx))
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
     assert (r.loinc, r.ref_low, r.ref_high, r.interpretation) == ("10839-9", None, 0.04, "N")
 
 
@@ -387,9 +399,9 @@ def test_invalid_structure(segments, code):
         ("OBX|1|NM|2823-3^Potassium^LN||6.2||||||F", "hl7-unit"),
         ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L^^ISO+|||||F", "hl7-unit"),
         ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol per L|||||F", "hl7-unit"),
-        ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L|normal|||F", "hl7-range"),
+        ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L|^^10.0|||F", "hl7-range"),
         ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L|5.1-3.5|||F", "hl7-range"),
-        ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L||XYZ|||F", "lab-interpretation"),
+        ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L||XYZ|||F", "hl7-interpretation"),
         ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L|||||X", "hl7-status"),
         ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L|||||", "hl7-status"),
         ("OBX|1|NM|2823-3^Potassium^LN||6.2|mmol/L|||||F|||20241345", "hl7-timestamp"),
@@ -410,7 +422,7 @@ def test_timestamp_precision_is_kept():
         ("20240501103015.25-0500", "2024-05-01T10:30:15.25-05:00"),
     ):
         obx = f"OBX|1|NM|2823-3^Potassium^LN||4.0|mmol/L|||||F|||{ts}"
-        [r], _ = parse_oru_r01(hl7(MSH, PID, OBR, obx))
+        [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
         assert r.effective == iso
 
 
@@ -421,7 +433,7 @@ def test_nack_for_content_and_message_errors():
     nack = nack_for(bad_obx, e.value)
     _, msa, err = nack.rstrip("\r").split("\r")
     assert msa.startswith("MSA|AE|CTRL0001|") and "6,2" in msa
-    assert err.startswith("ERR|||102^Data type error^HL70357|E|")
+    assert err.startswith("ERR||OBX^1|102^Data type error^HL70357|E|")  # names the OBX
 
     wrong_type = hl7(MSH.replace("ORU^R01^ORU_R01", "ADT^A01"), PID)
     with pytest.raises(ClinicalError) as e:
@@ -435,3 +447,85 @@ def test_nack_for_content_and_message_errors():
 def test_no_nack_without_a_control_id():
     for message in ("garbage", "", MSH.replace("|CTRL0001|", "||"), 42):
         assert nack_for(message, ClinicalError("hl7-msh", "x")) is None
+
+
+def test_full_escape_handling():
+    obx = ("OBX|1|NM|2345-7^Glucose \\H\\fasting\\N\\ \\X41\\\\X42\\ \\F\\ line\\.br\\two^LN||5.0|mmol/L|"
+           "3.9-5.5||||F")
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
+    assert r.display == "Glucose fasting AB | line\ntwo"
+
+
+@pytest.mark.parametrize("value,expected", [
+    (">^11.0", (11.0, ">")),
+    ("<=^0.5", (0.5, "<=")),
+    ("^182", (182.0, None)),
+    ("=^7", (7.0, None)),
+])
+def test_structured_numeric_values(value, expected):
+    obx = f"OBX|1|SN|2345-7^Glucose^LN||{value}|mg/dL|70-105||||F"
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
+    assert (r.value, r.comparator) == expected
+    # a bound is not placed in the range
+    value = expected[0]
+    assert r.interpretation == (None if expected[1] else "H" if value > 105 else "L" if value < 70 else "N")
+
+
+@pytest.mark.parametrize("value", ["^1^:^2", "^1^-^5", "<>^3", "^abc"])
+def test_structured_numeric_that_is_not_one_value(value):
+    with pytest.raises(ClinicalError) as e:
+        parse_oru_r01(hl7(MSH, PID, OBR, f"OBX|1|SN|2345-7^Glucose^LN||{value}|mg/dL|||||F"))
+    assert e.value.code == "hl7-value"
+
+
+@pytest.mark.parametrize("text,low,high,kept", [
+    ("4.3 to 6.2", 4.3, 6.2, None),
+    ("4.3 - 6.2 mmol/L", 4.3, 6.2, None),
+    ("<10 MMOL/L", None, 10.0, None),
+    (">=2", 2.0, None, None),
+    ("<10 ug/dl", None, None, "<10 ug/dl"),  # another unit: shown, not compared
+    ("normal", None, None, "normal"),
+    ("see note", None, None, "see note"),
+])
+def test_free_text_reference_ranges(text, low, high, kept):
+    obx = f"OBX|1|NM|2823-3^Potassium^LN||5.0|mmol/L|{text}||||F"
+    [r] = parse_oru_r01(hl7(MSH, PID, OBR, obx)).results
+    [rng] = r.ranges
+    assert (r.ref_low, r.ref_high, rng.text) == (low, high, kept)
+    assert r.interpretation == (None if kept else "N")
+
+
+def test_status_is_kept_and_pending_results_are_shown():
+    labs = parse_oru_r01(hl7(
+        MSH, PID, OBR,
+        "OBX|1|NM|2823-3^Potassium^LN||4.0|mmol/L|||||P",
+        "OBX|2|NM|2951-2^Sodium^LN|||mmol/L|||||I",
+        "OBX|3|NM|718-7^Hemoglobin^LN||9.0|g/dL|||||C",
+    ))
+    assert [(r.status, r.value, r.text) for r in labs.results] == [
+        ("preliminary", 4.0, None), ("registered", None, "pending"), ("corrected", 9.0, None)]
+    assert labs.ack.split("\r")[1] == "MSA|AA|CTRL0001" and "ERR|" not in labs.ack
+
+
+def test_one_odd_obx_is_named_in_the_ack_and_the_rest_taken():
+    labs = parse_oru_r01(hl7(MSH, PID, OBR, OBX_K, "OBX|2|NM|2951-2^Sodium^LN||high|mmol/L|||||F", OBX_NA))
+    assert [r.loinc for r in labs.results] == ["2823-3", "2951-2"]
+    assert [(x.where, x.code) for x in labs.refused] == [("OBX 2", "hl7-value")]
+    msh, msa, err = labs.ack.rstrip("\r").split("\r")
+    assert msa == "MSA|AA|CTRL0001"
+    assert err.startswith("ERR||OBX^2|102^Data type error^HL70357|W||||OBX 2: OBX-5 'high' is not a number")
+
+
+@pytest.mark.parametrize("unit,code", [
+    ("tera.l-1", "lab-unit"), ("g/l-1", "lab-unit"), ("mg / dL", "lab-unit"), ("", "lab-unit"),
+    ("10*3/uL", None), ("mL/min/{1.73_m2}", None), ("mm[Hg]", None), ("g.l-1", None),
+])
+def test_ucum_is_parsed(unit, code):
+    from clinical.ucum import check_ucum
+
+    if code is None:
+        assert check_ucum(unit) == unit
+    else:
+        with pytest.raises(ClinicalError) as e:
+            check_ucum(unit)
+        assert e.value.code == code

@@ -81,9 +81,12 @@ async def test_room_requiring_deidentification_shares_a_deidentified_copy(server
     data = multiframe_ct()
     original = dcmread(BytesIO(data))
     try:
-        receipt = await sender.send_dicom(data, "ct.dcm")
+        receipt = await sender.send_dicom(data, "Yamada^Tarou H31EXAMPLE.dcm")
         notice = await viewer.wait_for(lambda m: m["type"] == "dicom")
         assert receipt["deidentified"] is True and notice["sha256"] != hashlib.sha256(data).hexdigest()
+        # The uploader's file name (a patient's name) is replaced: modality, shifted date, counter.
+        assert "Yamada" not in json.dumps(notice) and notice["name"].startswith("CT_")
+        assert notice["name"].endswith("_1.dcm") and notice["name"].split("_")[1] != original.StudyDate
         shared = await viewer.fetch(notice["url"])
         assert hashlib.sha256(shared).hexdigest() == notice["sha256"]
         ds = dcmread(BytesIO(shared))

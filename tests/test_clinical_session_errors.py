@@ -46,7 +46,7 @@ async def test_each_bad_input_is_refused_to_its_sender_only(server):
         "oversized message": (sender, control(sender, {"type": "lab-fhir", "resource": {"x": "x" * 200_000}}),
                               "too-large"),
         "invalid FHIR": (sender, control(sender, {"type": "lab-fhir", "resource": {
-            **potassium(), "valueQuantity": "high"}}), "fhir-structure"),
+            **potassium(), "valueQuantity": "high"}}), "fhir-type"),
         "FHIR without LOINC": (sender, control(sender, {"type": "lab-fhir", "resource": {
             **potassium(), "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]}}}),
             "lab-loinc"),

@@ -14,7 +14,7 @@ import pytest
 from signaling import config
 from signaling.cli import build_parser
 from tests.processes import serving
-from tests.server import free_port
+from tests.server import free_media_port, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def test_serve_uses_the_edge_and_stops_on_sigterm(tmp_path):
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(tmp_path / "data"), "--metrics-listen", f"127.0.0.1:{metrics_port}",
-            "--max-connections-per-address", "50"]
+            "--max-connections-per-address", "50", "--media-port", str(free_media_port())]
     with serving("telemed", args, tmp_path / "serve.log", lambda: answers(f"{base}/healthz"), cwd=ROOT,
                  env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
         status, headers, _ = get(f"{base}/")

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from signaling.app import create_app
 from signaling.config import Settings
 from signaling.connection_limits import edge_runner
-from tests.server import ADMIN_KEY, free_port, start_server
+from tests.server import ADMIN_KEY, free_media_port, free_port, start_server
 
 PATHS = ["/", "/index.html", "/room.html", "/viewer.html", "/js/lobby.js", "/css/app.css",
          "/api/config", "/healthz", "/api/rooms/nope", "/no/such/file", "/metrics"]
@@ -67,7 +67,7 @@ def self_signed(tmp_path) -> ssl.SSLContext:
 async def test_hsts_under_tls(tmp_path):
     port = free_port()
     settings = Settings(host="127.0.0.1", port=port, ice_hosts=["127.0.0.1"], admin_key=ADMIN_KEY,
-                        data_dir=str(tmp_path / "data"), secret="s" * 48)
+                        data_dir=str(tmp_path / "data"), secret="s" * 48, media_port=free_media_port())
     runner = edge_runner(create_app(settings), settings)
     await runner.setup()
     try:

@@ -20,7 +20,7 @@ from sfu import pin_host_addresses
 from telemed_client import Client, ClientError, create_room, fetch_token
 from tests.media import PatternTrack, ToneTrack
 from tests.processes import serving
-from tests.server import free_port
+from tests.server import free_media_port, free_port
 from tests.test_recording import demux_decode
 from vault import EncryptedReader, KeyRing
 
@@ -62,7 +62,7 @@ async def test_sigterm_during_a_recorded_call(tmp_path):
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--ice-hosts", "127.0.0.1", "--data-dir", str(data), "--admin-key", ADMIN_KEY,
-            "--shutdown-grace", "6", "--shutdown-timeout", "8"]
+            "--shutdown-grace", "6", "--shutdown-timeout", "8", "--media-port", str(free_media_port())]
     with serving("telemed", args, tmp_path / "serve.log", lambda: _health(url) == 200, timeout=60,
                  cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
         await create_room(url, "ward", PW, ADMIN_KEY, {"record": "auto"})

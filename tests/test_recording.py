@@ -21,7 +21,7 @@ from sfu.rtp_packet import is_rtcp, parse_rtp
 from telemed_client import Client
 from tests.media import PatternTrack, ToneTrack
 from tests.processes import serving
-from tests.server import ADMIN_KEY, RunningServer, free_port, start_server
+from tests.server import ADMIN_KEY, RunningServer, free_media_port, free_port, start_server
 from vault import EncryptedReader, KeyRing
 
 PW = "pw-123456"
@@ -211,7 +211,7 @@ async def test_kill_9_leaves_playable_files_and_the_next_start_marks_interrupted
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--ice-hosts", "127.0.0.1", "--data-dir", str(data), "--admin-key", ADMIN_KEY,
-            "--secret", "s" * 48]
+            "--secret", "s" * 48, "--media-port", str(free_media_port())]
 
     def ready() -> bool:
         try:

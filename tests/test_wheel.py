@@ -31,7 +31,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.server import free_port
+from tests.server import free_media_port, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sfu", "rooms", "clinical", "vault", "conference", "recorder", "streaming", "signaling")
@@ -164,7 +164,7 @@ def test_the_wheel_installs_and_serves_from_outside_the_tree_as_non_root(place: 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"PATH": "/usr/bin:/bin", "TELEMED_ADMIN_KEY": ADMIN_KEY, "TELEMED_DATA_DIR": str(data),
-           "TELEMED_ICE_HOSTS": "127.0.0.1"}
+           "TELEMED_ICE_HOSTS": "127.0.0.1", "TELEMED_MEDIA_PORT": str(free_media_port())}
     log = place / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([*prefix, str(place / "server-env" / "bin" / "telemed"), "serve",

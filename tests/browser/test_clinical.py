@@ -56,6 +56,8 @@ async def test_dicom_series_is_shared_viewed_and_refused(server, people, screens
     await expect(viewer.locator(".dicom-item")).to_have_count(2)
     await viewer.locator(".dicom-item", has_text="series-4.dcm").click()
     first = await wait_for(viewer, IMAGE_SHOWN, arg="frame=0")
+    # The first frame shows at once; the other three stream in behind it.
+    await expect(viewer.locator(".dicom-stage")).to_have_attribute("data-prefetched", "3")
     assert "wc=" not in first  # the object's own window first
     assert await viewer.evaluate("fetch(document.querySelector('[data-role=download]').href).then(r => r.status)") == 200
 
@@ -73,15 +75,22 @@ async def test_dicom_series_is_shared_viewed_and_refused(server, people, screens
     assert await viewer.evaluate(IMAGE_MEAN) != before
     await expect(viewer.locator(".dicom-overlay")).to_contain_text("Frame 2 / 4")
 
-    # The server's clock moves past the links' expiry: the next preview gets 403,
-    # and the viewer renews its links and shows the frame anyway.
+    # The server's clock moves past the links' expiry. A frame that already streamed
+    # in still shows (the browser has it); the next new preview gets 403, and the
+    # viewer renews its links and shows it anyway.
     # Its join token has expired too (exp 1970): the page renews it over the session.
     signer = server.core.clinical.links
     signer._clock = lambda: time.time() + 400
     await viewer.evaluate("window.telemed.session.token = 'x.eyJleHAiOjF9.x'")
     await viewer.locator(".dicom-stage").press("ArrowDown")
-    renewed = await wait_for(viewer, IMAGE_SHOWN, arg="frame=2")
-    assert renewed.split("sig=")[1][:64] != windowed.split("sig=")[1][:64]
+    await wait_for(viewer, IMAGE_SHOWN, arg="frame=2")
+    old_sig = windowed.split("sig=")[1][:64]
+    await viewer.locator('[data-role="wc"]').press("ArrowRight")
+    renewed = await wait_for(viewer, """(old) => {
+      const img = document.querySelector('.dicom-stage img');
+      return img && img.complete && img.naturalWidth > 0 && img.src.includes('frame=2') && !img.src.includes(old) ? img.src : null;
+    }""", arg=old_sig)
+    assert renewed.split("sig=")[1][:64] != old_sig
     await expect(viewer.locator(".dicom-status")).to_be_hidden()
     assert await viewer.evaluate("window.telemed.session.token") != "x.eyJleHAiOjF9.x"
 
@@ -152,7 +161,8 @@ async def test_ecg_and_labs_from_a_device(server, people, screenshots):
         await expect(row).to_have_class("abnormal")
         await expect(row).to_contain_text("6.2 mmol/L")
         await expect(row).to_contain_text("3.5–5.1")
-        await expect(row.locator(".lab-flag")).to_have_text("High")
+        await expect(row.locator(".lab-flag strong")).to_have_text("High")
+        await expect(row.locator(".lab-flag .lab-computed")).to_have_text("computed")  # placed by the server
         await doctor.screenshot(path=screenshots / "clinical-consult-panel.png")
 
         # Screen 3 of a seat joins late: labs and the live stream from clinical-state.

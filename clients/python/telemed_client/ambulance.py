@@ -46,9 +46,9 @@ def load_source(spec: str, leads: int, rate: int) -> EcgSignal:
     if kind == "synthetic":
         return synthetic(leads, rate, 60.0)
     if kind == "dicom" and path:
-        return from_dicom_waveform(path)
+        return from_dicom_waveform(path).fitted()
     if kind == "wfdb" and path:
-        return from_wfdb(path)
+        return from_wfdb(path).fitted()
     raise ValueError(f"unknown source {spec!r}: synthetic, dicom:FILE or wfdb:RECORD")
 
 

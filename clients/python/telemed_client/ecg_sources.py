@@ -29,6 +29,19 @@ class EcgSignal:
     def seconds(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    def fitted(self) -> EcgSignal:
+        """The first 1, 3 or 12 leads, as the server takes them: MIT-BIH's MLII of its
+        two, PTB's 12 standard leads of its 15."""
+        count = max(n for n in LEAD_SETS if n <= len(self.leads))
+        return self if count == len(self.leads) else self.select(*self.leads[:count])
+
+    def select(self, *names: str, seconds: float | None = None) -> EcgSignal:
+        """The named leads (the server takes 1, 3 or 12), optionally only the first
+        ``seconds``; samples are kept as they are."""
+        columns = [self.leads.index(name) for name in names]
+        end = None if seconds is None else round(seconds * self.sample_rate)
+        return EcgSignal(tuple(names), self.sample_rate, self.samples[:end, columns], self.uv_per_lsb)
+
 
 def synthetic(leads: int = 12, sample_rate: int = 500, seconds: float = 10.0,
               bpm: float = 75.0) -> EcgSignal:
@@ -58,25 +71,51 @@ def synthetic(leads: int = 12, sample_rate: int = 500, seconds: float = 10.0,
 
 
 def from_dicom_waveform(path: str | os.PathLike[str], group: int = 0) -> EcgSignal:
-    """One multiplex group of a DICOM waveform file (group 0 is usually the rhythm strip)."""
+    """One multiplex group of a DICOM waveform file (group 0 is usually the rhythm strip).
+
+    The stored samples are sent as they are, with their sensitivity as ``uv_per_lsb``,
+    when all channels share one sensitivity and no baseline: the receiver then gets
+    exactly what the cart recorded. Otherwise they are re-quantized in microvolts.
+    """
     from pydicom import dcmread
+    from pydicom.waveforms.numpy_handler import multiplex_array
 
     ds = dcmread(path)
     item = ds.WaveformSequence[group]
     channels = item.ChannelDefinitionSequence
     names = tuple(_lead_name(str(ch.ChannelSourceSequence[0].CodeMeaning)) for ch in channels)
     scale = np.array([_TO_MICROVOLTS[str(ch.ChannelSensitivityUnitsSequence[0].CodeValue)]
-                      for ch in channels])
-    return _quantized(names, _integral(float(item.SamplingFrequency)), ds.waveform_array(group) * scale)
+                      * float(ch.get("ChannelSensitivity", 1) or 1)
+                      * float(ch.get("ChannelSensitivityCorrectionFactor", 1) or 1) for ch in channels])
+    baseline = np.array([float(ch.get("ChannelBaseline", 0) or 0) for ch in channels])
+    rate = _integral(float(item.SamplingFrequency))
+    raw = multiplex_array(ds, group, as_raw=True)
+    if _exact(raw, scale) and not baseline.any():
+        return EcgSignal(names, rate, raw.astype(np.int16), float(scale[0]))
+    return _quantized(names, rate, (raw + baseline) * scale)
 
 
 def from_wfdb(record: str | os.PathLike[str]) -> EcgSignal:
-    """A local WFDB record, path without extension (needs the ``wfdb`` package)."""
+    """A local WFDB record, path without extension (needs the ``wfdb`` package).
+
+    The ADC samples less the ADC baseline are sent as they are, ``uv_per_lsb`` being one
+    ADC step (5 uV for MIT-BIH's 200/mV, 0.5 uV for PTB's 2000/mV), when all channels
+    share one gain and unit: exactly the record's numbers reach the receiver.
+    """
     import wfdb
 
-    rec = wfdb.rdrecord(os.fspath(record))
-    scale = np.array([_TO_MICROVOLTS[unit] for unit in rec.units])
-    return _quantized(tuple(rec.sig_name), _integral(float(rec.fs)), np.nan_to_num(rec.p_signal) * scale)
+    rec = wfdb.rdrecord(os.fspath(record), physical=False)
+    scale = np.array([_TO_MICROVOLTS[unit] / gain for unit, gain in zip(rec.units, rec.adc_gain, strict=True)])
+    adc = rec.d_signal - np.array(rec.baseline)
+    rate = _integral(float(rec.fs))
+    if _exact(adc, scale):
+        return EcgSignal(tuple(rec.sig_name), rate, adc.astype(np.int16), float(scale[0]))
+    return _quantized(tuple(rec.sig_name), rate, adc * scale)
+
+
+def _exact(samples: np.ndarray, scale: np.ndarray) -> bool:
+    """Whether ``samples`` can go on the wire unchanged: one scale, int16 range."""
+    return bool(samples.size and np.all(scale == scale[0]) and np.abs(samples).max() <= 32767)
 
 
 def _quantized(leads: tuple[str, ...], rate: int, microvolts: np.ndarray) -> EcgSignal:

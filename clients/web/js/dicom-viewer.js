@@ -5,6 +5,10 @@
 // Previews load one at a time, newest wish first, so scrolling through a series
 // asks the server for the frames it can show, not for every wheel step. Links are
 // signed for a few minutes: an expired one is renewed through `renewLinks`.
+//
+// A multi-frame object shows its first frame at once; then the other frames stream in
+// behind it, one request at a time, at the current window (the browser keeps them:
+// previews are cacheable for a few minutes), so scrolling finds them ready.
 
 import { escapeHtml } from './util.js';
 
@@ -18,6 +22,7 @@ export class DicomViewer {
     this.view = null;   // {frame, wc, ww}; wc/ww null: the object's own VOI
     this.shown = '';    // the preview URL on screen
     this.loading = false;
+    this.prefetching = ''; // "sha256|wc|ww" whose frames stream (or streamed) in
     container.innerHTML = `
       <figure class="dicom-viewer" data-role="viewer" hidden>
         <div class="dicom-stage" tabindex="0" data-role="stage">
@@ -59,6 +64,8 @@ export class DicomViewer {
   open(item) {
     this.item = item;
     this.shown = '';
+    this.prefetching = '';
+    delete this.stage.dataset.prefetched;
     this.windowing = windowRange(item.object || {});
     this.view = { frame: 0, wc: null, ww: null };
     this.noWindow = false;
@@ -129,6 +136,7 @@ export class DicomViewer {
           this.img.alt = `${item.name}${this.frames > 1 ? `, frame ${this.view.frame + 1} of ${this.frames}` : ''}`;
           this.shown = src;
           this.showStatus('');
+          this.prefetch();
           continue;
         }
         if (failure.status === 403 && !renewed) {
@@ -151,6 +159,30 @@ export class DicomViewer {
       this.showStatus(`Preview not available: ${err.message}`, true);
     } finally {
       this.loading = false;
+    }
+  }
+
+  // The other frames of the object on show, at its current window, from the one shown on.
+  async prefetch() {
+    const item = this.item;
+    const { frame, wc, ww } = this.view;
+    const key = `${item.sha256}|${wc}|${ww}`;
+    if (this.frames < 2 || this.prefetching === key) return;
+    this.prefetching = key;
+    const current = () => this.item?.sha256 === item.sha256 && this.view.wc === wc && this.view.ww === ww;
+    let done = 0;
+    for (let k = 1; k < this.frames && current() && this.prefetching === key; k++) {
+      const src = previewUrl(this.item.preview_url, { frame: (frame + k) % this.frames, wc, ww });
+      if (linkExpiresIn(src) < RENEW_BEFORE_S) break; // the shown frame's loop renews links
+      const probe = new Image();
+      probe.src = src;
+      try {
+        await probe.decode();
+      } catch {
+        break; // the viewer's own loop reports errors
+      }
+      done += 1;
+      this.stage.dataset.prefetched = String(done);
     }
   }
 
