@@ -150,7 +150,7 @@ def run(joins: int, node_ttl: float) -> dict:
                     procs.append(subprocess.Popen(
                         [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
                          "--ice-hosts", "127.0.0.1", "--data-dir", str(work / "data"), "--node-id", node,
-                         "--node-ttl", str(node_ttl),
+                         "--node-ttl", str(node_ttl), "--media-port", str(free_port()),
                          "--room-store", f"redis://127.0.0.1:{redis_port}/0"],
                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
                 urls.append(f"http://127.0.0.1:{port}")

@@ -17,7 +17,7 @@ import redis
 
 from tests.processes import serving
 from tests.redis_server import _STARTUP_TIMEOUT, _answers_ping, redis_binary
-from tests.server import ADMIN_KEY, free_port
+from tests.server import ADMIN_KEY, free_media_port, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_TTL = 6.0  # the default: shorter would count a node starved by a busy test machine as dead
@@ -76,7 +76,8 @@ class Cluster:
                **{f"TELEMED_{name.upper()}": value for name, value in settings.items()}}
         args = [sys.executable, "-m", "signaling", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--ice-hosts", "127.0.0.1", "--data-dir", str(self.data_dir),
-                "--room-store", self.redis.url, "--node-id", node_id, "--node-ttl", str(NODE_TTL)]
+                "--room-store", self.redis.url, "--node-id", node_id, "--node-ttl", str(NODE_TTL),
+                "--media-port", str(free_media_port())]  # each node its own, as on its own machine
         url = f"http://127.0.0.1:{port}"
         proc = self.stack.enter_context(serving(
             f"node {node_id}", args, self.data_dir.parent / f"{node_id}.log", lambda: _healthy(url),
