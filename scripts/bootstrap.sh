@@ -19,6 +19,7 @@ if [ "$mode" != serve ]; then
   # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
   [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
   [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
+  [ -x /usr/sbin/nft ] || need_apt+=(nftables)  # the TURN tests' firewall
 fi
 for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")

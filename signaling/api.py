@@ -118,11 +118,11 @@ def routes(server: Server) -> list[web.RouteDef]:
         return web.json_response({
             "token": token, "expires_in": server.settings.token_ttl, "expires_at": claims.expires_at,
             "identity": claims.identity, "role": role.value, "grants": claims.grants.to_dict(),
-            "ice_servers": server.settings.ice_servers,
+            "ice_servers": server.ice_servers.for_identity(claims.identity),
         })
 
     async def config(request: web.Request) -> web.Response:
-        return web.json_response({"ice_servers": server.settings.ice_servers})
+        return web.json_response({"ice_servers": server.ice_servers.public})
 
     async def healthz(request: web.Request) -> web.Response:
         if server.draining:  # a load balancer sends nobody new here (signaling/shutdown.py)

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
     media_port: int = 40000
     ice_tcp: bool = True
+    # turn (issue 11): short-lived TURN credentials instead of a static list (signaling/ice_servers.py)
+    turn_urls: list[str] = []
+    turn_secret: SecretStr | None = None
+    turn_ttl: int = 3600
     # multi-node (issue 15): on when room_store is a redis:// URL; see docs/multinode.md
     node_id: str | None = None
     public_url: str | None = None
@@ -242,6 +246,15 @@ HELP = {
                   "address (default 40000); 0: a random port per connection instead (the old mode)",
     "ice_tcp": "also accept ICE over TCP (RFC 6544, passive) on the same port number, for "
                "networks that block UDP (default true; needs --media-port)",
+    # turn (issue 11)
+    "turn_urls": "comma-separated TURN URLs handed out with short-lived credentials, e.g. "
+                 "turn:turn.example.org:3478,turn:turn.example.org:3478?transport=tcp,"
+                 "turns:turn.example.org:443?transport=tcp (needs --turn-secret; docs/turn.md)",
+    "turn_secret": "secret shared with the TURN server (coturn: use-auth-secret and "
+                   "static-auth-secret), >= 16 bytes; prefer the env or the config file to a flag",
+    "turn_ttl": "seconds a handed-out TURN credential may open new allocations; clients get "
+                "fresh ones on every join, resume and WHIP/WHEP request (default 3600; "
+                "docs/turn.md)",
     # multi-node (issue 15)
     "node_id": "this node's name in the cluster, letters, digits, '.', '_' and '-' (default "
                "<hostname>-<port>); only used when --room-store is a redis:// URL",
@@ -353,6 +366,13 @@ def _coerce(name: str, value: object) -> object:
         if not 0 <= count <= 1000:
             raise ValueError("metrics_room_labels must be from 0 to 1000")
         return count
+    if name == "turn_urls":
+        return _turn_urls(value)
+    if name == "turn_ttl":
+        ttl = int(value)
+        if not 60 <= ttl <= 7 * 86400:
+            raise ValueError("turn_ttl must be 60..604800 seconds")
+        return ttl
     if name == "node_id":
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(value)):
             raise ValueError("node_id takes 1-64 letters, digits, '.', '_' or '-'")
@@ -376,6 +396,20 @@ def _coerce(name: str, value: object) -> object:
             raise ValueError("metrics_listen must be host:port")
         return str(value)
     return value
+
+
+# RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp]
+_TURN_URL = re.compile(r"(turn:[^\s?:/]+(:\d{1,5})?(\?transport=(udp|tcp))?"
+                       r"|turns:[^\s?:/]+(:\d{1,5})?(\?transport=tcp)?)")
+
+
+def _turn_urls(value: object) -> list[str]:
+    urls = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    bad = [url for url in urls if not (isinstance(url, str) and _TURN_URL.fullmatch(url))]
+    if bad:
+        raise ValueError(f"turn_urls takes turn:host[:port][?transport=udp|tcp] or "
+                         f"turns:host[:port][?transport=tcp] URLs, not {', '.join(map(str, bad))}")
+    return urls
 
 
 def _service_url(name: str, value: object) -> str:
@@ -436,4 +470,8 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
                          "key's retirement")
     if settings.shutdown_grace >= settings.shutdown_timeout:
         raise ValueError("shutdown_grace must be shorter than shutdown_timeout")
+    if bool(settings.turn_urls) != bool(settings.turn_secret):
+        raise ValueError("turn_urls and turn_secret go together")
+    if settings.turn_secret is not None and len(reveal(settings.turn_secret).encode()) < 16:
+        raise ValueError("turn_secret must be at least 16 bytes")
     return settings

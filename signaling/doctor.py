@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from vault.keyring import parse_key
 
 from .config import Settings, reveal
+from .ice_servers import IceServers
 
 CERT_WARN_BEFORE = timedelta(days=14)
 MIN_FREE_BYTES = 1 << 30
@@ -216,13 +217,17 @@ def redis(settings: Settings) -> Iterator[Finding]:
 
 
 def turn(settings: Settings) -> Iterator[Finding]:
+    # The static list, and the short-lived credentials clients would be handed (docs/turn.md).
+    minted = IceServers([], settings.turn_urls, reveal(settings.turn_secret), settings.turn_ttl)
+    servers = [(f"ice_servers[{index}]", server) for index, server in enumerate(settings.ice_servers)]
+    servers += [("turn_urls", server) for server in minted.for_identity("telemed-doctor")]
     relays = 0
-    for index, server in enumerate(settings.ice_servers):
+    for label, server in servers:
         urls = server.get("urls")
         for url in [urls] if isinstance(urls, str) else list(urls or []):
             scheme, _, rest = str(url).partition(":")
             host = rest.split("?")[0].rsplit(":", 1)[0] if rest else ""
-            where = f"ice_servers[{index}] {url}"
+            where = f"{label} {url}"
             if scheme not in ("stun", "stuns", "turn", "turns") or not host:
                 yield _fail("turn", f"{where}: not a stun:, stuns:, turn: or turns: URL with a host")
             elif scheme.startswith("turn") and not (server.get("username") and server.get("credential")):
@@ -237,7 +242,7 @@ def turn(settings: Settings) -> Iterator[Finding]:
             else:
                 yield _ok("turn", f"{where}: STUN")
     if not relays and not _is_loopback(settings.host):
-        yield _warn("turn", "no TURN server in ice_servers: clients behind strict firewalls or "
+        yield _warn("turn", "no TURN server in ice_servers or turn_urls: clients behind strict firewalls or "
                             "symmetric NATs (hospital networks, mobile carriers) cannot connect")
 
 

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 # The HTTP request or WebSocket session a line belongs to (signaling/request_ids.py).
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_SECRET = re.compile(r'(?i)(bearer\s+|"?(?:password|token|secret|admin_key)"?\s*[:=]\s*"?)[^\s",}]+')
+_SECRET = re.compile(r'(?i)(bearer\s+|"?(?:password|token|secret|admin_key|credential)"?\s*[:=]\s*"?)[^\s",}]+')
 
 
 class JsonFormatter(logging.Formatter):

@@ -31,6 +31,7 @@ from vault.key_file import load_or_create_secret
 from .audit_setup import open_audit_trail
 from .cluster_node import PREFIX, ClusterNode, LocalNode, is_multinode, shared_secret
 from .config import Settings, reveal
+from .ice_servers import IceServers
 from .metrics import Metrics
 
 log = logging.getLogger("telemed.server")
@@ -93,6 +94,8 @@ class Server:
         pin_host_addresses(settings.ice_hosts)
         self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
         self.media_port: MediaPort | None = None
+        self.ice_servers = IceServers(settings.ice_servers, settings.turn_urls, reveal(settings.turn_secret),
+                                      settings.turn_ttl)
 
     async def open_media_port(self) -> None:
         """Bind the shared media port (unless configured off); OSError if it is taken."""

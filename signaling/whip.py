@@ -112,7 +112,7 @@ class HttpSessions:
                                               self._reap_if_unconnected, peer.id)
         location = f"/{kind}/{room}/{peer.id}"
         headers = CIMultiDict({"Location": location, "ETag": f'"{peer.id}"'})
-        for link in ice_server_links(self.server.settings.ice_servers):
+        for link in ice_server_links(self.server.ice_servers.for_identity(claims.identity)):
             headers.add("Link", link)
         self._add_recording_headers(headers, room, location)
         return web.Response(status=201, text=answer["sdp"], content_type="application/sdp", headers=headers)

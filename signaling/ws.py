@@ -174,7 +174,7 @@ class Session:
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(), "locked": room.locked,
             "live": self.server.streams.state(room.name),
-            "ice_servers": self.server.settings.ice_servers,
+            "ice_servers": self.server.ice_servers.for_identity(peer.identity),
             "recording": recording.announcement() if (recording := self.server.recordings.active(room.name)) else None,
         }
         if claims.grants.admin:

@@ -96,8 +96,10 @@ class Person:
 async def people(browser):
     made: list[Person] = []
 
-    async def make(name: str, viewport: dict | None = None, init_script: str | None = None) -> Person:
-        context = await browser.new_context(viewport=viewport or TABLET_LANDSCAPE)
+    async def make(name: str, viewport: dict | None = None, init_script: str | None = None,
+                   **options: object) -> Person:
+        """`options` go to Playwright's new_context, e.g. has_touch=True for a tablet."""
+        context = await browser.new_context(viewport=viewport or TABLET_LANDSCAPE, **options)
         if init_script:
             await context.add_init_script(init_script)
         person = Person(context, name)

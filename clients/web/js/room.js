@@ -23,6 +23,7 @@ import { mountRecordingIndicator } from './recording-indicator.js';
 import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
 import { SpeakerDetector } from './speaker.js';
+import { mountTileQuality } from './tile-quality.js';
 import { TileView } from './tiles.js';
 import { $, escapeHtml, toast } from './util.js';
 
@@ -121,6 +122,7 @@ class RoomApp {
       return; // the status handler shows what went wrong
     }
     this.statsTimer = setInterval(() => this.pollLevels(), 400);
+    mountTileQuality(() => this.session.pc, () => this.tiles.els.values());
   }
 
   async acquireMedia() {
