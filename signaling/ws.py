@@ -8,6 +8,7 @@ import logging
 import time
 
 from aiohttp import WSMsgType, web
+from redis.exceptions import RedisError
 
 from clinical.storage import StorageUnavailable
 from conference.actors import actor_for
@@ -16,6 +17,7 @@ from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, check, decode
 from rooms import Claims, Layout, RoomNotFound, TokenError
 
+from .cluster_node import Elsewhere
 from .http_errors import HttpError
 from .origins import OriginPolicy
 from .server import Server
@@ -64,6 +66,9 @@ class Session:
             except (ConnectionError, RuntimeError):
                 return
             kind = message.get("type")
+            if kind == "moved":  # the client reconnects to the node hosting the room
+                await self.ws.close(code=1000, message=b"moved")
+                return
             if kind == "denied" or (kind == "kicked" and message.get("reason") in HOST_KICKS):
                 await self.ws.close(code=1000, message=kind.encode())
                 return
@@ -94,6 +99,10 @@ class Session:
                 self.notify(reply)
         except (ProtocolError, StorageUnavailable) as exc:
             self.notify({"type": "error", "code": exc.code, "error": exc.message, "id": request_id})
+        except RedisError as exc:  # the shared store of a cluster, restarting say
+            log.error("Redis unreachable: %r", exc)
+            self.notify({"type": "error", "code": "store-unavailable", "id": request_id,
+                         "error": "the shared store is unreachable; try again shortly"})
         except Exception:
             log.exception("error handling a message")
             self.notify({"type": "error", "code": "internal", "error": "internal error", "id": request_id})
@@ -145,8 +154,12 @@ class Session:
             claims = await self.server.verify(message["token"])
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
-        self.peer = peer = await self.server.join(claims, self.notify, screen, resume,
+        try:
+            self.peer = peer = await self.server.join(claims, self.notify, screen, resume,
                                                       resume_secret=resume_secret, address=self.address)
+        except Elsewhere as exc:
+            # Join again there with the same message (the token holds on every node).
+            return {"type": "moved", "url": exc.url, "node": exc.node, "room": claims.room}
         self.claims = claims
         self._watch_expiry()
         if peer.id in peer.room.waiting:
@@ -284,7 +297,7 @@ class Session:
 
 def route(server: Server, app: web.Application) -> web.RouteDef:
     sockets: set[web.WebSocketResponse] = set()
-    origins = OriginPolicy(server.settings.ws_origins)
+    origins = OriginPolicy(server.settings.ws_origins, server.node.urls)
 
     async def close_all(app: web.Application) -> None:
         for ws in list(sockets):
