@@ -133,6 +133,9 @@ class Session:
                 raise ProtocolError("not-found", "you have no such track")
             peer.room.set_muted(producer, message["muted"])
             return None
+        if kind == "tile-size":  # sizes checked against conference/message_schemas/tile-size.json
+            peer.set_tile_size(message["track_id"], int(message["width"]), int(message["height"]))
+            return None
         if kind == "set-layout":
             return await self.set_layout(peer, message)
         if kind == "refresh-token":

@@ -15,6 +15,7 @@
 
 import { tokenExpired } from './seat.js';
 import { Signaling, SignalingError } from './signaling.js';
+import { sendOptions } from './simulcast.js';
 
 const GATHER_WAIT_MS = 1500;
 const DISCONNECTED_GRACE_MS = 2500;
@@ -33,6 +34,7 @@ const HOST_EVENTS = new Set(['knock', 'knock-withdrawn', 'room-locked', 'partici
 export const config = {
   reuseInactiveTransceivers: true,
   subscribeInFirstOffer: true,
+  simulcast: true,
   ...(globalThis.telemedConfig || {}),
 };
 
@@ -498,7 +500,7 @@ export class Session extends EventTarget {
       t.sender.replaceTrack(entry.track);
       t.direction = 'sendonly';
     } else {
-      t = pc.addTransceiver(entry.track, { direction: 'sendonly' });
+      t = pc.addTransceiver(entry.track, sendOptions(entry.source, entry.track, config.simulcast));
       this.sendTransceivers.add(t);
     }
     entry.transceiver = t;
@@ -510,6 +512,13 @@ export class Session extends EventTarget {
     if (!t || !this.pc || this.pc.signalingState === 'closed') return;
     t.sender.replaceTrack(null).catch(() => {});
     t.direction = 'inactive';
+  }
+
+  // The size a remote track is shown at (simulcast layer choice); only for tracks the
+  // last answer accepted, which the server is sending us.
+  sendTileSize(trackId, width, height) {
+    if (!this.sig || !this.live.has(trackId)) return;
+    try { this.sig.send({ type: 'tile-size', track_id: trackId, width, height }); } catch { /* resent */ }
   }
 
   ownTrackId(source) {
