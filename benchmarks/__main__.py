@@ -1,5 +1,6 @@
 """./telemed bench [--subscribers 10,30] [--duration 20] [--servers ours,janus] [--profile]
-./telemed bench login [--rounds 10]   (see benchmarks/login.py)"""
+./telemed bench login [--rounds 10]   (see benchmarks/login.py)
+./telemed bench multinode [--joins 40]   (see benchmarks/multinode.py)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def main() -> None:
     if sys.argv[1:2] == ["login"]:
         from .login import main as login
         return login(sys.argv[2:])
+    if sys.argv[1:2] == ["multinode"]:
+        from .multinode import main as multinode
+        return multinode(sys.argv[2:])
     p = argparse.ArgumentParser(prog="telemed bench", description=(
         "Forwarding benchmark: one pre-encoded 720p30 VP8 publisher (~1.5 Mbit/s) and N "
         "subscribers that count RTP without decoding, against our SFU and Janus VideoRoom, "

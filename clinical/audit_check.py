@@ -31,7 +31,8 @@ class TrailReport:
         self.lines.append(line)
 
 
-def check_trail(data_dir: str | os.PathLike[str], key: bytes, redis_url: str | None = None) -> TrailReport:
+def check_trail(data_dir: str | os.PathLike[str], key: bytes, redis_url: str | None = None,
+                redis_prefix: str = "telemed:") -> TrailReport:
     root = Path(data_dir)
     report = TrailReport()
     path = root / AUDIT_FILE
@@ -41,7 +42,7 @@ def check_trail(data_dir: str | os.PathLike[str], key: bytes, redis_url: str | N
         try:
             heads = [AnchorFile(root / ANCHOR_FILE, key).load()]
             if redis_url:
-                redis = RedisAnchor(redis_url)
+                redis = RedisAnchor(redis_url, redis_prefix)
                 try:
                     heads.append(redis.load())
                 finally:

@@ -41,7 +41,8 @@ CUT_PREFIX = "audit-cut-"
 
 
 class AuditTrail:
-    def __init__(self, data_dir: str | os.PathLike[str], key: bytes, redis_url: str | None = None) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], key: bytes, redis_url: str | None = None,
+                 redis_prefix: str = "telemed:") -> None:
         self.root = Path(data_dir)
         self.key = key
         path = self.root / AUDIT_FILE
@@ -66,7 +67,7 @@ class AuditTrail:
             self._log = AuditLog(path, key)
             self._anchor = AnchorFile(self.root / ANCHOR_FILE, key)
             found.append(("audit-tail-cut", aside, {"records": records, "anchored": anchored}))
-        self._redis = RedisAnchor(redis_url) if redis_url else None
+        self._redis = RedisAnchor(redis_url, redis_prefix) if redis_url else None
         self._queue: list[tuple[AuditEvent, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
         self._soon: set[asyncio.Task] = set()

@@ -142,6 +142,9 @@ class LiveRoom:
 
     def set_layout(self, layout: Layout) -> None:
         self.layout = layout
+        for peer in self.peers.values():  # the main camera gets bandwidth first
+            if peer.connection is not None:
+                peer.connection.prioritize([layout.main_track])
         self.broadcast({"type": "layout", "layout": layout.to_dict()})
 
     def main_producers(self) -> list[Producer]:

@@ -77,6 +77,7 @@ class Peer:
     def _ensure_connection(self) -> Connection:
         if self.connection is None:
             self.connection = self._connection_factory(self.id)
+            self.connection.prioritize([self.room.layout.main_track])
             self.connection.pc.on("datachannel", self._on_datachannel)
             self.connection.on_state = self._on_state
         return self.connection
@@ -126,6 +127,11 @@ class Peer:
         rejected.update(result.rejected)
         published = {p.appdata["mid"]: p.id for p in connection.producers.values()}
         return {"type": "answer", "sdp": result.answer, "rejected": rejected, "published": published}
+
+    def set_tile_size(self, track_id: str, width: int, height: int) -> None:
+        """The page shows `track_id` at width x height device pixels (simulcast layer choice)."""
+        if self.connection is None or not self.connection.set_tile_size(track_id, width, height):
+            raise ProtocolError("not-subscribed", "you receive no such track")
 
     async def close(self) -> None:
         self._drop_held()

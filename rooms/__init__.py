@@ -17,9 +17,12 @@ from rooms.passwords import (
 )
 from rooms.ratelimit import Attempt, LoginLimiter, LoginLimits, Throttled
 from rooms.redis_credential_store import RedisCredentialStore
+from rooms.redis_signing_keys import RedisSigningKeys
 from rooms.redis_store import RedisRoomStore
 from rooms.role_passwords import check_role_passwords, hash_role_passwords, role_for_password
 from rooms.room import Room, RoomSettings, validate_room_name
+from rooms.shared_login_limiter import SharedAttempt, SharedLoginLimiter
+from rooms.signing_keys import SigningKeys
 from rooms.sqlite_store import SqliteRoomStore
 from rooms.store import MemoryRoomStore, RoomExists, RoomNotFound, RoomStore, RoomStoreUnavailable
 from rooms.store_factory import open_credential_store, open_room_store
@@ -36,6 +39,10 @@ __all__ = [
     "OidcError",
     "OidcVerifier",
     "RedisCredentialStore",
+    "RedisSigningKeys",
+    "SharedAttempt",
+    "SharedLoginLimiter",
+    "SigningKeys",
     "check_role_passwords",
     "hash_role_passwords",
     "may_yield",

@@ -150,6 +150,10 @@ class LoginLimiter:
         """True if ``address`` logged into ``room`` recently."""
         return self._known.count((address, room)) > 0
 
+    def remember(self, address: str, room: str) -> None:
+        """Treat ``address`` as having logged into ``room`` just now (another node saw it)."""
+        self._known.add((address, room))
+
     def reserve(self, address: str, room: str) -> Attempt:
         """A reservation to check one password, or Throttled. Synchronous on purpose: no
         other request can slip in between the checks here and the counting."""

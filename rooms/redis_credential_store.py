@@ -16,10 +16,9 @@ import builtins
 import json
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from rooms.api_keys import ApiKey
 from rooms.invites import EXPIRED, GONE, REVOKED, USED_UP, Invite
+from rooms.redis_client import connect
 
 _KEEP_AFTER_EXPIRY = 7 * 24 * 3600  # so that a dead link still says "expired" for a while
 
@@ -44,7 +43,7 @@ _REFUSALS = {"missing": GONE, "revoked": REVOKED, "expired": EXPIRED, "used-up":
 
 class RedisCredentialStore:
     def __init__(self, url: str, prefix: str = "telemed:") -> None:
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self._redis = connect(url)
         self._prefix = prefix
         self._redeem = self._redis.register_script(_REDEEM)
         self._set_revoked = self._redis.register_script(_SET_IF_EXISTS)

@@ -12,9 +12,8 @@ import builtins
 import json
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from rooms.layout import Layout
+from rooms.redis_client import connect
 from rooms.room import Room
 from rooms.store import RoomExists, RoomNotFound
 
@@ -41,7 +40,7 @@ return version
 
 class RedisRoomStore:
     def __init__(self, url: str, prefix: str = "telemed:") -> None:
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self._redis = connect(url)
         self._prefix = prefix
         self._index = f"{prefix}rooms"
         self._create = self._redis.register_script(_CREATE)

@@ -12,11 +12,10 @@ import jwt
 
 from rooms.grants import Grants, Role
 from rooms.room import validate_room_name
+from rooms.signing_keys import SigningKeys
 
 _ALGORITHM = "HS256"
 _LEEWAY_SECONDS = 5
-# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
-MIN_SECRET_BYTES = 32
 MAX_IDENTITY_LENGTH = 256  # room for an identity provider's "<issuer>#<subject>"
 MAX_NAME_LENGTH = 128
 MAX_CREDENTIAL_LENGTH = 300
@@ -53,17 +52,26 @@ class Claims:
 
 
 class TokenIssuer:
-    def __init__(self, secret: str, ttl_seconds: int = 600, issuer: str = "telemed",
+    def __init__(self, secret: str | SigningKeys, ttl_seconds: int = 600, issuer: str = "telemed",
                  max_session_age: int = DEFAULT_MAX_SESSION_AGE) -> None:
-        if not isinstance(secret, str) or len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
-            raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
+        """``secret``: one key, or rotating keys (which ``use_keys`` replaces later)."""
+        if not isinstance(secret, SigningKeys):
+            secret = SigningKeys.single(secret)  # which checks its length
         for label, value in (("ttl_seconds", ttl_seconds), ("max_session_age", max_session_age)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{label} must be a positive integer")
-        self._secret = secret
+        self._keys = secret
         self._ttl = ttl_seconds
         self._issuer = issuer
         self._max_age = max_session_age
+
+    def use_keys(self, keys: SigningKeys) -> None:
+        """Sign with ``keys.current`` from now on, and verify with any of ``keys``."""
+        self._keys = keys
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
 
     @property
     def max_session_age(self) -> int:
@@ -108,7 +116,9 @@ class TokenIssuer:
             "inc": incarnation,
             "auth_time": auth_time,
         }
-        return jwt.encode(payload, self._secret, algorithm=_ALGORITHM)
+        keys = self._keys
+        return jwt.encode(payload, keys.secrets[keys.current], algorithm=_ALGORITHM,
+                          headers={"kid": keys.current})
 
     def verify(self, token: str | None, room: str | None = None) -> Claims:
         """Check a token; with ``room``, also check that it was issued for that room.
@@ -121,9 +131,16 @@ class TokenIssuer:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise TokenError(401, "malformed token")
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.DecodeError:
+            raise TokenError(401, "malformed token") from None
+        secret = self._keys.secret_for(kid) if kid is None or isinstance(kid, str) else None
+        if secret is None:
+            raise TokenError(401, "token signed with an unknown or retired key")
+        try:
             payload = jwt.decode(
                 token,
-                self._secret,
+                secret,
                 algorithms=[_ALGORITHM],  # pinning the algorithm is what refuses alg=none
                 issuer=self._issuer,
                 leeway=_LEEWAY_SECONDS,

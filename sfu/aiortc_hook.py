@@ -512,14 +512,15 @@ class IdleTrack(MediaStreamTrack):
         return await asyncio.shield(self._never)
 
 
-def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], bool | None] | None = None,
+def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], bool | list[bytes] | None] | None = None,
         on_received: Callable[[bytes], bool] | None = None,
         on_received_rtcp: Callable[[bytes], None] | None = None) -> None:
     """Observe a transport's clear RTP/RTCP without taking it over (tests, benchmarks).
 
     `on_received` returning False drops the packet before aiortc sees it, `on_sent`
     returning False before it is sent: that is how tests put loss on one leg of the path
-    without touching the other peers.
+    without touching the other peers. `on_sent` returning a list sends those packets
+    (clear RTP/RTCP) instead, in order: how tests inject what a browser would send.
     """
     if on_received is not None:
         receive = dtls._handle_rtp_data
@@ -541,7 +542,8 @@ def tap(dtls: RTCDtlsTransport, on_sent: Callable[[bytes], bool | None] | None =
         send = dtls._send_rtp
 
         async def send_rtp(data: bytes) -> None:
-            if on_sent(data) is not False:
-                await send(data)
+            result = on_sent(data)
+            for packet in result if isinstance(result, list) else [] if result is False else [data]:
+                await send(packet)
 
         dtls._send_rtp = send_rtp  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
@@ -22,12 +22,16 @@ from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 from . import aiortc_hook as hook
 from . import rtcp
 from .codec import FORWARDABLE, Codec
-from .consumer import RtpConsumer
+from .bandwidth_allocator import LOSSY, allocate
+from .consumer import Handover, RtpConsumer
 from .media_port import MediaPort
 from .producer import Producer
-from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, parse_rtp, unwrap_rtx
+from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
+from .simulcast_consumer import SimulcastConsumer
+from .simulcast_sdp import SimulcastOffer, answer_simulcast, offered_rid_extensions, parse_simulcast
 from .traffic import Traffic
 from .upkeep import Upkeep
+from .uplink_estimator import UplinkEstimator
 
 log = logging.getLogger("telemed.sfu.connection")
 
@@ -102,6 +106,14 @@ def _offered_parameters(section: MediaDescription | None) -> dict[int, dict]:
     return {c.payloadType: dict(c.parameters) for c in section.rtp.codecs}
 
 
+def _adoptable(producer: Producer, codec: Codec, rids: list[str] | None) -> bool:
+    """Whether a resumed publisher's old track can go on with this m-line: the same
+    codec, and the same simulcast layers (or none)."""
+    layers = [layer.rid for layer in producer.layers] if producer.layers else None
+    return (not producer.closed and producer.codec.mime_type.lower() == codec.mime_type.lower()
+            and layers == (list(rids) if rids is not None else None))
+
+
 def _describe(codec: Codec) -> str:
     names = ("packetization-mode", "profile-level-id")
     return ", ".join(f"{k}={codec.parameters[k]}" for k in names if k in codec.parameters) or codec.mime_type
@@ -128,7 +140,11 @@ class Connection:
         self._transports: dict[int, hook.MediaTransport] = {}
         self._routes: dict[int, tuple[Producer, bool]] = {}   # ssrc -> (producer, is_rtx)
         self._consumers_by_ssrc: dict[int, RtpConsumer] = {}
-        self._handovers: dict[str, tuple[int, int]] = {}  # mid -> sequence state of its last consumer
+        self._handovers: dict[str, Handover] = {}  # mid -> where its last consumer stopped
+        self._clock = object()  # our producers share the publisher's clock
+        self._simulcast: dict[str, SimulcastOffer] = {}  # publishing mid -> its layers
+        self._priority_tracks: frozenset[str] = frozenset()
+        self.uplink = UplinkEstimator()
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
         self._lock = asyncio.Lock()
@@ -150,6 +166,7 @@ class Connection:
             if self.closed:
                 raise NegotiationError("connection is closed")
             description, offered = parse_offer(offer)
+            simulcast = parse_simulcast(offer)
             by_mid = {m.mid: m for m in offered}
             sections = {m.rtp.muxId: m for m in description.media}
             try:
@@ -185,9 +202,14 @@ class Connection:
                 await self.pc.setLocalDescription(answer)
             except Exception as exc:
                 raise NegotiationError(f"cannot answer offer: {exc}") from None
+            self._simulcast = {mid: layers for mid, layers in simulcast.items()
+                               if mid in publish and by_mid[mid].sends and by_mid[mid].kind == "video"}
             self._update_producers(sections, publish, result, adopt or {})
             self._update_consumers(subscribe, sections, result)
-            result.answer = self._announce(self.pc.localDescription.sdp)
+            accepted = {mid: self._simulcast[mid] for mid, p in self.producers.items()
+                        if p.layers and mid in self._simulcast}
+            result.answer = self._announce(answer_simulcast(self.pc.localDescription.sdp, accepted,
+                                                            offered_rid_extensions(offer)))
             return result
 
     def _announce(self, sdp: str) -> str:
@@ -238,22 +260,30 @@ class Connection:
             self._mid_ext_id = extensions.get(MID_URI, self._mid_ext_id)
             # What the publisher said it sends (its level, say), not aiortc's own defaults.
             parameters = _offered_parameters(sections.get(mid)).get(chosen.payloadType, chosen.parameters)
-            rtcp_ssrc = hook.sender_ssrcs(transceiver.sender)[0]
+            codec = Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters))
+            receiving = (chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp)
+            offer = self._simulcast.get(mid)
             producer = adopt.get(mid)
-            if producer is not None and not producer.closed \
-                    and producer.codec.mime_type.lower() == chosen.mimeType.lower():
-                producer.reattach(chosen.payloadType, rtx_pt, rtcp_ssrc, transport.send_rtcp)
+            if producer is not None and _adoptable(producer, codec, offer.rids if offer else None):
+                # A resumed publisher's track (and its layers) go on from this connection.
+                for layer in producer.layers or [producer]:
+                    layer.reattach(chosen.payloadType, rtx_pt, receiving[1], transport.send_rtcp, self._clock)
                 producer.appdata.update({**publish[mid], "mid": mid})
                 result.adopted.append(producer)
             else:
-                producer = Producer(
-                    Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters)),
-                    chosen.payloadType, rtcp_ssrc, transport.send_rtcp,
-                    rtx_payload_type=rtx_pt, appdata={**publish[mid], "mid": mid})
+                producer = Producer(codec, *receiving, rtx_payload_type=rtx_pt,
+                                    appdata={**publish[mid], "mid": mid}, clock=self._clock)
+                if offer is not None:
+                    # One producer per layer; the best one stands for the track.
+                    producer.layers = [Producer(codec, *receiving, rtx_payload_type=rtx_pt,
+                                                appdata={"mid": mid, "rid": rid}, clock=self._clock)
+                                       for rid in offer.rids[:-1]] + [producer]
+                    for layer, rid in zip(producer.layers, offer.rids):
+                        layer.rid = rid
                 result.added.append(producer)
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
             section = sections.get(mid)
-            if section is not None and section.ssrc:
+            if section is not None and section.ssrc and not producer.layers:
                 self._bind(producer, section.ssrc[0].ssrc, False)
                 for group in section.ssrc_group:
                     if group.semantic == "FID" and len(group.items) == 2:
@@ -263,7 +293,8 @@ class Connection:
             producer = self.producers.pop(mid)
             self._unroute(producer)
             producer.close()
-            self.retired.add_producer(producer)
+            for layer in producer.layers or [producer]:
+                self.retired.add_producer(layer)
             result.removed.append(producer)
 
     def _update_consumers(self, subscribe: dict[str, Producer], sections: dict[str, MediaDescription],
@@ -278,7 +309,7 @@ class Connection:
                     result.rejected[mid] = "codec not supported by the subscriber"
                 continue
             existing = self.consumers.get(mid)
-            if existing is not None and existing.producer is producer and not existing.closed:
+            if existing is not None and existing.source is producer and not existing.closed:
                 wanted[mid] = existing
                 continue
             if producer.closed:
@@ -296,7 +327,8 @@ class Connection:
                            and str(c.parameters.get("apt")) == str(media.payloadType)), None)
             ssrc, rtx_ssrc = hook.sender_ssrcs(transceiver.sender)
             extensions = hook.negotiated_extensions(transceiver)
-            consumer = RtpConsumer(producer, self._transport_for(transceiver), ssrc,
+            kind = SimulcastConsumer if producer.layers else RtpConsumer
+            consumer = kind(producer, self._transport_for(transceiver), ssrc,
                                    media.payloadType, extensions.get(AUDIO_LEVEL_URI, 0),
                                    rtx_ssrc if rtx_pt is not None else None, rtx_pt)
             handover = existing.handover() if existing is not None else self._handovers.get(mid)
@@ -313,6 +345,7 @@ class Connection:
             consumer.attach()
         self.consumers = wanted
         self._consumers_by_ssrc = {c.ssrc: c for c in wanted.values()}
+        self.prioritize(self._priority_tracks)
 
     def _bind(self, producer: Producer, ssrc: int, is_rtx: bool) -> None:
         self._routes[ssrc] = (producer, is_rtx)
@@ -322,7 +355,8 @@ class Connection:
             producer.ssrc = ssrc
 
     def _unroute(self, producer: Producer) -> None:
-        for ssrc in [s for s, (p, _) in self._routes.items() if p is producer]:
+        gone = {producer, *producer.layers}
+        for ssrc in [s for s, (p, _) in self._routes.items() if p in gone]:
             del self._routes[ssrc]
 
     # --- the media path ---
@@ -361,6 +395,8 @@ class Connection:
             return None
         if packet.mid is not None:
             candidates = [self.producers[packet.mid]] if packet.mid in self.producers else []
+            if candidates and candidates[0].layers:
+                return self._learn_layer(data, candidates[0], self._simulcast.get(packet.mid))
         else:
             candidates = [p for p in self.producers.values()
                           if packet.payload_type in (p.payload_type, p.rtx_payload_type)]
@@ -371,6 +407,20 @@ class Connection:
             if packet.payload_type == producer.rtx_payload_type and producer.rtx_ssrc is None:
                 self._bind(producer, packet.ssrc, True)
                 return producer, True
+        return None
+
+    def _learn_layer(self, data: bytes, track: Producer,
+                     offer: SimulcastOffer | None) -> tuple[Producer, bool] | None:
+        """A simulcast SSRC names its layer with the rid (media) or repaired-rid (RTX)
+        extension, as long as the sender has not seen our receiver reports for it."""
+        if offer is None:
+            return None
+        for ext_id, is_rtx in ((offer.rid_id, False), (offer.repaired_rid_id, True)):
+            rid = extension_value(data, ext_id)
+            layer = next((p for p in track.layers if rid is not None and p.rid == rid.decode("ascii", "replace")), None)
+            if layer is not None and (layer.rtx_ssrc if is_rtx else layer.ssrc) is None:
+                self._bind(layer, int.from_bytes(data[8:12], "big"), is_rtx)
+                return layer, is_rtx
         return None
 
     def _on_rtcp(self, data: bytes) -> None:
@@ -393,10 +443,14 @@ class Connection:
                 info = packet.sender_info
                 route[0].receive_sender_report(info.ntp_timestamp, info.rtp_timestamp)
         if isinstance(packet, (rtcp.RtcpSrPacket, rtcp.RtcpRrPacket)):
+            lossy = False
             for report in packet.reports:
                 consumer = self._consumers_by_ssrc.get(report.ssrc)
                 if consumer is not None:
                     consumer.handle_rtcp(packet)
+                    lossy = lossy or report.fraction_lost > LOSSY * 256
+            if lossy:  # congestion: choose layers now, not at the next upkeep tick
+                allocate(self.consumers.values(), time.monotonic())
         elif isinstance(packet, (rtcp.RtcpRtpfbPacket, rtcp.RtcpPsfbPacket)):
             targets = [packet.media_ssrc]
             if isinstance(packet, rtcp.RtcpPsfbPacket) and packet.fmt == rtcp.PSFB_APP:
@@ -414,19 +468,56 @@ class Connection:
         total.add(self.retired)
         for consumer in self.consumers.values():
             total.add_consumer(consumer)
-        for producer in self.producers.values():
+        for producer in self._received():
             total.add_producer(producer)
         return total
 
     def tick(self, now: float) -> None:
-        """Once a second (sfu/upkeep.py): follow the ICE pair, then producer upkeep."""
+        """Once a second (sfu/upkeep.py): follow the ICE pair, producer upkeep, REMB."""
         for transport in list(self._transports.values()):
             transport.refresh()
-        for producer in list(self.producers.values()):
+        for producer in self._received():
             try:
                 producer.tick(now)
             except Exception:
                 log.exception("producer upkeep failed on %s", self.label)
+        try:
+            self._send_remb(now)
+            allocate(self.consumers.values(), now)
+        except Exception:
+            log.exception("bandwidth upkeep failed on %s", self.label)
+
+    def _received(self) -> list[Producer]:
+        """Every stream we receive: each track's producer, or each of its layers."""
+        return [layer for p in list(self.producers.values()) for layer in (p.layers or [p])]
+
+    def _send_remb(self, now: float) -> None:
+        """One REMB for all we receive: the uplink estimate, capped by what the
+        subscribers of single-layer tracks can take (simulcast has layers for them)."""
+        producers = [p for p in self._received() if p.ssrc is not None]
+        estimate = self.uplink.update(now, [p.stats for p in producers])
+        caps = [p.remb_bitrate for p in producers if p.remb_bitrate and not p.rid]
+        bitrates = [b for b in [estimate, *caps] if b]
+        if producers and bitrates:
+            producers[0].send_remb(min(bitrates), [p.ssrc for p in producers])
+
+    def prioritize(self, track_ids: Iterable[str | None]) -> None:
+        """The tracks that get this subscriber's bandwidth first (the room's main camera)."""
+        self._priority_tracks = frozenset(t for t in track_ids if t)
+        for consumer in self.consumers.values():
+            if isinstance(consumer, SimulcastConsumer):
+                consumer.priority = 1 if consumer.source.id in self._priority_tracks else 0
+
+    def set_tile_size(self, producer_id: str, width: int, height: int) -> bool:
+        """The page shows this track in a tile of width x height device pixels; False
+        if we send it no such track. Only simulcast tracks have a layer to choose."""
+        consumer = next((c for c in self.consumers.values() if c.source.id == producer_id), None)
+        if consumer is None:
+            return False
+        if isinstance(consumer, SimulcastConsumer):
+            consumer.tile = (width, height)
+            allocate(self.consumers.values(), time.monotonic())
+        return True
 
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None,
                                 sdp_mline_index: int | None) -> None:
@@ -452,7 +543,8 @@ class Connection:
         released = list(self.producers.values())
         for producer in released:
             self._unroute(producer)
-            producer.detach()
+            for layer in producer.layers or [producer]:
+                layer.detach()
         self.producers.clear()
         return released
 
@@ -468,9 +560,10 @@ class Connection:
         self.consumers.clear()
         self._consumers_by_ssrc.clear()
         ended = list(self.producers.values())
+        for producer in self._received():
+            self.retired.add_producer(producer)
         for producer in ended:
             producer.close()
-            self.retired.add_producer(producer)
         self.producers.clear()
         self._routes.clear()
         for transport in self._transports.values():

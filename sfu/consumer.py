@@ -1,38 +1,57 @@
 """One outgoing copy of a producer's stream.
 
-Each consumer owns its output SSRC, sequence offset and timestamp offset, so a
-subscriber sees one continuous stream no matter when it joined. In-process sinks
-(recorder, HLS packager) subclass Consumer and override `write`.
+Each consumer owns its output SSRC, a sequence manager and a timestamp offset, so a
+subscriber sees one continuous stream no matter when it joined, what the producer
+dropped (padding probes, stray payload types) or which source came before on its
+m-line. In-process sinks (recorder, HLS packager) subclass Consumer and override
+`write`.
 """
 
 from __future__ import annotations
 
 import random
-import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import rtcp
 from .fanout import Target
 from .rtp_packet import RtpPacket
+from .seq_manager import SeqManager
+from .timestamp_mapper import SenderReport, TimelineEnd, continue_offset
 
 if TYPE_CHECKING:
     from .aiortc_hook import MediaTransport
     from .producer import Producer
 
 
+@dataclass(frozen=True)
+class Handover:
+    """What the next consumer on an m-line (same SSRC) continues from: the receiver's
+    SRTP replay check drops a restarted sequence, and its jitter buffer a jump in time."""
+    last_seq: int
+    rtx_seq: int
+    timeline: TimelineEnd | None  # None: nothing was ever sent
+
+
 class Consumer:
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, seq: SeqManager | None = None) -> None:
         self.producer = producer
         self.kind = producer.kind
         self.closed = False
         self.started = False
-        self.seq_offset = 0
         self.ts_offset = random.getrandbits(32)
-        self._next_seq = random.getrandbits(15)
-        self._continue_ts: tuple[int, float] | None = None  # (output ts, wall time) after a source change
+        self.max_timestamp = 0
         self.packets_sent = 0
         self.octets_sent = 0
         self.remb_bitrate: int | None = None
+        self.seq = seq if seq is not None else SeqManager()
+        self.seq.reset(random.getrandbits(15))
+        self.timeline: TimelineEnd | None = None  # where the next start continues from
+
+    @property
+    def source(self) -> Producer:
+        """The track this consumer carries (a simulcast consumer's producer is a layer of it)."""
+        return self.producer
 
     def attach(self) -> None:
         """Start receiving; video waits for the keyframe this asks for."""
@@ -47,30 +66,58 @@ class Consumer:
             if not self.can_start(packet):
                 return
             self.start(packet)
-        self.write(packet, (packet.seq + self.seq_offset) & 0xFFFF,
-                   (packet.timestamp + self.ts_offset) & 0xFFFFFFFF)
+        self.forward(packet)
+
+    def forward(self, packet: RtpPacket) -> None:
+        seq = self.seq.input(packet.seq)
+        if seq is None:
+            return  # from before this consumer (re)started
+        timestamp = (packet.timestamp + self.ts_offset) & 0xFFFFFFFF
+        if seq == self.seq.max_output:
+            self.max_timestamp = timestamp
+        self.write(packet, seq, timestamp)
 
     def start(self, packet: RtpPacket) -> None:
-        """The first packet this consumer passes on: its numbering begins here."""
+        """The first packet this consumer passes on from its current source: its
+        numbering and its timeline continue from whatever came before."""
         self.started = True
-        self.seq_offset = (self._next_seq - packet.seq) & 0xFFFF
-        if self._continue_ts is not None:
-            # After a source change, timestamps go on by the wall time that passed.
-            timestamp, at = self._continue_ts
-            self._continue_ts = None
-            elapsed = max(1, int((time.monotonic() - at) * self.producer.codec.clock_rate))
-            self.ts_offset = (timestamp + elapsed - packet.timestamp) & 0xFFFFFFFF
+        self.seq.sync(packet.seq)
+        if self.timeline is not None:
+            self.ts_offset = continue_offset(self.timeline, packet.timestamp, self.producer,
+                                             self.producer.clock, self._sender_report(),
+                                             self.producer.last_arrival)
+        self.max_timestamp = (packet.timestamp + self.ts_offset) & 0xFFFFFFFF
+
+    def restart(self) -> None:
+        """Stop sending until the next packet it can start on (a keyframe for video),
+        then continue the same numbering and timeline."""
+        if self.started:
+            self.timeline = self.timeline_end()
+            self.started = False
 
     def source_changed(self) -> None:
-        """The producer's upstream changed (its publisher resumed on a new connection):
-        continue our sequence numbers and timestamps from the next packet it passes on."""
-        last = self.producer.last_packet
-        if not self.started or last is None:
-            return
-        self._next_seq = (self.producer.stats.extended_max + self.seq_offset + 1) & 0xFFFF
-        self._continue_ts = ((last[0] + self.ts_offset) & 0xFFFFFFFF, last[1])
-        self.started = False
-        self.producer.demote(self)
+        """The producer's upstream was replaced (its publisher resumed on a new connection,
+        docs/resume.md): restart, and continue the timeline by wall time alone, since the
+        new source's timestamps and sender reports say nothing about the old ones."""
+        self.restart()
+        if self.timeline is not None:
+            self.timeline = replace(self.timeline, source=None, clock=None)
+
+    def drop(self, seq: int) -> None:
+        """The producer dropped input `seq`; the output closes up behind it."""
+        if self.started:
+            self.seq.drop(seq)
+
+    def timeline_end(self) -> TimelineEnd | None:
+        if not self.started:
+            return self.timeline
+        return TimelineEnd(self.max_timestamp, self.producer.last_arrival,
+                           self.producer.codec.clock_rate, self.producer, self.producer.clock,
+                           self._sender_report(), self.ts_offset)
+
+    def _sender_report(self) -> SenderReport | None:
+        sr = self.producer.last_sr
+        return None if sr is None else SenderReport(sr[0], sr[1])
 
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
         raise NotImplementedError
@@ -108,7 +155,7 @@ class RtpConsumer(Consumer):
                  payload_type: int, audio_level_id: int = 0,
                  rtx_ssrc: int | None = None, rtx_payload_type: int | None = None) -> None:
         self.target = Target(transport.wire, ssrc, payload_type, audio_level_id)
-        super().__init__(producer)
+        super().__init__(producer, self.target.seq)  # the fan-out step steps it
         self.transport = transport
         self.ssrc = ssrc
         self.payload_type = payload_type
@@ -123,15 +170,14 @@ class RtpConsumer(Consumer):
         self.fraction_lost = 0
         self.packets_lost = 0
 
-    def handover(self) -> tuple[int, int]:
-        """(next sequence number, next RTX sequence number) for whoever takes this
-        m-line (same SSRC) next: the receiver's SRTP replay check drops a restart."""
-        if self.started:
-            return (self.producer.stats.extended_max + self.seq_offset + 1) & 0xFFFF, self._rtx_seq
-        return self._next_seq, self._rtx_seq
+    def handover(self) -> Handover:
+        """For whoever takes this m-line (same SSRC) next."""
+        return Handover(self.seq.max_output, self._rtx_seq, self.timeline_end())
 
-    def resume(self, handover: tuple[int, int]) -> None:
-        self._next_seq, self._rtx_seq = handover
+    def resume(self, handover: Handover) -> None:
+        self.seq.reset(handover.last_seq + 1)
+        self._rtx_seq = handover.rtx_seq
+        self.timeline = handover.timeline
 
     def can_start(self, packet: RtpPacket) -> bool:
         # A new subscriber's DTLS often finishes after the keyframe we asked for went by.
@@ -144,8 +190,8 @@ class RtpConsumer(Consumer):
         return super().can_start(packet)
 
     # Kept in the C target, where the fan-out step reads and counts them.
-    seq_offset = _InTarget("seq_offset")
     ts_offset = _InTarget("ts_offset")
+    max_timestamp = _InTarget("max_timestamp")
     packets_sent = _InTarget("packets")
     octets_sent = _InTarget("octets")
 
@@ -153,8 +199,13 @@ class RtpConsumer(Consumer):
         super().start(packet)
         self.producer.promote(self)
 
-    def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
-        self.target.send(packet)  # numbers it from the target's offsets: the same seq and timestamp
+    def restart(self) -> None:
+        if self.started:
+            super().restart()
+            self.producer.demote(self)
+
+    def forward(self, packet: RtpPacket) -> None:
+        self.target.send(packet)  # C numbers and stamps it as the fan-out step would
 
     def on_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
         if self.started:
@@ -181,10 +232,13 @@ class RtpConsumer(Consumer):
                     self.packets_lost = report.packets_lost
 
     def retransmit(self, seq: int) -> None:
-        original = self.producer.buffer.get((seq - self.seq_offset) & 0xFFFF)
-        if original is None or not self.started:
+        input_seq = self.seq.original(seq) if self.started else None
+        original = None if input_seq is None else self.producer.buffer.get(input_seq)
+        if original is None:
             return
         timestamp = (original.timestamp + self.ts_offset) & 0xFFFFFFFF
+        if self.target.c.vp8:
+            original = self.target.rewritten(original)
         if self.rtx_payload_type is not None and self.rtx_ssrc is not None:
             data = original.serialize_rtx(self.rtx_payload_type, self._rtx_seq, timestamp,
                                           self.rtx_ssrc, seq)

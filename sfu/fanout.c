@@ -2,7 +2,8 @@
  * the subscriber's SRTP session, send on its ICE socket.
  *
  * It runs once per delivered packet (about 5000 times a second at 30 subscribers),
- * so it is the one piece of the media path written in C. Everything that decides
+ * so it is the one piece of the media path written in C, together with each
+ * consumer's sequence manager, which it steps for every packet it sends. Everything that decides
  * *whether* and *to whom* to send stays in Python (sfu/fanout.py, sfu/consumer.py);
  * this file only does the bytes. libsrtp is the copy inside pylibsrtp: the Python
  * side hands us its srtp_protect and session pointers.
@@ -80,6 +81,148 @@ int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
 static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 
+static int seq_newer(uint16_t a, uint16_t b) { return (int16_t)(a - b) > 0; }
+
+/* Forget the oldest dropped input. The outputs of later inputs stay as they were;
+ * earlier ones would shift by one, so they are no longer mapped at all. */
+static void seq_fold_oldest(struct fanout_seq *s)
+{
+    s->floor = (uint16_t)(s->dropped[0] + 1);
+    s->recent = 1;
+    s->base--;
+    s->ndropped--;
+    memmove(s->dropped, s->dropped + 1, s->ndropped * sizeof(s->dropped[0]));
+}
+
+static void seq_forget_old(struct fanout_seq *s, uint16_t newest)
+{
+    while (s->ndropped && (uint16_t)(newest - s->dropped[0]) > FANOUT_SEQ_WINDOW)
+        seq_fold_oldest(s);
+}
+
+/* How many dropped inputs come before `input` (or are it, with `inclusive`). */
+static int seq_dropped_before(const struct fanout_seq *s, uint16_t input, int inclusive)
+{
+    int n = 0;
+    while (n < s->ndropped && (int16_t)(s->dropped[n] - input) < inclusive)
+        n++;
+    return n;
+}
+
+/* True for an input older than the floor: from before the last sync (another
+ * source, another consumer on this m-line) or behind a forgotten drop. It has no
+ * output number: sending or retransmitting it could repeat one already used. */
+static int seq_before_floor(const struct fanout_seq *s, uint16_t input)
+{
+    return s->recent && (uint16_t)(s->max_input - input) > (uint16_t)(s->max_input - s->floor);
+}
+
+void fanout_seq_reset(struct fanout_seq *s, int next_output)
+{
+    memset(s, 0, sizeof(*s));
+    s->max_output = (uint16_t)(next_output - 1);
+}
+
+void fanout_seq_sync(struct fanout_seq *s, int input)
+{
+    s->base = (uint16_t)(s->max_output + 1 - input);
+    s->max_input = (uint16_t)(input - 1);
+    s->floor = (uint16_t)input;
+    s->recent = 1;
+    s->ndropped = 0;
+}
+
+void fanout_seq_drop(struct fanout_seq *s, int input)
+{
+    uint16_t in = (uint16_t)input;
+    if (!seq_newer(in, s->max_input))
+        return;  /* late: the numbers after it are out already, so it stays a hole */
+    seq_forget_old(s, in);
+    if (s->ndropped == FANOUT_SEQ_DROPPED)
+        seq_fold_oldest(s);
+    s->dropped[s->ndropped++] = in;
+    s->max_input = in;
+}
+
+int fanout_seq_input(struct fanout_seq *s, int input)
+{
+    uint16_t in = (uint16_t)input;
+    if (seq_newer(in, s->max_input)) {
+        if (s->ndropped)
+            seq_forget_old(s, in);
+        if (s->recent && (uint16_t)(in - s->floor) > FANOUT_SEQ_WINDOW)
+            s->recent = 0;
+        s->max_input = in;
+        s->max_output = (uint16_t)(in + s->base - seq_dropped_before(s, in, 0));
+        return s->max_output;
+    }
+    if (seq_before_floor(s, in))
+        return -1;
+    return (uint16_t)(in + s->base - seq_dropped_before(s, in, 0));
+}
+
+/* The input behind an output number (to answer a NACK), or -1 if there is none. */
+int fanout_seq_original(const struct fanout_seq *s, int output)
+{
+    uint16_t out = (uint16_t)output;
+    uint16_t in = (uint16_t)(out - s->base);
+    /* output = input + base - dropped_before(input). Stepping up from the input that
+     * has no drops before it reaches the least fixpoint, which is never a dropped
+     * input (at most one step per dropped entry). */
+    for (int i = 0; i <= s->ndropped; i++) {
+        uint16_t next = (uint16_t)(out - s->base + seq_dropped_before(s, in, 1));
+        if (next == in)
+            break;
+        in = next;
+    }
+    if (seq_newer(in, s->max_input) || seq_before_floor(s, in))
+        return -1;
+    return in;
+}
+
+/* RFC 7741 payload descriptor: picture id (7 or 15 bits) and TL0PICIDX, rewritten in
+ * place so that a layer switch looks like one stream to the decoder. */
+static void vp8_rewrite(uint8_t *p, int size, struct fanout_target *t, int newest)
+{
+    if (size < 3 || !(p[0] & 0x80))
+        return;
+    int pos = 2;
+    if (p[1] & 0x80) {
+        if (p[2] & 0x80) {
+            if (size < 5)
+                return;
+            uint16_t id = (uint16_t)((((p[2] & 0x7F) << 8) | p[3]) + t->picture_id_offset) & 0x7FFF;
+            p[2] = 0x80 | (uint8_t)(id >> 8);
+            p[3] = (uint8_t)id;
+            if (newest)
+                t->max_picture_id = id;
+            pos = 4;
+        } else {
+            uint8_t id = (uint8_t)(p[2] + t->picture_id_offset) & 0x7F;
+            p[2] = id;
+            if (newest)
+                t->max_picture_id = id;
+            pos = 3;
+        }
+    }
+    if ((p[1] & 0x40) && pos < size) {
+        p[pos] = (uint8_t)(p[pos] + t->tl0_offset);
+        if (newest)
+            t->max_tl0 = p[pos];
+    }
+}
+
+void fanout_vp8_rewrite(uint8_t *payload, int size, struct fanout_target *target)
+{
+    vp8_rewrite(payload, size, target, 0);
+}
+
+void fanout_drop(struct fanout_target **targets, int count, int seq)
+{
+    for (int i = 0; i < count; i++)
+        fanout_seq_drop(&targets[i]->seq, seq);
+}
+
 /* A target whose wire is down, or whose send fails, loses this packet only: NACK
  * can recover it. */
 int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
@@ -94,6 +237,12 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
         struct fanout_wire *w = t->wire;
         if (w->session == NULL)
             continue;
+        int out = fanout_seq_input(&t->seq, seq);
+        if (out < 0)
+            continue;
+        uint32_t ts = timestamp + t->ts_offset;
+        if (out == t->seq.max_output)
+            t->max_timestamp = ts;
         if (queued && (w->fd != fd || queued == FANOUT_BATCH)) {
             sent += flush(fd, queued, size);
             queued = 0;
@@ -111,10 +260,12 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
             n = 20;
         }
         buf[1] = (uint8_t)((marker << 7) | t->payload_type);
-        put16(buf + 2, (uint32_t)(seq + t->seq_offset) & 0xFFFF);
-        put32(buf + 4, timestamp + t->ts_offset);
+        put16(buf + 2, (uint32_t)out);
+        put32(buf + 4, ts);
         put32(buf + 8, t->ssrc);
         memcpy(buf + n, payload, size);
+        if (t->vp8)
+            vp8_rewrite(buf + n, size, t, out == t->seq.max_output);
         int length = n + size;
         if (((fanout_protect_fn)w->protect)(w->session, buf, &length) != 0) {
             t->failures++;

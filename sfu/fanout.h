@@ -1,11 +1,31 @@
-/* What Python (sfu/fanout.py, through cffi) and fanout.c share. cffi reads this file
- * as declarations, so it holds no macros and only types cffi knows. */
+/* What Python (sfu/fanout.py, sfu/seq_manager.py, through cffi) and fanout.c share.
+ * cffi reads this file as declarations, so it holds no macros and only types cffi knows. */
 
 /* The largest RTP payload forwarded: the rewritten packet (header of 12 bytes, or 20
  * with the audio-level extension) plus the largest SRTP tag we negotiate (16; no MKI)
  * must fit a 1500-byte Ethernet MTU as one IPv6 UDP datagram (1452 bytes). GStreamer's
  * and most encoders' 1400-byte packets fit; bigger ones are counted, not forwarded. */
 enum { FANOUT_MAX_PAYLOAD = 1500 - 40 - 8 - 16 - 20 };
+
+/* How many dropped input sequence numbers a SeqManager remembers, and how far behind
+ * the newest input it keeps them: as far back as the retransmission buffer reaches
+ * (sfu/retransmission_buffer.py). Inputs older than a forgotten drop are no longer
+ * mapped (neither sent nor retransmitted), never mapped wrong. */
+enum { FANOUT_SEQ_DROPPED = 128, FANOUT_SEQ_WINDOW = 1024 };
+
+/* One consumer's sequence manager (mediasoup's SeqManager is the model): maps the
+ * input numbering to an output numbering without holes. Packets the producer drops
+ * (padding-only probes, stray payload types) are closed up; sync() makes the next
+ * input follow the last output, so a switch of source or of m-line continues. */
+struct fanout_seq {
+    uint16_t base;        /* output = input + base - (dropped inputs before it) */
+    uint16_t max_input;
+    uint16_t max_output;
+    uint16_t floor;       /* the oldest input mapped: since the last sync or fold */
+    uint8_t recent;       /* floor is still within the window behind max_input */
+    uint16_t ndropped;
+    uint16_t dropped[FANOUT_SEQ_DROPPED];  /* oldest first, all newer than max_input - WINDOW */
+};
 
 /* One subscriber connection: where its packets go and the key they go under. */
 struct fanout_wire {
@@ -19,11 +39,18 @@ struct fanout_wire {
 /* One consumer: its rewrite of the producer's stream, and what it has sent. */
 struct fanout_target {
     struct fanout_wire *wire;
+    struct fanout_seq seq;
     uint32_t ssrc;
-    uint32_t ts_offset;
-    uint16_t seq_offset;
+    uint32_t ts_offset;      /* the timestamp mapper's offset (sfu/timestamp_mapper.py) */
+    uint32_t max_timestamp;  /* output timestamp of the newest packet sent */
     uint8_t payload_type;
     uint8_t audio_level_id;  /* 0: no audio-level extension on this m-line */
+    /* VP8 simulcast: picture id and TL0PICIDX continue across layer switches */
+    uint8_t vp8;             /* rewrite the VP8 payload descriptor */
+    uint8_t tl0_offset;
+    uint8_t max_tl0;         /* output TL0PICIDX of the newest packet sent */
+    uint16_t picture_id_offset;
+    uint16_t max_picture_id; /* output picture id of the newest packet sent */
     uint64_t packets;
     uint64_t octets;
     uint64_t failures;  /* refused by libsrtp or the socket (full send buffer, say) */
@@ -35,3 +62,16 @@ int fanout_set_address(struct fanout_wire *wire, const char *host, int port);
  * means the packet carried none. */
 int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size);
+
+/* A VP8 payload as `target` sends it (retransmissions go out from Python). */
+void fanout_vp8_rewrite(uint8_t *payload, int size, struct fanout_target *target);
+
+/* The producer dropped input `seq`: every target closes up behind it. */
+void fanout_drop(struct fanout_target **targets, int count, int seq);
+
+/* The sequence manager on its own (the fan-out step calls the same code). */
+void fanout_seq_reset(struct fanout_seq *s, int next_output);
+void fanout_seq_sync(struct fanout_seq *s, int input);
+void fanout_seq_drop(struct fanout_seq *s, int input);
+int fanout_seq_input(struct fanout_seq *s, int input);
+int fanout_seq_original(const struct fanout_seq *s, int output);

@@ -2,8 +2,8 @@
 
 A consumer joins its producer's Fanout once it has started (its first packet went
 out through the slow path, on a keyframe). From then on one C call per incoming
-packet rewrites, protects and sends it to every member. Python keeps every
-decision; C only moves bytes.
+packet numbers (each member's sequence manager), rewrites, protects and sends it to
+every member. Python keeps every decision; C only moves bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ._fanout import ffi, lib
 from .batch_times import FANOUT_BATCHES
+from .seq_manager import SeqManager
 
 
 class Wire:
@@ -44,14 +45,22 @@ class Wire:
 
 
 class Target:
-    """One consumer's header rewrite and counters, as C sees them."""
+    """One consumer's header rewrite, sequence manager and counters, as C sees them."""
 
     def __init__(self, wire: Wire, ssrc: int, payload_type: int, audio_level_id: int) -> None:
         self.wire = wire  # the C struct points into it
         self.c = ffi.new("struct fanout_target *", {
             "wire": wire.c, "ssrc": ssrc, "payload_type": payload_type,
             "audio_level_id": audio_level_id})
+        self.seq = SeqManager(ffi.addressof(self.c, "seq"), self.c)
         self._one = ffi.new("struct fanout_target *[1]", [self.c])
+
+    def rewritten(self, packet: Any) -> Any:
+        """A copy of `packet` whose VP8 descriptor reads as this target sends it."""
+        payload = bytearray(packet.payload)
+        lib.fanout_vp8_rewrite(ffi.from_buffer("uint8_t[]", payload), len(payload), self.c)
+        return type(packet)(packet.payload_type, packet.marker, packet.seq, packet.timestamp,
+                            packet.ssrc, bytes(payload), packet.audio_level)
 
     def send(self, packet: Any) -> bool:
         """This target alone (the slow path, before it joins a Fanout)."""
@@ -90,6 +99,10 @@ class Fanout:
         sent = _send(self._array, self.count, packet)
         FANOUT_BATCHES.observe_ns(perf_counter_ns() - began)
         return sent
+
+    def drop(self, seq: int) -> None:
+        """The producer will not forward input `seq`: every member closes up behind it."""
+        lib.fanout_drop(self._array, self.count, seq)
 
 
 MAX_PAYLOAD: int = lib.FANOUT_MAX_PAYLOAD

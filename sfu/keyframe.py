@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 
-def vp8_keyframe(payload: bytes) -> bool:
-    # RFC 7741: payload descriptor, then the VP8 header whose P bit is 0 on keyframes.
+def _vp8_header(payload: bytes) -> int | None:
+    """Where the VP8 header starts, in the first packet of a frame (RFC 7741)."""
     n = len(payload)
     if n < 1:
-        return False
+        return None
     first = payload[0]
     if not (first & 0x10) or (first & 0x07):  # S bit set, partition index 0
-        return False
+        return None
     pos = 1
     if first & 0x80:  # X: extension byte follows
         if n < 2:
-            return False
+            return None
         ext = payload[1]
         pos = 2
         if ext & 0x80:  # I: picture id, 7 or 15 bits
             if n <= pos:
-                return False
+                return None
             pos += 2 if payload[pos] & 0x80 else 1
         if ext & 0x40:  # L: TL0PICIDX
             pos += 1
         if ext & 0x30:  # T or K: TID/KEYIDX byte
             pos += 1
-    return pos < n and not (payload[pos] & 0x01)
+    return pos if pos < n else None
+
+
+def vp8_keyframe(payload: bytes) -> bool:
+    # The VP8 header's P bit is 0 on keyframes.
+    pos = _vp8_header(payload)
+    return pos is not None and not (payload[pos] & 0x01)
+
+
+def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from a keyframe's first packet: what a simulcast layer carries."""
+    pos = _vp8_header(payload)
+    if pos is None or payload[pos] & 0x01 or len(payload) < pos + 10 \
+            or payload[pos + 3:pos + 6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(payload[pos + 6:pos + 8], "little") & 0x3FFF
+    height = int.from_bytes(payload[pos + 8:pos + 10], "little") & 0x3FFF
+    return width, height
 
 
 def h264_keyframe(payload: bytes) -> bool:

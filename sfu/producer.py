@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from . import rtcp
 from .codec import Codec
 from .fanout import MAX_PAYLOAD, Fanout
-from .keyframe import DETECTORS
+from .keyframe import DETECTORS, vp8_keyframe_size
 from .keyframe_request_manager import KeyFrameRequestManager
 from .nack_generator import NackGenerator
 from .receive_stats import ReceiveStats
@@ -31,7 +31,7 @@ RtcpSink = Callable[[bytes], object]
 class Producer:
     def __init__(self, codec: Codec, payload_type: int, rtcp_ssrc: int,
                  send_rtcp: RtcpSink, rtx_payload_type: int | None = None,
-                 appdata: dict | None = None) -> None:
+                 appdata: dict | None = None, clock: object | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.codec = codec
         self.kind = codec.kind
@@ -46,8 +46,20 @@ class Producer:
         self.fanout = Fanout()
         self._waiting: list[Consumer] = []
         self.closed = False
-        # Paused: packets still come in (stats, feedback upstream) but go to no consumer.
-        self.paused = False
+        self._paused = False
+        # Producers with the same clock object come from one sender: their sender
+        # reports share an NTP clock (sfu/timestamp_mapper.py).
+        self.clock = clock
+        self.last_arrival = 0.0  # monotonic time of the last packet in
+        # Simulcast: the track's producer (its best layer) lists every layer, lowest
+        # first, itself included; the other layers are not in the router.
+        self.layers: list[Producer] = []
+        self.rid = ""
+        self.frame_size: tuple[int, int] | None = None  # from the last VP8 keyframe
+        self.bitrate = 0  # what arrived over the last upkeep interval, bit/s
+        self._bytes_at_tick = 0
+        self._last_tick = 0.0
+        self._vp8 = codec.mime_type.lower() == "video/vp8"
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._is_keyframe = DETECTORS.get(codec.mime_type.lower())
@@ -60,32 +72,44 @@ class Producer:
         self._deferred_pli: asyncio.TimerHandle | None = None
         self.last_sr: tuple[int, int, float] | None = None  # (ntp, rtp ts, arrival)
         self.remb_bitrate: int | None = None
-        self.last_packet: tuple[int, float] | None = None  # (rtp ts, arrival): where a new source continues
 
     # --- media in ---
     def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
-        if packet.payload_type != self.payload_type or not packet.payload:
-            return  # padding-only probes and stray payload types carry no media
-        if len(packet.payload) > MAX_PAYLOAD:
+        # Padding-only probes and stray payload types carry no media: they are counted
+        # and never NACKed, and each consumer's sequence manager closes up behind them.
+        media = packet.payload_type == self.payload_type and bool(packet.payload)
+        if media and len(packet.payload) > MAX_PAYLOAD:
             self._oversize(len(packet.payload))
-            return
+            media = False
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
-        self.last_packet = (packet.timestamp, arrival)
+        self.last_arrival = arrival
         if self.kind == "video":
             if self.nack.received(packet.seq, arrival):
                 self.request_keyframe()
             if self.nack.pending:
                 self._send_nacks(arrival)
-            if self._is_keyframe is not None and self._is_keyframe(packet.payload):
-                packet.keyframe = True
-                self.keyframes.keyframe_arrived()
-            self.buffer.store(packet)
-        if self.paused:
+            if media:
+                if self._is_keyframe is not None and self._is_keyframe(packet.payload):
+                    packet.keyframe = True
+                    self.keyframes.keyframe_arrived()
+                    if self._vp8:
+                        self.frame_size = vp8_keyframe_size(packet.payload) or self.frame_size
+                self.buffer.store(packet)
+        if self._paused:
+            return
+        if not media:
+            self._drop(packet.seq)
             return
         if self.fanout.count:
             self.fanout.send(packet)
         for consumer in self._waiting:  # promote() may replace the list meanwhile
             consumer.send(packet)
+
+    def _drop(self, seq: int) -> None:
+        if self.fanout.count:
+            self.fanout.drop(seq)
+        for consumer in self._waiting:
+            consumer.drop(seq)
 
     def _oversize(self, size: int) -> None:
         """A packet that cannot reach subscribers in one datagram: counted, and said once."""
@@ -98,12 +122,29 @@ class Producer:
         """A packet we NACKed came back (plain or RTX-unwrapped)."""
         if self.buffer.get(packet.seq) is not None:
             return  # duplicate
+        self.stats.retransmitted += 1
         self.receive(packet, arrival, size)
 
     def receive_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
         self.last_sr = (ntp, rtp_timestamp, time.monotonic())
         for consumer in self.consumers:
             consumer.on_sender_report(ntp, rtp_timestamp)
+
+    @property
+    def paused(self) -> bool:
+        """Paused: packets still come in (stats, feedback upstream) but go to no consumer."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        if paused and not self._paused:
+            # Consumers start again on resume (video on a keyframe), continuing their
+            # numbering and timeline, so the pause leaves no hole downstream.
+            for consumer in list(self.consumers):
+                consumer.restart()
+        self._paused = paused
+        if not paused and self._waiting:
+            self.request_keyframe()
 
     # --- feedback up ---
     def request_keyframe(self) -> None:
@@ -135,9 +176,13 @@ class Producer:
             self._send_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, lost))
 
     def tick(self, now: float) -> None:
-        """Periodic upkeep: NACK retries, keyframe retries, RR and REMB upstream."""
+        """Periodic upkeep: NACK retries, keyframe retries, RR upstream; the smallest
+        subscriber REMB, for the connection's REMB (sfu/connection.py)."""
         if self.ssrc is None:
             return
+        if now > self._last_tick:
+            self.bitrate = int((self.stats.bytes - self._bytes_at_tick) * 8 / (now - self._last_tick))
+        self._bytes_at_tick, self._last_tick = self.stats.bytes, now
         if self.nack.pending:
             self._send_nacks(now)
         if self.keyframes.tick(now):
@@ -148,14 +193,16 @@ class Producer:
             dlsr = int((now - self.last_sr[2]) * 65536) & 0xFFFFFFFF
         block = rtcp.report_block(self.ssrc, self.stats.fraction_lost(), self.stats.lost,
                                   self.stats.extended_max, self.stats.jitter, lsr, dlsr)
-        report = rtcp.receiver_report(self._rtcp_ssrc, [block])
+        self._send_rtcp(rtcp.receiver_report(self._rtcp_ssrc, [block]))
         bitrates = [c.remb_bitrate for c in self.consumers if c.remb_bitrate]
-        if bitrates:
-            self.remb_bitrate = min(bitrates)
-            report += rtcp.remb(self._rtcp_ssrc, self.remb_bitrate, [self.ssrc])
-        self._send_rtcp(report)
+        self.remb_bitrate = min(bitrates) if bitrates else None
 
-    # --- a publisher that resumes on a new connection ---
+    def send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        """The bandwidth feedback for the publisher's whole connection (it applies REMB
+        per connection), sent from this producer's RTCP SSRC."""
+        self._send_rtcp(rtcp.remb(self._rtcp_ssrc, bitrate, ssrcs))
+
+    # --- a publisher that resumes on a new connection (docs/resume.md) ---
     def detach(self) -> None:
         """Its connection is gone, but its publisher may resume: the track and its
         consumers stay; feedback upstream goes nowhere until `reattach`."""
@@ -166,16 +213,17 @@ class Producer:
             self._deferred_pli = None
 
     def reattach(self, payload_type: int, rtx_payload_type: int | None, rtcp_ssrc: int,
-                 send_rtcp: RtcpSink) -> None:
-        """The same track from the publisher's new connection: a new SSRC and numbering.
-        Each consumer goes on from where it stopped, on the new source's first packet
-        (a keyframe for video), so subscribers see one stream with a pause in it."""
+                 send_rtcp: RtcpSink, clock: object | None) -> None:
+        """The same track from the publisher's new connection: a new SSRC, numbering and
+        clock. Each consumer goes on from where it stopped, on the new source's first
+        packet (a keyframe for video): subscribers see one stream with a pause in it."""
+        for consumer in list(self.consumers):
+            consumer.source_changed()  # reads where the old source stood: before the reset
         self.payload_type = payload_type
         self.rtx_payload_type = rtx_payload_type
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
-        for consumer in list(self.consumers):
-            consumer.source_changed()  # reads the old numbering: before the reset below
+        self.clock = clock
         self.buffer = RetransmissionBuffer()
         self.nack = NackGenerator()
         self.keyframes = KeyFrameRequestManager()
@@ -184,10 +232,12 @@ class Producer:
         self.request_keyframe()
 
     # --- lifecycle ---
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: Consumer, keyframe: bool = True) -> None:
+        """`keyframe`: ask for one (a consumer switching on a keyframe in hand needs none)."""
         self.consumers.append(consumer)
         self._waiting = self._waiting + [consumer]
-        self.request_keyframe()
+        if keyframe:
+            self.request_keyframe()
 
     def promote(self, consumer: Consumer) -> None:
         """A started remote consumer: from now on the C fan-out step sends to it."""
@@ -195,7 +245,7 @@ class Producer:
         self._waiting = [c for c in self._waiting if c is not consumer]
 
     def demote(self, consumer: Consumer) -> None:
-        """Back to the slow path, to start again (after a source change)."""
+        """A consumer that restarts: back to Python until it starts again."""
         self.fanout.remove(consumer)
         if consumer not in self._waiting:
             self._waiting = self._waiting + [consumer]
@@ -216,6 +266,8 @@ class Producer:
             consumer.close()
         self.consumers.clear()
         self._waiting = []
+        for layer in self.layers:
+            layer.close()
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "codec": self.codec.mime_type, **self.appdata}

@@ -9,6 +9,7 @@ class ReceiveStats:
     def __init__(self, clock_rate: int) -> None:
         self.clock_rate = clock_rate
         self.received = 0
+        self.retransmitted = 0  # of `received`, those that came back after a NACK
         self.bytes = 0
         self._base: int | None = None
         self._cycles = 0

@@ -110,6 +110,30 @@ def _one_byte_extensions(data: bytes, pos: int, end: int, level_id: int,
     return audio_level, mid
 
 
+def extension_value(data: bytes, ext_id: int) -> bytes | None:
+    """One one-byte header extension's value (RFC 8285), for the rare packet that needs
+    more than parse_rtp reads (an SSRC's first packets name their simulcast layer)."""
+    if not ext_id or len(data) < 16 or not data[0] & 0x10:
+        return None
+    pos = 12 + (data[0] & 0x0F) * 4
+    if len(data) < pos + 4 or data[pos:pos + 2] != b"\xbe\xde":
+        return None
+    end = min(len(data), pos + 4 + 4 * int.from_bytes(data[pos + 2:pos + 4], "big"))
+    pos += 4
+    while pos < end:
+        byte = data[pos]
+        if byte == 0:
+            pos += 1
+            continue
+        found, length = byte >> 4, (byte & 0x0F) + 1
+        if found == 15:
+            return None
+        if found == ext_id:
+            return data[pos + 1:pos + 1 + length]
+        pos += 1 + length
+    return None
+
+
 def unwrap_rtx(packet: RtpPacket, payload_type: int, ssrc: int) -> RtpPacket:
     """Recover the original packet carried in an RFC 4588 retransmission."""
     if len(packet.payload) < 2:

@@ -14,6 +14,7 @@ from rooms import (Room, RoomExists, RoomSettings, check_password_strength, chec
 
 from .auth import bearer, claims_for, operator, operator_actor
 from .http_errors import HttpError, read_json
+from .owner_redirect import to_owner
 from .server import Server
 from .token_request import display_name, entitlement, grant_role, hash_slot, requested_role
 
@@ -52,6 +53,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         name = request.match_info["room"]
         if await operator(server, request) is None:
             await claims_for(server, bearer(request), name)
+        await to_owner(server, request, name)  # its participants are there
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
@@ -72,6 +74,7 @@ def routes(server: Server) -> list[web.RouteDef]:
             actor = actor_for(claims, request.remote or "")
         else:
             actor = operator_actor(request, who)
+        await to_owner(server, request, name)  # whose node tells its peers the room closed
         live = server.live.rooms.get(name)
         if live is not None:
             for peer in list(live.peers.values()):
@@ -124,7 +127,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def healthz(request: web.Request) -> web.Response:
         if server.draining:  # a load balancer sends nobody new here (signaling/shutdown.py)
             return web.json_response({"status": "draining", "rooms": len(server.live.rooms)}, status=503)
-        return web.json_response({"status": "ok", "rooms": len(server.live.rooms)})
+        return web.json_response({"status": "ok", "rooms": len(server.live.rooms), "node": server.node.id})
 
     return [
         web.post("/api/rooms", create_room),

@@ -14,7 +14,7 @@ from .forwarded import forwarded_middleware
 from .http_errors import BODY_LIMITS, BodyLimits, error_middleware
 from .origins import OriginPolicy
 from .request_ids import add_header, request_id_middleware
-from .security_headers import security_headers_middleware
+from .security_headers import security_headers
 from .server import Server
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
@@ -24,14 +24,14 @@ SERVER_KEY = web.AppKey("server", Server)
 def create_app(settings: Settings) -> web.Application:
     # keepalive_timeout also bounds the wait for a first, complete request head: aiohttp
     # arms it on connect and closes the connection if no request arrived by then.
+    server = Server(settings)
     app = web.Application(middlewares=[request_id_middleware, forwarded_middleware(settings.trusted_proxies),
-                                       security_headers_middleware,
+                                       security_headers(server.node.urls),
                                        whip.cors_middleware(OriginPolicy(settings.whip_origins)),
                                        error_middleware],
                           client_max_size=1024 * 1024,
                           handler_args={"keepalive_timeout": settings.header_timeout})
     app.on_response_prepare.append(add_header)
-    server = Server(settings)
     sessions = whip.HttpSessions(server)
     app[SERVER_KEY] = server
     app[BODY_LIMITS] = BodyLimits(settings.max_json_body, settings.max_sdp_body, settings.body_timeout)
@@ -68,6 +68,11 @@ def create_app(settings: Settings) -> web.Application:
         server.close_media_port()
 
     app.cleanup_ctx.append(upkeep)
+
+    async def join_cluster(app: web.Application) -> None:
+        await server.node.start()  # before serving: shared keys loaded, node registered
+
+    app.on_startup.append(join_cluster)
 
     async def shutdown(app: web.Application) -> None:
         await sessions.close()

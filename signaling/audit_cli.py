@@ -7,7 +7,7 @@ import sys
 
 from clinical.audit_check import check_trail
 
-from .audit_setup import key_file
+from .audit_setup import key_file, trail_location
 from .config import Settings, reveal
 
 
@@ -21,7 +21,8 @@ def run(settings: Settings, words: list[str]) -> int:
     except (ValueError, OSError) as exc:
         print(f"telemed audit: {exc}", file=sys.stderr)
         return 1
-    report = check_trail(settings.data_dir, key, reveal(settings.audit_anchor_redis))
+    root, anchor_prefix = trail_location(settings)  # one node's chain in a cluster (--node-id)
+    report = check_trail(root, key, reveal(settings.audit_anchor_redis), anchor_prefix)
     for line in report.lines:
         print(line)
     return 0 if report.ok else 1

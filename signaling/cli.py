@@ -12,6 +12,7 @@ import ssl
 import sys
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from clinical.storage import StorageUnavailable
 
@@ -76,11 +77,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"telemed: cannot start: {exc.message}")
     except (ValueError, OSError, sqlite3.Error) as exc:
         sys.exit(f"telemed: cannot start: {exc}")
+    except RedisError as exc:  # the URL may carry a password: name the error only
+        sys.exit(f"telemed: cannot start: Redis unreachable ({type(exc).__name__})")
     logging.getLogger("telemed").info("listening", extra={"fields": {
         "host": settings.host, "port": settings.port, "tls": bool(ssl_context),
         "ice_hosts": settings.ice_hosts, "room_store": settings.room_store.split("@")[-1],
         "pacs": settings.pacs_url}})
-    asyncio.run(serve(app, settings, ssl_context))
+    try:
+        asyncio.run(serve(app, settings, ssl_context))
+    except RedisError as exc:  # joining the cluster before serving
+        sys.exit(f"telemed: cannot start: Redis unreachable ({type(exc).__name__})")
     # Stopped cleanly: everything is closed and durable. The interpreter's own teardown of
     # the media stack's modules takes seconds on these machines (measured 3-7 s) and would
     # eat into the supervisor's stop timeout, so end here.

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     turn_urls: list[str] = []
     turn_secret: SecretStr | None = None
     turn_ttl: int = 3600
+    # multi-node (issue 15): on when room_store is a redis:// URL; see docs/multinode.md
+    node_id: str | None = None
+    public_url: str | None = None
+    node_ttl: float = 6.0
+    token_key_rotation: int = 24 * 3600
     # resume (issue 11): a peer whose connection went keeps its seat this long
     resume_grace: float = 15.0
 
@@ -252,6 +257,15 @@ HELP = {
     "turn_ttl": "seconds a handed-out TURN credential may open new allocations; clients get "
                 "fresh ones on every join, resume and WHIP/WHEP request (default 3600; "
                 "docs/turn.md)",
+    # multi-node (issue 15)
+    "node_id": "this node's name in the cluster, letters, digits, '.', '_' and '-' (default "
+               "<hostname>-<port>); only used when --room-store is a redis:// URL",
+    "public_url": "base URL clients are sent to for rooms this node hosts, e.g. "
+                  "https://node2.example.org (default http(s)://<host>:<port>)",
+    "node_ttl": "seconds after its last heartbeat that a node counts as dead and its room "
+                "leases lapse; heartbeats go every third of it (default 6)",
+    "token_key_rotation": "seconds between rotations of the shared token signing key, at "
+                          "least --token-ttl (default 86400)",
     # resume (issue 11)
     "resume_grace": "seconds a participant whose connection dropped keeps its seat, shown to the "
                     "others as reconnecting, before it counts as a leave; 0 leaves at once (default 15)",
@@ -369,6 +383,23 @@ def _coerce(name: str, value: object) -> object:
         if not 60 <= ttl <= 7 * 86400:
             raise ValueError("turn_ttl must be 60..604800 seconds")
         return ttl
+    if name == "node_id":
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", str(value)):
+            raise ValueError("node_id takes 1-64 letters, digits, '.', '_' or '-'")
+        return str(value)
+    if name == "public_url":
+        url = urlsplit(str(value))
+        if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/") \
+                or url.query or url.fragment or url.username or url.password:
+            raise ValueError("public_url must be http(s)://host[:port], without a path")
+        return str(value).rstrip("/")
+    if name == "node_ttl":
+        ttl = float(value)
+        if not 1 <= ttl <= 300:
+            raise ValueError("node_ttl must be 1..300 seconds")
+        return ttl
+    if name == "token_key_rotation":
+        return int(value)
     if name == "metrics_listen":
         host, _, port = str(value).rpartition(":")
         if not host or not port.isdigit():
@@ -444,6 +475,9 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience")
     if settings.audit_key is not None and len(reveal(settings.audit_key).encode()) < 32:
         raise ValueError("audit_key must be at least 32 bytes")
+    if settings.token_key_rotation < settings.token_ttl:
+        raise ValueError("token_key_rotation must be at least token_ttl: a token must outlive its "
+                         "key's retirement")
     if settings.shutdown_grace >= settings.shutdown_timeout:
         raise ValueError("shutdown_grace must be shorter than shutdown_timeout")
     if bool(settings.turn_urls) != bool(settings.turn_secret):

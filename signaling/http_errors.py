@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from redis.exceptions import RedisError
 
 from rooms import RoomStoreUnavailable
 
@@ -41,6 +42,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason.lower().replace(" ", "-"), exc.reason)
+    except RedisError as exc:  # the shared store of a cluster, restarting say
+        log.error("%s %s: Redis: %r", request.method, request.path, exc)
+        return json_error(503, "store-unavailable", "the shared store is unreachable; try again shortly",
+                          {"Retry-After": "2"})
     except RoomStoreUnavailable as exc:
         log.error("%s %s: %s", request.method, request.path, exc)
         return json_error(503, "storage-unavailable", "the server cannot store this now; nothing was changed")

@@ -17,8 +17,9 @@ from streaming.vod_library import VodError, trimmed
 from streaming.request_limiter import RequestLimiter
 
 from .auth import bearer, claims_for, host_actor, is_admin
-from .config import reveal
+from .cluster_node import Elsewhere
 from .http_errors import HttpError, read_json
+from .owner_redirect import redirect, to_owner
 from .server import Server
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -27,7 +28,7 @@ SIGNED = ("who", "exp", "sig")
 
 def routes(server: Server) -> list[web.RouteDef]:
     settings = server.settings
-    hls = HlsService(server.streams, HlsAccess(reveal(settings.secret), settings.live_link_ttl),
+    hls = HlsService(server.streams, HlsAccess(server.secret, settings.live_link_ttl),
                      RequestLimiter(settings.live_requests_per_second, 2 * settings.live_requests_per_second))
 
     async def require_host(request: web.Request, room: str) -> Actor:
@@ -44,6 +45,11 @@ def routes(server: Server) -> list[web.RouteDef]:
         room = await server.room(name)
         if room is None:
             raise HttpError(404, "not-found", "no such room")
+        if name not in server.live.rooms:
+            try:
+                await server.node.locate(name)  # a room may go live just to be streamed
+            except Elsewhere as exc:
+                raise redirect(request, exc) from None
         live = server.live.get_or_create(room.name, room.layout, room.created_at)
         stream = await server.streams.start(live)
         await server.audit.record("live-start", by, name, f"live/{name}")
@@ -52,6 +58,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def stop(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         by = await require_host(request, name)
+        await to_owner(server, request, name)
         if not await server.streams.stop(name):
             raise HttpError(409, "not-live", "the room is not live")
         await server.audit.record("live-stop", by, name, f"live/{name}")
@@ -63,6 +70,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def state(request: web.Request) -> web.Response:
         name = request.match_info["room"]
         await member(request, name)
+        await to_owner(server, request, name)
         return web.json_response({"live": server.streams.state(name)})
 
     async def link(request: web.Request) -> web.Response:
@@ -98,6 +106,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         low_latency = variant != "plain"
         try:
             who, query = await viewer(request, name)
+            await to_owner(server, request, name)  # the live program is made where the room is
             if variant == "master":
                 text = await hls.master(name, who, query)
             else:
@@ -113,6 +122,7 @@ def routes(server: Server) -> list[web.RouteDef]:
         name = request.match_info["room"]
         try:
             await viewer(request, name)
+            await to_owner(server, request, name)
             rendition = int(request.match_info.get("rendition", "0"))
             data = await hls.file(name, request.match_info["stream"], request.match_info["file"], rendition)
         except HlsError as exc:

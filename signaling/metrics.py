@@ -67,6 +67,10 @@ class Metrics:
     def clinical_intake(self, kind: str, seconds: float) -> None:
         self.clinical_intake_seconds.labels(kind).observe(seconds)
 
+    def bytes_forwarded(self) -> int:
+        """Every byte sent to subscribers since start (the node's load reports its rate)."""
+        return self.media.traffic().bytes_forwarded
+
     def render(self) -> str:
         """The text exposition format, version 0.0.4."""
         return generate_latest(self.registry).decode()
@@ -92,7 +96,8 @@ class MediaCollector:
             self._open.discard(connection)
             self._closed.add(connection.traffic())
 
-    def _traffic(self) -> Traffic:
+    def traffic(self) -> Traffic:
+        """Totals since start, the connections still open and those closed."""
         total = Traffic()
         for connection in list(self._open):
             if connection.closed:
@@ -120,7 +125,7 @@ class MediaCollector:
                                 value=self._server.passwords.waiting)
         yield CounterMetricFamily("telemed_scrypt_runs", "scrypt derivations this process has run",
                                   value=scrypt_runs())
-        for name, value in self._traffic().as_dict().items():
+        for name, value in self.traffic().as_dict().items():
             yield CounterMetricFamily(f"telemed_{name}", _TRAFFIC_HELP[name].capitalize(), value=value)
         batches = FANOUT_BATCHES
         yield HistogramMetricFamily(

@@ -5,6 +5,7 @@ let through; their token is what admits them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -29,12 +30,15 @@ def normalize(origin: str) -> str | None:
 
 
 class OriginPolicy:
-    def __init__(self, allowed: list[str]) -> None:
+    def __init__(self, allowed: list[str], also: Callable[[], Iterable[str]] = tuple) -> None:
+        """``also``: origins allowed as they come and go (a cluster's nodes, whose pages
+        send their joins here: docs/multinode.md)."""
         normalized = [normalize(origin) for origin in allowed]
         bad = [origin for origin, n in zip(allowed, normalized) if n is None]
         if bad:
             raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(bad)}")
         self._allowed = set(normalized)
+        self._also = also
 
     def allows(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin")
@@ -42,4 +46,5 @@ class OriginPolicy:
             return True
         theirs = normalize(origin)
         return theirs is not None and (theirs in self._allowed
-                                       or theirs == normalize(f"{request.scheme}://{request.host}"))
+                                       or theirs == normalize(f"{request.scheme}://{request.host}")
+                                       or theirs in {normalize(url) for url in self._also()})

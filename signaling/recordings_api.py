@@ -9,6 +9,7 @@ from recorder import RecordingError
 
 from .auth import host_actor, recordings_reader
 from .http_errors import HttpError
+from .owner_redirect import to_owner
 from .recording_links import with_links
 from .server import Server
 
@@ -19,6 +20,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def start(request: web.Request) -> web.Response:
         room = request.match_info["room"]
         by = await host_actor(server, request, room)
+        await to_owner(server, request, room)  # the recorder runs where the room is
         live = server.live.rooms.get(room)
         if live is None:
             if await server.room(room) is None:
@@ -30,6 +32,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def stop(request: web.Request) -> web.Response:
         room = request.match_info["room"]
         by = await host_actor(server, request, room)
+        await to_owner(server, request, room)
         recording = await manager.stop(room, request.match_info["id"], by)
         return web.json_response({"recording": recording.describe()})
 
@@ -48,6 +51,7 @@ def routes(server: Server) -> list[web.RouteDef]:
     async def delete(request: web.Request) -> web.Response:
         room = request.match_info["room"]
         by = await host_actor(server, request, room)
+        await to_owner(server, request, room)  # which knows whether it is still being written
         await manager.delete(room, request.match_info["id"], by)
         return web.Response(status=204)
 

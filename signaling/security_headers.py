@@ -8,6 +8,8 @@ framing, so a hostile site cannot overlay the consult page (clickjacking).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from aiohttp import web
 
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -36,22 +38,36 @@ HEADERS = {
 HSTS = "max-age=31536000"
 
 
-def _add(request: web.Request, headers) -> None:
+def _add(request: web.Request, headers, policy: str) -> None:
     for name, value in HEADERS.items():
         headers.setdefault(name, value)
+    headers["Content-Security-Policy"] = policy
     if request.secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """A middleware, not a response signal: it sees the request as the trusted-proxy
-    middleware rewrote it, so HSTS follows the client's scheme, not the proxy's."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # redirects and the like, raised past the error middleware
-        _add(request, exc.headers)
-        raise
-    if not response.prepared:  # a WebSocket or a stream has sent its head already
-        _add(request, response.headers)
-    return response
+def security_headers(connect_to: Callable[[], Iterable[str]] = tuple) -> web.middleware:
+    """``connect_to``: base URLs besides our own that pages may open connections to (the
+    other nodes of a cluster, to which a join may be moved: docs/multinode.md)."""
+
+    def policy() -> str:
+        urls = sorted(set(connect_to()))
+        if not urls:
+            return CONTENT_SECURITY_POLICY
+        sources = " ".join(f"{url} {url.replace('http', 'ws', 1)}" for url in urls)
+        return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {sources}")
+
+    @web.middleware
+    async def security_headers_middleware(request: web.Request, handler) -> web.StreamResponse:
+        """A middleware, not a response signal: it sees the request as the trusted-proxy
+        middleware rewrote it, so HSTS follows the client's scheme, not the proxy's."""
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects and the like, raised past the error middleware
+            _add(request, exc.headers, policy())
+            raise
+        if not response.prepared:  # a WebSocket or a stream has sent its head already
+            _add(request, response.headers, policy())
+        return response
+
+    return security_headers_middleware

@@ -19,8 +19,9 @@ from conference.protocol import ProtocolError
 from conference.reconnect_grace import ReconnectGrace
 from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
-from rooms import (Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
-                   TokenError, TokenIssuer, open_credential_store, open_room_store)
+from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
+                   SharedAttempt, SharedLoginLimiter, TokenError, TokenIssuer, open_credential_store,
+                   open_room_store)
 from sfu import Connection, MediaPort, host_addresses, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
@@ -29,6 +30,7 @@ from vault import KeyRing
 from vault.key_file import load_or_create_secret
 
 from .audit_setup import open_audit_trail
+from .cluster_node import PREFIX, ClusterNode, LocalNode, is_multinode, shared_secret
 from .config import Settings, reveal
 from .ice_servers import IceServers
 from .metrics import Metrics
@@ -43,9 +45,17 @@ class Server:
         self.audit = open_audit_trail(settings)
         self.store = open_room_store(settings.room_store, settings.data_dir)
         self.credentials = open_credential_store(settings.room_store, settings.data_dir)
-        secret = reveal(settings.secret) or _generated_secret(Path(settings.data_dir))
+        multinode = is_multinode(settings)
+        secret = shared_secret(settings) if multinode else reveal(settings.secret) or _generated_secret(
+            Path(settings.data_dir))
+        self.secret = secret  # what invites and signed links derive from
+        # In a cluster the signing keys are Redis's (loaded before serving, then rotated).
         self.tokens = TokenIssuer(secret, settings.token_ttl, max_session_age=settings.max_session_age)
         self.invites = InviteCodec(secret)
+        self.node: ClusterNode | LocalNode = LocalNode()
+        if multinode:
+            self.node = ClusterNode(settings, self.tokens, lambda: list(self.live.rooms), self._load,
+                                    self._moved)
         self.oidc = None
         if settings.oidc_jwks_url:
             self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
@@ -55,6 +65,9 @@ class Server:
             per_address_room=settings.login_max_failures, per_address=4 * settings.login_max_failures,
             per_room=settings.login_room_max_failures, in_flight_per_address=settings.login_in_flight,
             in_flight_per_room=2 * settings.login_in_flight))
+        self.shared_logins = None  # the limits of all nodes, in a cluster
+        if isinstance(self.node, ClusterNode):
+            self.shared_logins = SharedLoginLimiter(self.node.redis, self.login_limiter, PREFIX)
         self.passwords = PasswordHasher(settings.password_workers)
         self.keyring = KeyRing.load(reveal(settings.master_key),
                                     settings.master_key_file or Path(settings.data_dir) / "keys" / "master.key",
@@ -71,7 +84,7 @@ class Server:
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
-        self.recording_links = UrlSigner(reveal(settings.secret), ttl=settings.recording_link_ttl)
+        self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)
         self.clinical.on_intake = self.metrics.clinical_intake
         width, height = (int(v) for v in settings.live_size.split("x"))
@@ -103,6 +116,25 @@ class Server:
         if self.media_port is not None:
             self.media_port.close()
             self.media_port = None
+
+    def _load(self) -> tuple[int, float]:
+        """(peers, bytes forwarded so far) for this node's heartbeat."""
+        return sum(len(room.peers) for room in self.live.rooms.values()), self.metrics.bytes_forwarded()
+
+    async def _moved(self, room: str, url: str) -> None:
+        """Another node hosts ``room`` now: tell everyone here where to join, and let them go."""
+        live = self.live.rooms.get(room)
+        if live is None:
+            return
+        for peer in [*live.peers.values(), *live.waiting.guests()]:
+            peer.notify({"type": "moved", "url": url, "room": room})  # WebSockets close after it
+            await self.leave(peer)
+
+    async def reserve_login(self, address: str, room: str) -> Attempt | SharedAttempt:
+        """A reservation to check one room password (rooms.ratelimit), across nodes if there are several."""
+        if self.shared_logins is not None:
+            return await self.shared_logins.reserve(address, room)
+        return self.login_limiter.reserve(address, room)
 
     def new_connection(self, label: str) -> Connection:
         connection = Connection(announced_ip=self.settings.public_ip, label=label, media_port=self.media_port)
@@ -153,6 +185,8 @@ class Server:
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
         opened = room.name not in self.live.rooms
+        if opened:
+            await self.node.locate(room.name)  # Elsewhere: another node hosts it
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
         host = claims.grants.admin
         # Whoever was let into this consult once (a reconnect, another screen of the
@@ -259,6 +293,7 @@ class Server:
         await self.clinical.close()
         await self.store.close()
         await self.credentials.close()
+        await self.node.close()
         self.passwords.close()
         await self.audit.close()
 

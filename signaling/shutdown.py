@@ -44,6 +44,7 @@ def arm_watchdog(timeout: float) -> threading.Timer:
 async def drain(server: Server, grace: float) -> None:
     """Steps 1-3 above; returns when every peer left or `grace` ran out."""
     server.draining = True
+    await server.node.drain()  # in a cluster: no longer a candidate, its rooms free to move
     peers = [peer for room in list(server.live.rooms.values())
              for peer in (*room.peers.values(), *room.waiting.guests())]
     log.info("draining", extra={"fields": {"peers": len(peers), "rooms": len(server.live.rooms),

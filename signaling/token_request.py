@@ -97,7 +97,7 @@ async def _password(server: Server, request: web.Request, room_name: str, passwo
     The same work is done whether the room exists or not, so the answer does not tell."""
     address = request.remote or "?"
     try:
-        attempt = server.login_limiter.reserve(address, room_name)
+        attempt = await server.reserve_login(address, room_name)
     except Throttled as exc:
         server.metrics.login_throttled.inc()
         raise HttpError(429, "rate-limited", exc.message, {"Retry-After": str(exc.retry_after)}) from None

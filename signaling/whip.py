@@ -17,9 +17,11 @@ from rooms import Claims
 from sfu import parse_offer
 
 from .auth import bearer, claims_for
+from .cluster_node import Elsewhere
 from .http_errors import BODY_LIMITS, HttpError, json_error, read_body
 from .ice_server_links import ice_server_links
 from .origins import OriginPolicy
+from .owner_redirect import redirect
 from .server import Server
 
 log = logging.getLogger("telemed.whip")
@@ -77,6 +79,8 @@ class HttpSessions:
         try:
             peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "",
                                           can_wait=False)
+        except Elsewhere as exc:
+            raise redirect(request, exc) from None
         except ProtocolError as exc:
             status = {"not-found": 404, "room-full": 409, "server-draining": 503}.get(exc.code, 403)  # else: a host's say
             raise HttpError(status, exc.code, exc.message) from None

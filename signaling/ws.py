@@ -8,6 +8,7 @@ import logging
 import time
 
 from aiohttp import WSMsgType, web
+from redis.exceptions import RedisError
 
 from clinical.storage import StorageUnavailable
 from conference.actors import actor_for
@@ -16,6 +17,7 @@ from conference.peer import Peer
 from conference.protocol import MAX_WS_MESSAGE, ProtocolError, check, decode
 from rooms import Claims, Layout, RoomNotFound, TokenError
 
+from .cluster_node import Elsewhere
 from .http_errors import HttpError
 from .origins import OriginPolicy
 from .server import Server
@@ -65,6 +67,9 @@ class Session:
             except (ConnectionError, RuntimeError):
                 return
             kind = message.get("type")
+            if kind == "moved":  # the client reconnects to the node hosting the room
+                await self.ws.close(code=1000, message=b"moved")
+                return
             if kind == "denied" or (kind == "kicked" and message.get("reason") in HOST_KICKS):
                 await self.ws.close(code=1000, message=kind.encode())
                 return
@@ -95,6 +100,10 @@ class Session:
                 self.notify(reply)
         except (ProtocolError, StorageUnavailable) as exc:
             self.notify({"type": "error", "code": exc.code, "error": exc.message, "id": request_id})
+        except RedisError as exc:  # the shared store of a cluster, restarting say
+            log.error("Redis unreachable: %r", exc)
+            self.notify({"type": "error", "code": "store-unavailable", "id": request_id,
+                         "error": "the shared store is unreachable; try again shortly"})
         except Exception:
             log.exception("error handling a message")
             self.notify({"type": "error", "code": "internal", "error": "internal error", "id": request_id})
@@ -127,6 +136,9 @@ class Session:
                 raise ProtocolError("not-found", "you have no such track")
             peer.room.set_muted(producer, message["muted"])
             return None
+        if kind == "tile-size":  # sizes checked against conference/message_schemas/tile-size.json
+            peer.set_tile_size(message["track_id"], int(message["width"]), int(message["height"]))
+            return None
         if kind == "set-layout":
             return await self.set_layout(peer, message)
         if kind == "refresh-token":
@@ -147,8 +159,12 @@ class Session:
             claims = await self.server.verify(message["token"])
         except TokenError as exc:
             raise ProtocolError("unauthorized" if exc.status == 401 else "forbidden", exc.message) from None
-        self.peer = peer = await self.server.join(claims, self.notify, screen, resume,
+        try:
+            self.peer = peer = await self.server.join(claims, self.notify, screen, resume,
                                                       resume_secret=resume_secret, address=self.address)
+        except Elsewhere as exc:
+            # Join again there with the same message (the token holds on every node).
+            return {"type": "moved", "url": exc.url, "node": exc.node, "room": claims.room}
         self.claims = claims
         self.attachment = peer.attachment
         # The media path failing (ICE) is, like the socket closing, a chance to resume.
@@ -308,7 +324,7 @@ class Session:
 
 def route(server: Server, app: web.Application) -> web.RouteDef:
     sockets: set[web.WebSocketResponse] = set()
-    origins = OriginPolicy(server.settings.ws_origins)
+    origins = OriginPolicy(server.settings.ws_origins, server.node.urls)
 
     async def close_all(app: web.Application) -> None:
         for ws in list(sockets):

@@ -8,4 +8,4 @@ from pathlib import Path
 subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "sfu" / "fanout_build.py")],
                check=True, stdout=subprocess.DEVNULL)
 
-pytest_plugins = ["tests.network_guard", "tests.server", "tests.redis_server", "tests.orthanc"]
+pytest_plugins = ["tests.network_guard", "tests.server", "tests.redis_server", "tests.orthanc", "tests.cluster"]

@@ -24,11 +24,16 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_binary() -> str:
     binary = REDIS_SERVER if shutil.which(REDIS_SERVER) else shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run scripts/bootstrap.sh")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = redis_binary()
     workdir = tmp_path_factory.mktemp("redis")
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -46,7 +46,8 @@ def test_fanout_rewrites_each_header_and_keeps_the_payload():
             member = type("Member", (), {})()
             member.target = Target(sub.wire, ssrc=1000 + i, payload_type=96 + i,
                                    audio_level_id=1 if i == 2 else 0)
-            member.target.c.seq_offset = 0xFFFF - i   # the sum wraps at 16 bits
+            member.target.seq.reset((10 + 0xFFFF - i) & 0xFFFF)  # wraps at 16 bits
+            member.target.seq.sync(10)
             member.target.c.ts_offset = 0xFFFFFFF0   # and at 32 bits
             fanout.add(member)
             members.append(member)
@@ -83,6 +84,31 @@ def test_fanout_refuses_what_does_not_fit_a_datagram():
         assert not target.send(RtpPacket(96, 0, 1, 1, 1, bytes(1200)))  # same index: libsrtp refuses
         assert target.c.failures == 1
         assert not Wire().connect(hook._PROTECT_ADDRESS, 1, sender.fileno(), "not-an-ip", 1)
+    finally:
+        sub.close()
+        sender.close()
+
+
+def test_fanout_closes_up_behind_a_dropped_packet():
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    subs = [Subscriber(sender) for _ in range(2)]
+    try:
+        fanout = Fanout()
+        for i, sub in enumerate(subs):
+            member = type("Member", (), {})()
+            member.target = Target(sub.wire, ssrc=7 + i, payload_type=96, audio_level_id=0)
+            member.target.seq.reset(500 * (i + 1))
+            member.target.seq.sync(100)
+            fanout.add(member)
+        fanout.send(RtpPacket(96, 0, 100, 9000, 42, b"a"))
+        fanout.drop(101)  # a padding-only probe
+        fanout.drop(102)
+        fanout.send(RtpPacket(96, 0, 103, 9000, 42, b"b"))
+        for i, sub in enumerate(subs):
+            assert [parse_rtp(sub.receive()).seq for _ in range(2)] == [500 * (i + 1), 500 * (i + 1) + 1]
+            assert sub.wire  # kept alive with its target
+        assert [m.target.seq.original(501) for m in fanout._members][0] == 103
+        assert fanout._members[0].target.c.max_timestamp == 9000
     finally:
         sub.close()
         sender.close()

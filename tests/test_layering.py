@@ -8,19 +8,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"vault", "sfu", "rooms", "clinical", "conference", "recorder", "streaming", "signaling",
-        "telemed_client"}
+OURS = {"vault", "sfu", "rooms", "clinical", "cluster", "conference", "recorder", "streaming",
+        "signaling", "telemed_client"}
 ALLOWED = {
     "vault": set(),
     "sfu": {"vault"},
     "rooms": {"vault"},
     "clinical": {"vault"},
+    "cluster": set(),
     "conference": {"vault", "sfu", "rooms", "clinical"},
     "recorder": {"vault", "sfu", "rooms", "clinical", "conference"},
     "streaming": {"vault", "sfu", "rooms", "clinical", "conference", "recorder"},
     "signaling": OURS - {"telemed_client"},
 }
-NO_AIORTC = {"rooms", "clinical"}
+NO_AIORTC = {"rooms", "clinical", "cluster"}
 
 
 def imports_of(package: str) -> dict[str, set[str]]:

@@ -84,6 +84,7 @@ async def test_the_python_client_sends_only_messages_that_fit(server, monkeypatc
     ({"type": "set-layout", "layout": {"preset": "mosaic"}}, "'layout.preset' must be grid, speaker"),
     ({"type": "lock", "locked": 1}, "'locked' must be true or false"),
     ({"type": "remove", "peer_id": ""}, "'peer_id' must be the peer_id of a participant"),
+    ({"type": "tile-size", "track_id": "x", "width": 0, "height": 360}, "'width' must be whole device pixels"),
 ])
 async def test_a_message_that_breaks_its_schema_is_refused_by_name(server, message, named):
     """Before and after joining alike: the reply names the field and echoes the id;

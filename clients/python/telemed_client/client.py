@@ -25,6 +25,9 @@ FINAL_CODES = frozenset({"unauthorized", "forbidden", "not-found", "removed", "r
                          "waiting-room"})
 
 
+MAX_MOVES = 3  # redirects to the node hosting the room, per join
+
+
 class ClientError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
@@ -75,7 +78,8 @@ class Client:
     """Join with `await Client.join(url, token)`; then publish, subscribe, chat."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")  # where we asked; a reconnect starts here again
+        self.node_url = self.base_url          # the node hosting the room, once joined
         self.token = token
         self.peer_id: str | None = None
         self.info: dict = {}
@@ -148,11 +152,21 @@ class Client:
 
     async def _connect(self, resume: Mapping[str, str] | None = None, admission_timeout: float = 300) -> None:
         self._session = aiohttp.ClientSession()
-        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
-        self._ws = await self._session.ws_connect(ws_url, heartbeat=20)
-        self._reader = asyncio.ensure_future(self._read())
-        self.info = await self.request({"type": "join", "token": self.token, "screen": self._screen,
-                                        **(resume or {})})
+        url = self.base_url
+        for _ in range(MAX_MOVES + 1):
+            self._ws = await self._session.ws_connect(url.replace("http", "ws", 1) + "/ws", heartbeat=20)
+            self._reader = asyncio.ensure_future(self._read())
+            self.info = await self.request({"type": "join", "token": self.token, "screen": self._screen,
+                                            **(resume or {})})
+            if self.info["type"] != "moved":
+                break
+            # Another node hosts the room (docs/multinode.md): join there, same token.
+            self._reader.cancel()
+            await self._ws.close()
+            url = self.info["url"]
+        else:
+            raise ClientError("moved", "the servers kept sending us elsewhere")
+        self.node_url = url
         if self.info["type"] == "waiting":
             self.info = await self._admission(admission_timeout)
         if self._keep_fresh:
@@ -298,7 +312,7 @@ class Client:
     async def _route(self) -> str | None:
         """Our source address towards the server, as the kernel would choose it now
         (a connected UDP socket sends nothing)."""
-        url = urlsplit(self.base_url)
+        url = urlsplit(self.node_url)  # the node hosting the room (docs/multinode.md)
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(url.hostname, port, type=socket.SOCK_DGRAM)

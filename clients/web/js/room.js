@@ -22,6 +22,7 @@ import { mountLiveIndicator } from './live-indicator.js';
 import { mountRecordingIndicator } from './recording-indicator.js';
 import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
+import { watchTileSizes } from './simulcast.js';
 import { SpeakerDetector } from './speaker.js';
 import { mountTileQuality } from './tile-quality.js';
 import { TileView } from './tiles.js';
@@ -49,6 +50,7 @@ class RoomApp {
       wantTrack: (track) => this.wantTrack(track), clinical: this.showsClinical,
     });
     this.tiles = new TileView({ onPin: (trackId, pinned) => this.pin(trackId, pinned) });
+    watchTileSizes($('#stage'), (trackId, w, h) => this.session.sendTileSize(trackId, w, h));
     this.detector = new SpeakerDetector();
     this.active = null;
     this.audioEls = new Map();

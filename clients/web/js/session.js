@@ -15,10 +15,12 @@
 
 import { tokenExpired } from './seat.js';
 import { Signaling, SignalingError } from './signaling.js';
+import { sendOptions } from './simulcast.js';
 
 const GATHER_WAIT_MS = 1500;
 const DISCONNECTED_GRACE_MS = 2500;
 const CONNECT_TIMEOUT_MS = 15000;
+const MAX_MOVES = 3;  // redirects to the server hosting the room, per join
 const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found', 'room-locked', 'removed', 'denied']);
 // Host controls (docs/signaling.md): what they change here, and the event pages follow.
 const HOST_EVENTS = new Set(['knock', 'knock-withdrawn', 'room-locked', 'participant-removed', 'participant-muted', 'consult-ended']);
@@ -31,6 +33,7 @@ const HOST_EVENTS = new Set(['knock', 'knock-withdrawn', 'room-locked', 'partici
 export const config = {
   reuseInactiveTransceivers: true,
   subscribeInFirstOffer: true,
+  simulcast: true,
   ...(globalThis.telemedConfig || {}),
 };
 
@@ -121,9 +124,22 @@ export class Session extends EventTarget {
     for (const entry of this.local.values()) entry.track && entry.track.stop();
   }
 
+  // Another server hosts the room (docs/multinode.md): join there with the same token.
+  // Only this once: a later reconnect starts at the entry address again, which sends us
+  // to whichever server hosts the room by then.
+  async _follow(moved, sig, resume) {
+    this.moves = (this.moves || 0) + 1;
+    if (this.moves > MAX_MOVES) throw new SignalingError('moved', 'The servers kept sending us elsewhere.');
+    this.generation++;  // the old socket's close is not a lost connection
+    sig.close();
+    this.movedTo = moved.url.replace(/^http/, 'ws') + '/ws';
+    return this._connect(resume);
+  }
+
   async _connect(resume) {
     const gen = ++this.generation;
-    const sig = new Signaling(this.wsUrl);
+    const sig = new Signaling(this.movedTo || this.wsUrl);
+    this.movedTo = null;
     this.sig = sig;
     await sig.open();
     sig.addEventListener('message', (e) => gen === this.generation && this._onMessage(e.detail));
@@ -135,11 +151,13 @@ export class Session extends EventTarget {
       join.resume_secret = resume.secret;
     }
     let joined = await sig.request(join, 'joined');
+    if (joined.type === 'moved') return this._follow(joined, sig, resume);
     if (joined.type === 'waiting') {
       this._setStatus('waiting');
       joined = await admission(sig);
     }
     if (gen !== this.generation) throw new SignalingError('superseded', 'superseded');
+    this.moves = 0;
     this._applyJoined(joined);
     this._keepTokenFresh(joined.token_expires_at, gen);
     this._createPeerConnection(joined.ice_servers || [], gen);
@@ -474,7 +492,7 @@ export class Session extends EventTarget {
       t.sender.replaceTrack(entry.track);
       t.direction = 'sendonly';
     } else {
-      t = pc.addTransceiver(entry.track, { direction: 'sendonly' });
+      t = pc.addTransceiver(entry.track, sendOptions(entry.source, entry.track, config.simulcast));
       this.sendTransceivers.add(t);
     }
     entry.transceiver = t;
@@ -486,6 +504,13 @@ export class Session extends EventTarget {
     if (!t || !this.pc || this.pc.signalingState === 'closed') return;
     t.sender.replaceTrack(null).catch(() => {});
     t.direction = 'inactive';
+  }
+
+  // The size a remote track is shown at (simulcast layer choice); only for tracks the
+  // last answer accepted, which the server is sending us.
+  sendTileSize(trackId, width, height) {
+    if (!this.sig || !this.live.has(trackId)) return;
+    try { this.sig.send({ type: 'tile-size', track_id: trackId, width, height }); } catch { /* resent */ }
   }
 
   ownTrackId(source) {

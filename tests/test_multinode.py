@@ -1,0 +1,350 @@
+"""Several nodes, one service (docs/multinode.md): three real server processes on one real
+Redis, real aiortc peers over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+import yarl
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from telemed_client import Client, ClientError, create_room, fetch_token
+
+from signaling import config
+from signaling.cluster_node import LocalNode
+from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
+from tests.media import PatternTrack, ToneTrack
+from tests.server import ADMIN_KEY
+
+PASSWORD = "pw-123456-multi"
+
+
+async def frames(track, count: int, timeout: float = 20) -> list:
+    out = []
+
+    async def pull() -> None:
+        while len(out) < count:
+            out.append(await track.recv())
+    await asyncio.wait_for(pull(), timeout)
+    return out
+
+
+async def join_publishing(url: str, room: str, name: str) -> tuple[Client, dict[str, str]]:
+    token = (await fetch_token(url, room, PASSWORD, name=name))["token"]
+    client = await Client.join(url, token)
+    return client, {"video": await client.publish(PatternTrack(), "camera"),
+                    "audio": await client.publish(ToneTrack(), "microphone")}
+
+
+async def see_and_hear(viewer: Client, tracks: dict[str, str]) -> None:
+    video = await viewer.subscribe(tracks["video"])
+    audio = await viewer.subscribe(tracks["audio"])
+    assert (await frames(video, 5))[-1].width == 320
+    await frames(audio, 10)
+
+
+async def status(session: aiohttp.ClientSession, method: str, url: str, **kwargs) -> tuple[int, dict]:
+    async with session.request(method, url, allow_redirects=False, **kwargs) as response:
+        return response.status, {"location": response.headers.get("Location"),
+                                 "body": await response.text()}
+
+
+async def test_two_people_on_different_nodes_see_and_hear_each_other(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "consult", PASSWORD, ADMIN_KEY)
+    a, a_tracks = await join_publishing(n2.url, "consult", "Dr A")  # n2 places the room
+    b, b_tracks = await join_publishing(n3.url, "consult", "Dr B")  # n3 sends B there
+    try:
+        assert a.node_url == b.node_url
+        assert b.base_url == n3.url and b.node_url != n3.url  # B was redirected
+        await see_and_hear(a, b_tracks)
+        await see_and_hear(b, a_tracks)
+        # The room's details come from the node hosting it, whichever node is asked.
+        async with aiohttp.ClientSession() as http:
+            code, answer = await status(http, "GET", f"{n1.url}/api/rooms/consult",
+                                        headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            if a.node_url != n1.url:
+                assert code == 307 and answer["location"] == f"{a.node_url}/api/rooms/consult"
+            async with http.get(f"{n1.url}/api/rooms/consult",
+                                headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+                # aiohttp drops the bearer on a redirect to another origin, as browsers do:
+                # the client sends it again to the node named in Location.
+                if response.status == 401:
+                    async with http.get(str(response.url), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as again:
+                        body = await again.json()
+                else:
+                    body = await response.json()
+        assert sorted(p["name"] for p in body["participants"]) == ["Dr A", "Dr B"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_token_minted_on_one_node_works_on_another(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "shared", PASSWORD, ADMIN_KEY)
+    minted = await fetch_token(n1.url, "shared", role="participant", name="Nurse", api_key=ADMIN_KEY)
+    async with aiohttp.ClientSession() as http:
+        for node in (n2, n3):
+            async with http.get(f"{node.url}/api/rooms/shared",
+                                headers={"Authorization": f"Bearer {minted['token']}"}) as response:
+                assert response.status == 200, await response.text()
+        # One signed by a key no node shares is refused everywhere.
+        forged = minted["token"][:-4] + ("AAAA" if not minted["token"].endswith("AAAA") else "BBBB")
+        async with http.get(f"{n3.url}/api/rooms/shared",
+                            headers={"Authorization": f"Bearer {forged}"}) as response:
+            assert response.status == 401
+            assert (await response.json())["code"] == "unauthorized"
+        # An invite made on one node is redeemed on another, and its use counted once for all.
+        async with http.post(f"{n1.url}/api/rooms/shared/invites", json={"role": "viewer", "max_uses": 1},
+                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+            code = (await response.json())["code"]
+    assert (await fetch_token(n2.url, "shared", invite=code, name="Student"))["role"] == "viewer"
+    with pytest.raises(ClientError) as used:
+        await fetch_token(n3.url, "shared", invite=code, name="Student 2")
+    assert used.value.code == "invite-used-up"
+    # And it joins through a node that did not mint it; a forged one is refused at the door.
+    client = await Client.join(n3.url, minted["token"])
+    await client.close()
+    with pytest.raises(ClientError) as refused:
+        await Client.join(n2.url, forged)
+    assert refused.value.code == "unauthorized"
+    # Each node kept its own audit chain in the shared data directory, and each verifies.
+    for node in cluster.nodes:
+        verify = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "signaling", "audit", "verify", "--data-dir", str(cluster.data_dir),
+            "--room-store", cluster.redis.url, "--node-id", node.id], cwd=ROOT, capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert (cluster.data_dir / "nodes" / node.id / "audit.jsonl").is_file()
+
+
+def test_a_node_that_cannot_reach_redis_refuses_to_start(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "signaling", "serve", "--port", "0", "--data-dir", str(tmp_path),
+         "--room-store", "redis://:secret-pw@127.0.0.1:1/0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Redis unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert "secret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("node_id", "node one", "node_id"),
+    ("public_url", "https://node1.example.org/telemed", "public_url"),
+    ("node_ttl", "0.1", "node_ttl"),
+    ("token_key_rotation", "60", "token_key_rotation"),
+])
+def test_multinode_settings_are_checked(setting, value, message):
+    with pytest.raises(ValueError, match=message):
+        config.load(environ={f"TELEMED_{setting.upper()}": value})
+
+
+async def test_a_login_lockout_holds_across_nodes(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "locked", PASSWORD, ADMIN_KEY)
+    for node in (n1, n2, n1, n2, n3):  # five wrong passwords, spread over the nodes
+        with pytest.raises(ClientError) as refused:
+            await fetch_token(node.url, "locked", "wrong-password-1")
+        assert refused.value.code == "unauthorized"
+    for node in (n1, n2, n3):  # now every node refuses, even the right password, unchecked
+        with pytest.raises(ClientError) as throttled:
+            await fetch_token(node.url, "locked", PASSWORD)
+        assert throttled.value.code == "rate-limited"
+
+
+async def test_twenty_rooms_spread_over_three_nodes(cluster):
+    entry = cluster.nodes[0]
+    names = [f"ward-{i}" for i in range(20)]
+    for name in names:
+        await create_room(entry.url, name, PASSWORD, ADMIN_KEY)
+    clients = []
+    try:
+        for i, name in enumerate(names):  # enter through every node in turn
+            node = cluster.nodes[i % 3]
+            token = (await fetch_token(node.url, name, role="host", name="H", api_key=ADMIN_KEY))["token"]
+            clients.append(await Client.join(node.url, token, keep_token_fresh=False))
+        hosts = {c.node_url for c in clients}
+        per_node = {node.id: sum(c.node_url == node.url for c in clients) for node in cluster.nodes}
+        assert hosts == {node.url for node in cluster.nodes}, per_node
+        # Equal nodes: a room weighs more than any node's CPU noise, so each gets about a third.
+        assert all(5 <= count <= 8 for count in per_node.values()), per_node
+        async with aiohttp.ClientSession() as http:
+            for node in cluster.nodes:
+                async with http.get(f"{node.url}/healthz") as response:
+                    assert (await response.json())["rooms"] == per_node[node.id]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_redis_restarting_mid_call_is_survived(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "resilient", PASSWORD, ADMIN_KEY)
+    a, a_tracks = await join_publishing(n1.url, "resilient", "Dr A")
+    b, b_tracks = await join_publishing(n2.url, "resilient", "Dr B")
+    try:
+        video_at_b = await b.subscribe(a_tracks["video"])
+        audio_at_a = await a.subscribe(b_tracks["audio"])
+        await frames(video_at_b, 3)
+        await asyncio.to_thread(cluster.redis.stop)  # off the loop: the peers' media runs on it
+        # The call goes on without Redis: media never touches it.
+        await frames(video_at_b, 30)
+        await frames(audio_at_a, 50)
+        # A new login meanwhile gets a clean refusal, not a hang or a 500.
+        with pytest.raises(ClientError) as refused:
+            await fetch_token(n3.url, "resilient", PASSWORD)
+        assert refused.value.code == "store-unavailable"
+        await asyncio.to_thread(cluster.redis.start)
+        # Every node registers again and the host re-asserts the room's lease.
+        await asyncio.to_thread(
+            wait_until, lambda: len(redis_keys(cluster.redis.url, "telemed:node:*")) == 3
+            and len(redis_keys(cluster.redis.url, "telemed:lease:resilient")) == 1,
+            6 * NODE_TTL, "the nodes did not re-register or re-assert their leases")
+        await frames(video_at_b, 30)
+        # Someone new, entering elsewhere, lands in the same call.
+        c, _ = await join_publishing(n3.url, "resilient", "Dr C")
+        try:
+            assert c.node_url == a.node_url
+            await see_and_hear(c, a_tracks)
+        finally:
+            await c.close()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_killed_nodes_rooms_are_placed_again(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "ambulance", PASSWORD, ADMIN_KEY)
+    a, _ = await join_publishing(n1.url, "ambulance", "Medic")
+    host = next(node for node in cluster.nodes if node.url == a.node_url)
+    os.kill(host.proc.pid, signal.SIGKILL)
+    await a.close()
+    # Within the node TTL its heartbeat and the lease lapse; the next join lands on a live node.
+    survivor = next(node for node in cluster.nodes if node is not host)
+    deadline = asyncio.get_running_loop().time() + 4 * NODE_TTL
+    while True:
+        try:
+            b, b_tracks = await join_publishing(survivor.url, "ambulance", "Doctor")
+            break
+        except (ClientError, aiohttp.ClientError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    try:
+        assert b.node_url != host.url
+    finally:
+        await b.close()
+
+
+async def whip_post(http: aiohttp.ClientSession, entry: str, path: str, token: str,
+                    pc: RTCPeerConnection) -> tuple[str, str]:
+    """Offer at ``entry``; a 307 names the hosting node, where the offer (and the bearer,
+    which no client carries across origins by itself) goes again. (answer, session URL)"""
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"}
+    url = f"{entry}{path}"
+    async with http.post(url, data=pc.localDescription.sdp, headers=headers, allow_redirects=False) as r:
+        assert r.status == 307, await r.text()
+        url = r.headers["Location"]
+    async with http.post(url, data=pc.localDescription.sdp, headers=headers, allow_redirects=False) as r:
+        assert r.status == 201, await r.text()
+        return await r.text(), str(r.url.join(yarl.URL(r.headers["Location"])))
+
+
+async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "theatre", PASSWORD, ADMIN_KEY)
+    host_token = (await fetch_token(n1.url, "theatre", PASSWORD, role="host", name="Surgeon"))["token"]
+    surgeon = await Client.join(n1.url, host_token)  # the room goes live on n1
+    publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        assert surgeon.node_url == n1.url
+        publisher.addTransceiver(PatternTrack(), direction="sendonly")
+        device = (await fetch_token(n2.url, "theatre", PASSWORD, role="device", name="OR camera"))["token"]
+        async with aiohttp.ClientSession() as http:
+            answer, session = await whip_post(http, n2.url, "/whip/theatre", device, publisher)
+            assert session.startswith(f"{n1.url}/whip/theatre/")
+            await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await surgeon.wait_event("track-published", timeout=20)
+            viewer.addTransceiver("video", direction="recvonly")
+            trainee = (await fetch_token(n3.url, "theatre", PASSWORD, role="viewer", name="Trainee"))["token"]
+            answer, _ = await whip_post(http, n3.url, "/whep/theatre", trainee, viewer)
+            await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            assert (await frames(viewer.getTransceivers()[0].receiver.track, 5))[-1].width == 320
+            # An HLS link made by any node plays from the hosting node, query and all.
+            async with http.post(f"{n3.url}/api/rooms/theatre/live/link",
+                                 headers={"Authorization": f"Bearer {trainee}"}) as r:
+                link = (await r.json())["url"]
+            code, answer = await status(http, "GET", f"{n3.url}{link}")
+            assert code == 307 and answer["location"] == f"{n1.url}{link}"
+            code, _ = await status(http, "GET", f"{n1.url}{link}")
+            assert code != 307  # the host answers itself (not live: 404)
+            # So does a host starting a recording: the recorder runs where the room is.
+            code, answer = await status(http, "POST", f"{n2.url}/api/rooms/theatre/recordings",
+                                        headers={"Authorization": f"Bearer {host_token}"})
+            assert code == 307 and answer["location"] == f"{n1.url}/api/rooms/theatre/recordings"
+            async with http.delete(session, headers={"Authorization": f"Bearer {device}"}) as r:
+                assert r.status == 200
+    finally:
+        await publisher.close()
+        await viewer.close()
+        await surgeon.close()
+
+
+async def test_a_room_live_on_a_node_that_lost_its_lease_moves_to_the_lease_holder(cluster):
+    n1, n2, _ = cluster.nodes
+    await create_room(n1.url, "split", PASSWORD, ADMIN_KEY)
+    token = (await fetch_token(n1.url, "split", role="host", name="H", api_key=ADMIN_KEY))["token"]
+    client = await Client.join(n1.url, token, keep_token_fresh=False)
+    try:
+        assert client.node_url == n1.url
+        # As if n1's heartbeat had lapsed for a while and n2 had been given the room meanwhile.
+        await asyncio.to_thread(set_lease, cluster.redis.url, "split", "n2")
+        moved = await client.wait_event("moved", timeout=4 * NODE_TTL)
+        assert moved["url"] == n2.url
+        await client.wait_event("closed", timeout=10)
+        again = await Client.join(n1.url, token, keep_token_fresh=False)  # the entry sends it on
+        assert again.node_url == n2.url
+        await again.close()
+    finally:
+        await client.close()
+
+
+async def test_one_node_needs_no_redis(server):
+    """The embedded default: no cluster, no shared limiter, every room here."""
+    assert isinstance(server.core.node, LocalNode) and server.core.shared_logins is None
+    await server.create_room("solo", PASSWORD)
+    client = await Client.join(server.url, await server.token("solo", PASSWORD))
+    try:
+        assert client.node_url == server.url
+    finally:
+        await client.close()
+
+
+async def test_a_node_shutting_down_frees_its_rooms_at_once(cluster):
+    leaving = cluster.start_node("n4", shutdown_grace="30", shutdown_timeout="40")
+    await create_room(leaving.url, "handover", PASSWORD, ADMIN_KEY)
+    token = (await fetch_token(leaving.url, "handover", role="host", name="H", api_key=ADMIN_KEY))["token"]
+    client = await Client.join(leaving.url, token, keep_token_fresh=False)
+    try:
+        assert client.node_url == leaving.url
+        leaving.proc.send_signal(signal.SIGTERM)
+        assert (await client.wait_event("reconnect", timeout=20))["reason"] == "server-shutdown"
+        # Still draining (30 s of grace, and our client stays), it has already left the
+        # registry and freed the room's lease, rather than after its heartbeat's TTL.
+        await asyncio.to_thread(
+            wait_until, lambda: not redis_keys(cluster.redis.url, "telemed:lease:handover")
+            and not redis_keys(cluster.redis.url, "telemed:node:n4"), 20, "n4 kept its lease while draining")
+        assert leaving.proc.poll() is None
+        newcomer = await Client.join(cluster.nodes[0].url, token, keep_token_fresh=False)
+        assert newcomer.node_url == cluster.nodes[0].url
+        await newcomer.close()
+    finally:
+        await client.close()  # the last peer gone, n4 ends its drain and exits
