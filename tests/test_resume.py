@@ -66,7 +66,7 @@ def test_a_producer_reattached_to_a_new_source_continues_each_consumers_numberin
     for i in range(5):  # the old connection: its own sequence and timestamp space
         producer.receive(RtpPacket(111, 0, 60000 + i, 1_000_000 + 960 * i, 7, b"old%d" % i), time.monotonic(), 50)
     producer.detach()
-    producer.reattach(109, None, 2, sent.append)  # the publisher's new connection (new payload type)
+    producer.reattach(109, None, 2, sent.append, object())  # the publisher's new connection (new payload type)
     producer.receive(RtpPacket(111, 0, 5, 17, 8, b"stale pt"), time.monotonic(), 50)  # the old type: ignored
     for i in range(3):
         producer.receive(RtpPacket(109, 0, 123 + i, 555 + 960 * i, 8, b"new%d" % i), time.monotonic(), 50)
