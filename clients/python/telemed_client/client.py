@@ -407,8 +407,10 @@ class Client:
                     future.set_result(message)
                 continue
             kind = message.get("type")
-            if kind in ("kicked", "denied"):
-                self._ended = kind  # the server let us go: no resume
+            if kind in ("kicked", "denied", "moved"):
+                # The server let us go, or sent us to another node (docs/multinode.md,
+                # which the application follows): no resume here.
+                self._ended = kind
             if kind == "track-published":
                 self.tracks[message["track"]["id"]] = message["track"]
             elif kind == "track-updated":
