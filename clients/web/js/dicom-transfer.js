@@ -25,7 +25,9 @@ export async function sendDicom(session, file, onProgress = () => {}) {
   if (!globalThis.crypto || !crypto.subtle) {
     throw new TransferError('Sharing images needs a secure (HTTPS) page.');
   }
-  if (!session.bulk || session.bulk.readyState !== 'open' || !session.dataReady) {
+  // A file chosen while the page is still connecting (a late joiner, a slow machine)
+  // waits for the channels rather than failing at once.
+  if (!await channelsOpen(session, READY_TIMEOUT_MS)) {
     throw new TransferError('Not connected yet; try again in a moment.');
   }
   onProgress({ phase: 'hashing', fraction: 0 });
@@ -101,6 +103,13 @@ function resumed(session, ms) {
     };
     poll();
   });
+}
+
+async function channelsOpen(session, timeoutMs) {
+  const open = () => session.bulk && session.bulk.readyState === 'open' && session.dataReady;
+  const deadline = Date.now() + timeoutMs;
+  while (!open() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  return open();
 }
 
 // "DC", version 1, id length, id; the caller appends the u32 chunk index and payload.

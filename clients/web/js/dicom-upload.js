@@ -77,6 +77,7 @@ export class DicomUpload {
       row.setAttribute('role', 'alert');
       bar.remove();
       status.textContent = `Not shared: ${err.message}`;
+      console.info(`telemed: ${file.name} not shared: ${err.message}`); // for support and the tests' logs
       const dismiss = document.createElement('button');
       dismiss.type = 'button';
       dismiss.className = 'btn btn-link';
