@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -71,6 +71,10 @@ MAX_MESSAGE = 192 * 1024
 MAX_DICOM = DEFAULT_MAX_SIZE  # 64 MiB, uploaded or pulled from a PACS
 # Each pull holds a PACS connection and queues its instances behind the room's intake.
 MAX_PULLS = 2
+# Resume (docs/resume.md): ECG frames are acknowledged to their sender at most this often,
+# and this many answers to labs and DICOM are kept for senders that retry after a resume.
+ECG_ACK_INTERVAL = 0.25
+MAX_RECEIPTS = 256
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,11 @@ class ClinicalSession:
         self._pulls = 0  # PACS pulls under way
         # Counter of de-identified file names; continues after a restart.
         self._deidentified = sum(1 for d in self.state.snapshot()["dicom"] if d.get("deidentified"))
+        # Retries after a resume: what was answered (peer id, kind, ref) -> the answer,
+        # and what is still being processed (its answer goes to the resumed peer).
+        self._receipts: OrderedDict[tuple[str, str, object], dict] = OrderedDict()
+        self._pending: set[tuple[str, str, object]] = set()
+        self._acks: dict[tuple[str, int], asyncio.TimerHandle] = {}  # ECG acks due
         # Streams the log still shows live were cut by a crash; end them for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
             self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
@@ -148,6 +157,9 @@ class ClinicalSession:
 
     def control_opened(self, peer: Peer) -> None:
         peer.send_data(self._state_for(peer))
+        # A resumed sender learns what arrived and resends the rest of its ECG.
+        for stream_id in self.ecg.owned_by(peer.id):
+            peer.send_data(self._ecg_ack(peer.id, stream_id))
 
     def attach(self, peer: Peer, channel: Any) -> None:
         """Take over a peer's ``bulk`` or ``ecg`` data channel."""
@@ -156,6 +168,13 @@ class ClinicalSession:
         else:
             self.ecg.attach(peer.id, channel)
             channel.on("message", lambda data: self._on_ecg(peer, data))
+
+    def suspended(self, peer: Peer) -> None:
+        """Its connection went, and it may resume: its ECG streams stay live (it resends
+        what we did not acknowledge); partial uploads on the dead channel are dropped
+        (it announces them again)."""
+        self._uploads.pop(peer.id, None)
+        self.ecg.detach(peer.id)
 
     def left(self, peer: Peer) -> None:
         self._uploads.pop(peer.id, None)
@@ -175,6 +194,8 @@ class ClinicalSession:
         self.closed = True
         for task in self._tasks:
             task.cancel()
+        for timer in self._acks.values():
+            timer.cancel()
         self.ecg.close_all()
         self.log.close()
         self.hub.session_closed(self)
@@ -198,6 +219,8 @@ class ClinicalSession:
     def _handle(self, peer: Peer, message: dict) -> None:
         kind = message["type"]
         sender = Sender.of(peer)
+        if kind in ("lab-fhir", "lab-hl7", "dicom-announce") and self._repeated(peer, kind, _ref(message)):
+            return
         if kind == "dicom-announce":
             announce = self._uploads_of(peer).announce(message)
             peer.send_data({"type": "dicom-ready", "transfer_id": announce.transfer_id})
@@ -216,7 +239,8 @@ class ClinicalSession:
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
             labs = parse_fhir(message.get("resource"))
-            self._spawn(self._share_labs(sender, labs.results, labs.refused, "fhir", _ref(message)))
+            self._spawn(self._share_labs(sender, labs.results, labs.refused, "fhir", _ref(message),
+                                         key=self._begin(peer.id, "lab-fhir", _ref(message))))
         else:
             self._lab_hl7(peer, sender, message)
 
@@ -229,10 +253,12 @@ class ClinicalSession:
             nack = nack_for(text, exc) if isinstance(text, str) else None
             self._refuse(peer.id, exc, _ref(message), ack=nack)
             return
-        self._spawn(self._share_labs(sender, labs.results, labs.refused, "hl7v2", _ref(message), text, labs.ack))
+        self._spawn(self._share_labs(sender, labs.results, labs.refused, "hl7v2", _ref(message), text, labs.ack,
+                                     key=self._begin(peer.id, "lab-hl7", _ref(message))))
 
     async def _share_labs(self, sender: Sender, results: list[LabResult], refused: list[RefusedResult],
-                          source: str, ref: object, hl7: str | None = None, ack: str | None = None) -> None:
+                          source: str, ref: object, hl7: str | None = None, ack: str | None = None,
+                          key: tuple[str, str, object] | None = None) -> None:
         """The HL7 ACK (and everyone's notice, the sender's receipt) only once the
         results are audited and synced to the session log. Results left out of the
         message are listed in the notice (``refused``) with their reasons."""
@@ -240,19 +266,26 @@ class ClinicalSession:
                 "refused": [r.to_dict() for r in refused]}
         digest = _sha256(json.dumps(body, sort_keys=True).encode())
         try:
-            if await self._share(sender, "lab", body, f"lab/{digest[:32]}", source=source,
-                                 loinc=[r.loinc for r in results]) is None:
+            entry = await self._share(sender, "lab", body, f"lab/{digest[:32]}", ref=ref, source=source,
+                                      loinc=[r.loinc for r in results])
+            if entry is None:
                 return
         except ClinicalError as exc:
+            self._end(key)
             nack = nack_for(hl7, exc) if hl7 is not None else None
             self._refuse(sender.peer_id, exc, ref, **({"ack": nack} if nack else {}))
             return
         except Exception:
+            self._end(key)
             log.exception("lab results from %s failed", sender.peer_id)
             self._refuse(sender.peer_id, ClinicalError("internal", "results not processed"), ref)
             return
         if ack is not None:
-            self._reply(sender.peer_id, {"type": "lab-hl7-ack", "ack": ack, "ref": ref})
+            reply = {"type": "lab-hl7-ack", "ack": ack, "ref": ref}
+            self._end(key, reply)
+            self._reply(sender.peer_id, reply)
+        else:
+            self._end(key, self._notice(entry, sender.identity, ref))
 
     # --- the consult report ---
     async def _share_report(self, sender: Sender, role: str, message: dict) -> None:
@@ -321,9 +354,56 @@ class ClinicalSession:
         except ClinicalError as exc:
             self._refuse(peer.id, exc, _frame_stream_id(data))
             return
+        if gaps is None:
+            return  # resent after a resume, and we have it already
+        self._ack_soon(peer.id, frame.stream_id)
         for gap in gaps:  # not acknowledged to anyone: synced with the next durable entry
             self._append_quietly("ecg-gap", peer.id, {"stream_id": frame.stream_id, "kind": gap.kind,
                                                       "expected": gap.expected, "got": gap.got}, durable=False)
+
+    def _ack_soon(self, peer_id: str, stream_id: int) -> None:
+        key = (peer_id, stream_id)
+        if key not in self._acks:
+            self._acks[key] = asyncio.get_running_loop().call_later(ECG_ACK_INTERVAL, self._send_ack, key)
+
+    def _send_ack(self, key: tuple[str, int]) -> None:
+        self._acks.pop(key, None)
+        if key[1] in self.ecg.owned_by(key[0]):
+            self._reply(key[0], self._ecg_ack(*key))
+
+    def _ecg_ack(self, peer_id: str, stream_id: int) -> dict:
+        """Every frame up to ``seq`` arrived (and is recorded): the sender may forget them."""
+        return {"type": "ecg-ack", "stream_id": stream_id, "seq": self.ecg.acked(peer_id, stream_id)}
+
+    # --- retries after a resume ---
+    def _repeated(self, peer: Peer, kind: str, ref: object) -> bool:
+        """A request this peer sent before (same kind and ref): answer it as before, or
+        not at all while the first is still being processed."""
+        key = (peer.id, "dicom" if kind == "dicom-announce" else kind, ref)
+        if ref is None:
+            return False
+        if key in self._receipts:
+            peer.send_data(self._receipts[key])
+            return True
+        return key in self._pending
+
+    def _begin(self, peer_id: str, kind: str, ref: object) -> tuple[str, str, object] | None:
+        """Mark a request being processed; returns the key its answer is kept under."""
+        if ref is None:
+            return None
+        key = (peer_id, kind, ref)
+        self._pending.add(key)
+        return key
+
+    def _end(self, key: tuple[str, str, object] | None, reply: dict | None = None) -> None:
+        """Processed: keep its answer for a retry (a refusal is not kept: retry it)."""
+        if key is None:
+            return
+        self._pending.discard(key)
+        if reply is not None:
+            self._receipts[key] = reply
+            while len(self._receipts) > MAX_RECEIPTS:
+                self._receipts.popitem(last=False)
 
     # --- DICOM ---
     def _on_bulk(self, peer: Peer, data: object) -> None:
@@ -337,27 +417,33 @@ class ClinicalSession:
 
     def _received(self, sender: Sender, received: ReceivedObject | None) -> None:
         if received is not None:
-            self._spawn(self._share_upload(sender, received))
+            key = self._begin(sender.peer_id, "dicom", received.announce.transfer_id)
+            self._spawn(self._share_upload(sender, received, key))
 
-    async def _share_upload(self, sender: Sender, received: ReceivedObject) -> None:
+    async def _share_upload(self, sender: Sender, received: ReceivedObject,
+                            key: tuple[str, str, object] | None) -> None:
         announce = received.announce
         origin = {"source": "upload", "transfer_id": announce.transfer_id}
         try:
-            await self._accept_dicom(sender, received.data, announce.sha256, origin, announce.name)
+            entry = await self._accept_dicom(sender, received.data, announce.sha256, origin, announce.name)
+            self._end(key, self._notice(entry, sender.identity) if entry is not None else None)
         except ClinicalError as exc:
+            self._end(key)
             self._refuse(sender.peer_id, exc, announce.transfer_id)
         except Exception:
+            self._end(key)
             log.exception("DICOM %s from %s failed", announce.transfer_id, sender.peer_id)
             self._refuse(sender.peer_id, ClinicalError("internal", "object not processed"),
                          announce.transfer_id)
 
     async def _accept_dicom(self, sender: Sender, data: bytes, received_sha256: str, origin: dict,
-                            name: str | None = None, **audit: Any) -> bool:
+                            name: str | None = None, **audit: Any) -> dict | None:
         """The one way into the room for a DICOM object, uploaded or pulled from a PACS:
         validate, de-identify if the room requires it, store, log, fan out, audit.
 
         ``origin`` goes into the notice (``source`` and what the sender can match it
-        by). False if the room closed meanwhile; ClinicalError if the object is refused.
+        by). Its log entry; None if the room closed meanwhile; ClinicalError if the object
+        is refused.
         """
         try:
             deidentify = await self.hub.requires_deidentification(self.room.name)
@@ -369,7 +455,7 @@ class ClinicalSession:
                                         name=name, code=exc.code, **origin, **audit)
             raise
         if self.closed:
-            return False
+            return None
         if obj.kind == "image":  # viewers ask for frame 0 as soon as they hear of it
             self.hub.previews.prime(sha256, obj.dataset)
         # Named after what is shared: the uploader's file name often carries the
@@ -378,8 +464,7 @@ class ClinicalSession:
         body = {"sha256": sha256, "name": name, "size": len(shared), "deidentified": deidentify, **origin,
                 "object": obj.to_dict()}
         return await self._share(sender, "dicom", body, sha256, name=name, received_sha256=received_sha256,
-                                 deidentified=deidentify, sop_class=obj.sop_class_uid, **origin,
-                                 **audit) is not None
+                                 deidentified=deidentify, sop_class=obj.sop_class_uid, **origin, **audit)
 
     def _deidentified_name(self, obj: DicomObject) -> str:
         """Modality, the (shifted) study date and a counter: "CT_20190412_3.dcm"."""
@@ -407,7 +492,8 @@ class ClinicalSession:
                 async for data in instances:
                     try:
                         digest = await asyncio.to_thread(_sha256, data)
-                        if await self._accept_dicom(sender, data, digest, origin, study_uid=request.study_uid):
+                        if await self._accept_dicom(sender, data, digest, origin,
+                                                    study_uid=request.study_uid) is not None:
                             count += 1
                     except ClinicalError as exc:
                         refused.append({"code": exc.code, "error": exc.message})
@@ -439,7 +525,7 @@ class ClinicalSession:
 
     # --- log and fan-out ---
     async def _share(self, sender: Sender, kind: str, body: dict, object_id: str, action: str = "share",
-                     **audit: Any) -> dict | None:
+                     ref: object = None, **audit: Any) -> dict | None:
         """The one way an item goes on record: audited, then synced to the session log,
         then announced. StorageUnavailable if the disk refuses either; then nobody hears
         of it. None if the room closed meanwhile. Items leave in the order they came:
@@ -449,7 +535,7 @@ class ClinicalSession:
         if self.closed:
             return None
         try:
-            entry = self._publish(sender, kind, body)
+            entry = self._publish(sender, kind, body, ref)
         except StorageUnavailable as exc:
             self.hub.audit.record_soon(f"{action}-failed", sender.actor, self.room.name, object_id,
                                        kind=kind, code=exc.code)
@@ -470,29 +556,32 @@ class ClinicalSession:
         except StorageUnavailable as exc:
             log.error("%s not logged in %s: %s", kind, self.room.name, exc.message)
 
-    def _publish(self, sender: Sender, kind: str, body: dict) -> dict:
+    def _publish(self, sender: Sender, kind: str, body: dict, ref: object = None) -> dict:
+        """Logged, then to everyone; ``ref`` goes only into the sender's copy (its receipt)."""
         entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name})
         for peer in list(self.room.peers.values()):
-            peer.send_data(self._notice(entry, peer))
+            peer.send_data(self._notice(entry, peer.identity, ref if peer.id == sender.peer_id else None))
         self.room.emit({"type": "clinical", "kind": entry["kind"], "seq": entry["seq"], "t": entry["t"],
                         "sender": entry["sender"], "body": entry["body"]})
         return entry
 
-    def _notice(self, entry: dict, peer: Peer) -> dict:
+    def _notice(self, entry: dict, identity: str, ref: object = None) -> dict:
         notice = {"type": entry["kind"], "seq": entry["seq"], "t": entry["t"],
                   "sender": entry["sender"], **entry["body"]}
         if entry["kind"] == "dicom":
-            notice.update(self._links(entry["body"]["sha256"], peer))
+            notice.update(self._links(entry["body"]["sha256"], identity))
+        if ref is not None:
+            notice["ref"] = ref
         return notice
 
     def _state_for(self, peer: Peer) -> dict:
         state = self.state.snapshot()
-        state["dicom"] = [{**d, **self._links(d["sha256"], peer)} for d in state["dicom"]]
+        state["dicom"] = [{**d, **self._links(d["sha256"], peer.identity)} for d in state["dicom"]]
         # `pacs`: whether dicom-pull can work here, so that pages offer it only then.
         return {"type": "clinical-state", **state, "pacs": self.hub.pacs is not None}
 
-    def _links(self, sha256: str, peer: Peer) -> dict[str, str]:
-        return self.hub.links.object_links(self.room.name, sha256, peer.identity)
+    def _links(self, sha256: str, identity: str) -> dict[str, str]:
+        return self.hub.links.object_links(self.room.name, sha256, identity)
 
     def _refuse(self, peer_id: str, exc: ClinicalError, ref: object = None, **extra: Any) -> None:
         log.info("refused clinical data from %s: %s", peer_id, exc.code)

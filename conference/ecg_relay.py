@@ -13,6 +13,11 @@ the plaintext (encrypted at rest by the opener, sealed at least every ``FLUSH_SE
     repeated: f64 seconds since the announce was logged, u32 frame length, the frame
 
 A recording that fails (disk full) stops; the live relay to the doctors carries on.
+
+Resume (docs/resume.md): frames count from seq 0, and ``acked`` is the stream's highest
+seq up to which every frame arrived. A sender keeps what is not acknowledged and sends it
+again after a resume; a frame that arrives twice is dropped here, so nobody sees or
+records it twice.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ BUFFER_LIMIT = 32 * 1024
 MAX_STREAMS_PER_SENDER = 4
 RECORD_HEAD = struct.Struct("<dI")
 FLUSH_SECONDS = 1.0  # a crash loses at most this much of a recording
+# Frames held above a hole before we stop waiting for it (about 2.7 min at 25 frames/s).
+MAX_AHEAD = 4096
 
 log = logging.getLogger("telemed.ecg")
 
@@ -45,6 +52,20 @@ class _LiveStream:
     started: float = field(default_factory=time.monotonic)
     lost: bool = False  # the disk refused the recording; said so in the stream's end
     flushed: float = field(default_factory=time.monotonic)
+    acked: int = -1  # every frame up to this seq arrived
+    ahead: set[int] = field(default_factory=set)  # arrived above a hole
+
+    def arrived_before(self, seq: int) -> bool:
+        return seq <= self.acked or seq in self.ahead
+
+    def note(self, seq: int) -> None:
+        """A frame arrived (and was accepted): move the acknowledged point on."""
+        self.ahead.add(seq)
+        if len(self.ahead) > MAX_AHEAD:  # a hole that will not fill (or seq did not start at 0)
+            self.acked = min(self.ahead) - 1
+        while self.acked + 1 in self.ahead:
+            self.acked += 1
+            self.ahead.remove(self.acked)
 
     def record(self, data: bytes) -> None:
         if self.recording is None:
@@ -119,10 +140,14 @@ class EcgRelay:
         self._streams.clear()
 
     # --- frames ---
-    def forward(self, owner: str, frame: EcgFrame, data: bytes) -> list[Gap]:
-        """Check, record and relay one frame; ClinicalError if it contradicts its stream."""
+    def forward(self, owner: str, frame: EcgFrame, data: bytes) -> list[Gap] | None:
+        """Check, record and relay one frame; ClinicalError if it contradicts its stream,
+        None if it arrived before (sent again after a resume) and was dropped."""
         live = self._owned(owner, frame.stream_id)
-        gaps = live.check.accept(frame)
+        if live.arrived_before(frame.seq):
+            return None
+        gaps = live.check.accept(frame)  # a refused frame is not noted: it may come again, right
+        live.note(frame.seq)
         live.record(data)
         for peer_id, channel in list(self._channels.items()):
             if peer_id == owner or channel.readyState != "open":
@@ -135,6 +160,10 @@ class EcgRelay:
             except Exception:  # a channel closing under us costs that peer one frame
                 self.dropped[peer_id] += 1
         return gaps
+
+    def acked(self, owner: str, stream_id: int) -> int:
+        """The seq up to which every frame of the stream arrived (-1: none yet)."""
+        return self._owned(owner, stream_id).acked
 
     def _owned(self, owner: str, stream_id: int) -> _LiveStream:
         live = self._streams.get(stream_id)

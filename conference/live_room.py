@@ -47,6 +47,14 @@ class LiveRoom:
         if self.clinical is not None:
             self.clinical.joined(peer)
 
+    def reconnecting(self, peer: Peer) -> None:
+        """Its connection went; it may resume within the grace period (docs/resume.md)."""
+        self.broadcast({"type": "participant-reconnecting", "peer_id": peer.id}, exclude=peer)
+
+    def reconnected(self, peer: Peer) -> None:
+        """It resumed: the same seat, tracks and id as before."""
+        self.broadcast({"type": "participant-reconnected", "participant": peer.describe()}, exclude=peer)
+
     def wait(self, peer: Peer) -> None:
         """Put a guest in the waiting room and tell the hosts it knocked."""
         self.waiting.add(peer)

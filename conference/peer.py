@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from rooms import Claims
-from sfu import Connection, NegotiationError
+from sfu import Connection, NegotiationError, Producer
 
 from .actors import actor_for
 from .clinical_session import CHANNELS as CLINICAL_CHANNELS
@@ -45,6 +45,15 @@ class Peer:
         self.control = None
         self.data_dropped = 0
         self.on_connection_lost: Callable[[], None] | None = None
+        # Told of each connection a resume replaced, once closed (metrics keep its totals).
+        self.on_connection_replaced: Callable[[Connection], None] | None = None
+        # Resume (docs/resume.md): between losing its connection and resuming (or the
+        # grace period ending) a peer is `reconnecting`; its tracks wait in `held`.
+        # `attachment` counts resumes, so a replaced WebSocket no longer speaks for it.
+        self.reconnecting = False
+        self.attachment = 0
+        self.held: dict[str, Producer] = {}  # track id -> producer, detached
+        self._claim_held = False  # the first offer after a resume claims or drops them
         # Called when a host lets this peer in from the waiting room.
         self.on_admitted: Callable[[], None] | None = None
 
@@ -55,7 +64,8 @@ class Peer:
 
     def describe(self) -> dict:
         return {"peer_id": self.id, "identity": self.identity, "name": self.name,
-                "role": str(self.claims.role.value), "screen": self.screen}
+                "role": str(self.claims.role.value), "screen": self.screen,
+                "reconnecting": self.reconnecting}
 
     def notify(self, message: dict) -> None:
         try:
@@ -94,11 +104,21 @@ class Peer:
                 rejected[mid] = "cannot subscribe to your own track"
             else:
                 producers[mid] = producer
+        # A resumed peer's m-lines name the tracks they published before.
+        adopt = {mid: self.held[info["track_id"]] for mid, info in wanted_publish.items()
+                 if info.get("track_id") in self.held}
+        for info in wanted_publish.values():
+            info.pop("track_id", None)
         connection = self._ensure_connection()
         try:
-            result = await connection.negotiate(sdp, wanted_publish, producers)
+            result = await connection.negotiate(sdp, wanted_publish, producers, adopt)
         except NegotiationError as exc:
             raise ProtocolError("bad-sdp", str(exc)) from None
+        for producer in result.adopted:
+            self.held.pop(producer.id, None)
+        if self._claim_held:
+            self._claim_held = False
+            self._drop_held()
         for producer in result.added:
             producer.appdata["peer_id"] = self.id
             self.room.router.add(producer)
@@ -114,11 +134,54 @@ class Peer:
             raise ProtocolError("not-subscribed", "you receive no such track")
 
     async def close(self) -> None:
+        self._drop_held()
         if self.connection is not None:
             connection, self.connection = self.connection, None
             connection.on_state = None
             for producer in await connection.close():
                 self.room.router.remove(producer)
+
+    # --- resume (docs/resume.md) ---
+    async def suspend(self) -> None:
+        """The connection went without a leave: keep the seat and its tracks (detached,
+        still in the router with their subscribers) for a resume."""
+        self.reconnecting = True
+        self._notify = _nowhere  # the old socket is gone or going
+        await self._release_connection()
+
+    async def resume(self, claims: Claims, notify: Callable[[dict], None], address: str = "") -> None:
+        """A new WebSocket and, next, a new peer connection take this seat over. The
+        old socket, if it is still there, hears why it speaks for nobody now."""
+        self.notify({"type": "kicked", "reason": "resumed elsewhere"})
+        self.attachment += 1
+        self.resume_secret = secrets.token_urlsafe(24)
+        self.claims = claims
+        self.actor = actor_for(claims, address)
+        self._notify = notify
+        self.reconnecting = False
+        self._claim_held = True
+        await self._release_connection()
+
+    async def _release_connection(self) -> None:
+        self.control = None
+        if self.connection is None:
+            return
+        # Synchronously, so that an offer on the new connection finds the tracks held.
+        connection, self.connection = self.connection, None
+        connection.on_state = None
+        for producer in connection.release_producers():
+            self.held[producer.id] = producer
+        if self.room.clinical is not None:
+            self.room.clinical.suspended(self)
+        await connection.close()
+        if self.on_connection_replaced is not None:
+            self.on_connection_replaced(connection)
+
+    def _drop_held(self) -> None:
+        """Tracks a resumed peer did not publish again end now."""
+        held, self.held = self.held, {}
+        for producer in held.values():
+            self.room.router.remove(producer)
 
     # --- data channels ---
     def _on_datachannel(self, channel) -> None:
@@ -192,3 +255,7 @@ async def close_quietly(peer: Peer) -> None:
         await asyncio.wait_for(peer.close(), timeout=10)
     except Exception:
         log.exception("closing peer %s failed", peer.id)
+
+
+def _nowhere(message: dict) -> None:
+    """Where a reconnecting peer's notices go: its next socket gets the state on `joined`."""

@@ -48,12 +48,18 @@ def publish_map(value: object) -> dict[str, dict]:
     out = {}
     for mid, info in value.items():
         if not isinstance(mid, str) or not mid or len(mid) > 32 or not isinstance(info, dict):
-            raise ProtocolError("bad-request", "'publish' entries must be {mid: {source, label}}")
+            raise ProtocolError("bad-request", "'publish' entries must be {mid: {source, label, track_id?}}")
         source = info.get("source", "camera")
         label = info.get("label", "")
         if not isinstance(source, str) or len(source) > 32 or not isinstance(label, str) or len(label) > MAX_LABEL:
             raise ProtocolError("bad-request", "track 'source' and 'label' must be short strings")
         out[mid] = {"source": source, "label": label}
+        # After a resume: the track id this m-line published before, to go on with it.
+        track_id = info.get("track_id")
+        if track_id is not None:
+            if not isinstance(track_id, str) or len(track_id) > MAX_ID:
+                raise ProtocolError("bad-request", "track 'track_id' must be a track id")
+            out[mid]["track_id"] = track_id
     return out
 
 

@@ -61,6 +61,7 @@ class OfferedMedia:
 class Negotiation:
     answer: str
     added: list[Producer] = field(default_factory=list)
+    adopted: list[Producer] = field(default_factory=list)  # kept from an earlier connection
     removed: list[Producer] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # mid -> reason
 
@@ -103,6 +104,14 @@ def _offered_parameters(section: MediaDescription | None) -> dict[int, dict]:
     if section is None:
         return {}
     return {c.payloadType: dict(c.parameters) for c in section.rtp.codecs}
+
+
+def _adoptable(producer: Producer, codec: Codec, rids: list[str] | None) -> bool:
+    """Whether a resumed publisher's old track can go on with this m-line: the same
+    codec, and the same simulcast layers (or none)."""
+    layers = [layer.rid for layer in producer.layers] if producer.layers else None
+    return (not producer.closed and producer.codec.mime_type.lower() == codec.mime_type.lower()
+            and layers == (list(rids) if rids is not None else None))
 
 
 def _describe(codec: Codec) -> str:
@@ -148,9 +157,11 @@ class Connection:
             self.on_state(self.pc.connectionState)
 
     async def negotiate(self, offer: str, publish: dict[str, dict],
-                        subscribe: dict[str, Producer]) -> Negotiation:
+                        subscribe: dict[str, Producer],
+                        adopt: dict[str, Producer] | None = None) -> Negotiation:
         """Apply an offer. `publish` maps sending mids to app metadata; `subscribe`
-        maps receiving mids to the producer each should carry."""
+        maps receiving mids to the producer each should carry; `adopt` maps sending
+        mids to detached producers (a resumed publisher's) that go on with them."""
         async with self._lock:
             if self.closed:
                 raise NegotiationError("connection is closed")
@@ -193,7 +204,7 @@ class Connection:
                 raise NegotiationError(f"cannot answer offer: {exc}") from None
             self._simulcast = {mid: layers for mid, layers in simulcast.items()
                                if mid in publish and by_mid[mid].sends and by_mid[mid].kind == "video"}
-            self._update_producers(sections, publish, result)
+            self._update_producers(sections, publish, result, adopt or {})
             self._update_consumers(subscribe, sections, result)
             accepted = {mid: self._simulcast[mid] for mid, p in self.producers.items()
                         if p.layers and mid in self._simulcast}
@@ -226,7 +237,7 @@ class Connection:
         return transport
 
     def _update_producers(self, sections: dict[str, MediaDescription], publish: dict[str, dict],
-                          result: Negotiation) -> None:
+                          result: Negotiation, adopt: dict[str, Producer]) -> None:
         active = set()
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -251,16 +262,25 @@ class Connection:
             parameters = _offered_parameters(sections.get(mid)).get(chosen.payloadType, chosen.parameters)
             codec = Codec(chosen.mimeType, chosen.clockRate, chosen.channels, dict(parameters))
             receiving = (chosen.payloadType, hook.sender_ssrcs(transceiver.sender)[0], transport.send_rtcp)
-            producer = Producer(codec, *receiving, rtx_payload_type=rtx_pt,
-                                appdata={**publish[mid], "mid": mid}, clock=self._clock)
             offer = self._simulcast.get(mid)
-            if offer is not None:
-                # One producer per layer; the best one stands for the track.
-                producer.layers = [Producer(codec, *receiving, rtx_payload_type=rtx_pt,
-                                            appdata={"mid": mid, "rid": rid}, clock=self._clock)
-                                   for rid in offer.rids[:-1]] + [producer]
-                for layer, rid in zip(producer.layers, offer.rids):
-                    layer.rid = rid
+            producer = adopt.get(mid)
+            if producer is not None and _adoptable(producer, codec, offer.rids if offer else None):
+                # A resumed publisher's track (and its layers) go on from this connection.
+                for layer in producer.layers or [producer]:
+                    layer.reattach(chosen.payloadType, rtx_pt, receiving[1], transport.send_rtcp, self._clock)
+                producer.appdata.update({**publish[mid], "mid": mid})
+                result.adopted.append(producer)
+            else:
+                producer = Producer(codec, *receiving, rtx_payload_type=rtx_pt,
+                                    appdata={**publish[mid], "mid": mid}, clock=self._clock)
+                if offer is not None:
+                    # One producer per layer; the best one stands for the track.
+                    producer.layers = [Producer(codec, *receiving, rtx_payload_type=rtx_pt,
+                                                appdata={"mid": mid, "rid": rid}, clock=self._clock)
+                                       for rid in offer.rids[:-1]] + [producer]
+                    for layer, rid in zip(producer.layers, offer.rids):
+                        layer.rid = rid
+                result.added.append(producer)
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
             section = sections.get(mid)
             if section is not None and section.ssrc and not producer.layers:
@@ -269,7 +289,6 @@ class Connection:
                     if group.semantic == "FID" and len(group.items) == 2:
                         self._bind(producer, int(group.items[1]), True)
             self.producers[mid] = producer
-            result.added.append(producer)
         for mid in [m for m in self.producers if m not in active]:
             producer = self.producers.pop(mid)
             self._unroute(producer)
@@ -517,6 +536,17 @@ class Connection:
             await self.pc.addIceCandidate(parsed)
         except Exception as exc:
             raise NegotiationError(f"ICE candidate rejected: {exc}") from None
+
+    def release_producers(self) -> list[Producer]:
+        """Hand over the published producers, detached, for a later connection of the
+        same publisher to adopt (a resume); this connection forwards none of them."""
+        released = list(self.producers.values())
+        for producer in released:
+            self._unroute(producer)
+            for layer in producer.layers or [producer]:
+                layer.detach()
+        self.producers.clear()
+        return released
 
     async def close(self) -> list[Producer]:
         """Tear everything down; returns the producers that ended."""

@@ -10,7 +10,7 @@ m-line. In-process sinks (recorder, HLS packager) subclass Consumer and override
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import rtcp
@@ -94,6 +94,14 @@ class Consumer:
         if self.started:
             self.timeline = self.timeline_end()
             self.started = False
+
+    def source_changed(self) -> None:
+        """The producer's upstream was replaced (its publisher resumed on a new connection,
+        docs/resume.md): restart, and continue the timeline by wall time alone, since the
+        new source's timestamps and sender reports say nothing about the old ones."""
+        self.restart()
+        if self.timeline is not None:
+            self.timeline = replace(self.timeline, source=None, clock=None)
 
     def drop(self, seq: int) -> None:
         """The producer dropped input `seq`; the output closes up behind it."""

@@ -202,6 +202,35 @@ class Producer:
         per connection), sent from this producer's RTCP SSRC."""
         self._send_rtcp(rtcp.remb(self._rtcp_ssrc, bitrate, ssrcs))
 
+    # --- a publisher that resumes on a new connection (docs/resume.md) ---
+    def detach(self) -> None:
+        """Its connection is gone, but its publisher may resume: the track and its
+        consumers stay; feedback upstream goes nowhere until `reattach`."""
+        self._send_rtcp = _nowhere
+        self.ssrc = self.rtx_ssrc = None
+        if self._deferred_pli is not None:
+            self._deferred_pli.cancel()
+            self._deferred_pli = None
+
+    def reattach(self, payload_type: int, rtx_payload_type: int | None, rtcp_ssrc: int,
+                 send_rtcp: RtcpSink, clock: object | None) -> None:
+        """The same track from the publisher's new connection: a new SSRC, numbering and
+        clock. Each consumer goes on from where it stopped, on the new source's first
+        packet (a keyframe for video): subscribers see one stream with a pause in it."""
+        for consumer in list(self.consumers):
+            consumer.source_changed()  # reads where the old source stood: before the reset
+        self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
+        self._rtcp_ssrc = rtcp_ssrc
+        self._send_rtcp = send_rtcp
+        self.clock = clock
+        self.buffer = RetransmissionBuffer()
+        self.nack = NackGenerator()
+        self.keyframes = KeyFrameRequestManager()
+        self.stats = ReceiveStats(self.codec.clock_rate)
+        self.last_sr = None
+        self.request_keyframe()
+
     # --- lifecycle ---
     def add_consumer(self, consumer: Consumer, keyframe: bool = True) -> None:
         """`keyframe`: ask for one (a consumer switching on a keyframe in hand needs none)."""
@@ -242,3 +271,7 @@ class Producer:
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "codec": self.codec.mime_type, **self.appdata}
+
+
+def _nowhere(data: bytes) -> None:
+    """The RTCP sink of a detached producer."""

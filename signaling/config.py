@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     node_ttl: float = 6.0
     token_key_rotation: int = 24 * 3600
+    # resume (issue 11): a peer whose connection went keeps its seat this long
+    resume_grace: float = 15.0
 
     @field_validator("*", mode="before")
     @classmethod
@@ -264,6 +266,9 @@ HELP = {
                 "leases lapse; heartbeats go every third of it (default 6)",
     "token_key_rotation": "seconds between rotations of the shared token signing key, at "
                           "least --token-ttl (default 86400)",
+    # resume (issue 11)
+    "resume_grace": "seconds a participant whose connection dropped keeps its seat, shown to the "
+                    "others as reconnecting, before it counts as a leave; 0 leaves at once (default 15)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -350,6 +355,11 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < seconds <= 3600:
             raise ValueError(f"{name} must be in (0, 3600] seconds")
         return seconds
+    if name == "resume_grace":  # resume (issue 11)
+        grace = float(value)
+        if not 0 <= grace <= 600:
+            raise ValueError("resume_grace must be in [0, 600] seconds")
+        return grace
     if name in ("ws_origins", "whip_origins"):
         origins = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
         bad = [origin for origin in origins if normalize_origin(origin) is None]

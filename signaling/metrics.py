@@ -46,6 +46,8 @@ class Metrics:
         GCCollector(registry=self.registry)
         r = self.registry
         self.joins = Counter("telemed_joins", "Peers that joined a live room (not counting waits in its waiting room)", registry=r)
+        self.resumes = Counter("telemed_resumes", "Seats taken over by a new connection (docs/resume.md)",
+                               registry=r)
         self.login_failures = Counter("telemed_login_failures", "Wrong room passwords, checked", registry=r)
         self.login_throttled = Counter("telemed_login_throttled",
                                        "Password logins refused without a check (rate limits)", registry=r)

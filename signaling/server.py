@@ -16,6 +16,7 @@ from conference.host_controls import HostControls
 from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
+from conference.reconnect_grace import ReconnectGrace
 from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
@@ -79,6 +80,7 @@ class Server:
         self.clinical = ClinicalHub(settings.data_dir, self.store, secret, self.audit, self.keyring, pacs, push)
         self.live = LiveRooms(self.clinical.open_session)
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
+        self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
@@ -203,8 +205,8 @@ class Server:
                 if old.identity != claims.identity or not isinstance(resume_secret, str) \
                         or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode("utf-8", "surrogatepass")):
                     raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
-                old.notify({"type": "kicked", "reason": "resumed elsewhere"})
-                await self.leave(old)
+                await self._resume(old, claims, notify, address)
+                return old
             if len(live.peers) + len(live.waiting) >= room.settings.max_participants:
                 raise ProtocolError("room-full", "the room is full")
         except ProtocolError:
@@ -216,6 +218,7 @@ class Server:
             raise ProtocolError("waiting-room", "this room has a waiting room: join from the room page "
                                                 "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
+        peer.on_connection_replaced = self.metrics.media.release
         if must_wait:
             live.wait(peer)
             self.metrics.join_seconds.observe(time.monotonic() - began)
@@ -229,6 +232,36 @@ class Server:
                                                   "role": claims.role.value, "screen": screen}})
         return peer
 
+    async def _resume(self, peer: Peer, claims: Claims, notify: Callable[[dict], None], address: str) -> None:
+        """The same seat on a new connection: same peer id, tracks and subscriptions
+        (docs/resume.md). The others saw it `reconnecting`; now it is back."""
+        self.grace.cancel(peer)
+        await peer.resume(claims, notify, address)
+        peer.room.reconnected(peer)
+        self.metrics.resumes.inc()
+        self.audit.record_soon("resume", peer.actor, peer.room.name, peer.id, screen=peer.screen)
+        log.info("peer resumed", extra={"fields": {"room": peer.room.name, "peer": peer.id}})
+
+    async def suspend(self, peer: Peer) -> None:
+        """The peer's connection went without a leave: it keeps its seat, shown as
+        reconnecting, for `resume_grace` seconds; then it is a leave."""
+        if peer.reconnecting:
+            return
+        # In the waiting room, or gone; or this server is shutting down (its clients
+        # resume elsewhere, as a fresh join there): a leave.
+        if not peer.in_room or self.settings.resume_grace <= 0 or self.draining:
+            await self.leave(peer)
+            return
+        self.grace.start(peer)
+        peer.room.reconnecting(peer)
+        log.info("peer reconnecting", extra={"fields": {"room": peer.room.name, "peer": peer.id}})
+        await peer.suspend()
+
+    async def _grace_ended(self, peer: Peer) -> None:
+        if peer.in_room and peer.reconnecting:
+            log.info("peer did not resume in time", extra={"fields": {"room": peer.room.name, "peer": peer.id}})
+            await self.leave(peer)
+
     def login_failed(self, address: str, room: str) -> None:
         """A wrong room password was checked (refusals without a check only count in metrics)."""
         self.metrics.login_failures.inc()
@@ -236,6 +269,7 @@ class Server:
 
     async def leave(self, peer: Peer) -> None:
         room: LiveRoom = peer.room
+        self.grace.cancel(peer)
         present = room.peers.get(peer.id) is peer  # leave may be called again for a peer gone
         connection = peer.connection
         await room.remove(peer)
@@ -250,6 +284,7 @@ class Server:
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
+        self.grace.close()
         await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):

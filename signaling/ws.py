@@ -42,6 +42,7 @@ class Session:
         self.address = address
         self.peer: Peer | None = None
         self.claims: Claims | None = None  # of the token this session joined with
+        self.attachment = 0  # the peer's, when this socket joined or resumed it
         self._outbox: asyncio.Queue[dict | object | None] = asyncio.Queue(maxsize=1000)
         self._budget = MAX_MESSAGES_PER_SECOND
         self._budget_at = 0.0
@@ -116,6 +117,8 @@ class Session:
         peer = self.peer
         if peer is None:
             raise ProtocolError("not-joined", "send 'join' with a token first")
+        if peer.attachment != self.attachment:
+            raise ProtocolError("not-joined", "this session was resumed on another connection")
         if not peer.in_room and kind != "leave":
             if peer.id in peer.room.waiting:
                 raise ProtocolError("waiting", "wait until a host lets you in")
@@ -141,7 +144,9 @@ class Session:
         if kind == "refresh-token":
             return await self.refresh_token()
         if kind == "leave":
-            return await self.close()
+            await self.leave()
+            await self.ws.close()
+            return None
         raise ProtocolError("unknown-type", f"unknown message type {kind[:32]!r}")
 
     async def join(self, message: dict) -> dict:
@@ -161,6 +166,9 @@ class Session:
             # Join again there with the same message (the token holds on every node).
             return {"type": "moved", "url": exc.url, "node": exc.node, "room": claims.room}
         self.claims = claims
+        self.attachment = peer.attachment
+        # The media path failing (ICE) is, like the socket closing, a chance to resume.
+        peer.on_connection_lost = self._lost
         self._watch_expiry()
         if peer.id in peer.room.waiting:
             peer.on_admitted = lambda: self.notify(self.joined(peer))
@@ -174,6 +182,7 @@ class Session:
             "type": "joined", "peer_id": peer.id, "identity": peer.identity, "name": peer.name,
             "role": claims.role.value, "grants": claims.grants.to_dict(), "room": room.name,
             "token_expires_at": claims.expires_at, "resume_secret": peer.resume_secret,
+            "resumed": peer.attachment > 0, "resume_grace": self.server.settings.resume_grace,
             "participants": [p for p in room.participants() if p["peer_id"] != peer.id],
             "tracks": room.tracks(), "layout": room.layout.to_dict(), "locked": room.locked,
             "live": self.server.streams.state(room.name),
@@ -269,10 +278,6 @@ class Session:
         peer.room.set_layout(stored)
         return None
 
-    async def close(self) -> None:
-        await self.leave()
-        await self.ws.close()
-
     async def close_unless_joined(self) -> None:
         """An unjoined socket holds a connection and costs nothing to open: give it
         ``ws_join_timeout`` seconds, then say why and close it."""
@@ -287,12 +292,34 @@ class Session:
         await self.ws.close(code=1008, message=b"join-timeout")
 
     async def leave(self) -> None:
+        """A leave: asked for, or the token expired."""
+        peer = self._release()
+        if peer is not None:
+            await self.server.leave(peer)
+
+    async def disconnected(self) -> None:
+        """The socket closed without a leave: the seat waits for a resume (docs/resume.md)."""
+        peer = self._release()
+        if peer is not None:
+            await self.server.suspend(peer)
+
+    def _lost(self) -> None:
+        """The media path failed (ICE): close the socket too, so that the client
+        resumes on a new one and the seat waits for it (`disconnected`)."""
+        peer = self.peer
+        if peer is not None and peer.attachment == self.attachment:
+            asyncio.ensure_future(self.ws.close(code=4002, message=b"media connection lost: resume"))
+
+    def _release(self) -> Peer | None:
+        """The peer this socket still speaks for, and it no longer does."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        if self.peer is not None:
-            peer, self.peer = self.peer, None
-            await self.server.leave(peer)
+        peer, self.peer = self.peer, None
+        if peer is None or peer.attachment != self.attachment:
+            return None  # resumed on another socket: that one speaks for it now
+        peer.on_connection_lost = None
+        return peer
 
 
 def route(server: Server, app: web.Application) -> web.RouteDef:
@@ -327,7 +354,7 @@ def route(server: Server, app: web.Application) -> web.RouteDef:
         finally:
             join_deadline.cancel()
             sockets.discard(ws)
-            await session.leave()
+            await session.disconnected()
             writer.cancel()
         return ws
 

@@ -69,7 +69,7 @@ async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServe
     app = create_app(settings)
     runner = edge_runner(app, settings)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, settings.host, port).start()
     return RunningServer(f"http://127.0.0.1:{port}", ADMIN_KEY, app), runner
 
 

@@ -9,6 +9,7 @@ import weakref
 
 from telemed_client import Client
 from tests.media import PatternTrack
+from tests.server import start_server
 from tests.test_forwarding import frames
 
 
@@ -22,7 +23,17 @@ async def settle() -> None:
     gc.collect()
 
 
-async def test_join_leave_churn_leaks_nothing(server):
+async def test_join_leave_churn_leaks_nothing(tmp_path):
+    # A peer that vanishes keeps its seat for the resume grace period (docs/resume.md):
+    # a short one here, so that the vanished are gone by the time we look.
+    server, runner = await start_server(str(tmp_path), resume_grace=0.5)
+    try:
+        await churn(server)
+    finally:
+        await runner.cleanup()
+
+
+async def churn(server) -> None:
     await server.create_room("churn", "pw-123456")
     anchor = await Client.join(server.url, await server.token("churn", "pw-123456", name="Anchor"))
     video = await anchor.publish(PatternTrack())
@@ -30,7 +41,8 @@ async def test_join_leave_churn_leaks_nothing(server):
     tasks_before, fds_before = len(asyncio.all_tasks()), open_fds()
     connections = []
     for cycle in range(12):
-        client = await Client.join(server.url, await server.token("churn", "pw-123456", name=f"Guest {cycle}"))
+        client = await Client.join(server.url, await server.token("churn", "pw-123456", name=f"Guest {cycle}"),
+                                   auto_resume=False)
         if cycle % 2:
             await client.publish(PatternTrack())
         track = await client.subscribe(video)

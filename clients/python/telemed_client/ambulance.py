@@ -3,7 +3,10 @@
     python -m telemed_client.ambulance --url http://127.0.0.1:8080 --room stroke --password ...
     (or --invite CODE, a device invitation from the host)
         [--source synthetic | dicom:FILE | wfdb:RECORD] [--leads 12] [--rate 500]
-        [--seconds 60] [--no-video]
+        [--seconds 60] [--no-video] [--no-audio]
+
+It resumes on its own after a network change (docs/resume.md) and says so; frames of
+the ECG sent meanwhile are delivered late but complete.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 
 import av
 import numpy as np
-from aiortc import VideoStreamTrack
+from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from .client import Client, fetch_token
 from .clinical import CHANNELS, Clinical
@@ -41,6 +44,18 @@ class TestPattern(VideoStreamTrack):
         return frame
 
 
+class Tone(AudioStreamTrack):
+    """A quiet 440 Hz beep: shows that audio is live, as a crew's microphone would."""
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()  # paced silence, 20 ms at 8 kHz
+        t = (frame.pts + np.arange(frame.samples)) / frame.sample_rate
+        tone = (2000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+        out = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+        out.pts, out.sample_rate, out.time_base = frame.pts, frame.sample_rate, frame.time_base
+        return out
+
+
 def load_source(spec: str, leads: int, rate: int) -> EcgSignal:
     kind, _, path = spec.partition(":")
     if kind == "synthetic":
@@ -59,12 +74,17 @@ async def run(args: argparse.Namespace) -> None:
     client = await Client.join(args.url, token, channels=CHANNELS)
     client.on_recording = say_recording
     say_recording(client.recording)
+    client.on_resumed.append(lambda: print(f"connection resumed as {client.peer_id}", flush=True))
     try:
         if not args.no_video:
             await client.publish(TestPattern(), "camera", f"{args.name} camera")
+        if not args.no_audio:
+            await client.publish(Tone(), "microphone", f"{args.name} microphone")
         clinical = await Clinical.open(client)
-        print(f"streaming {len(signal.leads)}-lead ECG at {signal.sample_rate} Hz to room {args.room!r}")
-        await clinical.stream_ecg(signal, seconds=args.seconds or math.inf)
+        print(f"streaming {len(signal.leads)}-lead ECG at {signal.sample_rate} Hz to room {args.room!r}",
+              flush=True)
+        frames = await clinical.stream_ecg(signal, seconds=args.seconds or math.inf)
+        print(f"sent {frames} ECG frames, all acknowledged", flush=True)
     finally:
         await client.close()
 
@@ -89,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leads", type=int, default=12, choices=(1, 3, 12), help="synthetic source only")
     p.add_argument("--rate", type=int, default=500, help="synthetic source only, Hz (250-1000)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
-    p.add_argument("--no-video", action="store_true", help="ECG only")
+    p.add_argument("--no-video", action="store_true", help="no camera")
+    p.add_argument("--no-audio", action="store_true", help="no microphone")
     return p
 
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiortc import (MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCIceServer,
                     RTCPeerConnection, RTCRtpSender, RTCSessionDescription)
+from aiortc.contrib.media import MediaRelay
+
+log = logging.getLogger("telemed_client")
+
+# How often the resume watchdog looks at the connection and at the route to the server.
+WATCH_INTERVAL = 0.25
+# The server refused the seat for good: no resume, no retry.
+FINAL_CODES = frozenset({"unauthorized", "forbidden", "not-found", "removed", "room-locked", "denied",
+                         "waiting-room"})
 
 
 MAX_MOVES = 3  # redirects to the node hosting the room, per join
@@ -94,41 +106,57 @@ class Client:
         self._refresher: asyncio.Task | None = None
         self._negotiating = asyncio.Lock()
         self._control_open = asyncio.Event()
+        # Resume (docs/resume.md): what a new connection must publish and subscribe again.
+        self._outgoing: dict[str, tuple[MediaStreamTrack, str | None]] = {}  # mid -> (track, codec)
+        self.remote_tracks: dict[str, MediaStreamTrack] = {}  # track id -> current remote track
+        self.generation = 0  # +1 per resume
+        self.on_resumed: list[Callable[[], None]] = []  # after each resume, new channels open soon
+        self._screen = 1
+        self._channel_options: dict[str, dict] = {}
+        self._ended: str | None = None  # why the server let us go (kicked, denied): no resume
+        self._watchdog: asyncio.Task | None = None
+        self._resume_lock = asyncio.Lock()
+        self._keep_fresh = True
+        self._closing: set[asyncio.Task] = set()  # old connections closing after a resume
+        self._relay = MediaRelay()
+        self._next_resume: asyncio.Future | None = None
 
     @classmethod
     async def join(cls, base_url: str, token: str, screen: int = 1,
                    channels: Mapping[str, dict] | None = None,
                    resume: Mapping[str, str] | None = None, keep_token_fresh: bool = True,
-                   admission_timeout: float = 300) -> "Client":
+                   admission_timeout: float = 300, auto_resume: bool = True) -> "Client":
         """`channels`: extra data channels, label -> createDataChannel options (e.g.
         {"ecg": {"ordered": False}}); they must exist before the first offer.
         `resume`: an earlier seat's `resume_ticket`, to take that seat over (after a
         network change, say) instead of appearing twice. `keep_token_fresh`: renew the
         token at half its remaining life; the server closes a session whose token expires.
+        `auto_resume`: when the socket or the media connection drops, or the route to the
+        server changes (a new network), take the seat over on a new connection: same peer
+        id, tracks and subscriptions (docs/resume.md); `resume()` does it on demand.
 
         In a room with a waiting room this returns once a host lets us in; a host's
         refusal raises ClientError("denied", reason)."""
         client = cls(base_url, token)
+        client._screen = screen
+        client._channel_options = dict(channels or {})
+        client._keep_fresh = keep_token_fresh
         try:
-            await client._connect(screen, channels, resume, admission_timeout)
-            if keep_token_fresh:
-                client._refresher = refresher = asyncio.ensure_future(client._keep_token_fresh())
-                # Nothing to renew once the socket is gone, however it went.
-                client._reader.add_done_callback(lambda _: refresher.cancel())
+            await client._connect(resume, admission_timeout)
+            if auto_resume:
+                client._watchdog = asyncio.ensure_future(client._watch())
         except BaseException:
             await client.close()
             raise
         return client
 
-    async def _connect(self, screen: int, channels: Mapping[str, dict] | None = None,
-                       resume: Mapping[str, str] | None = None,
-                       admission_timeout: float = 300) -> None:
+    async def _connect(self, resume: Mapping[str, str] | None = None, admission_timeout: float = 300) -> None:
         self._session = aiohttp.ClientSession()
         url = self.base_url
         for _ in range(MAX_MOVES + 1):
             self._ws = await self._session.ws_connect(url.replace("http", "ws", 1) + "/ws", heartbeat=20)
             self._reader = asyncio.ensure_future(self._read())
-            self.info = await self.request({"type": "join", "token": self.token, "screen": screen,
+            self.info = await self.request({"type": "join", "token": self.token, "screen": self._screen,
                                             **(resume or {})})
             if self.info["type"] != "moved":
                 break
@@ -141,6 +169,10 @@ class Client:
         self.node_url = url
         if self.info["type"] == "waiting":
             self.info = await self._admission(admission_timeout)
+        if self._keep_fresh:
+            self._refresher = refresher = asyncio.ensure_future(self._keep_token_fresh())
+            # Nothing to renew once the socket is gone, however it went.
+            self._reader.add_done_callback(lambda _: refresher.cancel())
         self.peer_id = self.info["peer_id"]
         self.layout = self.info.get("layout", {})
         self.tracks = {t["id"]: t for t in self.info.get("tracks", [])}
@@ -148,11 +180,148 @@ class Client:
         # Only the servers the room hands out; an empty list, never aiortc's public STUN default.
         servers = [RTCIceServer(**s) for s in self.info.get("ice_servers") or []]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._control_open = asyncio.Event()
         self.control = self.pc.createDataChannel("control")
         self.control.on("open", self._control_open.set)
         self.control.on("message", self._on_data)
         self.channels = {label: self.pc.createDataChannel(label, **options)
-                         for label, options in (channels or {}).items()}
+                         for label, options in self._channel_options.items()}
+
+    # --- resume (docs/resume.md) ---
+    async def resume(self, reason: str = "asked", seen_generation: int | None = None) -> None:
+        """Take our seat over on a new WebSocket and peer connection, within the server's
+        grace period: the same peer id, published track ids and subscriptions. Remote
+        tracks are new objects afterwards (`remote_tracks`). ClientError if the server
+        refuses the seat for good, or the grace period passes. With ``seen_generation``
+        (the watchdog's), nothing happens if another resume came since."""
+        async with self._resume_lock:
+            if seen_generation is not None and seen_generation != self.generation:
+                return
+            deadline = time.monotonic() + max(1.0, float(self.info.get("resume_grace") or 15))
+            log.info("resuming seat %s (%s)", self.peer_id, reason)
+            delay = 0.1
+            while True:
+                await self._drop_connection()
+                ticket = self.resume_ticket  # a join that got through gave a new secret
+                try:
+                    await asyncio.wait_for(self._connect(ticket), max(1.0, deadline - time.monotonic()))
+                    await self._restore_media()
+                    break
+                except ClientError as exc:
+                    if exc.code in FINAL_CODES or time.monotonic() > deadline:
+                        raise
+                    log.info("resume attempt failed: %s", exc)
+                except Exception as exc:  # the network, aiortc: try again while the seat waits
+                    if time.monotonic() > deadline:
+                        raise ClientError("resume-failed", f"could not resume: {exc!r}") from None
+                    log.info("resume attempt failed: %r", exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 1.0)
+            self.generation += 1
+            if self._next_resume is not None and not self._next_resume.done():
+                self._next_resume.set_result(None)
+            self._next_resume = None
+        self.events.put_nowait({"type": "resumed", "peer_id": self.peer_id, "same_seat": self.info.get("resumed")})
+        for callback in list(self.on_resumed):
+            callback()
+
+    def next_resume(self) -> asyncio.Future:
+        """Done when the next resume has happened (for requests that must be sent again)."""
+        if self._next_resume is None:
+            self._next_resume = asyncio.get_running_loop().create_future()
+        return self._next_resume
+
+    async def _drop_connection(self) -> None:
+        """Let the old socket and peer connection go, without a leave."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+        ws, session, pc = self._ws, self._session, self.pc
+        self._ws = self._session = self.pc = None
+        if pc is not None:
+            for transceiver in pc.getTransceivers():
+                if transceiver.sender.track is not None:
+                    transceiver.sender.track.stop()  # our relay's copy: frames stop queueing for it
+        # In the background: over a network that is gone, closing can take long (or,
+        # inside aiortc, never end); the new connection must not wait for it.
+        for closing in (ws, pc, session):
+            if closing is not None:
+                task = asyncio.ensure_future(closing.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closed_quietly)
+
+    def _closed_quietly(self, task: asyncio.Task) -> None:
+        self._closing.discard(task)
+        if not task.cancelled():
+            task.exception()  # the old network is gone: nothing to say goodbye over
+
+    async def _restore_media(self) -> None:
+        """Publish our tracks under their old ids and subscribe what we had, in one offer."""
+        outgoing, self._outgoing = self._outgoing, {}
+        old_publish, old_published, old_subscribe = self._publish, self._published, self._subscribe
+        self._publish, self._subscribe = {}, {}
+        sending, receiving = [], []
+        for mid, (track, codec) in outgoing.items():
+            sending.append((self._add_sender(track, codec), mid, track, codec))
+        for mid, track_id in old_subscribe.items():
+            kind = self.tracks[track_id]["kind"] if track_id in self.tracks else None
+            if kind is not None:  # a track that went meanwhile is not asked for again
+                receiving.append((self.pc.addTransceiver(kind, direction="recvonly"), track_id))
+        await self.pc.setLocalDescription(await self.pc.createOffer())  # assigns the mids
+        for transceiver, mid, track, codec in sending:
+            info = dict(old_publish.get(mid, {}))
+            if mid in old_published:
+                info["track_id"] = old_published[mid]
+            self._publish[transceiver.mid] = info
+            self._outgoing[transceiver.mid] = (track, codec)
+        for transceiver, track_id in receiving:
+            self._subscribe[transceiver.mid] = track_id
+            self.remote_tracks[track_id] = transceiver.receiver.track
+        answer = await self.negotiate()
+        for mid in answer.get("rejected", {}):
+            self._subscribe.pop(mid, None)
+
+    async def _watch(self) -> None:
+        """Resume when the socket or the media path drops, or the route to the server
+        changes (a new network: the old addresses are gone or no longer the way)."""
+        route = await self._route()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self._ended is not None:
+                return
+            generation = self.generation  # a resume under way (asked for) may be what we see
+            now = await self._route()
+            if self._reader is None or self._reader.done():
+                reason = "signaling closed"
+            elif self.pc is not None and self.pc.connectionState == "failed":
+                reason = "media failed"
+            elif now != route and now is not None:
+                reason = f"network changed ({route} -> {now})"
+            else:
+                continue
+            try:
+                await self.resume(reason, generation)
+            except ClientError as exc:
+                log.warning("seat %s could not resume: %s", self.peer_id, exc)
+                self._ended = exc.code
+                self.events.put_nowait({"type": "closed", "reason": exc.message})
+                return
+            route = await self._route()
+
+    async def _route(self) -> str | None:
+        """Our source address towards the server, as the kernel would choose it now
+        (a connected UDP socket sends nothing)."""
+        url = urlsplit(self.node_url)  # the node hosting the room (docs/multinode.md)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(url.hostname, port, type=socket.SOCK_DGRAM)
+            family, _, _, _, address = infos[0]
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(address)
+                return probe.getsockname()[0]
+        except OSError:
+            return None
 
     async def _admission(self, timeout: float) -> dict:
         async def outcome() -> dict:
@@ -238,6 +407,10 @@ class Client:
                     future.set_result(message)
                 continue
             kind = message.get("type")
+            if kind in ("kicked", "denied", "moved"):
+                # The server let us go, or sent us to another node (docs/multinode.md,
+                # which the application follows): no resume here.
+                self._ended = kind
             if kind == "track-published":
                 self.tracks[message["track"]["id"]] = message["track"]
             elif kind == "track-updated":
@@ -254,7 +427,8 @@ class Client:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ClientError("closed", "connection closed"))
-        self.events.put_nowait({"type": "closed"})
+        if self._watchdog is None or self._ended is not None:
+            self.events.put_nowait({"type": "closed"})  # else the watchdog resumes, or says so
 
     def _set_recording(self, recording: dict | None) -> None:
         if recording == self.recording:
@@ -287,23 +461,32 @@ class Client:
     async def publish(self, track: MediaStreamTrack, source: str = "camera", label: str = "",
                       codec: str | None = None) -> str:
         """Publish a track; `codec` (e.g. "video/H264") restricts what we offer."""
-        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver = self._add_sender(track, codec)
+        await self.pc.setLocalDescription(await self.pc.createOffer())  # assigns the mid
+        self._publish[transceiver.mid] = {"source": source, "label": label}
+        self._outgoing[transceiver.mid] = (track, codec)
+        answer = await self.negotiate()
+        if transceiver.mid not in self._published:
+            raise ClientError("rejected", answer.get("rejected", {}).get(transceiver.mid, "not published"))
+        return self._published[transceiver.mid]
+
+    def _add_sender(self, track: MediaStreamTrack, codec: str | None):
+        # Through a relay: aiortc stops a sender's track when its connection dies, and a
+        # resume sends the same source again.
+        relayed = self._relay.subscribe(track)
+        transceiver = self.pc.addTransceiver(relayed, direction="sendonly")
         if codec is not None:
             capabilities = RTCRtpSender.getCapabilities(track.kind).codecs
             transceiver.setCodecPreferences(
                 [c for c in capabilities if c.mimeType.lower() == codec.lower()
                  and c.parameters.get("packetization-mode", "1") == "1"]
                 + [c for c in capabilities if c.mimeType.lower().endswith("/rtx")])
-        await self.pc.setLocalDescription(await self.pc.createOffer())  # assigns the mid
-        self._publish[transceiver.mid] = {"source": source, "label": label}
-        answer = await self.negotiate()
-        if transceiver.mid not in self._published:
-            raise ClientError("rejected", answer.get("rejected", {}).get(transceiver.mid, "not published"))
-        return self._published[transceiver.mid]
+        return transceiver
 
     async def unpublish(self, track_id: str) -> None:
         mid = next(m for m, t in self._published.items() if t == track_id)
         self._publish.pop(mid, None)
+        self._outgoing.pop(mid, None)
         transceiver = next(t for t in self.pc.getTransceivers() if t.mid == mid)
         transceiver.direction = "inactive"
         await self.negotiate()
@@ -322,6 +505,7 @@ class Client:
         if transceiver.mid in answer.get("rejected", {}):
             self._subscribe.pop(transceiver.mid)
             raise ClientError("rejected", answer["rejected"][transceiver.mid])
+        self.remote_tracks[track_id] = transceiver.receiver.track
         return transceiver.receiver.track
 
     def _free_transceiver(self, kind: str):
@@ -356,6 +540,9 @@ class Client:
         await self._ws.send_str(json.dumps({"type": "set-layout", "layout": layout}))
 
     async def close(self) -> None:
+        self._ended = self._ended or "closed"
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
         if self._refresher is not None:
             self._refresher.cancel()
         if self._ws is not None and not self._ws.closed:
@@ -368,6 +555,8 @@ class Client:
             self._reader.cancel()
         if self.pc is not None:
             await self.pc.close()
+        for track, _ in self._outgoing.values():
+            track.stop()  # as aiortc's sender would have: it ends the relay's reader too
         if self._session is not None:
             await self._session.close()
 

@@ -16,6 +16,7 @@ import json
 import math
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,9 @@ CHANNELS = {"bulk": {}, "ecg": {"ordered": False}}
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 FRAME_SECONDS = 0.04
+# ECG frames kept until the server acknowledges them, for a resume to send again
+# (docs/resume.md): five minutes at 25 frames/s; older ones are dropped, and counted.
+MAX_UNACKED = 7500
 
 
 class Clinical:
@@ -41,6 +45,11 @@ class Clinical:
 
     ``messages`` keeps every control-channel message in arrival order; ``ecg_frames``
     yields (arrival time.monotonic(), frame bytes) for every ECG frame relayed to us.
+
+    Across a resume of the client (docs/resume.md) nothing is lost or doubled: ECG
+    frames wait here until the server acknowledges them and are sent again on the new
+    channel; labs and DICOM are sent again under the same ref / transfer id, which the
+    server answers as before instead of sharing twice.
     """
 
     def __init__(self, client: Client) -> None:
@@ -48,14 +57,36 @@ class Clinical:
         if missing:
             raise ValueError(f"join with channels=CHANNELS; missing {missing}")
         self.client = client
-        self.bulk = client.channels["bulk"]
-        self.ecg = client.channels["ecg"]
-        self.bulk.bufferedAmountLowThreshold = LOW_WATER
         self.messages: list[dict] = []
         self.ecg_frames: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         self._arrived = asyncio.Event()
-        client.control.on("message", self._on_control)
+        self._unacked: dict[int, deque[tuple[int, bytes]]] = {}  # stream id -> (seq, frame)
+        self.ecg_dropped = 0  # unacknowledged frames given up (more than MAX_UNACKED)
+        self._hook()
+        client.on_resumed.append(self._hook)
+
+    @property
+    def _acks(self) -> bool:
+        """Whether the server acknowledges ECG frames (one that knows resume does)."""
+        return "resume_grace" in self.client.info
+
+    def _hook(self) -> None:
+        """Follow the client's (new) channels."""
+        self.bulk = self.client.channels["bulk"]
+        self.ecg = self.client.channels["ecg"]
+        self.bulk.bufferedAmountLowThreshold = LOW_WATER
+        self.client.control.on("message", self._on_control)
         self.ecg.on("message", self._on_ecg)
+        if self.ecg.readyState == "open":
+            self._resend_ecg()
+        else:
+            self.ecg.on("open", self._resend_ecg)
+        self._arrived.set()  # requests waiting for an answer send again
+
+    def _resend_ecg(self) -> None:
+        for frames in self._unacked.values():
+            for _, data in list(frames):
+                self.ecg.send(data)
 
     @classmethod
     async def open(cls, client: Client, timeout: float = 20) -> Clinical:
@@ -71,7 +102,12 @@ class Clinical:
     # --- receiving ---
     def _on_control(self, raw: object) -> None:
         if isinstance(raw, str):
-            self.messages.append(json.loads(raw))
+            message = json.loads(raw)
+            if message.get("type") == "ecg-ack":
+                frames = self._unacked.get(message.get("stream_id"))
+                while frames and frames[0][0] <= message["seq"]:
+                    frames.popleft()
+            self.messages.append(message)
             self._arrived.set()
 
     def _on_ecg(self, data: object) -> None:
@@ -79,8 +115,9 @@ class Clinical:
             self.ecg_frames.put_nowait((time.monotonic(), data))
 
     async def wait_for(self, match: Callable[[dict], bool], timeout: float = 20,
-                       start: int = 0) -> dict:
-        """The first control message from index ``start`` on that ``match``es."""
+                       start: int = 0, generation: int | None = None) -> dict:
+        """The first control message from index ``start`` on that ``match``es; with
+        ``generation``, _Resumed once the client resumed past it."""
         async def scan() -> dict:
             index = start
             while True:
@@ -88,18 +125,39 @@ class Clinical:
                     index += 1
                     if match(self.messages[index - 1]):
                         return self.messages[index - 1]
+                if generation is not None and self.client.generation != generation:
+                    raise _Resumed
                 self._arrived.clear()
                 await self._arrived.wait()
         return await asyncio.wait_for(scan(), timeout)
 
-    async def _reply(self, ref: object, match: Callable[[dict], bool], start: int,
-                     timeout: float) -> dict:
-        """The message that answers a request, or ClientError if the server refused it."""
-        reply = await self.wait_for(
-            lambda m: match(m) or (m.get("type") == "error" and m.get("ref") == ref), timeout, start)
-        if reply["type"] == "error":
-            raise ClientError(reply["code"], reply["error"])
-        return reply
+    async def _request(self, message: dict, ref: object, match: Callable[[dict], bool],
+                       timeout: float) -> dict:
+        """Send ``message`` and return its answer, or ClientError if the server refused it.
+        If the client resumes first, the message goes again (same ref: the server answers
+        a repeat as before, and shares nothing twice)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            generation = self.client.generation
+            await self._control_ready(deadline)
+            start = len(self.messages)
+            self.send(message)
+            try:
+                reply = await self.wait_for(
+                    lambda m: match(m) or (m.get("type") == "error" and m.get("ref") == ref),
+                    max(0.0, deadline - time.monotonic()), start, generation)
+            except _Resumed:
+                continue
+            if reply["type"] == "error":
+                raise ClientError(reply["code"], reply["error"])
+            return reply
+
+    async def _control_ready(self, deadline: float) -> None:
+        """Wait for the (current) control channel to open, through resumes."""
+        while self.client.control is None or self.client.control.readyState != "open":
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError
+            await asyncio.sleep(0.05)
 
     def _own(self, kind: str, **fields: Any) -> Callable[[dict], bool]:
         """Matches our own item coming back from the server's fan-out."""
@@ -122,21 +180,48 @@ class Clinical:
         """
         tid = transfer_id or f"t-{secrets.token_hex(6)}"
         count = max(1, math.ceil(len(data) / CHUNK_SIZE))
-        start = len(self.messages)
-        self.send({"type": "dicom-announce", "transfer_id": tid, "name": name, "size": len(data),
-                   "sha256": hashlib.sha256(data).hexdigest(), "chunk_count": count,
-                   "chunk_size": CHUNK_SIZE})
-        await self._reply(tid, lambda m: m.get("type") == "dicom-ready" and m.get("transfer_id") == tid,
-                          start, timeout)
+        announce = {"type": "dicom-announce", "transfer_id": tid, "name": name, "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(), "chunk_count": count,
+                    "chunk_size": CHUNK_SIZE}
+        shared = self._own("dicom", transfer_id=tid)
+        while True:  # once more, whole, after a resume cut the upload
+            generation = self.client.generation
+            start = len(self.messages)
+            reply = await self._request(
+                announce, tid, lambda m: shared(m) or (m.get("type") == "dicom-ready"
+                                                       and m.get("transfer_id") == tid), timeout)
+            if reply["type"] == "dicom":
+                return reply  # it was shared before the connection went
+            try:
+                await self._upload(tid, data, count, max_rate, timeout, generation)
+                self.send({"type": "dicom-complete", "transfer_id": tid})
+                reply = await self.wait_for(
+                    lambda m: shared(m) or (m.get("type") == "error" and m.get("ref") == tid),
+                    timeout, start, generation)
+            except _Resumed:
+                continue
+            if reply["type"] == "error":
+                raise ClientError(reply["code"], reply["error"])
+            return reply
+
+    async def _upload(self, tid: str, data: bytes, count: int, max_rate: float | None, timeout: float,
+                      generation: int) -> None:
         began = time.monotonic()
+        bulk = self.bulk
         for index in range(count):
-            if self.bulk.bufferedAmount > HIGH_WATER:
-                await asyncio.wait_for(_drained(self.bulk), timeout)
+            if self.client.generation != generation or bulk.readyState != "open":
+                raise _Resumed
+            if bulk.bufferedAmount > HIGH_WATER:
+                drained = asyncio.ensure_future(_drained(bulk))
+                resumed = self.client.next_resume()
+                await asyncio.wait_for(asyncio.wait({drained, resumed}, return_when=asyncio.FIRST_COMPLETED),
+                                       timeout)
+                drained.cancel()
+                if resumed.done():
+                    raise _Resumed
             if max_rate and (ahead := began + index * CHUNK_SIZE / max_rate - time.monotonic()) > 0:
                 await asyncio.sleep(ahead)
-            self.bulk.send(pack_chunk(tid, index, data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]))
-        self.send({"type": "dicom-complete", "transfer_id": tid})
-        return await self._reply(tid, self._own("dicom", transfer_id=tid), start, timeout)
+            bulk.send(pack_chunk(tid, index, data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]))
 
     async def pull_dicom(self, study_uid: str, series_uid: str | None = None,
                          instance_uid: str | None = None, timeout: float = 120) -> dict:
@@ -149,10 +234,8 @@ class Clinical:
             message["series_uid"] = series_uid
         if instance_uid is not None:
             message["instance_uid"] = instance_uid
-        start = len(self.messages)
-        self.send(message)
-        return await self._reply(ref, lambda m: m.get("type") == "dicom-pull-done" and m.get("ref") == ref,
-                                 start, timeout)
+        return await self._request(message, ref, lambda m: m.get("type") == "dicom-pull-done"
+                                   and m.get("ref") == ref, timeout)
 
     async def fetch(self, link: str) -> bytes:
         """GET a link from a notice (relative to the server), e.g. ``notice["url"]``."""
@@ -168,10 +251,10 @@ class Clinical:
     async def announce_ecg(self, signal: EcgSignal, stream_id: int | None = None) -> int:
         """Start a stream; returns its id once the server has accepted it."""
         sid = secrets.randbelow(2**32) if stream_id is None else stream_id
-        start = len(self.messages)
-        self.send({"type": "ecg-announce", "stream_id": sid, "leads": list(signal.leads),
-                   "sample_rate": signal.sample_rate, "uv_per_lsb": signal.uv_per_lsb})
-        await self._reply(sid, self._own("ecg-announce", stream_id=sid), start, 20)
+        await self._request({"type": "ecg-announce", "stream_id": sid, "leads": list(signal.leads),
+                             "sample_rate": signal.sample_rate, "uv_per_lsb": signal.uv_per_lsb},
+                            sid, self._own("ecg-announce", stream_id=sid), 20)
+        self._unacked[sid] = deque()
         return sid
 
     async def stream_ecg(self, signal: EcgSignal, stream_id: int | None = None,
@@ -181,8 +264,10 @@ class Clinical:
 
         ``seconds`` loops the signal for that long (``math.inf``: until cancelled); by
         default it is sent once. ``on_sent(seq, time.monotonic())`` sees each frame go
-        out. The stream is ended either way; on a normal return, once the server has
-        confirmed it (so closing the client right after loses nothing).
+        out. Frames count from seq 0 and stay here until the server acknowledges them
+        (``ecg-ack``), so a resume sends again what the old connection lost. The stream
+        is ended either way; on a normal return, once every frame is acknowledged and the
+        server has confirmed the end (so closing the client right after loses nothing).
         """
         sid = await self.announce_ecg(signal, stream_id)
         per_frame = max(1, round(frame_seconds * signal.sample_rate))
@@ -197,35 +282,59 @@ class Clinical:
                 delay = begin + (sent + len(chunk)) / signal.sample_rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                self.ecg.send(pack_ecg(sid, seq & 0xFFFFFFFF, sent, signal.sample_rate, chunk))
+                self._send_frame(sid, seq, pack_ecg(sid, seq & 0xFFFFFFFF, sent, signal.sample_rate, chunk))
                 if on_sent is not None:
                     on_sent(seq, time.monotonic())
                 seq += 1
                 sent += len(chunk)
         except BaseException:
-            if self.client.control.readyState == "open":
+            self._unacked.pop(sid, None)
+            if self.client.control is not None and self.client.control.readyState == "open":
                 self.send({"type": "ecg-end", "stream_id": sid})
             raise
-        start = len(self.messages)
-        self.send({"type": "ecg-end", "stream_id": sid})
-        await self._reply(sid, self._own("ecg-end", stream_id=sid), start, 20)
+        if self._acks:
+            await self._acknowledged(sid, 60)
+        ended = self._own("ecg-end", stream_id=sid)
+        try:
+            await self._request({"type": "ecg-end", "stream_id": sid}, sid, ended, 20)
+        except ClientError as exc:
+            # Sent again after a resume, when the first had ended it: it is over either way.
+            if exc.code != "ecg-unknown-stream" or not any(ended(m) for m in self.messages):
+                raise
         return seq
+
+    def _send_frame(self, stream_id: int, seq: int, frame: bytes) -> None:
+        """Keep it until acknowledged; send it now if the channel is up (else on resume)."""
+        if self._acks:
+            frames = self._unacked.setdefault(stream_id, deque())
+            frames.append((seq, frame))
+            if len(frames) > MAX_UNACKED:
+                frames.popleft()
+                self.ecg_dropped += 1
+        if self.ecg.readyState == "open":
+            self.ecg.send(frame)
+
+    async def _acknowledged(self, stream_id: int, timeout: float) -> None:
+        """Until the server has every frame of the stream (through resumes)."""
+        async def drained() -> None:
+            while self._unacked.get(stream_id):
+                self._arrived.clear()
+                await self._arrived.wait()
+        await asyncio.wait_for(drained(), timeout)
+        self._unacked.pop(stream_id, None)
 
     # --- lab results ---
     async def send_fhir(self, resource: dict, timeout: float = 20) -> dict:
         """Share a FHIR Observation, DiagnosticReport or Bundle; returns the lab notice."""
         ref = secrets.token_hex(6)
-        start = len(self.messages)
-        self.send({"type": "lab-fhir", "resource": resource, "ref": ref})
-        return await self._reply(ref, self._own("lab", source="fhir"), start, timeout)
+        return await self._request({"type": "lab-fhir", "resource": resource, "ref": ref}, ref,
+                                   self._own("lab", source="fhir", ref=ref), timeout)
 
     async def send_hl7(self, message: str, timeout: float = 20) -> str:
         """Share an HL7 v2 ORU^R01; returns the ACK text."""
         ref = secrets.token_hex(6)
-        start = len(self.messages)
-        self.send({"type": "lab-hl7", "message": message, "ref": ref})
-        reply = await self._reply(ref, lambda m: m.get("type") == "lab-hl7-ack" and m.get("ref") == ref,
-                                  start, timeout)
+        reply = await self._request({"type": "lab-hl7", "message": message, "ref": ref}, ref,
+                                    lambda m: m.get("type") == "lab-hl7-ack" and m.get("ref") == ref, timeout)
         return reply["ack"]
 
     async def send_report(self, template: str, findings: str, conclusion: str,
@@ -238,6 +347,10 @@ class Clinical:
         self.send({"type": "report", "template": template, "findings": findings, "conclusion": conclusion,
                    "references": references or [], "ref": ref})
         return await self._reply(ref, self._own("report"), start, timeout)
+
+
+class _Resumed(Exception):
+    """The client resumed while a request waited: send it again."""
 
 
 async def _opened(channel: Any) -> None:

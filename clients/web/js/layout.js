@@ -41,7 +41,7 @@ export function buildTiles({ me, participants, tracks, self }) {
       tiles.push({
         key: camera ? camera.id : `peer:${p.peer_id}`, kind: 'person', peerId: p.peer_id, identity: p.identity,
         trackId: camera ? camera.id : null, audioTrackId: audio ? audio.id : null, source: 'camera',
-        name: p.name || 'Guest', role: p.role, self: false,
+        name: p.name || 'Guest', role: p.role, self: false, reconnecting: !!p.reconnecting,
         videoMuted: camera ? !!camera.muted : true, audioMuted: audio ? !!audio.muted : true,
       });
     }

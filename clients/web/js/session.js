@@ -20,7 +20,6 @@ import { sendOptions } from './simulcast.js';
 const GATHER_WAIT_MS = 1500;
 const DISCONNECTED_GRACE_MS = 2500;
 const CONNECT_TIMEOUT_MS = 15000;
-const ICE_RESTART_WAIT_MS = 5000;
 const MAX_MOVES = 3;  // redirects to the server hosting the room, per join
 const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found', 'room-locked', 'removed', 'denied']);
 // Host controls (docs/signaling.md): what they change here, and the event pages follow.
@@ -78,6 +77,10 @@ export class Session extends EventTarget {
   // ---------- lifecycle ----------
 
   async start() {
+    // Back online after being offline is a new network: the old socket may hang on
+    // for a while, so resume now (docs/resume.md).
+    this._onOnline = () => { if (this.status === 'connected') this._recover('network'); };
+    window.addEventListener('online', this._onOnline);
     this._setStatus('connecting');
     this.recovering = true;
     let retry = false;
@@ -100,6 +103,7 @@ export class Session extends EventTarget {
   leave() {
     if (this.closed) return;
     this.closed = true;
+    window.removeEventListener('online', this._onOnline);
     try { this.sig && this.sig.send({ type: 'leave' }); } catch { /* already gone */ }
     this._teardown();
     this._releaseDevices();
@@ -110,6 +114,7 @@ export class Session extends EventTarget {
   // more, so the camera and microphone are released at once.
   _fail(err) {
     this.closed = true;
+    window.removeEventListener('online', this._onOnline);
     this._teardown();
     this._releaseDevices();
     this._setStatus(err.code === 'denied' ? 'denied' : 'failed', err.message);
@@ -196,21 +201,17 @@ export class Session extends EventTarget {
 
   // ---------- recovery ----------
 
-  // First an ICE restart, if only the media path broke and signaling still works;
-  // then a full rejoin with the same token, resuming our old peer id.
-  // NOTE: the server is aiortc-based, and aiortc cannot restart ICE, so in
-  // practice the server answers the restart with an error (or the restart never
-  // connects) and the full rejoin below is the path that brings a seat back.
+  // Resume (docs/resume.md): a new socket and peer connection take our seat over with
+  // the resume secret: the same peer id, our tracks under their ids (the offer names
+  // them), the same subscriptions; the others only see us "reconnecting" meanwhile.
+  // The server (aiortc) cannot restart ICE, so a new peer connection it is, at once.
+  // A seat gone past the grace period comes back as a fresh join.
   async _recover(reason) {
     if (this.recovering || this.closed || this.status === 'kicked') return;
     this.recovering = true;
     this._setStatus('reconnecting', reason);
     try {
-      if (reason === 'ice' && this.sig && this.sig.isOpen && await this._tryIceRestart()) {
-        this._setStatus('connected');
-        return;
-      }
-      let delay = 500;
+      let delay = 250;
       while (!this.closed) {
         // Only this session was given the secret; without it the server refuses the resume.
         const resume = this.me && this.resumeSecret
@@ -229,19 +230,10 @@ export class Session extends EventTarget {
           }
         }
         await untilRetry(delay);
-        delay = Math.min(delay * 2, 5000);
+        delay = Math.min(delay * 2, 2000);
       }
     } finally {
       this.recovering = false;
-    }
-  }
-
-  async _tryIceRestart() {
-    try {
-      await this.negotiate({ iceRestart: true });
-      return await this._waitConnected(ICE_RESTART_WAIT_MS);
-    } catch {
-      return false;
     }
   }
 
@@ -322,8 +314,7 @@ export class Session extends EventTarget {
 
   // Serialized: while an offer is in flight, further calls mark "again" and share
   // the running promise; the loop runs once more with the newest wanted picture.
-  negotiate(options = {}) {
-    if (options.iceRestart) this.iceRestartPending = true;
+  negotiate() {
     this.negotiateAgain = true;
     if (!this.negotiating) {
       const gen = this.generation;
@@ -346,9 +337,7 @@ export class Session extends EventTarget {
     const sig = this.sig;
     if (!pc || !sig) return;
     this._syncSubscriptions(pc);
-    const iceRestart = this.iceRestartPending;
-    this.iceRestartPending = false;
-    const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
+    const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     if (!this.offerSent) await waitForGathering(pc, GATHER_WAIT_MS);
     if (gen !== this.generation) return;
@@ -360,7 +349,10 @@ export class Session extends EventTarget {
     }
     const publish = {};
     for (const entry of this.local.values()) {
-      if (entry.transceiver && entry.transceiver.mid) publish[entry.transceiver.mid] = { source: entry.source, label: entry.label || '' };
+      if (!entry.transceiver || !entry.transceiver.mid) continue;
+      publish[entry.transceiver.mid] = { source: entry.source, label: entry.label || '' };
+      // After a resume: go on as the track we published before (same id for everyone).
+      if (entry.trackId) publish[entry.transceiver.mid].track_id = entry.trackId;
     }
     const subscribe = {};
     for (const [trackId, t] of this.recv) if (t.mid) subscribe[t.mid] = trackId;
@@ -487,9 +479,9 @@ export class Session extends EventTarget {
     try { this.sig.send({ type: 'mute', track_id: entry.trackId, muted: entry.muted }); } catch { /* recovery resends */ }
   }
 
+  // Keeps entry.trackId: a resumed seat publishes the same track again under it.
   _attachLocal(entry) {
     const pc = this.pc;
-    entry.trackId = null;
     entry.rejected = null;
     if (!pc) { entry.transceiver = null; return; }
     const kind = entry.track.kind;
@@ -643,6 +635,15 @@ export class Session extends EventTarget {
       case 'participant-joined':
         this.participants.set(m.participant.peer_id, m.participant);
         this.dispatchEvent(new CustomEvent('participant', { detail: { joined: true, participant: m.participant } }));
+        break;
+      case 'participant-reconnecting': {
+        // Their connection dropped; they keep their seat and tracks while they resume.
+        const p = this.participants.get(m.peer_id);
+        if (p) this.participants.set(m.peer_id, { ...p, reconnecting: true });
+        break;
+      }
+      case 'participant-reconnected':
+        this.participants.set(m.participant.peer_id, m.participant);
         break;
       case 'participant-left': {
         const p = this.participants.get(m.peer_id);

@@ -25,7 +25,7 @@ export class TileView {
       el.innerHTML = `
         <video autoplay playsinline muted></video>
         <div class="avatar"><span></span></div>
-        <figcaption><span class="muted-badge" hidden>${icon('mic-off', 'Microphone muted')}</span><span class="label"></span><span class="source-badge" hidden></span></figcaption>
+        <figcaption><span class="muted-badge" hidden>${icon('mic-off', 'Microphone muted')}</span><span class="label"></span><span class="source-badge" hidden></span><span class="reconnecting-badge" hidden>Reconnecting…</span></figcaption>
         <button class="pin-btn" type="button" hidden>${icon('pin')}<span>Pin</span></button>`;
       el.querySelector('.pin-btn').addEventListener('click', () => this.onPin(el.dataset.trackId, el.querySelector('.pin-btn').getAttribute('aria-pressed') === 'true'));
       this.els.set(tile.key, el);
@@ -37,6 +37,9 @@ export class TileView {
     el.dataset.trackId = tile.trackId || '';
     el.classList.toggle('self', tile.self);
     el.classList.toggle('speaking', !!opts.speaking);
+    // Their connection dropped and they are resuming (docs/resume.md): not gone.
+    el.classList.toggle('reconnecting', !!tile.reconnecting);
+    el.querySelector('.reconnecting-badge').hidden = !tile.reconnecting;
 
     const video = el.querySelector('video');
     if (video.srcObject ? video.srcObject.getVideoTracks()[0] !== track : track) {
