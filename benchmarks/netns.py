@@ -127,7 +127,7 @@ class NetnsPair:
     @contextmanager
     def entered(self, ns: str) -> Iterator[None]:
         """Run the calling thread inside ``ns`` (its new sockets live there), then back."""
-        with open(f"/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns}") as target:
+        with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns}") as target:
             os.setns(target.fileno(), os.CLONE_NEWNET)
             try:
                 yield

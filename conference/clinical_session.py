@@ -219,7 +219,7 @@ class ClinicalSession:
     def _handle(self, peer: Peer, message: dict) -> None:
         kind = message["type"]
         sender = Sender.of(peer)
-        if kind in ("lab-fhir", "lab-hl7", "dicom-announce") and self._repeated(peer, kind, _ref(message)):
+        if kind in ("lab-fhir", "lab-hl7", "dicom-announce", "report") and self._repeated(peer, kind, _ref(message)):
             return
         if kind == "dicom-announce":
             announce = self._uploads_of(peer).announce(message)
@@ -235,7 +235,8 @@ class ClinicalSession:
         elif kind == "report":
             _check_may_report(peer)
             reject_unknown(message, {"type", "template", "findings", "conclusion", "references", "ref"}, "report")
-            self._spawn(self._share_report(sender, peer.claims.role.value, message))
+            self._spawn(self._share_report(sender, peer.claims.role.value, message,
+                                           self._begin(peer.id, "report", _ref(message))))
         elif kind == "lab-fhir":
             reject_unknown(message, {"type", "resource", "ref"}, "lab-fhir")
             labs = parse_fhir(message.get("resource"))
@@ -288,25 +289,30 @@ class ClinicalSession:
             self._end(key, self._notice(entry, sender.identity, ref))
 
     # --- the consult report ---
-    async def _share_report(self, sender: Sender, role: str, message: dict) -> None:
+    async def _share_report(self, sender: Sender, role: str, message: dict,
+                            key: tuple[str, str, object] | None) -> None:
         """Checked against the log, signed with the author the token names, then on record
-        like any share; pushed to the hospital's FHIR server afterwards, if one is set."""
+        like any share (a retry with the same ref gets the same answer, nothing signed
+        twice); pushed to the hospital's FHIR server afterwards, if one is set."""
         ref = _ref(message)
         try:
             entries = {e["seq"]: e for e in await asyncio.to_thread(lambda: list(self.log.read()))}
             content = draft(message, entries)
             report = seal(content, {"identity": sender.identity, "name": sender.name, "role": role},
                           self.hub.reports)
-            entry = await self._share(sender, "report", report, f"report/{report['signature'][:32]}",
+            entry = await self._share(sender, "report", report, f"report/{report['signature'][:32]}", ref=ref,
                                       action="report-signed", template=report["template"],
                                       references=[r["seq"] for r in report["references"]])
         except ClinicalError as exc:
+            self._end(key)
             self._refuse(sender.peer_id, exc, ref)
             return
         except Exception:
+            self._end(key)
             log.exception("report from %s failed", sender.peer_id)
             self._refuse(sender.peer_id, ClinicalError("internal", "report not processed"), ref)
             return
+        self._end(key, None if entry is None else self._notice(entry, sender.identity, ref))
         if entry is not None and self.hub.report_push is not None:
             await self._push_report(sender, entry, {**entries, entry["seq"]: entry})
 

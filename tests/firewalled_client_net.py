@@ -44,6 +44,11 @@ class FirewalledClientNet:
         _run("ip", "netns", "add", self.namespace)
         self._created = True
         try:
+            # IPv4 only: an IPv6 link-local address finishing duplicate detection a second
+            # after the link comes up is a "network change" to Chromium, which then aborts
+            # the page's requests (net::ERR_NETWORK_CHANGED) if it has just started.
+            _run("ip", "netns", "exec", self.namespace, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                 "net.ipv6.conf.default.disable_ipv6=1")
             _run("ip", "link", "add", self._host_veth, "type", "veth", "peer", "name", self._client_veth,
                  "netns", self.namespace)
             _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self._host_veth)

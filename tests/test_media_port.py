@@ -154,7 +154,9 @@ async def test_churn_frees_demultiplexing_entries(server):
         video = await anchor.publish(PatternTrack(), "camera")
         guests = []
         for cycle in range(8):
-            client = await Client.join(server.url, await server.mint("churn-port", "participant", f"G{cycle}"))
+            # Vanishing means gone: a client that resumed would hold a new entry on purpose.
+            client = await Client.join(server.url, await server.mint("churn-port", "participant", f"G{cycle}"),
+                                       auto_resume=False)
             await frames(await client.subscribe(video), 2)
             ice = server_ice(server, "churn-port", client.peer_id)
             guests.append((ice.local_username, ice._nominated[1].remote_addr))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.netns import CLIENT_IP, NETWORK, SERVER_IP, NetnsPair
+from benchmarks.netns import NETWORK, SERVER_IP, NetnsPair
 from telemed_client import Client
 from telemed_client.clinical import CHANNELS, Clinical
 from telemed_client.wire import unpack_ecg

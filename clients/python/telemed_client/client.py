@@ -264,7 +264,7 @@ class Client:
         sending, receiving = [], []
         for mid, (track, codec) in outgoing.items():
             sending.append((self._add_sender(track, codec), mid, track, codec))
-        for mid, track_id in old_subscribe.items():
+        for track_id in old_subscribe.values():
             kind = self.tracks[track_id]["kind"] if track_id in self.tracks else None
             if kind is not None:  # a track that went meanwhile is not asked for again
                 receiving.append((self.pc.addTransceiver(kind, direction="recvonly"), track_id))

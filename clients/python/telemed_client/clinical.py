@@ -343,10 +343,9 @@ class Clinical:
         ``{"seq"}``, or ``{"seq", "start", "end"}`` for an ECG segment in seconds. Returns
         the report notice as everyone got it: the author and time are the server's."""
         ref = secrets.token_hex(6)
-        start = len(self.messages)
-        self.send({"type": "report", "template": template, "findings": findings, "conclusion": conclusion,
-                   "references": references or [], "ref": ref})
-        return await self._reply(ref, self._own("report"), start, timeout)
+        message = {"type": "report", "template": template, "findings": findings, "conclusion": conclusion,
+                   "references": references or [], "ref": ref}
+        return await self._request(message, ref, self._own("report", ref=ref), timeout)
 
 
 class _Resumed(Exception):
