@@ -60,7 +60,9 @@ async def test_media_keeps_a_consentless_publisher(server, fast_consent):
 
 async def test_without_media_consent_expires(server, fast_consent):
     await server.create_room("gone", "pw-123456")
-    publisher = await Client.join(server.url, await server.token("gone", "pw-123456", name="OR"))
+    # A client that resumed would be connected again, on purpose: this one stays gone.
+    publisher = await Client.join(server.url, await server.token("gone", "pw-123456", name="OR"),
+                                  auto_resume=False)
     try:
         stop_answering_stun_once_connected(publisher)
         await publisher.publish(PatternTrack(), "camera")
