@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .forwarding import RESULTS, SERVERS, Options, run, table
+from .forwarding import CPU_TARGET, JOIN_TARGET, LOSS_TARGET, RESULTS, SERVERS, Options, run, table
 
 
 def main() -> None:
@@ -56,9 +56,18 @@ def main() -> None:
     result = asyncio.run(run(opts))
     if result["summary"]:
         print(table(result["summary"]))
+    def met(ok: bool) -> str:
+        return "met" if ok else "not met"
+
     for n, r in result["ratio"].items():
         print(f"N={n}: CPU per packet ours/Janus = {r['cpu_per_packet_ours_over_janus']}"
-              f" (target ≤ 0.5 with loss < 0.5%: {'met' if r['target_met'] else 'not met'})")
+              f" (≤ {CPU_TARGET}: {met(r['cpu_target_met'])}); join-all ours/Janus ="
+              f" {r['join_all_ours_over_janus']} (≤ {JOIN_TARGET}: {met(r['join_target_met'])});"
+              f" worst loss {r['worst_loss_pct_ours']} % (< {LOSS_TARGET}: {met(r['loss_target_met'])})")
+    for row in result["runs"]:
+        if "join_phases_p50_s" in row:
+            print(f"{row['server']} N={row['subscribers']} repeat {row['repeat'] + 1}: join phases p50 s"
+                  f" {row['join_phases_p50_s']}; UDP drops in window {row['udp_drops_window']}")
     if "profile_ours" in result:
         print((RESULTS / f"profile-ours-{opts.profile}.txt").read_text())
     if result["runs"]:

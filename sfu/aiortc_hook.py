@@ -60,7 +60,7 @@ REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     aioice.ice.Connection: ("data_received", "query_consent", "get_component_candidates",
                             "build_request"),
     aioice.ice.StunProtocol: ("request",),
-    RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
+    RTCRtpSender: ("_send_rtcp", "_run_rtcp", "_send_keyframe"),
 }
 
 
@@ -281,6 +281,8 @@ class MediaTransport:
         self.media_received = 0  # authenticated SRTP/SRTCP packets from the peer
         # (libsrtp buffer, session, its C buffer, length cell, sendto, address) or None
         self._send: tuple | None = None
+        # Called whenever media becomes able to flow (DTLS up, or a pair again after none).
+        self.ready_listeners: list[Callable[[], None]] = []
         dtls.on("statechange", self.refresh)
 
     def refresh(self) -> bool:
@@ -289,6 +291,13 @@ class MediaTransport:
         Called on every DTLS state change and once a second, so a pair that moves
         is picked up within a second.
         """
+        was_ready = self._send is not None
+        if self._follow() and not was_ready:
+            for listener in list(self.ready_listeners):
+                listener()
+        return self._send is not None
+
+    def _follow(self) -> bool:
         pair = self._nominated.get(1)
         srtp = self._dtls._tx_srtp
         if pair is None or srtp is None or self._dtls._state is not DtlsState.CONNECTED:
@@ -468,6 +477,19 @@ def silence_sender(sender: RTCRtpSender) -> None:
 
     sender._send_rtcp = no_rtcp  # type: ignore[method-assign]
     sender._run_rtcp = parked_rtcp_loop  # type: ignore[method-assign]
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` on every PLI or FIR the remote sends about this sender's stream
+    (aiortc's own reaction, a keyframe from its encoder, still happens). For a sender fed
+    pre-encoded packets, which aiortc cannot make a keyframe of (benchmarks, tests)."""
+    force_keyframe = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        force_keyframe()
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:

@@ -153,10 +153,9 @@ class Producer:
         now = time.monotonic()
         if self.keyframes.request(now):
             self._pli()
-        elif self._deferred_pli is None:
+        elif self.keyframes.held_back and self._deferred_pli is None:
             # Throttled: send it the moment the throttle allows, not at the next upkeep
-            # tick. A new viewer asks again once its DTLS is up (the first keyframe went
-            # by before it could receive), usually within the throttle interval.
+            # tick (a request served by a keyframe already on its way waits for nothing).
             self._deferred_pli = asyncio.get_running_loop().call_later(
                 self.keyframes.throttled_for(now), self._send_deferred_pli)
 
