@@ -213,6 +213,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         server.check_alive()
 
         udp0 = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        cpu_join0 = proc_cpu(server.pid)
         shares = split(n, opts.workers)
         subs = [await WorkerProc.spawn(ns, f"{kind}-sub{i}", tmp / f"{kind}-worker-sub{i}.log")
                 for i in range(len(shares))]
@@ -229,6 +230,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             print(f"  {kind}: {len(failed)} of {n} subscribers failed to join: {failed[:3]}", file=sys.stderr)
 
         udp_joined = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        cpu_join1 = proc_cpu(server.pid)
         await asyncio.sleep(opts.warmup)
         if profile_to is not None:
             profiler = start_profiler(server.pid, opts.duration, profile_to, opts.profile)
@@ -242,6 +244,9 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         stops = await asyncio.gather(*(w.call({"cmd": "stop"}) for w in workers))
         cpu1, host1 = proc_cpu(server.pid), host_cpu()
         udp_end = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        counters = None
+        if kind == "ours":
+            counters = (await pub.call({"cmd": "counters", "base": server.base, "key": server.admin_key}))["counters"]
         load_end = os.getloadavg()[0]
         server.check_alive()
         await asyncio.gather(*(w.call({"cmd": "dump", "out": str(tmp / f"{kind}-{n}-{w.name}.json")})
@@ -287,6 +292,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "udp_drops_join": {ns: udp_errors_between(udp0[ns], udp_joined[ns]) for ns in udp0},
         "udp_drops_window": {ns: udp_errors_between(udp_start[ns], udp_end[ns]) for ns in udp0},
         "publisher_keyframe_requests": stops[0].get("publisher"),
+        "server_counters": counters,  # ours: /metrics at the end of the window
         "publisher_packets": sent_in_window,
         "delivered_packets": delivered,
         "delivered_per_s": round(delivered / window, 1),
@@ -306,6 +312,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "join_max_s": _r(per_sub_join[-1] if per_sub_join else None, 3),
         "join_milestones_p50_s": milestones(joins),
         "join_phases_p50_s": phases(joins, kind),
+        # Server CPU from the first subscribe until all had a picture (forwarding included).
+        "join_server_cpu_s": round(sum(cpu_join1) - sum(cpu_join0), 3),
     }
 
 

@@ -12,6 +12,7 @@ line, answering each with one JSON line on stdout:
   {"cmd": "start"}  -> {"ok": true, "t"}             (open the measurement window)
   {"cmd": "stop"}   -> {"ok": true, "t", "stats": [...], "publisher"?: {...}}   (close it)
   {"cmd": "dump", "out": path} -> {"ok": true}       (send/receive logs written to path)
+  {"cmd": "counters", "base", "key"} -> {"ok": true, "counters": {...}}   (our server's /metrics)
   {"cmd": "quit"}   -> closes every peer connection and exits
 
 Every wait is bounded; the orchestrator also kills workers that overstay.
@@ -68,6 +69,8 @@ class Worker:
             return reply
         if cmd == "dump":
             return self.dump(msg)
+        if cmd == "counters":
+            return {"ok": True, "counters": await telemed.server_counters(self.http, msg["base"], msg["key"])}
         raise ValueError(f"unknown command {cmd!r}")
 
     async def publish(self, msg: dict) -> dict:

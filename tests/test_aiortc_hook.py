@@ -21,6 +21,18 @@ def test_pinned_versions_are_installed():
         "then update the pins in requirements.txt and here")
 
 
+def test_receivers_build_their_bitrate_estimator_lazily():
+    from aiortc.rate import RemoteBitrateEstimator
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    assert callable(getattr(RemoteBitrateEstimator, "add", None)), "aiortc's RemoteBitrateEstimator.add is gone"
+    estimator = hook.LazyBitrateEstimator()
+    assert estimator.add(arrival_time_ms=0, abs_send_time=0, payload_size=100, ssrc=1) is None
+    assert isinstance(estimator._estimator, RemoteBitrateEstimator)
+    source = RTCRtpReceiver.__init__.__code__.co_names
+    assert "RemoteBitrateEstimator" in source, "aiortc no longer builds the estimator where the hook replaces it"
+
+
 def test_private_methods_exist():
     for cls, names in hook.REQUIRED_METHODS.items():
         for name in names:
