@@ -9,7 +9,10 @@ come is repeated after RETRY_AFTER.
 
 from __future__ import annotations
 
-MIN_INTERVAL = 0.3   # never two PLIs upstream closer than this
+# Never two PLIs upstream closer than this: at most ten keyframes a second from one
+# publisher, even while viewers join in a burst (each one that comes up just after a
+# keyframe went by needs another; Janus asks once per viewer, unthrottled).
+MIN_INTERVAL = 0.1
 RETRY_AFTER = 1.0    # ask again if the keyframe did not arrive
 
 

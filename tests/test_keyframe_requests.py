@@ -25,18 +25,19 @@ def video_producer(sent: list[bytes]) -> Producer:
 
 def test_manager_coalesces_throttles_and_retries():
     manager = KeyFrameRequestManager()
-    assert manager.request(10.0) is True
-    assert manager.request(10.1) is False and not manager.held_back  # served by the keyframe asked for
+    t0, half = 0.0, MIN_INTERVAL / 2
+    assert manager.request(t0) is True
+    assert manager.request(t0 + half) is False and not manager.held_back  # served by the keyframe asked for
     assert manager.requests_coalesced == 1
     manager.keyframe_arrived()
-    assert manager.request(10.2) is False and manager.held_back      # a new keyframe, but throttled
-    assert manager.throttled_for(10.2) == pytest.approx(MIN_INTERVAL - 0.2)
-    assert manager.send_deferred(10.2) is False
-    assert manager.send_deferred(10.0 + MIN_INTERVAL) is True
-    assert manager.request(10.5) is False                            # in flight again
-    assert manager.tick(10.0 + MIN_INTERVAL + RETRY_AFTER) is True   # no keyframe came: again
+    assert manager.request(t0 + half) is False and manager.held_back      # a new keyframe, but throttled
+    assert manager.throttled_for(t0 + half) == pytest.approx(half)
+    assert manager.send_deferred(t0 + half) is False
+    assert manager.send_deferred(t0 + MIN_INTERVAL) is True
+    assert manager.request(t0 + MIN_INTERVAL + half) is False            # in flight again
+    assert manager.tick(t0 + MIN_INTERVAL + RETRY_AFTER) is True           # no keyframe came: again
     manager.keyframe_arrived()
-    assert manager.send_deferred(20.0) is False and manager.tick(20.0) is False  # nothing pending
+    assert manager.send_deferred(t0 + 20) is False and manager.tick(t0 + 20) is False  # nothing pending
 
 
 async def test_a_throttled_request_is_sent_when_the_throttle_ends():
