@@ -59,7 +59,7 @@ REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCCertificate: ("_create_ssl_context",),
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
     aioice.ice.Connection: ("data_received", "query_consent", "get_component_candidates",
-                            "build_request"),
+                            "build_request", "check_incoming", "check_complete", "check_state"),
     aioice.ice.StunProtocol: ("request",),
     RTCRtpSender: ("_send_rtcp", "_run_rtcp", "_send_keyframe"),
 }
@@ -215,6 +215,7 @@ class SharedIce:
             route.on_close = self._closed
         ice.get_component_candidates = self._candidates  # type: ignore[method-assign]
         ice.query_consent = self._no_consent_task  # type: ignore[method-assign]
+        ice.check_incoming = self._check_incoming  # type: ignore[method-assign]
         ice._telemed_shared = self  # type: ignore[attr-defined]
         port.consent.timing = consent_timing
         port.consent.watch(self)
@@ -238,6 +239,27 @@ class SharedIce:
 
     async def _candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list:
         return [cast(aioice.ice.StunProtocol, route.peer).local_candidate for route in self._routes if component == 1]
+
+    def _check_incoming(self, message: aioice.stun.Message, addr: tuple, protocol: Any) -> None:
+        """An authenticated check from the peer (already answered). One that nominates
+        its pair completes ICE at once, as on an ICE-lite server (RFC 8445 section 2.5):
+        DTLS starts now instead of after our own check of the pair has come back, a round
+        trip through two busy event loops later. The peer's check proves its direction,
+        our answer to it the other."""
+        ice = self._ice
+        type(ice).check_incoming(ice, message, addr, protocol)
+        if ice.ice_controlling or "USE-CANDIDATE" not in message.attributes or 1 in ice._nominated:
+            return
+        pair = next((p for p in ice._check_list if p.protocol is protocol and p.remote_nominated
+                     and p.remote_addr == (addr[0], addr[1])), None)
+        if pair is None:
+            return
+        check = pair.task  # our own check of the pair, no longer needed
+        pair.nominated = True
+        ice.check_state(pair, aioice.ice.CandidatePair.State.SUCCEEDED)
+        ice.check_complete(pair)
+        if check is not None:
+            check.cancel()
 
     async def _no_consent_task(self) -> None:
         return None  # the port's ConsentFreshness checks every connection from one timer
