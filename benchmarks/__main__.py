@@ -39,6 +39,9 @@ def main() -> None:
                    help="only the profiling run (needs --profile); forwarding.json is left alone")
     p.add_argument("--out", type=Path, default=RESULTS / "forwarding.json")
     p.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
+    p.add_argument("--server-cpu", type=float, default=None, metavar="CPUS",
+                   help="cap the server process at this many CPUs (a cgroup CPU quota, e.g. 0.05): "
+                        "a starved server, reproducibly, without loading the host")
     a = p.parse_args()
     counts = [int(x) for x in a.subscribers.split(",") if x.strip()]
     servers = tuple(s.strip() for s in a.servers.split(",") if s.strip())
@@ -50,7 +53,7 @@ def main() -> None:
         p.error(f"--servers: unknown {', '.join(sorted(unknown))}")
     opts = Options(subscribers=counts, duration=a.duration, warmup=a.warmup, workers=max(1, a.workers),
                    servers=servers, out=a.out, profile=a.profile, keep_logs=a.keep_logs,
-                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only)
+                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only, server_cpu=a.server_cpu)
     if a.profile_only and not a.profile:
         a.profile = opts.profile = "python"
     result = asyncio.run(run(opts))

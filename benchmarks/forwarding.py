@@ -47,6 +47,7 @@ class Options:
     keep_logs: bool
     repeat: int = 1
     profile_only: bool = False
+    server_cpu: float | None = None  # CPUs the server may use (cgroup quota), None: no cap
 
 
 def proc_cpu(pid: int) -> tuple[float, float]:
@@ -170,6 +171,28 @@ class Server:
                 self.proc.wait(5)
 
 
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")
+
+
+class CpuCap:
+    """A cgroup (v1 cpu controller) that caps one process, all its threads, at `cpus`."""
+
+    def __init__(self, pid: int, cpus: float) -> None:
+        self.path = CPU_CGROUP / f"tmbench-{os.getpid()}-{pid}"
+        self.path.mkdir()
+        (self.path / "cpu.cfs_period_us").write_text("100000")
+        (self.path / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * 100000))))
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        try:
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                (CPU_CGROUP / "cgroup.procs").write_text(pid)
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
 def split(n: int, parts: int) -> list[int]:
     parts = max(1, min(parts, n))
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
@@ -204,6 +227,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
     server = Server(kind, ns, tmp, perf_env)
     workers: list[WorkerProc] = []
     profiler: subprocess.Popen | None = None
+    cap = CpuCap(server.pid, opts.server_cpu) if opts.server_cpu else None
     try:
         pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-worker-pub.log")
         workers.append(pub)
@@ -260,6 +284,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             except subprocess.TimeoutExpired:
                 profiler.kill()
         server.stop()
+        if cap is not None:
+            cap.remove()
 
     sent: dict[str, list[float]] = json.loads((tmp / f"{kind}-{n}-{pub.name}.json").read_text())["sent"]
     received: list[list] = []
@@ -287,6 +313,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "server_cpu_pct": round(100 * cpu_s / window, 1),
         "host_busy_pct": round(100 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
         "load_average_1m": [round(load_start, 2), round(load_end, 2)],
+        "server_cpu_cap": opts.server_cpu,
         # Kernel UDP drops per namespace (server's; publisher's and subscribers'), so a
         # loss can be placed: a full receive buffer shows as RcvbufErrors on that side.
         "udp_drops_join": {ns: udp_errors_between(udp0[ns], udp_joined[ns]) for ns in udp0},
@@ -509,7 +536,7 @@ async def run(opts: Options) -> dict:
         "joined_means": "every subscriber has its first complete keyframe (all its packets, in order): "
                         "a picture can be shown; first_rtp_all_s is the first RTP packet of any kind",
         "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers,
-                     "repeat": opts.repeat},
+                     "repeat": opts.repeat, "server_cpu_cap": opts.server_cpu},
         "summary": summarize_runs(rows),
         "ratio": ratios(rows),
         "runs": rows,
