@@ -40,8 +40,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS / "forwarding.json")
     p.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
     p.add_argument("--server-cpu", type=float, default=None, metavar="CPUS",
-                   help="cap the server process at this many CPUs (a cgroup CPU quota, e.g. 0.05): "
-                        "a starved server, reproducibly, without loading the host")
+                   help="cap the server process at this many CPUs during the window (a cgroup CPU "
+                        "quota, e.g. 0.05): a starved server, reproducibly, without loading the host")
     a = p.parse_args()
     counts = [int(x) for x in a.subscribers.split(",") if x.strip()]
     servers = tuple(s.strip() for s in a.servers.split(",") if s.strip())

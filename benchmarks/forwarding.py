@@ -227,7 +227,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
     server = Server(kind, ns, tmp, perf_env)
     workers: list[WorkerProc] = []
     profiler: subprocess.Popen | None = None
-    cap = CpuCap(server.pid, opts.server_cpu) if opts.server_cpu else None
+    cap: CpuCap | None = None
     try:
         pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-worker-pub.log")
         workers.append(pub)
@@ -258,6 +258,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         await asyncio.sleep(opts.warmup)
         if profile_to is not None:
             profiler = start_profiler(server.pid, opts.duration, profile_to, opts.profile)
+        if opts.server_cpu:  # from the window on: start-up and joins run uncapped
+            cap = CpuCap(server.pid, opts.server_cpu)
         cpu0, host0 = proc_cpu(server.pid), host_cpu()
         udp_start = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
         load_start = os.getloadavg()[0]

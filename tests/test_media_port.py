@@ -289,3 +289,23 @@ async def test_dtls_starts_on_the_peers_nominating_check(server, monkeypatch):
     finally:
         await viewer.close()
         await publisher.close()
+
+
+async def test_a_full_receive_buffer_is_counted():
+    """Datagrams the kernel drops because the loop did not read in time are counted
+    (telemed_media_port_dropped_total{reason="receive_buffer_full"})."""
+    from sfu.media_port import MediaPort
+
+    port = await MediaPort.open(["127.0.0.1"], 0, tcp=False)
+    try:
+        sock = port.sockets[0].transport.get_extra_info("socket")
+        address = sock.getsockname()
+        assert port.receive_buffer_drops() == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            # The loop does not run meanwhile, so nothing is read: the buffer fills.
+            buffered = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            for _ in range(2 * buffered // 1024):
+                sender.sendto(b"\xff" * 1024, address)
+        assert port.receive_buffer_drops() > 0
+    finally:
+        port.close()
