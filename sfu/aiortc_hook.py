@@ -32,8 +32,10 @@ import aioice.ice
 import aioice.stun
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
-from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender,
+                    RTCRtpTransceiver)
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
@@ -151,9 +153,25 @@ class SharedCertificate(RTCCertificate):
         return context
 
 
-def share_certificate(pc: Any) -> None:
-    """Make a new RTCPeerConnection use the SharedCertificate (before it creates transports)."""
-    pc._RTCPeerConnection__certificates = [SharedCertificate.current()]
+class _SharedCertificateMaker:
+    """Stands in for aiortc's RTCCertificate while `shared_certificate_peer_connection`
+    builds a connection: its one call hands out the SharedCertificate."""
+
+    @staticmethod
+    def generateCertificate() -> SharedCertificate:
+        return SharedCertificate.current()
+
+
+def shared_certificate_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
+    """A new RTCPeerConnection on the SharedCertificate from the start. Replacing its
+    certificate afterwards still costs aiortc's own, made and signed in the constructor:
+    1-2 ms of every join, on the event loop."""
+    module = aiortc.rtcpeerconnection
+    module.RTCCertificate = _SharedCertificateMaker  # type: ignore[misc,assignment]
+    try:
+        return RTCPeerConnection(configuration)
+    finally:
+        module.RTCCertificate = RTCCertificate  # type: ignore[misc]
 
 
 def pin_host_addresses(addresses: list[str]) -> None:

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
-                    RTCSessionDescription)
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
@@ -125,9 +124,8 @@ class Connection:
         servers = [RTCIceServer(**s) for s in ice_servers or []]
         # MAX_BUNDLE: with aiortc's default, an m-line may keep a transport it was handed
         # before BUNDLE was applied, and then never carries media.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
-                                                     bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        hook.share_certificate(self.pc)
+        self.pc = hook.shared_certificate_peer_connection(RTCConfiguration(
+            iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.label = label
         self.announced_ip = announced_ip
         self.media_port = media_port  # None: aioice binds a port per connection

@@ -7,7 +7,8 @@ from importlib.metadata import version
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection
-from aiortc.rtcdtlstransport import SRTP_PROFILES
+from aiortc import rtcpeerconnection as aiortc_rtcpeerconnection
+from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
 
 from sfu import aiortc_hook as hook
 
@@ -136,9 +137,10 @@ async def test_shared_ice_names_exist():
 
 
 async def test_shared_certificate_serves_every_connection():
-    first, second = (RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2))
+    first, second = (hook.shared_certificate_peer_connection(RTCConfiguration(iceServers=[]))
+                     for _ in range(2))
+    assert aiortc_rtcpeerconnection.RTCCertificate is RTCCertificate  # restored for everyone else
     for pc in (first, second):
-        hook.share_certificate(pc)
         pc.addTransceiver("audio", direction="sendrecv")
         await pc.setLocalDescription(await pc.createOffer())
     fingerprints = [pc.localDescription.sdp.split("a=fingerprint:sha-256 ")[1].split()[0] for pc in (first, second)]
