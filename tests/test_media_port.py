@@ -301,6 +301,7 @@ async def test_a_full_receive_buffer_is_counted():
         sock = port.sockets[0].transport.get_extra_info("socket")
         address = sock.getsockname()
         assert port.receive_buffer_drops() == 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # a small one fills fast
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             # The loop does not run meanwhile, so nothing is read: the buffer fills.
             buffered = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
