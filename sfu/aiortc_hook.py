@@ -100,8 +100,8 @@ class LazyBitrateEstimator:
     """aiortc's RemoteBitrateEstimator, built on its first packet instead of with the
     receiver. aiortc gives every video receiver one, and building it allocates a
     thousand rate buckets: on a server, whose receivers never see a packet (media is
-    taken off the transport first), that was a quarter of the CPU of a burst of joins,
-    counting the garbage collections it set off. A receiver that does get media (a
+    taken off the transport first), that was about a fifth of the CPU of a burst of
+    joins, counting the garbage collections it set off. A receiver that does get media (a
     client's) builds the real one then and behaves as before."""
 
     def __init__(self) -> None:
