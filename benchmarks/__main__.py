@@ -42,6 +42,11 @@ def main() -> None:
     p.add_argument("--server-cpu", type=float, default=None, metavar="CPUS",
                    help="cap the server process at this many CPUs during the window (a cgroup CPU "
                         "quota, e.g. 0.05): a starved server, reproducibly, without loading the host")
+    p.add_argument("--clients-cpu", type=float, default=None, metavar="CPUS",
+                   help="cap the subscriber workers, together, at this many CPUs during the window")
+    p.add_argument("--server-cpu-for", type=float, default=None, metavar="SECONDS",
+                   help="lift the CPU caps after this many seconds of the window, so the server "
+                        "drains its backlog at once (as after a peak of host load)")
     a = p.parse_args()
     counts = [int(x) for x in a.subscribers.split(",") if x.strip()]
     servers = tuple(s.strip() for s in a.servers.split(",") if s.strip())
@@ -53,7 +58,8 @@ def main() -> None:
         p.error(f"--servers: unknown {', '.join(sorted(unknown))}")
     opts = Options(subscribers=counts, duration=a.duration, warmup=a.warmup, workers=max(1, a.workers),
                    servers=servers, out=a.out, profile=a.profile, keep_logs=a.keep_logs,
-                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only, server_cpu=a.server_cpu)
+                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only, server_cpu=a.server_cpu,
+                   server_cpu_for=a.server_cpu_for, clients_cpu=a.clients_cpu)
     if a.profile_only and not a.profile:
         a.profile = opts.profile = "python"
     result = asyncio.run(run(opts))

@@ -48,6 +48,8 @@ class Options:
     repeat: int = 1
     profile_only: bool = False
     server_cpu: float | None = None  # CPUs the server may use (cgroup quota), None: no cap
+    server_cpu_for: float | None = None  # seconds of the window the caps last (None: all of it)
+    clients_cpu: float | None = None  # CPUs the subscriber workers may use together
 
 
 def proc_cpu(pid: int) -> tuple[float, float]:
@@ -175,14 +177,16 @@ CPU_CGROUP = Path("/sys/fs/cgroup/cpu")
 
 
 class CpuCap:
-    """A cgroup (v1 cpu controller) that caps one process, all its threads, at `cpus`."""
+    """A cgroup (v1 cpu controller) that caps processes, all their threads, at `cpus`
+    together."""
 
-    def __init__(self, pid: int, cpus: float) -> None:
-        self.path = CPU_CGROUP / f"tmbench-{os.getpid()}-{pid}"
+    def __init__(self, pids: list[int], cpus: float) -> None:
+        self.path = CPU_CGROUP / f"tmbench-{os.getpid()}-{pids[0]}"
         self.path.mkdir()
         (self.path / "cpu.cfs_period_us").write_text("100000")
         (self.path / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * 100000))))
-        (self.path / "cgroup.procs").write_text(str(pid))
+        for pid in pids:
+            (self.path / "cgroup.procs").write_text(str(pid))
 
     def remove(self) -> None:
         try:
@@ -227,7 +231,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
     server = Server(kind, ns, tmp, perf_env)
     workers: list[WorkerProc] = []
     profiler: subprocess.Popen | None = None
-    cap: CpuCap | None = None
+    caps: list[CpuCap] = []
     try:
         pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-worker-pub.log")
         workers.append(pub)
@@ -259,14 +263,23 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         if profile_to is not None:
             profiler = start_profiler(server.pid, opts.duration, profile_to, opts.profile)
         if opts.server_cpu:  # from the window on: start-up and joins run uncapped
-            cap = CpuCap(server.pid, opts.server_cpu)
+            caps.append(CpuCap([server.pid], opts.server_cpu))
+        if opts.clients_cpu:
+            caps.append(CpuCap([w.proc.pid for w in subs], opts.clients_cpu))
         cpu0, host0 = proc_cpu(server.pid), host_cpu()
         udp_start = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
         load_start = os.getloadavg()[0]
         # Publisher first, so every packet the subscribers count was sent in its window.
         starts = [(await workers[0].call({"cmd": "start"}))["t"]]
         starts += [r["t"] for r in await asyncio.gather(*(w.call({"cmd": "start"}) for w in subs))]
-        await asyncio.sleep(opts.duration)
+        if caps and opts.server_cpu_for is not None:
+            # Starved, then free: the server drains what piled up, as after a host's peak.
+            await asyncio.sleep(min(opts.server_cpu_for, opts.duration))
+            while caps:
+                caps.pop().remove()
+            await asyncio.sleep(max(0.0, opts.duration - opts.server_cpu_for))
+        else:
+            await asyncio.sleep(opts.duration)
         stops = await asyncio.gather(*(w.call({"cmd": "stop"}) for w in workers))
         cpu1, host1 = proc_cpu(server.pid), host_cpu()
         udp_end = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
@@ -286,8 +299,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             except subprocess.TimeoutExpired:
                 profiler.kill()
         server.stop()
-        if cap is not None:
-            cap.remove()
+        while caps:
+            caps.pop().remove()
 
     sent: dict[str, list[float]] = json.loads((tmp / f"{kind}-{n}-{pub.name}.json").read_text())["sent"]
     received: list[list] = []
@@ -316,6 +329,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "host_busy_pct": round(100 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
         "load_average_1m": [round(load_start, 2), round(load_end, 2)],
         "server_cpu_cap": opts.server_cpu,
+        "server_cpu_cap_s": opts.server_cpu_for,
+        "clients_cpu_cap": opts.clients_cpu,
         # Kernel UDP drops per namespace (server's; publisher's and subscribers'), so a
         # loss can be placed: a full receive buffer shows as RcvbufErrors on that side.
         "udp_drops_join": {ns: udp_errors_between(udp0[ns], udp_joined[ns]) for ns in udp0},
@@ -538,7 +553,8 @@ async def run(opts: Options) -> dict:
         "joined_means": "every subscriber has its first complete keyframe (all its packets, in order): "
                         "a picture can be shown; first_rtp_all_s is the first RTP packet of any kind",
         "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers,
-                     "repeat": opts.repeat, "server_cpu_cap": opts.server_cpu},
+                     "repeat": opts.repeat, "server_cpu_cap": opts.server_cpu,
+                     "server_cpu_cap_s": opts.server_cpu_for, "clients_cpu_cap": opts.clients_cpu},
         "summary": summarize_runs(rows),
         "ratio": ratios(rows),
         "runs": rows,
