@@ -129,7 +129,7 @@ class SimulcastConsumer(RtpConsumer):
         levels = []
         for layer in allowed:
             thinned = layer in (self.wanted, allowed[0])
-            levels += [(layer, tid) for tid in range(top if thinned else 0, top)] + [(layer, top)]
+            levels += [(layer, tid) for tid in range(0 if thinned else top, top)] + [(layer, top)]
         return levels
 
     def choose(self, now: float, budget: int | None, may_step_up: bool = True) -> tuple[int, bool]:
