@@ -456,7 +456,7 @@ class Connection:
                     rtt = consumer.round_trip(report, now)
                     if rtt is not None:
                         self.downlink.on_rtt(rtt, now)
-            if lossy or self.downlink.queueing():  # choose layers now, not at the next tick
+            if lossy or self.downlink.queueing(now):  # choose layers now, not at the next tick
                 allocate(self.consumers.values(), now, self.downlink)
         elif isinstance(packet, (rtcp.RtcpRtpfbPacket, rtcp.RtcpPsfbPacket)):
             targets = [packet.media_ssrc]

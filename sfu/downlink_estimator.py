@@ -10,10 +10,11 @@
   send: up slowly.
 - Loss, from receiver reports: above LOSSY, what we send cut by half the loss (the
   loss-based half of Google congestion control).
-- RTT, from receiver reports (their LSR/DLSR against the sender reports we wrote):
+- RTT, from receiver reports (their LSR/DLSR against the sender reports we wrote),
+  for a subscriber that sends no REMB: when the last RTT_SUSTAINED of them are all
   more than QUEUE_DELAY over the lowest of the last RTT_WINDOW seconds, and twice it,
-  means the link is queueing: 0.85 x what we send. This covers a subscriber that
-  sends no REMB.
+  the link is queueing: 0.85 x what we send. (One late report is not a queue: our
+  own event loop, busy for a moment, delays the reports we time.)
 
 The budget is the smallest that applies.
 """
@@ -28,6 +29,7 @@ REMB_CUT = 0.97      # Chromium sends a REMB at once when its estimate falls thi
 REMB_STALE = 5.0     # a REMB older than this says nothing
 QUEUE_DELAY = 0.1    # seconds of RTT over the floor that mean a queue
 RTT_WINDOW = 30.0
+RTT_SUSTAINED = 3
 DELAY_BACKOFF = 0.85
 
 
@@ -49,6 +51,7 @@ class DownlinkEstimator:
         self.remb_falling = False
         self._remb_at = 0.0
         self.rtt: float | None = None
+        self._recent: deque[float] = deque(maxlen=RTT_SUSTAINED)
         self._rtts: deque[tuple[float, float]] = deque()  # (time, rtt), oldest first
 
     def on_remb(self, bitrate: int, now: float) -> bool:
@@ -60,6 +63,7 @@ class DownlinkEstimator:
 
     def on_rtt(self, rtt: float, now: float) -> None:
         self.rtt = rtt
+        self._recent.append(rtt)
         while self._rtts and now - self._rtts[0][0] > RTT_WINDOW:
             self._rtts.popleft()
         while self._rtts and self._rtts[-1][1] >= rtt:  # never the floor again
@@ -70,10 +74,16 @@ class DownlinkEstimator:
     def min_rtt(self) -> float | None:
         return self._rtts[0][1] if self._rtts else None
 
-    def queueing(self) -> bool:
+    def remb_fresh(self, now: float) -> bool:
+        return self.remb is not None and now - self._remb_at < REMB_STALE
+
+    def queueing(self, now: float) -> bool:
+        """The RTT says the link queues (only asked when there is no REMB)."""
         floor = self.min_rtt
-        return (self.rtt is not None and floor is not None
-                and self.rtt > floor + QUEUE_DELAY and self.rtt > 2 * floor)
+        if floor is None or len(self._recent) < RTT_SUSTAINED or self.remb_fresh(now):
+            return False
+        rtt = min(self._recent)
+        return rtt > floor + QUEUE_DELAY and rtt > 2 * floor
 
     def state(self, sending: int, loss: float, now: float) -> Downlink:
         """`sending`: what we send this connection now, bit/s; `loss`: the worst
@@ -81,10 +91,10 @@ class DownlinkEstimator:
         budgets = []
         if loss > LOSSY:
             budgets.append(int(sending * (1 - 0.5 * loss)))
-        remb = self.remb if now - self._remb_at < REMB_STALE else None
+        remb = self.remb if self.remb_fresh(now) else None
         if remb is not None and self.remb_falling and remb < sending:
             budgets.append(remb)
-        if self.queueing():
+        if self.queueing(now):
             budgets.append(int(sending * DELAY_BACKOFF))
         budget = min(budgets) if budgets else None
         return Downlink(budget, budget is None and (remb is None or remb >= sending))

@@ -155,7 +155,8 @@ class SimulcastConsumer(RtpConsumer):
             self._changed_at = now  # congested: not calm
             self.want(*target, now)
         else:
-            higher = [v for v in self._levels(allowed) if v > current]
+            # up: the full frame rate first, then layer by layer
+            higher = [v for v in self._levels(allowed) if v > current and v[1] == top]
             if self._trying and now - self._changed_at >= TRIAL:
                 self._trying = False
                 self._up_after = UP_AFTER  # it held: the next try may come soon

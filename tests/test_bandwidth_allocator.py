@@ -129,16 +129,20 @@ async def test_remb_and_rtt_choose_the_frame_rate_before_the_resolution():
     assert level() == (2, 0) and consumer._up_after == 2 * UP_AFTER  # the try failed
     downlink.on_remb(1_300_000, t + 3)
     allocate_at(t + 2 + 2 * UP_AFTER)
-    assert level() == (2, 1)
+    assert level() == (2, 255)  # up: the full frame rate at once
 
-    # No REMB at all (it went stale), but the RTT climbs: queueing, back down.
+    # No REMB any more (it went stale), but the RTT climbs and stays up: queueing.
     t += 10
     for rtt in (0.02, 0.03):
         downlink.on_rtt(rtt, t)
     allocate_at(t)
-    assert level() == (2, 1)
+    assert level() == (2, 255)
     downlink.on_rtt(0.3, t + 1)
-    assert downlink.queueing()
-    allocate_at(t + 1)
-    assert level() == (2, 0)  # 0.85 x what was sent
+    downlink.on_rtt(0.25, t + 1.5)
+    allocate_at(t + 1.5)
+    assert level() == (2, 255)  # two late reports are not a queue yet
+    downlink.on_rtt(0.3, t + 2)
+    assert downlink.queueing(t + 2)
+    allocate_at(t + 2)
+    assert level() == (2, 1)  # 0.85 x what was sent
     consumer.close()
