@@ -79,25 +79,14 @@ async def test_layers_follow_the_link_down_and_back_up(shaped):
                                what="the full layer at 3 Mbit/s")
         assert await camera_width(viewer) == 1280
 
-        import asyncio as _a
-        async def spy():
-            while True:
-                d = server.core.live.rooms[ROOM].peers[viewer_id].connection.downlink
-                print(f"{time.monotonic():.1f} remb={d.remb} falling={d.remb_falling} rtt={d.rtt} min={d.min_rtt} layer={consumer.layer}/{consumer.wanted} tid={consumer.tid} ttarget={consumer.target.c.tid_target} tcur={consumer.target.c.tid_current} maxtid={consumer.target.c.max_tid} sending={consumer.sending_bitrate} tdrop={consumer.target.c.temporal_dropped}", flush=True)
-                await _a.sleep(0.5)
-        spytask = _a.create_task(spy())
-        await _a.sleep(5)
         link.rate(400)
         dropped = time.monotonic()
-        print("DROP", dropped)
         await until(lambda: consumer.layer < 2, what="a lower layer at 400 kbit/s")
         down_after = time.monotonic() - dropped
         assert await camera_width(viewer) < 1280  # and it still plays
 
-        await _a.sleep(8)
         link.rate(3000)
         restored = time.monotonic()
-        print("RESTORE", restored)
         await until(lambda: consumer.layer == 2, timeout=90, what="the full layer back at 3 Mbit/s")
         up_after = time.monotonic() - restored
         assert await camera_width(viewer) == 1280
