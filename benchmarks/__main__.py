@@ -1,6 +1,7 @@
 """./telemed bench [--subscribers 10,30] [--duration 20] [--servers ours,janus] [--profile]
 ./telemed bench login [--rounds 10]   (see benchmarks/login.py)
-./telemed bench multinode [--joins 40]   (see benchmarks/multinode.py)"""
+./telemed bench multinode [--joins 40]   (see benchmarks/multinode.py)
+./telemed bench layer-switch [--rounds 5]   (see benchmarks/layer_switch.py)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def main() -> None:
     if sys.argv[1:2] == ["login"]:
         from .login import main as login
         return login(sys.argv[2:])
+    if sys.argv[1:2] == ["layer-switch"]:
+        from .layer_switch import main as layer_switch
+        return layer_switch(sys.argv[2:])
     if sys.argv[1:2] == ["multinode"]:
         from .multinode import main as multinode
         return multinode(sys.argv[2:])
