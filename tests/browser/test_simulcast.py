@@ -135,3 +135,33 @@ async def test_a_camera_turned_on_after_joining_is_sent_as_layers(server, people
     camera = await until(lambda: next((p for p in live.router.producers.values()
                                        if p.kind == "video" and p.layers), None), what="a simulcast camera")
     await until(lambda: all(layer.stats.received for layer in camera.layers), what="packets on every layer")
+
+
+async def test_h264_layers_follow_the_tile(server, people):
+    """Chromium publishes the camera as H264 simulcast (rid q/h/f); each layer's size
+    comes from its SPS, so a small tile gets the small layer, and grown it switches up on
+    the full layer's IDR without the decoder asking for a keyframe."""
+    await server.create_room(ROOM, PASSWORD)
+    host_url = room_url(server, ROOM, await server.token(ROOM, PASSWORD, "host", "Dr. Surgeon"))
+    surgeon = await (await people("surgeon", init_script="window.telemedConfig = {videoCodec: 'h264'};")).page(
+        host_url.replace("quality=sd", "quality=hd"))
+    await wait_connected(surgeon)
+    live = server.core.live.rooms[ROOM]
+    camera = await until(lambda: next((p for p in live.router.producers.values()
+                                       if p.kind == "video" and p.layers), None), what="a simulcast camera")
+    assert camera.codec.mime_type.lower() == "video/h264"
+    await until(lambda: all(layer.frame_size for layer in camera.layers), what="IDRs of all three layers")
+    assert [layer.frame_size for layer in camera.layers] == [(320, 180), (640, 360), (1280, 720)]
+
+    token = await server.token(ROOM, PASSWORD, "viewer", "Trainee on a phone")
+    phone = await (await people("phone", viewport=SMALL)).page(room_url(server, ROOM, token, page="viewer.html"))
+    await wait_connected(phone)
+    phone_id = await peer_id(phone)
+    consumer = await until(lambda: (c := camera_consumer(server, phone_id)) and c.tile and c.layer == 0 and c,
+                           what="the small tile on the low layer")
+    assert await width_of_camera(phone) == 320
+    plis = consumer.plis_received
+    await phone.set_viewport_size(LARGE)
+    await until(lambda: consumer.layer == 2, what="the switch up")
+    assert await width_of_camera(phone) == 1280
+    assert consumer.plis_received == plis
