@@ -160,4 +160,3 @@ async def test_h264_layers_follow_the_tile(server, people):
     consumer = await until(lambda: (c := camera_consumer(server, phone_id)) and c.tile and c.layer == 0 and c,
                            what="the small tile on the low layer")
     assert await width_of_camera(phone) == 320
-    assert consumer.plis_received == 0
