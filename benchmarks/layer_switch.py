@@ -107,7 +107,7 @@ async def run(rounds: int, high: int, low: int, hold: float, tmp: Path) -> dict:
                         load = os.getloadavg()[0]
                         link.rate(low)
                         react_task = asyncio.ensure_future(until(lambda: not full(), 30))
-                        down = await until(lambda: c.layer < 2, 30)
+                        down = await until(lambda c=c: c.layer < 2, 30)
                         react = await react_task
                         await asyncio.sleep(max(0.0, hold - (down or 0)))
                         link.rate(high)

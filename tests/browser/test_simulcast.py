@@ -157,6 +157,6 @@ async def test_h264_layers_follow_the_tile(server, people):
     phone = await (await people("phone", viewport=SMALL)).page(room_url(server, ROOM, token, page="viewer.html"))
     await wait_connected(phone)
     phone_id = await peer_id(phone)
-    consumer = await until(lambda: (c := camera_consumer(server, phone_id)) and c.tile and c.layer == 0 and c,
-                           what="the small tile on the low layer")
+    await until(lambda: (c := camera_consumer(server, phone_id)) and c.tile and c.layer == 0,
+                what="the small tile on the low layer")
     assert await width_of_camera(phone) == 320
