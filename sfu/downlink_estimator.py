@@ -40,10 +40,6 @@ class Downlink:
     budget: int | None
     may_step_up: bool
 
-    @property
-    def congested(self) -> bool:
-        return self.budget is not None
-
 
 class DownlinkEstimator:
     def __init__(self) -> None:
