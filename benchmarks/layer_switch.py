@@ -2,7 +2,7 @@
 
 A Chromium surgeon publishes the camera as three VP8 simulcast layers (with temporal
 layers); a Chromium trainee at a desk watches from behind a veth whose downlink
-`tc tbf` shapes (tests/browser/shaped_link.py). The server runs in this process, so
+`tc tbf` shapes (tests/client_namespace.py). The server runs in this process, so
 the trainee's consumer is read directly. Each round, on CLOCK_MONOTONIC:
 
 - the link goes from ``--high`` to ``--low`` kbit/s:
@@ -49,75 +49,54 @@ async def until(condition, timeout: float) -> float | None:
 
 
 async def run(rounds: int, high: int, low: int, hold: float, tmp: Path) -> dict:
-    from aiohttp import web
-
-    from signaling.app import create_app
-    from signaling.config import Settings
-    from signaling.connection_limits import edge_runner
     from sfu.simulcast_consumer import SimulcastConsumer
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Person, playwright_api, room_url, wait_connected
-    from tests.browser.shaped_link import ShapedLink
-    from tests.server import ADMIN_KEY, RunningServer, free_media_port, free_port
+    from tests.browser.conftest import Person, chromium_in, room_url, wait_connected
+    from tests.client_namespace import ClientNamespace
+    from tests.server import start_server
 
     results: list[dict] = []
-    with ShapedLink("ls") as link:
+    with ClientNamespace("ls") as link:
         link.rate(high)
-        port = free_port()
-        settings = Settings(host=link.host_ip, port=port, ice_hosts=[link.host_ip],
-                            media_port=free_media_port(), data_dir=str(tmp / "data"),
-                            admin_key=ADMIN_KEY, secret="s" * 48)
-        app = create_app(settings)
-        runner = edge_runner(app, settings)
-        await runner.setup()
-        await web.TCPSite(runner, link.host_ip, port).start()
-        server = RunningServer(f"http://{link.host_ip}:{port}", ADMIN_KEY, app)
-        wrapper = tmp / "chromium-in-namespace"
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {link.name} {CHROMIUM} "$@"\n')
-        wrapper.chmod(0o755)
+        server, runner = await start_server(str(tmp / "data"), host=link.host_ip, ice_hosts=[link.host_ip])
         try:
-            async with playwright_api.async_playwright() as p:
-                browser = await p.chromium.launch(executable_path=str(wrapper), args=[
-                    *CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={server.url}"])
-                try:
-                    await server.create_room(ROOM, PASSWORD)
-                    surgeon = Person(await browser.new_context(), "surgeon")
-                    trainee = Person(await browser.new_context(viewport={"width": 1440, "height": 900}), "trainee")
-                    host = room_url(server, ROOM, await server.token(ROOM, PASSWORD, "host", "Dr. Surgeon"))
-                    await wait_connected(await surgeon.page(host.replace("quality=sd", "quality=hd")), timeout=45)
-                    viewer = await trainee.page(room_url(
-                        server, ROOM, await server.token(ROOM, PASSWORD, "viewer", "Trainee"), page="viewer.html"))
-                    await wait_connected(viewer, timeout=45)
-                    viewer_id = await viewer.evaluate("window.telemed.session.me.peer_id")
+            async with chromium_in(link, server.url, tmp) as browser:
+                await server.create_room(ROOM, PASSWORD)
+                surgeon = Person(await browser.new_context(), "surgeon")
+                trainee = Person(await browser.new_context(viewport={"width": 1440, "height": 900}), "trainee")
+                host = room_url(server, ROOM, await server.token(ROOM, PASSWORD, "host", "Dr. Surgeon"))
+                await wait_connected(await surgeon.page(host.replace("quality=sd", "quality=hd")), timeout=45)
+                viewer = await trainee.page(room_url(
+                    server, ROOM, await server.token(ROOM, PASSWORD, "viewer", "Trainee"), page="viewer.html"))
+                await wait_connected(viewer, timeout=45)
+                viewer_id = await viewer.evaluate("window.telemed.session.me.peer_id")
 
-                    def consumer() -> SimulcastConsumer | None:
-                        peer = server.core.live.rooms[ROOM].peers.get(viewer_id)
-                        connection = peer.connection if peer is not None else None
-                        return next((c for c in (connection.consumers.values() if connection else [])
-                                     if isinstance(c, SimulcastConsumer)), None)
+                def consumer() -> SimulcastConsumer | None:
+                    peer = server.core.live.rooms[ROOM].peers.get(viewer_id)
+                    connection = peer.connection if peer is not None else None
+                    return next((c for c in (connection.consumers.values() if connection else [])
+                                 if isinstance(c, SimulcastConsumer)), None)
 
-                    def full() -> bool:
-                        c = consumer()
-                        return c is not None and c.layer == 2 and c.wanted == 2 and c.target.c.tid_target == ALL
+                def full() -> bool:
+                    c = consumer()
+                    return c is not None and c.layer == 2 and c.wanted == 2 and c.target.c.tid_target == ALL
 
-                    if await until(full, 90) is None:
-                        raise RuntimeError("the trainee never got the full layer")
-                    for index in range(rounds):
-                        await asyncio.sleep(3)  # settled on the full layer
-                        c = consumer()
-                        load = os.getloadavg()[0]
-                        link.rate(low)
-                        react_task = asyncio.ensure_future(until(lambda: not full(), 30))
-                        down = await until(lambda c=c: c.layer < 2, 30)
-                        react = await react_task
-                        await asyncio.sleep(max(0.0, hold - (down or 0)))
-                        link.rate(high)
-                        up = await until(full, 90)
-                        results.append({"round": index, "react_s": react, "down_s": down, "up_s": up,
-                                        "switches": c.switches, "load_average": load})
-                        print(f"round {index}: react {react} s, down {down} s, up {up} s (load {load:.1f})",
-                              file=sys.stderr)
-                finally:
-                    await browser.close()
+                if await until(full, 90) is None:
+                    raise RuntimeError("the trainee never got the full layer")
+                for index in range(rounds):
+                    await asyncio.sleep(3)  # settled on the full layer
+                    c = consumer()
+                    load = os.getloadavg()[0]
+                    link.rate(low)
+                    react_task = asyncio.ensure_future(until(lambda: not full(), 30))
+                    down = await until(lambda c=c: c.layer < 2, 30)
+                    react = await react_task
+                    await asyncio.sleep(max(0.0, hold - (down or 0)))
+                    link.rate(high)
+                    up = await until(full, 90)
+                    results.append({"round": index, "react_s": react, "down_s": down, "up_s": up,
+                                    "switches": c.switches, "load_average": load})
+                    print(f"round {index}: react {react} s, down {down} s, up {up} s (load {load:.1f})",
+                          file=sys.stderr)
         finally:
             await runner.cleanup()
     return {"benchmark": "layer_switch", "high_kbit": high, "low_kbit": low, "hold_s": hold,
