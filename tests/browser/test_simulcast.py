@@ -74,8 +74,8 @@ async def test_two_viewers_get_the_layers_their_tiles_need(server, people):
 
     # The desk falls a little short of the full layer: the fan-out step leaves out the
     # frames above VP8 temporal layer 0 (a quarter of the frame rate, the same size),
-    # closing up sequence numbers and picture ids; then the allocator, calm, takes it
-    # back up at a layer-sync frame. The decoder never asks for a keyframe.
+    # closing up sequence numbers and picture ids; back up, it takes them again from a
+    # layer-sync frame. The decoder never asks for a keyframe.
     desk = camera_consumer(server, large_id)
     assert desk.temporal_layers == 3  # Chromium's VP8 simulcast is L1T3
     await until(lambda: server.core.live.rooms[ROOM].peers[large_id].connection.downlink.remb,
@@ -84,6 +84,7 @@ async def test_two_viewers_get_the_layers_their_tiles_need(server, people):
     desk.want(2, 0)
     await until(lambda: desk.target.c.temporal_dropped > dropped + 20, what="frames above TL0 left out")
     assert desk.layer == 2 and desk.target.c.tid_current == 0
+    desk.want(2, None)
     await until(lambda: desk.target.c.tid_current == 2, what="all temporal layers again")
     assert await width_of_camera(large) == 1280  # decoded frames keep coming
     assert desk.plis_received == desk_plis
