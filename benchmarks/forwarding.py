@@ -47,6 +47,7 @@ class Options:
     keep_logs: bool
     repeat: int = 1
     profile_only: bool = False
+    simulcast: bool = False  # the publisher sends three layers (benchmarks/peers.py)
     server_cpu: float | None = None  # CPUs the server may use (cgroup quota), None: no cap
     server_cpu_for: float | None = None  # seconds of the window the caps last (None: all of it)
     clients_cpu: float | None = None  # CPUs the subscriber workers may use together
@@ -236,7 +237,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-worker-pub.log")
         workers.append(pub)
         msg = {"cmd": "publish", "server": kind, "base": server.base,
-               "admin_key": getattr(server, "admin_key", None)}
+               "admin_key": getattr(server, "admin_key", None), "simulcast": opts.simulcast}
         info = (await pub.call(msg, 60))["info"]
         server.check_alive()
 
@@ -338,6 +339,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "publisher_keyframe_requests": stops[0].get("publisher"),
         "server_counters": counters,  # ours: /metrics at the end of the window
         "publisher_packets": sent_in_window,
+        "layers_answered": info.get("layers_answered", 0),  # the rids the server accepted
         "delivered_packets": delivered,
         "delivered_per_s": round(delivered / window, 1),
         "delivery_pct": round(100 * delivered / max(1, sent_in_window * len(sub_stats)), 2),
@@ -553,8 +555,9 @@ async def run(opts: Options) -> dict:
         "joined_means": "every subscriber has its first complete keyframe (all its packets, in order): "
                         "a picture can be shown; first_rtp_all_s is the first RTP packet of any kind",
         "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers,
-                     "repeat": opts.repeat, "server_cpu_cap": opts.server_cpu,
-                     "server_cpu_cap_s": opts.server_cpu_for, "clients_cpu_cap": opts.clients_cpu},
+                     "repeat": opts.repeat, "simulcast_layers": 3 if opts.simulcast else 1,
+                     "server_cpu_cap": opts.server_cpu, "server_cpu_cap_s": opts.server_cpu_for,
+                     "clients_cpu_cap": opts.clients_cpu},
         "summary": summarize_runs(rows),
         "ratio": ratios(rows),
         "runs": rows,
