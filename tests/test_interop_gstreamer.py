@@ -1,0 +1,203 @@
+"""Stock GStreamer (Debian's 1.22 `webrtcbin`, driven by clients/gstreamer/whip.py under
+the system Python) publishes over WHIP and watches over WHEP: VP8 and H264, its own
+`a=setup:actpass` offers (the server is the DTLS client against GStreamer's RSA
+certificate) and its payloaders' default 1400-byte packets.
+
+libnice offers no loopback candidates, so GStreamer runs in a network namespace this
+module creates, behind a veth pair; the server listens on the host end too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from sfu.fanout import MAX_PAYLOAD
+from tests.browser.shaped_link import ShapedLink
+from tests.server import start_server
+from tests.test_forwarding import frames
+from tests.test_whip_whep import http_offer
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = ROOT / "clients" / "gstreamer" / "whip.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+PASSWORD = "pw-123456"
+METRICS_KEY = "m" * 32
+
+
+def _gstreamer_missing() -> str:
+    """Why the GStreamer side cannot run here ('' when it can)."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return "needs root and iproute2 for the network namespace"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstWebRTC', '1.0'); "
+                            "from gi.repository import Gst; Gst.init(None); "
+                            "assert Gst.ElementFactory.find('webrtcbin') and Gst.ElementFactory.find('x264enc')"],
+                           capture_output=True, text=True, timeout=60) if os.path.exists(SYSTEM_PYTHON) else None
+    if probe is None or probe.returncode:
+        return ("needs the system Python with python3-gi and GStreamer's webrtcbin, nice, x264enc "
+                "(scripts/bootstrap.sh test installs them): " + (probe.stderr.strip()[-300:] if probe else "no /usr/bin/python3"))
+    return ""
+
+
+MISSING = _gstreamer_missing()
+pytestmark = [pytest.mark.skipif(bool(MISSING), reason=MISSING), pytest.mark.asyncio(loop_scope="module")]
+
+
+class GStreamer:
+    """One run of the driver in the namespace; its JSON lines are followed."""
+
+    def __init__(self, link: ShapedLink, *args: str) -> None:
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", link.name, SYSTEM_PYTHON, str(DRIVER), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.events: list[dict] = []
+        self.other: list[str] = []  # GStreamer's own warnings, for the failure message
+        self._changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._read, args=(loop,), daemon=True).start()
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        for line in self.process.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.other.append(line.rstrip())
+            self._wake(loop)
+        self._wake(loop)
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.call_soon_threadsafe(self._changed.set)
+        except RuntimeError:
+            pass  # the module's loop has ended; nobody waits any more
+
+    def count(self, event: str) -> int:
+        return sum(1 for e in self.events if e["event"] == event)
+
+    async def said(self, event: str, times: int = 1, timeout: float = 30) -> dict:
+        """The `times`-th `event`; fails with what the driver said if it ends or errs first."""
+        async def wait() -> dict:
+            while True:
+                self._changed.clear()
+                found = [e for e in self.events if e["event"] == event]
+                if len(found) >= times:
+                    return found[times - 1]
+                if any(e["event"] in ("error", "ended") for e in self.events):
+                    raise AssertionError(f"GStreamer ended before {event!r}: {self.events[-5:]} {self.other[-10:]}")
+                await self._changed.wait()
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no {event!r} from GStreamer in {timeout} s: {self.events[-5:]} "
+                                 f"{self.other[-10:]}") from None
+
+    async def stop(self) -> int:
+        """SIGTERM: the driver DELETEs its session and ends."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        return await asyncio.to_thread(self.process.wait, 15)
+
+
+@pytest.fixture(scope="module")
+def link():
+    with ShapedLink("gs") as made:  # never shaped: a plain veth pair to the namespace
+        # The kernel marks a new veth running a moment after it is up; libnice skips an
+        # interface that is not, and with no address at all it never finishes gathering.
+        deadline = time.monotonic() + 10
+        while not _veth_running(made.name):
+            assert time.monotonic() < deadline, "the namespace's veth never came up"
+            time.sleep(0.02)
+        yield made
+
+
+def _veth_running(namespace: str) -> bool:
+    lines = subprocess.run(["ip", "-n", namespace, "-o", "link", "show"], capture_output=True, text=True,
+                           timeout=10).stdout.splitlines()
+    return any("state UP" in line for line in lines if "LOOPBACK" not in line)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gst_server(tmp_path_factory, link):
+    """One server for the module, on loopback (aiortc peers) and the veth (GStreamer)."""
+    running, runner = await start_server(str(tmp_path_factory.mktemp("gst") / "data"),
+                                         ice_hosts=["127.0.0.1", link.host_ip], metrics_key=METRICS_KEY)
+    port = int(running.url.rsplit(":", 1)[1])
+    await web.TCPSite(runner, link.host_ip, port).start()
+    running.veth_url = f"http://{link.host_ip}:{port}"
+    yield running
+    await runner.cleanup()
+
+
+async def publish(server, link: ShapedLink, room: str, codec: str) -> tuple[GStreamer, object]:
+    """GStreamer publishing into a new room; returns it and its video producer."""
+    await server.create_room(room, PASSWORD)
+    token = await server.token(room, PASSWORD, role="device", name=f"GStreamer {codec}")
+    encoder = GStreamer(link, "publish", "--codec", codec, "--url", f"{server.veth_url}/whip/{room}", "--token", token)
+    await encoder.said("connected")
+    # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
+    assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
+    assert "a=setup:active" in (await encoder.said("answer"))["sdp"]
+    live = server.core.live.rooms[room]
+    producer = next(iter(live.router.producers.values()))
+    return encoder, producer
+
+
+async def gstreamer_view(server, link: ShapedLink, room: str, codec: str, count: int) -> list[dict]:
+    token = await server.token(room, PASSWORD, role="viewer", name="GStreamer viewer")
+    player = GStreamer(link, "view", "--codec", codec, "--url", f"{server.veth_url}/whep/{room}", "--token", token)
+    try:
+        await player.said("frame", count)
+        return [e for e in player.events if e["event"] == "frame"]
+    finally:
+        assert await player.stop() == 0, player.events[-5:]
+
+
+async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer(gst_server, link):
+    encoder, producer = await publish(gst_server, link, "or-gst-vp8", "vp8")
+    viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        assert producer.codec.mime_type == "video/VP8"
+        viewer.addTransceiver("video", direction="recvonly")
+        token = await gst_server.token("or-gst-vp8", PASSWORD, role="viewer", name="Trainee")
+        status, _, answer = await http_offer(f"{gst_server.url}/whep/or-gst-vp8", token, viewer)
+        assert status == 201, answer
+        await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        decoded = await frames(viewer.getTransceivers()[0].receiver.track, 10)
+        assert (decoded[-1].width, decoded[-1].height) == (640, 480)
+
+        seen = await gstreamer_view(gst_server, link, "or-gst-vp8", "vp8", 10)
+        assert (seen[-1]["width"], seen[-1]["height"]) == (640, 480)
+    finally:
+        await viewer.close()
+        assert await encoder.stop() == 0, encoder.events[-5:]
+
+
+async def test_gstreamer_publishes_h264_in_1400_byte_packets_to_a_gstreamer_viewer(gst_server, link):
+    encoder, producer = await publish(gst_server, link, "or-gst-h264", "h264")
+    try:
+        assert producer.codec.mime_type == "video/H264"
+        seen = await gstreamer_view(gst_server, link, "or-gst-h264", "h264", 30)
+        assert (seen[-1]["width"], seen[-1]["height"]) == (640, 480)
+        # rtph264pay's default 1400-byte packets (1388 bytes of payload) were forwarded whole.
+        largest = max(len(p.payload) for p in map(producer.buffer.get, range(1 << 16)) if p is not None)
+        assert 1336 < largest <= MAX_PAYLOAD, largest
+        assert producer.oversize == 0
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{gst_server.url}/metrics",
+                                   headers={"Authorization": f"Bearer {METRICS_KEY}"}) as response:
+                metrics = await response.text()
+        assert "telemed_rtp_oversize_total 0.0" in metrics.splitlines(), \
+            [line for line in metrics.splitlines() if "oversize" in line]
+    finally:
+        assert await encoder.stop() == 0, encoder.events[-5:]
