@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +25,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from sfu import Producer
 from sfu.fanout import MAX_PAYLOAD
 from tests.browser.shaped_link import ShapedLink
 from tests.server import start_server
@@ -102,11 +105,16 @@ class GStreamer:
             raise AssertionError(f"no {event!r} from GStreamer in {timeout} s: {self.events[-5:]} "
                                  f"{self.other[-10:]}") from None
 
-    async def stop(self) -> int:
-        """SIGTERM: the driver DELETEs its session and ends."""
+    async def __aenter__(self) -> "GStreamer":
+        return self
+
+    async def __aexit__(self, failure: type | None, *_: object) -> None:
+        """SIGTERM: the driver DELETEs its session and ends, cleanly when all went well."""
         if self.process.poll() is None:
             self.process.terminate()
-        return await asyncio.to_thread(self.process.wait, 15)
+        code = await asyncio.to_thread(self.process.wait, 15)
+        if failure is None:
+            assert code == 0 and self.count("error") == 0, (self.events[-5:], self.other[-10:])
 
 
 @pytest.fixture(scope="module")
@@ -139,56 +147,59 @@ async def gst_server(tmp_path_factory, link):
     await runner.cleanup()
 
 
-async def publish(server, link: ShapedLink, room: str, codec: str) -> tuple[GStreamer, object]:
-    """GStreamer publishing into a new room; returns it and its video producer."""
+@asynccontextmanager
+async def publishing(server, link: ShapedLink, room: str, *args: str) -> AsyncIterator[Producer]:
+    """GStreamer publishing into a new room, connected; yields its video producer."""
     await server.create_room(room, PASSWORD)
-    token = await server.token(room, PASSWORD, role="device", name=f"GStreamer {codec}")
-    encoder = GStreamer(link, "publish", "--codec", codec, "--url", f"{server.veth_url}/whip/{room}", "--token", token)
-    await encoder.said("connected")
-    # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
-    assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
-    assert "a=setup:active" in (await encoder.said("answer"))["sdp"]
-    live = server.core.live.rooms[room]
-    producer = next(iter(live.router.producers.values()))
-    return encoder, producer
+    token = await server.token(room, PASSWORD, role="device", name="GStreamer")
+    async with GStreamer(link, "publish", *args, "--url", f"{server.veth_url}/whip/{room}",
+                         "--token", token) as encoder:
+        await encoder.said("connected")
+        # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
+        assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
+        assert "a=setup:active" in (await encoder.said("answer"))["sdp"]
+        yield next(p for p in server.core.live.rooms[room].router.producers.values() if p.kind == "video")
 
 
-async def gstreamer_view(server, link: ShapedLink, room: str, codec: str, count: int) -> list[dict]:
+async def gstreamer_view(server, link: ShapedLink, room: str, codec: str, frames: int,
+                         audio: bool = False) -> GStreamer:
+    """A GStreamer WHEP viewer, until it has decoded `frames` video frames (and audio)."""
     token = await server.token(room, PASSWORD, role="viewer", name="GStreamer viewer")
-    player = GStreamer(link, "view", "--codec", codec, "--url", f"{server.veth_url}/whep/{room}", "--token", token)
-    try:
-        await player.said("frame", count)
-        return [e for e in player.events if e["event"] == "frame"]
-    finally:
-        assert await player.stop() == 0, player.events[-5:]
+    async with GStreamer(link, "view", "--codec", codec, *(["--audio"] if audio else []),
+                         "--url", f"{server.veth_url}/whep/{room}", "--token", token) as player:
+        await player.said("frame", frames)
+        if audio:
+            await player.said("audio")
+    return player
 
 
 async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer(gst_server, link):
-    encoder, producer = await publish(gst_server, link, "or-gst-vp8", "vp8")
     viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
-        assert producer.codec.mime_type == "video/VP8"
-        viewer.addTransceiver("video", direction="recvonly")
-        token = await gst_server.token("or-gst-vp8", PASSWORD, role="viewer", name="Trainee")
-        status, _, answer = await http_offer(f"{gst_server.url}/whep/or-gst-vp8", token, viewer)
-        assert status == 201, answer
-        await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        decoded = await frames(viewer.getTransceivers()[0].receiver.track, 10)
-        assert (decoded[-1].width, decoded[-1].height) == (640, 480)
+        async with publishing(gst_server, link, "or-gst-vp8", "--codec", "vp8") as producer:
+            assert producer.codec.mime_type == "video/VP8"
+            viewer.addTransceiver("video", direction="recvonly")
+            token = await gst_server.token("or-gst-vp8", PASSWORD, role="viewer", name="Trainee")
+            status, _, answer = await http_offer(f"{gst_server.url}/whep/or-gst-vp8", token, viewer)
+            assert status == 201, answer
+            await viewer.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            decoded = await frames(viewer.getTransceivers()[0].receiver.track, 10)
+            assert (decoded[-1].width, decoded[-1].height) == (640, 480)
 
-        seen = await gstreamer_view(gst_server, link, "or-gst-vp8", "vp8", 10)
-        assert (seen[-1]["width"], seen[-1]["height"]) == (640, 480)
+            player = await gstreamer_view(gst_server, link, "or-gst-vp8", "vp8", 10)
+            assert (await player.said("frame", 10))["width"] == 640
     finally:
         await viewer.close()
-        assert await encoder.stop() == 0, encoder.events[-5:]
 
 
-async def test_gstreamer_publishes_h264_in_1400_byte_packets_to_a_gstreamer_viewer(gst_server, link):
-    encoder, producer = await publish(gst_server, link, "or-gst-h264", "h264")
-    try:
+async def test_gstreamer_publishes_h264_and_opus_in_1400_byte_packets_to_a_gstreamer_viewer(gst_server, link):
+    # An operating-room encoder: H264 and Opus, bundled on one transport.
+    async with publishing(gst_server, link, "or-gst-h264", "--codec", "h264", "--audio") as producer:
         assert producer.codec.mime_type == "video/H264"
-        seen = await gstreamer_view(gst_server, link, "or-gst-h264", "h264", 30)
-        assert (seen[-1]["width"], seen[-1]["height"]) == (640, 480)
+        assert {p.kind for p in gst_server.core.live.rooms["or-gst-h264"].router.producers.values()} == {"audio", "video"}
+        player = await gstreamer_view(gst_server, link, "or-gst-h264", "h264", 30, audio=True)
+        assert (await player.said("frame", 30))["height"] == 480
+        assert (await player.said("audio"))["rate"] == 48000
         # rtph264pay's default 1400-byte packets (1388 bytes of payload) were forwarded whole.
         largest = max(len(p.payload) for p in map(producer.buffer.get, range(1 << 16)) if p is not None)
         assert 1336 < largest <= MAX_PAYLOAD, largest
@@ -199,5 +210,3 @@ async def test_gstreamer_publishes_h264_in_1400_byte_packets_to_a_gstreamer_view
                 metrics = await response.text()
         assert "telemed_rtp_oversize_total 0.0" in metrics.splitlines(), \
             [line for line in metrics.splitlines() if "oversize" in line]
-    finally:
-        assert await encoder.stop() == 0, encoder.events[-5:]

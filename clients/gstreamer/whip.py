@@ -10,7 +10,7 @@ Python (`/usr/bin/python3`), which is the one python3-gi is built for.
     whip.py view    --url http://server:8080/whep/or-1 --token "$VIEWER_TOKEN" --codec h264
 
 It prints one JSON object per line on stdout (`offer`, `answer`, `connected`, `frame`,
-`error`, `ended`), so that a script can follow it; on SIGINT/SIGTERM or after `--seconds` it ends
+`audio`, `error`, `ended`), so that a script can follow it; on SIGINT/SIGTERM or after `--seconds` it ends
 the session with DELETE. ICE is not trickled: the offer is sent once gathering is complete
 (libnice gathers host candidates in a few milliseconds; with `--stun` it also asks a STUN
 server). The offer is webrtcbin's own: `a=setup:actpass`, and the payloaders' default
@@ -45,6 +45,11 @@ ENCODERS = {
             " ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency"
             " ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000",
 }
+# Opus at 48 kHz stereo, as WebRTC wants it (the server forwards it untouched).
+AUDIO_ENCODER = ("audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111"
+                 " ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000")
+AUDIO_CAPS = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000"
+DEFAULT_AUDIO_SOURCE = "audiotestsrc is-live=true wave=sine"
 # What a viewer offers to receive.
 RECEIVE_CAPS = {
     "vp8": "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
@@ -86,8 +91,11 @@ class Session:
         self.failed = False
         self._offered = False
         if args.mode == "publish":
-            self.pipeline = Gst.parse_launch(f"{args.source} ! videoconvert ! queue ! "
-                                             f"{ENCODERS[args.codec].format(bitrate=args.bitrate)} ! webrtcbin name=webrtc")
+            description = (f"webrtcbin name=webrtc  {args.source} ! videoconvert ! queue ! "
+                           f"{ENCODERS[args.codec].format(bitrate=args.bitrate)} ! webrtc.")
+            if args.audio:
+                description += f"  {args.audio_source} ! {AUDIO_ENCODER} ! webrtc."
+            self.pipeline = Gst.parse_launch(description)
             self.webrtc = self.pipeline.get_by_name("webrtc")
         else:
             self.pipeline = Gst.Pipeline.new("viewer")
@@ -98,8 +106,9 @@ class Session:
             self.webrtc.set_property("stun-server", args.stun)
         no_upnp(self.webrtc)
         if args.mode == "view":
-            self.webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
-                             Gst.Caps.from_string(RECEIVE_CAPS[args.codec]))
+            for caps in [RECEIVE_CAPS[args.codec]] + ([AUDIO_CAPS] if args.audio else []):
+                self.webrtc.emit("add-transceiver", GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
+                                 Gst.Caps.from_string(caps))
             self.webrtc.connect("pad-added", self._on_incoming_stream)
         # webrtcbin asks for an offer once it is PLAYING and its pads are linked.
         self.webrtc.connect("on-negotiation-needed", self._on_negotiation_needed)
@@ -223,14 +232,20 @@ class Session:
         pad.link(decoder.get_static_pad("sink"))
 
     def _on_decoded_pad(self, _decoder: Gst.Element, pad: Gst.Pad) -> None:
-        if not pad.get_current_caps().to_string().startswith("video/"):
-            return
         sink = Gst.ElementFactory.make("fakesink")
         sink.set_property("sync", False)
         self.pipeline.add(sink)
         sink.sync_state_with_parent()
         pad.link(sink.get_static_pad("sink"))
-        pad.add_probe(Gst.PadProbeType.BUFFER, self._on_frame)
+        if pad.get_current_caps().to_string().startswith("video/"):
+            pad.add_probe(Gst.PadProbeType.BUFFER, self._on_frame)
+        else:
+            pad.add_probe(Gst.PadProbeType.BUFFER, self._on_first_sound)
+
+    def _on_first_sound(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        structure = pad.get_current_caps().get_structure(0)
+        say("audio", rate=structure.get_value("rate"), channels=structure.get_value("channels"))
+        return Gst.PadProbeReturn.REMOVE
 
     def _on_frame(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         self.frames += 1
@@ -246,6 +261,8 @@ def main() -> int:
     parser.add_argument("--token", required=True, help="a device (publish) or viewer (view) token")
     parser.add_argument("--codec", choices=sorted(ENCODERS), default="vp8")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help="raw video, as a gst-launch description")
+    parser.add_argument("--audio", action="store_true", help="also send (publish) or take (view) Opus audio")
+    parser.add_argument("--audio-source", default=DEFAULT_AUDIO_SOURCE, help="raw audio, as a gst-launch description")
     parser.add_argument("--bitrate", type=int, default=1500, help="kbit/s (publish)")
     parser.add_argument("--seconds", type=float, default=0, help="end the session after this long (0: never)")
     parser.add_argument("--stun", help="stun://host:port, for a server behind NAT")
