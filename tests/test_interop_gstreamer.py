@@ -39,17 +39,29 @@ PASSWORD = "pw-123456"
 METRICS_KEY = "m" * 32
 
 
+# What the driver needs of the system Python and GStreamer, asked of them directly.
+PROBE = """
+import gi
+for name in ("Gst", "GstSdp", "GstWebRTC"):
+    gi.require_version(name, "1.0")
+from gi.repository import Gst
+Gst.init(None)
+missing = [e for e in ("webrtcbin", "nicesrc", "vp8enc", "x264enc", "rtph264pay", "avdec_h264", "opusenc")
+           if Gst.ElementFactory.find(e) is None]
+assert not missing, f"no GStreamer element {missing}"
+"""
+
+
 def _gstreamer_missing() -> str:
     """Why the GStreamer side cannot run here ('' when it can)."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         return "needs root and iproute2 for the network namespace"
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstWebRTC', '1.0'); "
-                            "from gi.repository import Gst; Gst.init(None); "
-                            "assert Gst.ElementFactory.find('webrtcbin') and Gst.ElementFactory.find('x264enc')"],
-                           capture_output=True, text=True, timeout=60) if os.path.exists(SYSTEM_PYTHON) else None
-    if probe is None or probe.returncode:
-        return ("needs the system Python with python3-gi and GStreamer's webrtcbin, nice, x264enc "
-                "(scripts/bootstrap.sh test installs them): " + (probe.stderr.strip()[-300:] if probe else "no /usr/bin/python3"))
+    if not os.path.exists(SYSTEM_PYTHON):
+        return f"needs {SYSTEM_PYTHON} with python3-gi (scripts/bootstrap.sh test installs it)"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", PROBE], capture_output=True, text=True, timeout=60)
+    if probe.returncode:
+        return (f"needs python3-gi and GStreamer's webrtcbin, libnice, encoders and decoders "
+                f"(scripts/bootstrap.sh test installs them): {probe.stderr.strip()[-300:]}")
     return ""
 
 
@@ -158,7 +170,9 @@ async def publishing(server, link: ShapedLink, room: str, *args: str) -> AsyncIt
         # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
         assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
         assert "a=setup:active" in (await encoder.said("answer"))["sdp"]
-        yield next(p for p in server.core.live.rooms[room].router.producers.values() if p.kind == "video")
+        live = server.core.live.rooms[room]
+        yield next(p for p in live.router.producers.values() if p.kind == "video")
+    assert not live.router.producers, "the driver's DELETE did not end its session"
 
 
 async def gstreamer_view(server, link: ShapedLink, room: str, codec: str, frames: int,
