@@ -27,7 +27,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from sfu import Producer
 from sfu.fanout import MAX_PAYLOAD
-from tests.browser.shaped_link import ShapedLink
+from tests.client_namespace import ClientNamespace
 from tests.server import start_server
 from tests.test_forwarding import frames
 from tests.test_whip_whep import http_offer
@@ -72,9 +72,9 @@ pytestmark = [pytest.mark.skipif(bool(MISSING), reason=MISSING), pytest.mark.asy
 class GStreamer:
     """One run of the driver in the namespace; its JSON lines are followed."""
 
-    def __init__(self, link: ShapedLink, *args: str) -> None:
+    def __init__(self, link: ClientNamespace, *args: str) -> None:
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", link.name, SYSTEM_PYTHON, str(DRIVER), *args],
+            link.command([SYSTEM_PYTHON, str(DRIVER), *args]),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.events: list[dict] = []
         self.other: list[str] = []  # GStreamer's own warnings, for the failure message
@@ -131,7 +131,7 @@ class GStreamer:
 
 @pytest.fixture(scope="module")
 def link():
-    with ShapedLink("gs") as made:  # never shaped: a plain veth pair to the namespace
+    with ClientNamespace("gs") as made:
         # The kernel marks a new veth running a moment after it is up; libnice skips an
         # interface that is not, and with no address at all it never finishes gathering.
         deadline = time.monotonic() + 10
@@ -160,7 +160,7 @@ async def gst_server(tmp_path_factory, link):
 
 
 @asynccontextmanager
-async def publishing(server, link: ShapedLink, room: str, *args: str) -> AsyncIterator[Producer]:
+async def publishing(server, link: ClientNamespace, room: str, *args: str) -> AsyncIterator[Producer]:
     """GStreamer publishing into a new room, connected; yields its video producer."""
     await server.create_room(room, PASSWORD)
     token = await server.token(room, PASSWORD, role="device", name="GStreamer")
@@ -175,7 +175,7 @@ async def publishing(server, link: ShapedLink, room: str, *args: str) -> AsyncIt
     assert not live.router.producers, "the driver's DELETE did not end its session"
 
 
-async def gstreamer_view(server, link: ShapedLink, room: str, codec: str, frames: int,
+async def gstreamer_view(server, link: ClientNamespace, room: str, codec: str, frames: int,
                          audio: bool = False) -> GStreamer:
     """A GStreamer WHEP viewer, until it has decoded `frames` video frames (and audio)."""
     token = await server.token(room, PASSWORD, role="viewer", name="GStreamer viewer")
