@@ -9,12 +9,13 @@ Python (`/usr/bin/python3`), which is the one python3-gi is built for.
     whip.py publish --url http://server:8080/whip/or-1 --token "$DEVICE_TOKEN" --codec h264
     whip.py view    --url http://server:8080/whep/or-1 --token "$VIEWER_TOKEN" --codec h264
 
-It prints one JSON object per line on stdout (`offer`, `answer`, `connected`, `frame`,
-`audio`, `error`, `ended`), so that a script can follow it; on SIGINT/SIGTERM or after `--seconds` it ends
-the session with DELETE. ICE is not trickled: the offer is sent once gathering is complete
+It prints one JSON object per line on stdout, so that a script can follow it: `offer`,
+`answer`, `connected`, `frame` (each of a viewer's first 30 decoded frames, then every
+30th), `audio`, `error`, `ended`. On SIGINT/SIGTERM or after `--seconds` it ends the
+session with DELETE. ICE is not trickled: the offer is sent once gathering is complete
 (libnice gathers host candidates in a few milliseconds; with `--stun` it also asks a STUN
-server). The offer is webrtcbin's own: `a=setup:actpass`, and the payloaders' default
-1400-byte packets.
+server). The offer is webrtcbin's own (`a=setup:actpass`, all m-lines bundled), and the
+payloaders keep their default 1400-byte packets.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ RECEIVE_CAPS = {
             "packetization-mode=(string)1,profile-level-id=(string)42e01f",
 }
 GATHERING_SECONDS = 10
+FRAMES_SAID = 30  # a viewer says each of its first decoded frames, then every 30th
 DEFAULT_SOURCE = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,framerate=30/1"
 
 
@@ -232,15 +234,12 @@ class Session:
         pad.link(decoder.get_static_pad("sink"))
 
     def _on_decoded_pad(self, _decoder: Gst.Element, pad: Gst.Pad) -> None:
-        sink = Gst.ElementFactory.make("fakesink")
-        sink.set_property("sync", False)
+        video = pad.get_current_caps().to_string().startswith("video/")
+        sink = Gst.parse_bin_from_description(self.args.sink if video else self.args.audio_sink, True)
         self.pipeline.add(sink)
         sink.sync_state_with_parent()
         pad.link(sink.get_static_pad("sink"))
-        if pad.get_current_caps().to_string().startswith("video/"):
-            pad.add_probe(Gst.PadProbeType.BUFFER, self._on_frame)
-        else:
-            pad.add_probe(Gst.PadProbeType.BUFFER, self._on_first_sound)
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._on_frame if video else self._on_first_sound)
 
     def _on_first_sound(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         structure = pad.get_current_caps().get_structure(0)
@@ -249,8 +248,9 @@ class Session:
 
     def _on_frame(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
         self.frames += 1
-        structure = pad.get_current_caps().get_structure(0)
-        say("frame", n=self.frames, width=structure.get_value("width"), height=structure.get_value("height"))
+        if self.frames <= FRAMES_SAID or self.frames % FRAMES_SAID == 0:
+            structure = pad.get_current_caps().get_structure(0)
+            say("frame", n=self.frames, width=structure.get_value("width"), height=structure.get_value("height"))
         return Gst.PadProbeReturn.OK
 
 
@@ -263,6 +263,10 @@ def main() -> int:
     parser.add_argument("--source", default=DEFAULT_SOURCE, help="raw video, as a gst-launch description")
     parser.add_argument("--audio", action="store_true", help="also send (publish) or take (view) Opus audio")
     parser.add_argument("--audio-source", default=DEFAULT_AUDIO_SOURCE, help="raw audio, as a gst-launch description")
+    parser.add_argument("--sink", default="fakesink sync=false",
+                        help="where decoded video goes (view), e.g. 'videoconvert ! autovideosink'")
+    parser.add_argument("--audio-sink", default="fakesink sync=false",
+                        help="where decoded audio goes (view), e.g. 'audioconvert ! autoaudiosink'")
     parser.add_argument("--bitrate", type=int, default=1500, help="kbit/s (publish)")
     parser.add_argument("--seconds", type=float, default=0, help="end the session after this long (0: never)")
     parser.add_argument("--stun", help="stun://host:port, for a server behind NAT")
