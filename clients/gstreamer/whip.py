@@ -151,6 +151,11 @@ class Session:
         if self._offered:
             return  # no renegotiation: one offer per session
         self._offered = True
+        index = 0
+        while (transceiver := webrtc.emit("get-transceiver", index)) is not None:
+            # NACKs (and RTX, where the far end offers it) repair what a lossy link drops.
+            transceiver.set_property("do-nack", True)
+            index += 1
         promise = Gst.Promise.new_with_change_func(self._on_offer_created, None)
         webrtc.emit("create-offer", None, promise)
 
