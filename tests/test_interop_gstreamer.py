@@ -35,8 +35,9 @@ from tests.test_whip_whep import http_offer
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "clients" / "gstreamer" / "whip.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
-# Small pictures keep the encoders and decoders cheap; a keyframe still spans many packets.
-SOURCE = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1"
+# Small pictures keep the encoders and decoders cheap; noise, which no encoder can
+# squeeze, fills every frame with full-size packets.
+SOURCE = "videotestsrc is-live=true pattern=snow ! video/x-raw,width=320,height=240,framerate=30/1"
 PASSWORD = "pw-123456"
 METRICS_KEY = "m" * 32
 FRAMES = 10
@@ -179,7 +180,11 @@ async def publishing(server, link: ClientNamespace, room: str, *args: str) -> As
         await encoder.said("connected")
         # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
         assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
-        assert "a=setup:active" in (await encoder.said("answer"))["sdp"]
+        answer = (await encoder.said("answer"))["sdp"]
+        assert "a=setup:active" in answer
+        offered = (await encoder.said("offer"))["sdp"]
+        if "profile-level-id=" in offered:  # the publisher's own profile and level, answered
+            assert offered.split("profile-level-id=")[1][:6] in answer
         live = server.core.live.rooms[room]
         yield next(p for p in live.router.producers.values() if p.kind == "video")
     assert not live.router.producers, "the driver's DELETE did not end its session"
@@ -213,11 +218,22 @@ async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer(gst_s
         await viewer.close()
 
 
-async def test_gstreamer_publishes_h264_and_opus_in_1400_byte_packets_to_a_gstreamer_viewer(gst_server, link):
-    # An operating-room encoder: H264 and Opus, bundled on one transport.
-    async with publishing(gst_server, link, "or-gst-h264", "--codec", "h264", "--audio") as producer:
+async def test_gstreamer_publishes_high_profile_h264_and_opus_in_1400_byte_packets(gst_server, link):
+    # An operating-room encoder: H264 High profile (as hardware encoders send) and Opus,
+    # bundled on one transport. aiortc itself knows only Baseline H264.
+    async with publishing(gst_server, link, "or-gst-h264", "--codec", "h264", "--profile", "high",
+                          "--audio") as producer:
         assert producer.codec.mime_type == "video/H264"
+        assert producer.codec.parameters["profile-level-id"].startswith("64"), producer.codec.parameters
         assert {p.kind for p in gst_server.core.live.rooms["or-gst-h264"].router.producers.values()} == {"audio", "video"}
+        # A viewer that decodes only Constrained Baseline (aiortc) is told so, never a dead 201.
+        baseline_only = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        baseline_only.addTransceiver("video", direction="recvonly")
+        token = await gst_server.token("or-gst-h264", PASSWORD, role="viewer", name="Trainee")
+        status, _, body = await http_offer(f"{gst_server.url}/whep/or-gst-h264", token, baseline_only)
+        await baseline_only.close()
+        assert status == 406 and "codec-mismatch" in body, body
+        # GStreamer's viewer offers Constrained Baseline, Main and High: it gets High.
         token = await gst_server.token("or-gst-h264", PASSWORD, role="viewer", name="GStreamer viewer")
         async with GStreamer(link, "view", "--codec", "h264", "--audio", "--url",
                              f"{gst_server.veth_url}/whep/or-gst-h264", "--token", token) as player:

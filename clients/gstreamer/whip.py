@@ -41,8 +41,9 @@ from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 ENCODERS = {
     "vp8": "vp8enc deadline=1 keyframe-max-dist=30 target-bitrate={bitrate}000 ! rtpvp8pay pt=96"
            " ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
-    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate={bitrate}"
-            " ! video/x-h264,profile=constrained-baseline"
+    # x264's ultrafast preset can only make Constrained Baseline, whatever the profile asked.
+    "h264": "x264enc tune=zerolatency speed-preset={preset} key-int-max=30 bitrate={bitrate}"
+            " ! video/x-h264,profile={profile}"
             " ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency"
             " ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000",
 }
@@ -54,9 +55,12 @@ DEFAULT_AUDIO_SOURCE = "audiotestsrc is-live=true wave=sine"
 # What a viewer offers to receive.
 RECEIVE_CAPS = {
     "vp8": "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
-    "h264": "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,"
-            "packetization-mode=(string)1,profile-level-id=(string)42e01f",
+    # Any H264 profile an encoder is likely to send, up to level 5.1: avdec_h264 decodes them all.
+    "h264": "; ".join(f"application/x-rtp,media=video,encoding-name=H264,payload={pt},clock-rate=90000,"
+                      f"packetization-mode=(string)1,profile-level-id=(string){profile}"
+                      for pt, profile in ((102, "42e033"), (104, "4d0033"), (106, "640033"))),
 }
+PRESETS = {"constrained-baseline": "ultrafast", "main": "veryfast", "high": "veryfast"}
 GATHERING_SECONDS = 10
 FRAMES_SAID = 30  # a viewer says each of its first decoded frames, then every 30th
 DEFAULT_SOURCE = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,framerate=30/1"
@@ -94,7 +98,8 @@ class Session:
         self._offered = False
         if args.mode == "publish":
             description = (f"webrtcbin name=webrtc  {args.source} ! videoconvert ! queue ! "
-                           f"{ENCODERS[args.codec].format(bitrate=args.bitrate)} ! webrtc.")
+                           f"{ENCODERS[args.codec].format(bitrate=args.bitrate, profile=args.profile, preset=PRESETS[args.profile])}"
+                           " ! webrtc.")
             if args.audio:
                 description += f"  {args.audio_source} ! {AUDIO_ENCODER} ! webrtc."
             self.pipeline = Gst.parse_launch(description)
@@ -272,6 +277,8 @@ def main() -> int:
                         help="where decoded video goes (view), e.g. 'videoconvert ! autovideosink'")
     parser.add_argument("--audio-sink", default="fakesink sync=false",
                         help="where decoded audio goes (view), e.g. 'audioconvert ! autoaudiosink'")
+    parser.add_argument("--profile", choices=sorted(PRESETS), default="constrained-baseline",
+                        help="H264 profile (publish); every WebRTC viewer decodes Constrained Baseline")
     parser.add_argument("--bitrate", type=int, default=1500, help="kbit/s (publish)")
     parser.add_argument("--seconds", type=float, default=0, help="end the session after this long (0: never)")
     parser.add_argument("--stun", help="stun://host:port, for a server behind NAT")
