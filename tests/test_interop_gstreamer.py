@@ -1,7 +1,8 @@
 """Stock GStreamer (Debian's 1.22 `webrtcbin`, driven by clients/gstreamer/whip.py under
-the system Python) publishes over WHIP and watches over WHEP: VP8 and H264, its own
-`a=setup:actpass` offers (the server is the DTLS client against GStreamer's RSA
-certificate) and its payloaders' default 1400-byte packets.
+the system Python) publishes over WHIP and watches over WHEP: VP8, and H264 High profile
+with Opus, with its own `a=setup:actpass` offers (the server is the DTLS client against
+GStreamer's RSA certificate), its payloaders' default 1400-byte packets, and its NACK/RTX
+over a lossy link.
 
 libnice offers no loopback candidates, so GStreamer runs in a network namespace this
 module creates, behind a veth pair; the server listens on the host end too."""
