@@ -2,7 +2,7 @@
 the system Python) publishes over WHIP and watches over WHEP: VP8, and H264 High profile
 with Opus, with its own `a=setup:actpass` offers (the server is the DTLS client against
 GStreamer's RSA certificate), its payloaders' default 1400-byte packets, and its NACK/RTX
-over a lossy link.
+over a lossy link, and ICE over TCP when no UDP gets out.
 
 libnice offers no loopback candidates, so GStreamer runs in a network namespace this
 module creates, behind a veth pair; the server listens on the host end too."""
@@ -42,6 +42,13 @@ SOURCE = "videotestsrc is-live=true pattern=snow ! video/x-raw,width=320,height=
 PASSWORD = "pw-123456"
 METRICS_KEY = "m" * 32
 FRAMES = 10
+# A hospital firewall that lets no UDP out: ICE falls back to TCP (libnice's active
+# candidates to the server's passive ones on its media port).
+NO_UDP = """
+table inet no_udp {
+  chain out { type filter hook output priority 0; policy accept; oif lo accept; meta l4proto udp drop; }
+}
+"""
 LOSSY_LINK = """
 table inet lossy {
   chain out { type filter hook output priority 0; policy accept; oif lo accept; meta l4proto udp numgen random mod 100 < 5 drop; }
@@ -198,8 +205,9 @@ async def until(condition, timeout: float) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
-async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer(gst_server, link):
+async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer_over_ice_tcp(gst_server, link):
     viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    link.nft(NO_UDP)  # both GStreamers reach the server over TCP only; the aiortc viewer over UDP
     try:
         async with publishing(gst_server, link, "or-gst-vp8", "--codec", "vp8") as producer:
             assert producer.codec.mime_type == "video/VP8"
@@ -216,6 +224,7 @@ async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer(gst_s
                                  "--token", token) as player:
                 assert (await player.said("frame", FRAMES))["width"] == 320
     finally:
+        link.nft("delete table inet no_udp")
         await viewer.close()
 
 
