@@ -90,9 +90,9 @@ pytestmark = [pytest.mark.skipif(bool(MISSING), reason=MISSING), pytest.mark.asy
 class GStreamer:
     """One run of the driver in the namespace; its JSON lines are followed."""
 
-    def __init__(self, link: ClientNamespace, *args: str) -> None:
+    def __init__(self, link: ClientNamespace, *args: str, token: str) -> None:
         self.process = subprocess.Popen(
-            link.command([SYSTEM_PYTHON, str(DRIVER), *args]),
+            link.command([SYSTEM_PYTHON, str(DRIVER), *args]), env={**os.environ, "WHIP_TOKEN": token},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.events: list[dict] = []
         self.other: list[str] = []  # GStreamer's own warnings, for the failure message
@@ -184,7 +184,7 @@ async def publishing(server, link: ClientNamespace, room: str, *args: str) -> As
     await server.create_room(room, PASSWORD)
     token = await server.token(room, PASSWORD, role="device", name="GStreamer")
     async with GStreamer(link, "publish", *args, "--source", SOURCE, "--url", f"{server.veth_url}/whip/{room}",
-                         "--token", token) as encoder:
+                         token=token) as encoder:
         await encoder.said("connected")
         # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
         assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
@@ -221,7 +221,7 @@ async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer_over_
 
             token = await gst_server.token("or-gst-vp8", PASSWORD, role="viewer", name="GStreamer viewer")
             async with GStreamer(link, "view", "--codec", "vp8", "--url", f"{gst_server.veth_url}/whep/or-gst-vp8",
-                                 "--token", token) as player:
+                                 token=token) as player:
                 assert (await player.said("frame", FRAMES))["width"] == 320
     finally:
         link.nft("delete table inet no_udp")
@@ -246,7 +246,7 @@ async def test_gstreamer_publishes_high_profile_h264_and_opus_in_1400_byte_packe
         # GStreamer's viewer offers Constrained Baseline, Main and High: it gets High.
         token = await gst_server.token("or-gst-h264", PASSWORD, role="viewer", name="GStreamer viewer")
         async with GStreamer(link, "view", "--codec", "h264", "--audio", "--url",
-                             f"{gst_server.veth_url}/whep/or-gst-h264", "--token", token) as player:
+                             f"{gst_server.veth_url}/whep/or-gst-h264", token=token) as player:
             await player.said("connected")
             # 5% loss each way: GStreamer's RTX (an FID ssrc-group) repairs the uplink,
             # ours the downlink, and webrtcbin's jitter buffer asks with NACKs.

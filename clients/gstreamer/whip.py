@@ -6,8 +6,8 @@ Needs only Debian packages: gstreamer1.0-plugins-{base,good,bad,ugly}, gstreamer
 gstreamer1.0-libav, python3-gi and gir1.2-gst-plugins-bad-1.0; run it with the system
 Python (`/usr/bin/python3`), which is the one python3-gi is built for.
 
-    whip.py publish --url http://server:8080/whip/or-1 --token "$DEVICE_TOKEN" --codec h264
-    whip.py view    --url http://server:8080/whep/or-1 --token "$VIEWER_TOKEN" --codec h264
+    WHIP_TOKEN="$DEVICE_TOKEN" whip.py publish --url http://server:8080/whip/or-1 --codec h264
+    WHIP_TOKEN="$VIEWER_TOKEN" whip.py view    --url http://server:8080/whep/or-1 --codec h264
 
 It prints one JSON object per line on stdout, so that a script can follow it: `offer`,
 `answer`, `connected`, `frame` (each of a viewer's first 30 decoded frames, then every
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import signal
 import sys
 import urllib.error
@@ -268,7 +269,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=("publish", "view"))
     parser.add_argument("--url", required=True, help="the WHIP (publish) or WHEP (view) endpoint")
-    parser.add_argument("--token", required=True, help="a device (publish) or viewer (view) token")
+    parser.add_argument("--token", default=os.environ.get("WHIP_TOKEN"),
+                        help="a device (publish) or viewer (view) token (default: $WHIP_TOKEN, which, "
+                             "unlike an argument, other users of the machine cannot read in the process list)")
     parser.add_argument("--codec", choices=sorted(ENCODERS), default="vp8")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help="raw video, as a gst-launch description")
     parser.add_argument("--audio", action="store_true", help="also send (publish) or take (view) Opus audio")
@@ -283,6 +286,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0, help="end the session after this long (0: never)")
     parser.add_argument("--stun", help="stun://host:port, for a server behind NAT")
     args = parser.parse_args()
+    if not args.token:
+        parser.error("give the token in $WHIP_TOKEN (or --token)")
     Gst.init(None)
     return Session(args).run()
 
