@@ -564,11 +564,13 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     return list(transceiver._codecs)
 
 
-def answer_offered_h264_levels(transceiver: RTCRtpTransceiver, offered: dict[int, dict]) -> None:
-    """Answer a publisher's H264 with the profile-level-id it offered (before createAnswer).
+def answer_offered_h264_profiles(transceiver: RTCRtpTransceiver, offered: dict[int, dict]) -> None:
+    """Answer each H264 payload type with the profile-level-id offered for it (before
+    createAnswer).
 
-    aiortc answers with its own level 3.1, which caps a conforming 1080p encoder at 720p;
-    we forward without decoding, so any level the publisher sends suits us."""
+    aiortc answers with its own Constrained Baseline level 3.1, which caps a conforming
+    1080p encoder at 720p and misstates a High stream; we forward without decoding, so
+    whatever profile and level the peer offered suits us (sfu/h264_profile.py)."""
     for codec in transceiver._codecs:
         level = offered.get(codec.payloadType, {}).get("profile-level-id")
         if codec.mimeType.lower() == "video/h264" and level:

@@ -24,6 +24,7 @@ from .codec import FORWARDABLE, Codec
 from .bandwidth_allocator import allocate
 from .consumer import Handover, RtpConsumer
 from .downlink_estimator import LOSSY, DownlinkEstimator
+from .h264_profile import shown_to_aiortc
 from .media_port import MediaPort
 from .producer import Producer
 from .rtp_packet import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
@@ -170,7 +171,7 @@ class Connection:
             by_mid = {m.mid: m for m in offered}
             sections = {m.rtp.muxId: m for m in description.media}
             try:
-                await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+                await self.pc.setRemoteDescription(RTCSessionDescription(shown_to_aiortc(offer), "offer"))
             except Exception as exc:
                 raise NegotiationError(f"offer rejected: {exc}") from None
             if self.media_port is not None:
@@ -183,7 +184,7 @@ class Connection:
                 if media.sends and transceiver.mid in publish:
                     transceiver.setCodecPreferences(_forwardable_preferences(media.kind))
                     transceiver.direction = "recvonly"
-                    hook.answer_offered_h264_levels(transceiver, _offered_parameters(sections.get(transceiver.mid)))
+                    hook.answer_offered_h264_profiles(transceiver, _offered_parameters(sections.get(transceiver.mid)))
                 elif media.receives and transceiver.mid in subscribe:
                     producer = subscribe[transceiver.mid]
                     if producer.kind != media.kind:
@@ -194,6 +195,7 @@ class Connection:
                         transceiver.sender.replaceTrack(hook.IdleTrack(media.kind))
                         hook.silence_sender(transceiver.sender)
                     transceiver.setCodecPreferences(_forwardable_preferences(media.kind, producer.codec))
+                    hook.answer_offered_h264_profiles(transceiver, _offered_parameters(sections.get(transceiver.mid)))
                     transceiver.direction = "sendonly"
                 else:
                     transceiver.direction = "inactive"
