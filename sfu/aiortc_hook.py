@@ -416,25 +416,39 @@ class MediaTransport:
         ice = dtls.transport._connection
         queue = ice.data_received
         length = _ffi.new("int *")
+        # The receiving session's C handles, looked up again only when DTLS replaces it:
+        # per packet, each lookup (and `_srtp[0]`, a new cdata) is measurable.
+        session: Any = None
+        buffer: Any = None
+        handle: Any = None
+        cdata: Any = None
 
-        def data_received(data: bytes, component: int) -> None:
+        def receive(data: bytes) -> bool:
+            """Decrypt one SRTP/SRTCP datagram (first byte 128-191) and hand it on;
+            False if it is not ours to take (no keys yet, or too large)."""
+            nonlocal session, buffer, handle, cdata
             srtp = dtls._rx_srtp
             n = len(data)
-            if srtp is None or not 127 < data[0] < 192 or n > 1500:
-                queue(data, component)
-                return
-            rtcp = 192 <= data[1] <= 223
-            buffer = srtp._buffer
+            if srtp is None or n > 1500:
+                return False
+            if srtp is not session:
+                session, buffer, handle, cdata = srtp, srtp._buffer, srtp._srtp[0], srtp._cdata
+            rtcp = 192 <= data[1] <= 223 if n > 1 else False
             buffer[0:n] = data
             length[0] = n
-            if (_srtp_unprotect_rtcp if rtcp else _srtp_unprotect)(srtp._srtp[0], srtp._cdata, length) != 0:
-                return  # forged, replayed or garbled: aiortc would drop it too
+            if (_srtp_unprotect_rtcp if rtcp else _srtp_unprotect)(handle, cdata, length) != 0:
+                return True  # forged, replayed or garbled: aiortc would drop it too
             clear = buffer[0:length[0]]
             self.media_received += 1
             if rtcp:
                 on_rtcp(clear)
             else:
                 on_rtp(clear)
+            return True
+
+        def data_received(data: bytes, component: int) -> None:
+            if not (data and 127 < data[0] < 192 and receive(data)):
+                queue(data, component)
 
         ice.data_received = data_received
         # aioice tries to parse every datagram as STUN first; RTP and RTCP cannot be
@@ -442,7 +456,8 @@ class MediaTransport:
         for protocol in ice._protocols:
             def datagram_received(data: bytes, addr: tuple, stun=protocol.datagram_received) -> None:
                 if data and 127 < data[0] < 192:
-                    data_received(data, 1)
+                    if not receive(data):
+                        queue(data, 1)
                 else:
                     stun(data, addr)
             protocol.datagram_received = datagram_received

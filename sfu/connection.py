@@ -27,7 +27,8 @@ from .downlink_estimator import LOSSY, DownlinkEstimator
 from .h264_profile import shown_to_aiortc
 from .media_port import MediaPort
 from .producer import Producer
-from .rtp_packet import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
+from .rtp_packet import (ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp,
+                         unpack_ssrc, unwrap_rtx)
 from .simulcast_consumer import SimulcastConsumer
 from .simulcast_sdp import SimulcastOffer, answer_simulcast, offered_rid_extensions, parse_simulcast
 from .traffic import Traffic
@@ -367,7 +368,7 @@ class Connection:
         if len(data) < 12:
             self.bad_packets += 1
             return
-        route = self._routes.get(int.from_bytes(data[8:12], "big"))
+        route = self._routes.get(unpack_ssrc(data)[0])
         if route is None:
             route = self._learn_route(data)
             if route is None:

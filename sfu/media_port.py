@@ -97,7 +97,8 @@ class PortSocket(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        addr = (addr[0], addr[1])
+        if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope id)
+            addr = (addr[0], addr[1])
         first = data[0] if data else 0xFF
         if 127 < first < 192 or 19 < first < 64:
             # RTP/RTCP (128-191) or DTLS (20-63), RFC 7983: the source address decides

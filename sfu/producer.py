@@ -39,6 +39,7 @@ class Producer:
         self.id = uuid.uuid4().hex[:12]
         self.codec = codec
         self.kind = codec.kind
+        self._video = codec.kind == "video"
         self.payload_type = payload_type
         self.rtx_payload_type = rtx_payload_type
         self.ssrc: int | None = None
@@ -81,23 +82,25 @@ class Producer:
     def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
         # Padding-only probes and stray payload types carry no media: they are counted
         # and never NACKed, and each consumer's sequence manager closes up behind them.
-        media = packet.payload_type == self.payload_type and bool(packet.payload)
-        if media and len(packet.payload) > MAX_PAYLOAD:
-            self._oversize(len(packet.payload))
+        payload = packet.payload
+        media = packet.payload_type == self.payload_type and len(payload) > 0
+        if media and len(payload) > MAX_PAYLOAD:
+            self._oversize(len(payload))
             media = False
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
         self.last_arrival = arrival
-        if self.kind == "video":
-            if self.nack.received(packet.seq, arrival):
+        if self._video:
+            nack = self.nack
+            if nack.received(packet.seq, arrival):
                 self.request_keyframe()
-            if self.nack.pending:
+            if nack.pending:
                 self._send_nacks(arrival)
             if media:
-                if self._is_keyframe is not None and self._is_keyframe(packet.payload):
+                if self._is_keyframe is not None and self._is_keyframe(payload):
                     packet.keyframe = True
                     self.keyframes.keyframe_arrived()
                     if self._frame_size is not None:
-                        self.frame_size = self._frame_size(packet.payload) or self.frame_size
+                        self.frame_size = self._frame_size(payload) or self.frame_size
                 self.buffer.store(packet)
         if self._paused:
             return

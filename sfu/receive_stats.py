@@ -24,6 +24,10 @@ class ReceiveStats:
         self.bytes += size
         if self._base is None:
             self._base = self._max_seq = seq
+        elif seq == (self._max_seq + 1) & 0xFFFF:  # in order: the common case, no call
+            if seq == 0:
+                self._cycles += 1 << 16
+            self._max_seq = seq
         else:
             delta = seq_delta(seq, self._max_seq)
             if delta > 0:

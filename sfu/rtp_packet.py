@@ -16,6 +16,10 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 _HEADER = struct.Struct("!BBHII")
 _pack_header = _HEADER.pack_into
+_unpack_header = _HEADER.unpack_from
+_unpack_extension = struct.Struct("!HH").unpack_from
+# (ssrc,) of a whole RTP packet, unchecked: the demultiplexer's key, before any parsing
+unpack_ssrc = struct.Struct("!8xI").unpack_from
 
 
 class RtpPacket:
@@ -62,7 +66,7 @@ def parse_rtp(data: bytes, audio_level_id: int = 0, mid_id: int = 0) -> RtpPacke
     n = len(data)
     if n < 12:
         raise ValueError("RTP packet shorter than its fixed header")
-    b0, b1, seq, timestamp, ssrc = _HEADER.unpack_from(data, 0)
+    b0, b1, seq, timestamp, ssrc = _unpack_header(data, 0)
     if b0 >> 6 != 2:
         raise ValueError("RTP version is not 2")
     pos = 12 + (b0 & 0x0F) * 4
@@ -71,7 +75,7 @@ def parse_rtp(data: bytes, audio_level_id: int = 0, mid_id: int = 0) -> RtpPacke
     if b0 & 0x10:
         if n < pos + 4:
             raise ValueError("RTP extension header truncated")
-        profile, length = struct.unpack_from("!HH", data, pos)
+        profile, length = _unpack_extension(data, pos)
         ext_end = pos + 4 + length * 4
         if ext_end > n:
             raise ValueError("RTP extension block truncated")
@@ -86,8 +90,7 @@ def parse_rtp(data: bytes, audio_level_id: int = 0, mid_id: int = 0) -> RtpPacke
         end -= pad
     if pos > end:
         raise ValueError("RTP header longer than the packet")
-    packet = RtpPacket(b1 & 0x7F, b1 >> 7, seq, timestamp, ssrc, data[pos:end], audio_level, mid)
-    return packet
+    return RtpPacket(b1 & 0x7F, b1 >> 7, seq, timestamp, ssrc, data[pos:end], audio_level, mid)
 
 
 def _one_byte_extensions(data: bytes, pos: int, end: int, level_id: int,
