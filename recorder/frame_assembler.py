@@ -48,9 +48,15 @@ class FrameAssembler:
         if self._highest is None:
             self._highest = self._next = packet.seq
         ext = self._highest + seq_delta(packet.seq, self._highest & 0xFFFF)
-        self._highest = max(self._highest, ext)
+        if ext > self._highest:
+            self._highest = ext
         if ext < self._next or ext in self._pending:
             return []  # late or duplicate
+        if ext == self._next and not self._pending:  # in order, nothing held: what drain() does, shorter
+            out: list[Frame] = []
+            self._take(packet, out)
+            self._next += 1
+            return out
         self._pending[ext] = (packet, now)
         return self.drain(now)
 
