@@ -3,11 +3,12 @@ and call into this."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from redis.exceptions import RedisError
 
 from clinical.pacs import DicomWebSource
 from clinical.report_push import ReportPush
@@ -17,6 +18,7 @@ from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from conference.reconnect_grace import ReconnectGrace
+from conference.seat_ticket import restore_seat, ticket_of
 from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
@@ -55,7 +57,7 @@ class Server:
         self.node: ClusterNode | LocalNode = LocalNode()
         if multinode:
             self.node = ClusterNode(settings, self.tokens, lambda: list(self.live.rooms), self._load,
-                                    self._moved)
+                                    self._moved, self._tickets)
         self.oidc = None
         if settings.oidc_jwks_url:
             self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
@@ -120,6 +122,34 @@ class Server:
     def _load(self) -> tuple[int, float]:
         """(peers, bytes forwarded so far) for this node's heartbeat."""
         return sum(len(room.peers) for room in self.live.rooms.values()), self.metrics.bytes_forwarded()
+
+    def _tickets(self) -> list[tuple[str, str, dict]]:
+        """Every seat here, for another node to take over if this one dies."""
+        return [(room.name, peer.id, ticket_of(peer)) for room in self.live.rooms.values()
+                for peer in room.peers.values()]
+
+    async def seat_changed(self, peer: Peer) -> None:
+        """Joined, resumed, or its tracks changed: another node would resume it as it is
+        now. Best effort: the next heartbeat writes it again."""
+        if peer.in_room:
+            try:
+                await self.node.keep_seats([(peer.room.name, peer.id, ticket_of(peer))])
+            except RedisError as exc:
+                log.warning("seat ticket not written now (the heartbeat retries): %r", exc)
+
+    async def _restore_seats(self, live: LiveRoom) -> None:
+        """The room was live on a node that died: its seats come back, reconnecting, for
+        their clients to resume here (docs/multinode.md "A node lost")."""
+        for ticket in await self.node.seats(live.name):
+            try:
+                peer = restore_seat(live, ticket, self.new_connection)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("unusable seat ticket in room %s: %r", live.name, exc)
+                continue
+            peer.on_connection_replaced = self.metrics.media.release
+            self.grace.start(peer)
+            log.info("seat carried over, waiting for its client",
+                     extra={"fields": {"room": live.name, "peer": peer.id}})
 
     async def _moved(self, room: str, url: str) -> None:
         """Another node hosts ``room`` now: tell everyone here where to join, and let them go."""
@@ -186,14 +216,20 @@ class Server:
             raise ProtocolError("not-found", "the room no longer exists")
         opened = room.name not in self.live.rooms
         if opened:
-            await self.node.locate(room.name)  # Elsewhere: another node hosts it
+            # Elsewhere: another node hosts it. One that resumes lost its host: alive?
+            await self.node.locate(room.name, host_lost=resume is not None)
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
+        if opened:
+            try:
+                await self._restore_seats(live)
+            except BaseException:
+                self.live.discard_if_empty(live)
+                raise
+            self.recordings.follow(live, room.settings.record == "auto")
         host = claims.grants.admin
         # Whoever was let into this consult once (a reconnect, another screen of the
         # seat) comes back without knocking again, even when it is locked.
         known = claims.identity in live.admitted
-        if opened:
-            self.recordings.follow(live, room.settings.record == "auto")
         try:
             if not host and claims.identity in live.barred:
                 raise ProtocolError("removed", "the host removed you from this consult")
@@ -202,10 +238,10 @@ class Server:
             old = live.peers.get(resume) if resume else None
             if old is not None:
                 # Knowing a peer id and identity (both shown to everyone) is not enough.
-                if old.identity != claims.identity or not isinstance(resume_secret, str) \
-                        or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode("utf-8", "surrogatepass")):
+                if old.identity != claims.identity or not old.proves(resume_secret):
                     raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
                 await self._resume(old, claims, notify, address)
+                await self.seat_changed(old)
                 return old
             if len(live.peers) + len(live.waiting) >= room.settings.max_participants:
                 raise ProtocolError("room-full", "the room is full")
@@ -228,6 +264,7 @@ class Server:
         self.metrics.joins.inc()
         self.metrics.join_seconds.observe(time.monotonic() - began)
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
+        await self.seat_changed(peer)
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
                                                   "role": claims.role.value, "screen": screen}})
         return peer
@@ -279,6 +316,10 @@ class Server:
         self.live.discard_if_empty(room)
         if present:
             self.audit.record_soon("leave", peer.actor, room.name, peer.id)
+            try:  # a seat that ended is resumed nowhere
+                await self.node.drop_seat(room.name, peer.id)
+            except RedisError as exc:  # its ticket lapses by itself
+                log.warning("seat ticket not dropped: %r", exc)
         if room.name not in self.live.rooms:  # the room's program ends with the room
             await self.streams.stop(room.name)
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from sfu import pin_host_addresses
 from tests.processes import serving
 from tests.redis_server import _STARTUP_TIMEOUT, _answers_ping, redis_binary
 from tests.server import ADMIN_KEY, free_media_port, free_port
@@ -123,6 +124,9 @@ def _healthy(url: str) -> bool:
 @pytest.fixture
 def cluster(tmp_path: Path):
     """Redis and three nodes n1, n2, n3 sharing one data directory."""
+    # The nodes run in their own processes: this one's clients must offer loopback too, as an
+    # in-process server would have pinned it (aioice skips loopback; offline, it is all there is).
+    pin_host_addresses(["127.0.0.1"])
     (tmp_path / "redis").mkdir()
     server = RedisProcess(tmp_path / "redis")
     server.start()
