@@ -3,6 +3,7 @@ and call into this."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -84,7 +85,7 @@ class Server:
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
-                                           settings.recording_retention_days)
+                                           settings.recording_retention_days, shared=multinode)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)
@@ -137,9 +138,9 @@ class Server:
             except RedisError as exc:
                 log.warning("seat ticket not written now (the heartbeat retries): %r", exc)
 
-    async def _restore_seats(self, live: LiveRoom) -> None:
+    async def _restore_seats(self, live: LiveRoom) -> bool:
         """The room was live on a node that died: its seats come back, reconnecting, for
-        their clients to resume here (docs/multinode.md "A node lost")."""
+        their clients to resume here (docs/multinode.md "A node lost"). True if any did."""
         for ticket in await self.node.seats(live.name):
             try:
                 peer = restore_seat(live, ticket, self.new_connection)
@@ -150,6 +151,14 @@ class Server:
             self.grace.start(peer)
             log.info("seat carried over, waiting for its client",
                      extra={"fields": {"room": live.name, "peer": peer.id}})
+        return bool(live.peers)
+
+    def _carry_on_stream(self, live: LiveRoom) -> None:
+        """In the background: the compositor takes a while to start, the resumes must not wait."""
+        def done(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the live stream of room %s did not go on: %r", live.name, task.exception())
+        asyncio.ensure_future(self.streams.carry_on(live)).add_done_callback(done)
 
     async def _moved(self, room: str, url: str) -> None:
         """Another node hosts ``room`` now: tell everyone here where to join, and let them go."""
@@ -221,11 +230,17 @@ class Server:
         live = self.live.get_or_create(room.name, room.layout, room.created_at)
         if opened:
             try:
-                await self._restore_seats(live)
+                carried = await self._restore_seats(live)
             except BaseException:
                 self.live.discard_if_empty(live)
                 raise
+            # Its host died while recording it, or streaming it live: both go on here.
+            self.recordings.carry_on(live, go_on=carried)
             self.recordings.follow(live, room.settings.record == "auto")
+            if carried:
+                self._carry_on_stream(live)
+            else:
+                self.streams.forget(live.name)
         host = claims.grants.admin
         # Whoever was let into this consult once (a reconnect, another screen of the
         # seat) comes back without knocking again, even when it is locked.

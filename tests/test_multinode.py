@@ -18,6 +18,7 @@ from telemed_client import Client, ClientError, create_room, fetch_token
 from signaling import config
 from signaling.cluster_node import LocalNode
 from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
+from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
 
@@ -231,9 +232,20 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
     doctor, doctor_tracks = await join_publishing(n3.url, "ambulance", "Doctor")
     seen: list[dict] = []
     doctor.on_event = seen.append
+    http = aiohttp.ClientSession()
+    host = {"Authorization": f"Bearer {medic.token}"}
     try:
         assert medic.node_url == doctor.node_url == n2.url
         await frames(await doctor.subscribe(medic_tracks["video"]), 3)
+        # The room is recorded and streamed live when its host dies.
+        async with http.post(f"{n2.url}/api/rooms/ambulance/recordings", headers=host) as r:
+            assert r.status == 201, await r.text()
+            rec_id = (await r.json())["recording"]["id"]
+        async with http.post(f"{n2.url}/api/rooms/ambulance/live", headers=host) as r:
+            assert r.status == 200, await r.text()
+        async with http.post(f"{n2.url}/api/rooms/ambulance/live/link", headers=host) as r:
+            link = (await r.json())["url"]
+        before = await playlist_until(http, f"{n1.url}{link}", lambda p: len(complete(p)) >= 1)
         medic_resumed, doctor_resumed = medic.next_resume(), doctor.next_resume()
         os.kill(n2.proc.pid, signal.SIGKILL)
         await asyncio.wait_for(asyncio.gather(medic_resumed, doctor_resumed), 4 * NODE_TTL)
@@ -254,9 +266,37 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
             await Client.join(n1.url, medic.token, resume={"resume": medic.peer_id, "resume_secret": "guessed"},
                               auto_resume=False)
         assert refused.value.code == "forbidden"
+        # The same live stream goes on at the new host (any node sends players there), after a
+        # discontinuity, its media sequence numbers growing on.
+        after = await playlist_until(http, f"{n1.url}{link}", lambda p: any(s.discontinuity for s in complete(p)))
+        assert after.segments[0].uri.split("/")[0] == before.segments[0].uri.split("/")[0]  # same stream id
+        assert after.media_sequence > before.media_sequence + len(complete(before)) - 1
+        assert after.segments[0].discontinuity and not after.discontinuity_sequence
+        # The recording goes on in a second segment of the same recording.
+        recording_url = f"{medic.node_url}/api/rooms/ambulance/recordings/{rec_id}"
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # until both tracks wrote in the new segment
+            manifest = await recording_of(http, recording_url, host)
+            if set(medic_tracks.values()) <= {t["track_id"] for t in manifest["tracks"] if t["segment"] == 1}:
+                break
+            assert asyncio.get_running_loop().time() < deadline, manifest
+            await asyncio.sleep(0.5)
+        async with http.post(f"{recording_url}/stop", headers=host) as r:
+            assert r.status == 200, await r.text()
+            manifest = (await r.json())["recording"]
+        assert manifest["state"] == "stopped" and len(manifest["segments"]) == 2
+        by_segment = [{t["track_id"] for t in manifest["tracks"] if t["segment"] == n} for n in (0, 1)]
+        assert set(medic_tracks.values()) <= by_segment[1] <= by_segment[0]  # the same tracks, going on
     finally:
+        await http.close()
         await medic.close()
         await doctor.close()
+
+
+async def recording_of(http: aiohttp.ClientSession, url: str, headers: dict) -> dict:
+    async with http.get(url, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
 
 
 async def whip_post(http: aiohttp.ClientSession, entry: str, path: str, token: str,
