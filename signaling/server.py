@@ -130,18 +130,21 @@ class Server:
                 for peer in room.peers.values()]
 
     async def seat_changed(self, peer: Peer) -> None:
-        """Joined, resumed, or its tracks changed: another node would resume it as it is
-        now. Best effort: the next heartbeat writes it again."""
+        """Resumed, or its tracks changed: another node would resume it as it is now."""
         if peer.in_room:
-            try:
-                await self.node.keep_seats([(peer.room.name, peer.id, ticket_of(peer))])
-            except RedisError as exc:
-                log.warning("seat ticket not written now (the heartbeat retries): %r", exc)
+            await self._keep_seat(peer)
 
-    async def _restore_seats(self, live: LiveRoom) -> bool:
+    async def _keep_seat(self, peer: Peer) -> None:
+        """Best effort: the next heartbeat writes every seat again."""
+        try:
+            await self.node.keep_seats([(peer.room.name, peer.id, ticket_of(peer))])
+        except RedisError as exc:
+            log.warning("seat ticket not written now (the heartbeat retries): %r", exc)
+
+    def _restore_seats(self, live: LiveRoom, tickets: list[dict]) -> bool:
         """The room was live on a node that died: its seats come back, reconnecting, for
         their clients to resume here (docs/multinode.md "A node lost"). True if any did."""
-        for ticket in await self.node.seats(live.name):
+        for ticket in tickets:
             try:
                 peer = restore_seat(live, ticket, self.new_connection)
             except (KeyError, TypeError, ValueError) as exc:
@@ -223,17 +226,15 @@ class Server:
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
-        opened = room.name not in self.live.rooms
-        if opened:
+        tickets: list[dict] = []
+        if room.name not in self.live.rooms:
             # Elsewhere: another node hosts it. One that resumes lost its host: alive?
             await self.node.locate(room.name, host_lost=resume is not None)
-        live = self.live.get_or_create(room.name, room.layout, room.created_at)
-        if opened:
-            try:
-                carried = await self._restore_seats(live)
-            except BaseException:
-                self.live.discard_if_empty(live)
-                raise
+            tickets = await self.node.seats(room.name)  # left by a host that died
+        live = self.live.rooms.get(room.name)
+        if live is None:  # opened by this join (joins arriving meanwhile found it opened)
+            live = self.live.get_or_create(room.name, room.layout, room.created_at)
+            carried = self._restore_seats(live, tickets)
             # Its host died while recording it, or streaming it live: both go on here.
             self.recordings.carry_on(live, go_on=carried)
             self.recordings.follow(live, room.settings.record == "auto")
@@ -275,11 +276,11 @@ class Server:
             self.metrics.join_seconds.observe(time.monotonic() - began)
             log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
             return peer
+        await self._keep_seat(peer)  # before it is in: its `joined` goes first of all
         live.add(peer)
         self.metrics.joins.inc()
         self.metrics.join_seconds.observe(time.monotonic() - began)
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
-        await self.seat_changed(peer)
         log.info("peer joined", extra={"fields": {"room": live.name, "peer": peer.id,
                                                   "role": claims.role.value, "screen": screen}})
         return peer
