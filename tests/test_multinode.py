@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import aiohttp
+import m3u8
 import pytest
 import yarl
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -17,6 +18,9 @@ from telemed_client import Client, ClientError, create_room, fetch_token
 
 from signaling import config
 from signaling.cluster_node import LocalNode
+from streaming import playlist
+from streaming.hls_window import HlsWindow
+from streaming.playlist import LIVE_SEGMENTS
 from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
 from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
@@ -417,3 +421,22 @@ async def test_a_node_shutting_down_frees_its_rooms_at_once(cluster):
     finally:
         await client.close()  # the last peer gone, n4 ends its drain and exits
         cluster.nodes.remove(leaving)
+
+
+def test_a_carried_on_live_window_counts_its_discontinuity():
+    """A stream carried on after its node died: media sequence numbers grow on, the first
+    segment is a discontinuity, and once it leaves the playlist the discontinuity sequence
+    counts it (RFC 8216 §4.3.3.3)."""
+    window = HlsWindow(keep_segments=12, first_msn=42, discontinuity_sequence=3)
+    for i in range(LIVE_SEGMENTS + 2):
+        window.add_part(b"x", 1.0, True, True, True, 1000.0 + i)
+    text = playlist.render(window, "s1", 0.3, 1.0, low_latency=False)
+    parsed = m3u8.loads(text)
+    assert parsed.media_sequence == 44 and parsed.discontinuity_sequence == 4
+    assert not any(s.discontinuity for s in parsed.segments)
+    first = m3u8.loads(playlist.render(HlsWindow(first_msn=42, discontinuity_sequence=3), "s1", 0.3, 1.0, False))
+    assert first.media_sequence == 42
+    window = HlsWindow(first_msn=42, discontinuity_sequence=3)
+    window.add_part(b"x", 1.0, True, True, True, 1000.0)
+    parsed = m3u8.loads(playlist.render(window, "s1", 0.3, 1.0, low_latency=True))
+    assert parsed.segments[0].discontinuity and parsed.discontinuity_sequence == 3
