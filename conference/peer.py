@@ -58,6 +58,7 @@ class Peer:
         self.attachment = 0
         self.held: dict[str, Producer] = {}  # track id -> producer, detached
         self._claim_held = False  # the first offer after a resume claims or drops them
+        self.resumable = True  # by its client (WHIP/WHEP sessions post again instead)
         # Called when a host lets this peer in from the waiting room.
         self.on_admitted: Callable[[], None] | None = None
 

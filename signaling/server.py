@@ -127,7 +127,7 @@ class Server:
     def _tickets(self) -> list[tuple[str, str, dict]]:
         """Every seat here, for another node to take over if this one dies."""
         return [(room.name, peer.id, ticket_of(peer)) for room in self.live.rooms.values()
-                for peer in room.peers.values()]
+                for peer in room.peers.values() if peer.resumable]
 
     async def seat_changed(self, peer: Peer) -> None:
         """Resumed, or its tracks changed: another node would resume it as it is now."""
@@ -136,6 +136,8 @@ class Server:
 
     async def _keep_seat(self, peer: Peer) -> None:
         """Best effort: the next heartbeat writes every seat again."""
+        if not peer.resumable:
+            return
         try:
             await self.node.keep_seats([(peer.room.name, peer.id, ticket_of(peer))])
         except RedisError as exc:
@@ -217,9 +219,11 @@ class Server:
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
                    resume: str | None = None, *, resume_secret: str | None = None,
-                   address: str = "", can_wait: bool = True) -> Peer:
+                   address: str = "", can_wait: bool = True, resumable: bool = True) -> Peer:
         """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
-        `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
+        `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead.
+        `resumable=False` (WHIP/WHEP, which post again instead): no other node takes
+        the seat over if this one dies."""
         if self.draining:
             raise ProtocolError("server-draining", "this server is shutting down: join again to reach another")
         began = time.monotonic()
@@ -271,6 +275,7 @@ class Server:
                                                 "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
         peer.on_connection_replaced = self.metrics.media.release
+        peer.resumable = resumable
         if must_wait:
             live.wait(peer)
             self.metrics.join_seconds.observe(time.monotonic() - began)

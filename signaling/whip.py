@@ -78,7 +78,7 @@ class HttpSessions:
             raise HttpError(400, "bad-sdp", str(exc)) from None
         try:
             peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "",
-                                          can_wait=False)
+                                          can_wait=False, resumable=False)
         except Elsewhere as exc:
             raise redirect(request, exc) from None
         except ProtocolError as exc:
