@@ -1,6 +1,7 @@
 """./telemed bench [--subscribers 10,30] [--duration 20] [--servers ours,janus] [--profile]
 ./telemed bench login [--rounds 10]   (see benchmarks/login.py)
-./telemed bench multinode [--joins 40]   (see benchmarks/multinode.py)"""
+./telemed bench multinode [--joins 40]   (see benchmarks/multinode.py)
+./telemed bench layer-switch [--rounds 5]   (see benchmarks/layer_switch.py)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def main() -> None:
     if sys.argv[1:2] == ["login"]:
         from .login import main as login
         return login(sys.argv[2:])
+    if sys.argv[1:2] == ["layer-switch"]:
+        from .layer_switch import main as layer_switch
+        return layer_switch(sys.argv[2:])
     if sys.argv[1:2] == ["multinode"]:
         from .multinode import main as multinode
         return multinode(sys.argv[2:])
@@ -37,7 +41,10 @@ def main() -> None:
                         "server per sample), perf = Linux perf cpu-clock, kernel time included")
     p.add_argument("--profile-only", action="store_true",
                    help="only the profiling run (needs --profile); forwarding.json is left alone")
-    p.add_argument("--out", type=Path, default=RESULTS / "forwarding.json")
+    p.add_argument("--simulcast", action="store_true",
+                   help="the publisher sends three simulcast layers (rid q/h/f), each the whole clip")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default results/forwarding.json (forwarding-simulcast.json with --simulcast)")
     p.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
     a = p.parse_args()
     counts = [int(x) for x in a.subscribers.split(",") if x.strip()]
@@ -48,9 +55,10 @@ def main() -> None:
         p.error("--duration: 1 to 600 seconds")
     if unknown := set(servers) - set(SERVERS):
         p.error(f"--servers: unknown {', '.join(sorted(unknown))}")
+    out = a.out or RESULTS / ("forwarding-simulcast.json" if a.simulcast else "forwarding.json")
     opts = Options(subscribers=counts, duration=a.duration, warmup=a.warmup, workers=max(1, a.workers),
-                   servers=servers, out=a.out, profile=a.profile, keep_logs=a.keep_logs,
-                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only)
+                   servers=servers, out=out, profile=a.profile, keep_logs=a.keep_logs,
+                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only, simulcast=a.simulcast)
     if a.profile_only and not a.profile:
         a.profile = opts.profile = "python"
     result = asyncio.run(run(opts))

@@ -46,6 +46,7 @@ class Options:
     keep_logs: bool
     repeat: int = 1
     profile_only: bool = False
+    simulcast: bool = False  # the publisher sends three layers (benchmarks/peers.py)
 
 
 def proc_cpu(pid: int) -> tuple[float, float]:
@@ -191,7 +192,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-worker-pub.log")
         workers.append(pub)
         msg = {"cmd": "publish", "server": kind, "base": server.base,
-               "admin_key": getattr(server, "admin_key", None)}
+               "admin_key": getattr(server, "admin_key", None), "simulcast": opts.simulcast}
         info = (await pub.call(msg, 60))["info"]
         server.check_alive()
 
@@ -258,7 +259,9 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "server_cpu_s": round(cpu_s, 3),
         "server_cpu_pct": round(100 * cpu_s / window, 1),
         "host_busy_pct": round(100 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
+        "load_average": round(os.getloadavg()[0], 2),
         "publisher_packets": sent_in_window,
+        "layers_answered": info.get("layers_answered", 0),  # the rids the server accepted
         "delivered_packets": delivered,
         "delivered_per_s": round(delivered / window, 1),
         "delivery_pct": round(100 * delivered / max(1, sent_in_window * len(sub_stats)), 2),
@@ -424,7 +427,7 @@ async def run(opts: Options) -> dict:
                  "seconds": round(clip.duration, 2), "mbit_s": round(clip.bitrate / 1e6, 3),
                  "keyframes": sum(clip.keyframes)},
         "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers,
-                     "repeat": opts.repeat},
+                     "repeat": opts.repeat, "simulcast_layers": 3 if opts.simulcast else 1},
         "summary": summarize_runs(rows),
         "ratio": ratios(rows),
         "runs": rows,

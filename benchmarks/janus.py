@@ -201,7 +201,7 @@ class JanusPublisher:
         answer = reply["jsep"]
         await self.publisher.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         await s.trickle_done(handle)
-        return {"room": ROOM, "feed": joined["id"]}
+        return {"room": ROOM, "feed": joined["id"], "layers_answered": answer["sdp"].count("a=rid:")}
 
     async def close(self) -> None:
         await self.publisher.close()

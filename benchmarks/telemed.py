@@ -156,7 +156,8 @@ class TelemedPublisher:
         if mid not in reply.get("published", {}):
             raise SignalingError(f"publish refused: {reply.get('rejected')}")
         await self.publisher.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
-        return {"track_id": reply["published"][mid], "admin_key": self._admin_key}
+        return {"track_id": reply["published"][mid], "admin_key": self._admin_key,
+                "layers_answered": reply["sdp"].count("a=rid:")}
 
     async def close(self) -> None:
         await self.publisher.close()

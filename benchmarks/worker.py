@@ -65,7 +65,7 @@ class Worker:
         raise ValueError(f"unknown command {cmd!r}")
 
     async def publish(self, msg: dict) -> dict:
-        publisher = Publisher(load_clip())
+        publisher = Publisher(load_clip(), simulcast=bool(msg.get("simulcast")))
         record = msg.get("record")  # Janus: the directory its recordings go to; ours: any true value
         if msg["server"] == "janus":
             self.publisher = janus.JanusPublisher(self.http, msg["base"], publisher, record)

@@ -258,12 +258,17 @@ class Peer:
         if channel.readyState != "open":
             return
         if channel.bufferedAmount > MAX_DATA_BUFFER:
-            self.data_dropped += 1
+            self._dropped("its channel's buffer is full")
             return
         try:
             channel.send(json.dumps(message))
-        except Exception:
-            self.data_dropped += 1
+        except Exception as exc:
+            self._dropped(str(exc))
+
+    def _dropped(self, why: str) -> None:
+        self.data_dropped += 1
+        if self.data_dropped in (1, 10, 100) or self.data_dropped % 1000 == 0:  # said, never a flood
+            log.warning("a relayed message to peer %s was dropped (%d so far): %s", self.id, self.data_dropped, why)
 
 
 async def close_quietly(peer: Peer) -> None:

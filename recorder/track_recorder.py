@@ -34,7 +34,6 @@ class TrackRecorder(Consumer):
         self._assembler = (FrameAssembler(depacketizer, producer.request_keyframe)
                            if producer.kind == "video" else None)
         self.failed = False
-        self.bad_frames = 0
         if producer.last_sr is not None:
             self.clock.sender_report(*producer.last_sr)
 
@@ -73,7 +72,6 @@ class TrackRecorder(Consumer):
                 self._on_disk_error(exc)
                 return
             except (ValueError, av.FFmpegError) as exc:
-                self.bad_frames += 1
                 log.warning("frame not recorded on %s: %s", self.producer.id, exc)
                 if self.file.frames == 0 and self._assembler is not None:
                     self._assembler.restart()  # wait for a keyframe that can start the file

@@ -22,11 +22,12 @@ from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 from . import aiortc_hook as hook
 from . import rtcp
 from .codec import FORWARDABLE, Codec
-from .bandwidth_allocator import LOSSY, allocate
+from .bandwidth_allocator import allocate
 from .consumer import Handover, RtpConsumer
+from .downlink_estimator import LOSSY, DownlinkEstimator
 from .media_port import MediaPort
 from .producer import Producer
-from .rtp_packet import AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
+from .rtp_packet import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
 from .simulcast_consumer import SimulcastConsumer
 from .simulcast_sdp import SimulcastOffer, answer_simulcast, offered_rid_extensions, parse_simulcast
 from .traffic import Traffic
@@ -145,6 +146,7 @@ class Connection:
         self._simulcast: dict[str, SimulcastOffer] = {}  # publishing mid -> its layers
         self._priority_tracks: frozenset[str] = frozenset()
         self.uplink = UplinkEstimator()
+        self.downlink = DownlinkEstimator()  # what this peer, as a subscriber, can take
         self._mid_ext_id = 0
         self._level_ids: dict[str, int] = {}  # producer id -> audio level ext id
         self._lock = asyncio.Lock()
@@ -329,8 +331,9 @@ class Connection:
             extensions = hook.negotiated_extensions(transceiver)
             kind = SimulcastConsumer if producer.layers else RtpConsumer
             consumer = kind(producer, self._transport_for(transceiver), ssrc,
-                                   media.payloadType, extensions.get(AUDIO_LEVEL_URI, 0),
-                                   rtx_ssrc if rtx_pt is not None else None, rtx_pt)
+                            media.payloadType, extensions.get(AUDIO_LEVEL_URI, 0),
+                            rtx_ssrc if rtx_pt is not None else None, rtx_pt,
+                            extensions.get(ABS_SEND_TIME_URI, 0) if producer.kind == "video" else 0)
             handover = existing.handover() if existing is not None else self._handovers.get(mid)
             if handover is not None:
                 consumer.resume(handover)
@@ -444,18 +447,25 @@ class Connection:
                 route[0].receive_sender_report(info.ntp_timestamp, info.rtp_timestamp)
         if isinstance(packet, (rtcp.RtcpSrPacket, rtcp.RtcpRrPacket)):
             lossy = False
+            now = time.monotonic()
             for report in packet.reports:
                 consumer = self._consumers_by_ssrc.get(report.ssrc)
                 if consumer is not None:
                     consumer.handle_rtcp(packet)
                     lossy = lossy or report.fraction_lost > LOSSY * 256
-            if lossy:  # congestion: choose layers now, not at the next upkeep tick
-                allocate(self.consumers.values(), time.monotonic())
+                    rtt = consumer.round_trip(report, now)
+                    if rtt is not None:
+                        self.downlink.on_rtt(rtt, now)
+            if lossy or self.downlink.queueing(now):  # choose layers now, not at the next tick
+                allocate(self.consumers.values(), now, self.downlink)
         elif isinstance(packet, (rtcp.RtcpRtpfbPacket, rtcp.RtcpPsfbPacket)):
             targets = [packet.media_ssrc]
             if isinstance(packet, rtcp.RtcpPsfbPacket) and packet.fmt == rtcp.PSFB_APP:
                 remb = rtcp.unpack_remb(packet)
                 targets = remb[1] if remb else []
+                now = time.monotonic()
+                if remb and self.downlink.on_remb(remb[0], now):  # a cut: the link is full
+                    allocate(self.consumers.values(), now, self.downlink)
             for ssrc in targets:
                 consumer = self._consumers_by_ssrc.get(ssrc)
                 if consumer is not None:
@@ -483,7 +493,7 @@ class Connection:
                 log.exception("producer upkeep failed on %s", self.label)
         try:
             self._send_remb(now)
-            allocate(self.consumers.values(), now)
+            allocate(self.consumers.values(), now, self.downlink)
         except Exception:
             log.exception("bandwidth upkeep failed on %s", self.label)
 
@@ -516,7 +526,7 @@ class Connection:
             return False
         if isinstance(consumer, SimulcastConsumer):
             consumer.tile = (width, height)
-            allocate(self.consumers.values(), time.monotonic())
+            allocate(self.consumers.values(), time.monotonic(), self.downlink)
         return True
 
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None,

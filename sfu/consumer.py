@@ -10,6 +10,7 @@ m-line. In-process sinks (recorder, HLS packager) subclass Consumer and override
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ class Handover:
     last_seq: int
     rtx_seq: int
     timeline: TimelineEnd | None  # None: nothing was ever sent
+
+
+# Sender reports whose send time a consumer keeps, to time the receiver reports echoing them.
+REPORTS_REMEMBERED = 8
 
 
 class Consumer:
@@ -153,8 +158,9 @@ class RtpConsumer(Consumer):
 
     def __init__(self, producer: Producer, transport: MediaTransport, ssrc: int,
                  payload_type: int, audio_level_id: int = 0,
-                 rtx_ssrc: int | None = None, rtx_payload_type: int | None = None) -> None:
-        self.target = Target(transport.wire, ssrc, payload_type, audio_level_id)
+                 rtx_ssrc: int | None = None, rtx_payload_type: int | None = None,
+                 abs_send_time_id: int = 0) -> None:
+        self.target = Target(transport.wire, ssrc, payload_type, audio_level_id, abs_send_time_id)
         super().__init__(producer, self.target.seq)  # the fan-out step steps it
         self.transport = transport
         self.ssrc = ssrc
@@ -169,6 +175,12 @@ class RtpConsumer(Consumer):
         self.plis_received = 0
         self.fraction_lost = 0
         self.packets_lost = 0
+        self._reports_sent: dict[int, float] = {}  # LSR of our recent sender reports -> when
+
+    @property
+    def sending_bitrate(self) -> int:
+        """What this consumer sends, bit/s (what its source receives)."""
+        return self.producer.bitrate
 
     def handover(self) -> Handover:
         """For whoever takes this m-line (same SSRC) next."""
@@ -211,6 +223,16 @@ class RtpConsumer(Consumer):
         if self.started:
             self.transport.send_rtcp(rtcp.sender_report(
                 self.ssrc, ntp, rtp_timestamp + self.ts_offset, self.packets_sent, self.octets_sent))
+            # The NTP time is the publisher's, so the round trip is timed on our clock.
+            if len(self._reports_sent) >= REPORTS_REMEMBERED:
+                del self._reports_sent[next(iter(self._reports_sent))]
+            self._reports_sent[(ntp >> 16) & 0xFFFFFFFF] = time.monotonic()
+
+    def round_trip(self, report: Any, now: float) -> float | None:
+        """The RTT a receiver report block shows (RFC 3550 6.4.1), seconds; None if it
+        echoes no sender report of ours."""
+        sent = self._reports_sent.get(report.lsr) if report.lsr else None
+        return None if sent is None else max(0.0, now - sent - report.dlsr / 65536)
 
     def handle_rtcp(self, packet: object) -> None:
         """Feedback from the subscriber about this stream."""

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "fanout.h"
 
@@ -82,6 +83,16 @@ static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 
 static int seq_newer(uint16_t a, uint16_t b) { return (int16_t)(a - b) > 0; }
+
+/* abs-send-time: the send time in 6.18 fixed-point seconds, 24 bits; any steady clock
+ * will do, the receiver only compares differences. Never 0 (0 means not read yet). */
+static uint32_t abs_send_time(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t fraction = ((uint64_t)now.tv_nsec << 18) / 1000000000u;
+    return (uint32_t)((((uint64_t)now.tv_sec << 18) | fraction) & 0xFFFFFF) | 0x1000000;
+}
 
 /* Forget the oldest dropped input. The outputs of later inputs stay as they were;
  * earlier ones would shift by one, so they are no longer mapped at all. */
@@ -180,8 +191,99 @@ int fanout_seq_original(const struct fanout_seq *s, int output)
     return in;
 }
 
-/* RFC 7741 payload descriptor: picture id (7 or 15 bits) and TL0PICIDX, rewritten in
- * place so that a layer switch looks like one stream to the decoder. */
+/* RFC 7741 payload descriptor, read once per packet. */
+struct vp8_desc {
+    int frame_start;  /* S bit and partition 0: the first packet of a frame */
+    int picture_id;   /* 15-bit picture id; -1: none, or only 7 bits */
+    int tid;          /* temporal layer; -1: no T bit */
+    int sync;         /* Y: the frame depends on the base layer only */
+};
+
+static struct vp8_desc vp8_parse(const uint8_t *p, int size)
+{
+    struct vp8_desc d = {.frame_start = 0, .picture_id = -1, .tid = -1, .sync = 0};
+    if (size < 1)
+        return d;
+    d.frame_start = (p[0] & 0x10) && !(p[0] & 0x07);
+    if (size < 3 || !(p[0] & 0x80))
+        return d;
+    int pos = 2;
+    if (p[1] & 0x80) {
+        if (p[2] & 0x80) {
+            if (size < 5)
+                return d;
+            d.picture_id = ((p[2] & 0x7F) << 8) | p[3];
+            pos = 4;
+        } else {
+            pos = 3;
+        }
+    }
+    if (p[1] & 0x40)
+        pos++;
+    if ((p[1] & 0x20) && pos < size) {
+        d.tid = p[pos] >> 6;
+        d.sync = (p[pos] >> 5) & 1;
+    }
+    return d;
+}
+
+static uint16_t pid_after(uint16_t a, uint16_t b) { return (uint16_t)((a - b) & 0x7FFF); }
+static int pid_newer(uint16_t a, uint16_t b) { uint16_t d = pid_after(a, b); return d && d < 0x4000; }
+
+/* Forget the oldest dropped picture id: the outputs of later ids stay as they were. */
+static void pid_fold_oldest(struct fanout_target *t)
+{
+    t->picture_id_offset = (uint16_t)((t->picture_id_offset - 1) & 0x7FFF);
+    t->npid_dropped--;
+    memmove(t->pid_dropped, t->pid_dropped + 1, t->npid_dropped * sizeof(t->pid_dropped[0]));
+}
+
+static void pid_drop(struct fanout_target *t, uint16_t id)
+{
+    if (t->npid_dropped && !pid_newer(id, t->pid_dropped[t->npid_dropped - 1]))
+        return;  /* another packet of a frame already dropped (or a late one) */
+    while (t->npid_dropped && (t->npid_dropped == FANOUT_PID_DROPPED
+                               || pid_after(id, t->pid_dropped[0]) > FANOUT_PID_WINDOW))
+        pid_fold_oldest(t);
+    t->pid_dropped[t->npid_dropped++] = id;
+}
+
+/* output id = input id + offset - (dropped ids before it) */
+static uint16_t pid_map(const struct fanout_target *t, uint16_t id)
+{
+    int n = t->npid_dropped;
+    if (n && !pid_newer(id, t->pid_dropped[n - 1])) {  /* rare: from before the last drop */
+        n = 0;
+        while (n < t->npid_dropped && pid_newer(id, t->pid_dropped[n]))
+            n++;
+    }
+    return (uint16_t)((id + t->picture_id_offset - n) & 0x7FFF);
+}
+
+/* Whether `t` leaves this packet out for its temporal layer (then it closes up both
+ * the sequence number and the picture id behind it). */
+static int vp8_temporal_drop(struct fanout_target *t, const struct vp8_desc *d, int seq)
+{
+    if (d->tid < 0 || d->picture_id < 0)
+        return 0;
+    if (t->max_tid == 255 || d->tid > t->max_tid)
+        t->max_tid = (uint8_t)d->tid;
+    if (d->frame_start && seq_newer((uint16_t)seq, t->seq.max_input)) {
+        if (t->tid_target < t->tid_current)
+            t->tid_current = t->tid_target;  /* down: any frame start will do */
+        else if (d->sync && d->tid > t->tid_current && d->tid <= t->tid_target)
+            t->tid_current = (uint8_t)d->tid;  /* up: a frame that needs only the base */
+    }
+    if (d->tid <= t->tid_current)
+        return 0;
+    fanout_seq_drop(&t->seq, seq);
+    pid_drop(t, (uint16_t)d->picture_id);
+    t->temporal_dropped++;
+    return 1;
+}
+
+/* Picture id and TL0PICIDX, rewritten in place so that a layer switch (and a dropped
+ * temporal layer) looks like one stream to the decoder. */
 static void vp8_rewrite(uint8_t *p, int size, struct fanout_target *t, int newest)
 {
     if (size < 3 || !(p[0] & 0x80))
@@ -191,7 +293,7 @@ static void vp8_rewrite(uint8_t *p, int size, struct fanout_target *t, int newes
         if (p[2] & 0x80) {
             if (size < 5)
                 return;
-            uint16_t id = (uint16_t)((((p[2] & 0x7F) << 8) | p[3]) + t->picture_id_offset) & 0x7FFF;
+            uint16_t id = pid_map(t, (uint16_t)(((p[2] & 0x7F) << 8) | p[3]));
             p[2] = 0x80 | (uint8_t)(id >> 8);
             p[3] = (uint8_t)id;
             if (newest)
@@ -229,6 +331,9 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size)
 {
     int sent = 0, queued = 0, fd = -1;
+    struct vp8_desc vp8 = {.tid = -1};
+    int vp8_parsed = 0;
+    uint32_t send_time = 0;
 
     if (size < 0 || size > FANOUT_MAX_PAYLOAD)
         return 0;  /* the producer counted it (sfu/producer.py) */
@@ -237,6 +342,14 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
         struct fanout_wire *w = t->wire;
         if (w->session == NULL)
             continue;
+        if (t->vp8) {
+            if (!vp8_parsed) {
+                vp8 = vp8_parse(payload, size);
+                vp8_parsed = 1;
+            }
+            if (vp8_temporal_drop(t, &vp8, seq))
+                continue;
+        }
         int out = fanout_seq_input(&t->seq, seq);
         if (out < 0)
             continue;
@@ -257,6 +370,17 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
             buf[16] = t->audio_level_id << 4;
             buf[17] = (uint8_t)audio_level;
             buf[18] = buf[19] = 0;
+            n = 20;
+        } else if (t->abs_send_time_id) {
+            if (!send_time)
+                send_time = abs_send_time();
+            buf[0] = 0x90;  /* abs-send-time alone: 24 bits, 6.18 fixed-point seconds */
+            put16(buf + 12, 0xBEDE);
+            put16(buf + 14, 1);
+            buf[16] = (uint8_t)(t->abs_send_time_id << 4 | 2);
+            buf[17] = (uint8_t)(send_time >> 16);
+            buf[18] = (uint8_t)(send_time >> 8);
+            buf[19] = (uint8_t)send_time;
             n = 20;
         }
         buf[1] = (uint8_t)((marker << 7) | t->payload_type);

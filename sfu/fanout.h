@@ -2,7 +2,7 @@
  * cffi reads this file as declarations, so it holds no macros and only types cffi knows. */
 
 /* The largest RTP payload forwarded: the rewritten packet (header of 12 bytes, or 20
- * with the audio-level extension) plus the largest SRTP tag we negotiate (16; no MKI)
+ * with the audio-level or the abs-send-time extension, never both) plus the largest SRTP tag we negotiate (16; no MKI)
  * must fit a 1500-byte Ethernet MTU as one IPv6 UDP datagram (1452 bytes). GStreamer's
  * and most encoders' 1400-byte packets fit; bigger ones are counted, not forwarded. */
 enum { FANOUT_MAX_PAYLOAD = 1500 - 40 - 8 - 16 - 20 };
@@ -12,6 +12,12 @@ enum { FANOUT_MAX_PAYLOAD = 1500 - 40 - 8 - 16 - 20 };
  * (sfu/retransmission_buffer.py). Inputs older than a forgotten drop are no longer
  * mapped (neither sent nor retransmitted), never mapped wrong. */
 enum { FANOUT_SEQ_DROPPED = 128, FANOUT_SEQ_WINDOW = 1024 };
+
+/* VP8 frames a target left out (temporal layers above its target) whose picture ids
+ * it remembers, so later ids close up behind them; and how many ids behind the newest
+ * a drop is kept. An input older than a forgotten drop maps one id off: only a
+ * retransmission that late (seconds) could carry one. */
+enum { FANOUT_PID_DROPPED = 64, FANOUT_PID_WINDOW = 256 };
 
 /* One consumer's sequence manager (mediasoup's SeqManager is the model): maps the
  * input numbering to an output numbering without holes. Packets the producer drops
@@ -45,12 +51,24 @@ struct fanout_target {
     uint32_t max_timestamp;  /* output timestamp of the newest packet sent */
     uint8_t payload_type;
     uint8_t audio_level_id;  /* 0: no audio-level extension on this m-line */
+    /* 0: none; else every packet without an audio level carries abs-send-time (our send
+     * time), which the subscriber's receive-side estimate (its REMB) needs */
+    uint8_t abs_send_time_id;
     /* VP8 simulcast: picture id and TL0PICIDX continue across layer switches */
     uint8_t vp8;             /* rewrite the VP8 payload descriptor */
     uint8_t tl0_offset;
     uint8_t max_tl0;         /* output TL0PICIDX of the newest packet sent */
     uint16_t picture_id_offset;
     uint16_t max_picture_id; /* output picture id of the newest packet sent */
+    /* VP8 temporal layers (15-bit picture ids only): frames whose TID is above
+     * tid_current are not sent; tid_current follows tid_target down at a frame start
+     * and up at a layer-sync (Y) frame. Their picture ids are closed up. */
+    uint8_t tid_target;      /* set by Python; 255: every layer */
+    uint8_t tid_current;
+    uint8_t max_tid;         /* highest TID seen (255: no temporal layers seen) */
+    uint16_t npid_dropped;
+    uint16_t pid_dropped[FANOUT_PID_DROPPED];  /* input picture ids, oldest first */
+    uint64_t temporal_dropped;  /* packets left out for their temporal layer */
     uint64_t packets;
     uint64_t octets;
     uint64_t failures;  /* refused by libsrtp or the socket (full send buffer, say) */

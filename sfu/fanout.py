@@ -47,11 +47,14 @@ class Wire:
 class Target:
     """One consumer's header rewrite, sequence manager and counters, as C sees them."""
 
-    def __init__(self, wire: Wire, ssrc: int, payload_type: int, audio_level_id: int) -> None:
+    def __init__(self, wire: Wire, ssrc: int, payload_type: int, audio_level_id: int,
+                 abs_send_time_id: int = 0) -> None:
         self.wire = wire  # the C struct points into it
         self.c = ffi.new("struct fanout_target *", {
             "wire": wire.c, "ssrc": ssrc, "payload_type": payload_type,
-            "audio_level_id": audio_level_id})
+            "audio_level_id": audio_level_id, "abs_send_time_id": abs_send_time_id,
+            "tid_target": ALL_TEMPORAL_LAYERS, "tid_current": ALL_TEMPORAL_LAYERS,
+            "max_tid": ALL_TEMPORAL_LAYERS})
         self.seq = SeqManager(ffi.addressof(self.c, "seq"), self.c)
         self._one = ffi.new("struct fanout_target *[1]", [self.c])
 
@@ -106,6 +109,7 @@ class Fanout:
 
 
 MAX_PAYLOAD: int = lib.FANOUT_MAX_PAYLOAD
+ALL_TEMPORAL_LAYERS = 255  # a target's tid_target / tid_current: drop none
 
 
 def _send(targets: Any, count: int, packet: Any) -> int:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from . import rtcp
 from .codec import Codec
 from .fanout import MAX_PAYLOAD, Fanout
+from .h264_sps import h264_keyframe_size
 from .keyframe import DETECTORS, vp8_keyframe_size
 from .keyframe_request_manager import KeyFrameRequestManager
 from .nack_generator import NackGenerator
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from .consumer import Consumer
 
 log = logging.getLogger("telemed.sfu")
+
+# The picture size a keyframe's first packet announces, by codec.
+SIZE_READERS = {"video/vp8": vp8_keyframe_size, "video/h264": h264_keyframe_size}
 
 # Upstream RTCP goes through this: it takes serialized RTCP bytes.
 RtcpSink = Callable[[bytes], object]
@@ -55,11 +59,11 @@ class Producer:
         # first, itself included; the other layers are not in the router.
         self.layers: list[Producer] = []
         self.rid = ""
-        self.frame_size: tuple[int, int] | None = None  # from the last VP8 keyframe
+        self.frame_size: tuple[int, int] | None = None  # from the last keyframe
         self.bitrate = 0  # what arrived over the last upkeep interval, bit/s
         self._bytes_at_tick = 0
         self._last_tick = 0.0
-        self._vp8 = codec.mime_type.lower() == "video/vp8"
+        self._frame_size = SIZE_READERS.get(codec.mime_type.lower())
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._is_keyframe = DETECTORS.get(codec.mime_type.lower())
@@ -92,8 +96,8 @@ class Producer:
                 if self._is_keyframe is not None and self._is_keyframe(packet.payload):
                     packet.keyframe = True
                     self.keyframes.keyframe_arrived()
-                    if self._vp8:
-                        self.frame_size = vp8_keyframe_size(packet.payload) or self.frame_size
+                    if self._frame_size is not None:
+                        self.frame_size = self._frame_size(packet.payload) or self.frame_size
                 self.buffer.store(packet)
         if self._paused:
             return

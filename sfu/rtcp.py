@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from aiortc import rtp as _rtp
 
@@ -17,8 +16,6 @@ PSFB_FIR = _rtp.RTCP_PSFB_FIR
 PSFB_APP = _rtp.RTCP_PSFB_APP
 RTPFB_NACK = _rtp.RTCP_RTPFB_NACK
 
-NTP_EPOCH_OFFSET = 2208988800
-
 
 def parse_rtcp(data: bytes) -> list:
     """Parse a compound RTCP packet; raise ValueError if malformed."""
@@ -26,11 +23,6 @@ def parse_rtcp(data: bytes) -> list:
         return RtcpPacket.parse(data)
     except (ValueError, IndexError, KeyError) as exc:  # aiortc lets some slip through
         raise ValueError(f"malformed RTCP: {exc}") from None
-
-
-def ntp_now() -> int:
-    now = time.time() + NTP_EPOCH_OFFSET
-    return (int(now) << 32) | int((now % 1) * (1 << 32))
 
 
 def sender_report(ssrc: int, ntp: int, rtp_timestamp: int, packets: int, octets: int) -> bytes:

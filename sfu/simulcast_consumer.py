@@ -7,12 +7,15 @@ sequence manager and timestamp mapper continue the stream, the fan-out step
 continues VP8 picture id and TL0PICIDX, so the receiver sees one stream whose
 resolution changes.
 
-Which layer: the smallest that covers the tile the page shows it in (no tile known:
-the best), of the layers that are arriving, within what the subscriber's connection
-can take (sfu/bandwidth_allocator.py). Down at once, to a layer that fits, when the
-connection is congested; up one layer at a time after UP_AFTER calm seconds, the
-higher layer itself being the probe; a step up undone within TRIAL seconds doubles
-the wait before the next (up to UP_AFTER_MAX), one that held resets it.
+Which level (a layer, and how many of its VP8 temporal layers): the smallest layer
+that covers the tile the page shows it in (no tile known: the best), of the layers
+that are arriving, within what the subscriber's connection can take
+(sfu/bandwidth_allocator.py). Down at once, to a level that fits, when the connection
+is congested: a little short of the current layer, its upper temporal layers go
+first (the fan-out step leaves their frames out, a lower frame rate at the same
+resolution); further short, a lower layer. Up one level at a time after UP_AFTER calm
+seconds, the higher level itself being the probe; a step up undone within TRIAL
+seconds doubles the wait before the next (up to UP_AFTER_MAX), one that held resets it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .consumer import Consumer, RtpConsumer
+from .fanout import ALL_TEMPORAL_LAYERS
 from .rtp_packet import RtpPacket
 from .vp8_descriptor import picture_ids
 
@@ -32,6 +36,10 @@ UP_AFTER = 3.0
 UP_AFTER_MAX = 8.0
 TRIAL = 4.0            # a step up that held this long worked; undone sooner, it failed
 ACTIVE_WITHIN = 2.0    # a layer that sent nothing for this long is not arriving
+# The share of a VP8 layer's bit rate that its temporal layers up to each TID take, for
+# 1 to 4 temporal layers: libwebrtc's own allocation for its VP8 encoder.
+TEMPORAL_SHARES = ((1.0,), (0.6, 1.0), (0.4, 0.6, 1.0), (0.25, 0.4, 0.6, 1.0))
+Level = tuple[int, int]  # (layer, highest temporal layer sent)
 # A layer "covers" a tile when it is at least this share of the tile's pixels across.
 COVERS = 0.9
 
@@ -53,14 +61,16 @@ class LayerProbe(Consumer):
 class SimulcastConsumer(RtpConsumer):
     def __init__(self, track: Producer, transport: MediaTransport, ssrc: int,
                  payload_type: int, audio_level_id: int = 0,
-                 rtx_ssrc: int | None = None, rtx_payload_type: int | None = None) -> None:
+                 rtx_ssrc: int | None = None, rtx_payload_type: int | None = None,
+                 abs_send_time_id: int = 0) -> None:
         self.track = track
         self.layers = list(track.layers)
         super().__init__(self.layers[0], transport, ssrc, payload_type, audio_level_id,
-                         rtx_ssrc, rtx_payload_type)
+                         rtx_ssrc, rtx_payload_type, abs_send_time_id)
         self.target.c.vp8 = track.codec.mime_type.lower() == "video/vp8"
         self.layer = 0          # the layer being sent
         self.wanted = 0         # the layer it is switching to (== layer when settled)
+        self.tid = ALL_TEMPORAL_LAYERS  # the highest temporal layer it wants sent
         self.tile: tuple[int, int] | None = None  # device pixels the page shows it in
         self.priority = 0       # higher gets bandwidth first
         self.switches = 0
@@ -96,41 +106,76 @@ class SimulcastConsumer(RtpConsumer):
                     return index
         return active[-1]
 
+    @property
+    def temporal_layers(self) -> int:
+        """How many VP8 temporal layers the layers carry (1: none), as the fan-out step saw."""
+        seen = self.target.c.max_tid
+        return 1 if seen == ALL_TEMPORAL_LAYERS or seen >= len(TEMPORAL_SHARES) else seen + 1
+
+    def rate(self, level: Level) -> int:
+        """What sending `level` takes, bit/s (a share of its layer by temporal layer)."""
+        layer, tid = level
+        return int(self.layers[layer].bitrate * TEMPORAL_SHARES[self.temporal_layers - 1][tid])
+
+    @property
+    def sending_bitrate(self) -> int:
+        return self.rate((self.wanted, min(self.tid, self.temporal_layers - 1)))
+
+    def _levels(self, allowed: list[int]) -> list[Level]:
+        """The levels to choose among, lowest first: every layer at its full frame rate;
+        below that, fewer temporal layers of the current layer (a little short of it:
+        the frame rate goes before the resolution) and of the lowest (nothing else left)."""
+        top = self.temporal_layers - 1
+        levels = []
+        for layer in allowed:
+            thinned = layer in (self.wanted, allowed[0])
+            levels += [(layer, tid) for tid in range(0 if thinned else top, top)] + [(layer, top)]
+        return levels
+
     def choose(self, now: float, budget: int | None, may_step_up: bool = True) -> tuple[int, bool]:
-        """Pick the layer for now. `budget`: the bit/s this consumer may take while the
+        """Pick the level for now. `budget`: the bit/s this consumer may take while the
         connection is congested, else None. Returns (the bit rate it is expected to
         take, whether it stepped up)."""
         active = self._active(now)
         if not active:
-            return self.layers[self.wanted].bitrate, False
+            return self.sending_bitrate, False
         allowed = [i for i in active if i <= self._tile_limit(active)]
-        current = self.wanted
+        top = self.temporal_layers - 1
+        current = (self.wanted, min(self.tid, top))
         stepped = False
-        if current not in allowed:  # the tile shrank, or the layer stopped arriving
-            self.want(max([i for i in allowed if i <= current], default=allowed[0]), now)
+        if self.wanted not in allowed:  # the tile shrank, or the layer stopped arriving
+            self.want(max([i for i in allowed if i <= self.wanted], default=allowed[0]), top, now)
         elif budget is not None:
-            fits = [i for i in allowed if i <= current and self.layers[i].bitrate <= budget]
-            target = fits[-1] if fits else allowed[0]
+            levels = self._levels(allowed)
+            fits = [v for v in levels if v <= current and self.rate(v) <= budget]
+            target = fits[-1] if fits else levels[0]
             if target < current and self._trying:
                 self._up_after = min(self._up_after * 2, UP_AFTER_MAX)  # the try failed
             self._trying = False
             self._changed_at = now  # congested: not calm
-            self.want(target, now)
+            self.want(*target, now)
         else:
-            higher = [i for i in allowed if i > current]
+            # up: the full frame rate first, then layer by layer
+            higher = [v for v in self._levels(allowed) if v > current and v[1] == top]
             if self._trying and now - self._changed_at >= TRIAL:
                 self._trying = False
                 self._up_after = UP_AFTER  # it held: the next try may come soon
             if higher and may_step_up and not self._trying and now - self._changed_at >= self._up_after:
-                self.want(higher[0], now)
+                self.want(*higher[0], now)
                 self._trying = stepped = True
-        return self.layers[self.wanted].bitrate, stepped
+        return self.sending_bitrate, stepped
 
-    def want(self, index: int, now: float | None = None) -> None:
+    def want(self, index: int, tid: int | None = None, now: float | None = None) -> None:
+        """Send layer `index`, with temporal layers up to `tid` (None: all of them)."""
         index = max(0, min(index, len(self.layers) - 1))
-        if index != self.wanted:
+        tid = ALL_TEMPORAL_LAYERS if tid is None or tid >= self.temporal_layers - 1 else tid
+        if (index, tid) != (self.wanted, self.tid):
             self._changed_at = time.monotonic() if now is None else now
-        self.wanted = index
+        self.wanted, self.tid = index, tid
+        if index == self.layer:
+            self.target.c.tid_target = tid
+        elif index < self.layer:
+            self.target.c.tid_target = 0  # down: the frame rate falls at once, until the switch
         if self._probe is not None and self._probe.index != index:
             self._probe.close()
             self._probe = None
@@ -155,6 +200,7 @@ class SimulcastConsumer(RtpConsumer):
         self.producer.remove_consumer(self)
         self.producer = self.layers[index]
         self.layer = index
+        self.target.c.tid_target = self.tid
         self.producer.add_consumer(self, keyframe=keyframe)
 
     def start(self, packet: RtpPacket) -> None:
@@ -166,6 +212,8 @@ class SimulcastConsumer(RtpConsumer):
             if tl0 is not None:
                 c.tl0_offset = (c.max_tl0 + 1 - tl0) & 0xFF
         self._sent_before = True
+        c.npid_dropped = 0  # those were picture ids of the layer before
+        c.tid_current = c.tid_target  # a keyframe: every temporal layer can follow it
         super().start(packet)
 
     def close(self) -> None:

@@ -36,11 +36,6 @@ def operator_actor(request: web.Request, operator: str | None) -> Actor:
     return Actor(operator or "operator", credential=operator or "none", address=request.remote or "")
 
 
-def require_admin(server: Server, request: web.Request) -> None:
-    if not is_admin(server, request):
-        raise HttpError(401, "unauthorized", "admin key required")
-
-
 async def operator(server: Server, request: web.Request) -> str | None:
     """``"admin"`` for a configured admin key, ``"apikey:<id>"`` for a live API key, else None.
 

@@ -1,8 +1,9 @@
 """Tests may talk to 127.0.0.0/8 (and ::1) only: every other socket destination is refused
 before the system call, and the test that tried it fails.
 
-The machine's own interface addresses count as local: Chromium offers them as ICE host
-candidates, and the kernel delivers packets sent to them over loopback. Under
+The machine's own interface addresses count as local, those that appear while the suite
+runs too: Chromium offers them as ICE host candidates, and the kernel delivers packets
+sent to them over loopback. Under
 `./telemed test` there are none besides loopback.
 
 A Python audit hook sees `socket.connect`, `socket.sendto`, `socket.sendmsg` and
@@ -80,7 +81,11 @@ def is_local(host: object) -> bool:
         return True  # bind-style wildcard; the kernel sends nothing to it
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    return address.is_loopback or address in OWN_ADDRESSES or any(address in n for n in _test_networks)
+    if address.is_loopback or address in OWN_ADDRESSES or any(address in n for n in _test_networks):
+        return True
+    # An interface that appeared since (a veth another test process just made, the suite
+    # running in parallel) is as local as the others while it exists: look again.
+    return address in own_addresses()
 
 
 def _audit(event: str, args: tuple) -> None:

@@ -70,7 +70,7 @@ async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServe
     runner = edge_runner(app, settings)
     await runner.setup()
     await web.TCPSite(runner, settings.host, port).start()
-    return RunningServer(f"http://127.0.0.1:{port}", ADMIN_KEY, app), runner
+    return RunningServer(f"http://{settings.host}:{port}", ADMIN_KEY, app), runner
 
 
 @pytest_asyncio.fixture

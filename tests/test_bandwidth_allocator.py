@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from sfu.bandwidth_allocator import allocate
 from sfu.codec import Codec
+from sfu.downlink_estimator import DownlinkEstimator
 from sfu.fanout import Wire
 from sfu.producer import Producer
 from sfu.simulcast_consumer import TRIAL, UP_AFTER, SimulcastConsumer
@@ -80,3 +81,68 @@ async def test_tile_then_congestion_by_priority_then_careful_steps_up():
     assert first.wanted == 1
     for consumer in (first, second):
         consumer.close()
+
+
+async def test_remb_and_rtt_choose_the_frame_rate_before_the_resolution():
+    """A link that queues without loss: the subscriber's REMB cuts, and the RTT grows."""
+    now = 100.0
+    track = simulcast_track(now)
+    consumer = consumer_of(track, 1)
+    consumer.target.c.max_tid = 2  # the fan-out step saw L1T3
+    consumer.want(2, None, now)
+    downlink = DownlinkEstimator()
+
+    def allocate_at(t: float) -> None:
+        for layer in track.layers:
+            layer.last_arrival = t
+        allocate([consumer], t, downlink)
+
+    def level() -> tuple[int, int]:
+        return consumer.wanted, consumer.target.c.tid_target
+
+    downlink.on_remb(3_000_000, now)
+    allocate_at(now + 1)
+    assert level() == (2, 255)
+    # A little short of the full layer (2 Mbit/s): TL2 goes, then TL1; no resolution lost.
+    assert downlink.on_remb(1_500_000, now + 1.2)
+    allocate_at(now + 1.2)
+    assert level() == (2, 1) and consumer.sending_bitrate == 1_200_000
+    assert downlink.on_remb(1_000_000, now + 1.4)
+    allocate_at(now + 1.4)
+    assert level() == (2, 0)
+    # Further short: the half layer, at its full frame rate.
+    assert downlink.on_remb(600_000, now + 1.6)
+    allocate_at(now + 1.6)
+    assert consumer.wanted == 1 and consumer.tid == 255
+    # The estimate recovers: the next layer is tried at its full frame rate. While the
+    # estimate catches up with it (rising, under what is sent) it is no budget, and no
+    # further step up is tried; a cut then settles on what fits: fewer temporal layers.
+    t = now + 1.6 + UP_AFTER
+    assert not downlink.on_remb(620_000, t)
+    allocate_at(t)
+    assert level() == (2, 255)
+    assert not downlink.on_remb(1_200_000, t + 1)
+    allocate_at(t + 1)
+    assert level() == (2, 255) and not downlink.state(2_000_000, 0, t + 1).may_step_up
+    assert downlink.on_remb(1_100_000, t + 2)
+    allocate_at(t + 2)
+    assert level() == (2, 0) and consumer._up_after == 2 * UP_AFTER  # the try failed
+    downlink.on_remb(1_300_000, t + 3)
+    allocate_at(t + 2 + 2 * UP_AFTER)
+    assert level() == (2, 255)  # up: the full frame rate at once
+
+    # No REMB any more (it went stale), but the RTT climbs and stays up: queueing.
+    t += 10
+    for rtt in (0.02, 0.03):
+        downlink.on_rtt(rtt, t)
+    allocate_at(t)
+    assert level() == (2, 255)
+    downlink.on_rtt(0.3, t + 1)
+    downlink.on_rtt(0.25, t + 1.5)
+    allocate_at(t + 1.5)
+    assert level() == (2, 255)  # two late reports are not a queue yet
+    downlink.on_rtt(0.3, t + 2)
+    assert downlink.queueing(t + 2)
+    allocate_at(t + 2)
+    assert level() == (2, 1)  # 0.85 x what was sent
+    consumer.close()

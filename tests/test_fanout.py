@@ -10,6 +10,7 @@ from pylibsrtp import Policy, Session
 from sfu import aiortc_hook as hook
 from sfu.fanout import Fanout, Target, Wire
 from sfu.rtp_packet import RtpPacket, parse_rtp
+from sfu.vp8_descriptor import picture_ids
 
 KEY = os.urandom(28)
 GCM = Policy.SRTP_PROFILE_AEAD_AES_128_GCM
@@ -109,6 +110,72 @@ def test_fanout_closes_up_behind_a_dropped_packet():
             assert sub.wire  # kept alive with its target
         assert [m.target.seq.original(501) for m in fanout._members][0] == 103
         assert fanout._members[0].target.c.max_timestamp == 9000
+    finally:
+        sub.close()
+        sender.close()
+
+
+def vp8_packet(seq: int, picture_id: int, tl0: int, tid: int, sync: bool, start: bool) -> RtpPacket:
+    """A VP8 RTP packet (RFC 7741) with a 15-bit picture id, TL0PICIDX and TID/Y."""
+    descriptor = bytes([0x90 if start else 0x80, 0xE0, 0x80 | picture_id >> 8, picture_id & 0xFF,
+                        tl0, tid << 6 | sync << 5])
+    return RtpPacket(96, int(not start), seq, 3000 * picture_id, 42, descriptor + bytes([0x01]) + bytes(30))
+
+
+def test_temporal_layers_above_the_target_are_left_out_without_holes():
+    """L1T3 frames (TIDs 0 2 1 2 ...), two packets each, through the fan-out step to a
+    real socket: with the target at TL0 the frames above it leave no hole in the
+    sequence numbers or the picture ids; going back up waits for layer-sync frames;
+    every packet carries abs-send-time."""
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sub = Subscriber(sender)
+    try:
+        target = Target(sub.wire, ssrc=5, payload_type=96, audio_level_id=0, abs_send_time_id=3)
+        target.c.vp8 = 1
+        target.seq.reset(1000)
+        target.seq.sync(1)
+        # (picture id, TL0PICIDX, TID, layer sync), the picture ids wrapping at 15 bits
+        tids = (0, 2, 1, 2) * 4
+        syncs = {5, 6, 14}  # frames that need only the base layer
+        frames = [((0x7FFD + i) & 0x7FFF, 200 + i // 4, tid, i in syncs) for i, tid in enumerate(tids)]
+        seq = 1
+        sent: list[RtpPacket] = []
+
+        def send_frame(frame) -> None:
+            nonlocal seq
+            for start in (True, False):
+                packet = vp8_packet(seq, *frame, start=start)
+                sent.append(packet)
+                target.send(packet)
+                seq += 1
+
+        for frame in frames[:4]:
+            send_frame(frame)
+        target.c.tid_target = 0
+        for frame in frames[4:12]:
+            send_frame(frame)
+        target.c.tid_target = 255
+        for frame in frames[12:]:
+            send_frame(frame)
+
+        received = []
+        for _ in range(2 * 8):
+            data = sub.receive()
+            assert data[0] & 0x10 and data[12:14] == b"\xbe\xde" and data[16] == 0x32  # id 3, 3 bytes
+            packet = parse_rtp(data)
+            received.append((packet.seq, *picture_ids(packet.payload)))
+        # Frames 0-3; of 4-11 (target TL0) the TL0 frames 4 and 8, even sync frames above
+        # it are left out; back up: frame 12 (TL0), 13 (TL2, no sync) left out, 14 (TL1,
+        # sync) sent, 15 (TL2, no sync) above the TL1 now sent, left out.
+        kept = [0, 1, 2, 3, 4, 8, 12, 14]
+        assert [r[0] for r in received] == list(range(1000, 1016))  # no sequence hole
+        ids = [r[1] for r in received[::2]]
+        assert ids == [(0x7FFD + i) & 0x7FFF for i in range(8)]  # no picture-id hole
+        assert [r[2] for r in received[::2]] == [frames[i][1] for i in kept]  # TL0PICIDX as sent
+        assert target.c.max_tid == 2 and target.c.temporal_dropped == 2 * 8
+
+        # A retransmission of a frame sent before the drops reads as it was sent.
+        assert picture_ids(target.rewritten(sent[2]).payload)[0] == ids[1]
     finally:
         sub.close()
         sender.close()

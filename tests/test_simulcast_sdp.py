@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import av
+
 from sfu.fanout import Target, Wire
+from sfu.h264_sps import h264_keyframe_size
 from sfu.keyframe import vp8_keyframe_size
 from sfu.rtp_packet import RtpPacket, extension_value
 from sfu.simulcast_sdp import REPAIRED_RID_URI, RID_URI, answer_simulcast, offered_rid_extensions, parse_simulcast
@@ -94,3 +97,22 @@ def test_vp8_descriptor_read_and_rewritten_for_one_target():
     copy = target.rewritten(RtpPacket(96, 1, 9, 9, 9, vp8(0x1234, 7)))
     assert picture_ids(copy.payload) == (2, (7 + 250) & 0xFF)
     assert copy.payload[5:] == vp8(0x1234, 7)[5:]
+
+
+def test_h264_keyframe_size_from_its_sps():
+    """Real SPSs (libx264 through PyAV: constrained baseline as browsers send, and High
+    with cropping), alone and in a STAP-A as Chromium packs them before an IDR."""
+    for profile, (width, height) in (("baseline", (320, 180)), ("high", (1278, 718))):
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        encoder.options = {"profile": profile}
+        frame = av.VideoFrame(width, height, "yuv420p")
+        data = b"".join(bytes(p) for p in [*encoder.encode(frame), *encoder.encode(None)])
+        nals = [n for n in data.split(b"\x00\x00\x01") if n]
+        sps = next(n.rstrip(b"\x00") for n in nals if n[0] & 0x1F == 7)
+        pps = next(n.rstrip(b"\x00") for n in nals if n[0] & 0x1F == 8)
+        assert h264_keyframe_size(sps) == (width, height)
+        stap_a = bytes([0x18]) + b"".join(len(n).to_bytes(2, "big") + n for n in (sps, pps))
+        assert h264_keyframe_size(stap_a) == (width, height)
+    assert h264_keyframe_size(bytes([0x67, 0x42])) is None  # truncated
+    assert h264_keyframe_size(bytes([0x65, 0x88])) is None  # an IDR slice, no SPS

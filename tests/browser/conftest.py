@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -56,6 +59,23 @@ async def browser():
     async with playwright_api.async_playwright() as p:
         # Playwright gives a launched browser a fresh, temporary profile directory.
         chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@asynccontextmanager
+async def chromium_in(namespace, origin: str, directory: Path) -> AsyncIterator[object]:
+    """Chromium inside a client network namespace (`tests.client_namespace`); Playwright
+    talks to it over pipes, which `ip netns exec` keeps. Plain http on a LAN address is
+    no secure context, and the camera needs one: `origin` is treated as secure."""
+    wrapper = directory / f"chromium-in-{namespace.name}"
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.join(namespace.command([CHROMIUM]))} "$@"\n')
+    wrapper.chmod(0o755)
+    async with playwright_api.async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(wrapper), args=[
+            *CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"])
         try:
             yield chromium
         finally:

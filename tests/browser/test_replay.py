@@ -5,6 +5,7 @@ image and lab markers jump to the moments they were shared and show them."""
 
 from __future__ import annotations
 
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import expect
 
 from telemed_client import Client
@@ -16,6 +17,16 @@ from .conftest import IMAGE_SHOWN, wait_for
 from .test_clinical import ECG_PIXELS
 
 STATS = "window.telemedReplay && window.telemedReplay.clock ? window.telemedReplay.stats() : null"
+CLOCK = "(() => { const c = window.telemedReplay.clock; return {time: c.time, playing: c.playing, master: !!c.master}; })()"
+
+
+async def plays(page, expression: str, timeout: float = 20.0):
+    """`wait_for` that, if the media never get there, says where each element stood."""
+    try:
+        return await wait_for(page, expression, timeout=timeout)
+    except PlaywrightTimeout as exc:
+        state = {"clock": await page.evaluate(CLOCK), "media": await page.evaluate(STATS)}
+        raise AssertionError(f"replay never reached {expression!r}: {state}") from exc
 CANVAS_READY = "(document.querySelector('.ecg-stream canvas')?.width > 0)"
 
 
@@ -59,7 +70,7 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
 
     # It plays: the one clock advances, the video decodes frames, the audio follows.
     await page.click('[data-role="play"]')
-    await wait_for(page, f"window.telemedReplay.clock.time > {layout_t + 0.3}", timeout=30)
+    await plays(page, f"window.telemedReplay.clock.time > {layout_t + 0.3}", timeout=30)
     # Paused from script at once: a slow machine must not play on past the end meanwhile.
     drift = await page.evaluate("(() => { const c = window.telemedReplay.clock; const d = c.maxDrift(); c.pause(); return d; })()")
     assert drift < 0.5
@@ -73,7 +84,7 @@ async def test_replay_of_a_real_recording(server, people, screenshots):
     audio = next(t for t in manifest["tracks"] if t["kind"] == "audio")
     await page.locator("#replay-seek").fill(str(round(audio["start"] + 0.1, 1)))
     await page.click('[data-role="play"]')
-    await wait_for(page, "window.telemedReplay.stats().find(s => s.kind === 'audio').currentTime > 0.2")
+    await plays(page, "window.telemedReplay.stats().find(s => s.kind === 'audio').currentTime > 0.2")
     await page.evaluate("window.telemedReplay.clock.pause()")
 
     # The ECG marker: the strip appears; a moment later the recorded trace is drawn.
@@ -138,7 +149,7 @@ async def test_replay_of_an_h264_recording(server, people):
         f"{server.url}/replay.html?room={ROOM}&recording={manifest['id']}#token={host_token}")
     await wait_for(page, STATS)
     await page.click('[data-role="play"]')
-    await wait_for(page, "() => window.telemedReplay.stats().some(s => s.kind === 'video' && s.framesDecoded > 5"
+    await plays(page, "() => window.telemedReplay.stats().some(s => s.kind === 'video' && s.framesDecoded > 5"
                          " && s.videoWidth === 320 && s.currentTime > 0.5)")
     await page.evaluate("window.telemedReplay.clock.pause()")
     middle = round((camera["start"] + camera["end"]) / 2, 1)

@@ -72,6 +72,23 @@ async def test_two_viewers_get_the_layers_their_tiles_need(server, people):
     assert await width_of_camera(small) == 320
     assert await width_of_camera(large) == 1280
 
+    # The desk falls a little short of the full layer: the fan-out step leaves out the
+    # frames above VP8 temporal layer 0 (a quarter of the frame rate, the same size),
+    # closing up sequence numbers and picture ids; back up, it takes them again from a
+    # layer-sync frame. The decoder never asks for a keyframe.
+    desk = camera_consumer(server, large_id)
+    assert desk.temporal_layers == 3  # Chromium's VP8 simulcast is L1T3
+    await until(lambda: server.core.live.rooms[ROOM].peers[large_id].connection.downlink.remb,
+                what="the viewer's REMB (its estimate from our abs-send-time)")
+    desk_plis, dropped = desk.plis_received, desk.target.c.temporal_dropped
+    desk.want(2, 0)
+    await until(lambda: desk.target.c.temporal_dropped > dropped + 20, what="frames above TL0 left out")
+    assert desk.layer == 2 and desk.target.c.tid_current == 0
+    desk.want(2, None)
+    await until(lambda: desk.target.c.tid_current == 2, what="all temporal layers again")
+    assert await width_of_camera(large) == 1280  # decoded frames keep coming
+    assert desk.plis_received == desk_plis
+
     # The phone turns into a big screen: up to the full layer, on its keyframe.
     consumer = camera_consumer(server, small_id)
     plis = consumer.plis_received
@@ -119,3 +136,28 @@ async def test_a_camera_turned_on_after_joining_is_sent_as_layers(server, people
     camera = await until(lambda: next((p for p in live.router.producers.values()
                                        if p.kind == "video" and p.layers), None), what="a simulcast camera")
     await until(lambda: all(layer.stats.received for layer in camera.layers), what="packets on every layer")
+
+
+async def test_h264_layers_follow_the_tile(server, people):
+    """Chromium publishes the camera as H264 simulcast (rid q/h/f); each layer's size
+    comes from its SPS, so a small tile gets the small layer, which plays. (Switching
+    layers is the same for both codecs but for VP8's descriptor rewrite: the VP8 test.)"""
+    await server.create_room(ROOM, PASSWORD)
+    host_url = room_url(server, ROOM, await server.token(ROOM, PASSWORD, "host", "Dr. Surgeon"))
+    surgeon = await (await people("surgeon", init_script="window.telemedConfig = {videoCodec: 'h264'};")).page(
+        host_url.replace("quality=sd", "quality=hd"))
+    await wait_connected(surgeon)
+    live = server.core.live.rooms[ROOM]
+    camera = await until(lambda: next((p for p in live.router.producers.values()
+                                       if p.kind == "video" and p.layers), None), what="a simulcast camera")
+    assert camera.codec.mime_type.lower() == "video/h264"
+    await until(lambda: all(layer.frame_size for layer in camera.layers), what="IDRs of all three layers")
+    assert [layer.frame_size for layer in camera.layers] == [(320, 180), (640, 360), (1280, 720)]
+
+    token = await server.token(ROOM, PASSWORD, "viewer", "Trainee on a phone")
+    phone = await (await people("phone", viewport=SMALL)).page(room_url(server, ROOM, token, page="viewer.html"))
+    await wait_connected(phone)
+    phone_id = await peer_id(phone)
+    await until(lambda: (c := camera_consumer(server, phone_id)) and c.tile and c.layer == 0,
+                what="the small tile on the low layer")
+    assert await width_of_camera(phone) == 320

@@ -10,15 +10,11 @@ import time
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
-from signaling.app import create_app
-from signaling.config import Settings
-from signaling.connection_limits import edge_runner
-from tests.server import ADMIN_KEY, RunningServer, free_media_port, free_port
+from tests.client_namespace import ClientNamespace
+from tests.server import start_server
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, Person, playwright_api, remote_videos_playing, room_url, wait_connected
-from .shaped_link import ShapedLink
+from .conftest import Person, chromium_in, remote_videos_playing, room_url, wait_connected
 from .test_simulcast import camera_consumer, peer_id, until
 
 if os.geteuid() != 0 or not shutil.which("tc") or not shutil.which("ip"):
@@ -30,28 +26,12 @@ PASSWORD = "simulcast-pw"
 
 @pytest_asyncio.fixture
 async def shaped(tmp_path):
-    with ShapedLink("sc") as link:
+    with ClientNamespace("sc") as link:
         link.rate(3000)
-        port = free_port()
-        settings = Settings(host=link.host_ip, port=port, ice_hosts=[link.host_ip],
-                            media_port=free_media_port(), data_dir=str(tmp_path / "data"),
-                            admin_key=ADMIN_KEY, secret="s" * 48)
-        app = create_app(settings)
-        runner = edge_runner(app, settings)
-        await runner.setup()
-        await web.TCPSite(runner, link.host_ip, port).start()
-        server = RunningServer(f"http://{link.host_ip}:{port}", ADMIN_KEY, app)
-        wrapper = tmp_path / "chromium-in-namespace"
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {link.name} {CHROMIUM} "$@"\n')
-        wrapper.chmod(0o755)
+        server, runner = await start_server(str(tmp_path / "data"), host=link.host_ip, ice_hosts=[link.host_ip])
         try:
-            async with playwright_api.async_playwright() as p:
-                browser = await p.chromium.launch(executable_path=str(wrapper), args=[
-                    *CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={server.url}"])
-                try:
-                    yield server, browser, link
-                finally:
-                    await browser.close()
+            async with chromium_in(link, server.url, tmp_path) as browser:
+                yield server, browser, link
         finally:
             await runner.cleanup()
 

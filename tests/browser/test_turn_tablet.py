@@ -15,8 +15,7 @@ from tests.media import PatternTrack
 from tests.test_forwarding import frames
 from tests.turn_setup import coturn, network, tls_files, turn_server  # noqa: F401 (fixtures)
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, TABLET_LANDSCAPE, Person, playwright_api, remote_videos_playing, \
-    wait_connected
+from .conftest import TABLET_LANDSCAPE, Person, chromium_in, remote_videos_playing, wait_connected
 
 PASSWORD = "pw-123456"
 
@@ -25,20 +24,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces an
 
 @pytest_asyncio.fixture
 async def tablet_browser(tmp_path, network, turn_server):
-    """Chromium started inside the client namespace (Playwright talks to it over pipes,
-    which `ip netns exec` keeps)."""
-    wrapper = tmp_path / "chromium-behind-firewall"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {network.namespace} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
     origin = turn_server.url.replace("127.0.0.1", network.host_ip)
-    async with playwright_api.async_playwright() as p:
-        # Plain http on a LAN address is no secure context; the camera needs one.
-        chromium = await p.chromium.launch(executable_path=str(wrapper), args=[
-            *CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"])
-        try:
-            yield chromium, origin
-        finally:
-            await chromium.close()
+    async with chromium_in(network, origin, tmp_path) as chromium:
+        yield chromium, origin
 
 
 async def test_tablet_consult_over_turn_tcp_with_udp_blocked(tablet_browser, network, turn_server, coturn):

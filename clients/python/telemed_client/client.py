@@ -529,9 +529,6 @@ class Client:
                 transceiver.direction = "inactive"
         await self.negotiate()
 
-    def subscribed_mid(self, track_id: str) -> str | None:
-        return next((m for m, t in self._subscribe.items() if t == track_id), None)
-
     # --- data ---
     def _on_data(self, raw: object) -> None:
         if isinstance(raw, str):

@@ -6,6 +6,7 @@
 
 import { startLive, stopLive } from './api.js';
 import { hostToggle } from './host-toggle.js';
+import { statusBadge } from './util.js';
 
 export function liveLabel(live) {
   if (!live || live.state !== 'started') return '';
@@ -14,12 +15,7 @@ export function liveLabel(live) {
 }
 
 export function mountLiveIndicator(slot, session, room) {
-  const el = document.createElement('span');
-  el.className = 'live-indicator';
-  el.id = 'live-indicator';
-  el.setAttribute('role', 'status');
-  el.hidden = true;
-  slot.prepend(el);
+  const el = statusBadge(slot, 'live-indicator', 'live-indicator');
 
   const onAir = () => session.liveState?.state === 'started';
   const toggle = hostToggle(session, {

@@ -9,7 +9,7 @@
 
 import { startRecording, stopRecording } from './api.js';
 import { hostToggle } from './host-toggle.js';
-import { toast } from './util.js';
+import { statusBadge, toast } from './util.js';
 
 export function recorderName(by) {
   if (!by) return 'someone';
@@ -17,12 +17,7 @@ export function recorderName(by) {
 }
 
 export function mountRecordingIndicator(slot, session, room) {
-  const el = document.createElement('span');
-  el.className = 'rec-indicator';
-  el.id = 'rec-indicator';
-  el.setAttribute('role', 'status');
-  el.hidden = true;
-  slot.prepend(el);
+  const el = statusBadge(slot, 'rec-indicator', 'rec-indicator');
 
   const show = (recording) => {
     el.hidden = !recording;

@@ -172,7 +172,9 @@ class ReplayApp {
       const quality = el.getVideoPlaybackQuality ? el.getVideoPlaybackQuality() : null;
       return {
         trackId: id, kind: el.tagName.toLowerCase(), currentTime: el.currentTime, paused: el.paused, playbackRate: el.playbackRate,
-        readyState: el.readyState, framesDecoded: quality ? quality.totalVideoFrames : null,
+        readyState: el.readyState, networkState: el.networkState, seeking: el.seeking,
+        error: el.error ? `${el.error.code} ${el.error.message}` : null,
+        framesDecoded: quality ? quality.totalVideoFrames : null,
         videoWidth: el.videoWidth || 0, placed: !!el.closest('#stage'), hidden: el.hidden,
       };
     });

@@ -34,8 +34,17 @@ export const config = {
   reuseInactiveTransceivers: true,
   subscribeInFirstOffer: true,
   simulcast: true,
+  videoCodec: null,  // 'h264' or 'vp8': what our video is sent as, if the browser has it
   ...(globalThis.telemedConfig || {}),
 };
+
+// Puts `name` first in the transceiver's codec list, so the server's answer picks it.
+function preferCodec(transceiver, name) {
+  const codecs = globalThis.RTCRtpReceiver?.getCapabilities?.(transceiver.receiver.track.kind)?.codecs;
+  if (!codecs || !transceiver.setCodecPreferences) return;
+  const wanted = codecs.filter((c) => c.mimeType.toLowerCase() === `video/${name.toLowerCase()}`);
+  if (wanted.length) transceiver.setCodecPreferences([...wanted, ...codecs.filter((c) => !wanted.includes(c))]);
+}
 
 export class Session extends EventTarget {
   // `clinical`: also open the `bulk` and `ecg` channels (pages that show or share
@@ -495,6 +504,7 @@ export class Session extends EventTarget {
       t.direction = 'sendonly';
     } else {
       t = pc.addTransceiver(entry.track, sendOptions(entry.source, entry.track, config.simulcast));
+      if (config.videoCodec && kind === 'video') preferCodec(t, config.videoCodec);
       this.sendTransceivers.add(t);
     }
     entry.transceiver = t;

@@ -31,3 +31,14 @@ export function toast(text, ms = 3500) {
 export function $(selector, root = document) {
   return root.querySelector(selector);
 }
+
+// A hidden live-region badge at the start of a top-bar slot (REC, LIVE).
+export function statusBadge(slot, id, className) {
+  const el = document.createElement('span');
+  el.className = className;
+  el.id = id;
+  el.setAttribute('role', 'status');
+  el.hidden = true;
+  slot.prepend(el);
+  return el;
+}
