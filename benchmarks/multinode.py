@@ -191,7 +191,7 @@ async def failovers(entry: str, start_host, kill_host, runs: int) -> list[float]
         try:
             for _ in range(runs):
                 host = await start_host()
-                seconds.append(await call_failover(http, entry, host, lambda: kill_host(host)))
+                seconds.append(await call_failover(http, entry, host, lambda host=host: kill_host(host)))
         finally:
             await anchor.close()
     return seconds
