@@ -68,6 +68,7 @@ class RecordingManager:
                 continue
             if recording.state == RECORDING and not self._shared:
                 recording.mark_interrupted(self.keyring)
+                self._unmark(recording)
                 log.warning("recording %s of room %s was interrupted", recording.id, recording.room)
             self._recordings[recording.id] = recording
 
@@ -96,6 +97,7 @@ class RecordingManager:
                 return None
             recording = Recording.load(self.root / rec_id, self.keyring)
             if recording.state != RECORDING or recording.room != live.name:
+                self._unmark(recording)  # stale: it ended, or was found interrupted
                 return None
             if not go_on:
                 recording.mark_interrupted(self.keyring)

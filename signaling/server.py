@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from redis.exceptions import RedisError
@@ -98,6 +98,7 @@ class Server:
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
         self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
+        self._background: set[asyncio.Task] = set()  # seat tickets written, streams carried on
         self.media_port: MediaPort | None = None
         self.ice_servers = IceServers(settings.ice_servers, settings.turn_urls, reveal(settings.turn_secret),
                                       settings.turn_ttl)
@@ -160,10 +161,17 @@ class Server:
 
     def _carry_on_stream(self, live: LiveRoom) -> None:
         """In the background: the compositor takes a while to start, the resumes must not wait."""
-        def done(task: asyncio.Task) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("the live stream of room %s did not go on: %r", live.name, task.exception())
-        asyncio.ensure_future(self.streams.carry_on(live)).add_done_callback(done)
+        self._spawn(self.streams.carry_on(live))
+
+    def _spawn(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed: %r", task.exception())
 
     async def _moved(self, room: str, url: str) -> None:
         """Another node hosts ``room`` now: tell everyone here where to join, and let them go."""
@@ -281,8 +289,9 @@ class Server:
             self.metrics.join_seconds.observe(time.monotonic() - began)
             log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
             return peer
-        await self._keep_seat(peer)  # before it is in: its `joined` goes first of all
         live.add(peer)
+        # Not awaited: nothing may come between the checks above and the add, nor before `joined`.
+        self._spawn(self._keep_seat(peer))
         self.metrics.joins.inc()
         self.metrics.join_seconds.observe(time.monotonic() - began)
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
@@ -347,6 +356,7 @@ class Server:
 
     async def close(self) -> None:
         self.grace.close()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):
