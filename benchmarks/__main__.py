@@ -10,7 +10,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .forwarding import RESULTS, SERVERS, Options, run, table
+from .forwarding import CPU_TARGET, JOIN_TARGET, LOSS_TARGET, RESULTS, SERVERS, Options, run, table
 
 
 def main() -> None:
@@ -46,6 +46,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="default results/forwarding.json (forwarding-simulcast.json with --simulcast)")
     p.add_argument("--keep-logs", action="store_true", help="keep server and worker logs")
+    p.add_argument("--server-cpu", type=float, default=None, metavar="CPUS",
+                   help="cap the server process at this many CPUs during the window (a cgroup CPU "
+                        "quota, e.g. 0.05): a starved server, reproducibly, without loading the host")
+    p.add_argument("--clients-cpu", type=float, default=None, metavar="CPUS",
+                   help="cap the subscriber workers, together, at this many CPUs during the window")
+    p.add_argument("--server-cpu-for", type=float, default=None, metavar="SECONDS",
+                   help="lift the CPU caps after this many seconds of the window, so the server "
+                        "drains its backlog at once (as after a peak of host load)")
     a = p.parse_args()
     counts = [int(x) for x in a.subscribers.split(",") if x.strip()]
     servers = tuple(s.strip() for s in a.servers.split(",") if s.strip())
@@ -58,15 +66,25 @@ def main() -> None:
     out = a.out or RESULTS / ("forwarding-simulcast.json" if a.simulcast else "forwarding.json")
     opts = Options(subscribers=counts, duration=a.duration, warmup=a.warmup, workers=max(1, a.workers),
                    servers=servers, out=out, profile=a.profile, keep_logs=a.keep_logs,
-                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only, simulcast=a.simulcast)
+                   repeat=max(1, min(a.repeat, 10)), profile_only=a.profile_only, simulcast=a.simulcast,
+                   server_cpu=a.server_cpu, server_cpu_for=a.server_cpu_for, clients_cpu=a.clients_cpu)
     if a.profile_only and not a.profile:
         a.profile = opts.profile = "python"
     result = asyncio.run(run(opts))
     if result["summary"]:
         print(table(result["summary"]))
+    def met(ok: bool) -> str:
+        return "met" if ok else "not met"
+
     for n, r in result["ratio"].items():
         print(f"N={n}: CPU per packet ours/Janus = {r['cpu_per_packet_ours_over_janus']}"
-              f" (target ≤ 0.5 with loss < 0.5%: {'met' if r['target_met'] else 'not met'})")
+              f" (≤ {CPU_TARGET}: {met(r['cpu_target_met'])}); join-all ours/Janus ="
+              f" {r['join_all_ours_over_janus']} (≤ {JOIN_TARGET}: {met(r['join_target_met'])});"
+              f" worst loss {r['worst_loss_pct_ours']} % (< {LOSS_TARGET}: {met(r['loss_target_met'])})")
+    for row in result["runs"]:
+        if "join_phases_p50_s" in row:
+            print(f"{row['server']} N={row['subscribers']} repeat {row['repeat'] + 1}: join phases p50 s"
+                  f" {row['join_phases_p50_s']}; UDP drops in window {row['udp_drops_window']}")
     if "profile_ours" in result:
         print((RESULTS / f"profile-ours-{opts.profile}.txt").read_text())
     if result["runs"]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import janus, telemed
 from .clip import load as load_clip
+from .media import ClipTrack
 from .netns import SERVER_IP, NetnsPair
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +48,9 @@ class Options:
     repeat: int = 1
     profile_only: bool = False
     simulcast: bool = False  # the publisher sends three layers (benchmarks/peers.py)
+    server_cpu: float | None = None  # CPUs the server may use (cgroup quota), None: no cap
+    server_cpu_for: float | None = None  # seconds of the window the caps last (None: all of it)
+    clients_cpu: float | None = None  # CPUs the subscriber workers may use together
 
 
 def proc_cpu(pid: int) -> tuple[float, float]:
@@ -63,6 +67,22 @@ def host_cpu() -> tuple[float, float]:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]
     return sum(values) - idle, sum(values)
+
+
+UDP_ERRORS = ("InErrors", "RcvbufErrors", "SndbufErrors")
+
+
+def udp_errors(pid: int) -> dict[str, int]:
+    """UDP drop counters of the network namespace `pid` lives in (/proc/PID/net/snmp):
+    datagrams the kernel dropped because a socket's buffer was full, on either side."""
+    with open(f"/proc/{pid}/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    values = dict(zip(rows[0][1:], rows[1][1:]))
+    return {name: int(values.get(name, 0)) for name in UDP_ERRORS}
+
+
+def udp_errors_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after[name] - before[name] for name in UDP_ERRORS}
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -154,6 +174,30 @@ class Server:
                 self.proc.wait(5)
 
 
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")
+
+
+class CpuCap:
+    """A cgroup (v1 cpu controller) that caps processes, all their threads, at `cpus`
+    together."""
+
+    def __init__(self, pids: list[int], cpus: float) -> None:
+        self.path = CPU_CGROUP / f"tmbench-{os.getpid()}-{pids[0]}"
+        self.path.mkdir()
+        (self.path / "cpu.cfs_period_us").write_text("100000")
+        (self.path / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * 100000))))
+        for pid in pids:
+            (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        try:
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                (CPU_CGROUP / "cgroup.procs").write_text(pid)
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
 def split(n: int, parts: int) -> list[int]:
     parts = max(1, min(parts, n))
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
@@ -188,6 +232,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
     server = Server(kind, ns, tmp, perf_env)
     workers: list[WorkerProc] = []
     profiler: subprocess.Popen | None = None
+    caps: list[CpuCap] = []
     try:
         pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-worker-pub.log")
         workers.append(pub)
@@ -196,6 +241,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         info = (await pub.call(msg, 60))["info"]
         server.check_alive()
 
+        udp0 = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        cpu_join0 = proc_cpu(server.pid)
         shares = split(n, opts.workers)
         subs = [await WorkerProc.spawn(ns, f"{kind}-sub{i}", tmp / f"{kind}-worker-sub{i}.log")
                 for i in range(len(shares))]
@@ -211,16 +258,36 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         if failed:
             print(f"  {kind}: {len(failed)} of {n} subscribers failed to join: {failed[:3]}", file=sys.stderr)
 
+        udp_joined = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        cpu_join1 = proc_cpu(server.pid)
         await asyncio.sleep(opts.warmup)
         if profile_to is not None:
             profiler = start_profiler(server.pid, opts.duration, profile_to, opts.profile)
+        if opts.server_cpu:  # from the window on: start-up and joins run uncapped
+            caps.append(CpuCap([server.pid], opts.server_cpu))
+        if opts.clients_cpu:
+            caps.append(CpuCap([w.proc.pid for w in subs], opts.clients_cpu))
         cpu0, host0 = proc_cpu(server.pid), host_cpu()
+        udp_start = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        load_start = os.getloadavg()[0]
         # Publisher first, so every packet the subscribers count was sent in its window.
         starts = [(await workers[0].call({"cmd": "start"}))["t"]]
         starts += [r["t"] for r in await asyncio.gather(*(w.call({"cmd": "start"}) for w in subs))]
-        await asyncio.sleep(opts.duration)
+        if caps and opts.server_cpu_for is not None:
+            # Starved, then free: the server drains what piled up, as after a host's peak.
+            await asyncio.sleep(min(opts.server_cpu_for, opts.duration))
+            while caps:
+                caps.pop().remove()
+            await asyncio.sleep(max(0.0, opts.duration - opts.server_cpu_for))
+        else:
+            await asyncio.sleep(opts.duration)
         stops = await asyncio.gather(*(w.call({"cmd": "stop"}) for w in workers))
         cpu1, host1 = proc_cpu(server.pid), host_cpu()
+        udp_end = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
+        counters = None
+        if kind == "ours":
+            counters = (await pub.call({"cmd": "counters", "base": server.base, "key": server.admin_key}))["counters"]
+        load_end = os.getloadavg()[0]
         server.check_alive()
         await asyncio.gather(*(w.call({"cmd": "dump", "out": str(tmp / f"{kind}-{n}-{w.name}.json")})
                                for w in workers))
@@ -233,6 +300,8 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             except subprocess.TimeoutExpired:
                 profiler.kill()
         server.stop()
+        while caps:
+            caps.pop().remove()
 
     sent: dict[str, list[float]] = json.loads((tmp / f"{kind}-{n}-{pub.name}.json").read_text())["sent"]
     received: list[list] = []
@@ -259,7 +328,16 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "server_cpu_s": round(cpu_s, 3),
         "server_cpu_pct": round(100 * cpu_s / window, 1),
         "host_busy_pct": round(100 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
-        "load_average": round(os.getloadavg()[0], 2),
+        "load_average_1m": [round(load_start, 2), round(load_end, 2)],
+        "server_cpu_cap": opts.server_cpu,
+        "server_cpu_cap_s": opts.server_cpu_for,
+        "clients_cpu_cap": opts.clients_cpu,
+        # Kernel UDP drops per namespace (server's; publisher's and subscribers'), so a
+        # loss can be placed: a full receive buffer shows as RcvbufErrors on that side.
+        "udp_drops_join": {ns: udp_errors_between(udp0[ns], udp_joined[ns]) for ns in udp0},
+        "udp_drops_window": {ns: udp_errors_between(udp_start[ns], udp_end[ns]) for ns in udp0},
+        "publisher_keyframe_requests": stops[0].get("publisher"),
+        "server_counters": counters,  # ours: /metrics at the end of the window
         "publisher_packets": sent_in_window,
         "layers_answered": info.get("layers_answered", 0),  # the rids the server accepted
         "delivered_packets": delivered,
@@ -273,11 +351,15 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "latency_ms_p95": _r(percentile(latencies, 95)),
         "latency_ms_max": _r(latencies[-1] if latencies else None),
         "latency_unmatched_pct": round(100 * unmatched / max(1, unmatched + len(latencies)), 2),
-        "join_all_s": span(joins, "first_rtp"),
-        "keyframe_all_s": span(joins, "first_keyframe"),
+        # Joined: the first complete keyframe (a picture can be shown), for both servers.
+        "join_all_s": span(joins, "first_frame"),
+        "first_rtp_all_s": span(joins, "first_rtp"),
         "join_p50_s": _r(percentile(per_sub_join, 50), 3),
         "join_max_s": _r(per_sub_join[-1] if per_sub_join else None, 3),
         "join_milestones_p50_s": milestones(joins),
+        "join_phases_p50_s": phases(joins, kind),
+        # Server CPU from the first subscribe until all had a picture (forwarding included).
+        "join_server_cpu_s": round(sum(cpu_join1) - sum(cpu_join0), 3),
     }
 
 
@@ -298,6 +380,30 @@ def milestones(joins: list[dict]) -> dict[str, float]:
                 names.setdefault(name, []).append(t - begin)
     out = {name: round(percentile(sorted(v), 50), 3) for name, v in names.items()}
     return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+# Where a join's time goes, in order. Signaling ends with our answer, or with Janus's
+# reply to the subscriber's answer ("started"). ICE and DTLS are the subscriber's own
+# transports; then the wait for the first RTP packet, and for a complete keyframe.
+PHASES = (("signaling", {"ours": "answer", "janus": "started"}), ("ice", "ice"), ("dtls", "dtls"),
+          ("first_rtp", "first_rtp"), ("first_frame", "first_frame"))
+
+
+def phases(joins: list[dict], kind: str) -> dict[str, float]:
+    """Median seconds each subscriber spent in each phase of its join. A phase ends at
+    its milestone, or at the latest milestone before it if that came later (Janus may
+    finish ICE before it replies "started"), so the phases of a join add up to it."""
+    spent: dict[str, list[float]] = {}
+    for marks in joins:
+        reached = marks.get("begin")
+        for phase, milestone in PHASES:
+            name = milestone[kind] if isinstance(milestone, dict) else milestone
+            if reached is None or name not in marks:
+                break
+            end = max(reached, marks[name])
+            spent.setdefault(phase, []).append(end - reached)
+            reached = end
+    return {phase: round(percentile(sorted(v), 50), 3) for phase, v in spent.items()}
 
 
 def _r(v: float | None, digits: int = 2) -> float | None:
@@ -336,7 +442,7 @@ COLUMNS = (
     ("server", "server"), ("N", "subscribers"), ("CPU µs/pkt", "cpu_us_per_packet"),
     ("user µs", "user_us_per_packet"), ("sys µs", "system_us_per_packet"), ("CPU %", "server_cpu_pct"),
     ("pkts/s", "delivered_per_s"), ("loss %", "loss_pct"), ("p50 ms", "latency_ms_p50"),
-    ("p95 ms", "latency_ms_p95"), ("join s", "join_all_s"), ("keyframe s", "keyframe_all_s"),
+    ("p95 ms", "latency_ms_p95"), ("join s", "join_all_s"), ("first RTP s", "first_rtp_all_s"),
 )
 
 
@@ -364,6 +470,17 @@ def summarize_runs(rows: list[dict]) -> list[dict]:
     return out
 
 
+CPU_TARGET = 0.25   # issue 12: CPU per delivered packet, ours over Janus
+JOIN_TARGET = 1.0   # join-all, ours over Janus
+LOSS_TARGET = 0.5   # %
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def ratios(rows: list[dict]) -> dict[str, dict]:
     """Ours over Janus per N, from per-repeat pairs (run back to back, so drift cancels)."""
     out: dict[str, dict] = {}
@@ -375,16 +492,22 @@ def ratios(rows: list[dict]) -> dict[str, dict]:
             them = next((r for r in rows if r["server"] == "janus" and r["subscribers"] == n
                          and r.get("repeat", 0) == rep and r.get("cpu_us_per_packet")), None)
             if ours and them:
-                pairs.append((ours["cpu_us_per_packet"] / them["cpu_us_per_packet"], ours["loss_pct"]))
-        if pairs:
-            values = sorted(p[0] for p in pairs)
-            median = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
-            worst_loss = max((p[1] for p in pairs if p[1] is not None), default=None)
-            out[str(n)] = {
-                "cpu_per_packet_ours_over_janus": round(median, 3),
-                "per_repeat": [round(v, 3) for v, _ in pairs],
-                "target_met": bool(median <= 0.5 and worst_loss is not None and worst_loss < 0.5),
-            }
+                pairs.append((ours, them))
+        if not pairs:
+            continue
+        cpu = [o["cpu_us_per_packet"] / t["cpu_us_per_packet"] for o, t in pairs]
+        joins = [o["join_all_s"] / t["join_all_s"] for o, t in pairs if o.get("join_all_s") and t.get("join_all_s")]
+        worst_loss = max((o["loss_pct"] for o, _ in pairs if o.get("loss_pct") is not None), default=None)
+        out[str(n)] = {
+            "cpu_per_packet_ours_over_janus": round(_median(cpu), 3),
+            "per_repeat": [round(v, 3) for v in cpu],
+            "join_all_ours_over_janus": round(_median(joins), 3) if joins else None,
+            "join_per_repeat": [round(v, 3) for v in joins],
+            "worst_loss_pct_ours": worst_loss,
+            "cpu_target_met": bool(_median(cpu) <= CPU_TARGET),
+            "join_target_met": bool(joins and _median(joins) <= JOIN_TARGET),
+            "loss_target_met": worst_loss is not None and worst_loss < LOSS_TARGET,
+        }
     return out
 
 
@@ -426,8 +549,15 @@ async def run(opts: Options) -> dict:
         "clip": {"codec": "VP8", "width": 1280, "height": 720, "fps": clip.fps,
                  "seconds": round(clip.duration, 2), "mbit_s": round(clip.bitrate / 1e6, 3),
                  "keyframes": sum(clip.keyframes)},
+        "publisher": {"client": "aiortc, the pre-encoded clip replayed (benchmarks/media.py ClipTrack)",
+                      "on_keyframe_request": ClipTrack.ON_KEYFRAME_REQUEST,
+                      "same_for_both_servers": True},
+        "joined_means": "every subscriber has its first complete keyframe (all its packets, in order): "
+                        "a picture can be shown; first_rtp_all_s is the first RTP packet of any kind",
         "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "workers": opts.workers,
-                     "repeat": opts.repeat, "simulcast_layers": 3 if opts.simulcast else 1},
+                     "repeat": opts.repeat, "simulcast_layers": 3 if opts.simulcast else 1,
+                     "server_cpu_cap": opts.server_cpu, "server_cpu_cap_s": opts.server_cpu_for,
+                     "clients_cpu_cap": opts.clients_cpu},
         "summary": summarize_runs(rows),
         "ratio": ratios(rows),
         "runs": rows,

@@ -37,24 +37,39 @@ class ClipTrack(MediaStreamTrack):
 
     aiortc's sender sees packets, not frames, and only packetizes them
     (RTCRtpSender._next_encoded_frame). `sent` maps payload key -> send times.
+
+    It answers keyframe requests as a live encoder would (`request_keyframe`, wired to
+    the sender's PLI/FIR by benchmarks.peers): the next frame goes out at once, and it
+    is the clip's next keyframe (the replay jumps ahead to it), so a subscriber does not
+    wait for the clip's own keyframe interval. Both SFUs get the same publisher.
     """
 
     kind = "video"
+    ON_KEYFRAME_REQUEST = "sends the clip's next keyframe at once (jumping ahead to it)"
 
     def __init__(self, clip: Clip) -> None:
         super().__init__()
         self._clip = clip
-        self._index = 0
+        self._index = 0      # frames sent: paces them and gives their pts
+        self._position = 0   # where in the clip the next frame comes from
         self._start: float | None = None
         self._time_base = fractions.Fraction(1, clip.fps)
         self._keys = [self._frame_keys(f) for f in clip.frames]
+        self._keyframe_wanted = asyncio.Event()
         self.recording = False
         self.sent: dict[int, list[float]] = {}
         self.frames_sent = 0
+        self.keyframe_requests = 0
+        self.keyframes_forced = 0
 
     @staticmethod
     def _frame_keys(frame: bytes) -> list[int]:
         return [payload_key(frame[pos : pos + VP8_CHUNK]) for pos in range(0, len(frame), VP8_CHUNK)]
+
+    def request_keyframe(self) -> None:
+        """A PLI or FIR came in: the next frame is a keyframe, sent without waiting."""
+        self.keyframe_requests += 1
+        self._keyframe_wanted.set()
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
@@ -63,12 +78,21 @@ class ClipTrack(MediaStreamTrack):
         if self._start is None:
             self._start = now
         due = self._start + self._index / self._clip.fps
-        if due > now:
-            await asyncio.sleep(due - now)
+        if due > now and not self._keyframe_wanted.is_set():
+            try:
+                await asyncio.wait_for(self._keyframe_wanted.wait(), due - now)
+            except asyncio.TimeoutError:
+                pass
         elif now - due > 1.0:
             # Fell far behind (e.g. a stalled loop): skip ahead instead of bursting.
             self._start = now - self._index / self._clip.fps
-        i = self._index % len(self._clip.frames)
+        count = len(self._clip.frames)
+        i = self._position % count
+        if self._keyframe_wanted.is_set():
+            self._keyframe_wanted.clear()
+            if not self._clip.keyframes[i]:
+                i = next(j % count for j in range(i, i + count) if self._clip.keyframes[j % count])
+                self.keyframes_forced += 1
         packet = av.Packet(self._clip.frames[i])
         packet.pts = self._index
         packet.time_base = self._time_base
@@ -77,6 +101,7 @@ class ClipTrack(MediaStreamTrack):
             for key in self._keys[i]:
                 self.sent.setdefault(key, []).append(t)
         self._index += 1
+        self._position = i + 1
         self.frames_sent += 1
         return packet
 
@@ -126,7 +151,10 @@ class RtpCounter:
     def __init__(self, payload_type: int | None = None) -> None:
         self.payload_type = payload_type
         self.first_packet_at: float | None = None
-        self.first_keyframe_at: float | None = None
+        self.first_keyframe_at: float | None = None  # a keyframe's first packet
+        # The first decodable picture: a keyframe whose packets all came, in order.
+        self.first_frame_at: float | None = None
+        self._keyframe_next: int | None = None  # the next sequence number of that keyframe
         self.recording = False
         self.received: list[tuple[int, float]] = []
         self._reset_window()
@@ -165,8 +193,8 @@ class RtpCounter:
             self.first_packet_at = now
         descriptor = rtp_payload_offset(data)
         media = vp8_media_offset(data, descriptor) if descriptor >= 0 else -1
-        if self.first_keyframe_at is None and media > 0 and is_vp8_keyframe_start(data, descriptor, media):
-            self.first_keyframe_at = now
+        if self.first_frame_at is None:
+            self._first_frame(data, now, media > 0 and is_vp8_keyframe_start(data, descriptor, media))
         if not self.recording:
             return
         pt = data[1] & 0x7F
@@ -198,6 +226,21 @@ class RtpCounter:
         if media >= 0:
             end = len(data) - (data[-1] if data[0] & 0x20 else 0)
             self.received.append((payload_key(data[media:end]), now))
+
+    def _first_frame(self, data: bytes, now: float, keyframe_start: bool) -> None:
+        seq = (data[2] << 8) | data[3]
+        if keyframe_start:
+            if self.first_keyframe_at is None:
+                self.first_keyframe_at = now
+            self._keyframe_next = seq
+        if self._keyframe_next is None:
+            return
+        if seq != self._keyframe_next:
+            self._keyframe_next = None  # a gap: that keyframe cannot be decoded
+            return
+        self._keyframe_next = (seq + 1) & 0xFFFF
+        if data[1] & 0x80:  # marker: the keyframe's last packet
+            self.first_frame_at = now
 
     def on_rtcp(self, data: bytes) -> None:
         pass

@@ -20,7 +20,7 @@ import struct
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 
-from sfu.aiortc_hook import MediaTransport, tap
+from sfu.aiortc_hook import MediaTransport, on_keyframe_request, tap
 from sfu.rtp_packet import is_rtcp
 
 from .clip import Clip
@@ -85,6 +85,8 @@ class Publisher:
         self.track = ClipTrack(clip)
         self.transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
         prefer_vp8(self.transceiver)
+        # A live encoder answers PLI/FIR with a keyframe; the replayed clip does too.
+        on_keyframe_request(self.transceiver.sender, self.track.request_keyframe)
         self.simulcast = simulcast
         self._ssrcs = [random.getrandbits(32) for _ in RIDS]
 
@@ -115,10 +117,10 @@ class Subscriber:
         # Join milestones (CLOCK times), so a slow join can be pinned on one phase.
         self.marks: dict[str, float] = {}
 
-        @self.pc.on("connectionstatechange")
-        def on_state() -> None:
-            if self.pc.connectionState == "connected":
-                self.marks.setdefault("connected", CLOCK())
+        @self.pc.on("iceconnectionstatechange")
+        def on_ice() -> None:
+            if self.pc.iceConnectionState in ("connected", "completed"):
+                self.marks.setdefault("ice", CLOCK())
 
     def mark(self, name: str) -> None:
         self.marks[name] = CLOCK()
@@ -127,6 +129,12 @@ class Subscriber:
         """Call once the transceiver exists and before media flows."""
         transceivers = self.pc.getTransceivers()
         MediaTransport.of(transceivers[0]).intercept(self.counter.on_rtp, self.counter.on_rtcp)
+        dtls = transceivers[0].receiver.transport
+
+        @dtls.on("statechange")
+        def on_dtls() -> None:
+            if dtls.state == "connected":
+                self.marks.setdefault("dtls", CLOCK())
 
     def learn_payload_type(self) -> None:
         description = self.pc.localDescription or self.pc.remoteDescription

@@ -32,12 +32,31 @@ def server_env(host: str, admin_key: str) -> dict[str, str]:
         "TELEMED_PORT": str(PORT),
         "TELEMED_ICE_HOSTS": host,
         "TELEMED_ADMIN_KEY": admin_key,
+        "TELEMED_METRICS_KEY": admin_key,
         "TELEMED_LOG_LEVEL": "warning",
     }
 
 
 class SignalingError(RuntimeError):
     pass
+
+
+# Server counters the benchmark reports (docs/metrics.md): keyframe requests, send
+# failures of the fan-out step, and what the media port's demultiplexer dropped.
+METRICS = ("telemed_plis_sent_total", "telemed_plis_received_total", "telemed_send_failures_total",
+           "telemed_packets_forwarded_total", "telemed_media_port_dropped_total")
+
+
+async def server_counters(http: aiohttp.ClientSession, base: str, key: str) -> dict[str, float]:
+    async with http.get(f"{base}/metrics", headers={"Authorization": f"Bearer {key}"}) as r:
+        text = await r.text()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in METRICS:
+            key_name = line.rsplit(" ", 1)[0].replace("telemed_", "", 1)
+            out[key_name] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 async def _json(r: aiohttp.ClientResponse) -> Any:
@@ -180,6 +199,7 @@ class TelemedSubscriber:
         transceiver = pc.addTransceiver("video", direction="recvonly")
         self.peer.intercept()
         await pc.setLocalDescription(await pc.createOffer())
+        self.peer.mark("offer")
         reply = await self.signaling.request(
             {"type": "offer", "sdp": pc.localDescription.sdp, "publish": {},
              "subscribe": {transceiver.mid: self._info["track_id"]}},

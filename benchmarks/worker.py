@@ -7,10 +7,12 @@ line, answering each with one JSON line on stdout:
   {"cmd": "publish", "server": "janus"|"ours", "base": url, "admin_key"?, "record"?}
       -> {"ok": true, "info": {...what subscribers need...}}
   {"cmd": "subscribe", "server", "base", "info", "count"}
-      -> {"ok": true, "joined": [seconds per subscriber], "failed": [errors]}
+      -> {"ok": true, "joined": [seconds per subscriber, to its first complete keyframe],
+          "failed": [errors]}
   {"cmd": "start"}  -> {"ok": true, "t"}             (open the measurement window)
-  {"cmd": "stop"}   -> {"ok": true, "t", "stats": [...]}   (close it)
+  {"cmd": "stop"}   -> {"ok": true, "t", "stats": [...], "publisher"?: {...}}   (close it)
   {"cmd": "dump", "out": path} -> {"ok": true}       (send/receive logs written to path)
+  {"cmd": "counters", "base", "key"} -> {"ok": true, "counters": {...}}   (our server's /metrics)
   {"cmd": "quit"}   -> closes every peer connection and exits
 
 Every wait is bounded; the orchestrator also kills workers that overstay.
@@ -32,7 +34,7 @@ from .media import CLOCK
 from .peers import Publisher
 
 JOIN_TIMEOUT = 45.0
-FIRST_PACKET_TIMEOUT = 20.0
+FIRST_FRAME_TIMEOUT = 20.0
 
 
 class Worker:
@@ -59,9 +61,16 @@ class Worker:
             # The publisher keeps recording sends until "dump", so packets still in
             # flight when the subscribers close their windows find their send time.
             stats = [sub.peer.counter.stop_window() for sub in self.subscribers]
-            return {"ok": True, "stats": stats, "t": CLOCK()}
+            reply = {"ok": True, "stats": stats, "t": CLOCK()}
+            if self.publisher is not None:
+                track = self.publisher.publisher.track
+                reply["publisher"] = {"keyframe_requests": track.keyframe_requests,
+                                      "keyframes_forced": track.keyframes_forced}
+            return reply
         if cmd == "dump":
             return self.dump(msg)
+        if cmd == "counters":
+            return {"ok": True, "counters": await telemed.server_counters(self.http, msg["base"], msg["key"])}
         raise ValueError(f"unknown command {cmd!r}")
 
     async def publish(self, msg: dict) -> dict:
@@ -84,30 +93,24 @@ class Worker:
         async def join(sub: Any) -> float:
             t0 = sub.peer.marks["begin"] = CLOCK()
             await asyncio.wait_for(sub.start(), JOIN_TIMEOUT)
-            # Joined means media arrives: signaling, ICE, DTLS and a first RTP packet.
-            deadline = CLOCK() + FIRST_PACKET_TIMEOUT
-            while sub.peer.counter.first_packet_at is None:
+            # Joined means a picture can be shown: signaling, ICE, DTLS and a first
+            # complete keyframe (the same definition for both SFUs). A first RTP packet
+            # is not enough: a delta frame before any keyframe cannot be decoded.
+            counter = sub.peer.counter
+            deadline = CLOCK() + FIRST_FRAME_TIMEOUT
+            while counter.first_frame_at is None:
                 if CLOCK() > deadline:
-                    raise TimeoutError("no RTP within %.0f s of signaling" % FIRST_PACKET_TIMEOUT)
+                    raise TimeoutError("no complete keyframe within %.0f s of signaling" % FIRST_FRAME_TIMEOUT)
                 await asyncio.sleep(0.005)
-            sub.peer.marks["first_rtp"] = sub.peer.counter.first_packet_at
-            return sub.peer.counter.first_packet_at - t0
-
-        async def keyframe(sub: Any) -> None:
-            # A decodable start needs a keyframe; bounded by the clip's keyframe interval.
-            deadline = CLOCK() + FIRST_PACKET_TIMEOUT
-            while sub.peer.counter.first_keyframe_at is None and CLOCK() < deadline:
-                await asyncio.sleep(0.005)
-            if sub.peer.counter.first_keyframe_at is not None:
-                sub.peer.marks["first_keyframe"] = sub.peer.counter.first_keyframe_at
+            for name, t in (("first_rtp", counter.first_packet_at), ("first_keyframe", counter.first_keyframe_at),
+                            ("first_frame", counter.first_frame_at)):
+                sub.peer.marks[name] = t
+            return counter.first_frame_at - t0
 
         results = await asyncio.gather(*(join(s) for s in subs), return_exceptions=True)
-        await asyncio.gather(*(keyframe(s) for s in subs))
-        keyframes = [s.peer.marks["first_keyframe"] - s.peer.marks["begin"]
-                     for s in subs if "first_keyframe" in s.peer.marks]
         joined = [r for r in results if isinstance(r, float)]
         failed = [f"{type(r).__name__}: {r}" for r in results if not isinstance(r, float)]
-        return {"ok": True, "joined": joined, "keyframes": keyframes, "failed": failed}
+        return {"ok": True, "joined": joined, "failed": failed}
 
     def dump(self, msg: dict) -> dict:
         logs: dict[str, Any] = {"received": [sub.peer.counter.received for sub in self.subscribers],

@@ -20,6 +20,16 @@ if [ "$mode" != serve ]; then
   [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
   [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
   [ -x /usr/sbin/nft ] || need_apt+=(nftables)  # the TURN tests' firewall
+  # Stock GStreamer as a third-party WHIP/WHEP client (tests/test_interop_gstreamer.py):
+  # webrtcbin, libnice, the VP8/H264 encoders, payloaders and decoders, driven from the
+  # system python3 through PyGObject (clients/gstreamer/whip.py).
+  pairs+=(gst-inspect-1.0:gstreamer1.0-tools)
+  for plugin in webrtc:gstreamer1.0-plugins-bad nice:gstreamer1.0-nice x264:gstreamer1.0-plugins-ugly \
+                vpx:gstreamer1.0-plugins-good libav:gstreamer1.0-libav videotestsrc:gstreamer1.0-plugins-base; do
+    compgen -G "/usr/lib/*/gstreamer-1.0/libgst${plugin%%:*}.so" >/dev/null || need_apt+=("${plugin##*:}")
+  done
+  [ -e /usr/lib/python3/dist-packages/gi/__init__.py ] || need_apt+=(python3-gi)
+  compgen -G "/usr/lib/*/girepository-1.0/GstWebRTC-1.0.typelib" >/dev/null || need_apt+=(gir1.2-gst-plugins-bad-1.0)
 fi
 for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair##*:}")

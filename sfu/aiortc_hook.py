@@ -32,7 +32,10 @@ import aioice.ice
 import aioice.stun
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
-from aiortc import MediaStreamTrack, RTCRtpSender, RTCRtpTransceiver
+import aiortc.rtcpeerconnection
+import aiortc.rtcrtpreceiver
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender,
+                    RTCRtpTransceiver)
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
@@ -58,9 +61,9 @@ REQUIRED_METHODS: dict[type, tuple[str, ...]] = {
     RTCCertificate: ("_create_ssl_context",),
     RTCDtlsTransport: ("_handle_rtp_data", "_handle_rtcp_data", "_send_rtp"),
     aioice.ice.Connection: ("data_received", "query_consent", "get_component_candidates",
-                            "build_request"),
+                            "build_request", "check_incoming", "check_complete", "check_state"),
     aioice.ice.StunProtocol: ("request",),
-    RTCRtpSender: ("_send_rtcp", "_run_rtcp"),
+    RTCRtpSender: ("_send_rtcp", "_run_rtcp", "_send_keyframe"),
 }
 
 
@@ -91,6 +94,27 @@ def offer_rsa_cipher_suites() -> None:
 
 
 offer_rsa_cipher_suites()
+
+
+class LazyBitrateEstimator:
+    """aiortc's RemoteBitrateEstimator, built on its first packet instead of with the
+    receiver. aiortc gives every video receiver one, and building it allocates a
+    thousand rate buckets: on a server, whose receivers never see a packet (media is
+    taken off the transport first), that was about a fifth of the CPU of a burst of
+    joins, counting the garbage collections it set off. A receiver that does get media (a
+    client's) builds the real one then and behaves as before."""
+
+    def __init__(self) -> None:
+        self._estimator: Any = None
+
+    def add(self, *args: Any, **kwargs: Any) -> Any:
+        if self._estimator is None:
+            self._estimator = _REMOTE_BITRATE_ESTIMATOR()
+        return self._estimator.add(*args, **kwargs)
+
+
+_REMOTE_BITRATE_ESTIMATOR = aiortc.rtcrtpreceiver.RemoteBitrateEstimator
+aiortc.rtcrtpreceiver.RemoteBitrateEstimator = LazyBitrateEstimator  # type: ignore[misc]
 
 
 class SharedCertificate(RTCCertificate):
@@ -129,9 +153,25 @@ class SharedCertificate(RTCCertificate):
         return context
 
 
-def share_certificate(pc: Any) -> None:
-    """Make a new RTCPeerConnection use the SharedCertificate (before it creates transports)."""
-    pc._RTCPeerConnection__certificates = [SharedCertificate.current()]
+class _SharedCertificateMaker:
+    """Stands in for aiortc's RTCCertificate while `shared_certificate_peer_connection`
+    builds a connection: its one call hands out the SharedCertificate."""
+
+    @staticmethod
+    def generateCertificate() -> SharedCertificate:
+        return SharedCertificate.current()
+
+
+def shared_certificate_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
+    """A new RTCPeerConnection on the SharedCertificate from the start. Replacing its
+    certificate afterwards still costs aiortc's own, made and signed in the constructor:
+    1-2 ms of every join, on the event loop."""
+    module = aiortc.rtcpeerconnection
+    module.RTCCertificate = _SharedCertificateMaker  # type: ignore[misc,assignment]
+    try:
+        return RTCPeerConnection(configuration)
+    finally:
+        module.RTCCertificate = RTCCertificate  # type: ignore[misc]
 
 
 def pin_host_addresses(addresses: list[str]) -> None:
@@ -193,6 +233,7 @@ class SharedIce:
             route.on_close = self._closed
         ice.get_component_candidates = self._candidates  # type: ignore[method-assign]
         ice.query_consent = self._no_consent_task  # type: ignore[method-assign]
+        ice.check_incoming = self._check_incoming  # type: ignore[method-assign]
         ice._telemed_shared = self  # type: ignore[attr-defined]
         port.consent.timing = consent_timing
         port.consent.watch(self)
@@ -216,6 +257,27 @@ class SharedIce:
 
     async def _candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list:
         return [cast(aioice.ice.StunProtocol, route.peer).local_candidate for route in self._routes if component == 1]
+
+    def _check_incoming(self, message: aioice.stun.Message, addr: tuple, protocol: Any) -> None:
+        """An authenticated check from the peer (already answered). One that nominates
+        its pair completes ICE at once, as on an ICE-lite server (RFC 8445 section 2.5):
+        DTLS starts now instead of after our own check of the pair has come back, a round
+        trip through two busy event loops later. The peer's check proves its direction,
+        our answer to it the other."""
+        ice = self._ice
+        type(ice).check_incoming(ice, message, addr, protocol)
+        if ice.ice_controlling or "USE-CANDIDATE" not in message.attributes or 1 in ice._nominated:
+            return
+        pair = next((p for p in ice._check_list if p.protocol is protocol and p.remote_nominated
+                     and p.remote_addr == (addr[0], addr[1])), None)
+        if pair is None:
+            return
+        check = pair.task  # our own check of the pair, no longer needed
+        pair.nominated = True
+        ice.check_state(pair, aioice.ice.CandidatePair.State.SUCCEEDED)
+        ice.check_complete(pair)
+        if check is not None:
+            check.cancel()
 
     async def _no_consent_task(self) -> None:
         return None  # the port's ConsentFreshness checks every connection from one timer
@@ -281,6 +343,8 @@ class MediaTransport:
         self.media_received = 0  # authenticated SRTP/SRTCP packets from the peer
         # (libsrtp buffer, session, its C buffer, length cell, sendto, address) or None
         self._send: tuple | None = None
+        # Called whenever media becomes able to flow (DTLS up, or a pair again after none).
+        self.ready_listeners: list[Callable[[], None]] = []
         dtls.on("statechange", self.refresh)
 
     def refresh(self) -> bool:
@@ -289,6 +353,13 @@ class MediaTransport:
         Called on every DTLS state change and once a second, so a pair that moves
         is picked up within a second.
         """
+        was_ready = self._send is not None
+        if self._follow() and not was_ready:
+            for listener in list(self.ready_listeners):
+                listener()
+        return self._send is not None
+
+    def _follow(self) -> bool:
         pair = self._nominated.get(1)
         srtp = self._dtls._tx_srtp
         if pair is None or srtp is None or self._dtls._state is not DtlsState.CONNECTED:
@@ -470,6 +541,19 @@ def silence_sender(sender: RTCRtpSender) -> None:
     sender._run_rtcp = parked_rtcp_loop  # type: ignore[method-assign]
 
 
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` on every PLI or FIR the remote sends about this sender's stream
+    (aiortc's own reaction, a keyframe from its encoder, still happens). For a sender fed
+    pre-encoded packets, which aiortc cannot make a keyframe of (benchmarks, tests)."""
+    force_keyframe = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        force_keyframe()
+        callback()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     """(media SSRC, RTX SSRC) aiortc announced in the SDP for this sender."""
     return sender._ssrc, sender._rtx_ssrc
@@ -480,11 +564,13 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     return list(transceiver._codecs)
 
 
-def answer_offered_h264_levels(transceiver: RTCRtpTransceiver, offered: dict[int, dict]) -> None:
-    """Answer a publisher's H264 with the profile-level-id it offered (before createAnswer).
+def answer_offered_h264_profiles(transceiver: RTCRtpTransceiver, offered: dict[int, dict]) -> None:
+    """Answer each H264 payload type with the profile-level-id offered for it (before
+    createAnswer).
 
-    aiortc answers with its own level 3.1, which caps a conforming 1080p encoder at 720p;
-    we forward without decoding, so any level the publisher sends suits us."""
+    aiortc answers with its own Constrained Baseline level 3.1, which caps a conforming
+    1080p encoder at 720p and misstates a High stream; we forward without decoding, so
+    whatever profile and level the peer offered suits us (sfu/h264_profile.py)."""
     for codec in transceiver._codecs:
         level = offered.get(codec.payloadType, {}).get("profile-level-id")
         if codec.mimeType.lower() == "video/h264" and level:

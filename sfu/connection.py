@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
-                    RTCSessionDescription)
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
@@ -25,6 +24,7 @@ from .codec import FORWARDABLE, Codec
 from .bandwidth_allocator import allocate
 from .consumer import Handover, RtpConsumer
 from .downlink_estimator import LOSSY, DownlinkEstimator
+from .h264_profile import shown_to_aiortc
 from .media_port import MediaPort
 from .producer import Producer
 from .rtp_packet import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp, unwrap_rtx
@@ -126,9 +126,8 @@ class Connection:
         servers = [RTCIceServer(**s) for s in ice_servers or []]
         # MAX_BUNDLE: with aiortc's default, an m-line may keep a transport it was handed
         # before BUNDLE was applied, and then never carries media.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
-                                                     bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        hook.share_certificate(self.pc)
+        self.pc = hook.shared_certificate_peer_connection(RTCConfiguration(
+            iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.label = label
         self.announced_ip = announced_ip
         self.media_port = media_port  # None: aioice binds a port per connection
@@ -172,7 +171,7 @@ class Connection:
             by_mid = {m.mid: m for m in offered}
             sections = {m.rtp.muxId: m for m in description.media}
             try:
-                await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+                await self.pc.setRemoteDescription(RTCSessionDescription(shown_to_aiortc(offer), "offer"))
             except Exception as exc:
                 raise NegotiationError(f"offer rejected: {exc}") from None
             if self.media_port is not None:
@@ -185,7 +184,7 @@ class Connection:
                 if media.sends and transceiver.mid in publish:
                     transceiver.setCodecPreferences(_forwardable_preferences(media.kind))
                     transceiver.direction = "recvonly"
-                    hook.answer_offered_h264_levels(transceiver, _offered_parameters(sections.get(transceiver.mid)))
+                    hook.answer_offered_h264_profiles(transceiver, _offered_parameters(sections.get(transceiver.mid)))
                 elif media.receives and transceiver.mid in subscribe:
                     producer = subscribe[transceiver.mid]
                     if producer.kind != media.kind:
@@ -196,6 +195,7 @@ class Connection:
                         transceiver.sender.replaceTrack(hook.IdleTrack(media.kind))
                         hook.silence_sender(transceiver.sender)
                     transceiver.setCodecPreferences(_forwardable_preferences(media.kind, producer.codec))
+                    hook.answer_offered_h264_profiles(transceiver, _offered_parameters(sections.get(transceiver.mid)))
                     transceiver.direction = "sendonly"
                 else:
                     transceiver.direction = "inactive"

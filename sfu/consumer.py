@@ -169,7 +169,6 @@ class RtpConsumer(Consumer):
         self.rtx_ssrc = rtx_ssrc
         self.rtx_payload_type = rtx_payload_type
         self._rtx_seq = random.getrandbits(15)
-        self._keyframe_lost = False
         self.nacks_received = 0
         self.retransmitted = 0
         self.plis_received = 0
@@ -191,15 +190,19 @@ class RtpConsumer(Consumer):
         self._rtx_seq = handover.rtx_seq
         self.timeline = handover.timeline
 
-    def can_start(self, packet: RtpPacket) -> bool:
-        # A new subscriber's DTLS often finishes after the keyframe we asked for went by.
-        if not self.transport.ready:
-            self._keyframe_lost = True
-            return False
-        if self._keyframe_lost:
-            self._keyframe_lost = False
+    def attach(self) -> None:
+        """Start receiving. Video asks for its keyframe once the subscriber's DTLS is up,
+        not before: a keyframe sent earlier could not be decrypted, and the throttle
+        would hold back the request that matters."""
+        self.transport.ready_listeners.append(self._transport_ready)
+        self.producer.add_consumer(self, keyframe=self.transport.ready)
+
+    def _transport_ready(self) -> None:
+        if not self.started and not self.closed:
             self.producer.request_keyframe()
-        return super().can_start(packet)
+
+    def can_start(self, packet: RtpPacket) -> bool:
+        return self.transport.ready and super().can_start(packet)
 
     # Kept in the C target, where the fan-out step reads and counts them.
     ts_offset = _InTarget("ts_offset")
@@ -218,6 +221,11 @@ class RtpConsumer(Consumer):
 
     def forward(self, packet: RtpPacket) -> None:
         self.target.send(packet)  # C numbers and stamps it as the fan-out step would
+
+    def close(self) -> None:
+        if self._transport_ready in self.transport.ready_listeners:
+            self.transport.ready_listeners.remove(self._transport_ready)
+        super().close()
 
     def on_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
         if self.started:

@@ -36,3 +36,41 @@ def decodable(stream: dict, receiver: dict) -> bool:
     if sent_profile != accepted_profile and sent_profile != H264Profile.PROFILE_CONSTRAINED_BASELINE:
         return False
     return sent_level <= accepted_level
+
+
+# The H264 profiles aiortc's own codec list holds, and so the only ones it matches in an offer.
+_AIORTC_PROFILES = {H264Profile.PROFILE_BASELINE, H264Profile.PROFILE_CONSTRAINED_BASELINE}
+
+
+def shown_to_aiortc(offer: str) -> str:
+    """The offer as aiortc is given it: H264 in a profile aiortc does not know (Main,
+    High: what most hardware encoders send, and what browsers also offer to receive)
+    shows it Constrained Baseline at the same level.
+
+    aiortc matches only its own (Constrained) Baseline H264: it refuses a publisher that
+    sends High ("Failed to set remote video description"), and leaves a viewer's High out
+    of the answer. We forward without decoding, so a profile only decides who can decode
+    the stream, and that is read from the real offer (sfu/codec.py), which is also what
+    the answer repeats (aiortc_hook.answer_offered_h264_profiles).
+    """
+    lines = offer.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        h264 = {line.split(":", 1)[1].split()[0] for line in lines[start:end]
+                if line.lower().startswith("a=rtpmap:") and " h264/" in line.lower()}
+        for i in range(start, end):
+            if not lines[i].startswith("a=fmtp:"):
+                continue
+            pt, params = _fmtp(lines[i])
+            value = str(params.get("profile-level-id", ""))
+            found = profile_and_level(params) if value else None
+            if pt in h264 and len(value) == 6 and (found is None or found[0] not in _AIORTC_PROFILES):
+                lines[i] = lines[i].replace(f"profile-level-id={value}", f"profile-level-id=42e0{value[4:]}")
+    return "".join(lines)
+
+
+def _fmtp(line: str) -> tuple[str, dict[str, str]]:
+    """(payload type, parameters) of an `a=fmtp:` line."""
+    pt, _, rest = line[len("a=fmtp:"):].strip().partition(" ")
+    params = dict(item.strip().partition("=")[::2] for item in rest.split(";") if item.strip())
+    return pt, params

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -35,6 +36,24 @@ log = logging.getLogger("telemed.sfu.media_port")
 DEFAULT_PORT = 40000
 _MAX_PENDING = 4096  # our own checks awaiting an answer, over all connections
 _RECEIVE_BUFFER = 4 * 1024 * 1024  # every peer's media lands in this one socket
+# Linux's SO_RCVBUFFORCE/SO_SNDBUFFORCE (asm-generic/socket.h; Python does not name them):
+# with CAP_NET_ADMIN they pass net.core.rmem_max/wmem_max, which cap SO_RCVBUF (default
+# 208 KiB: a fifth of a second of a busy room's media, should the event loop stall).
+_FORCE = {socket.SO_RCVBUF: 33, socket.SO_SNDBUF: 32}
+
+
+def _set_buffer(sock: socket.socket, option: int, size: int) -> None:
+    """Ask for a `size`-byte buffer, past the system cap if we may; say so if we got less."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _FORCE[option], size)
+    except OSError:  # no CAP_NET_ADMIN: SO_RCVBUF, capped by net.core.rmem_max
+        sock.setsockopt(socket.SOL_SOCKET, option, size)
+    granted = sock.getsockopt(socket.SOL_SOCKET, option) // 2  # Linux reports it doubled
+    if granted < size:
+        name, sysctl = ("receive", "rmem_max") if option == socket.SO_RCVBUF else ("send", "wmem_max")
+        log.warning("media port %s buffer is %d KiB, not the %d KiB asked: raise net.core.%s "
+                    "(docs/firewall.md), or media is dropped whenever the server falls behind",
+                    name, granted // 1024, size // 1024, sysctl)
 
 
 class PortPeer(Protocol):
@@ -237,8 +256,8 @@ class MediaPort:
                 family = socket.AF_INET6 if ":" in host else socket.AF_INET
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _RECEIVE_BUFFER)
+                    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                        _set_buffer(sock, option, _RECEIVE_BUFFER)
                     sock.bind((host, port))
                     sock.setblocking(False)
                 except OSError:
@@ -254,6 +273,21 @@ class MediaPort:
             media_port.close()
             raise
         return media_port
+
+    def receive_buffer_drops(self) -> int:
+        """Datagrams the kernel dropped because a shared socket's receive buffer was full
+        (the event loop fell behind): the `drops` column of /proc/net/udp for our sockets."""
+        inodes = {str(os.fstat(s.transport.get_extra_info("socket").fileno()).st_ino)
+                  for s in self.sockets if s.transport is not None}
+        drops = 0
+        for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+            try:
+                with open(table) as f:
+                    rows = [line.split() for line in f.readlines()[1:]]
+            except OSError:
+                continue
+            drops += sum(int(row[-1]) for row in rows if len(row) > 12 and row[9] in inodes)
+        return drops
 
     def new_ufrag(self) -> str:
         """A local ICE username fragment no connection on this port uses (RFC 8445: at

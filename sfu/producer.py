@@ -157,17 +157,27 @@ class Producer:
         now = time.monotonic()
         if self.keyframes.request(now):
             self._pli()
-        elif self._deferred_pli is None:
+        elif self.keyframes.held_back:
             # Throttled: send it the moment the throttle allows, not at the next upkeep
-            # tick. A new viewer asks again once its DTLS is up (the first keyframe went
-            # by before it could receive), usually within the throttle interval.
+            # tick (a request served by a keyframe already on its way waits for nothing).
+            self._defer_pli(now)
+
+    def _defer_pli(self, now: float) -> None:
+        if self._deferred_pli is None:
+            # A millisecond more: the loop's timers run on its own, coarser clock
+            # (uvloop's), and may fire a hair before time.monotonic() says the throttle ends.
             self._deferred_pli = asyncio.get_running_loop().call_later(
-                self.keyframes.throttled_for(now), self._send_deferred_pli)
+                self.keyframes.throttled_for(now) + 0.001, self._send_deferred_pli)
 
     def _send_deferred_pli(self) -> None:
         self._deferred_pli = None
-        if not self.closed and self.keyframes.send_deferred(time.monotonic()):
+        if self.closed:
+            return
+        now = time.monotonic()
+        if self.keyframes.send_deferred(now):
             self._pli()
+        elif self.keyframes.held_back:  # early after all: again, rather than a second's retry
+            self._defer_pli(now)
 
     def _pli(self) -> None:
         if self.ssrc is not None:

@@ -201,7 +201,8 @@ class SimulcastConsumer(RtpConsumer):
         self.producer = self.layers[index]
         self.layer = index
         self.target.c.tid_target = self.tid
-        self.producer.add_consumer(self, keyframe=keyframe)
+        # Before the subscriber's DTLS is up, attach() asks once it is (sfu/consumer.py).
+        self.producer.add_consumer(self, keyframe=keyframe and self.transport.ready)
 
     def start(self, packet: RtpPacket) -> None:
         c = self.target.c

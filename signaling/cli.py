@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -116,6 +117,10 @@ async def serve(app: web.Application, settings: config.Settings, ssl_context: ss
         loop.add_signal_handler(signum, stopping.set)
     try:
         await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
+        # What start-up built lives as long as the server: out of the cyclic collector's
+        # sight, so its full collections during a burst of joins scan only what the joins
+        # made (about a tenth of their CPU before).
+        gc.freeze()
         await stopping.wait()
     except BaseException:
         await runner.cleanup()

@@ -157,6 +157,7 @@ class MediaCollector:
                                       labels=["reason"])
         for reason, count in vars(port.counters).items():
             dropped.add_metric([reason], count)
+        dropped.add_metric(["receive_buffer_full"], port.receive_buffer_drops())
         yield dropped
         yield GaugeMetricFamily("telemed_media_port_entries",
                                 "Demultiplexing entries (ufrags, addresses, checks, ICE-TCP links) held",

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -23,6 +24,9 @@ from .ice_server_links import ice_server_links
 from .origins import OriginPolicy
 from .owner_redirect import redirect
 from .server import Server
+
+if TYPE_CHECKING:
+    from aiortc.sdp import SessionDescription
 
 log = logging.getLogger("telemed.whip")
 
@@ -73,9 +77,15 @@ class HttpSessions:
     async def _start(self, request: web.Request, kind: str, room: str, claims: Claims) -> web.Response:
         offer = await self._read_sdp(request)
         try:
-            _, media = parse_offer(offer)
+            description, media = parse_offer(offer)
         except ValueError as exc:
             raise HttpError(400, "bad-sdp", str(exc)) from None
+        if unbundled := _outside_bundle(description):
+            # Our answer bundles everything on one transport; a client that expects a
+            # transport per m-line would get a 201 and then a connection that never comes up.
+            raise HttpError(400, "bundle-required", f"m-lines {', '.join(unbundled)} are not in the offer's "
+                            "BUNDLE group: WHIP and WHEP carry all media on one transport (RFC 9725, RFC 9143); "
+                            "bundle every m-line (GStreamer webrtcbin: bundle-policy=max-bundle)")
         try:
             peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "",
                                           can_wait=False, resumable=False)
@@ -218,6 +228,14 @@ class HttpSessions:
     async def close(self) -> None:
         for session_id in list(self.sessions):
             await self.stop(session_id)
+
+
+def _outside_bundle(description: SessionDescription) -> list[str]:
+    """The mids of an offer that its largest BUNDLE group leaves out (none for one m-line)."""
+    mids = [str(m.rtp.muxId) for m in description.media]
+    groups = [{str(item) for item in g.items} for g in description.group if g.semantic == "BUNDLE"]
+    bundled = max(groups, key=len, default=set())
+    return [mid for mid in mids if mid not in bundled] if len(mids) > 1 else []
 
 
 def cors_middleware(origins: OriginPolicy) -> web.middleware:

@@ -7,7 +7,8 @@ from importlib.metadata import version
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection
-from aiortc.rtcdtlstransport import SRTP_PROFILES
+from aiortc import rtcpeerconnection as aiortc_rtcpeerconnection
+from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
 
 from sfu import aiortc_hook as hook
 
@@ -19,6 +20,18 @@ def test_pinned_versions_are_installed():
     assert installed == PINNED, (
         f"installed {installed}, hook written for {PINNED}: re-check sfu/aiortc_hook.py, "
         "then update the pins in requirements.txt and here")
+
+
+def test_receivers_build_their_bitrate_estimator_lazily():
+    from aiortc.rate import RemoteBitrateEstimator
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    assert callable(getattr(RemoteBitrateEstimator, "add", None)), "aiortc's RemoteBitrateEstimator.add is gone"
+    estimator = hook.LazyBitrateEstimator()
+    assert estimator.add(arrival_time_ms=0, abs_send_time=0, payload_size=100, ssrc=1) is None
+    assert isinstance(estimator._estimator, RemoteBitrateEstimator)
+    source = RTCRtpReceiver.__init__.__code__.co_names
+    assert "RemoteBitrateEstimator" in source, "aiortc no longer builds the estimator where the hook replaces it"
 
 
 def test_private_methods_exist():
@@ -124,9 +137,10 @@ async def test_shared_ice_names_exist():
 
 
 async def test_shared_certificate_serves_every_connection():
-    first, second = (RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2))
+    first, second = (hook.shared_certificate_peer_connection(RTCConfiguration(iceServers=[]))
+                     for _ in range(2))
+    assert aiortc_rtcpeerconnection.RTCCertificate is RTCCertificate  # restored for everyone else
     for pc in (first, second):
-        hook.share_certificate(pc)
         pc.addTransceiver("audio", direction="sendrecv")
         await pc.setLocalDescription(await pc.createOffer())
     fingerprints = [pc.localDescription.sdp.split("a=fingerprint:sha-256 ")[1].split()[0] for pc in (first, second)]

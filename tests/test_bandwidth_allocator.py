@@ -26,7 +26,7 @@ def simulcast_track(now: float) -> Producer:
 
 
 def consumer_of(track: Producer, ssrc: int) -> SimulcastConsumer:
-    transport = SimpleNamespace(wire=Wire(), ready=False)
+    transport = SimpleNamespace(wire=Wire(), ready=False, ready_listeners=[])
     consumer = SimulcastConsumer(track, transport, ssrc, 96)
     consumer.attach()
     return consumer

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-from sfu.h264_profile import decodable
+from sfu.h264_profile import decodable, shown_to_aiortc
 from tests.media import PatternTrack
 from tests.test_forwarding import frames
 from tests.test_whip_whep import http_offer
@@ -33,6 +33,20 @@ def test_decodable(stream, receiver, ok):
 def test_packetization_mode_must_match():
     assert not decodable({"packetization-mode": "1", "profile-level-id": "42e01f"},
                          {"packetization-mode": "0", "profile-level-id": "42e01f"})
+
+
+def test_aiortc_is_shown_profiles_it_does_not_know_as_constrained_baseline():
+    # A browser's receive offer (Baseline, High) and a hardware encoder's (High only):
+    # aiortc would match only the Baseline payload type and refuse the encoder outright.
+    offer = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102 106 97\r\na=rtpmap:96 VP8/90000\r\n"
+             "a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\n"
+             "a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c34\r\n"
+             "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=106\r\n"
+             "m=video 9 UDP/TLS/RTP/SAVPF 100\r\na=rtpmap:100 H264/90000\r\n"
+             "a=fmtp:100 packetization-mode=1;sprop-parameter-sets=Z2QAFK,aO4=;profile-level-id=64001f\r\n")
+    shown = shown_to_aiortc(offer)
+    assert shown == (offer.replace("profile-level-id=640c34", "profile-level-id=42e034")
+                     .replace("profile-level-id=64001f", "profile-level-id=42e01f"))
 
 
 def h264_only(pc: RTCPeerConnection, profile_level_id: str, direction: str, track=None) -> None:

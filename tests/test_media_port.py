@@ -47,7 +47,28 @@ def udp_ports_of_this_process() -> list[tuple[str, int]]:
     return mine
 
 
-async def test_many_peers_share_one_udp_port(server):
+def drop_our_own_checks(monkeypatch) -> list:
+    """The server's own connectivity checks never leave: peers connect on theirs alone."""
+    from sfu.media_port import PeerRoute
+    from sfu.stun_peek import BINDING_REQUEST
+
+    sendto = PeerRoute.sendto
+    dropped: list = []
+
+    def no_checks_of_ours(self, data: bytes, addr=None) -> None:
+        if data[0:2] == BINDING_REQUEST:
+            dropped.append(addr)
+            return
+        sendto(self, data, addr)
+
+    monkeypatch.setattr(PeerRoute, "sendto", no_checks_of_ours)
+    return dropped
+
+
+async def test_many_peers_share_one_udp_port(server, monkeypatch):
+    """...and connect on their own nominating checks, as to an ICE-lite server: the server's
+    own checks are dropped here, yet ICE completes and DTLS starts without them."""
+    drop_our_own_checks(monkeypatch)
     port = server.core.media_port.port
     await server.create_room("one-port", "pw-123456")
     before = set(udp_ports_of_this_process())
@@ -258,3 +279,24 @@ async def test_consent_is_checked_from_one_timer(server, monkeypatch):
     finally:
         await viewer.close()
         await publisher.close()
+
+
+async def test_a_full_receive_buffer_is_counted():
+    """Datagrams the kernel drops because the loop did not read in time are counted
+    (telemed_media_port_dropped_total{reason="receive_buffer_full"})."""
+    from sfu.media_port import MediaPort
+
+    port = await MediaPort.open(["127.0.0.1"], 0, tcp=False)
+    try:
+        sock = port.sockets[0].transport.get_extra_info("socket")
+        address = sock.getsockname()
+        assert port.receive_buffer_drops() == 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # a small one fills fast
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            # The loop does not run meanwhile, so nothing is read: the buffer fills.
+            buffered = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            for _ in range(2 * buffered // 1024):
+                sender.sendto(b"\xff" * 1024, address)
+        assert port.receive_buffer_drops() > 0
+    finally:
+        port.close()

@@ -88,3 +88,24 @@ async def test_cors_for_allowed_origins_only(whip_server):
                 "Origin": "https://player.example", "Content-Type": "application/sdp"}) as r:
             assert r.status == 401  # CORS headers on errors too, so the page can read them
             assert r.headers["Access-Control-Allow-Origin"] == "https://player.example"
+
+
+async def test_an_offer_must_bundle_its_media(whip_server):
+    # webrtcbin's default (bundle-policy=none) offers a transport per m-line. Our answer
+    # bundles them on one, which such a client cannot use: refused, never a dead 201.
+    server = whip_server
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(PatternTrack(), direction="sendonly")
+    pc.addTransceiver("audio", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    headers = {"Authorization": f"Bearer {await server.token('or-9', 'pw-123456', role='device')}",
+               "Content-Type": "application/sdp"}
+    async with aiohttp.ClientSession() as session:
+        unbundled = "".join(line for line in offer.splitlines(keepends=True) if not line.startswith("a=group:"))
+        async with session.post(f"{server.url}/whip/or-9", data=unbundled, headers=headers) as r:
+            body = await r.json()
+            assert r.status == 400 and body["code"] == "bundle-required", body
+            assert "m-lines 0, 1" in body["error"] and "bundle-policy=max-bundle" in body["error"]
+        assert not server.core.live.rooms.get("or-9") or not server.core.live.rooms["or-9"].peers
