@@ -39,6 +39,11 @@ class NodeRegistry:
         beat = await self._redis.get(self._key(node_id))
         return NodeInfo.from_json(str(beat)) if beat is not None else None
 
+    async def forget(self, node_id: str) -> None:
+        """Another node found this one dead before its heartbeat lapsed (it refuses
+        connections): its rooms may be placed again at once."""
+        await self._redis.delete(self._key(node_id))
+
     async def leave(self, node_id: str) -> None:
         """A clean shutdown: gone at once rather than after the TTL."""
         async with self._redis.pipeline(transaction=True) as pipe:

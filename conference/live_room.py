@@ -47,6 +47,14 @@ class LiveRoom:
         if self.clinical is not None:
             self.clinical.joined(peer)
 
+    def restore(self, peer: Peer) -> None:
+        """A seat carried over from a node that died (conference/seat_ticket.py): back in
+        the room, reconnecting, its tracks listed; nobody is told it joined."""
+        self.peers[peer.id] = peer
+        self.admitted.add(peer.identity)
+        for producer in peer.held.values():
+            self.router.add(producer)
+
     def reconnecting(self, peer: Peer) -> None:
         """Its connection went; it may resume within the grace period (docs/resume.md)."""
         self.broadcast({"type": "participant-reconnecting", "peer_id": peer.id}, exclude=peer)

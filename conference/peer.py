@@ -4,6 +4,8 @@ connection, its data channels, and how we talk back to it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -28,10 +30,12 @@ MAX_DATA_BUFFER = 1024 * 1024  # drop relayed messages to a peer that stopped re
 class Peer:
     def __init__(self, claims: Claims, room: LiveRoom, notify: Callable[[dict], None],
                  connection_factory: Callable[[str], Connection], screen: int = 1,
-                 address: str = "") -> None:
-        self.id = uuid.uuid4().hex[:12]
+                 address: str = "", peer_id: str | None = None) -> None:
+        self.id = peer_id or uuid.uuid4().hex[:12]
         # Told only to this session (in "joined"); a later join must show it to take the seat over.
-        self.resume_secret = secrets.token_urlsafe(24)
+        self.resume_secret = ""
+        self.resume_secret_hash = ""  # what is kept of it outside this process (seat tickets)
+        self._new_resume_secret()
         self.claims = claims
         self.actor = actor_for(claims, address)  # who the audit trail names for what this peer does
         self.identity = claims.identity
@@ -54,6 +58,7 @@ class Peer:
         self.attachment = 0
         self.held: dict[str, Producer] = {}  # track id -> producer, detached
         self._claim_held = False  # the first offer after a resume claims or drops them
+        self.resumable = True  # by its client (WHIP/WHEP sessions post again instead)
         # Called when a host lets this peer in from the waiting room.
         self.on_admitted: Callable[[], None] | None = None
 
@@ -154,13 +159,24 @@ class Peer:
         old socket, if it is still there, hears why it speaks for nobody now."""
         self.notify({"type": "kicked", "reason": "resumed elsewhere"})
         self.attachment += 1
-        self.resume_secret = secrets.token_urlsafe(24)
+        self._new_resume_secret()
         self.claims = claims
+        self.grants = claims.grants  # the credential decides, the new one as the first did
         self.actor = actor_for(claims, address)
         self._notify = notify
         self.reconnecting = False
         self._claim_held = True
         await self._release_connection()
+
+    def proves(self, resume_secret: object) -> bool:
+        """Whether ``resume_secret`` is this seat's (compared as hashes, in constant time)."""
+        if not isinstance(resume_secret, str) or not self.resume_secret_hash:
+            return False
+        return hmac.compare_digest(secret_hash(resume_secret), self.resume_secret_hash)
+
+    def _new_resume_secret(self) -> None:
+        self.resume_secret = secrets.token_urlsafe(24)
+        self.resume_secret_hash = secret_hash(self.resume_secret)
 
     async def _release_connection(self) -> None:
         self.control = None
@@ -260,6 +276,11 @@ async def close_quietly(peer: Peer) -> None:
         await asyncio.wait_for(peer.close(), timeout=10)
     except Exception:
         log.exception("closing peer %s failed", peer.id)
+
+
+def secret_hash(secret: str) -> str:
+    """A resume secret as kept at rest: random 192-bit secrets need no slow hash."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _nowhere(message: dict) -> None:

@@ -100,6 +100,7 @@ class Recording:
             "stopped_at": None, "by": {"identity": by.identity, "name": by.name or by.identity},
             "tracks": [], "events": [], "session_log": {"from_seq": seq + 1, "to_seq": seq},
         }
+        manifest["segments"] = [{"started_at": manifest["started_at"], "stopped_at": None}]
         recording = cls(directory, manifest, keys, on_end)
         try:
             recording._follow(live)
@@ -108,9 +109,23 @@ class Recording:
             raise
         return recording
 
-    def _follow(self, live: LiveRoom) -> None:
+    def continue_in(self, live: LiveRoom, ring, on_end: Callable[[Recording], None] | None = None) -> None:
+        """Go on recording ``live`` in a new segment: the room's previous host died while
+        recording it (docs/multinode.md). Its files end at their last complete chunk; the
+        new segment's tracks and events continue the same timeline (by wall clock, the
+        only clock two nodes share), the gap between them is a gap."""
+        self._close_torn_files(ring)
+        segments = self.manifest.setdefault("segments", [{"started_at": self.manifest["started_at"]}])
+        segments[-1]["stopped_at"] = self.manifest.get("updated_at")
+        segments.append({"started_at": _iso(time.time()), "stopped_at": None})
+        self._on_end = on_end
+        began = datetime.fromisoformat(self.manifest["started_at"]).timestamp()
+        self._follow(live, time.monotonic() - (time.time() - began))
+        self._event({"type": "segment", "segment": len(segments) - 1})
+
+    def _follow(self, live: LiveRoom, started_mono: float | None = None) -> None:
         self._live = live
-        self._started_mono = time.monotonic()
+        self._started_mono = time.monotonic() if started_mono is None else started_mono
         self._save()  # fails here, before anyone is told or anything attached, if the disk refuses
         for peer in live.peers.values():
             self._event({"type": "participant", **peer.describe()})
@@ -163,7 +178,10 @@ class Recording:
         peer_id = producer.appdata.get("peer_id")
         peer = self._live.peers.get(peer_id) if peer_id else None
         sender = self._senders.setdefault(peer_id or producer.id, SenderClock())
-        name = file_name(producer.id, producer.codec.mime_type)
+        # A later segment records the same live track again, as an entry (and file) of its own.
+        segment = len(self.manifest.get("segments", ())) - 1
+        entry_id = producer.id if segment <= 0 else f"{producer.id}-s{segment}"
+        name = file_name(entry_id, producer.codec.mime_type)
         try:
             file = TrackFile(self.directory / name, *self._keys, producer.codec.mime_type)
         except OSError as exc:
@@ -171,7 +189,7 @@ class Recording:
             return
         track = TrackRecorder(producer, file, sender, self._disk_error)
         track.entry = {
-            "id": producer.id, "kind": producer.kind, "codec": producer.codec.mime_type,
+            "id": entry_id, "track_id": producer.id, "segment": max(segment, 0), "kind": producer.kind, "codec": producer.codec.mime_type,
             "container": file.container, "file": name, "peer_id": peer_id,
             "identity": peer.identity if peer else None, "name": peer.name if peer else "",
             "source": producer.appdata.get("source", "camera"), "label": producer.appdata.get("label", ""),
@@ -281,6 +299,8 @@ class Recording:
         if seq is not None:
             self.manifest["session_log"]["to_seq"] = seq
         self.manifest["stopped_at"] = _iso(time.time())
+        if self.manifest.get("segments"):
+            self.manifest["segments"][-1]["stopped_at"] = self.manifest["stopped_at"]
         if state == FAILED or reason != "stopped":
             self.manifest["reason"] = reason
         try:
@@ -306,6 +326,15 @@ class Recording:
     def mark_interrupted(self, ring) -> None:
         """Found ``recording`` on start-up: the process died while recording. Each track
         file is closed where its last complete chunk ends (a torn tail is cut off)."""
+        self._close_torn_files(ring)
+        self.manifest["state"] = INTERRUPTED
+        self.manifest["stopped_at"] = self.manifest.get("updated_at")
+        self.manifest["reason"] = "the server stopped while recording"
+        self._save()
+
+    def _close_torn_files(self, ring) -> None:
+        """Close each track file a dead process left open where its last complete chunk
+        ends (a torn tail is cut off); files closed already stay as they are."""
         for track in self.manifest["tracks"]:
             path = self.directory / track["file"]
             try:
@@ -315,10 +344,6 @@ class Recording:
                     log.error("track %s of recording %s not closed: %s", track["id"], self.id, exc)
             except OSError as exc:
                 log.error("track %s of recording %s not closed: %s", track["id"], self.id, exc)
-        self.manifest["state"] = INTERRUPTED
-        self.manifest["stopped_at"] = self.manifest.get("updated_at")
-        self.manifest["reason"] = "the server stopped while recording"
-        self._save()
 
 
 def _sync(files: list[TrackFile], closed: list[Path]) -> None:

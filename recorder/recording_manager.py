@@ -3,14 +3,20 @@
 
 It follows every live room, to start a room set to ``record: "auto"`` on its first
 published track and to stop any recording when the room empties. On start-up, a
-recording still marked ``recording`` was cut by a crash and becomes ``interrupted``.
+recording still marked ``recording`` was cut by a crash and becomes ``interrupted``
+(unless the directory is shared by several nodes: another may be writing it).
+
+While a room records, ``<data_dir>/recordings/live/<hash of the room>`` names the
+recording: a node that takes over a room whose host died goes on with it (``carry_on``).
 Start, stop, opening, delete and expiry are on the audit trail, under the Actor that did it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import re
 import shutil
 import time
@@ -37,9 +43,12 @@ EXPIRY_INTERVAL = 3600.0
 
 class RecordingManager:
     def __init__(self, data_dir: str | Path, keyring: KeyRing, audit: AuditTrail,
-                 retention_days: float = 0.0) -> None:
+                 retention_days: float = 0.0, shared: bool = False) -> None:
         self.root = Path(data_dir) / "recordings"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._live_dir = self.root / "live"
+        self._live_dir.mkdir(mode=0o700, exist_ok=True)
+        self._shared = shared
         self.keyring = keyring
         self.retention_days = retention_days
         self._audit = audit
@@ -57,8 +66,9 @@ class RecordingManager:
             except (OSError, ValueError, VaultError) as exc:
                 log.error("recording %s is unreadable and left alone: %s", directory.name, exc)
                 continue
-            if recording.state == RECORDING:
+            if recording.state == RECORDING and not self._shared:
                 recording.mark_interrupted(self.keyring)
+                self._unmark(recording)
                 log.warning("recording %s of room %s was interrupted", recording.id, recording.room)
             self._recordings[recording.id] = recording
 
@@ -76,6 +86,56 @@ class RecordingManager:
                     self._spawn(self._stop(active, AUTOMATIC if auto else active.started_by, "room-empty"))
         unlisten = live.listen(on_event)
 
+    def carry_on(self, live: LiveRoom, go_on: bool = True) -> Recording | None:
+        """The room opens here, and was recording on a node that died: with ``go_on``
+        (its seats were carried over, a failover) go on with that recording, in a new
+        segment; else (it died long ago) that recording was interrupted. None if the
+        room was not recording."""
+        try:
+            rec_id = self._marker(live.name).read_text().strip()
+            if not _ID.fullmatch(rec_id) or self.active(live.name) is not None:
+                return None
+            recording = Recording.load(self.root / rec_id, self.keyring)
+            if recording.state != RECORDING or recording.room != live.name:
+                self._unmark(recording)  # stale: it ended, or was found interrupted
+                return None
+            if not go_on:
+                recording.mark_interrupted(self.keyring)
+                self._recordings[recording.id] = recording
+                self._unmark(recording)
+                return None
+            recording.continue_in(live, self.keyring, self._ended)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, VaultError) as exc:
+            log.error("the recording of room %s does not go on: %s", live.name, exc)
+            return None
+        self._recordings[recording.id] = recording
+        self._active[live.name] = recording
+        self._audit.record_soon("recording-continue", AUTOMATIC, live.name, f"recording/{recording.id}",
+                                segment=len(recording.manifest["segments"]) - 1)
+        log.info("recording goes on in a new segment",
+                 extra={"fields": {"room": live.name, "recording": recording.id}})
+        return recording
+
+    def _marker(self, room: str) -> Path:
+        # Hashed: a room's name may say more than the data directory should.
+        return self._live_dir / hashlib.sha256(room.encode()).hexdigest()[:32]
+
+    def _mark(self, recording: Recording) -> None:
+        path = self._marker(recording.room)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(recording.id)
+        os.replace(tmp, path)
+
+    def _unmark(self, recording: Recording) -> None:
+        path = self._marker(recording.room)
+        try:
+            if path.read_text().strip() == recording.id:
+                path.unlink()
+        except OSError:
+            pass  # gone already; a stale marker names a recording no longer `recording`
+
     def active(self, room: str) -> Recording | None:
         recording = self._active.get(room)
         return recording if recording is not None and recording.state == RECORDING else None
@@ -89,6 +149,11 @@ class RecordingManager:
             raise RecordingError(507, "disk", f"cannot record: {exc.strerror or exc}") from None
         self._recordings[recording.id] = recording
         self._active[live.name] = recording
+        try:
+            self._mark(recording)
+        except OSError as exc:
+            await recording.stop("disk")
+            raise RecordingError(507, "disk", f"cannot record: {exc.strerror or exc}") from None
         try:
             await self._audit.record("recording-start", by, live.name, f"recording/{recording.id}")
         except StorageUnavailable as exc:  # not on record: not recording either
@@ -108,6 +173,7 @@ class RecordingManager:
         """A recording wound down (stopped or failed): the room is free to record again."""
         if self._active.get(recording.room) is recording:
             del self._active[recording.room]
+        self._unmark(recording)
         if recording.state == FAILED:
             self._spawn(self._audit.record("recording-fail", recording.started_by, recording.room,
                                            f"recording/{recording.id}", reason=recording.manifest.get("reason", "")))

@@ -220,6 +220,22 @@ class Producer:
         self._send_rtcp(rtcp.remb(self._rtcp_ssrc, bitrate, ssrcs))
 
     # --- a publisher that resumes on a new connection (docs/resume.md) ---
+    @classmethod
+    def awaiting(cls, track_id: str, codec: Codec, rids: list[str] | None = None,
+                 appdata: dict | None = None) -> Producer:
+        """A track whose publisher is expected to resume it, known only by description
+        (its seat was carried over from a server that died): detached, with no source,
+        until a resumed connection adopts it. Subscribers may attach meanwhile."""
+        producer = cls(codec, 0, 0, _nowhere, appdata=appdata)
+        producer.id = track_id
+        if rids:
+            producer.layers = [cls(codec, 0, 0, _nowhere, appdata={"rid": rid}) for rid in rids[:-1]] + [producer]
+            for layer, rid in zip(producer.layers, rids):
+                layer.rid = rid
+        for layer in producer.layers or [producer]:
+            layer.detach()
+        return producer
+
     def detach(self) -> None:
         """Its connection is gone, but its publisher may resume: the track and its
         consumers stay; feedback upstream goes nowhere until `reattach`."""

@@ -14,11 +14,12 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 import redis
 from redis.exceptions import RedisError
 
-from cluster import CpuMeter, NodeInfo, NodeRegistry, RoomLeases
+from cluster import CpuMeter, NodeInfo, NodeRegistry, RoomLeases, SeatTickets
 from rooms import RedisSigningKeys, TokenIssuer
 from rooms.redis_client import connect
 
@@ -28,6 +29,7 @@ log = logging.getLogger("telemed.cluster")
 
 PREFIX = "telemed:"
 RETRY_SECONDS = 0.25
+PROBE_SECONDS = 1.0  # to connect to a host that a resuming client lost
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -62,12 +64,27 @@ def shared_secret(settings: Settings) -> str:
         client.close()
 
 
+async def _refuses(url: str) -> bool:
+    """Whether the machine at ``url`` answers that nothing listens there (the process
+    died). No answer at all proves nothing (a slow or cut-off node): False."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), PROBE_SECONDS)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return False
+
+
 class LocalNode:
     """One node and no Redis: every room is here."""
 
     id = "local"
 
-    async def locate(self, room: str) -> None:
+    async def locate(self, room: str, host_lost: bool = False) -> None:
         return None
 
     def urls(self) -> tuple[str, ...]:
@@ -85,14 +102,29 @@ class LocalNode:
     async def close(self) -> None:
         pass
 
+    async def keep_seats(self, tickets: Iterable[tuple[str, str, dict]]) -> None:
+        pass
+
+    async def seats(self, room: str) -> list[dict]:
+        return []
+
+    async def drop_seat(self, room: str, peer_id: str) -> None:
+        pass
+
+
+# (room, peer id, seat ticket): what another node needs to take a seat over.
+Ticket = tuple[str, str, dict]
+
 
 class ClusterNode:
     def __init__(self, settings: Settings, tokens: TokenIssuer, live_rooms: Callable[[], Iterable[str]],
                  load: Callable[[], tuple[int, float]],
-                 lost: Callable[[str, str], Awaitable[None]]) -> None:
+                 lost: Callable[[str, str], Awaitable[None]],
+                 tickets: Callable[[], Iterable[Ticket]]) -> None:
         """``live_rooms``: names of the rooms live here; ``load``: (peers, forwarded bytes so
         far); ``lost(room, url)``: another node, at ``url``, holds the lease of a room live
-        here (this node's heartbeat lapsed, say): send its people there."""
+        here (this node's heartbeat lapsed, say): send its people there; ``tickets``: the
+        seats here, renewed every heartbeat so that they outlive this node by a grace period."""
         self.id = node_identity(settings)
         scheme = "https" if settings.tls_cert else "http"
         self.url = settings.public_url or f"{scheme}://{settings.host}:{settings.port}"
@@ -103,6 +135,10 @@ class ClusterNode:
         self.redis = connect(settings.room_store)
         self.registry = NodeRegistry(self.redis, PREFIX, self._ttl)
         self.leases = RoomLeases(self.redis, PREFIX, self.id, self._ttl)
+        # A seat's ticket outlives its host's last heartbeat by the grace it would have had.
+        self._resumable = settings.resume_grace > 0
+        self.seat_tickets = SeatTickets(self.redis, PREFIX, self._ttl + settings.resume_grace)
+        self._tickets = tickets
         # A new key signs one heartbeat TTL after it appears: every node has reloaded by then.
         self.keys = RedisSigningKeys(self.redis, PREFIX, settings.token_key_rotation, activation=self._ttl)
         self._tokens = tokens
@@ -122,15 +158,24 @@ class ClusterNode:
     def __repr__(self) -> str:  # the Redis URL may carry a password
         return f"ClusterNode(id={self.id!r}, url={self.url!r})"
 
-    async def locate(self, room: str) -> None:
+    async def locate(self, room: str, host_lost: bool = False) -> None:
         """Return if ``room`` is (now) hosted here; raise Elsewhere if another node hosts it.
-        A room not hosted anywhere goes to the least-loaded healthy node."""
+        A room not hosted anywhere goes to the least-loaded healthy node. ``host_lost``:
+        the client lost its connection to the room's host (it resumes): if that node's
+        port refuses connections, it is dead, and the room is placed again at once rather
+        than after its heartbeat lapses."""
         for _ in range(3):
             owner = await self.leases.place(room, await self._candidates())
             if owner == self.id:
                 self._placed[room] = time.monotonic()
                 return
             node = await self.registry.get(owner)
+            if node is not None and host_lost and await _refuses(node.url):
+                log.warning("a room's host refuses connections: taken for dead",
+                            extra={"fields": {"room": room, "node": owner}})
+                await self.registry.forget(owner)
+                host_lost = False
+                continue
             if node is not None:
                 raise Elsewhere(node.url, owner)
             # It died between placing and asking for its address; its lease lapses with it.
@@ -149,6 +194,19 @@ class ClusterNode:
             return None
         node = await self.registry.get(owner)
         return node.url if node else None
+
+    async def keep_seats(self, tickets: Iterable[Ticket]) -> None:
+        """Write these seats' tickets now (joined, resumed, published or unpublished)."""
+        if self._resumable:
+            await self.seat_tickets.put(tickets)
+
+    async def seats(self, room: str) -> list[dict]:
+        """The tickets of ``room``'s seats, left by its previous host."""
+        return await self.seat_tickets.room(room) if self._resumable else []
+
+    async def drop_seat(self, room: str, peer_id: str) -> None:
+        if self._resumable:
+            await self.seat_tickets.drop(room, peer_id)
 
     async def start(self) -> None:
         """Before serving: load the shared keys and register; then beat in the background."""
@@ -211,6 +269,7 @@ class ClusterNode:
         for room in self._held - holding:  # emptied since: free it for placement at once
             await self.leases.release(room)
         self._held = holding
+        await self.keep_seats(self._tickets())
         await self.keys.rotate_if_due()
         self._tokens.use_keys(await self.keys.load())
         if not self._redis_ok:

@@ -3,11 +3,13 @@ and call into this."""
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from redis.exceptions import RedisError
 
 from clinical.pacs import DicomWebSource
 from clinical.report_push import ReportPush
@@ -17,6 +19,7 @@ from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from conference.reconnect_grace import ReconnectGrace
+from conference.seat_ticket import restore_seat, ticket_of
 from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
@@ -55,7 +58,7 @@ class Server:
         self.node: ClusterNode | LocalNode = LocalNode()
         if multinode:
             self.node = ClusterNode(settings, self.tokens, lambda: list(self.live.rooms), self._load,
-                                    self._moved)
+                                    self._moved, self._tickets)
         self.oidc = None
         if settings.oidc_jwks_url:
             self.oidc = OidcVerifier(settings.oidc_jwks_url, settings.oidc_issuer,
@@ -82,7 +85,7 @@ class Server:
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
-                                           settings.recording_retention_days)
+                                           settings.recording_retention_days, shared=multinode)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)
@@ -95,6 +98,7 @@ class Server:
         self.vod = VodLibrary(Path(settings.data_dir) / "streams", self.keyring)
         pin_host_addresses(settings.ice_hosts)
         self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
+        self._background: set[asyncio.Task] = set()  # seat tickets written, streams carried on
         self.media_port: MediaPort | None = None
         self.ice_servers = IceServers(settings.ice_servers, settings.turn_urls, reveal(settings.turn_secret),
                                       settings.turn_ttl)
@@ -120,6 +124,54 @@ class Server:
     def _load(self) -> tuple[int, float]:
         """(peers, bytes forwarded so far) for this node's heartbeat."""
         return sum(len(room.peers) for room in self.live.rooms.values()), self.metrics.bytes_forwarded()
+
+    def _tickets(self) -> list[tuple[str, str, dict]]:
+        """Every seat here, for another node to take over if this one dies."""
+        return [(room.name, peer.id, ticket_of(peer)) for room in self.live.rooms.values()
+                for peer in room.peers.values() if peer.resumable]
+
+    async def seat_changed(self, peer: Peer) -> None:
+        """Resumed, or its tracks changed: another node would resume it as it is now."""
+        if peer.in_room:
+            await self._keep_seat(peer)
+
+    async def _keep_seat(self, peer: Peer) -> None:
+        """Best effort: the next heartbeat writes every seat again."""
+        if not peer.resumable:
+            return
+        try:
+            await self.node.keep_seats([(peer.room.name, peer.id, ticket_of(peer))])
+        except RedisError as exc:
+            log.warning("seat ticket not written now (the heartbeat retries): %r", exc)
+
+    def _restore_seats(self, live: LiveRoom, tickets: list[dict]) -> bool:
+        """The room was live on a node that died: its seats come back, reconnecting, for
+        their clients to resume here (docs/multinode.md "A node lost"). True if any did."""
+        for ticket in tickets:
+            try:
+                peer = restore_seat(live, ticket, self.new_connection)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("unusable seat ticket in room %s: %r", live.name, exc)
+                continue
+            peer.on_connection_replaced = self.metrics.media.release
+            self.grace.start(peer)
+            log.info("seat carried over, waiting for its client",
+                     extra={"fields": {"room": live.name, "peer": peer.id}})
+        return bool(live.peers)
+
+    def _carry_on_stream(self, live: LiveRoom) -> None:
+        """In the background: the compositor takes a while to start, the resumes must not wait."""
+        self._spawn(self.streams.carry_on(live))
+
+    def _spawn(self, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed: %r", task.exception())
 
     async def _moved(self, room: str, url: str) -> None:
         """Another node hosts ``room`` now: tell everyone here where to join, and let them go."""
@@ -175,25 +227,37 @@ class Server:
 
     async def join(self, claims: Claims, notify: Callable[[dict], None], screen: int = 1,
                    resume: str | None = None, *, resume_secret: str | None = None,
-                   address: str = "", can_wait: bool = True) -> Peer:
+                   address: str = "", can_wait: bool = True, resumable: bool = True) -> Peer:
         """A peer in the live room, or in its waiting room (`peer.id in room.waiting`);
-        `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead."""
+        `can_wait=False` (WHIP/WHEP, which cannot wait for a host) refuses instead.
+        `resumable=False` (WHIP/WHEP, which post again instead): no other node takes
+        the seat over if this one dies."""
         if self.draining:
             raise ProtocolError("server-draining", "this server is shutting down: join again to reach another")
         began = time.monotonic()
         room = await self.store.get(claims.room)
         if room is None or room.incarnation != claims.incarnation:
             raise ProtocolError("not-found", "the room no longer exists")
-        opened = room.name not in self.live.rooms
-        if opened:
-            await self.node.locate(room.name)  # Elsewhere: another node hosts it
-        live = self.live.get_or_create(room.name, room.layout, room.created_at)
+        tickets: list[dict] = []
+        if room.name not in self.live.rooms:
+            # Elsewhere: another node hosts it. One that resumes lost its host: alive?
+            await self.node.locate(room.name, host_lost=resume is not None)
+            tickets = await self.node.seats(room.name)  # left by a host that died
+        live = self.live.rooms.get(room.name)
+        if live is None:  # opened by this join (joins arriving meanwhile found it opened)
+            live = self.live.get_or_create(room.name, room.layout, room.created_at)
+            carried = self._restore_seats(live, tickets)
+            # Its host died while recording it, or streaming it live: both go on here.
+            self.recordings.carry_on(live, go_on=carried)
+            self.recordings.follow(live, room.settings.record == "auto")
+            if carried:
+                self._carry_on_stream(live)
+            else:
+                self.streams.forget(live.name)
         host = claims.grants.admin
         # Whoever was let into this consult once (a reconnect, another screen of the
         # seat) comes back without knocking again, even when it is locked.
         known = claims.identity in live.admitted
-        if opened:
-            self.recordings.follow(live, room.settings.record == "auto")
         try:
             if not host and claims.identity in live.barred:
                 raise ProtocolError("removed", "the host removed you from this consult")
@@ -202,10 +266,10 @@ class Server:
             old = live.peers.get(resume) if resume else None
             if old is not None:
                 # Knowing a peer id and identity (both shown to everyone) is not enough.
-                if old.identity != claims.identity or not isinstance(resume_secret, str) \
-                        or not hmac.compare_digest(old.resume_secret.encode(), resume_secret.encode("utf-8", "surrogatepass")):
+                if old.identity != claims.identity or not old.proves(resume_secret):
                     raise ProtocolError("forbidden", "only the session that was given its resume_secret may resume it")
                 await self._resume(old, claims, notify, address)
+                await self.seat_changed(old)
                 return old
             if len(live.peers) + len(live.waiting) >= room.settings.max_participants:
                 raise ProtocolError("room-full", "the room is full")
@@ -219,12 +283,15 @@ class Server:
                                                 "and wait for a host, or use a host's token")
         peer = Peer(claims, live, notify, self.new_connection, screen, address)
         peer.on_connection_replaced = self.metrics.media.release
+        peer.resumable = resumable
         if must_wait:
             live.wait(peer)
             self.metrics.join_seconds.observe(time.monotonic() - began)
             log.info("peer waits for a host", extra={"fields": {"room": live.name, "peer": peer.id}})
             return peer
         live.add(peer)
+        # Not awaited: nothing may come between the checks above and the add, nor before `joined`.
+        self._spawn(self._keep_seat(peer))
         self.metrics.joins.inc()
         self.metrics.join_seconds.observe(time.monotonic() - began)
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))
@@ -279,12 +346,17 @@ class Server:
         self.live.discard_if_empty(room)
         if present:
             self.audit.record_soon("leave", peer.actor, room.name, peer.id)
+            try:  # a seat that ended is resumed nowhere
+                await self.node.drop_seat(room.name, peer.id)
+            except RedisError as exc:  # its ticket lapses by itself
+                log.warning("seat ticket not dropped: %r", exc)
         if room.name not in self.live.rooms:  # the room's program ends with the room
             await self.streams.stop(room.name)
         log.info("peer left", extra={"fields": {"room": room.name, "peer": peer.id}})
 
     async def close(self) -> None:
         self.grace.close()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.recordings.close()
         for room in list(self.live.rooms.values()):
             for peer in list(room.peers.values()):

@@ -88,7 +88,7 @@ class HttpSessions:
                             "bundle every m-line (GStreamer webrtcbin: bundle-policy=max-bundle)")
         try:
             peer = await self.server.join(claims, notify=lambda message: None, address=request.remote or "",
-                                          can_wait=False)
+                                          can_wait=False, resumable=False)
         except Elsewhere as exc:
             raise redirect(request, exc) from None
         except ProtocolError as exc:

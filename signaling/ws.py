@@ -127,7 +127,9 @@ class Session:
         if kind in HOST_ACTIONS:
             return await self.host_action(peer, kind, message)
         if kind == "offer":
-            return await peer.offer(message["sdp"], message.get("publish"), message.get("subscribe"))
+            answer = await peer.offer(message["sdp"], message.get("publish"), message.get("subscribe"))
+            await self.server.seat_changed(peer)  # its tracks, as another node would resume them
+            return answer
         if kind == "candidate":
             return await self.candidate(peer, message)
         if kind == "mute":

@@ -23,6 +23,7 @@ class Segment:
     wall_start: float            # PROGRAM-DATE-TIME: wall clock at its first frame
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
+    discontinuity: bool = False  # the first of a stream carried on by another node
     _data: bytes | None = None
 
     @property
@@ -41,8 +42,14 @@ class Gone(Exception):
 
 
 class HlsWindow:
-    def __init__(self, keep_segments: int = 12) -> None:
+    def __init__(self, keep_segments: int = 12, first_msn: int = 0, discontinuity_sequence: int = -1) -> None:
+        """``first_msn`` and ``discontinuity_sequence`` (the one before this window, or
+        -1): a stream that another node was sending when it died goes on here after a
+        discontinuity, its media sequence numbers growing on from where they were."""
         self.init: bytes | None = None
+        self.first_msn = first_msn
+        self._continued = discontinuity_sequence >= 0
+        self.discontinuity_sequence = max(discontinuity_sequence, 0)  # of the window's first segment
         self.codecs = ""
         self.segments: list[Segment] = []
         self.keep = keep_segments
@@ -67,9 +74,11 @@ class HlsWindow:
         if open_segment is None:
             if not (starts and independent):
                 return completed  # a segment must start on a keyframe
-            msn = self.segments[-1].msn + 1 if self.segments else 0
-            open_segment = Segment(msn, wall)
+            msn = self.segments[-1].msn + 1 if self.segments else self.first_msn
+            open_segment = Segment(msn, wall, discontinuity=self._continued and not self.segments)
             self.segments.append(open_segment)
+            for dropped in self.segments[:-self.keep]:
+                self.discontinuity_sequence += dropped.discontinuity
             del self.segments[:-self.keep]
         open_segment.parts.append(Part(data, duration, independent))
         open_segment.complete = ends
@@ -131,6 +140,6 @@ class HlsWindow:
     def next_part(self) -> tuple[int, int]:
         """(msn, part index) of the part that will be cut next: the preload hint."""
         if not self.segments:
-            return 0, 0
+            return self.first_msn, 0
         last = self.segments[-1]
         return (last.msn + 1, 0) if last.complete else (last.msn, len(last.parts))

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from conference.live_room import LiveRoom
 from recorder.frame_assembler import Frame
@@ -33,15 +34,21 @@ ROOM_EVENTS = {"track-published", "track-unpublished", "track-updated", "layout"
 
 
 class LiveStream:
-    def __init__(self, room: LiveRoom, program: ProgramFormat, archive: VodArchive | None = None) -> None:
+    def __init__(self, room: LiveRoom, program: ProgramFormat, archive: VodArchive | None = None,
+                 carried: dict | None = None) -> None:
+        """``carried``: where the same stream stood on the node that sent it until it died
+        (``position()``): it goes on from there, after a discontinuity."""
         self.room = room
         self.archive = archive
         self.program = program
-        self.id = uuid.uuid4().hex[:10]  # in every URI: a restarted stream is a new one to caches
-        self.windows = [HlsWindow()]  # one per rendition, the full-size one first
+        # In every URI: a restarted stream is a new one to caches (a carried-on one is not).
+        self.id = str(carried["stream"]) if carried else uuid.uuid4().hex[:10]
+        self._window_from = (int(carried["msn"]) + 2, int(carried["discontinuity"])) if carried else (0, -1)
+        self.windows = [self._new_window()]  # one per rendition, the full-size one first
         self.window = self.windows[0]
         self.process = CompositorProcess(program)
-        self.started_at = time.time()
+        self.started_at = float(carried["started_at"]) if carried else time.time()
+        self.on_segment: Callable[[LiveStream], None] | None = None  # a full-size segment was cut
         self.failed = False
         self._taps: dict[str, FrameTap] = {}
         self._viewers: dict[str, float] = {}
@@ -53,6 +60,20 @@ class LiveStream:
         self._unlisten = None
         self.passthrough: Passthrough | None = None
         self._passed: tuple[str, str | None] = ("", None)  # (video, audio) producer ids
+
+    def _new_window(self) -> HlsWindow:
+        # +2: the segment being cut when the sender died was announced (LL-HLS) already.
+        first_msn, discontinuity = self._window_from
+        return HlsWindow(first_msn=first_msn, discontinuity_sequence=discontinuity)
+
+    def position(self) -> dict:
+        """Where the stream stands, for a node that carries it on: its id, its last whole
+        segment, and how many discontinuities it has had."""
+        window = self.window
+        done = [s for s in window.segments if s.complete]
+        return {"stream": self.id, "started_at": self.started_at,
+                "msn": done[-1].msn if done else window.first_msn - 1,
+                "discontinuity": window.discontinuity_sequence + sum(s.discontinuity for s in window.segments)}
 
     # --- lifecycle ---
     async def start(self) -> None:
@@ -145,7 +166,7 @@ class LiveStream:
         if kind in ("part", "init"):
             rendition = message[1]
             while len(self.windows) <= rendition:
-                self.windows.append(HlsWindow())
+                self.windows.append(self._new_window())
             window = self.windows[rendition]
             archive = self.archive if rendition == 0 else None  # VOD keeps the full-size one
         if kind == "part":
@@ -154,6 +175,8 @@ class LiveStream:
             for segment in window.add_part(data, duration, independent, starts, ends, self._wall_start + start):
                 if archive is not None:
                     archive.segment(segment)
+                if window is self.window and self.on_segment is not None:
+                    self.on_segment(self)
             if first and window is self.window and window.segments:
                 self.room.broadcast({"type": "live", "state": "started", "viewers": self.viewers})
         elif kind == "init":

@@ -29,8 +29,13 @@ def render(window: HlsWindow, stream: str, part_target: float, target_duration: 
     playlist = m3u8.M3U8()
     playlist.version = 9 if low_latency else 7
     playlist.target_duration = math.ceil(target_duration)
-    segments = [s for s in window.segments if low_latency or s.complete][-LIVE_SEGMENTS:]
-    playlist.media_sequence = segments[0].msn if segments else 0
+    listed = [s for s in window.segments if low_latency or s.complete]
+    segments = listed[-LIVE_SEGMENTS:]
+    playlist.media_sequence = segments[0].msn if segments else window.first_msn
+    # Discontinuities that went before the first listed segment (RFC 8216 §4.3.3.3).
+    skipped = sum(s.discontinuity for s in window.segments if segments and s.msn < segments[0].msn)
+    if window.discontinuity_sequence + skipped:
+        playlist.discontinuity_sequence = window.discontinuity_sequence + skipped
     if low_latency:
         playlist.server_control = m3u8.ServerControl(
             can_block_reload="YES", part_hold_back=round(3 * part_target, 3),
@@ -44,7 +49,7 @@ def render(window: HlsWindow, stream: str, part_target: float, target_duration: 
         playlist.segments.append(m3u8.Segment(
             uri=_uri(stream, f"s{segment.msn}.m4s") if segment.complete else None,
             duration=round(segment.duration, 5) if segment.complete else None,
-            program_date_time=when, parts=parts,
+            program_date_time=when, parts=parts, discontinuity=segment.discontinuity,
             init_section={"uri": _uri(stream, "init.mp4")} if i == 0 else None))
     if window.ended:
         playlist.is_endlist = True

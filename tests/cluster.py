@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from sfu import pin_host_addresses
 from tests.processes import serving
 from tests.redis_server import _STARTUP_TIMEOUT, _answers_ping, redis_binary
 from tests.server import ADMIN_KEY, free_media_port, free_port
@@ -87,6 +88,15 @@ class Cluster:
         return node
 
 
+    def replace(self, dead: Node) -> Node:
+        """A node of the same id, where ``dead`` (killed) was: for the tests that follow."""
+        dead.proc.wait()
+        fresh = self.start_node(dead.id)
+        self.nodes.remove(fresh)
+        self.nodes[self.nodes.index(dead)] = fresh
+        return fresh
+
+
 def redis_keys(url: str, pattern: str) -> list[str]:
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2)
     try:
@@ -120,9 +130,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
-    """Redis and three nodes n1, n2, n3 sharing one data directory."""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """Redis and three nodes n1, n2, n3 sharing one data directory, for the whole module
+    (starting them is most of what a test costs). A test that kills a node puts a new one
+    in its place (``replace``); one that adds a node takes it out again (``nodes.remove``);
+    rooms are named per test."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    # The nodes run in their own processes: this one's clients must offer loopback too, as an
+    # in-process server would have pinned it (aioice skips loopback; offline, it is all there is).
+    pin_host_addresses(["127.0.0.1"])
     (tmp_path / "redis").mkdir()
     server = RedisProcess(tmp_path / "redis")
     server.start()

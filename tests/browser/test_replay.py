@@ -17,7 +17,7 @@ from .conftest import IMAGE_SHOWN, wait_for
 from .test_clinical import ECG_PIXELS
 
 STATS = "window.telemedReplay && window.telemedReplay.clock ? window.telemedReplay.stats() : null"
-CLOCK = "(() => { const c = window.telemedReplay.clock; return {time: c.time, playing: c.playing, master: !!c.master}; })()"
+CLOCK = "(() => { const c = window.telemedReplay.clock; return {time: c.time, duration: c.duration, playing: c.playing, master: !!c.master}; })()"
 
 
 async def plays(page, expression: str, timeout: float = 20.0):

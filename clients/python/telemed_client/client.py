@@ -156,14 +156,16 @@ class Client:
         for _ in range(MAX_MOVES + 1):
             self._ws = await self._session.ws_connect(url.replace("http", "ws", 1) + "/ws", heartbeat=20)
             self._reader = asyncio.ensure_future(self._read())
-            self.info = await self.request({"type": "join", "token": self.token, "screen": self._screen,
-                                            **(resume or {})})
-            if self.info["type"] != "moved":
+            reply = await self.request({"type": "join", "token": self.token, "screen": self._screen,
+                                        **(resume or {})})
+            if reply["type"] != "moved":
+                self.info = reply
                 break
-            # Another node hosts the room (docs/multinode.md): join there, same token.
+            # Another node hosts the room (docs/multinode.md): join there, same token. Our
+            # seat's `info` (its resume secret) stays until a join gets through.
             self._reader.cancel()
             await self._ws.close()
-            url = self.info["url"]
+            url = reply["url"]
         else:
             raise ClientError("moved", "the servers kept sending us elsewhere")
         self.node_url = url
@@ -216,7 +218,8 @@ class Client:
                         raise ClientError("resume-failed", f"could not resume: {exc!r}") from None
                     log.info("resume attempt failed: %r", exc)
                 await asyncio.sleep(delay)
-                delay = min(2 * delay, 1.0)
+                # Not longer: a host that died is replaced within seconds (docs/multinode.md).
+                delay = min(2 * delay, 0.5)
             self.generation += 1
             if self._next_resume is not None and not self._next_resume.done():
                 self._next_resume.set_result(None)
@@ -277,10 +280,12 @@ class Client:
             self._outgoing[transceiver.mid] = (track, codec)
         for transceiver, track_id in receiving:
             self._subscribe[transceiver.mid] = track_id
-            self.remote_tracks[track_id] = transceiver.receiver.track
         answer = await self.negotiate()
         for mid in answer.get("rejected", {}):
             self._subscribe.pop(mid, None)
+        for transceiver, track_id in receiving:  # aiortc makes remote tracks on the answer
+            if transceiver.mid in self._subscribe:
+                self.remote_tracks[track_id] = transceiver.receiver.track
 
     async def _watch(self) -> None:
         """Resume when the socket or the media path drops, or the route to the server

@@ -55,8 +55,14 @@ export class ReplayTimeline {
 
   update() {
     const c = this.clock;
-    this.playBtn.innerHTML = `${icon(c.playing ? 'pause' : 'play')}<span>${c.playing ? 'Pause' : 'Play'}</span>`;
-    this.playBtn.setAttribute('aria-label', c.playing ? 'Pause' : 'Play');
+    // Only when it changes: this runs every frame, and a button whose inside is replaced
+    // between a press and its release loses the click (Chromium fires none when the
+    // pressed node has left the page).
+    if (this.shownPlaying !== c.playing) {
+      this.shownPlaying = c.playing;
+      this.playBtn.innerHTML = `${icon(c.playing ? 'pause' : 'play')}<span>${c.playing ? 'Pause' : 'Play'}</span>`;
+      this.playBtn.setAttribute('aria-label', c.playing ? 'Pause' : 'Play');
+    }
     this.timeEl.textContent = `${formatTime(c.time)} / ${formatTime(c.duration)}`;
     if (document.activeElement !== this.seekEl) this.seekEl.value = String(c.time);
   }

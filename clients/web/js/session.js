@@ -226,6 +226,7 @@ export class Session extends EventTarget {
         const resume = this.me && this.resumeSecret
           ? { peerId: this.me.peer_id, secret: this.resumeSecret } : null;
         this._teardown();
+        this.moves = 0;  // each attempt may be moved anew (the host may have died meanwhile)
         try {
           await this._connect(resume);
           this._setStatus('connected');
@@ -239,7 +240,8 @@ export class Session extends EventTarget {
           }
         }
         await untilRetry(delay);
-        delay = Math.min(delay * 2, 2000);
+        // Not longer: a host that died is replaced within seconds (docs/multinode.md).
+        delay = Math.min(delay * 2, 1000);
       }
     } finally {
       this.recovering = false;
