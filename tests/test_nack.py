@@ -46,3 +46,20 @@ async def test_subscriber_loss_recovered_with_rtx(server):
     finally:
         await viewer.close()
         await publisher.close()
+
+
+def test_receive_stats_count_sequence_cycles_in_order_and_reordered():
+    """The receiver report's extended highest sequence number (RFC 3550) across a wrap,
+    in order (the fast path) and with the packet after the wrap arriving early."""
+    from sfu.receive_stats import ReceiveStats
+
+    in_order = ReceiveStats(90000)
+    for i, seq in enumerate((65534, 65535, 0, 1)):
+        in_order.add(seq, i * 3000, i / 30, 100)
+    assert in_order.extended_max == (1 << 16) | 1
+    assert (in_order.expected, in_order.lost, in_order.received) == (4, 0, 4)
+    reordered = ReceiveStats(90000)
+    for i, seq in enumerate((65534, 0, 65535, 2)):
+        reordered.add(seq, i * 3000, i / 30, 100)
+    assert reordered.extended_max == (1 << 16) | 2
+    assert (reordered.expected, reordered.lost) == (5, 1)
