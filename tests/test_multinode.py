@@ -15,12 +15,14 @@ import pytest
 import yarl
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client, ClientError, create_room, fetch_token
+from telemed_client.clinical import CHANNELS, Clinical
 
 from signaling import config
 from signaling.cluster_node import LocalNode
 from streaming import playlist
 from streaming.hls_window import HlsWindow
 from streaming.playlist import LIVE_SEGMENTS
+from tests.clinical_peers import bundled, potassium
 from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
 from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
@@ -39,9 +41,9 @@ async def frames(track, count: int, timeout: float = 20) -> list:
     return out
 
 
-async def join_publishing(url: str, room: str, name: str) -> tuple[Client, dict[str, str]]:
+async def join_publishing(url: str, room: str, name: str, channels: dict | None = None) -> tuple[Client, dict[str, str]]:
     token = (await fetch_token(url, room, PASSWORD, name=name))["token"]
-    client = await Client.join(url, token)
+    client = await Client.join(url, token, channels=channels)
     return client, {"video": await client.publish(PatternTrack(), "camera"),
                     "audio": await client.publish(ToneTrack(), "microphone")}
 
@@ -226,14 +228,15 @@ async def test_redis_restarting_mid_call_is_survived(cluster):
 async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster):
     """kill -9 of the host: its clients resume on the room's new host through the resume
     path network changes use (same peer id, track ids, subscriptions; the others see a
-    reconnect, never a leave), and media flows again. The time it takes is measured in
-    benchmarks/multinode.py, not here."""
+    reconnect, never a leave), and media flows again; the room's clinical state comes back
+    from its session log on the shared data directory, and its sequence goes on. The time
+    it takes is measured in benchmarks/multinode.py, not here."""
     n1, n2, n3 = cluster.nodes
     await create_room(n1.url, "ambulance", PASSWORD, ADMIN_KEY)
     await asyncio.to_thread(set_lease, cluster.redis.url, "ambulance", "n2")  # hosted by n2
     # Both enter at nodes that survive, as clients behind a load balancer do.
     medic, medic_tracks = await join_publishing(n1.url, "ambulance", "Medic")
-    doctor, doctor_tracks = await join_publishing(n3.url, "ambulance", "Doctor")
+    doctor, doctor_tracks = await join_publishing(n3.url, "ambulance", "Doctor", CHANNELS)
     seen: list[dict] = []
     doctor.on_event = seen.append
     http = aiohttp.ClientSession()
@@ -252,6 +255,16 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
             link = (await r.json())["url"]
         before = await playlist_until(http, f"{n1.url}{link}", lambda p: len(complete(p)) >= 1)
         await recorded(http, f"{n2.url}/api/rooms/ambulance/recordings/{rec_id}", host, medic_tracks, 0)
+        # The doctor shares a lab result and a CT image: on record, acknowledged.
+        clinical = await Clinical.open(doctor)
+        lab = await clinical.send_fhir(potassium())
+        dicom = await clinical.send_dicom(bundled("CT_small.dcm"), "ct.dcm")
+        before_kill = len(clinical.messages)
+        # The host removes someone, then locks the consult.
+        intern = await Client.join(n1.url, await intern_token(n1.url), auto_resume=False)
+        await medic.remove(intern.peer_id)
+        await intern.close()
+        await medic.lock(True)
         medic_resumed, doctor_resumed = medic.next_resume(), doctor.next_resume()
         os.kill(n2.proc.pid, signal.SIGKILL)
         killed = True
@@ -268,6 +281,23 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         assert "participant-left" not in about_medic and "participant-joined" not in about_medic, seen
         assert "participant-reconnected" in about_medic or any(
             p["peer_id"] == medic.peer_id and not p["reconnecting"] for p in doctor.info["participants"])
+        # The new host read the room's clinical state back from the dead node's session log:
+        # the resumed doctor finds the lab and the image (served by the new host), and the
+        # next share continues the sequence.
+        state = await clinical.wait_for(lambda m: m["type"] == "clinical-state", start=before_kill)
+        assert [(x["seq"], x["loinc"]) for x in state["labs"]] == [(lab["seq"], "2823-3")], state
+        assert [(x["seq"], x["sha256"]) for x in state["dicom"]] == [(dicom["seq"], dicom["sha256"])], state
+        assert state["seq"] == dicom["seq"]
+        assert await clinical.fetch(state["dicom"][0]["url"]) == bundled("CT_small.dcm")
+        assert (await clinical.send_fhir(potassium(6.8)))["seq"] == state["seq"] + 1
+        # The host controls came over in the seat tickets: still locked, the removed still out.
+        assert medic.info["locked"] and doctor.info["locked"]
+        for token, code in ((await intern_token(n1.url), "removed"),
+                            ((await fetch_token(n1.url, "ambulance", PASSWORD, role="participant"))["token"],
+                             "room-locked")):
+            with pytest.raises(ClientError) as refused:
+                await Client.join(n1.url, token, auto_resume=False)
+            assert refused.value.code == code
         # The seat is the credential's: even its own token without its secret is refused.
         with pytest.raises(ClientError) as refused:
             await Client.join(n1.url, medic.token, resume={"resume": medic.peer_id, "resume_secret": "guessed"},
@@ -295,6 +325,12 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         await doctor.close()
         if killed:  # the tests that follow have three nodes again
             await asyncio.to_thread(cluster.replace, n2)
+
+
+async def intern_token(url: str) -> str:
+    """Always the same identity (an API key vouches for it), unlike a password login."""
+    return (await fetch_token(url, "ambulance", role="participant", name="Intern", identity="intern-1",
+                              api_key=ADMIN_KEY))["token"]
 
 
 async def recorded(http: aiohttp.ClientSession, url: str, headers: dict, tracks: dict[str, str],
