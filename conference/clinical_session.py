@@ -125,7 +125,10 @@ class _Uploads:
 
 
 class ClinicalSession:
-    def __init__(self, hub: ClinicalHub, room: LiveRoom, directory: Path) -> None:
+    def __init__(self, hub: ClinicalHub, room: LiveRoom, directory: Path,
+                 carried: frozenset[str] = frozenset()) -> None:
+        """Its state is read back from the room's session log. ``carried``: peer ids of
+        seats taken over from a node that died (docs/multinode.md "A node lost")."""
         self.hub = hub
         self.room = room
         self.directory = directory
@@ -146,9 +149,14 @@ class ClinicalSession:
         self._receipts: OrderedDict[tuple[str, str, object], dict] = OrderedDict()
         self._pending: set[tuple[str, str, object]] = set()
         self._acks: dict[tuple[str, int], asyncio.TimerHandle] = {}  # ECG acks due
-        # Streams the log still shows live were cut by a crash; end them for replay.
+        # Streams the log still shows live were cut by a crash: those of seats carried
+        # over from a node that died go on (their senders resend what was not
+        # acknowledged); the others end, for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
-            self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
+            if stream["sender"] in carried:
+                self._continue_stream(stream)
+            else:
+                self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
 
     # --- peers ---
     def joined(self, peer: Peer) -> None:
@@ -345,6 +353,26 @@ class ClinicalSession:
             if stream_id in self.ecg.owned_by(sender.peer_id):
                 self.ecg.close(sender.peer_id, stream_id)
             self._refuse(sender.peer_id, exc, stream_id)
+
+    def _continue_stream(self, stream: dict) -> None:
+        """A stream that was live on a node that died goes on here, recorded into a file
+        of its own that a new ``ecg-announce`` entry names (``continues``: the first
+        one's seq), as a stream started anew would be, so that replay finds both parts."""
+        sender, stream_id = stream["sender"], stream["stream_id"]
+        announce = EcgAnnounce(stream_id, tuple(stream["leads"]), stream["sample_rate"], stream["uv_per_lsb"])
+        recording = f"ecg/{sender}-{stream_id}-{time.monotonic_ns()}.ecg"
+        body = {k: v for k, v in announce.to_message().items() if k != "type"}
+        try:
+            with storing("the ECG recording"):
+                self.ecg.open(sender, announce, lambda: self.hub.open_recording(self.directory / recording),
+                              carried=True)
+            self._append("ecg-announce", sender, {**body, "recording": recording, "continues": stream["seq"],
+                                                  "sender_name": stream.get("sender_name", "")})
+        except ClinicalError as exc:  # a refusing disk: the stream ends, as if nobody resumed it
+            log.error("ECG stream %s not carried on in %s: %s", stream_id, self.room.name, exc.message)
+            if stream_id in self.ecg.owned_by(sender):
+                self.ecg.close(sender, stream_id)
+            self._append_quietly("ecg-end", sender, {"stream_id": stream_id})
 
     def _end_stream(self, sender: Sender, stream_id: int, reason: str) -> None:
         stats = self.ecg.close(sender.peer_id, stream_id)

@@ -258,7 +258,8 @@ class Server:
             tickets = await self.node.seats(room.name)  # left by a host that died
         live = self.live.rooms.get(room.name)
         if live is None:  # opened by this join (joins arriving meanwhile found it opened)
-            live = self.live.get_or_create(room.name, room.layout, room.created_at)
+            carried_ids = frozenset(str(t.get("peer_id")) for t in tickets)
+            live = self.live.get_or_create(room.name, room.layout, room.created_at, carried_ids)
             carried = self._restore_seats(live, tickets)
             # Its host died while recording it, or streaming it live: both go on here.
             self.recordings.carry_on(live, go_on=carried)

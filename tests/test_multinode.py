@@ -4,6 +4,7 @@ Redis, real aiortc peers over loopback."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import yarl
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client, ClientError, create_room, fetch_token
 from telemed_client.clinical import CHANNELS, Clinical
+from telemed_client.ecg_sources import synthetic
 
 from signaling import config
 from signaling.cluster_node import LocalNode
@@ -235,13 +237,14 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
     await create_room(n1.url, "ambulance", PASSWORD, ADMIN_KEY)
     await asyncio.to_thread(set_lease, cluster.redis.url, "ambulance", "n2")  # hosted by n2
     # Both enter at nodes that survive, as clients behind a load balancer do.
-    medic, medic_tracks = await join_publishing(n1.url, "ambulance", "Medic")
+    medic, medic_tracks = await join_publishing(n1.url, "ambulance", "Medic", CHANNELS)
     doctor, doctor_tracks = await join_publishing(n3.url, "ambulance", "Doctor", CHANNELS)
     seen: list[dict] = []
     doctor.on_event = seen.append
     http = aiohttp.ClientSession()
     host = {"Authorization": f"Bearer {medic.token}"}
     killed = False
+    ecg: asyncio.Future | None = None
     try:
         assert medic.node_url == doctor.node_url == n2.url
         await frames(await doctor.subscribe(medic_tracks["video"]), 3)
@@ -255,11 +258,14 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
             link = (await r.json())["url"]
         before = await playlist_until(http, f"{n1.url}{link}", lambda p: len(complete(p)) >= 1)
         await recorded(http, f"{n2.url}/api/rooms/ambulance/recordings/{rec_id}", host, medic_tracks, 0)
-        # The doctor shares a lab result and a CT image: on record, acknowledged.
-        clinical = await Clinical.open(doctor)
+        # The doctor shares a lab result and a CT image: on record, acknowledged. The
+        # medic streams an ECG, which the doctor sees.
+        clinical, device = await Clinical.open(doctor), await Clinical.open(medic)
         lab = await clinical.send_fhir(potassium())
         dicom = await clinical.send_dicom(bundled("CT_small.dcm"), "ct.dcm")
-        before_kill = len(clinical.messages)
+        ecg = asyncio.ensure_future(device.stream_ecg(synthetic(3, 500, 1.0), stream_id=7, seconds=math.inf))
+        await asyncio.wait_for(clinical.ecg_frames.get(), 20)
+        before_kill, device_before_kill = len(clinical.messages), len(device.messages)
         # The host removes someone, then locks the consult.
         intern = await Client.join(n1.url, await intern_token(n1.url), auto_resume=False)
         await medic.remove(intern.peer_id)
@@ -269,6 +275,7 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         os.kill(n2.proc.pid, signal.SIGKILL)
         killed = True
         await asyncio.wait_for(asyncio.gather(medic_resumed, doctor_resumed), 4 * NODE_TTL)
+        device_resumed = len(device.messages)  # the dead node's acknowledgements are all before
         assert medic.node_url == doctor.node_url != n2.url
         assert medic.info["resumed"] and doctor.info["resumed"], (medic.info, doctor.info)  # the same seats
         assert medic.info["peer_id"] == medic.peer_id and sorted(medic._published.values()) == sorted(
@@ -287,7 +294,16 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         state = await clinical.wait_for(lambda m: m["type"] == "clinical-state", start=before_kill)
         assert [(x["seq"], x["loinc"]) for x in state["labs"]] == [(lab["seq"], "2823-3")], state
         assert [(x["seq"], x["sha256"]) for x in state["dicom"]] == [(dicom["seq"], dicom["sha256"])], state
-        assert state["seq"] == dicom["seq"]
+        # The ECG stream goes on: announced again (continuing the first), acknowledged and
+        # relayed by the new host, its sender never told it is unknown there.
+        assert [(s["stream_id"], s["sender"], s["continues"]) for s in state["ecg_streams"]] == [
+            (7, medic.peer_id, dicom["seq"] + 1)], state
+        assert state["seq"] == dicom["seq"] + 2
+        await device.wait_for(lambda m: m["type"] == "ecg-ack" and m["seq"] >= 0, start=device_resumed)
+        while not clinical.ecg_frames.empty():
+            clinical.ecg_frames.get_nowait()
+        await asyncio.wait_for(clinical.ecg_frames.get(), 20)
+        assert not [m for m in device.messages[device_before_kill:] if m["type"] == "error"]
         assert await clinical.fetch(state["dicom"][0]["url"]) == bundled("CT_small.dcm")
         assert (await clinical.send_fhir(potassium(6.8)))["seq"] == state["seq"] + 1
         # The host controls came over in the seat tickets: still locked, the removed still out.
@@ -320,6 +336,8 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         # The same tracks go on (tracks that had written nothing yet are not listed).
         assert set(medic_tracks.values()) <= by_segment[0] & by_segment[1], manifest["tracks"]
     finally:
+        if ecg is not None:
+            ecg.cancel()
         await http.close()
         await medic.close()
         await doctor.close()
