@@ -133,7 +133,8 @@ class ClinicalSession:
         self.room = room
         self.directory = directory
         self.log = SessionLog(directory / "session.jsonl", ring=hub.ring)
-        self.state = SessionState.replay(self.log.read())
+        entries = list(self.log.read())
+        self.state = SessionState.replay(entries)
         self.ecg = EcgRelay()
         self.closed = False
         self._uploads: dict[str, _Uploads] = {}
@@ -149,6 +150,10 @@ class ClinicalSession:
         self._receipts: OrderedDict[tuple[str, str, object], dict] = OrderedDict()
         self._pending: set[tuple[str, str, object]] = set()
         self._acks: dict[tuple[str, int], asyncio.TimerHandle] = {}  # ECG acks due
+        # Seats carried over from a node that died may send again what it never answered.
+        for entry in entries:
+            if entry["sender"] in carried:
+                self._keep_receipt(entry)
         # Streams the log still shows live were cut by a crash: those of seats carried
         # over from a node that died go on (their senders resend what was not
         # acknowledged); the others end, for replay.
@@ -275,7 +280,7 @@ class ClinicalSession:
                 "refused": [r.to_dict() for r in refused]}
         digest = _sha256(json.dumps(body, sort_keys=True).encode())
         try:
-            entry = await self._share(sender, "lab", body, f"lab/{digest[:32]}", ref=ref, source=source,
+            entry = await self._share(sender, "lab", body, f"lab/{digest[:32]}", ref=ref, ack=ack, source=source,
                                       loinc=[r.loinc for r in results])
             if entry is None:
                 return
@@ -417,7 +422,10 @@ class ClinicalSession:
         if ref is None:
             return False
         if key in self._receipts:
-            peer.send_data(self._receipts[key])
+            reply = self._receipts[key]
+            if reply.get("type") == "dicom":  # links of its own, and fresh
+                reply = {**reply, **self._links(reply["sha256"], peer.identity)}
+            peer.send_data(reply)
             return True
         return key in self._pending
 
@@ -428,6 +436,18 @@ class ClinicalSession:
         key = (peer_id, kind, ref)
         self._pending.add(key)
         return key
+
+    def _keep_receipt(self, entry: dict) -> None:
+        """The answer its sender got for a log entry, kept as ``_end`` keeps it."""
+        body, ref = entry["body"], (entry.get("receipt") or {}).get("ref")
+        if entry["kind"] == "dicom" and body.get("source") == "upload":
+            self._end((entry["sender"], "dicom", body.get("transfer_id")), self._notice(entry, None))
+        elif entry["kind"] == "lab" and ref is not None and "ack" in entry["receipt"]:
+            self._end((entry["sender"], "lab-hl7", ref),
+                      {"type": "lab-hl7-ack", "ack": entry["receipt"]["ack"], "ref": ref})
+        elif entry["kind"] in ("lab", "report") and ref is not None:
+            self._end((entry["sender"], "lab-fhir" if entry["kind"] == "lab" else "report", ref),
+                      self._notice(entry, None, ref))
 
     def _end(self, key: tuple[str, str, object] | None, reply: dict | None = None) -> None:
         """Processed: keep its answer for a retry (a refusal is not kept: retry it)."""
@@ -559,7 +579,7 @@ class ClinicalSession:
 
     # --- log and fan-out ---
     async def _share(self, sender: Sender, kind: str, body: dict, object_id: str, action: str = "share",
-                     ref: object = None, **audit: Any) -> dict | None:
+                     ref: object = None, ack: str | None = None, **audit: Any) -> dict | None:
         """The one way an item goes on record: audited, then synced to the session log,
         then announced. StorageUnavailable if the disk refuses either; then nobody hears
         of it. None if the room closed meanwhile. Items leave in the order they came:
@@ -569,7 +589,7 @@ class ClinicalSession:
         if self.closed:
             return None
         try:
-            entry = self._publish(sender, kind, body, ref)
+            entry = self._publish(sender, kind, body, ref, ack)
         except StorageUnavailable as exc:
             self.hub.audit.record_soon(f"{action}-failed", sender.actor, self.room.name, object_id,
                                        kind=kind, code=exc.code)
@@ -578,8 +598,9 @@ class ClinicalSession:
             self.hub.on_intake(kind, time.monotonic() - began)
         return entry
 
-    def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True) -> dict:
-        entry = self.log.append(kind, sender_id, body, durable)
+    def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True,
+                receipt: dict | None = None) -> dict:
+        entry = self.log.append(kind, sender_id, body, durable, receipt)
         self.state.apply(entry)
         return entry
 
@@ -590,19 +611,23 @@ class ClinicalSession:
         except StorageUnavailable as exc:
             log.error("%s not logged in %s: %s", kind, self.room.name, exc.message)
 
-    def _publish(self, sender: Sender, kind: str, body: dict, ref: object = None) -> dict:
-        """Logged, then to everyone; ``ref`` goes only into the sender's copy (its receipt)."""
-        entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name})
+    def _publish(self, sender: Sender, kind: str, body: dict, ref: object = None, ack: str | None = None) -> dict:
+        """Logged, then to everyone; ``ref`` goes only into the sender's copy (its receipt).
+        The log keeps ``ref`` (and an HL7 ``ack``) for a retry at another node."""
+        receipt = None if ref is None else {"ref": ref, **({"ack": ack} if ack is not None else {})}
+        entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name}, receipt=receipt)
         for peer in list(self.room.peers.values()):
             peer.send_data(self._notice(entry, peer.identity, ref if peer.id == sender.peer_id else None))
         self.room.emit({"type": "clinical", "kind": entry["kind"], "seq": entry["seq"], "t": entry["t"],
                         "sender": entry["sender"], "body": entry["body"]})
         return entry
 
-    def _notice(self, entry: dict, identity: str, ref: object = None) -> dict:
+    def _notice(self, entry: dict, identity: str | None, ref: object = None) -> dict:
+        """What a peer is told of ``entry``; a DICOM notice carries links signed for
+        ``identity`` (None: without links, added when it is sent)."""
         notice = {"type": entry["kind"], "seq": entry["seq"], "t": entry["t"],
                   "sender": entry["sender"], **entry["body"]}
-        if entry["kind"] == "dicom":
+        if entry["kind"] == "dicom" and identity is not None:
             notice.update(self._links(entry["body"]["sha256"], identity))
         if ref is not None:
             notice["ref"] = ref
