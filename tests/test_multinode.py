@@ -19,6 +19,9 @@ from telemed_client import Client, ClientError, create_room, fetch_token
 from telemed_client.clinical import CHANNELS, Clinical
 from telemed_client.ecg_sources import synthetic
 
+from conference.live_room import LiveRoom
+from conference.seat_ticket import restore_controls
+from rooms import Layout
 from signaling import config
 from signaling.cluster_node import LocalNode
 from streaming import playlist
@@ -501,3 +504,11 @@ def test_a_carried_on_live_window_counts_its_discontinuity():
     window.add_part(b"x", 1.0, True, True, True, 1000.0)
     parsed = m3u8.loads(playlist.render(window, "s1", 0.3, 1.0, low_latency=True))
     assert parsed.segments[0].discontinuity and parsed.discontinuity_sequence == 3
+
+
+def test_the_host_controls_of_the_newest_seat_ticket_come_back():
+    room = LiveRoom("ward", Layout())
+    older = {"room": {"locked": True, "barred": ["a"], "admitted": ["b"], "at": 100.0}}
+    newer = {"room": {"locked": False, "barred": ["a", "c"], "admitted": ["b", "d"], "at": 200.0}}
+    restore_controls(room, [newer, {"v": 1}, older])  # a ticket without controls counts for nothing
+    assert not room.locked and room.barred == {"a", "c"} and room.admitted == {"b", "d"}
