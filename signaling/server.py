@@ -85,7 +85,8 @@ class Server:
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
-                                           settings.recording_retention_days, shared=multinode)
+                                           settings.recording_retention_days, shared=multinode,
+                                           archive=_s3_archive(settings))
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)
@@ -381,3 +382,15 @@ def _generated_secret(data_dir: Path) -> str:
     log.info("generated a signing secret" if created else "using the signing secret",
              extra={"fields": {"key_file": str(path)}})
     return secret
+
+
+def _s3_archive(settings: Settings):
+    """The S3 archive of finished recordings, if set (docs/multinode.md)."""
+    if not settings.s3_endpoint:
+        return None
+    try:
+        from recorder.s3_archive import S3Archive, S3Location
+    except ImportError as exc:
+        raise ValueError(f"s3_endpoint needs the 's3' extra (pip install 'telemed[s3]'): {exc}") from None
+    return S3Archive(S3Location(settings.s3_endpoint, settings.s3_bucket or "", reveal(settings.s3_access_key) or "",
+                                reveal(settings.s3_secret_key) or "", settings.s3_region, settings.s3_prefix))
