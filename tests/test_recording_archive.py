@@ -27,6 +27,11 @@ def archive_state(server, recording_id: str) -> dict:
     return server.core.recordings.get(ROOM, recording_id).manifest.get("archive") or {}
 
 
+def nowhere(store) -> S3Archive:
+    """The store's settings, but nothing listens at its address."""
+    return S3Archive(S3Location(f"http://127.0.0.1:{free_port()}", store.bucket, store.access_key, store.secret_key))
+
+
 def bucket_objects(store, prefix: str = "") -> dict[str, bytes]:
     client = store.client()
     found = {}
@@ -83,6 +88,16 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
             status, _, body = await get(url)
             assert status == 200 and body == whole
 
+        # The store gone: a clear 502, and a delete keeps the recording rather than leave a copy.
+        manager = server.core.recordings
+        store, manager._archive = manager._archive, nowhere(s3_store)
+        status, _, body = await get(next(iter(ranges)), {"Range": "bytes=0-99"})
+        assert status == 502 and json.loads(body)["code"] == "archive-unavailable"
+        async with aiohttp.ClientSession() as http, http.delete(base, headers={"Authorization": f"Bearer {host}"}) as r:
+            assert r.status == 502 and (await r.json())["code"] == "archive-unavailable"
+        assert manager.get(ROOM, rec_id) is recording
+        manager._archive = store
+
         # Deleting the recording deletes the bucket's copy too.
         async with aiohttp.ClientSession() as http, http.delete(base, headers={"Authorization": f"Bearer {host}"}) as r:
             assert r.status in (200, 204), await r.text()
@@ -113,10 +128,8 @@ async def test_a_refusing_or_missing_store_is_reported_retried_and_never_claimed
         assert "telemed_recording_archive_failures_total 1.0" in metrics
 
         # Nothing listens there: a clear reason, and the manifest is left as it was.
-        nowhere = S3Archive(S3Location(f"http://127.0.0.1:{free_port()}", s3_store.bucket,
-                                       s3_store.access_key, s3_store.secret_key))
         with pytest.raises(ArchiveError, match="cannot be reached"):
-            await asyncio.to_thread(nowhere.archive, recording)
+            await asyncio.to_thread(nowhere(s3_store).archive, recording)
         assert "archive" not in manifest_file.load(recording.directory, server.core.keyring)[0]
 
         # Once the store takes it, the retry archives it.
