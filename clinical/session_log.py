@@ -3,7 +3,11 @@
 Entry::
 
     {"seq": 17, "t": 5123.402117, "wall": "2024-05-01T10:00:00.123+00:00",
-     "kind": "lab", "sender": "participant-id", "body": {...}}
+     "kind": "lab", "sender": "participant-id", "body": {...},
+     "receipt": {"ref": "lab-42", "ack": "MSH|..."}}
+
+``receipt`` (optional) is what a retry of the sender's request is answered from: the
+request's ``ref``, and for an HL7 message the ACK it was given.
 
 ``seq`` orders entries and continues across reopening. ``t`` is the server's
 monotonic clock in seconds, the time base for replay sync; ``wall`` is for display.
@@ -53,7 +57,8 @@ class SessionLog:
         """Bytes of a torn last entry cut off on opening (0: the log was intact)."""
         return self._file.repaired
 
-    def append(self, kind: str, sender: str, body: dict[str, Any], durable: bool = True) -> dict[str, Any]:
+    def append(self, kind: str, sender: str, body: dict[str, Any], durable: bool = True,
+               receipt: dict[str, Any] | None = None) -> dict[str, Any]:
         """Stamp and write one entry; with ``durable`` it is synced to disk before this
         returns (what is acknowledged must be), otherwise within ``fsync_interval``.
         StorageUnavailable if the disk refuses: then nothing was written."""
@@ -71,6 +76,8 @@ class SessionLog:
             "sender": sender,
             "body": body,
         }
+        if receipt is not None:
+            entry["receipt"] = receipt
         self._file.append(entry, durable)  # raises before seq advances: nothing written
         self.last_seq = entry["seq"]
         return entry

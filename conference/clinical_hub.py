@@ -76,9 +76,10 @@ class ClinicalHub:
     def room_dir(self, room: str, created_at: float) -> Path:
         return self.root / "rooms" / room / f"{int(created_at * 1000)}"
 
-    def open_session(self, live: LiveRoom, created_at: float) -> ClinicalSession | None:
+    def open_session(self, live: LiveRoom, created_at: float,
+                     carried: frozenset[str] = frozenset()) -> ClinicalSession | None:
         try:
-            session = ClinicalSession(self, live, self.room_dir(live.name, created_at))
+            session = ClinicalSession(self, live, self.room_dir(live.name, created_at), carried)
         except Exception:
             # A damaged log must not lock people out of the consult: the room runs
             # without clinical data, and the log stays untouched for inspection.

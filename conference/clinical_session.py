@@ -125,12 +125,16 @@ class _Uploads:
 
 
 class ClinicalSession:
-    def __init__(self, hub: ClinicalHub, room: LiveRoom, directory: Path) -> None:
+    def __init__(self, hub: ClinicalHub, room: LiveRoom, directory: Path,
+                 carried: frozenset[str] = frozenset()) -> None:
+        """Its state is read back from the room's session log. ``carried``: peer ids of
+        seats taken over from a node that died (docs/multinode.md "A node lost")."""
         self.hub = hub
         self.room = room
         self.directory = directory
         self.log = SessionLog(directory / "session.jsonl", ring=hub.ring)
-        self.state = SessionState.replay(self.log.read())
+        entries = list(self.log.read())
+        self.state = SessionState.replay(entries)
         self.ecg = EcgRelay()
         self.closed = False
         self._uploads: dict[str, _Uploads] = {}
@@ -146,9 +150,18 @@ class ClinicalSession:
         self._receipts: OrderedDict[tuple[str, str, object], dict] = OrderedDict()
         self._pending: set[tuple[str, str, object]] = set()
         self._acks: dict[tuple[str, int], asyncio.TimerHandle] = {}  # ECG acks due
-        # Streams the log still shows live were cut by a crash; end them for replay.
+        # Seats carried over from a node that died may send again what it never answered.
+        for entry in entries:
+            if entry["sender"] in carried:
+                self._keep_receipt(entry)
+        # Streams the log still shows live were cut by a crash: those of seats carried
+        # over from a node that died go on (their senders resend what was not
+        # acknowledged); the others end, for replay.
         for stream in self.state.snapshot()["ecg_streams"]:
-            self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
+            if stream["sender"] in carried:
+                self._continue_stream(stream)
+            else:
+                self._append_quietly("ecg-end", stream["sender"], {"stream_id": stream["stream_id"]})
 
     # --- peers ---
     def joined(self, peer: Peer) -> None:
@@ -267,7 +280,7 @@ class ClinicalSession:
                 "refused": [r.to_dict() for r in refused]}
         digest = _sha256(json.dumps(body, sort_keys=True).encode())
         try:
-            entry = await self._share(sender, "lab", body, f"lab/{digest[:32]}", ref=ref, source=source,
+            entry = await self._share(sender, "lab", body, f"lab/{digest[:32]}", ref=ref, ack=ack, source=source,
                                       loinc=[r.loinc for r in results])
             if entry is None:
                 return
@@ -346,6 +359,26 @@ class ClinicalSession:
                 self.ecg.close(sender.peer_id, stream_id)
             self._refuse(sender.peer_id, exc, stream_id)
 
+    def _continue_stream(self, stream: dict) -> None:
+        """A stream that was live on a node that died goes on here, recorded into a file
+        of its own that a new ``ecg-announce`` entry names (``continues``: the first
+        one's seq), as a stream started anew would be, so that replay finds both parts."""
+        sender, stream_id = stream["sender"], stream["stream_id"]
+        announce = EcgAnnounce(stream_id, tuple(stream["leads"]), stream["sample_rate"], stream["uv_per_lsb"])
+        recording = f"ecg/{sender}-{stream_id}-{time.monotonic_ns()}.ecg"
+        body = {k: v for k, v in announce.to_message().items() if k != "type"}
+        try:
+            with storing("the ECG recording"):
+                self.ecg.open(sender, announce, lambda: self.hub.open_recording(self.directory / recording),
+                              carried=True)
+            self._append("ecg-announce", sender, {**body, "recording": recording, "continues": stream["seq"],
+                                                  "sender_name": stream.get("sender_name", "")})
+        except ClinicalError as exc:  # a refusing disk: the stream ends, as if nobody resumed it
+            log.error("ECG stream %s not carried on in %s: %s", stream_id, self.room.name, exc.message)
+            if stream_id in self.ecg.owned_by(sender):
+                self.ecg.close(sender, stream_id)
+            self._append_quietly("ecg-end", sender, {"stream_id": stream_id})
+
     def _end_stream(self, sender: Sender, stream_id: int, reason: str) -> None:
         stats = self.ecg.close(sender.peer_id, stream_id)
         self._publish(sender, "ecg-end", {"stream_id": stream_id, "reason": reason, **stats})
@@ -389,7 +422,10 @@ class ClinicalSession:
         if ref is None:
             return False
         if key in self._receipts:
-            peer.send_data(self._receipts[key])
+            reply = self._receipts[key]
+            if reply.get("type") == "dicom":  # links of its own, and fresh
+                reply = {**reply, **self._links(reply["sha256"], peer.identity)}
+            peer.send_data(reply)
             return True
         return key in self._pending
 
@@ -400,6 +436,18 @@ class ClinicalSession:
         key = (peer_id, kind, ref)
         self._pending.add(key)
         return key
+
+    def _keep_receipt(self, entry: dict) -> None:
+        """The answer its sender got for a log entry, kept as ``_end`` keeps it."""
+        body, ref = entry["body"], (entry.get("receipt") or {}).get("ref")
+        if entry["kind"] == "dicom" and body.get("source") == "upload":
+            self._end((entry["sender"], "dicom", body.get("transfer_id")), self._notice(entry, None))
+        elif entry["kind"] == "lab" and ref is not None and "ack" in entry["receipt"]:
+            self._end((entry["sender"], "lab-hl7", ref),
+                      {"type": "lab-hl7-ack", "ack": entry["receipt"]["ack"], "ref": ref})
+        elif entry["kind"] in ("lab", "report") and ref is not None:
+            self._end((entry["sender"], "lab-fhir" if entry["kind"] == "lab" else "report", ref),
+                      self._notice(entry, None, ref))
 
     def _end(self, key: tuple[str, str, object] | None, reply: dict | None = None) -> None:
         """Processed: keep its answer for a retry (a refusal is not kept: retry it)."""
@@ -531,7 +579,7 @@ class ClinicalSession:
 
     # --- log and fan-out ---
     async def _share(self, sender: Sender, kind: str, body: dict, object_id: str, action: str = "share",
-                     ref: object = None, **audit: Any) -> dict | None:
+                     ref: object = None, ack: str | None = None, **audit: Any) -> dict | None:
         """The one way an item goes on record: audited, then synced to the session log,
         then announced. StorageUnavailable if the disk refuses either; then nobody hears
         of it. None if the room closed meanwhile. Items leave in the order they came:
@@ -541,7 +589,7 @@ class ClinicalSession:
         if self.closed:
             return None
         try:
-            entry = self._publish(sender, kind, body, ref)
+            entry = self._publish(sender, kind, body, ref, ack)
         except StorageUnavailable as exc:
             self.hub.audit.record_soon(f"{action}-failed", sender.actor, self.room.name, object_id,
                                        kind=kind, code=exc.code)
@@ -550,8 +598,9 @@ class ClinicalSession:
             self.hub.on_intake(kind, time.monotonic() - began)
         return entry
 
-    def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True) -> dict:
-        entry = self.log.append(kind, sender_id, body, durable)
+    def _append(self, kind: str, sender_id: str, body: dict, durable: bool = True,
+                receipt: dict | None = None) -> dict:
+        entry = self.log.append(kind, sender_id, body, durable, receipt)
         self.state.apply(entry)
         return entry
 
@@ -562,19 +611,23 @@ class ClinicalSession:
         except StorageUnavailable as exc:
             log.error("%s not logged in %s: %s", kind, self.room.name, exc.message)
 
-    def _publish(self, sender: Sender, kind: str, body: dict, ref: object = None) -> dict:
-        """Logged, then to everyone; ``ref`` goes only into the sender's copy (its receipt)."""
-        entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name})
+    def _publish(self, sender: Sender, kind: str, body: dict, ref: object = None, ack: str | None = None) -> dict:
+        """Logged, then to everyone; ``ref`` goes only into the sender's copy (its receipt).
+        The log keeps ``ref`` (and an HL7 ``ack``) for a retry at another node."""
+        receipt = None if ref is None else {"ref": ref, **({"ack": ack} if ack is not None else {})}
+        entry = self._append(kind, sender.peer_id, {**body, "sender_name": sender.name}, receipt=receipt)
         for peer in list(self.room.peers.values()):
             peer.send_data(self._notice(entry, peer.identity, ref if peer.id == sender.peer_id else None))
         self.room.emit({"type": "clinical", "kind": entry["kind"], "seq": entry["seq"], "t": entry["t"],
                         "sender": entry["sender"], "body": entry["body"]})
         return entry
 
-    def _notice(self, entry: dict, identity: str, ref: object = None) -> dict:
+    def _notice(self, entry: dict, identity: str | None, ref: object = None) -> dict:
+        """What a peer is told of ``entry``; a DICOM notice carries links signed for
+        ``identity`` (None: without links, added when it is sent)."""
         notice = {"type": entry["kind"], "seq": entry["seq"], "t": entry["t"],
                   "sender": entry["sender"], **entry["body"]}
-        if entry["kind"] == "dicom":
+        if entry["kind"] == "dicom" and identity is not None:
             notice.update(self._links(entry["body"]["sha256"], identity))
         if ref is not None:
             notice["ref"] = ref

@@ -17,7 +17,8 @@ A recording that fails (disk full) stops; the live relay to the doctors carries 
 Resume (docs/resume.md): frames count from seq 0, and ``acked`` is the stream's highest
 seq up to which every frame arrived. A sender keeps what is not acknowledged and sends it
 again after a resume; a frame that arrives twice is dropped here, so nobody sees or
-records it twice.
+records it twice. A stream carried over from a node that died (``open(carried=True)``)
+starts counting at the first frame that arrives: what the sender resends, oldest first.
 """
 
 from __future__ import annotations
@@ -54,12 +55,16 @@ class _LiveStream:
     flushed: float = field(default_factory=time.monotonic)
     acked: int = -1  # every frame up to this seq arrived
     ahead: set[int] = field(default_factory=set)  # arrived above a hole
+    carried: bool = False  # went on from a node that died: frames before the first are not ours
 
     def arrived_before(self, seq: int) -> bool:
         return seq <= self.acked or seq in self.ahead
 
     def note(self, seq: int) -> None:
         """A frame arrived (and was accepted): move the acknowledged point on."""
+        if self.carried:  # the dead node had every frame before it
+            self.carried = False
+            self.acked = seq - 1
         self.ahead.add(seq)
         if len(self.ahead) > MAX_AHEAD:  # a hole that will not fill (or seq did not start at 0)
             self.acked = min(self.ahead) - 1
@@ -109,7 +114,8 @@ class EcgRelay:
         return self.dropped.pop(peer_id, 0)
 
     # --- streams ---
-    def open(self, owner: str, announce: EcgAnnounce, open_recording: Callable[[], BinaryIO]) -> None:
+    def open(self, owner: str, announce: EcgAnnounce, open_recording: Callable[[], BinaryIO],
+             carried: bool = False) -> None:
         current = self._streams.get(announce.stream_id)
         if current is not None:
             who = "you" if current.owner == owner else "another participant"
@@ -118,7 +124,7 @@ class EcgRelay:
             )
         if len(self.owned_by(owner)) >= MAX_STREAMS_PER_SENDER:
             raise ClinicalError("ecg-busy", f"at most {MAX_STREAMS_PER_SENDER} live streams per sender")
-        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open_recording())
+        self._streams[announce.stream_id] = _LiveStream(owner, EcgStream(announce), open_recording(), carried=carried)
 
     def close(self, owner: str, stream_id: int) -> dict[str, int]:
         """End a stream; returns its receive statistics."""

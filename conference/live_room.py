@@ -182,16 +182,20 @@ class LiveRoom:
 class LiveRooms:
     """The live rooms of this node, created on first join, dropped when empty."""
 
-    def __init__(self, clinical: Callable[[LiveRoom, float], ClinicalSession | None] | None = None) -> None:
+    def __init__(self, clinical: Callable[[LiveRoom, float, frozenset[str]], ClinicalSession | None] | None = None
+                 ) -> None:
         self.rooms: dict[str, LiveRoom] = {}
         self._clinical = clinical
 
-    def get_or_create(self, name: str, layout: Layout, created_at: float = 0.0) -> LiveRoom:
+    def get_or_create(self, name: str, layout: Layout, created_at: float = 0.0,
+                      carried: frozenset[str] = frozenset()) -> LiveRoom:
+        """``carried``: the peer ids of seats about to be taken over from a node that died
+        (docs/multinode.md "A node lost"): their ECG streams go on."""
         room = self.rooms.get(name)
         if room is None:
             room = self.rooms[name] = LiveRoom(name, layout)
             if self._clinical is not None:
-                room.clinical = self._clinical(room, created_at)
+                room.clinical = self._clinical(room, created_at, carried)
         return room
 
     def discard_if_empty(self, room: LiveRoom) -> None:

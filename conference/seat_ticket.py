@@ -1,11 +1,17 @@
 """A seat described for another node (docs/multinode.md "A node lost"): what its host
 keeps in the shared store while the seat lives, and how the room's next host rebuilds
 it, reconnecting, so that its client resumes there as on a network change
-(docs/resume.md). The resume secret is kept only as its hash."""
+(docs/resume.md). The resume secret is kept only as its hash.
+
+Every ticket also carries the room's host controls as they stood when it was written
+(``room``: locked, the identities removed and those let in, stamped by wall clock), so
+that the next host restores them from the newest ticket: they live as long as a seat
+does, as they would on one node (they go when the room empties)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rooms import Claims, Grants, Role
@@ -37,8 +43,25 @@ def ticket_of(peer: Peer) -> dict[str, Any]:
                    "grants": claims.grants.to_dict(), "name": claims.name, "expires_at": claims.expires_at,
                    "token_id": claims.token_id, "credential": claims.credential,
                    "incarnation": claims.incarnation, "auth_time": claims.auth_time},
-        "tracks": tracks,
+        "tracks": tracks, "room": controls_of(room),
     }
+
+
+def controls_of(room: LiveRoom) -> dict[str, Any]:
+    return {"locked": room.locked, "barred": sorted(room.barred), "admitted": sorted(room.admitted),
+            "at": time.time()}  # wall clock: the tickets compared were written by different nodes
+
+
+def restore_controls(room: LiveRoom, tickets: Iterable[dict[str, Any]]) -> None:
+    """The host controls of the newest ticket that has them, back in ``room``.
+    ValueError/KeyError/TypeError if that ticket's are malformed."""
+    newest = max((t["room"] for t in tickets if isinstance(t.get("room"), dict)),
+                 key=lambda c: float(c["at"]), default=None)
+    if newest is None:
+        return
+    room.locked = bool(newest["locked"])
+    room.barred.update(str(i) for i in newest["barred"])
+    room.admitted.update(str(i) for i in newest["admitted"])
 
 
 def restore_seat(room: LiveRoom, ticket: dict[str, Any],

@@ -19,7 +19,7 @@ from conference.live_room import LiveRoom, LiveRooms
 from conference.peer import Peer, close_quietly
 from conference.protocol import ProtocolError
 from conference.reconnect_grace import ReconnectGrace
-from conference.seat_ticket import restore_seat, ticket_of
+from conference.seat_ticket import restore_controls, restore_seat, ticket_of
 from conference.signed_urls import UrlSigner
 from recorder import RecordingManager
 from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
@@ -136,12 +136,21 @@ class Server:
         if peer.in_room:
             await self._keep_seat(peer)
 
+    async def controls_changed(self, live: LiveRoom) -> None:
+        """A host locked the room, or removed or admitted someone: every seat's ticket
+        carries the room's controls, for another node to restore them as they are now."""
+        await self._keep_seats(list(live.peers.values()))
+
     async def _keep_seat(self, peer: Peer) -> None:
+        await self._keep_seats([peer])
+
+    async def _keep_seats(self, peers: list[Peer]) -> None:
         """Best effort: the next heartbeat writes every seat again."""
-        if not peer.resumable:
+        tickets = [(peer.room.name, peer.id, ticket_of(peer)) for peer in peers if peer.resumable]
+        if not tickets:
             return
         try:
-            await self.node.keep_seats([(peer.room.name, peer.id, ticket_of(peer))])
+            await self.node.keep_seats(tickets)
         except RedisError as exc:
             log.warning("seat ticket not written now (the heartbeat retries): %r", exc)
 
@@ -158,6 +167,10 @@ class Server:
             self.grace.start(peer)
             log.info("seat carried over, waiting for its client",
                      extra={"fields": {"room": live.name, "peer": peer.id}})
+        try:
+            restore_controls(live, tickets)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("unusable host controls in the seat tickets of room %s: %r", live.name, exc)
         return bool(live.peers)
 
     def _carry_on_stream(self, live: LiveRoom) -> None:
@@ -246,7 +259,8 @@ class Server:
             tickets = await self.node.seats(room.name)  # left by a host that died
         live = self.live.rooms.get(room.name)
         if live is None:  # opened by this join (joins arriving meanwhile found it opened)
-            live = self.live.get_or_create(room.name, room.layout, room.created_at)
+            carried_ids = frozenset(str(t.get("peer_id")) for t in tickets)
+            live = self.live.get_or_create(room.name, room.layout, room.created_at, carried_ids)
             carried = self._restore_seats(live, tickets)
             # Its host died while recording it, or streaming it live: both go on here.
             self.recordings.carry_on(live, go_on=carried)

@@ -200,6 +200,7 @@ class Session:
         controls = self.server.host_controls
         if kind == "lock":
             await controls.lock(peer, message["locked"])
+            await self.server.controls_changed(peer.room)
             return {"type": "ok", "action": kind}
         if kind == "end":
             await controls.end(peer)
@@ -211,10 +212,12 @@ class Session:
             if room is None:
                 raise ProtocolError("not-found", "the room no longer exists")
             controls.admit(peer, target, room.settings.max_participants)
+            await self.server.controls_changed(peer.room)  # and the guest's seat is resumable now
         elif kind == "deny":
             controls.deny(peer, target)
         elif kind == "remove":
             await controls.remove(peer, target)
+            await self.server.controls_changed(peer.room)
         else:
             return {"type": "ok", "action": kind, "track_ids": controls.mute(peer, target)}
         return {"type": "ok", "action": kind}

@@ -146,6 +146,20 @@ def test_a_slow_receiver_loses_frames_and_holds_back_nobody(tmp_path):
     assert len(recorded_frames(tmp_path / "3.ecg", ring)) == 10
 
 
+def test_a_stream_carried_over_from_a_dead_node_acknowledges_from_its_first_resent_frame(tmp_path):
+    """docs/multinode.md "A node lost": the sender resends from frame 40 on (the dead node
+    had the rest); a resent duplicate is dropped, and acknowledgements go on from 40."""
+    relay = EcgRelay()
+    ring = KeyRing(bytes(range(32)))
+    relay.open("device", EcgAnnounce(3, ("I", "II", "III"), 500),
+               lambda: EncryptedWriter(tmp_path / "3.ecg", *ring.new_data_key()), carried=True)
+    assert relay.acked("device", 3) == -1
+    frames = [pack_ecg(3, k, 20 * k, 500, np.zeros((20, 3), np.int16)) for k in range(40, 45)]
+    for data in [*frames, frames[1]]:
+        relay.forward("device", unpack_frame(data), data)
+    assert relay.acked("device", 3) == 44 and relay.close("device", 3)["frames"] == 5
+
+
 @pytest.mark.parametrize("credential", ["password", "invite"])
 async def test_ambulance_example_streams_ecg_and_video(server, credential):
     await server.create_room("stroke", PASSWORD)

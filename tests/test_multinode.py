@@ -4,6 +4,7 @@ Redis, real aiortc peers over loopback."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -15,12 +16,18 @@ import pytest
 import yarl
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from telemed_client import Client, ClientError, create_room, fetch_token
+from telemed_client.clinical import CHANNELS, Clinical
+from telemed_client.ecg_sources import synthetic
 
+from conference.live_room import LiveRoom
+from conference.seat_ticket import restore_controls
+from rooms import Layout
 from signaling import config
 from signaling.cluster_node import LocalNode
 from streaming import playlist
 from streaming.hls_window import HlsWindow
 from streaming.playlist import LIVE_SEGMENTS
+from tests.clinical_peers import bundled, potassium
 from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
 from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
@@ -39,9 +46,9 @@ async def frames(track, count: int, timeout: float = 20) -> list:
     return out
 
 
-async def join_publishing(url: str, room: str, name: str) -> tuple[Client, dict[str, str]]:
+async def join_publishing(url: str, room: str, name: str, channels: dict | None = None) -> tuple[Client, dict[str, str]]:
     token = (await fetch_token(url, room, PASSWORD, name=name))["token"]
-    client = await Client.join(url, token)
+    client = await Client.join(url, token, channels=channels)
     return client, {"video": await client.publish(PatternTrack(), "camera"),
                     "audio": await client.publish(ToneTrack(), "microphone")}
 
@@ -226,19 +233,21 @@ async def test_redis_restarting_mid_call_is_survived(cluster):
 async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster):
     """kill -9 of the host: its clients resume on the room's new host through the resume
     path network changes use (same peer id, track ids, subscriptions; the others see a
-    reconnect, never a leave), and media flows again. The time it takes is measured in
-    benchmarks/multinode.py, not here."""
+    reconnect, never a leave), and media flows again; the room's clinical state comes back
+    from its session log on the shared data directory, and its sequence goes on. The time
+    it takes is measured in benchmarks/multinode.py, not here."""
     n1, n2, n3 = cluster.nodes
     await create_room(n1.url, "ambulance", PASSWORD, ADMIN_KEY)
     await asyncio.to_thread(set_lease, cluster.redis.url, "ambulance", "n2")  # hosted by n2
     # Both enter at nodes that survive, as clients behind a load balancer do.
-    medic, medic_tracks = await join_publishing(n1.url, "ambulance", "Medic")
-    doctor, doctor_tracks = await join_publishing(n3.url, "ambulance", "Doctor")
+    medic, medic_tracks = await join_publishing(n1.url, "ambulance", "Medic", CHANNELS)
+    doctor, doctor_tracks = await join_publishing(n3.url, "ambulance", "Doctor", CHANNELS)
     seen: list[dict] = []
     doctor.on_event = seen.append
     http = aiohttp.ClientSession()
     host = {"Authorization": f"Bearer {medic.token}"}
     killed = False
+    ecg: asyncio.Future | None = None
     try:
         assert medic.node_url == doctor.node_url == n2.url
         await frames(await doctor.subscribe(medic_tracks["video"]), 3)
@@ -252,10 +261,24 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
             link = (await r.json())["url"]
         before = await playlist_until(http, f"{n1.url}{link}", lambda p: len(complete(p)) >= 1)
         await recorded(http, f"{n2.url}/api/rooms/ambulance/recordings/{rec_id}", host, medic_tracks, 0)
+        # The doctor shares a lab result and a CT image: on record, acknowledged. The
+        # medic streams an ECG, which the doctor sees.
+        clinical, device = await Clinical.open(doctor), await Clinical.open(medic)
+        lab = await clinical.send_fhir(potassium())
+        dicom = await clinical.send_dicom(bundled("CT_small.dcm"), "ct.dcm")
+        ecg = asyncio.ensure_future(device.stream_ecg(synthetic(3, 500, 1.0), stream_id=7, seconds=math.inf))
+        await asyncio.wait_for(clinical.ecg_frames.get(), 20)
+        before_kill, device_before_kill = len(clinical.messages), len(device.messages)
+        # The host removes someone, then locks the consult.
+        intern = await Client.join(n1.url, await intern_token(n1.url), auto_resume=False)
+        await medic.remove(intern.peer_id)
+        await intern.close()
+        await medic.lock(True)
         medic_resumed, doctor_resumed = medic.next_resume(), doctor.next_resume()
         os.kill(n2.proc.pid, signal.SIGKILL)
         killed = True
         await asyncio.wait_for(asyncio.gather(medic_resumed, doctor_resumed), 4 * NODE_TTL)
+        device_resumed = len(device.messages)  # the dead node's acknowledgements are all before
         assert medic.node_url == doctor.node_url != n2.url
         assert medic.info["resumed"] and doctor.info["resumed"], (medic.info, doctor.info)  # the same seats
         assert medic.info["peer_id"] == medic.peer_id and sorted(medic._published.values()) == sorted(
@@ -268,6 +291,39 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         assert "participant-left" not in about_medic and "participant-joined" not in about_medic, seen
         assert "participant-reconnected" in about_medic or any(
             p["peer_id"] == medic.peer_id and not p["reconnecting"] for p in doctor.info["participants"])
+        # The new host read the room's clinical state back from the dead node's session log:
+        # the resumed doctor finds the lab and the image (served by the new host), and the
+        # next share continues the sequence.
+        state = await clinical.wait_for(lambda m: m["type"] == "clinical-state", start=before_kill)
+        assert [(x["seq"], x["loinc"]) for x in state["labs"]] == [(lab["seq"], "2823-3")], state
+        assert [(x["seq"], x["sha256"]) for x in state["dicom"]] == [(dicom["seq"], dicom["sha256"])], state
+        # The ECG stream goes on: announced again (continuing the first), acknowledged and
+        # relayed by the new host, its sender never told it is unknown there.
+        assert [(s["stream_id"], s["sender"], s["continues"]) for s in state["ecg_streams"]] == [
+            (7, medic.peer_id, dicom["seq"] + 1)], state
+        assert state["seq"] == dicom["seq"] + 2
+        await device.wait_for(lambda m: m["type"] == "ecg-ack" and m["seq"] >= 0, start=device_resumed)
+        while not clinical.ecg_frames.empty():
+            clinical.ecg_frames.get_nowait()
+        await asyncio.wait_for(clinical.ecg_frames.get(), 20)
+        assert not [m for m in device.messages[device_before_kill:] if m["type"] == "error"]
+        assert await clinical.fetch(state["dicom"][0]["url"]) == bundled("CT_small.dcm")
+        # Sent again (as after a lost answer), the same lab and image get their first answers.
+        start = len(clinical.messages)
+        clinical.send({"type": "lab-fhir", "resource": potassium(), "ref": lab["ref"]})
+        again = await clinical.wait_for(lambda m: m.get("ref") == lab["ref"], start=start)
+        assert (again["type"], again["seq"]) == ("lab", lab["seq"]), again
+        resent = await clinical.send_dicom(bundled("CT_small.dcm"), "ct.dcm", transfer_id=dicom["transfer_id"])
+        assert resent["seq"] == dicom["seq"] and await clinical.fetch(resent["url"]) == bundled("CT_small.dcm")
+        assert (await clinical.send_fhir(potassium(6.8)))["seq"] == state["seq"] + 1  # nothing shared twice
+        # The host controls came over in the seat tickets: still locked, the removed still out.
+        assert medic.info["locked"] and doctor.info["locked"]
+        for token, code in ((await intern_token(n1.url), "removed"),
+                            ((await fetch_token(n1.url, "ambulance", PASSWORD, role="participant"))["token"],
+                             "room-locked")):
+            with pytest.raises(ClientError) as refused:
+                await Client.join(n1.url, token, auto_resume=False)
+            assert refused.value.code == code
         # The seat is the credential's: even its own token without its secret is refused.
         with pytest.raises(ClientError) as refused:
             await Client.join(n1.url, medic.token, resume={"resume": medic.peer_id, "resume_secret": "guessed"},
@@ -290,11 +346,19 @@ async def test_a_killed_nodes_clients_resume_their_seats_on_another_node(cluster
         # The same tracks go on (tracks that had written nothing yet are not listed).
         assert set(medic_tracks.values()) <= by_segment[0] & by_segment[1], manifest["tracks"]
     finally:
+        if ecg is not None:
+            ecg.cancel()
         await http.close()
         await medic.close()
         await doctor.close()
         if killed:  # the tests that follow have three nodes again
             await asyncio.to_thread(cluster.replace, n2)
+
+
+async def intern_token(url: str) -> str:
+    """Always the same identity (an API key vouches for it), unlike a password login."""
+    return (await fetch_token(url, "ambulance", role="participant", name="Intern", identity="intern-1",
+                              api_key=ADMIN_KEY))["token"]
 
 
 async def recorded(http: aiohttp.ClientSession, url: str, headers: dict, tracks: dict[str, str],
@@ -440,3 +504,11 @@ def test_a_carried_on_live_window_counts_its_discontinuity():
     window.add_part(b"x", 1.0, True, True, True, 1000.0)
     parsed = m3u8.loads(playlist.render(window, "s1", 0.3, 1.0, low_latency=True))
     assert parsed.segments[0].discontinuity and parsed.discontinuity_sequence == 3
+
+
+def test_the_host_controls_of_the_newest_seat_ticket_come_back():
+    room = LiveRoom("ward", Layout())
+    older = {"room": {"locked": True, "barred": ["a"], "admitted": ["b"], "at": 100.0}}
+    newer = {"room": {"locked": False, "barred": ["a", "c"], "admitted": ["b", "d"], "at": 200.0}}
+    restore_controls(room, [newer, {"v": 1}, older])  # a ticket without controls counts for nothing
+    assert not room.locked and room.barred == {"a", "c"} and room.admitted == {"b", "d"}
