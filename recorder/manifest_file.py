@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vault import EncryptedReader, EncryptedWriter, KeyRing
+from vault import ByteSource, EncryptedReader, EncryptedWriter, KeyRing
 
 NAME = "manifest.json.enc"
 
@@ -39,7 +39,12 @@ def save(directory: Path, manifest: dict, data_key: bytes, wrapped: bytes,
 
 def load(directory: Path, ring: KeyRing) -> tuple[dict, bytes]:
     """(manifest, wrapped data key)."""
-    with EncryptedReader(directory / NAME, ring) as reader:
+    return read(directory / NAME, ring)
+
+
+def read(source: Path | ByteSource, ring: KeyRing) -> tuple[dict, bytes]:
+    """(manifest, wrapped data key) from a manifest file, or its copy elsewhere."""
+    with EncryptedReader(source, ring) as reader:
         if not reader.complete:
-            raise ValueError(f"{directory / NAME} was not closed")
+            raise ValueError(f"{reader.path} was not closed")
         return json.loads(reader.read_at(0, reader.size)), reader.wrapped

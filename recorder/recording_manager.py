@@ -35,6 +35,7 @@ from clinical.storage import StorageUnavailable
 from conference.live_room import LiveRoom
 from vault import ByteSource, FileSource, KeyRing, VaultError
 
+from . import manifest_file
 from .errors import RecordingError
 from .recording import FAILED, RECORDING, Recording
 
@@ -228,6 +229,8 @@ class RecordingManager:
         # The wrapped data key lives only in these files' headers: gone with them.
         try:
             await asyncio.to_thread(shutil.rmtree, recording.directory)
+        except FileNotFoundError:
+            pass  # known from the S3 archive only
         except OSError as exc:
             raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
         self._recordings.pop(recording.id, None)
@@ -268,11 +271,37 @@ class RecordingManager:
         except OSError as exc:  # ArchiveError
             raise RecordingError(502, "archive-unavailable", str(exc)) from None
 
+    async def adopt_archived(self) -> int:
+        """Know the recordings in the bucket that have no directory here (archived by a
+        node that does not share this data directory): they replay from the bucket.
+        Returns how many were found."""
+        archive = self._archive
+        assert archive is not None
+        found = 0
+        for rec_id in await asyncio.to_thread(archive.recording_ids):
+            if not _ID.fullmatch(rec_id) or rec_id in self._recordings:
+                continue
+            try:
+                source = await asyncio.to_thread(archive.open, rec_id, manifest_file.NAME)
+                manifest, wrapped = await asyncio.to_thread(manifest_file.read, source, self.keyring)
+                keys = (self.keyring.unwrap(wrapped), wrapped)
+            except (OSError, ValueError, VaultError) as exc:
+                log.error("archived recording %s is unreadable and left alone: %s", rec_id, exc)
+                continue
+            if manifest.get("id") == rec_id and rec_id not in self._recordings:
+                self._recordings[rec_id] = Recording(self.root / rec_id, manifest, keys)
+                found += 1
+        return found
+
     async def run_archive(self) -> None:
         """Archive every recording that ended and is not in the bucket yet; after a
         failure, try again after a pause that doubles (up to five minutes)."""
         if self._archive is None:
             return
+        try:
+            await self.adopt_archived()
+        except OSError as exc:  # ArchiveError: the archive loop below reports and retries
+            log.warning("the recordings in the S3 archive are not listed: %s", exc)
         pause = ARCHIVE_RETRY[0]
         while True:
             self._archive_due.clear()

@@ -81,6 +81,15 @@ class S3Archive:
                                f"{size} were sent (etag {sent.etag})")
         return {"size": size, "etag": _etag(sent.etag)}
 
+    def recording_ids(self) -> list[str]:
+        """The recordings in the bucket (under this prefix)."""
+        top = self.key("", "").removesuffix("/")
+        try:
+            names = [o.object_name or "" for o in self._client.list_objects(self.bucket, prefix=top)]
+        except (MinioException, urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise ArchiveError(_reason(exc)) from None
+        return [n.removeprefix(top).strip("/") for n in names if n.endswith("/")]
+
     def open(self, recording_id: str, name: str) -> S3Source:
         return S3Source(self._client, self.bucket, self.key(recording_id, name))
 

@@ -6,7 +6,9 @@ cannot be reached or refuses is reported, retried, and never claimed."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 
 import aiohttp
 import pytest
@@ -46,7 +48,8 @@ def bucket_objects(store, prefix: str = "") -> dict[str, bytes]:
 
 
 async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_store, tmp_path):  # noqa: F811
-    server, runner = await start_server(str(tmp_path / "data"), **s3_store.settings(s3_prefix="node-a"))
+    master = base64.b64encode(os.urandom(32)).decode()  # nodes that share the bucket share the master key
+    server, runner = await start_server(str(tmp_path / "data"), master_key=master, **s3_store.settings(s3_prefix="site-a"))
     try:
         await server.create_room(ROOM, PASSWORD)
         host = await server.mint(ROOM, "host", "Dr. Host", identity="host-1")
@@ -55,7 +58,7 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
         await until(lambda: archive_state(server, rec_id).get("state") == "archived", what="archived")
 
         # Up as they are at rest: vault streams, no container header, no room name in the clear.
-        objects = await asyncio.to_thread(bucket_objects, s3_store, f"node-a/recordings/{rec_id}/")
+        objects = await asyncio.to_thread(bucket_objects, s3_store, f"site-a/recordings/{rec_id}/")
         recording = server.core.recordings.get(ROOM, rec_id)
         local = {p.name: p.read_bytes() for p in recording.directory.iterdir() if not p.name.startswith(".")}
         assert {k.rsplit("/", 1)[1] for k in objects} == set(local) == {
@@ -88,6 +91,22 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
             status, _, body = await get(url)
             assert status == 200 and body == whole
 
+        # A node that does not share the data directory finds it in the bucket and replays it.
+        other, other_runner = await start_server(str(tmp_path / "other"), master_key=master,
+                                                 **s3_store.settings(s3_prefix="site-a"))
+        try:
+            await other.create_room(ROOM, PASSWORD)
+            other_host = await other.mint(ROOM, "host", "Dr. Other", identity="host-2")
+            await until(lambda: rec_id in other.core.recordings._recordings, what="found in the bucket")
+            status, _, body = await get(f"{other.url}/api/rooms/{ROOM}/recordings/{rec_id}",
+                                        {"Authorization": f"Bearer {other_host}"})
+            assert status == 200 and json.loads(body)["archive"]["state"] == "archived"
+            for track, (whole, header, part) in zip(json.loads(body)["tracks"], ranges.values()):
+                status, _, got = await get(other.url + track["url"], {"Range": header})
+                assert status == 206 and got == part
+        finally:
+            await other_runner.cleanup()
+
         # The store gone: a clear 502, and a delete keeps the recording rather than leave a copy.
         manager = server.core.recordings
         store, manager._archive = manager._archive, nowhere(s3_store)
@@ -101,7 +120,7 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
         # Deleting the recording deletes the bucket's copy too.
         async with aiohttp.ClientSession() as http, http.delete(base, headers={"Authorization": f"Bearer {host}"}) as r:
             assert r.status in (200, 204), await r.text()
-        assert await asyncio.to_thread(bucket_objects, s3_store, f"node-a/recordings/{rec_id}/") == {}
+        assert await asyncio.to_thread(bucket_objects, s3_store, f"site-a/recordings/{rec_id}/") == {}
     finally:
         await runner.cleanup()
 
