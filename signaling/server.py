@@ -32,6 +32,7 @@ from streaming.vod_library import VodLibrary
 from vault import KeyRing
 from vault.key_file import load_or_create_secret
 
+from .archive_setup import s3_archive
 from .audit_setup import open_audit_trail
 from .cluster_node import PREFIX, ClusterNode, LocalNode, is_multinode, shared_secret
 from .config import Settings, reveal
@@ -86,7 +87,7 @@ class Server:
         self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days, shared=multinode,
-                                           archive=_s3_archive(settings))
+                                           archive=s3_archive(settings))
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)
@@ -396,15 +397,3 @@ def _generated_secret(data_dir: Path) -> str:
     log.info("generated a signing secret" if created else "using the signing secret",
              extra={"fields": {"key_file": str(path)}})
     return secret
-
-
-def _s3_archive(settings: Settings):
-    """The S3 archive of finished recordings, if set (docs/multinode.md)."""
-    if not settings.s3_endpoint:
-        return None
-    try:
-        from recorder.s3_archive import S3Archive, S3Location
-    except ImportError as exc:
-        raise ValueError(f"s3_endpoint needs the 's3' extra (pip install 'telemed[s3]'): {exc}") from None
-    return S3Archive(S3Location(settings.s3_endpoint, settings.s3_bucket or "", reveal(settings.s3_access_key) or "",
-                                reveal(settings.s3_secret_key) or "", settings.s3_region, settings.s3_prefix))

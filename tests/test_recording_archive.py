@@ -15,6 +15,7 @@ import pytest
 
 from recorder import manifest_file
 from recorder.s3_archive import ArchiveError, S3Archive, S3Location
+from signaling import recordings_cli
 from tests.clinical_peers import PASSWORD
 from tests.s3_server import s3_store  # noqa: F401  (a fixture)
 from tests.server import free_port, start_server
@@ -104,6 +105,12 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
             for track, (whole, header, part) in zip(json.loads(body)["tracks"], ranges.values()):
                 status, _, got = await get(other.url + track["url"], {"Range": header})
                 assert status == 206 and got == part
+            # `telemed recordings export` there reads it from the bucket too.
+            out = tmp_path / "export"
+            await asyncio.to_thread(recordings_cli.run, other.core.settings, ["export", rec_id, str(out)])
+            exported = {p.name: p.read_bytes() for p in out.iterdir()}
+            assert sorted(exported[t["file"].removesuffix(".enc")] for t in tracks) == sorted(
+                w for w, _, _ in ranges.values())
         finally:
             await other_runner.cleanup()
 
