@@ -54,6 +54,15 @@ class S3Archive:
         self._client = Minio(url.netloc, access_key=location.access_key, secret_key=location.secret_key,
                              secure=url.scheme == "https", region=location.region, http_client=http)
 
+    def check(self) -> None:
+        """The bucket exists and these keys may see it (raises ArchiveError); changes nothing."""
+        try:
+            found = self._client.bucket_exists(self.bucket)
+        except (MinioException, urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise ArchiveError(_reason(exc)) from None
+        if not found:
+            raise ArchiveError(f"the S3 store has no bucket {self.bucket!r}")
+
     def key(self, recording_id: str, name: str) -> str:
         return f"{self._prefix}recordings/{recording_id}/{name}"
 

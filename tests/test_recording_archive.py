@@ -15,7 +15,8 @@ import pytest
 
 from recorder import manifest_file
 from recorder.s3_archive import ArchiveError, S3Archive, S3Location
-from signaling import recordings_cli
+from signaling import doctor, recordings_cli
+from signaling.config import Settings
 from tests.clinical_peers import PASSWORD
 from tests.s3_server import s3_store  # noqa: F401  (a fixture)
 from tests.server import free_port, start_server
@@ -153,12 +154,16 @@ async def test_a_refusing_or_missing_store_is_reported_retried_and_never_claimed
             metrics = await r.text()
         assert "telemed_recording_archive_failures_total 1.0" in metrics
 
+        assert [(f.status, "refused" in f.detail) for f in doctor.s3(server.core.settings)] == [
+            ("fail", True)]
+
         # Nothing listens there: a clear reason, and the manifest is left as it was.
         with pytest.raises(ArchiveError, match="cannot be reached"):
             await asyncio.to_thread(nowhere(s3_store).archive, recording)
         assert "archive" not in manifest_file.load(recording.directory, server.core.keyring)[0]
 
-        # Once the store takes it, the retry archives it.
+        # Once the store takes it, the retry archives it (and `telemed doctor` says the store is fine).
+        assert [f.status for f in doctor.s3(Settings(**s3_store.settings()))] == ["ok"]
         manager = server.core.recordings
         manager._archive = S3Archive(S3Location(s3_store.endpoint, s3_store.bucket,
                                                 s3_store.access_key, s3_store.secret_key))
