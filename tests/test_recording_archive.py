@@ -16,7 +16,7 @@ import pytest
 from recorder import manifest_file
 from recorder.s3_archive import ArchiveError, S3Archive, S3Location
 from signaling import doctor, recordings_cli
-from signaling.config import Settings
+from signaling.config import Settings, load
 from tests.clinical_peers import PASSWORD
 from tests.s3_server import s3_store  # noqa: F401  (a fixture)
 from tests.server import free_port, start_server
@@ -171,3 +171,18 @@ async def test_a_refusing_or_missing_store_is_reported_retried_and_never_claimed
         await until(lambda: archive_state(server, rec_id).get("state") == "archived", what="archived on retry")
     finally:
         await runner.cleanup()
+
+
+def test_s3_settings_are_checked_and_the_keys_kept_secret():
+    env = {"TELEMED_S3_ENDPOINT": "http://127.0.0.1:9000", "TELEMED_S3_BUCKET": "recordings",
+           "TELEMED_S3_ACCESS_KEY": "access-key-1", "TELEMED_S3_SECRET_KEY": "secret-key-1",
+           "TELEMED_S3_PREFIX": "/site-b"}
+    settings = load(None, env)
+    assert settings.s3_prefix == "site-b/"
+    assert "secret-key-1" not in repr(settings) and "access-key-1" not in repr(settings)
+    for broken, message in (({"TELEMED_S3_SECRET_KEY": None}, "s3_endpoint needs"),
+                            ({"TELEMED_S3_ENDPOINT": None}, "need s3_endpoint"),
+                            ({"TELEMED_S3_ENDPOINT": "ftp://127.0.0.1"}, "s3_endpoint must be an http")):
+        changed = {k: v for k, v in {**env, **broken}.items() if v is not None}
+        with pytest.raises(ValueError, match=message):
+            load(None, changed)
