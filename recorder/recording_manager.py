@@ -69,6 +69,7 @@ class RecordingManager:
         self._archive = archive
         self._archive_due = asyncio.Event()
         self._archiving: str | None = None  # the recording being uploaded: not deleted meanwhile
+        self._deleting: set[str] = set()
         self.archive_failures = 0  # failed attempts, for /metrics
         self._load()
 
@@ -219,21 +220,26 @@ class RecordingManager:
         await self._remove(recording, by, "recording-delete")
 
     async def _remove(self, recording: Recording, by: Actor, action: str) -> None:
-        if self._archive is not None:  # the bucket's copy first: never a local delete that leaves one
-            if self._archiving == recording.id:
-                raise RecordingError(409, "archiving", "the recording is being archived: try again shortly")
-            try:
-                await asyncio.to_thread(self._archive.remove, recording.id)
-            except Exception as exc:
-                raise RecordingError(502, "archive-unavailable", f"cannot delete the archived copy: {exc}") from None
-        # The wrapped data key lives only in these files' headers: gone with them.
+        if self._archiving == recording.id:
+            raise RecordingError(409, "archiving", "the recording is being archived: try again shortly")
+        self._deleting.add(recording.id)  # not uploaded again while it goes
         try:
-            await asyncio.to_thread(shutil.rmtree, recording.directory)
-        except FileNotFoundError:
-            pass  # known from the S3 archive only
-        except OSError as exc:
-            raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
-        self._recordings.pop(recording.id, None)
+            if self._archive is not None:  # the bucket's copy first: never a local delete that leaves one
+                try:
+                    await asyncio.to_thread(self._archive.remove, recording.id)
+                except OSError as exc:  # ArchiveError
+                    raise RecordingError(502, "archive-unavailable",
+                                         f"cannot delete the archived copy: {exc}") from None
+            # The wrapped data key lives only in these files' headers: gone with them.
+            try:
+                await asyncio.to_thread(shutil.rmtree, recording.directory)
+            except FileNotFoundError:
+                pass  # known from the S3 archive only
+            except OSError as exc:
+                raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
+            self._recordings.pop(recording.id, None)
+        finally:
+            self._deleting.discard(recording.id)
         await self._audit.record(action, by, recording.room, f"recording/{recording.id}")
 
     async def expire(self, now: float | None = None) -> int:
@@ -309,8 +315,8 @@ class RecordingManager:
                        and not _archived(r) and r not in self._active.values()]
             failed = False
             for recording in waiting:
-                if recording.id not in self._recordings:
-                    continue  # deleted meanwhile
+                if recording.id not in self._recordings or recording.id in self._deleting:
+                    continue  # being deleted, or gone
                 failed = not await self._archive_one(recording) or failed
             try:
                 await asyncio.wait_for(self._archive_due.wait(), pause if failed else None)
@@ -329,7 +335,8 @@ class RecordingManager:
             recording.manifest["archive"] = {"state": "failed", "error": str(exc),
                                              "attempts": before.get("attempts", 0) + 1,
                                              "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
-            log.warning("recording %s not archived (will try again): %s", recording.id, exc)
+            log.warning("recording %s not archived (will try again): %s", recording.id, exc,
+                        exc_info=not isinstance(exc, OSError))  # not the store's or the disk's: a bug
             if not before:  # the first failure is audited; the retries are logged and counted
                 self._audit.record_soon("recording-archive-fail", ARCHIVER, recording.room,
                                         f"recording/{recording.id}", reason=str(exc))
