@@ -12,7 +12,8 @@ Start, stop, opening, delete and expiry are on the audit trail, under the Actor 
 
 With an S3 archive (s3_archive.py), every recording that ended is copied to the bucket by
 one background loop (``run_archive``), retried with a growing pause until it succeeds, also
-after a restart; a track whose local file is gone is then read from the bucket.
+after a restart; a track whose local file is gone (``prune``, or never here) is then read
+from the bucket.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ ARCHIVE_RETRY = (2.0, 300.0)  # the pause after a failed archive run, doubling u
 
 class RecordingManager:
     def __init__(self, data_dir: str | Path, keyring: KeyRing, audit: AuditTrail,
-                 retention_days: float = 0.0, shared: bool = False, archive: S3Archive | None = None) -> None:
+                 retention_days: float = 0.0, shared: bool = False, archive: S3Archive | None = None,
+                 local_days: float = 0.0) -> None:
         self.root = Path(data_dir) / "recordings"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._live_dir = self.root / "live"
@@ -67,6 +69,7 @@ class RecordingManager:
         self._active: dict[str, Recording] = {}   # by room name
         self._tasks: set[asyncio.Task] = set()
         self._archive = archive
+        self.local_days = local_days  # archived recordings keep their local files this long (0: always)
         self._archive_due = asyncio.Event()
         self._archiving: str | None = None  # the recording being uploaded: not deleted meanwhile
         self._deleting: set[str] = set()
@@ -253,10 +256,29 @@ class RecordingManager:
             await self._remove(recording, RETENTION, "recording-expire")
         return len(expired)
 
+    async def prune(self, now: float | None = None) -> int:
+        """Delete the local track files of archived recordings that ended more than
+        ``local_days`` ago (the manifest stays: they replay from the bucket); returns how many."""
+        if self._archive is None or self.local_days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.local_days * 86400
+        pruned = 0
+        for recording in list(self._recordings.values()):
+            ended = recording.manifest.get("stopped_at") or recording.manifest["started_at"]
+            if (recording.state == RECORDING or not _archived(recording)
+                    or datetime.fromisoformat(ended).timestamp() >= cutoff or not recording.files()):
+                continue
+            for path in recording.files():
+                await asyncio.to_thread(path.unlink, True)
+            pruned += 1
+            await self._audit.record("recording-prune", RETENTION, recording.room, f"recording/{recording.id}")
+        return pruned
+
     async def run_expiry(self) -> None:
         while True:
             try:
                 await self.expire()
+                await self.prune()
             except Exception:
                 log.exception("recording expiry failed")
             await asyncio.sleep(EXPIRY_INTERVAL)

@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = None
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
+    s3_local_days: float = 0.0
 
     @field_validator("*", mode="before")
     @classmethod
@@ -285,6 +286,8 @@ HELP = {
     "s3_secret_key": "secret key for --s3-endpoint (prefer the env or the config file)",
     "s3_region": "region the S3 requests are signed for (default us-east-1)",
     "s3_prefix": "prefix of every object key in the bucket, e.g. 'telemed/' (default none)",
+    "s3_local_days": "delete the local track files of archived recordings this many days after "
+                     "they ended, checked hourly; they replay from the bucket (default 0: keep them)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -373,6 +376,11 @@ def _coerce(name: str, value: object) -> object:
         return seconds
     if name == "s3_endpoint":  # S3 archive (issue 15)
         return _service_url(name, value)
+    if name == "s3_local_days":
+        days = float(value)
+        if not 0 <= days <= 36500:
+            raise ValueError("s3_local_days must be in [0, 36500]")
+        return days
     if name == "s3_prefix":
         prefix = str(value).lstrip("/")
         return prefix if not prefix or prefix.endswith("/") else prefix + "/"

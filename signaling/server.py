@@ -87,7 +87,7 @@ class Server:
         self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
                                            settings.recording_retention_days, shared=multinode,
-                                           archive=s3_archive(settings))
+                                           archive=s3_archive(settings), local_days=settings.s3_local_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 
 import aiohttp
 import pytest
@@ -51,7 +52,8 @@ def bucket_objects(store, prefix: str = "") -> dict[str, bytes]:
 
 async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_store, tmp_path):  # noqa: F811
     master = base64.b64encode(os.urandom(32)).decode()  # nodes that share the bucket share the master key
-    server, runner = await start_server(str(tmp_path / "data"), master_key=master, **s3_store.settings(s3_prefix="site-a"))
+    server, runner = await start_server(str(tmp_path / "data"), master_key=master, s3_local_days=1,
+                                        **s3_store.settings(s3_prefix="site-a"))
     try:
         await server.create_room(ROOM, PASSWORD)
         host = await server.mint(ROOM, "host", "Dr. Host", identity="host-1")
@@ -84,8 +86,12 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
             middle = len(whole) // 2
             ranges[url] = whole, f"bytes={middle}-{middle + 4999}", whole[middle:middle + 5000]
 
-        for track in stopped["tracks"]:  # pruned here, or read on another node
-            (recording.directory / track["file"]).unlink()
+        # Pruned here after s3_local_days: the manifest stays, the tracks come from the bucket.
+        manager = server.core.recordings
+        assert await manager.prune() == 0  # not a day old yet
+        assert await manager.prune(now=time.time() + 1.5 * 86400) == 1
+        assert any(r["action"] == "recording-prune" for r in audit_records(server))
+        assert [p.name for p in recording.directory.iterdir() if not p.name.startswith(".")] == [manifest_file.NAME]
         for url, (whole, header, part) in ranges.items():
             status, headers, body = await get(url, {"Range": header})
             assert status == 206 and body == part
@@ -116,7 +122,6 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
             await other_runner.cleanup()
 
         # The store gone: a clear 502, and a delete keeps the recording rather than leave a copy.
-        manager = server.core.recordings
         store, manager._archive = manager._archive, nowhere(s3_store)
         status, _, body = await get(next(iter(ranges)), {"Range": "bytes=0-99"})
         assert status == 502 and json.loads(body)["code"] == "archive-unavailable"
