@@ -57,7 +57,7 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
     try:
         await server.create_room(ROOM, PASSWORD)
         host = await server.mint(ROOM, "host", "Dr. Host", identity="host-1")
-        stopped = await record(server, host)
+        stopped = await record(server, host, seconds_of_video=1)
         rec_id = stopped["id"]
         await until(lambda: archive_state(server, rec_id).get("state") == "archived", what="archived")
 
