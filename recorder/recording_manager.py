@@ -51,6 +51,7 @@ ARCHIVER = Actor(SERVER, "archive")
 _ID = re.compile(r"[0-9a-f]{16}")
 EXPIRY_INTERVAL = 3600.0
 ARCHIVE_RETRY = (2.0, 300.0)  # the pause after a failed archive run, doubling up to the second
+ARCHIVE_LIST_INTERVAL = 600.0  # how often the bucket is listed for recordings other nodes archived
 
 
 class RecordingManager:
@@ -73,6 +74,7 @@ class RecordingManager:
         self._archive_due = asyncio.Event()
         self._archiving: str | None = None  # the recording being uploaded: not deleted meanwhile
         self._deleting: set[str] = set()
+        self._deleted: set[str] = set()
         self.archive_failures = 0  # failed attempts, for /metrics
         self._load()
 
@@ -241,6 +243,7 @@ class RecordingManager:
             except OSError as exc:
                 raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
             self._recordings.pop(recording.id, None)
+            self._deleted.add(recording.id)  # never found again in a bucket listing made before
         finally:
             self._deleting.discard(recording.id)
         await self._audit.record(action, by, recording.room, f"recording/{recording.id}")
@@ -307,7 +310,7 @@ class RecordingManager:
         assert archive is not None
         found = 0
         for rec_id in await asyncio.to_thread(archive.recording_ids):
-            if not _ID.fullmatch(rec_id) or rec_id in self._recordings:
+            if not _ID.fullmatch(rec_id) or rec_id in self._recordings or rec_id in self._deleted:
                 continue
             try:
                 source = await asyncio.to_thread(archive.open, rec_id, manifest_file.NAME)
@@ -316,23 +319,24 @@ class RecordingManager:
             except (OSError, ValueError, VaultError) as exc:
                 log.error("archived recording %s is unreadable and left alone: %s", rec_id, exc)
                 continue
-            if manifest.get("id") == rec_id and rec_id not in self._recordings:
+            if manifest.get("id") == rec_id and rec_id not in self._recordings and rec_id not in self._deleted:
                 self._recordings[rec_id] = Recording(self.root / rec_id, manifest, keys)
                 found += 1
         return found
 
     async def run_archive(self) -> None:
         """Archive every recording that ended and is not in the bucket yet; after a
-        failure, try again after a pause that doubles (up to five minutes)."""
+        failure, try again after a pause that doubles (up to five minutes). Each pass
+        first looks in the bucket for recordings that other nodes archived."""
         if self._archive is None:
             return
-        try:
-            await self.adopt_archived()
-        except OSError as exc:  # ArchiveError: the archive loop below reports and retries
-            log.warning("the recordings in the S3 archive are not listed: %s", exc)
         pause = ARCHIVE_RETRY[0]
         while True:
             self._archive_due.clear()
+            try:
+                await self.adopt_archived()
+            except OSError as exc:  # ArchiveError: the uploads below report it, and are retried
+                log.warning("the recordings in the S3 archive are not listed: %s", exc)
             waiting = [r for r in list(self._recordings.values()) if r.state != RECORDING
                        and not _archived(r) and r not in self._active.values()]
             failed = False
@@ -341,7 +345,7 @@ class RecordingManager:
                     continue  # being deleted, or gone
                 failed = not await self._archive_one(recording) or failed
             try:
-                await asyncio.wait_for(self._archive_due.wait(), pause if failed else None)
+                await asyncio.wait_for(self._archive_due.wait(), pause if failed else ARCHIVE_LIST_INTERVAL)
             except TimeoutError:
                 pass
             pause = min(pause * 2, ARCHIVE_RETRY[1]) if failed else ARCHIVE_RETRY[0]
