@@ -323,6 +323,18 @@ class Recording:
         manifest, wrapped = manifest_file.load(directory, ring)
         return cls(directory, manifest, (ring.unwrap(wrapped), wrapped))
 
+    def files(self) -> list[Path]:
+        """Its track files that exist (a track that wrote nothing may have none)."""
+        paths = (self.directory / t["file"] for t in self.manifest["tracks"])
+        return [p for p in paths if p.exists()]
+
+    def save_archived(self, archive: dict, publish: Callable[[Path], None]) -> None:
+        """Say in the manifest where the recording is archived (blocking). ``publish``
+        uploads the sealed manifest first: the local one says so only once it is there."""
+        manifest = json.loads(json.dumps({**self.describe(), "archive": archive}))
+        manifest_file.save(self.directory, manifest, *self._keys, publish)
+        self.manifest["archive"] = archive
+
     def mark_interrupted(self, ring) -> None:
         """Found ``recording`` on start-up: the process died while recording. Each track
         file is closed where its last complete chunk ends (a torn tail is cut off)."""

@@ -9,6 +9,11 @@ recording still marked ``recording`` was cut by a crash and becomes ``interrupte
 While a room records, ``<data_dir>/recordings/live/<hash of the room>`` names the
 recording: a node that takes over a room whose host died goes on with it (``carry_on``).
 Start, stop, opening, delete and expiry are on the audit trail, under the Actor that did it.
+
+With an S3 archive (s3_archive.py), every recording that ended is copied to the bucket by
+one background loop (``run_archive``), retried with a growing pause until it succeeds, also
+after a restart; a track whose local file is gone (``prune``, or never here) is then read
+from the bucket.
 """
 
 from __future__ import annotations
@@ -21,29 +26,38 @@ import re
 import shutil
 import time
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clinical.actor import SERVER, Actor
 from clinical.audit_trail import AuditTrail
 from clinical.storage import StorageUnavailable
 from conference.live_room import LiveRoom
-from vault import KeyRing, VaultError
+from vault import ByteSource, FileSource, KeyRing, VaultError
 
+from . import manifest_file
 from .errors import RecordingError
 from .recording import FAILED, RECORDING, Recording
+
+if TYPE_CHECKING:  # the S3 client is an optional extra: imported only where it is set up
+    from .s3_archive import S3Archive
 
 log = logging.getLogger("telemed.recorder")
 
 AUTOMATIC = Actor(SERVER, "automatic recording")
 RETENTION = Actor(SERVER, "retention")
+ARCHIVER = Actor(SERVER, "archive")
 _ID = re.compile(r"[0-9a-f]{16}")
 EXPIRY_INTERVAL = 3600.0
+ARCHIVE_RETRY = (2.0, 300.0)  # the pause after a failed archive run, doubling up to the second
+ARCHIVE_LIST_INTERVAL = 600.0  # how often the bucket is listed for recordings other nodes archived
 
 
 class RecordingManager:
     def __init__(self, data_dir: str | Path, keyring: KeyRing, audit: AuditTrail,
-                 retention_days: float = 0.0, shared: bool = False) -> None:
+                 retention_days: float = 0.0, shared: bool = False, archive: S3Archive | None = None,
+                 local_days: float = 0.0) -> None:
         self.root = Path(data_dir) / "recordings"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._live_dir = self.root / "live"
@@ -55,6 +69,13 @@ class RecordingManager:
         self._recordings: dict[str, Recording] = {}
         self._active: dict[str, Recording] = {}   # by room name
         self._tasks: set[asyncio.Task] = set()
+        self._archive = archive
+        self.local_days = local_days  # archived recordings keep their local files this long (0: always)
+        self._archive_due = asyncio.Event()
+        self._archiving: str | None = None  # the recording being uploaded: not deleted meanwhile
+        self._deleting: set[str] = set()
+        self._deleted: set[str] = set()
+        self.archive_failures = 0  # failed attempts, for /metrics
         self._load()
 
     def _load(self) -> None:
@@ -174,6 +195,7 @@ class RecordingManager:
         if self._active.get(recording.room) is recording:
             del self._active[recording.room]
         self._unmark(recording)
+        self._archive_due.set()
         if recording.state == FAILED:
             self._spawn(self._audit.record("recording-fail", recording.started_by, recording.room,
                                            f"recording/{recording.id}", reason=recording.manifest.get("reason", "")))
@@ -203,12 +225,27 @@ class RecordingManager:
         await self._remove(recording, by, "recording-delete")
 
     async def _remove(self, recording: Recording, by: Actor, action: str) -> None:
-        # The wrapped data key lives only in these files' headers: gone with them.
+        if self._archiving == recording.id:
+            raise RecordingError(409, "archiving", "the recording is being archived: try again shortly")
+        self._deleting.add(recording.id)  # not uploaded again while it goes
         try:
-            await asyncio.to_thread(shutil.rmtree, recording.directory)
-        except OSError as exc:
-            raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
-        self._recordings.pop(recording.id, None)
+            if self._archive is not None:  # the bucket's copy first: never a local delete that leaves one
+                try:
+                    await asyncio.to_thread(self._archive.remove, recording.id)
+                except OSError as exc:  # ArchiveError
+                    raise RecordingError(502, "archive-unavailable",
+                                         f"cannot delete the archived copy: {exc}") from None
+            # The wrapped data key lives only in these files' headers: gone with them.
+            try:
+                await asyncio.to_thread(shutil.rmtree, recording.directory)
+            except FileNotFoundError:
+                pass  # known from the S3 archive only
+            except OSError as exc:
+                raise RecordingError(507, "disk", f"cannot delete the recording: {exc.strerror or exc}") from None
+            self._recordings.pop(recording.id, None)
+            self._deleted.add(recording.id)  # never found again in a bucket listing made before
+        finally:
+            self._deleting.discard(recording.id)
         await self._audit.record(action, by, recording.room, f"recording/{recording.id}")
 
     async def expire(self, now: float | None = None) -> int:
@@ -222,13 +259,121 @@ class RecordingManager:
             await self._remove(recording, RETENTION, "recording-expire")
         return len(expired)
 
+    async def prune(self, now: float | None = None) -> int:
+        """Delete the local track files of archived recordings that ended more than
+        ``local_days`` ago (the manifest stays: they replay from the bucket); returns how many."""
+        if self._archive is None or self.local_days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.local_days * 86400
+        pruned = 0
+        for recording in list(self._recordings.values()):
+            ended = recording.manifest.get("stopped_at") or recording.manifest["started_at"]
+            if (recording.state == RECORDING or not _archived(recording)
+                    or datetime.fromisoformat(ended).timestamp() >= cutoff or not recording.files()):
+                continue
+            for path in recording.files():
+                await asyncio.to_thread(path.unlink, True)
+            pruned += 1
+            await self._audit.record("recording-prune", RETENTION, recording.room, f"recording/{recording.id}")
+        return pruned
+
     async def run_expiry(self) -> None:
         while True:
             try:
                 await self.expire()
+                await self.prune()
             except Exception:
                 log.exception("recording expiry failed")
             await asyncio.sleep(EXPIRY_INTERVAL)
+
+    # --- the S3 archive ---
+    def media_source(self, recording: Recording, name: str) -> ByteSource:
+        """A recording's file to read (blocking): the local one, else the archived copy.
+        Raises FileNotFoundError, or RecordingError when the bucket cannot be read."""
+        try:
+            return FileSource(recording.directory / name)
+        except FileNotFoundError:
+            if self._archive is None or not _archived(recording):
+                raise
+        try:
+            return self._archive.open(recording.id, name)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:  # ArchiveError
+            raise RecordingError(502, "archive-unavailable", str(exc)) from None
+
+    async def adopt_archived(self) -> int:
+        """Know the recordings in the bucket that have no directory here (archived by a
+        node that does not share this data directory): they replay from the bucket.
+        Returns how many were found."""
+        archive = self._archive
+        assert archive is not None
+        found = 0
+        for rec_id in await asyncio.to_thread(archive.recording_ids):
+            if not _ID.fullmatch(rec_id) or rec_id in self._recordings or rec_id in self._deleted:
+                continue
+            try:
+                source = await asyncio.to_thread(archive.open, rec_id, manifest_file.NAME)
+                manifest, wrapped = await asyncio.to_thread(manifest_file.read, source, self.keyring)
+                keys = (self.keyring.unwrap(wrapped), wrapped)
+            except (OSError, ValueError, VaultError) as exc:
+                log.error("archived recording %s is unreadable and left alone: %s", rec_id, exc)
+                continue
+            if manifest.get("id") == rec_id and rec_id not in self._recordings and rec_id not in self._deleted:
+                self._recordings[rec_id] = Recording(self.root / rec_id, manifest, keys)
+                found += 1
+        return found
+
+    async def run_archive(self) -> None:
+        """Archive every recording that ended and is not in the bucket yet; after a
+        failure, try again after a pause that doubles (up to five minutes). Each pass
+        first looks in the bucket for recordings that other nodes archived."""
+        if self._archive is None:
+            return
+        pause = ARCHIVE_RETRY[0]
+        while True:
+            self._archive_due.clear()
+            try:
+                await self.adopt_archived()
+            except OSError as exc:  # ArchiveError: the uploads below report it, and are retried
+                log.warning("the recordings in the S3 archive are not listed: %s", exc)
+            waiting = [r for r in list(self._recordings.values()) if r.state != RECORDING
+                       and not _archived(r) and r not in self._active.values()]
+            failed = False
+            for recording in waiting:
+                if recording.id not in self._recordings or recording.id in self._deleting:
+                    continue  # being deleted, or gone
+                failed = not await self._archive_one(recording) or failed
+            try:
+                await asyncio.wait_for(self._archive_due.wait(), pause if failed else ARCHIVE_LIST_INTERVAL)
+            except TimeoutError:
+                pass
+            pause = min(pause * 2, ARCHIVE_RETRY[1]) if failed else ARCHIVE_RETRY[0]
+
+    async def _archive_one(self, recording: Recording) -> bool:
+        assert self._archive is not None
+        self._archiving = recording.id
+        try:
+            archive = await asyncio.to_thread(self._archive.archive, recording)
+        except Exception as exc:  # ArchiveError, or the disk refusing the manifest
+            self.archive_failures += 1
+            before = recording.manifest.get("archive") or {}
+            recording.manifest["archive"] = {"state": "failed", "error": str(exc),
+                                             "attempts": before.get("attempts", 0) + 1,
+                                             "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            log.warning("recording %s not archived (will try again): %s", recording.id, exc,
+                        exc_info=not isinstance(exc, OSError))  # not the store's or the disk's: a bug
+            if not before:  # the first failure is audited; the retries are logged and counted
+                self._audit.record_soon("recording-archive-fail", ARCHIVER, recording.room,
+                                        f"recording/{recording.id}", reason=str(exc))
+            return False
+        finally:
+            self._archiving = None
+        log.info("recording archived", extra={"fields": {"recording": recording.id, "bucket": archive["bucket"],
+                                                           "objects": len(archive["objects"]) + 1}})
+        self._audit.record_soon("recording-archive", ARCHIVER, recording.room, f"recording/{recording.id}",
+                                bucket=archive["bucket"], objects=len(archive["objects"]) + 1)
+        return True
 
     async def close(self) -> None:
         """Stop every running recording cleanly (server shutdown)."""
@@ -249,3 +394,7 @@ class RecordingManager:
                 log.warning("automatic recording: %s", exc.message)
             else:
                 log.error("recording task failed: %r", exc)
+
+
+def _archived(recording: Recording) -> bool:
+    return (recording.manifest.get("archive") or {}).get("state") == "archived"

@@ -63,8 +63,10 @@ def create_app(settings: Settings) -> web.Application:
     async def upkeep(app: web.Application):
         await server.open_media_port()
         expiry = asyncio.ensure_future(server.recordings.run_expiry())
+        archiving = asyncio.ensure_future(server.recordings.run_archive())
         yield
         expiry.cancel()
+        archiving.cancel()
         server.close_media_port()
 
     app.cleanup_ctx.append(upkeep)

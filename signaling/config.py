@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     token_key_rotation: int = 24 * 3600
     # resume (issue 11): a peer whose connection went keeps its seat this long
     resume_grace: float = 15.0
+    # S3 archive (issue 15): finished recordings copied to a bucket (recorder/s3_archive.py)
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    s3_local_days: float = 0.0
 
     @field_validator("*", mode="before")
     @classmethod
@@ -269,6 +277,17 @@ HELP = {
     # resume (issue 11)
     "resume_grace": "seconds a participant whose connection dropped keeps its seat, shown to the "
                     "others as reconnecting, before it counts as a leave; 0 leaves at once (default 15)",
+    # S3 archive (issue 15)
+    "s3_endpoint": "http(s)://host[:port] of an S3-compatible store: finished recordings are "
+                   "copied there, still encrypted, and read back from it once the local files "
+                   "are gone (default: none; needs the 's3' extra; docs/multinode.md)",
+    "s3_bucket": "the bucket for --s3-endpoint (it must exist)",
+    "s3_access_key": "access key for --s3-endpoint (prefer the env or the config file)",
+    "s3_secret_key": "secret key for --s3-endpoint (prefer the env or the config file)",
+    "s3_region": "region the S3 requests are signed for (default us-east-1)",
+    "s3_prefix": "prefix of every object key in the bucket, e.g. 'telemed/' (default none)",
+    "s3_local_days": "delete the local track files of archived recordings this many days after "
+                     "they ended, checked hourly; they replay from the bucket (default 0: keep them)",
 }
 
 _EDGE_INTS = ("max_json_body", "max_sdp_body", "max_connections_per_address",
@@ -355,6 +374,16 @@ def _coerce(name: str, value: object) -> object:
         if not 0 < seconds <= 3600:
             raise ValueError(f"{name} must be in (0, 3600] seconds")
         return seconds
+    if name == "s3_endpoint":  # S3 archive (issue 15)
+        return _service_url(name, value)
+    if name == "s3_local_days":
+        days = float(value)
+        if not 0 <= days <= 36500:
+            raise ValueError("s3_local_days must be in [0, 36500]")
+        return days
+    if name == "s3_prefix":
+        prefix = str(value).lstrip("/")
+        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
     if name == "resume_grace":  # resume (issue 11)
         grace = float(value)
         if not 0 <= grace <= 600:
@@ -484,4 +513,9 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("turn_urls and turn_secret go together")
     if settings.turn_secret is not None and len(reveal(settings.turn_secret).encode()) < 16:
         raise ValueError("turn_secret must be at least 16 bytes")
+    s3 = (settings.s3_bucket, settings.s3_access_key, settings.s3_secret_key)
+    if settings.s3_endpoint and not all(s3):
+        raise ValueError("s3_endpoint needs s3_bucket, s3_access_key and s3_secret_key")
+    if any(s3) and not settings.s3_endpoint:
+        raise ValueError("s3_bucket, s3_access_key and s3_secret_key need s3_endpoint")
     return settings

@@ -2,9 +2,10 @@
 
 Each check reports ok, warn or fail with what to do; any fail makes the exit code 1.
 It only looks: it creates no key, room or file that stays (a probe file in the data
-directory is written and removed), and it reaches no host but the Redis and TURN servers
-named in the settings: each TURN server is asked for a relay allocation with its
-credentials (released at once), which proves them.
+directory is written and removed), and it reaches no host but the Redis, TURN and S3
+servers named in the settings: each TURN server is asked for a relay allocation with its
+credentials (released at once), which proves them; the S3 store is asked whether the
+bucket exists, which proves its keys.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 from vault.keyring import parse_key
 
+from .archive_setup import s3_archive
 from .config import Settings, reveal
 from .ice_servers import IceServers
 
@@ -56,7 +58,7 @@ def _fail(check: str, detail: str) -> Finding:
 
 def check(settings: Settings) -> list[Finding]:
     return [*ports(settings), *tls(settings), *data_dir(settings), *encryption(settings),
-            *redis(settings), *turn(settings), *ice(settings)]
+            *redis(settings), *turn(settings), *ice(settings), *s3(settings)]
 
 
 def run(settings: Settings, out: TextIO = sys.stdout) -> int:
@@ -214,6 +216,19 @@ def redis(settings: Settings) -> Iterator[Finding]:
             yield _fail("redis", f"{name} {shown} does not answer: {exc}")
         else:
             yield _ok("redis", f"{name} {shown} answers")
+
+
+def s3(settings: Settings) -> Iterator[Finding]:
+    """The S3 archive of recordings (docs/multinode.md): reachable, the keys good, the bucket there."""
+    try:
+        archive = s3_archive(settings)
+        if archive is None:
+            return
+        archive.check()
+    except (OSError, ValueError) as exc:  # ArchiveError is an OSError; ValueError: no 's3' extra
+        yield _fail("s3", f"{settings.s3_endpoint} bucket {settings.s3_bucket}: {exc}")
+    else:
+        yield _ok("s3", f"{settings.s3_endpoint} bucket {settings.s3_bucket} answers to these keys")
 
 
 def turn(settings: Settings) -> Iterator[Finding]:

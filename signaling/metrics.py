@@ -123,6 +123,9 @@ class MediaCollector:
         yield from self._media_port()
         yield GaugeMetricFamily("telemed_password_checks_waiting", "Password checks queued for a worker",
                                 value=self._server.passwords.waiting)
+        yield CounterMetricFamily("telemed_recording_archive_failures",
+                                  "Failed attempts to copy a recording to the S3 archive (each is retried)",
+                                  value=self._server.recordings.archive_failures)
         yield CounterMetricFamily("telemed_scrypt_runs", "scrypt derivations this process has run",
                                   value=scrypt_runs())
         for name, value in self.traffic().as_dict().items():

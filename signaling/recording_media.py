@@ -20,6 +20,7 @@ time, and each link's first media request (a player makes many Range requests pe
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,13 +29,15 @@ from aiohttp import web
 from clinical.actor import Actor
 from conference.signed_urls import SignatureError
 from recorder import Recording, RecordingError
-from vault import EncryptedReader, KeyRing, VaultError
+from vault import ByteSource, EncryptedReader, KeyRing, VaultError
 
 from .auth import recordings_reader
 from .byte_range import RangeNotSatisfiable, requested_range
 from .http_errors import HttpError
 from .recording_links import track_links, track_object
 from .server import Server
+
+log = logging.getLogger("telemed.replay")
 
 PIECE = 256 * 1024  # bytes decrypted and sent at a time
 MEDIA_TYPES = {("webm", "video"): "video/webm", ("webm", "audio"): "audio/webm",
@@ -107,8 +110,13 @@ def routes(server: Server) -> list[web.RouteDef]:
             raise HttpError(404, "not-found", "no such track in this recording")
         if audit:
             await manager.opened(recording, by, what=f"track {track_id}")
-        return await _send_decrypted(request, recording.directory / described["file"], server.keyring,
-                                     media_type(described))
+        try:  # the local file, or its copy in the S3 archive when it is gone here
+            source = await asyncio.to_thread(manager.media_source, recording, described["file"])
+        except FileNotFoundError:
+            raise HttpError(404, "not-found", "the file is gone") from None
+        except RecordingError as exc:
+            raise HttpError(exc.status, exc.code, exc.message) from None
+        return await _send_decrypted(request, source, server.keyring, media_type(described))
 
     async def clinical(request: web.Request) -> web.Response:
         recording, by = await opened(request)
@@ -142,13 +150,20 @@ def routes(server: Server) -> list[web.RouteDef]:
     ]
 
 
-async def _send_decrypted(request: web.Request, path: Path, ring: KeyRing, content_type: str) -> web.StreamResponse:
+async def _send_decrypted(request: web.Request, path: Path | ByteSource, ring: KeyRing,
+                          content_type: str) -> web.StreamResponse:
     try:
         reader = await asyncio.to_thread(EncryptedReader, path, ring)
     except FileNotFoundError:
         raise HttpError(404, "not-found", "the file is gone") from None
     except VaultError as exc:
         raise HttpError(409, f"vault-{exc.code}", "the file cannot be decrypted") from None
+    except OSError as exc:
+        if isinstance(path, Path):
+            raise HttpError(503, "storage-unavailable", "the file cannot be read now") from None
+        path.close()  # a ranged source (the S3 archive) failed while the reader indexed it
+        log.warning("cannot read %s: %s", path.name, exc)
+        raise HttpError(502, "archive-unavailable", "the archived file cannot be read now") from None
     try:
         return await _send(request, reader, content_type)
     finally:
@@ -174,7 +189,12 @@ async def _send(request: web.Request, reader: EncryptedReader, content_type: str
         return response
     offset = start
     while offset < stop:
-        piece = await asyncio.to_thread(reader.read_at, offset, min(PIECE, stop - offset))
+        try:
+            piece = await asyncio.to_thread(reader.read_at, offset, min(PIECE, stop - offset))
+        except (OSError, VaultError) as exc:  # the headers are out: all that is left is to cut
+            log.warning("reading %s stopped at byte %d: %s", reader.path, offset, exc)
+            response.force_close()
+            return response
         if not piece:
             break  # only complete chunks count in size; never send past them
         await response.write(piece)

@@ -1,4 +1,5 @@
-"""`telemed recordings export ID DIR`: a recording, decrypted, for archiving."""
+"""`telemed recordings export ID DIR`: a recording, decrypted, for archiving (from the S3
+archive when its files are not in the data directory)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from recorder import RecordingError
 from recorder.export import export_recording
 from vault import KeyRing, VaultError
 
+from .archive_setup import s3_archive
 from .config import Settings, reveal
 
 USAGE = "usage: telemed recordings export ID DIR"
@@ -24,11 +26,11 @@ def run(settings: Settings, words: list[str]) -> str:
         raise SystemExit(f"telemed: no master key: set master_key or master_key_file ({key_file} is missing)")
     try:
         ring = KeyRing.load(reveal(settings.master_key), key_file, [reveal(k) for k in settings.previous_master_keys])
-        written = export_recording(data / "recordings", ring, rec_id, target)
+        written = export_recording(data / "recordings", ring, rec_id, target, s3_archive(settings))
     except RecordingError as exc:
         raise SystemExit(f"telemed: {exc.message}") from None
     except VaultError as exc:
         raise SystemExit(f"telemed: cannot decrypt recording {rec_id}: {exc}") from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ArchiveError is an OSError
         raise SystemExit(f"telemed: {exc}") from None
     return "\n".join(str(p) for p in written)

@@ -32,6 +32,7 @@ from streaming.vod_library import VodLibrary
 from vault import KeyRing
 from vault.key_file import load_or_create_secret
 
+from .archive_setup import s3_archive
 from .audit_setup import open_audit_trail
 from .cluster_node import PREFIX, ClusterNode, LocalNode, is_multinode, shared_secret
 from .config import Settings, reveal
@@ -85,7 +86,8 @@ class Server:
         self.host_controls = HostControls(self.leave, self.revoke, self.audit)
         self.grace = ReconnectGrace(settings.resume_grace, self._grace_ended)
         self.recordings = RecordingManager(settings.data_dir, self.keyring, self.audit,
-                                           settings.recording_retention_days, shared=multinode)
+                                           settings.recording_retention_days, shared=multinode,
+                                           archive=s3_archive(settings), local_days=settings.s3_local_days)
         # Replay: a <video> opens tracks by signed link (signaling/recording_links.py).
         self.recording_links = UrlSigner(secret, ttl=settings.recording_link_ttl)
         self.metrics = Metrics(self, settings.metrics_room_labels)

@@ -1,6 +1,7 @@
 """Reading an encrypted stream: an index of chunk records (built from their length fields,
 extended by ``refresh()`` while a writer appends), random access by plaintext offset, and
-a raw binary file interface, so PyAV or an HTTP Range handler can read it directly."""
+a raw binary file interface, so PyAV or an HTTP Range handler can read it directly. The
+bytes come from a local file or any ``ByteSource`` (ranged reads of an archived copy)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import stream_format as fmt
+from .byte_source import ByteSource, FileSource
 from .errors import VaultError
 from .keyring import KeyRing
 
@@ -21,12 +23,12 @@ class EncryptedReader(io.RawIOBase):
     """``size`` counts the plaintext of complete chunks; ``complete`` says whether the writer
     closed the stream (a crash leaves it False, with every complete chunk still readable)."""
 
-    def __init__(self, path: str | os.PathLike[str], ring: KeyRing) -> None:
+    def __init__(self, path: str | os.PathLike[str] | ByteSource, ring: KeyRing) -> None:
         super().__init__()
-        self.path = os.fspath(path)
-        self._fd: int | None = os.open(self.path, os.O_RDONLY)
+        self._source: ByteSource | None = FileSource(path) if isinstance(path, (str, os.PathLike)) else path
+        self.path = self._source.name
         try:
-            self.wrapped, self.nonce_prefix = fmt.parse_header(os.pread(self._fd, fmt.HEADER_BYTES, 0))
+            self.wrapped, self.nonce_prefix = fmt.parse_header(self._source.pread(fmt.HEADER_BYTES, 0))
             self._aead = AESGCM(ring.unwrap(self.wrapped))
         except BaseException:
             self.close()
@@ -42,9 +44,10 @@ class EncryptedReader(io.RawIOBase):
 
     def refresh(self) -> None:
         """Index the chunks appended since the last look."""
-        end = os.fstat(self._fd).st_size
+        assert self._source is not None
+        end = self._source.size()
         while not self.complete and self.sealed_end + fmt.RECORD.size <= end:
-            length, flags = fmt.RECORD.unpack(os.pread(self._fd, fmt.RECORD.size, self.sealed_end))
+            length, flags = fmt.RECORD.unpack(self._source.pread(fmt.RECORD.size, self.sealed_end))
             if length < fmt.TAG_BYTES or flags & ~fmt.FINAL:
                 raise VaultError("tampered", f"{self.path}: bad record at byte {self.sealed_end}")
             body = self.sealed_end + fmt.RECORD.size
@@ -67,7 +70,8 @@ class EncryptedReader(io.RawIOBase):
         if self._cached is not None and self._cached[0] == index:
             return self._cached[1]
         offset, length, flags = self._records[index]
-        sealed = os.pread(self._fd, length, offset)
+        assert self._source is not None
+        sealed = self._source.pread(length, offset)
         try:
             plain = self._aead.decrypt(fmt.nonce(self.nonce_prefix, index), sealed,
                                        fmt.associated_data(self.nonce_prefix, index, flags))
@@ -119,8 +123,9 @@ class EncryptedReader(io.RawIOBase):
         return self._pos
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        source = getattr(self, "_source", None)
+        if source is not None:
+            source.close()
+            self._source = None
             self._cached = None
         super().close()
