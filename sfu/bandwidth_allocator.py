@@ -18,15 +18,14 @@ from .downlink_estimator import DownlinkEstimator
 from .simulcast_consumer import SimulcastConsumer
 
 
-def allocate(consumers: Iterable[RtpConsumer], now: float,
-             downlink: DownlinkEstimator | None = None) -> None:
+def allocate(consumers: Iterable[RtpConsumer], now: float, downlink: DownlinkEstimator) -> None:
     consumers = [c for c in consumers if not c.closed]
     layered = [c for c in consumers if isinstance(c, SimulcastConsumer)]
     if not layered:
         return
     loss = max((c.fraction_lost for c in consumers), default=0) / 256
     sending = sum(c.sending_bitrate for c in consumers)
-    state = (downlink or DownlinkEstimator()).state(sending, loss, now)
+    state = downlink.state(sending, loss, now)
     budget = state.budget
     if budget is not None:
         budget -= sum(c.sending_bitrate for c in consumers if not isinstance(c, SimulcastConsumer))

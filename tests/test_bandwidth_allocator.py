@@ -40,11 +40,13 @@ async def test_tile_then_congestion_by_priority_then_careful_steps_up():
     first.priority = 1
     first.tile, second.tile = (1280, 720), (300, 170)
 
+    downlink = DownlinkEstimator()
+
     def allocate_at(t: float) -> None:  # every layer that is still sending sent just now
         for layer in main.layers + other.layers:
             if layer.last_arrival > t - 30:
                 layer.last_arrival = t
-        allocate([first, second], t)
+        allocate([first, second], t, downlink)
     allocate_at(now)
     assert (first.wanted, second.wanted) == (1, 0)  # one step up at a time; the small tile stays low
     allocate_at(now + UP_AFTER)
