@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from statistics import median
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -475,12 +476,6 @@ JOIN_TARGET = 1.0   # join-all, ours over Janus
 LOSS_TARGET = 0.5   # %
 
 
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def ratios(rows: list[dict]) -> dict[str, dict]:
     """Ours over Janus per N, from per-repeat pairs (run back to back, so drift cancels)."""
     out: dict[str, dict] = {}
@@ -499,13 +494,13 @@ def ratios(rows: list[dict]) -> dict[str, dict]:
         joins = [o["join_all_s"] / t["join_all_s"] for o, t in pairs if o.get("join_all_s") and t.get("join_all_s")]
         worst_loss = max((o["loss_pct"] for o, _ in pairs if o.get("loss_pct") is not None), default=None)
         out[str(n)] = {
-            "cpu_per_packet_ours_over_janus": round(_median(cpu), 3),
+            "cpu_per_packet_ours_over_janus": round(median(cpu), 3),
             "per_repeat": [round(v, 3) for v in cpu],
-            "join_all_ours_over_janus": round(_median(joins), 3) if joins else None,
+            "join_all_ours_over_janus": round(median(joins), 3) if joins else None,
             "join_per_repeat": [round(v, 3) for v in joins],
             "worst_loss_pct_ours": worst_loss,
-            "cpu_target_met": bool(_median(cpu) <= CPU_TARGET),
-            "join_target_met": bool(joins and _median(joins) <= JOIN_TARGET),
+            "cpu_target_met": bool(median(cpu) <= CPU_TARGET),
+            "join_target_met": bool(joins and median(joins) <= JOIN_TARGET),
             "loss_target_met": worst_loss is not None and worst_loss < LOSS_TARGET,
         }
     return out

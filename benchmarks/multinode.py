@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 import aiohttp
 from aiortc import VideoStreamTrack
 
+from .local_server import free_port
 from .readiness import answers_ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clients" / "python"))
@@ -54,14 +54,15 @@ PASSWORD = "bench-password-1"
 ROOM = "bench-multinode"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def create_room(http: aiohttp.ClientSession, url: str, room: str) -> None:
+    async with http.post(f"{url}/api/rooms", json={"name": room, "password": PASSWORD},
+                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
+        if r.status != 201:
+            raise RuntimeError(f"create room: {r.status} {await r.text()}")
 
 
-async def mint(http: aiohttp.ClientSession, url: str, name: str) -> str:
-    async with http.post(f"{url}/api/rooms/{ROOM}/token", json={"role": "participant", "name": name},
+async def mint(http: aiohttp.ClientSession, url: str, name: str, room: str = ROOM) -> str:
+    async with http.post(f"{url}/api/rooms/{room}/token", json={"role": "participant", "name": name},
                          headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
         body = await r.json()
         if r.status != 200:
@@ -119,15 +120,8 @@ async def call_failover(http: aiohttp.ClientSession, entry: str, host: str, kill
     """Seconds from killing ``host`` to the doctor decoding the medic's camera again; both
     entered at ``entry`` and resume by themselves."""
     room = f"failover-{secrets.token_hex(4)}"
-    async with http.post(f"{entry}/api/rooms", json={"name": room, "password": PASSWORD},
-                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
-        if r.status != 201:
-            raise RuntimeError(f"create room: {r.status} {await r.text()}")
-    tokens = []
-    for name in ("medic", "doctor"):
-        async with http.post(f"{entry}/api/rooms/{room}/token", json={"role": "participant", "name": name},
-                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
-            tokens.append((await r.json())["token"])
+    await create_room(http, entry, room)
+    tokens = [await mint(http, entry, name, room) for name in ("medic", "doctor")]
     medic = await Client.join(entry, tokens[0])
     doctor = await Client.join(entry, tokens[1])
     try:
@@ -154,10 +148,7 @@ async def measure(urls: list[str], joins: int, kill_node) -> dict:
         for url in urls:
             if not await answers_ok(http, f"{url}/healthz", 30):
                 raise RuntimeError(f"{url} did not start")
-        async with http.post(f"{urls[0]}/api/rooms", json={"name": ROOM, "password": PASSWORD},
-                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
-            if r.status != 201:
-                raise RuntimeError(f"create room: {r.status} {await r.text()}")
+        await create_room(http, urls[0], ROOM)
         _, _, host, anchor = await join(http, urls[0], await mint(http, urls[0], "anchor"))
         other = next(url for url in urls if url != host)
         times: dict[str, list[float]] = {"direct": [], "via_other_node": []}
@@ -181,13 +172,8 @@ async def failovers(entry: str, start_host, kill_host, runs: int) -> list[float]
     placement choose the (fresh, emptier) host for each call."""
     seconds = []
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{entry}/api/rooms", json={"name": ROOM + "-anchor", "password": PASSWORD},
-                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
-            if r.status != 201:
-                raise RuntimeError(f"create room: {r.status} {await r.text()}")
-        async with http.post(f"{entry}/api/rooms/{ROOM}-anchor/token", json={"role": "participant", "name": "a"},
-                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
-            anchor = await Client.join(entry, (await r.json())["token"])
+        await create_room(http, entry, ROOM + "-anchor")
+        anchor = await Client.join(entry, await mint(http, entry, "a", ROOM + "-anchor"))
         try:
             for _ in range(runs):
                 host = await start_host()

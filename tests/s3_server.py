@@ -27,9 +27,9 @@ class S3Store:
     access_key: str
     secret_key: str
 
-    def client(self, secret_key: str | None = None) -> Minio:
+    def client(self) -> Minio:
         return Minio(self.endpoint.removeprefix("http://"), access_key=self.access_key,
-                     secret_key=secret_key or self.secret_key, secure=False, region="us-east-1",
+                     secret_key=self.secret_key, secure=False, region="us-east-1",
                      http_client=urllib3.PoolManager(retries=False, timeout=5.0))
 
     def settings(self, **overrides: str) -> dict:

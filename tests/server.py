@@ -61,7 +61,10 @@ class RunningServer:
                                   api_key=self.admin_key))["token"]
 
 
-async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServer, web.AppRunner]:
+async def start_server(data_dir: str, also_on: str | None = None,
+                       **overrides: object) -> tuple[RunningServer, web.AppRunner]:
+    """A real server in this process; `also_on`: another address its HTTP listens on too
+    (the host end of a test's veth, for clients in a namespace)."""
     port = free_port()
     settings = Settings(**{"host": "127.0.0.1", "port": port, "ice_hosts": ["127.0.0.1"],
                            "media_port": free_media_port(), "data_dir": data_dir, "admin_key": ADMIN_KEY, "secret": "s" * 48,
@@ -70,6 +73,8 @@ async def start_server(data_dir: str, **overrides: object) -> tuple[RunningServe
     runner = edge_runner(app, settings)
     await runner.setup()
     await web.TCPSite(runner, settings.host, port).start()
+    if also_on:
+        await web.TCPSite(runner, also_on, port).start()
     return RunningServer(f"http://{settings.host}:{port}", ADMIN_KEY, app), runner
 
 

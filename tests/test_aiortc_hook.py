@@ -27,7 +27,10 @@ def test_receivers_build_their_bitrate_estimator_lazily():
     from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
     assert callable(getattr(RemoteBitrateEstimator, "add", None)), "aiortc's RemoteBitrateEstimator.add is gone"
+    import aiortc.rtcrtpreceiver
+    assert aiortc.rtcrtpreceiver.RemoteBitrateEstimator is hook.LazyBitrateEstimator, "the hook is not installed"
     estimator = hook.LazyBitrateEstimator()
+    assert estimator._estimator is None  # nothing built until a packet comes
     assert estimator.add(arrival_time_ms=0, abs_send_time=0, payload_size=100, ssrc=1) is None
     assert isinstance(estimator._estimator, RemoteBitrateEstimator)
     source = RTCRtpReceiver.__init__.__code__.co_names

@@ -23,7 +23,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from sfu import Producer
@@ -31,6 +30,7 @@ from sfu.fanout import MAX_PAYLOAD
 from tests.client_namespace import ClientNamespace
 from tests.server import start_server
 from tests.test_forwarding import frames
+from tests.test_media_port import until
 from tests.test_whip_whep import http_offer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,11 +169,9 @@ def _veth_running(namespace: str) -> bool:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gst_server(tmp_path_factory, link):
     """One server for the module, on loopback (aiortc peers) and the veth (GStreamer)."""
-    running, runner = await start_server(str(tmp_path_factory.mktemp("gst") / "data"),
+    running, runner = await start_server(str(tmp_path_factory.mktemp("gst") / "data"), also_on=link.host_ip,
                                          ice_hosts=["127.0.0.1", link.host_ip], metrics_key=METRICS_KEY)
-    port = int(running.url.rsplit(":", 1)[1])
-    await web.TCPSite(runner, link.host_ip, port).start()
-    running.veth_url = f"http://{link.host_ip}:{port}"
+    running.veth_url = running.url.replace("127.0.0.1", link.host_ip)
     yield running
     await runner.cleanup()
 
@@ -187,22 +185,15 @@ async def publishing(server, link: ClientNamespace, room: str, *args: str) -> As
                          token=token) as encoder:
         await encoder.said("connected")
         # webrtcbin's own offer leaves the DTLS role to the server, which takes the client's.
-        assert "a=setup:actpass" in (await encoder.said("offer"))["sdp"]
+        offered = (await encoder.said("offer"))["sdp"]
+        assert "a=setup:actpass" in offered
         answer = (await encoder.said("answer"))["sdp"]
         assert "a=setup:active" in answer
-        offered = (await encoder.said("offer"))["sdp"]
         if "profile-level-id=" in offered:  # the publisher's own profile and level, answered
             assert offered.split("profile-level-id=")[1][:6] in answer
         live = server.core.live.rooms[room]
         yield next(p for p in live.router.producers.values() if p.kind == "video")
     assert not live.router.producers, "the driver's DELETE did not end its session"
-
-
-async def until(condition, timeout: float) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_gstreamer_publishes_vp8_to_an_aiortc_and_a_gstreamer_viewer_over_ice_tcp(gst_server, link):
@@ -253,7 +244,7 @@ async def test_gstreamer_publishes_high_profile_h264_and_opus_in_1400_byte_packe
             link.nft(LOSSY_LINK)
             try:
                 await until(lambda: producer.stats.retransmitted > 0
-                            and sum(c.retransmitted for c in producer.consumers) > 0, 20)
+                            and sum(c.retransmitted for c in producer.consumers) > 0, 20, "retransmissions both ways")
                 assert (await player.said("frame", FRAMES))["height"] == 240
                 assert (await player.said("audio"))["rate"] == 48000
             finally:

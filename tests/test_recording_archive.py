@@ -37,6 +37,13 @@ def nowhere(store) -> S3Archive:
     return S3Archive(S3Location(f"http://127.0.0.1:{free_port()}", store.bucket, store.access_key, store.secret_key))
 
 
+async def recorded(server) -> tuple[str, dict]:
+    """A host's token and a one-second recording of the room, stopped (its manifest)."""
+    await server.create_room(ROOM, PASSWORD)
+    host = await server.mint(ROOM, "host", "Dr. Host", identity="host-1")
+    return host, await record(server, host, seconds_of_video=1)
+
+
 def bucket_objects(store, prefix: str = "") -> dict[str, bytes]:
     client = store.client()
     found = {}
@@ -55,9 +62,7 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
     server, runner = await start_server(str(tmp_path / "data"), master_key=master, s3_local_days=1,
                                         **s3_store.settings(s3_prefix="site-a"))
     try:
-        await server.create_room(ROOM, PASSWORD)
-        host = await server.mint(ROOM, "host", "Dr. Host", identity="host-1")
-        stopped = await record(server, host, seconds_of_video=1)
+        host, stopped = await recorded(server)
         rec_id = stopped["id"]
         await until(lambda: archive_state(server, rec_id).get("state") == "archived", what="archived")
 
@@ -142,9 +147,7 @@ async def test_a_refusing_or_missing_store_is_reported_retried_and_never_claimed
     server, runner = await start_server(str(tmp_path / "data"), metrics_key=METRICS_KEY,
                                         **s3_store.settings(s3_secret_key="wrong-secret-key"))
     try:
-        await server.create_room(ROOM, PASSWORD)
-        host = await server.mint(ROOM, "host", "Dr. Host", identity="host-1")
-        stopped = await record(server, host, seconds_of_video=1)
+        _, stopped = await recorded(server)
         rec_id = stopped["id"]
         await until(lambda: archive_state(server, rec_id).get("state") == "failed", what="archive failed")
         assert "SignatureDoesNotMatch" in archive_state(server, rec_id)["error"]

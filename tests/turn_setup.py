@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -67,10 +66,9 @@ def turn_urls(host: str, coturn: Coturn) -> list[str]:
 async def turn_server(tmp_path, network, coturn):
     """The server under test handing out TURN credentials; its HTTP and its media also
     listen on the veth address that the client namespace can see (but not reach by UDP)."""
-    running, runner = await start_server(str(tmp_path / "data"), turn_urls=turn_urls(network.host_ip, coturn),
+    running, runner = await start_server(str(tmp_path / "data"), also_on=network.host_ip,
+                                         turn_urls=turn_urls(network.host_ip, coturn),
                                          turn_secret=SECRET, ice_hosts=["127.0.0.1", network.host_ip])
-    port = int(running.url.rsplit(":", 1)[1])
-    await web.TCPSite(runner, network.host_ip, port).start()
     yield running
     await runner.cleanup()
 

@@ -15,7 +15,7 @@ export function liveLabel(live) {
 }
 
 export function mountLiveIndicator(slot, session, room) {
-  const el = statusBadge(slot, 'live-indicator', 'live-indicator');
+  const el = statusBadge(slot, 'live-indicator');
 
   const onAir = () => session.liveState?.state === 'started';
   const toggle = hostToggle(session, {

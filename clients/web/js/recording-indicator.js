@@ -17,7 +17,7 @@ export function recorderName(by) {
 }
 
 export function mountRecordingIndicator(slot, session, room) {
-  const el = statusBadge(slot, 'rec-indicator', 'rec-indicator');
+  const el = statusBadge(slot, 'rec-indicator');
 
   const show = (recording) => {
     el.hidden = !recording;

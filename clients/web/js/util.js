@@ -33,9 +33,9 @@ export function $(selector, root = document) {
 }
 
 // A hidden live-region badge at the start of a top-bar slot (REC, LIVE).
-export function statusBadge(slot, id, className) {
+export function statusBadge(slot, id) {
   const el = document.createElement('span');
-  el.className = className;
+  el.className = id;
   el.id = id;
   el.setAttribute('role', 'status');
   el.hidden = true;
