@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class ArchiveError(OSError):
+    """The S3 archive could not be reached, refused, or holds something other than was sent."""
+
+
 class RecordingError(Exception):
     """``status`` is the HTTP status a face should answer with; ``code`` is stable."""
 

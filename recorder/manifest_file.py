@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +20,8 @@ NAME = "manifest.json.enc"
 def save(directory: Path, manifest: dict, data_key: bytes, wrapped: bytes,
          publish: Callable[[Path], None] | None = None) -> None:
     target = directory / NAME
-    tmp = directory / f".{NAME}.tmp"
-    tmp.unlink(missing_ok=True)
+    # A name of its own: nodes sharing the data directory may save the same manifest.
+    tmp = directory / f".{NAME}.{secrets.token_hex(6)}.tmp"
     try:
         with EncryptedWriter(tmp, data_key, wrapped, fsync_interval=0) as out:
             out.write(json.dumps(manifest, separators=(",", ":")).encode())

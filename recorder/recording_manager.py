@@ -37,7 +37,7 @@ from conference.live_room import LiveRoom
 from vault import ByteSource, FileSource, KeyRing, VaultError
 
 from . import manifest_file
-from .errors import RecordingError
+from .errors import ArchiveError, RecordingError
 from .recording import FAILED, RECORDING, Recording
 
 if TYPE_CHECKING:  # the S3 client is an optional extra: imported only where it is set up
@@ -72,7 +72,6 @@ class RecordingManager:
         self._archive = archive
         self.local_days = local_days  # archived recordings keep their local files this long (0: always)
         self._archive_due = asyncio.Event()
-        self._archiving: str | None = None  # the recording being uploaded: not deleted meanwhile
         self._deleting: set[str] = set()
         self._deleted: set[str] = set()
         self.archive_failures = 0  # failed attempts, for /metrics
@@ -225,14 +224,14 @@ class RecordingManager:
         await self._remove(recording, by, "recording-delete")
 
     async def _remove(self, recording: Recording, by: Actor, action: str) -> None:
-        if self._archiving == recording.id:
+        if _claimed(recording):
             raise RecordingError(409, "archiving", "the recording is being archived: try again shortly")
         self._deleting.add(recording.id)  # not uploaded again while it goes
         try:
             if self._archive is not None:  # the bucket's copy first: never a local delete that leaves one
                 try:
                     await asyncio.to_thread(self._archive.remove, recording.id)
-                except OSError as exc:  # ArchiveError
+                except ArchiveError as exc:
                     raise RecordingError(502, "archive-unavailable",
                                          f"cannot delete the archived copy: {exc}") from None
             # The wrapped data key lives only in these files' headers: gone with them.
@@ -255,9 +254,14 @@ class RecordingManager:
         cutoff = (time.time() if now is None else now) - self.retention_days * 86400
         expired = [r for r in self._recordings.values() if r.state != RECORDING
                    and datetime.fromisoformat(r.manifest["started_at"]).timestamp() < cutoff]
+        removed = 0
         for recording in expired:
-            await self._remove(recording, RETENTION, "recording-expire")
-        return len(expired)
+            try:
+                await self._remove(recording, RETENTION, "recording-expire")
+                removed += 1
+            except RecordingError as exc:  # being archived, or the bucket down: the next pass
+                log.warning("expired recording %s kept for now: %s", recording.id, exc.message)
+        return removed
 
     async def prune(self, now: float | None = None) -> int:
         """Delete the local track files of archived recordings that ended more than
@@ -269,9 +273,12 @@ class RecordingManager:
         for recording in list(self._recordings.values()):
             ended = recording.manifest.get("stopped_at") or recording.manifest["started_at"]
             if (recording.state == RECORDING or not _archived(recording)
-                    or datetime.fromisoformat(ended).timestamp() >= cutoff or not recording.files()):
+                    or datetime.fromisoformat(ended).timestamp() >= cutoff):
                 continue
-            for path in recording.files():
+            files = await asyncio.to_thread(recording.files)
+            if not files:
+                continue
+            for path in files:
                 await asyncio.to_thread(path.unlink, True)
             pruned += 1
             await self._audit.record("recording-prune", RETENTION, recording.room, f"recording/{recording.id}")
@@ -297,9 +304,7 @@ class RecordingManager:
                 raise
         try:
             return self._archive.open(recording.id, name)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:  # ArchiveError
+        except ArchiveError as exc:
             raise RecordingError(502, "archive-unavailable", str(exc)) from None
 
     async def adopt_archived(self) -> int:
@@ -335,7 +340,7 @@ class RecordingManager:
             self._archive_due.clear()
             try:
                 await self.adopt_archived()
-            except OSError as exc:  # ArchiveError: the uploads below report it, and are retried
+            except ArchiveError as exc:  # the uploads below report it, and are retried
                 log.warning("the recordings in the S3 archive are not listed: %s", exc)
             waiting = [r for r in list(self._recordings.values()) if r.state != RECORDING
                        and not _archived(r) and r not in self._active.values()]
@@ -351,8 +356,13 @@ class RecordingManager:
             pause = min(pause * 2, ARCHIVE_RETRY[1]) if failed else ARCHIVE_RETRY[0]
 
     async def _archive_one(self, recording: Recording) -> bool:
+        """Upload one recording, unless another node is at it or has done it; False if it failed."""
         assert self._archive is not None
-        self._archiving = recording.id
+        if not await asyncio.to_thread(_claim, recording, self.keyring):
+            return True
+        if _archived(recording):
+            await asyncio.to_thread(_release, recording)
+            return True  # another node archived it meanwhile
         try:
             archive = await asyncio.to_thread(self._archive.archive, recording)
         except Exception as exc:  # ArchiveError, or the disk refusing the manifest
@@ -368,7 +378,7 @@ class RecordingManager:
                                         f"recording/{recording.id}", reason=str(exc))
             return False
         finally:
-            self._archiving = None
+            await asyncio.to_thread(_release, recording)
         log.info("recording archived", extra={"fields": {"recording": recording.id, "bucket": archive["bucket"],
                                                            "objects": len(archive["objects"]) + 1}})
         self._audit.record_soon("recording-archive", ARCHIVER, recording.room, f"recording/{recording.id}",
@@ -394,6 +404,43 @@ class RecordingManager:
                 log.warning("automatic recording: %s", exc.message)
             else:
                 log.error("recording task failed: %r", exc)
+
+
+# A node uploading a recording holds this file in its directory (created exclusively, so
+# one node at a time over a shared data directory); a claim older than this was left by
+# a node that died and is taken over.
+CLAIM = ".archiving"
+CLAIM_STALE = 900.0
+
+
+def _claimed(recording: Recording) -> bool:
+    try:
+        return time.time() - (recording.directory / CLAIM).stat().st_mtime < CLAIM_STALE
+    except FileNotFoundError:
+        return False
+
+
+def _claim(recording: Recording, ring: KeyRing) -> bool:
+    """Take the upload of `recording` (blocking); False if another node has it, or the
+    recording is gone. The manifest is read again: another node may have archived it."""
+    path = recording.directory / CLAIM
+    if not _claimed(recording):
+        path.unlink(missing_ok=True)  # stale, or none
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except (FileExistsError, FileNotFoundError):
+        return False
+    try:
+        on_disk = manifest_file.load(recording.directory, ring)[0]
+    except (OSError, ValueError, VaultError):
+        return True  # the upload reports what is wrong with it
+    if (on_disk.get("archive") or {}).get("state") == "archived":
+        recording.manifest = on_disk
+    return True
+
+
+def _release(recording: Recording) -> None:
+    (recording.directory / CLAIM).unlink(missing_ok=True)
 
 
 def _archived(recording: Recording) -> bool:

@@ -11,7 +11,7 @@ Every call here blocks (the MinIO client is synchronous): callers run it in a th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,22 +21,19 @@ from minio.error import MinioException
 from minio.deleteobjects import DeleteObject
 
 from . import manifest_file
+from .errors import ArchiveError
 from .recording import Recording
 
 READ_AHEAD = 256 * 1024  # one GET fetches at least this much: a chunk index walks many small records
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 
 
-class ArchiveError(OSError):
-    """The bucket could not be reached, refused, or holds something other than was sent."""
-
-
 @dataclass(frozen=True)
 class S3Location:
     endpoint: str  # http(s)://host:port
     bucket: str
-    access_key: str
-    secret_key: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
     region: str = "us-east-1"
     prefix: str = ""
 

@@ -336,10 +336,10 @@ def _coerce(name: str, value: object) -> object:
         if not (width.isdigit() and height.isdigit()):
             raise ValueError("live_size must be WIDTHxHEIGHT, e.g. 1280x720")
         return f"{int(width)}x{int(height)}"
-    if name == "recording_retention_days":
+    if name in ("recording_retention_days", "s3_local_days"):
         days = float(value)
         if not 0 <= days <= 36500:
-            raise ValueError("recording_retention_days must be in [0, 36500]")
+            raise ValueError(f"{name} must be in [0, 36500]")
         return days
     if name == "previous_master_keys":
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
@@ -376,11 +376,6 @@ def _coerce(name: str, value: object) -> object:
         return seconds
     if name == "s3_endpoint":  # S3 archive (issue 15)
         return _service_url(name, value)
-    if name == "s3_local_days":
-        days = float(value)
-        if not 0 <= days <= 36500:
-            raise ValueError("s3_local_days must be in [0, 36500]")
-        return days
     if name == "s3_prefix":
         prefix = str(value).lstrip("/")
         return prefix if not prefix or prefix.endswith("/") else prefix + "/"

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from clinical.actor import Actor
 from conference.signed_urls import SignatureError
-from recorder import Recording, RecordingError
+from recorder import ArchiveError, Recording, RecordingError
 from vault import ByteSource, EncryptedReader, KeyRing, VaultError
 
 from .auth import recordings_reader
@@ -158,12 +158,11 @@ async def _send_decrypted(request: web.Request, path: Path | ByteSource, ring: K
         raise HttpError(404, "not-found", "the file is gone") from None
     except VaultError as exc:
         raise HttpError(409, f"vault-{exc.code}", "the file cannot be decrypted") from None
-    except OSError as exc:
-        if isinstance(path, Path):
-            raise HttpError(503, "storage-unavailable", "the file cannot be read now") from None
-        path.close()  # a ranged source (the S3 archive) failed while the reader indexed it
-        log.warning("cannot read %s: %s", path.name, exc)
+    except ArchiveError as exc:
+        log.warning("cannot read %s: %s", getattr(path, "name", path), exc)
         raise HttpError(502, "archive-unavailable", "the archived file cannot be read now") from None
+    except OSError:
+        raise HttpError(503, "storage-unavailable", "the file cannot be read now") from None
     try:
         return await _send(request, reader, content_type)
     finally:

@@ -135,15 +135,12 @@ class Server:
     async def seat_changed(self, peer: Peer) -> None:
         """Resumed, or its tracks changed: another node would resume it as it is now."""
         if peer.in_room:
-            await self._keep_seat(peer)
+            await self._keep_seats([peer])
 
     async def controls_changed(self, live: LiveRoom) -> None:
         """A host locked the room, or removed or admitted someone: every seat's ticket
         carries the room's controls, for another node to restore them as they are now."""
         await self._keep_seats(list(live.peers.values()))
-
-    async def _keep_seat(self, peer: Peer) -> None:
-        await self._keep_seats([peer])
 
     async def _keep_seats(self, peers: list[Peer]) -> None:
         """Best effort: the next heartbeat writes every seat again."""
@@ -173,10 +170,6 @@ class Server:
         except (KeyError, TypeError, ValueError) as exc:
             log.error("unusable host controls in the seat tickets of room %s: %r", live.name, exc)
         return bool(live.peers)
-
-    def _carry_on_stream(self, live: LiveRoom) -> None:
-        """In the background: the compositor takes a while to start, the resumes must not wait."""
-        self._spawn(self.streams.carry_on(live))
 
     def _spawn(self, work: Awaitable[object]) -> None:
         task = asyncio.ensure_future(work)
@@ -266,8 +259,8 @@ class Server:
             # Its host died while recording it, or streaming it live: both go on here.
             self.recordings.carry_on(live, go_on=carried)
             self.recordings.follow(live, room.settings.record == "auto")
-            if carried:
-                self._carry_on_stream(live)
+            if carried:  # in the background: the compositor takes a while, the resumes must not wait
+                self._spawn(self.streams.carry_on(live))
             else:
                 self.streams.forget(live.name)
         host = claims.grants.admin
@@ -307,7 +300,7 @@ class Server:
             return peer
         live.add(peer)
         # Not awaited: nothing may come between the checks above and the add, nor before `joined`.
-        self._spawn(self._keep_seat(peer))
+        self._spawn(self._keep_seats([peer]))
         self.metrics.joins.inc()
         self.metrics.join_seconds.observe(time.monotonic() - began)
         self.audit.record_soon("join", peer.actor, live.name, peer.id, screen=screen, resumed=bool(resume))

@@ -15,7 +15,9 @@ import aiohttp
 import pytest
 
 from recorder import manifest_file
-from recorder.s3_archive import ArchiveError, S3Archive, S3Location
+from recorder import ArchiveError
+from recorder.recording_manager import CLAIM
+from recorder.s3_archive import S3Archive, S3Location
 from signaling import doctor, recordings_cli
 from signaling.config import Settings, load
 from tests.clinical_peers import PASSWORD
@@ -134,6 +136,13 @@ async def test_a_recording_is_archived_encrypted_and_replays_from_the_bucket(s3_
             assert r.status == 502 and (await r.json())["code"] == "archive-unavailable"
         assert manager.get(ROOM, rec_id) is recording
         manager._archive = store
+
+        # Another node sharing the data directory is uploading it: not deleted under it.
+        claim = recording.directory / CLAIM
+        claim.touch()
+        async with aiohttp.ClientSession() as http, http.delete(base, headers={"Authorization": f"Bearer {host}"}) as r:
+            assert r.status == 409 and (await r.json())["code"] == "archiving"
+        claim.unlink()
 
         # Deleting the recording deletes the bucket's copy too.
         async with aiohttp.ClientSession() as http, http.delete(base, headers={"Authorization": f"Bearer {host}"}) as r:

@@ -85,8 +85,8 @@ SETUP = """async () => {
     { seq: 6, t: 206, wall: '2026-01-01T10:00:06.000+00:00', kind: 'ecg-announce', sender: 'd', body: { stream_id: 7, leads: ['I'], sample_rate: 500 } },
   ]);
   // p3 joins at 1 and leaves at 5; p2 is there while its screen is (4..6).
-  const room = (t) => {
-    const r = model.roomAt(manifest, t);
+  const room = (t, m = manifest) => {
+    const r = model.roomAt(m, t);
     return { people: [...r.participants.keys()].sort(), tracks: [...r.tracks.keys()].sort(), muted: [...r.tracks.values()].filter((x) => x.muted).map((x) => x.id) };
   };
   const labs = (t) => model.clinicalStateAt(entries, t).labs.map((r) => r.value);
@@ -100,6 +100,12 @@ SETUP = """async () => {
     markers: model.markers(manifest, entries).map((m) => [m.kind, m.t]),
     time: [model.formatTime(0), model.formatTime(75.4), model.formatTime(3725)],
   });
+  // Carried on after a failover: the live track v1 again, from 9 s, as entry v1-s1.
+  const carried = { ...manifest, tracks: [...manifest.tracks,
+    { id: 'v1-s1', track_id: 'v1', segment: 1, kind: 'video', peer_id: 'p1', identity: 'i1', name: 'Dr. One', start: 9, end: 10 }],
+    events: [...manifest.events, { t: 9, type: 'mute', track_id: 'v1', muted: true },
+      { t: 9, type: 'layout', layout: { preset: 'speaker', main_track: 'v1', pip_tracks: [] } }] };
+  out.carried = { muted: room(9.5, carried).muted, main: model.layoutAt(carried, 9.5).main_track };
   return out;
 }"""
 
@@ -144,3 +150,5 @@ async def test_the_recording_at_a_moment(result):
     assert result["ecg"] == [0, 1]
     assert result["markers"] == [["lab", 3], ["layout", 4], ["lab", pytest.approx(5)], ["ecg", pytest.approx(6)]]
     assert result["time"] == ["0:00", "1:15", "1:02:05"]
+    # A later segment's entry stands for its live track: its mute and the layout follow.
+    assert result["carried"] == {"muted": ["v1-s1"], "main": "v1-s1"}

@@ -17,13 +17,25 @@ export function duration(manifest) {
   return Math.max(0, wall || 0, ...ends, ...events);
 }
 
+// Events name live tracks; a recording carried on after a failover records a live
+// track again in a later segment, as an entry of its own (`id`, with `track_id` the
+// live one). The entry that covers `t` stands for its live track there.
+function entryIdAt(manifest, liveId, t) {
+  const entry = (manifest.tracks || []).find((tr) => (tr.track_id ?? tr.id) === liveId && trackCovers(tr, t));
+  return entry ? entry.id : liveId;
+}
+
 export function layoutAt(manifest, t) {
   let layout = DEFAULT_LAYOUT;
   for (const e of manifest.events || []) {
     if (e.t > t) break;
     if (e.type === 'layout' && e.layout) layout = { ...DEFAULT_LAYOUT, ...e.layout };
   }
-  return layout;
+  return {
+    ...layout,
+    main_track: layout.main_track && entryIdAt(manifest, layout.main_track, t),
+    pip_tracks: (layout.pip_tracks || []).map((id) => entryIdAt(manifest, id, t)),
+  };
 }
 
 // Track ids muted at `t`, from `mute` events ({track_id, muted}).
@@ -62,7 +74,7 @@ export function roomAt(manifest, t) {
     if (!trackCovers(track, t)) continue;
     tracks.set(track.id, {
       id: track.id, peer_id: track.peer_id, kind: track.kind, source: track.source || 'camera',
-      label: track.label || '', muted: muted.has(track.id),
+      label: track.label || '', muted: muted.has(track.track_id ?? track.id),
     });
     if (!participants.has(track.peer_id)) {
       participants.set(track.peer_id, {
