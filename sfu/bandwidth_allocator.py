@@ -25,7 +25,8 @@ def allocate(consumers: Iterable[RtpConsumer], now: float, downlink: DownlinkEst
         return
     loss = max((c.fraction_lost for c in consumers), default=0) / 256
     sending = sum(c.sending_bitrate for c in consumers)
-    state = downlink.state(sending, loss, now)
+    video = sum(c.sending_bitrate for c in consumers if c.producer.kind == "video")  # stamped
+    state = downlink.state(sending, loss, now, video)
     budget = state.budget
     if budget is not None:
         budget -= sum(c.sending_bitrate for c in consumers if not isinstance(c, SimulcastConsumer))

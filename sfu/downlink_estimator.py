@@ -81,16 +81,19 @@ class DownlinkEstimator:
         rtt = min(self._recent)
         return rtt > floor + QUEUE_DELAY and rtt > 2 * floor
 
-    def state(self, sending: int, loss: float, now: float) -> Downlink:
-        """`sending`: what we send this connection now, bit/s; `loss`: the worst
-        fraction lost its receiver reports show (0..1)."""
+    def state(self, sending: int, loss: float, now: float, stamped: int | None = None) -> Downlink:
+        """`sending`: what we send this connection now, bit/s; `stamped`: the part of it
+        that carries abs-send-time (video; None: all of it), which is all a REMB
+        estimates (Chromium's receive-side estimator skips packets without the stamp);
+        `loss`: the worst fraction lost its receiver reports show (0..1)."""
+        stamped = sending if stamped is None else stamped
         budgets = []
         if loss > LOSSY:
             budgets.append(int(sending * (1 - 0.5 * loss)))
         remb = self.remb if self.remb_fresh(now) else None
-        if remb is not None and self.remb_falling and remb < sending:
-            budgets.append(remb)
+        if remb is not None and self.remb_falling and remb < stamped:
+            budgets.append(remb + sending - stamped)  # the unstamped (audio) as it is
         if self.queueing(now):
             budgets.append(int(sending * DELAY_BACKOFF))
         budget = min(budgets) if budgets else None
-        return Downlink(budget, budget is None and (remb is None or remb >= sending))
+        return Downlink(budget, budget is None and (remb is None or remb >= stamped))

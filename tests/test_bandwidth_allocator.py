@@ -148,3 +148,14 @@ async def test_remb_and_rtt_choose_the_frame_rate_before_the_resolution():
     allocate_at(t + 2)
     assert level() == (2, 1)  # 0.85 x what was sent
     consumer.close()
+
+
+def test_a_remb_is_set_against_the_video_it_estimates():
+    """Chromium's REMB counts only packets stamped with abs-send-time (our video), not the
+    audio we send beside it."""
+    downlink = DownlinkEstimator()
+    downlink.on_remb(200_000, 0.0)
+    calm = downlink.state(240_000, 0, 1.0, stamped=200_000)  # 40 kbit/s of Opus besides
+    assert calm.budget is None and calm.may_step_up
+    assert downlink.on_remb(150_000, 2.0)  # a cut: the video's budget, the audio kept
+    assert downlink.state(240_000, 0, 2.5, stamped=200_000).budget == 190_000

@@ -49,9 +49,8 @@ ENCODERS = {
             " ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000",
 }
 # Opus at 48 kHz stereo, as WebRTC wants it (the server forwards it untouched).
-AUDIO_ENCODER = ("audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111"
-                 " ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000")
 AUDIO_CAPS = "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000"
+AUDIO_ENCODER = f"audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 ! {AUDIO_CAPS}"
 DEFAULT_AUDIO_SOURCE = "audiotestsrc is-live=true wave=sine"
 # What a viewer offers to receive.
 RECEIVE_CAPS = {
@@ -226,7 +225,7 @@ class Session:
     def _on_connection_state(self, webrtc: Gst.Element, _spec: object) -> None:
         state = webrtc.get_property("connection-state")
         if state == GstWebRTC.WebRTCPeerConnectionState.CONNECTED:
-            GLib.idle_add(lambda: say("connected") and False)
+            GLib.idle_add(say, "connected")  # None: once
         elif state == GstWebRTC.WebRTCPeerConnectionState.FAILED:
             GLib.idle_add(self.fail, "the connection failed")
 
