@@ -31,10 +31,11 @@ class ClientNamespace:
         pid, n = os.getpid(), next(_instances)
         self.name = f"tm{tag}-{pid}-{n}"
         self._host_veth, self._client_veth = f"tm{pid % 10**6}x{n}h"[:15], f"tm{pid % 10**6}x{n}c"[:15]
-        # A /30 of its own per process and instance (10.200.0.0/14 has 16384 of them), so that
-        # parallel runs on one host do not clash.
+        # A /30 of its own per process and instance (the guard's NAMESPACE_BLOCK, a /14, has
+        # 16384 of them), so that parallel runs on one host do not clash.
         k = (pid * 4 + n) % 16384
-        prefix = f"10.{200 + k // 4096}.{(k // 16) % 256}"
+        block = network_guard.NAMESPACE_BLOCK.network_address.packed
+        prefix = f"{block[0]}.{block[1] + k // 4096}.{(k // 16) % 256}"
         self.host_ip, self.client_ip = f"{prefix}.{(k % 16) * 4 + 1}", f"{prefix}.{(k % 16) * 4 + 2}"
         self.subnet = f"{prefix}.{(k % 16) * 4}/30"
         self._shaped = False
