@@ -109,6 +109,43 @@ async def test_media_failure_resumes_the_seat_on_a_new_connection(server, people
     assert await hospital.evaluate("window.__left") == []
 
 
+# The page's own network hole: while set, its pings never leave (a socket on a network
+# that is gone keeps "open" for a while).
+SWALLOW_PINGS = """
+window.__swallow = false;
+const sendFrame = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  if (window.__swallow && String(data).includes('"ping"')) return;
+  return sendFrame.call(this, data);
+};
+"""
+
+
+async def test_online_resumes_only_when_the_old_path_is_hurt(server, people):
+    """Chromium says "online" whenever any interface comes up (a VPN, a container's
+    bridge: another test's veth in a parallel run made all pages of a test resume at
+    once). A path that still answers is kept; one that does not is resumed at once."""
+    room = "blip-online"
+    await server.create_room(room, PASSWORD)
+    ambulance = await people("ambulance", init_script=LOG_SIGNALING + SWALLOW_PINGS)
+    tablet = await ambulance.page(room_url(server, room, await server.token(room, PASSWORD, "participant", "Ambulance 3")))
+    await wait_connected(tablet)
+    await tablet.evaluate("window.__statuses = []; window.telemed.session.addEventListener('status', (e) => window.__statuses.push(e.detail.status))")
+
+    await tablet.evaluate("window.dispatchEvent(new Event('online'))")
+    await wait_for(tablet, "window.__sent.some((m) => m.type === 'ping')")
+    await asyncio.sleep(2)  # longer than the probe's deadline
+    assert await tablet.evaluate("window.__statuses") == []
+    assert [m for m in await tablet.evaluate("window.__sent") if m.get("type") == "join"][1:] == []
+
+    await tablet.evaluate("window.__swallow = true; window.dispatchEvent(new Event('online'))")
+    await wait_for(tablet, "window.__statuses.includes('reconnecting')", timeout=5)
+    await tablet.evaluate("window.__swallow = false")
+    await wait_connected(tablet)
+    joins = [m for m in await tablet.evaluate("window.__sent") if m.get("type") == "join"]
+    assert len(joins) == 2 and joins[-1].get("resume"), joins
+
+
 async def test_a_rejoin_after_the_join_token_expired_still_works(tmp_path, people):
     # Tokens live 10 s here (10 min by default): the page renews its token over the
     # session, stores it for the seat's other screens, and rejoins with it.

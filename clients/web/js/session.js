@@ -19,6 +19,7 @@ import { sendOptions } from './simulcast.js';
 
 const GATHER_WAIT_MS = 1500;
 const DISCONNECTED_GRACE_MS = 2500;
+const ONLINE_PROBE_MS = 1500;  // a live path answers a ping well within this
 const CONNECT_TIMEOUT_MS = 15000;
 const MAX_MOVES = 3;  // redirects to the server hosting the room, per join
 const FATAL_CODES = new Set(['unauthorized', 'forbidden', 'not-found', 'room-locked', 'removed', 'denied']);
@@ -86,9 +87,10 @@ export class Session extends EventTarget {
   // ---------- lifecycle ----------
 
   async start() {
-    // Back online after being offline is a new network: the old socket may hang on
-    // for a while, so resume now (docs/resume.md).
-    this._onOnline = () => { if (this.status === 'connected') this._recover('network'); };
+    // Back online after being offline may be a new network, on which the old socket
+    // hangs on for a while: resume now (docs/resume.md). But "online" also fires when
+    // any interface comes up (a VPN, a container's bridge), so only if our path is hurt.
+    this._onOnline = () => this._checkPath();
     window.addEventListener('online', this._onOnline);
     this._setStatus('connecting');
     this.recovering = true;
@@ -246,6 +248,13 @@ export class Session extends EventTarget {
     } finally {
       this.recovering = false;
     }
+  }
+
+  async _checkPath() {
+    const { sig, pc } = this;
+    if (this.status !== 'connected' || !sig) return;
+    const fine = (await sig.answers(ONLINE_PROBE_MS)) && pc.connectionState === 'connected';
+    if (!fine && sig === this.sig && this.status === 'connected') this._recover('network');
   }
 
   _waitConnected(ms) {

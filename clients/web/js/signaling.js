@@ -105,12 +105,18 @@ export class Signaling extends EventTarget {
     this.dispatchEvent(new CustomEvent('message', { detail: message }));
   }
 
-  async _ping() {
+  // Whether the server answers a ping within `ms` on this socket.
+  async answers(ms) {
     try {
-      await this.request({ type: 'ping' }, 'pong', PONG_WITHIN_MS);
+      await this.request({ type: 'ping' }, 'pong', ms);
+      return true;
     } catch {
-      this._finish(4001, 'keepalive lost');
+      return false;
     }
+  }
+
+  async _ping() {
+    if (!(await this.answers(PONG_WITHIN_MS))) this._finish(4001, 'keepalive lost');
   }
 
   _finish(code, reason) {
