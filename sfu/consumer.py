@@ -195,10 +195,15 @@ class RtpConsumer(Consumer):
         not before: a keyframe sent earlier could not be decrypted, and the throttle
         would hold back the request that matters."""
         self.transport.ready_listeners.append(self._transport_ready)
-        self.producer.add_consumer(self, keyframe=self.transport.ready)
+        self.producer.add_consumer(self, keyframe=False)
+        if self.transport.ready:
+            self._transport_ready()
 
     def _transport_ready(self) -> None:
-        if not self.started and not self.closed:
+        """Video starts on a keyframe that has just gone by, or asks for one."""
+        if self.started or self.closed or self.kind != "video":
+            return
+        if not self.producer.start_on_recent_keyframe(self, time.monotonic()):
             self.producer.request_keyframe()
 
     def can_start(self, packet: RtpPacket) -> bool:

@@ -15,7 +15,7 @@ from .fanout import MAX_PAYLOAD, Fanout
 from .h264_sps import h264_keyframe_size
 from .keyframe import DETECTORS, vp8_keyframe_size
 from .keyframe_request_manager import KeyFrameRequestManager
-from .nack_generator import NackGenerator
+from .nack_generator import NackGenerator, seq_delta
 from .receive_stats import ReceiveStats
 from .retransmission_buffer import RetransmissionBuffer
 from .rtp_packet import RtpPacket
@@ -30,6 +30,13 @@ SIZE_READERS = {"video/vp8": vp8_keyframe_size, "video/h264": h264_keyframe_size
 
 # Upstream RTCP goes through this: it takes serialized RTCP bytes.
 RtcpSink = Callable[[bytes], object]
+
+# A viewer whose media comes up this soon after a keyframe went by starts on that one,
+# from the retransmission buffer, instead of asking the publisher for another: it sees
+# a picture a round trip sooner, and a burst of joins costs the encoder (and an
+# ambulance's uplink) fewer keyframes. Longer would start viewers further behind live.
+RECENT_KEYFRAME = 0.3  # seconds
+MAX_CATCH_UP = 256     # packets sent at once to such a viewer, at most
 
 
 class Producer:
@@ -72,6 +79,9 @@ class Producer:
         self.nack = NackGenerator()
         self.keyframes = KeyFrameRequestManager()
         self.stats = ReceiveStats(codec.clock_rate)
+        # The latest keyframe's first packet: (seq, timestamp, arrival)
+        self._last_keyframe: tuple[int, int, float] | None = None
+        self.started_from_buffer = 0  # consumers started on a keyframe already here
         self.nacks_sent = 0
         self.oversize = 0  # packets too large to forward
         self._deferred_pli: asyncio.TimerHandle | None = None
@@ -98,6 +108,7 @@ class Producer:
             if media:
                 if self._is_keyframe is not None and self._is_keyframe(payload):
                     packet.keyframe = True
+                    self._keyframe_seen(packet, arrival)
                     self.keyframes.keyframe_arrived()
                     if self._frame_size is not None:
                         self.frame_size = self._frame_size(payload) or self.frame_size
@@ -111,6 +122,32 @@ class Producer:
             self.fanout.send(packet)
         for consumer in self._waiting:  # promote() may replace the list meanwhile
             consumer.send(packet)
+
+    def _keyframe_seen(self, packet: RtpPacket, arrival: float) -> None:
+        last = self._last_keyframe
+        # A keyframe in several slices marks each slice's start: keep the first one.
+        if last is None or packet.timestamp != last[1] or seq_delta(packet.seq, last[0]) < 0:
+            self._last_keyframe = (packet.seq, packet.timestamp, arrival)
+
+    def start_on_recent_keyframe(self, consumer: Consumer, now: float) -> bool:
+        """Start `consumer` on the keyframe that arrived less than RECENT_KEYFRAME ago,
+        and catch it up to live, from the buffer; False (nothing sent) if there is none,
+        or a packet since then is missing."""
+        last = self._last_keyframe
+        if self._paused or last is None or now - last[2] > RECENT_KEYFRAME:
+            return False
+        first = last[0]
+        count = seq_delta(self.stats.extended_max & 0xFFFF, first) + 1
+        if not 0 < count <= MAX_CATCH_UP:
+            return False
+        packets = [self.buffer.get((first + i) & 0xFFFF) for i in range(count)]
+        if None in packets:  # lost and not back yet, or no media (a padding probe)
+            return False
+        for packet in packets:
+            consumer.send(packet)
+        if consumer.started:
+            self.started_from_buffer += 1
+        return consumer.started
 
     def _drop(self, seq: int) -> None:
         if self.fanout.count:
@@ -261,6 +298,7 @@ class Producer:
         self.nack = NackGenerator()
         self.keyframes = KeyFrameRequestManager()
         self.stats = ReceiveStats(self.codec.clock_rate)
+        self._last_keyframe = None
         self.last_sr = None
         self.request_keyframe()
 

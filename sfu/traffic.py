@@ -24,6 +24,7 @@ class Traffic:
     send_failures: int = 0
     nacks_sent: int = 0
     plis_sent: int = 0
+    keyframes_reused: int = 0
     # RFC 3550 cumulative loss: a late packet takes one back, so this alone may dip.
     packets_lost: int = 0
     rtp_oversize: int = 0
@@ -44,6 +45,7 @@ class Traffic:
     def add_producer(self, producer: Producer) -> None:
         self.nacks_sent += producer.nacks_sent
         self.plis_sent += producer.keyframes.requests_sent
+        self.keyframes_reused += producer.started_from_buffer
         self.packets_lost += producer.stats.lost
         self.rtp_oversize += producer.oversize
 

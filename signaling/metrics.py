@@ -32,6 +32,7 @@ _TRAFFIC_HELP = {
     "send_failures": "packets the fan-out step could not send",
     "nacks_sent": "lost packets NACKed to publishers",
     "plis_sent": "keyframe requests sent to publishers",
+    "keyframes_reused": "viewers started on a keyframe that had just gone by, with no request upstream",
     "packets_lost": "packets publishers sent that never arrived (RFC 3550 cumulative loss)",
     "rtp_oversize": "packets too large to forward",
     "bad_packets": "undecodable RTP/RTCP packets received",

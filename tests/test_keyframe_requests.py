@@ -1,6 +1,8 @@
 """Keyframe requests upstream: a request made while a keyframe is already on its way is
 served by it; otherwise throttled, and a throttled one goes out when the throttle allows
-rather than at the next upkeep tick. A new viewer asks once its DTLS is up, not before."""
+rather than at the next upkeep tick. A new viewer asks once its DTLS is up, not before;
+one that comes up just after a keyframe went by starts on it, from the buffer, and asks
+for nothing."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ import asyncio
 
 import pytest
 
+import sfu.producer as producer_module
 from sfu import Producer, RtpConsumer, keyframe_request_manager
 from sfu.aiortc_hook import tap
 from sfu.codec import Codec
+from sfu.consumer import Consumer
 from sfu.keyframe_request_manager import MIN_INTERVAL, RETRY_AFTER, KeyFrameRequestManager
 from sfu.rtcp import PSFB_PLI, RtcpPsfbPacket, parse_rtcp
+from sfu.rtp_packet import RtpPacket
 from telemed_client import Client
 from tests.media import PatternTrack
 
@@ -128,6 +133,86 @@ async def test_joiners_ask_once_their_dtls_is_up_and_a_burst_asks_once(server, m
     finally:
         for client in (*viewers, publisher):
             await client.close()
+
+
+class Collected(Consumer):
+    """An in-process sink, as the recorder is: what it was given, in our numbering."""
+
+    def __init__(self, producer: Producer) -> None:
+        super().__init__(producer)
+        self.got: list[tuple[int, bool]] = []  # (input seq, keyframe)
+        self.attach()
+
+    def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
+        self.got.append((packet.seq, packet.keyframe))
+
+
+def vp8(keyframe: bool, first: bool = True) -> bytes:
+    """A VP8 payload: descriptor (S bit on a frame's first packet), then the frame header."""
+    return bytes([0x10 if first else 0x00, 0x00 if keyframe else 0x01]) + bytes(40)
+
+
+def feed(producer: Producer, seqs: range, keyframe_at: int, arrival: float) -> None:
+    for seq in seqs:
+        first = seq == keyframe_at or seq % 3 == 0
+        payload = vp8(seq == keyframe_at, first)
+        producer.receive(RtpPacket(96, int(seq % 3 == 2), seq, 3000 * (seq // 3), 1234, payload), arrival, 60)
+
+
+def test_a_viewer_up_just_after_a_keyframe_starts_on_it_from_the_buffer():
+    sent: list[bytes] = []
+    producer = video_producer(sent)
+    feed(producer, range(65530, 65536), 0, 100.0)  # delta frames before, across the wrap
+    feed(producer, range(0, 9), 3, 100.0)         # the keyframe at seq 3, then more
+    viewer = Collected(producer)
+    requests = producer.keyframes.requests_received  # attach() asked, as a recorder does
+    assert producer.start_on_recent_keyframe(viewer, 100.0 + producer_module.RECENT_KEYFRAME / 2)
+    assert viewer.started and [seq for seq, _ in viewer.got] == list(range(3, 9))
+    assert viewer.got[0][1] and producer.started_from_buffer == 1
+    assert producer.keyframes.requests_received == requests
+    feed(producer, range(9, 12), -1, 100.2)
+    assert [seq for seq, _ in viewer.got][-3:] == [9, 10, 11]  # and on with the live stream
+
+    late = Collected(producer)  # too long after it: asks for a fresh keyframe instead
+    assert not producer.start_on_recent_keyframe(late, 100.0 + producer_module.RECENT_KEYFRAME + 0.01)
+    assert late.got == [] and not late.started
+    producer.close()
+
+
+def test_no_start_from_the_buffer_over_a_hole():
+    producer = video_producer([])
+    feed(producer, range(0, 3), 0, 50.0)
+    feed(producer, range(4, 9), -1, 50.0)  # 3 lost: the NACK is still out
+    viewer = Collected(producer)
+    assert not producer.start_on_recent_keyframe(viewer, 50.0)
+    assert viewer.got == []
+    producer.close()
+
+
+async def test_a_late_viewer_decodes_what_the_buffer_gave_it(server, monkeypatch):
+    """Real aiortc peers: with the window stretched, a viewer joining seconds after the
+    publisher's first keyframe is caught up from the buffer, asks for no keyframe, and
+    its decoder shows the picture."""
+    monkeypatch.setattr(producer_module, "RECENT_KEYFRAME", 3600.0)
+    monkeypatch.setattr(producer_module, "MAX_CATCH_UP", 1024)
+    await server.create_room("catch-up", "pw-123456")
+    publisher = await Client.join(server.url, await server.token("catch-up", "pw-123456", name="Surgeon"))
+    track_id = await publisher.publish(PatternTrack(), "camera")
+    producer = server.core.live.rooms["catch-up"].router.get(track_id)
+    viewer = None
+    try:
+        await asyncio.wait_for(_until(lambda: producer.stats.received > 30), timeout=20)
+        requests_before = producer.keyframes.requests_sent
+        viewer = await Client.join(server.url, await server.token("catch-up", "pw-123456", role="viewer", name="Trainee"))
+        track = await viewer.subscribe(track_id)
+        frame = await asyncio.wait_for(track.recv(), timeout=20)
+        assert frame.width == 320
+        assert producer.started_from_buffer == 1
+        assert producer.keyframes.requests_sent == requests_before
+    finally:
+        for client in (viewer, publisher):
+            if client is not None:
+                await client.close()
 
 
 async def _until(condition) -> None:
