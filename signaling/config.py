@@ -255,7 +255,7 @@ HELP = {
     # media port (issue 12)
     "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
                   "address (default 40000); 0: a random port per connection instead (the old mode)",
-    "media_port_range": "LOW-HIGH, e.g. 40000-40999: with --media-port 0, every connection's UDP "
+    "media_port_range": "LOW-HIGH, e.g. 20000-20999: with --media-port 0, every connection's UDP "
                         "port is a free one of this range, for firewalls that open a range rather "
                         "than one port (1024..65535; each connection takes one per --ice-hosts "
                         "address; when all are taken, new connections are refused). Refused with "
@@ -452,7 +452,7 @@ def _port_range(value: object) -> tuple[int, int] | None:
     elif isinstance(value, str) and (match := _PORT_RANGE.fullmatch(value)):
         low, high = int(match[1]), int(match[2])
     else:
-        raise ValueError("media_port_range must be LOW-HIGH, e.g. 40000-40999")
+        raise ValueError("media_port_range must be LOW-HIGH, e.g. 20000-20999")
     if not 1024 <= low <= high <= 65535:
         raise ValueError(f"media_port_range must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, not {low}-{high}")
     return low, high

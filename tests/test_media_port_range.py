@@ -61,15 +61,15 @@ def settings_from(*flags: str, environ: dict[str, str] | None = None) -> config.
 
 
 def test_the_setting_is_checked():
-    assert settings_from("--media-port", "0", "--media-port-range", "40000-40999").media_port_range == (40000, 40999)
+    assert settings_from("--media-port", "0", "--media-port-range", "20000-20999").media_port_range == (20000, 20999)
     assert settings_from("--media-port", "0", environ={"TELEMED_MEDIA_PORT_RANGE": " 50000 - 50000 "}
                          ).media_port_range == (50000, 50000)
     assert settings_from("--media-port", "0").media_port_range is None
     assert settings_from("--media-port", "0", environ={"TELEMED_MEDIA_PORT_RANGE": ""}).media_port_range is None
-    for bad, says in (("40000", "must be LOW-HIGH, e.g. 40000-40999"),
-                      ("40000-", "must be LOW-HIGH, e.g. 40000-40999"),
-                      ("a-b", "must be LOW-HIGH, e.g. 40000-40999"),
-                      ("40000:40999", "must be LOW-HIGH, e.g. 40000-40999"),
+    for bad, says in (("40000", "must be LOW-HIGH, e.g. 20000-20999"),
+                      ("40000-", "must be LOW-HIGH, e.g. 20000-20999"),
+                      ("a-b", "must be LOW-HIGH, e.g. 20000-20999"),
+                      ("40000:40999", "must be LOW-HIGH, e.g. 20000-20999"),
                       ("40999-40000", "must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, not 40999-40000"),
                       ("80-1100", "must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, not 80-1100"),
                       ("60000-70000", "must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, not 60000-70000")):
@@ -80,9 +80,9 @@ def test_the_setting_is_checked():
 
 def test_a_range_with_the_one_port_mode_is_refused_at_start():
     """A firewall opened for the range would block the one port in use: refuse, never ignore."""
-    for flags in (("--media-port-range", "40000-40999"),  # the default media port, 40000
-                  ("--media-port", "3478", "--media-port-range", "40000-40999")):
-        with pytest.raises(ValueError, match=r"media_port_range 40000-40999 applies only with media_port 0 "
+    for flags in (("--media-port-range", "20000-20999"),  # the default media port, 40000
+                  ("--media-port", "3478", "--media-port-range", "20000-20999")):
+        with pytest.raises(ValueError, match=r"media_port_range 20000-20999 applies only with media_port 0 "
                                              r"\(a port per connection\), but media_port is \d+ .*set "
                                              r"--media-port 0 to use the range, or drop the range"):
             settings_from(*flags)
