@@ -14,19 +14,20 @@ from __future__ import annotations
 import errno
 import random
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class PortRangeExhausted(OSError):
     """Every port of the range is taken on an address."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class PortRange:
     """Ports `low` to `high`, both included (checked as the media_port_range setting)."""
 
     low: int
     high: int
+    exhausted: int = field(default=0, compare=False)  # binds refused for want of a free port (/metrics)
 
     def __str__(self) -> str:
         return f"{self.low}-{self.high}"
@@ -63,4 +64,5 @@ class PortRange:
             sock.close()
             raise
         sock.close()
+        self.exhausted += 1
         raise PortRangeExhausted(errno.EADDRINUSE, f"no free UDP port in the media port range {self} on {host}")

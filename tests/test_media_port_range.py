@@ -155,6 +155,7 @@ async def test_a_full_range_refuses_newcomers_clearly_while_the_others_carry_on(
                 await late.subscribe(video)
         assert str(refused.value) == "media-ports-exhausted: the server has no free media port now; try again shortly"
         assert f"connection refused: no free UDP port in the media port range {ports} on 127.0.0.1\n" in caplog.text
+        assert "telemed_media_port_range_refused_total 1.0" in server.core.metrics.render()
         assert server.core.live.rooms["ranged"].peers[late.peer_id].connection is None  # nothing half-made kept
         # WHIP gets the same refusal as a 503.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -166,6 +167,7 @@ async def test_a_full_range_refuses_newcomers_clearly_while_the_others_carry_on(
                         "Authorization": f"Bearer {await server.mint('ranged', 'device', 'Cart')}",
                         "Content-Type": "application/sdp"}) as r:
                     assert (r.status, (await r.json())["code"]) == (503, "media-ports-exhausted")
+            assert server.core.port_range.exhausted == 2
         finally:
             await pc.close()
         # The others carry on, on the ports they had.
