@@ -245,3 +245,18 @@ async def test_each_server_keeps_its_own_range(tmp_path):
     finally:
         await second_runner.cleanup()
         await first_runner.cleanup()
+
+
+def test_doctor_warns_of_a_range_among_the_ephemeral_ports(tmp_path):
+    from signaling.doctor import EPHEMERAL_PORTS, media_ports
+
+    first, last = (int(v) for v in EPHEMERAL_PORTS.read_text().split())
+    inside = config.Settings(media_port=0, media_port_range=(last - 10, last), data_dir=str(tmp_path))
+    [finding] = media_ports(inside)
+    assert (finding.status, finding.check) == ("warn", "media")
+    assert finding.detail.startswith(f"the media port range {last - 10}-{last} overlaps the system's ephemeral "
+                                     f"ports {first}-{last}")
+    outside = config.Settings(media_port=0, media_port_range=(first - 100, first - 1), data_dir=str(tmp_path))
+    assert [(f.status, f.detail) for f in media_ports(outside)] == [
+        ("ok", f"the media port range {first - 100}-{first - 1} (100 ports) is outside the ephemeral ports {first}-{last}")]
+    assert list(media_ports(config.Settings(media_port=0, data_dir=str(tmp_path)))) == []
