@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from rooms import Claims
-from sfu import Connection, NegotiationError, Producer
+from sfu import Connection, NegotiationError, NoMediaPort, Producer
 
 from .actors import actor_for
 from .clinical_session import CHANNELS as CLINICAL_CHANNELS
@@ -118,7 +118,9 @@ class Peer:
         try:
             result = await connection.negotiate(sdp, wanted_publish, producers, adopt)
         except NegotiationError as exc:
-            raise ProtocolError("bad-sdp", str(exc)) from None
+            if isinstance(exc, NoMediaPort):  # unusable: the next offer starts a new one
+                await self._end_connection()
+            raise ProtocolError(exc.code, str(exc)) from None
         for producer in result.adopted:
             self.held.pop(producer.id, None)
         if self._claim_held:
@@ -140,6 +142,9 @@ class Peer:
 
     async def close(self) -> None:
         self._drop_held()
+        await self._end_connection()
+
+    async def _end_connection(self) -> None:
         if self.connection is not None:
             connection, self.connection = self.connection, None
             connection.on_state = None

@@ -3,13 +3,15 @@
 from .aiortc_hook import host_addresses, pin_host_addresses
 from .batch_times import FANOUT_BATCHES, BatchTimes
 from .codec import Codec
-from .connection import Connection, Negotiation, NegotiationError, OfferedMedia, parse_offer
+from .connection import Connection, Negotiation, NegotiationError, NoMediaPort, OfferedMedia, parse_offer
 from .consumer import Consumer, RtpConsumer
 from .media_port import MediaPort
+from .port_range import PortRange
 from .producer import Producer
 from .router import Router
 from .traffic import Traffic
 
 __all__ = ["FANOUT_BATCHES", "BatchTimes", "Codec", "Connection", "Consumer", "MediaPort", "Negotiation",
-           "NegotiationError", "OfferedMedia", "Producer", "Router", "RtpConsumer", "Traffic",
+           "NegotiationError", "NoMediaPort", "OfferedMedia", "PortRange", "Producer",
+           "Router", "RtpConsumer", "Traffic",
            "host_addresses", "parse_offer", "pin_host_addresses"]

@@ -12,7 +12,9 @@ DTLS, SRTP keys, SCTP) and take over the media path on the DTLS transport:
 * with a media port (sfu/media_port.py), each connection's aioice agent lives on the
   port's shared sockets instead of binding its own (`SharedIce`), its consent checks
   run from one timer (sfu/consent.py), and one DTLS certificate serves every
-  connection (`SharedCertificate`).
+  connection (`SharedCertificate`);
+* without one, a media port range (sfu/port_range.py) makes each connection's aioice
+  agent bind its sockets in the range instead of on any port (`bind_in_range`).
 
 aiortc, aioice and pylibsrtp are pinned exactly; tests/test_aiortc_hook.py fails
 loudly if an upgrade moves any name used here.
@@ -21,6 +23,7 @@ loudly if an upgrade moves any name used here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -30,6 +33,7 @@ from typing import Any, cast
 import aioice.candidate
 import aioice.ice
 import aioice.stun
+import aioice.turn
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 import aiortc.rtcpeerconnection
@@ -42,6 +46,9 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from .fanout import Wire
 from .ice_tcp import passive_priority
 from .media_port import MediaPort, PeerRoute, TcpRoute
+from .port_range import PortRange, PortRangeExhausted
+
+log = logging.getLogger("telemed.sfu.aiortc_hook")
 
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
@@ -225,10 +232,7 @@ class SharedIce:
                     component=1, transport="tcp", priority=passive_priority(),
                     host=host, port=number, type="host", tcptype="passive")
             else:
-                protocol.local_candidate = aioice.candidate.Candidate(
-                    foundation=aioice.candidate.candidate_foundation("host", "udp", host),
-                    component=1, transport="udp", priority=aioice.candidate.candidate_priority(1, "host"),
-                    host=host, port=number, type="host")
+                protocol.local_candidate = _udp_host_candidate(host, number, component=1)
             ice._protocols.append(protocol)
             route.on_close = self._closed
         ice.get_component_candidates = self._candidates  # type: ignore[method-assign]
@@ -241,18 +245,7 @@ class SharedIce:
     @classmethod
     def attach(cls, pc: Any, port: MediaPort) -> None:
         """Put every ICE transport of `pc` not yet gathered on the port (idempotent)."""
-        for transceiver in pc.getTransceivers():
-            cls._attach_transport(transceiver.receiver.transport, port)
-        if pc.sctp is not None:
-            cls._attach_transport(pc.sctp.transport, port)
-
-    @classmethod
-    def _attach_transport(cls, dtls: RTCDtlsTransport | None, port: MediaPort) -> None:
-        if dtls is None:
-            return
-        gatherer = dtls.transport.iceGatherer
-        ice = gatherer._connection
-        if getattr(ice, "_telemed_shared", None) is None and gatherer.state == "new":
+        for ice in _unhooked_ice(pc):
             cls(ice, port)
 
     async def _candidates(self, component: int, addresses: list[str], timeout: int = 5) -> list:
@@ -317,6 +310,76 @@ class SharedIce:
 
     def consent_expired(self) -> None:
         asyncio.ensure_future(self._ice.close())
+
+
+def _unhooked_ice(pc: Any) -> list[aioice.ice.Connection]:
+    """The aioice agents of `pc` that have not gathered yet and whose gathering neither
+    SharedIce nor bind_in_range has taken over (with BUNDLE, m-lines share one)."""
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    agents: dict[int, aioice.ice.Connection] = {}
+    for dtls in transports:
+        if dtls is None or dtls.transport.iceGatherer.state != "new":
+            continue
+        ice = dtls.transport.iceGatherer._connection
+        if "get_component_candidates" not in vars(ice):  # both hooks replace it per instance
+            agents[id(ice)] = ice
+    return list(agents.values())
+
+
+def _udp_host_candidate(host: str, port: int, component: int) -> aioice.candidate.Candidate:
+    return aioice.candidate.Candidate(
+        foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+        component=component, transport="udp", priority=aioice.candidate.candidate_priority(component, "host"),
+        host=host, port=port, type="host")
+
+
+def bind_in_range(pc: Any, ports: PortRange) -> None:
+    """Make every ICE transport of `pc` not yet gathered bind its UDP sockets on ports of
+    `ports` (idempotent). aioice binds port 0 and has no setting for a range, so each
+    agent's gathering is replaced, for this connection only: another server in the same
+    process keeps its own range, or none. Called where SharedIce.attach would be.
+
+    Gathering then fails with PortRangeExhausted when an address has no free port left.
+    Only host candidates are gathered: the server's connections are given no STUN or
+    TURN server (clients are)."""
+    for ice in _unhooked_ice(pc):
+        async def candidates(component: int, addresses: list[str], timeout: int = 5,
+                             ice: aioice.ice.Connection = ice) -> list[aioice.candidate.Candidate]:
+            return await _ranged_host_candidates(ice, ports, component, addresses)
+        ice.get_component_candidates = candidates  # type: ignore[method-assign]
+
+
+async def _ranged_host_candidates(ice: aioice.ice.Connection, ports: PortRange, component: int,
+                                  addresses: list[str]) -> list[aioice.candidate.Candidate]:
+    """What aioice's get_component_candidates does for host candidates, on ports of `ports`."""
+    loop = asyncio.get_running_loop()
+    protocols: list[aioice.ice.StunProtocol] = []
+    try:
+        for address in addresses:
+            try:
+                sock = ports.bind(address)
+            except PortRangeExhausted:
+                raise
+            except OSError as exc:  # as aioice does: an address we cannot bind is left out
+                log.info("cannot bind a media socket on %s: %s", address, exc)
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+                _, protocol = await loop.create_datagram_endpoint(lambda: aioice.ice.StunProtocol(ice), sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = _udp_host_candidate(host, port, component)
+            protocols.append(protocol)
+    except BaseException:
+        for protocol in protocols:  # ice.close() never sees them: they are not its yet
+            protocol.transport.close()
+        raise
+    ice._protocols += protocols
+    return [protocol.local_candidate for protocol in protocols]
 
 
 def host_addresses() -> list[str]:

@@ -26,6 +26,7 @@ from .consumer import Handover, RtpConsumer
 from .downlink_estimator import LOSSY, DownlinkEstimator
 from .h264_profile import shown_to_aiortc
 from .media_port import MediaPort
+from .port_range import PortRange, PortRangeExhausted
 from .producer import Producer
 from .rtp_packet import (ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp,
                          unpack_ssrc, unwrap_rtx)
@@ -42,6 +43,15 @@ MAX_SDP_BYTES = 128 * 1024
 
 class NegotiationError(ValueError):
     """The offer cannot be accepted; the message is safe to show the peer."""
+
+    code = "bad-sdp"  # what the signalling error says
+
+
+class NoMediaPort(NegotiationError):
+    """Every port of the media port range is taken: the connection cannot be set up now.
+    It is unusable (aiortc gathers once); the next offer needs a new one."""
+
+    code = "media-ports-exhausted"
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,8 @@ def _describe(codec: Codec) -> str:
 
 class Connection:
     def __init__(self, ice_servers: list[dict] | None = None, announced_ip: str | None = None,
-                 label: str = "", media_port: MediaPort | None = None) -> None:
+                 label: str = "", media_port: MediaPort | None = None,
+                 port_range: PortRange | None = None) -> None:
         servers = [RTCIceServer(**s) for s in ice_servers or []]
         # MAX_BUNDLE: with aiortc's default, an m-line may keep a transport it was handed
         # before BUNDLE was applied, and then never carries media.
@@ -131,7 +142,8 @@ class Connection:
             iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.label = label
         self.announced_ip = announced_ip
-        self.media_port = media_port  # None: aioice binds a port per connection
+        self.media_port = media_port  # None: aioice binds a port per connection...
+        self.port_range = port_range  # ...in this range, if there is one
         self.producers: dict[str, Producer] = {}        # by mid
         self.consumers: dict[str, RtpConsumer] = {}     # by mid
         self.bad_packets = 0
@@ -177,6 +189,8 @@ class Connection:
                 raise NegotiationError(f"offer rejected: {exc}") from None
             if self.media_port is not None:
                 hook.SharedIce.attach(self.pc, self.media_port)
+            elif self.port_range is not None:
+                hook.bind_in_range(self.pc, self.port_range)
             result = Negotiation(answer="")
             for transceiver in self.pc.getTransceivers():
                 media = by_mid.get(transceiver.mid)
@@ -203,6 +217,9 @@ class Connection:
             try:
                 answer = await self.pc.createAnswer()
                 await self.pc.setLocalDescription(answer)
+            except PortRangeExhausted as exc:
+                log.warning("%s: connection refused: %s", self.label or "peer", exc.strerror)
+                raise NoMediaPort("the server has no free media port now; try again shortly") from None
             except Exception as exc:
                 raise NegotiationError(f"cannot answer offer: {exc}") from None
             self._simulcast = {mid: layers for mid, layers in simulcast.items()

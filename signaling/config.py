@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     # --- media port (issue 12): every peer's ICE, DTLS and SRTP on one UDP port ---
     media_port: int = 40000
     ice_tcp: bool = True
+    media_port_range: tuple[int, int] | None = None  # with media_port 0: (low, high) of every connection's port
     # turn (issue 11): short-lived TURN credentials instead of a static list (signaling/ice_servers.py)
     turn_urls: list[str] = []
     turn_secret: SecretStr | None = None
@@ -254,6 +255,11 @@ HELP = {
     # media port (issue 12)
     "media_port": "UDP port that carries every peer's ICE, DTLS and SRTP, on each --ice-hosts "
                   "address (default 40000); 0: a random port per connection instead (the old mode)",
+    "media_port_range": "LOW-HIGH, e.g. 20000-20999: with --media-port 0, every connection's UDP "
+                        "port is a free one of this range, for firewalls that open a range rather "
+                        "than one port (1024..65535; each connection takes one per --ice-hosts "
+                        "address; when all are taken, new connections are refused). Refused with "
+                        "a --media-port other than 0 (default: any port)",
     "ice_tcp": "also accept ICE over TCP (RFC 6544, passive) on the same port number, for "
                "networks that block UDP (default true; needs --media-port)",
     # turn (issue 11)
@@ -359,6 +365,8 @@ def _coerce(name: str, value: object) -> object:
         if not 0 <= number <= 65535:
             raise ValueError("media_port must be 0..65535 (0: a port per connection)")
         return number
+    if name == "media_port_range":
+        return _port_range(value)
     if name in _EDGE_INTS:
         number = int(value)
         if number < 1:
@@ -430,6 +438,24 @@ def _coerce(name: str, value: object) -> object:
             raise ValueError("metrics_listen must be host:port")
         return str(value)
     return value
+
+
+_PORT_RANGE = re.compile(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*")
+
+
+def _port_range(value: object) -> tuple[int, int] | None:
+    """'LOW-HIGH' (a flag, the env, TOML) or (low, high) (code); '' is no range."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(type(v) is int for v in value):
+        low, high = value
+    elif isinstance(value, str) and not value.strip():
+        return None
+    elif isinstance(value, str) and (match := _PORT_RANGE.fullmatch(value)):
+        low, high = int(match[1]), int(match[2])
+    else:
+        raise ValueError("media_port_range must be LOW-HIGH, e.g. 20000-20999")
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"media_port_range must be LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, not {low}-{high}")
+    return low, high
 
 
 # RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp]
@@ -508,6 +534,12 @@ def load(args: argparse.Namespace | None = None, environ: dict[str, str] | None 
         raise ValueError("turn_urls and turn_secret go together")
     if settings.turn_secret is not None and len(reveal(settings.turn_secret).encode()) < 16:
         raise ValueError("turn_secret must be at least 16 bytes")
+    if settings.media_port_range is not None and settings.media_port:
+        # Refused, not ignored: a firewall opened for the range would block the one port in use.
+        low, high = settings.media_port_range
+        raise ValueError(f"media_port_range {low}-{high} applies only with media_port 0 (a port per "
+                         f"connection), but media_port is {settings.media_port} (all media on that one "
+                         "port): set --media-port 0 to use the range, or drop the range")
     s3 = (settings.s3_bucket, settings.s3_access_key, settings.s3_secret_key)
     if settings.s3_endpoint and not all(s3):
         raise ValueError("s3_endpoint needs s3_bucket, s3_access_key and s3_secret_key")

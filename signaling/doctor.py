@@ -57,7 +57,7 @@ def _fail(check: str, detail: str) -> Finding:
 
 
 def check(settings: Settings) -> list[Finding]:
-    return [*ports(settings), *tls(settings), *data_dir(settings), *encryption(settings),
+    return [*ports(settings), *media_ports(settings), *tls(settings), *data_dir(settings), *encryption(settings),
             *redis(settings), *turn(settings), *ice(settings), *s3(settings)]
 
 
@@ -99,6 +99,28 @@ def ports(settings: Settings) -> Iterator[Finding]:
             yield _fail("ports", f"{name} {host}:{port} cannot be bound: {error} (in use, or below 1024 without privilege?)")
         else:
             yield _ok("ports", f"{name} {host}:{port} is free")
+
+
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def media_ports(settings: Settings) -> Iterator[Finding]:
+    """A media port range inside the ports the system hands out to any UDP sender loses
+    the ones held at the time (docs/firewall.md)."""
+    if settings.media_port_range is None:
+        return
+    low, high = settings.media_port_range
+    try:
+        first, last = (int(v) for v in EPHEMERAL_PORTS.read_text().split())
+    except (OSError, ValueError):
+        return  # not Linux: nothing to compare with
+    if low <= last and first <= high:
+        yield _warn("media", f"the media port range {low}-{high} overlaps the system's ephemeral ports "
+                             f"{first}-{last} (net.ipv4.ip_local_port_range): ports other programs take "
+                             "from there are missing from it meanwhile; choose a range outside")
+    else:
+        yield _ok("media", f"the media port range {low}-{high} ({high - low + 1} ports) is outside the "
+                           f"ephemeral ports {first}-{last}")
 
 
 def tls(settings: Settings) -> Iterator[Finding]:

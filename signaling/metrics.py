@@ -153,7 +153,12 @@ class MediaCollector:
 
     def _media_port(self) -> Iterator[Metric]:
         """The shared media port (docs/firewall.md): what its demultiplexer dropped and why,
-        the entries it holds, and the peers whose consent expired."""
+        the entries it holds, and the peers whose consent expired; and the connections a
+        full media port range refused (0 without a range)."""
+        ports = self._server.port_range
+        yield CounterMetricFamily("telemed_media_port_range_refused",
+                                  "Connections refused because every port of the media port range was taken",
+                                  value=ports.exhausted if ports is not None else 0)
         port = self._server.media_port
         if port is None:
             return

@@ -25,7 +25,7 @@ from recorder import RecordingManager
 from rooms import (Attempt, Claims, InviteCodec, LoginLimiter, LoginLimits, OidcVerifier, PasswordHasher, Room,
                    SharedAttempt, SharedLoginLimiter, TokenError, TokenIssuer, open_credential_store,
                    open_room_store)
-from sfu import Connection, MediaPort, host_addresses, pin_host_addresses
+from sfu import Connection, MediaPort, PortRange, host_addresses, pin_host_addresses
 from streaming.live_streams import LiveStreams
 from streaming.program import ProgramFormat
 from streaming.vod_library import VodLibrary
@@ -102,6 +102,8 @@ class Server:
         self.draining = False  # shutting down: no new joins (signaling/shutdown.py)
         self._background: set[asyncio.Task] = set()  # seat tickets written, streams carried on
         self.media_port: MediaPort | None = None
+        # --media-port 0: each connection binds its own port, in this range if one is set
+        self.port_range = PortRange(*settings.media_port_range) if settings.media_port_range else None
         self.ice_servers = IceServers(settings.ice_servers, settings.turn_urls, reveal(settings.turn_secret),
                                       settings.turn_ttl)
 
@@ -117,6 +119,11 @@ class Server:
                                          "choose another with --media-port") from None
             log.info("media on UDP%s port %d of %s", " and TCP" if self.settings.ice_tcp else "",
                      self.settings.media_port, ", ".join(s.host for s in self.media_port.sockets))
+        elif self.port_range is not None:
+            log.info("media on a UDP port per connection, from %s (%d ports, one per connection and "
+                     "address)", self.port_range, len(self.port_range))
+        else:
+            log.info("media on a UDP port per connection, any the system gives")
 
     def close_media_port(self) -> None:
         if self.media_port is not None:
@@ -197,7 +204,8 @@ class Server:
         return self.login_limiter.reserve(address, room)
 
     def new_connection(self, label: str) -> Connection:
-        connection = Connection(announced_ip=self.settings.public_ip, label=label, media_port=self.media_port)
+        connection = Connection(announced_ip=self.settings.public_ip, label=label, media_port=self.media_port,
+                                port_range=self.port_range)
         self.metrics.media.track(connection)
         return connection
 

@@ -111,7 +111,7 @@ class HttpSessions:
                 raise ProtocolError("codec-mismatch", "; ".join(f"m-line {mid}: {why}" for mid, why in unusable.items()))
         except ProtocolError as exc:
             await self.server.leave(peer)
-            status = {"not-found": 404, "codec-mismatch": 406}.get(exc.code, 400)
+            status = {"not-found": 404, "codec-mismatch": 406, "media-ports-exhausted": 503}.get(exc.code, 400)
             raise HttpError(status, exc.code, exc.message) from None
         except BaseException:
             await self.server.leave(peer)

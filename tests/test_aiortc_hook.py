@@ -153,3 +153,16 @@ async def test_shared_certificate_serves_every_connection():
     assert certificate._create_ssl_context(profiles) is certificate._create_ssl_context(profiles)
     for pc in (first, second):
         await pc.close()
+
+
+def test_port_range_names_exist():
+    """What bind_in_range (the media port range) replaces and uses: aioice gathers each
+    component through the instance's get_component_candidates, with these arguments."""
+    import inspect
+
+    import aioice.turn
+    assert isinstance(aioice.turn.UDP_SOCKET_BUFFER_SIZE, int), "aioice.turn.UDP_SOCKET_BUFFER_SIZE is gone"
+    assert "self.get_component_candidates(component=component, addresses=addresses)" in \
+        inspect.getsource(aioice.ice.Connection.gather_candidates), "aioice gathers another way now"
+    assert list(inspect.signature(aioice.ice.Connection.get_component_candidates).parameters) == \
+        ["self", "component", "addresses", "timeout"]
