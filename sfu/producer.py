@@ -125,8 +125,14 @@ class Producer:
 
     def _keyframe_seen(self, packet: RtpPacket, arrival: float) -> None:
         last = self._last_keyframe
-        # A keyframe in several slices marks each slice's start: keep the first one.
-        if last is None or packet.timestamp != last[1] or seq_delta(packet.seq, last[0]) < 0:
+        if last is None:
+            self._last_keyframe = (packet.seq, packet.timestamp, arrival)
+            return
+        later = seq_delta(packet.seq, last[0])
+        if packet.timestamp == last[1]:
+            if later < 0:  # an earlier slice of it (H264 marks each slice's start), come late
+                self._last_keyframe = (packet.seq, last[1], last[2])
+        elif later > 0:  # a newer keyframe; an old one's retransmission changes nothing
             self._last_keyframe = (packet.seq, packet.timestamp, arrival)
 
     def start_on_recent_keyframe(self, consumer: Consumer, now: float) -> bool:

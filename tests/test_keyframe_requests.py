@@ -179,6 +179,17 @@ def test_a_viewer_up_just_after_a_keyframe_starts_on_it_from_the_buffer():
     producer.close()
 
 
+def test_a_late_retransmission_of_an_older_keyframe_is_not_started_on():
+    producer = video_producer([])
+    feed(producer, range(1, 3), -1, 10.0)  # keyframe 1's first packet, seq 0, is lost
+    feed(producer, range(3, 9), 6, 11.0)   # keyframe 2 at seq 6
+    producer.receive_retransmission(RtpPacket(96, 0, 0, 0, 1234, vp8(True)), 11.1, 60)  # 0 comes back
+    viewer = Collected(producer)
+    assert producer.start_on_recent_keyframe(viewer, 11.1)
+    assert [seq for seq, _ in viewer.got] == [6, 7, 8]
+    producer.close()
+
+
 def test_no_start_from_the_buffer_over_a_hole():
     producer = video_producer([])
     feed(producer, range(0, 3), 0, 50.0)
