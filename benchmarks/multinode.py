@@ -41,6 +41,8 @@ from pathlib import Path
 import aiohttp
 from aiortc import VideoStreamTrack
 
+from sfu import pin_host_addresses
+
 from .local_server import free_port
 from .readiness import answers_ok
 
@@ -253,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--failovers", type=int, default=5, help="calls cut by killing their host (default 5)")
     p.add_argument("--out", type=Path, default=RESULTS / "multinode.json")
     a = p.parse_args(argv)
+    # The nodes offer loopback only; our clients must too (aioice skips loopback, and a
+    # machine's other address may not reach it).
+    pin_host_addresses(["127.0.0.1"])
     result = {"command": f"./telemed bench multinode --joins {a.joins} --node-ttl {a.node_ttl:g} "
                          f"--failovers {a.failovers}",
               "date": time.strftime("%Y-%m-%d"), "node_ttl_s": a.node_ttl, "load": round(os.getloadavg()[0], 1),

@@ -30,6 +30,9 @@ log = logging.getLogger("telemed.cluster")
 PREFIX = "telemed:"
 RETRY_SECONDS = 0.25
 PROBE_SECONDS = 1.0  # to connect to a host that a resuming client lost
+# A newcomer sent to a room's host has that host's port probed beside it (a host killed
+# moments ago still has its heartbeat), once per this interval at most.
+PROBED_FOR = 1.0
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -152,6 +155,8 @@ class ClusterNode:
         self._urls: tuple[str, ...] = (self.url,)
         self._placed: dict[str, float] = {}  # rooms leased to us, not live yet -> when
         self._held: set[str] = set()         # rooms we renewed last time
+        self._probed: dict[str, float] = {}  # node id -> when a newcomer last had it probed
+        self._probes: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._redis_ok = True
 
@@ -163,7 +168,8 @@ class ClusterNode:
         A room not hosted anywhere goes to the least-loaded healthy node. ``host_lost``:
         the client lost its connection to the room's host (it resumes): if that node's
         port refuses connections, it is dead, and the room is placed again at once rather
-        than after its heartbeat lapses."""
+        than after its heartbeat lapses. A newcomer is sent on at once, and the host's
+        port is checked beside it, so that its next try is placed if the host is dead."""
         for _ in range(3):
             owner = await self.leases.place(room, await self._candidates())
             if owner == self.id:
@@ -177,10 +183,32 @@ class ClusterNode:
                 host_lost = False
                 continue
             if node is not None:
+                self._check_beside(owner, node.url)
                 raise Elsewhere(node.url, owner)
             # It died between placing and asking for its address; its lease lapses with it.
         # Nodes dying faster than we can ask: the caller answers "try again shortly".
         raise RedisError("no live node would take the room")
+
+    def _check_beside(self, node: str, url: str) -> None:
+        """Forget ``node`` if its port refuses connections, never in the newcomer's way
+        (a host that does not answer at all would hold it up to PROBE_SECONDS)."""
+        now = time.monotonic()
+        if now - self._probed.get(node, float("-inf")) < PROBED_FOR:
+            return
+        self._probed = {n: t for n, t in self._probed.items() if now - t < PROBED_FOR}  # nodes come and go
+        self._probed[node] = now
+        task = asyncio.ensure_future(self._forget_if_dead(node, url))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _forget_if_dead(self, node: str, url: str) -> None:
+        if not await _refuses(url):
+            return
+        log.warning("a room's host refuses connections: taken for dead", extra={"fields": {"node": node}})
+        try:
+            await self.registry.forget(node)
+        except RedisError:
+            pass  # its heartbeat lapses anyway
 
     def urls(self) -> tuple[str, ...]:
         """Every live node's public URL as of the last heartbeat: pages served by one node
@@ -229,6 +257,8 @@ class ClusterNode:
 
     async def close(self) -> None:
         await self.drain()
+        for probe in list(self._probes):
+            probe.cancel()
         await self.redis.aclose()
 
     async def _candidates(self) -> list[NodeInfo]:

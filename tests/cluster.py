@@ -114,6 +114,15 @@ def set_lease(url: str, room: str, node_id: str) -> None:
         client.close()
 
 
+def keep_key(url: str, key: str, ms: int) -> None:
+    """Make ``key`` live ``ms`` more milliseconds from now."""
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2)
+    try:
+        assert client.pexpire(key, ms), f"{key} is gone"
+    finally:
+        client.close()
+
+
 def wait_until(condition, timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

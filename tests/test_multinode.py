@@ -28,7 +28,7 @@ from streaming import playlist
 from streaming.hls_window import HlsWindow
 from streaming.playlist import LIVE_SEGMENTS
 from tests.clinical_peers import bundled, potassium
-from tests.cluster import NODE_TTL, ROOT, redis_keys, set_lease, wait_until
+from tests.cluster import NODE_TTL, ROOT, keep_key, redis_keys, set_lease, wait_until
 from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
@@ -389,6 +389,32 @@ async def whip_post(http: aiohttp.ClientSession, entry: str, path: str, token: s
     async with http.post(url, data=pc.localDescription.sdp, headers=headers, allow_redirects=False) as r:
         assert r.status == 201, await r.text()
         return await r.text(), str(r.url.join(yarl.URL(r.headers["Location"])))
+
+
+async def test_a_newcomer_is_not_sent_to_a_host_that_died_moments_ago(cluster):
+    """A newcomer sent on to a room's host has that host's port checked beside it: killed
+    moments ago (its heartbeat still fresh), it is forgotten, and the newcomer's next try
+    is placed at once rather than after the heartbeat lapses."""
+    n1, n2, n3 = cluster.nodes
+    await create_room(n1.url, "crashed", PASSWORD, ADMIN_KEY)
+    await asyncio.to_thread(set_lease, cluster.redis.url, "crashed", "n2")  # hosted by n2
+    token = (await fetch_token(n1.url, "crashed", role="host", name="H", api_key=ADMIN_KEY))["token"]
+    os.kill(n2.proc.pid, signal.SIGKILL)
+    n2.proc.wait()
+    try:
+        # Its heartbeat made to live on for a minute, as if it had beaten just before.
+        await asyncio.to_thread(keep_key, cluster.redis.url, "telemed:node:n2", 60_000)
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{n1.url}/ws") as ws:
+            await ws.send_json({"type": "join", "token": token})
+            first = await ws.receive_json(timeout=20)
+        assert first["type"] == "moved" and first["url"] == n2.url, first
+        await asyncio.to_thread(wait_until, lambda: not redis_keys(cluster.redis.url, "telemed:node:n2"),
+                                20, "the dead host was not forgotten")
+        newcomer = await Client.join(n1.url, token, keep_token_fresh=False, auto_resume=False)
+        assert newcomer.node_url in (n1.url, n3.url)
+        await newcomer.close()
+    finally:
+        await asyncio.to_thread(cluster.replace, n2)
 
 
 async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
