@@ -21,9 +21,15 @@ the pause, though, and so does a stalled server's backlog; the packets after dec
 A backlog drains faster than real time (each packet less late than the one before);
 a resumed sender comes at real time, at a steady lateness. So a late packet after a
 silence of PAUSE_GAP is forwarded on probation: lateness falling by DRAIN makes it
-a backlog (shed), PROBATION seconds without that a new floor. Should an episode's
-lateness hold steady anyway (within STEADY_WITHIN for STEADY_FOR seconds), it is a
-new floor too: a backlog drains, so one that does not is the stream's new normal.
+a backlog (shed; so a stalled server still sends its backlog's first DRAIN or so of
+media), PROBATION seconds without that a new floor. Should an episode's lateness
+hold steady anyway (within STEADY_WITHIN for STEADY_FOR seconds), it is a new floor
+too: a backlog drains, so one that does not is the stream's new normal.
+
+Retransmissions that answer our NACKs are judged (`too_late`) but do not move the
+floor: they are late by design (a round trip and the NACK's wait). One more than
+STALE_AFTER late, or any during an episode, is not sent to viewers, whose own
+receivers gave up on it long ago; it never starts an episode by itself.
 """
 
 from __future__ import annotations
@@ -50,17 +56,22 @@ _FRESH, _ON_PROBATION, _SHEDDING = 0, 1, 2  # states
 
 class LateMedia:
     """One stream's lateness judge. `stale` is on the per-packet path: a few operations
-    in the common case, the rest only once a packet is late."""
+    in the common case (`_limit` holds the state: the latest transit still fresh, -inf
+    during an episode), the rest only once a packet is late."""
+
+    __slots__ = ("_tick", "_back", "_last", "_media", "_arrival", "floor", "_span", "_span_end",
+                 "_limit", "state", "worst", "_since", "_at", "_low")
 
     def __init__(self, clock_rate: int) -> None:
-        self._rate = float(clock_rate)
-        self._restart_step = -int(RESTART_BACK * clock_rate)
+        self._tick = 1.0 / clock_rate
+        self._back = -int(RESTART_BACK * clock_rate)
         self._last = 0          # the last timestamp noted (32 bits)
         self._media = 0         # ... unwrapped, in clock ticks
         self._arrival = -math.inf
         self.floor = math.inf   # the least transit of this span and the one before
         self._span = math.inf   # ... of this span
         self._span_end = -math.inf
+        self._limit = math.inf
         self.state = _FRESH
         self.worst = 0.0        # the episode's greatest lateness, s
         self._since = 0.0       # probation or steadiness: from when
@@ -71,40 +82,52 @@ class LateMedia:
     def shedding(self) -> bool:
         return self.state == _SHEDDING
 
-    def stale(self, timestamp: int, arrival: float, retransmission: bool = False) -> bool:
-        """Note a media packet (`arrival` in seconds); True if it is stale, not to be sent.
-        A retransmission is judged without being noted: it is late by design (a round
-        trip and the NACK's wait), and during an episode it belongs to the backlog."""
-        step = ((timestamp - self._last + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-        if retransmission:
-            transit = arrival - (self._media + step) / self._rate
-            return self.state == _SHEDDING or transit - self.floor > STALE_AFTER
+    def stale(self, timestamp: int, arrival: float) -> bool:
+        """Note a media packet (`arrival` in seconds); True if it is stale, not to be sent."""
+        step = timestamp - self._last
         self._last = timestamp
-        self._media += step
-        transit = arrival - self._media / self._rate
-        gap = arrival - self._arrival
+        if step < self._back or step > 0x7FFFFFFF:  # wrapped, or the clock went back
+            step = ((step + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            if step < self._back:  # the sender's clock went back: nothing to compare with
+                self._media += step
+                self._arrival = arrival
+                return self._new_floor(arrival - self._media * self._tick, arrival)
+        media = self._media = self._media + step
+        transit = arrival - media * self._tick
+        if transit > self._limit:
+            return self._judge(transit, arrival)
         self._arrival = arrival
-        if self.state != _FRESH or transit - self.floor > STALE_AFTER or step < self._restart_step:
-            return self._judge(transit, gap, arrival, step)
-        self._note_fresh(transit, arrival)
-        return False
-
-    def _note_fresh(self, transit: float, arrival: float) -> None:
         if transit < self._span:
             self._span = transit
             if transit < self.floor:
-                self.floor = transit
+                self._set_floor(transit)
         if arrival > self._span_end:  # the span before goes out of the floor
-            self.floor = min(self._span, transit)
-            self._span = transit
-            self._span_end = arrival + FLOOR_SPAN
+            self._rotate(transit, arrival)
+        return False
 
-    def _judge(self, transit: float, gap: float, arrival: float, step: int) -> bool:
-        if step < self._restart_step:  # the sender's clock went back: nothing to compare with
-            return self._new_floor(transit, arrival)
+    def too_late(self, timestamp: int, arrival: float) -> bool:
+        """A retransmission, judged without being noted: it is late by design (a round
+        trip and the NACK's wait), and during an episode it belongs to the backlog."""
+        step = ((timestamp - self._last + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        return self.state == _SHEDDING or arrival - (self._media + step) * self._tick - self.floor > STALE_AFTER
+
+    def _set_floor(self, transit: float) -> None:
+        self.floor = transit
+        if self.state == _FRESH:
+            self._limit = transit + STALE_AFTER
+
+    def _rotate(self, transit: float, arrival: float) -> None:
+        self._set_floor(min(self._span, transit))
+        self._span = transit
+        self._span_end = arrival + FLOOR_SPAN
+
+    def _judge(self, transit: float, arrival: float) -> bool:
+        gap = arrival - self._arrival
+        self._arrival = arrival
         lateness = transit - self.floor
         if self.state == _FRESH:
             self._watch(transit, lateness, arrival)
+            self._limit = -math.inf  # every packet comes here until the episode ends
             if gap >= PAUSE_GAP:
                 self.state = _ON_PROBATION
                 return False
@@ -121,7 +144,11 @@ class LateMedia:
             self.worst = self._at
         if lateness <= FRESH_WITHIN:
             self.state = _FRESH
-            self._note_fresh(transit, arrival)
+            self._limit = self.floor + STALE_AFTER
+            if transit < self._span:
+                self._span = transit
+                if transit < self.floor:
+                    self._set_floor(transit)
             return False
         self.worst = max(self.worst, lateness)
         if abs(lateness - self._at) > STEADY_WITHIN:
@@ -135,9 +162,10 @@ class LateMedia:
         self._since, self._at, self._low = arrival, lateness, transit
 
     def _new_floor(self, transit: float, arrival: float) -> bool:
-        self.floor = self._span = transit
-        self._span_end = arrival + FLOOR_SPAN
         self.state = _FRESH
+        self._span = transit
+        self._set_floor(transit)
+        self._span_end = arrival + FLOOR_SPAN
         return False
 
 

@@ -92,7 +92,8 @@ class Producer:
         if media and len(payload) > MAX_PAYLOAD:
             self._oversize(len(payload))
             media = False
-        stale = media and self.late.stale(packet.timestamp, arrival, retransmission)
+        stale = media and (self.late.too_late(packet.timestamp, arrival) if retransmission
+                           else self.late.stale(packet.timestamp, arrival))
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
         self.last_arrival = arrival
         if self._video:

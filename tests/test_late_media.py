@@ -24,7 +24,7 @@ def stream(kind: tuple, seconds: float, start_ts: int = 1234, ppm: float = 0.0) 
 def judge(kind: tuple, packets: list[tuple[float, int]], arrival) -> tuple[LateMedia, list[bool]]:
     """Feed each packet arriving at arrival(send time); the verdict for each."""
     late = LateMedia(kind[0])
-    return late, [late.stale(ts, 5.0 + arrival(sent), False) for sent, ts in packets]
+    return late, [late.stale(ts, 5.0 + arrival(sent)) for sent, ts in packets]
 
 
 def stalled(start: float, length: float, drain: float = 20e-6):
@@ -161,13 +161,13 @@ def test_lateness_that_holds_is_a_new_floor():
 def test_retransmissions_are_judged_not_noted():
     late = LateMedia(90000)
     for i in range(300):
-        late.stale(i * 3000, i / 30, False)
+        late.stale(i * 3000, i / 30)
     floor = late.floor
     # one round trip and a NACK's wait late: forwarded; seconds late: not
-    assert not late.stale(290 * 3000, 299 / 30 + 0.15, True)
-    assert late.stale(100 * 3000, 299 / 30 + 0.1, True)
+    assert not late.too_late(290 * 3000, 299 / 30 + 0.15)
+    assert late.too_late(100 * 3000, 299 / 30 + 0.1)
     assert late.floor == floor and not late.shedding
     # during an episode, the backlog's retransmissions are shed too
     for i in range(300, 320):
-        late.stale(i * 3000, i / 30 + (i - 299) * 0.1, False)
-    assert late.shedding and late.stale(310 * 3000, 320 / 30 + 2.0, True)
+        late.stale(i * 3000, i / 30 + (i - 299) * 0.1)
+    assert late.shedding and late.too_late(310 * 3000, 320 / 30 + 2.0)
