@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
-from sfu.late_media import FRESH_WITHIN, LateMedia
+from sfu.late_media import FRESH_WITHIN, EpisodeLog, LateMedia
 
 AUDIO = (48000, 0.02, 1)      # clock rate, seconds between frames, packets per frame
 VIDEO = (90000, 1 / 30, 4)
@@ -171,3 +172,16 @@ def test_retransmissions_are_judged_not_noted():
     for i in range(300, 320):
         late.stale(i * 3000, i / 30 + (i - 299) * 0.1)
     assert late.shedding and late.too_late(310 * 3000, 320 / 30 + 2.0)
+
+
+def test_one_log_line_per_episode_at_most_one_a_minute(caplog):
+    episodes = EpisodeLog()
+    with caplog.at_level(logging.WARNING, logger="telemed.sfu"):
+        for n in range(3):  # a stall: every stream late at once
+            episodes.episode(f"p{n}", "video", 3.2)
+        assert [r.getMessage() for r in caplog.records] == [
+            "video of producer p0 arrives 3.2 s late (the server or the publisher's path fell behind): "
+            "not sent to viewers until it is fresh again"]
+        episodes._quiet_until = 0.0  # the minute is over
+        episodes.episode("p0", "audio", 1.5)
+        assert len(caplog.records) == 2 and "(2 more episodes since the last such line)" in caplog.records[1].getMessage()
