@@ -155,8 +155,8 @@ class Producer:
 
     def _fresh_again(self, packet: RtpPacket) -> None:
         self._shedding = False
-        if self._video and not packet.keyframe:
-            self.request_keyframe()
+        if self._video and not packet.keyframe and any(c.live for c in self._waiting):
+            self.request_keyframe()  # for the viewers restarted (a layer nobody watches needs none)
 
     def _oversize(self, size: int) -> None:
         """A packet that cannot reach subscribers in one datagram: counted, and said once."""
