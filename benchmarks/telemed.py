@@ -42,9 +42,11 @@ class SignalingError(RuntimeError):
 
 
 # Server counters the benchmark reports (docs/metrics.md): keyframe requests, send
-# failures of the fan-out step, and what the media port's demultiplexer dropped.
+# failures of the fan-out step, what the media port's demultiplexer dropped, and the late
+# media shed instead of forwarded (sfu/late_media.py).
 METRICS = ("telemed_plis_sent_total", "telemed_plis_received_total", "telemed_send_failures_total",
-           "telemed_packets_forwarded_total", "telemed_media_port_dropped_total")
+           "telemed_packets_forwarded_total", "telemed_media_port_dropped_total",
+           "telemed_late_packets_shed_total", "telemed_late_episodes_total")
 
 
 async def server_counters(http: aiohttp.ClientSession, base: str, key: str) -> dict[str, float]:

@@ -39,6 +39,10 @@ REPORTS_REMEMBERED = 8
 
 
 class Consumer:
+    # A viewer who must see now: media that arrives seconds stale is not sent to it
+    # (sfu/late_media.py). In-process sinks that keep everything (recording) are not.
+    live = False
+
     def __init__(self, producer: Producer, seq: SeqManager | None = None) -> None:
         self.producer = producer
         self.kind = producer.kind
@@ -155,6 +159,8 @@ class RtpConsumer(Consumer):
     Once started it is a member of its producer's Fanout, whose C step sends every
     packet; this class handles the start, feedback and retransmissions.
     """
+
+    live = True
 
     def __init__(self, producer: Producer, transport: MediaTransport, ssrc: int,
                  payload_type: int, audio_level_id: int = 0,

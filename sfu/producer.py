@@ -15,6 +15,7 @@ from .fanout import MAX_PAYLOAD, Fanout
 from .h264_sps import h264_keyframe_size
 from .keyframe import DETECTORS, vp8_keyframe_size
 from .keyframe_request_manager import KeyFrameRequestManager
+from .late_media import LateMedia, episode_log
 from .nack_generator import NackGenerator, seq_delta
 from .receive_stats import ReceiveStats
 from .retransmission_buffer import RetransmissionBuffer
@@ -82,6 +83,10 @@ class Producer:
         # The latest keyframe's first packet: (seq, timestamp, arrival)
         self._last_keyframe: tuple[int, int, float] | None = None
         self.started_from_buffer = 0  # consumers started on a keyframe already here
+        self.late = LateMedia(codec.clock_rate)
+        self._shedding = False  # an episode of late media (sfu/late_media.py) under way
+        self.late_shed = 0      # media packets not sent to viewers: stale
+        self.late_episodes = 0
         self.nacks_sent = 0
         self.oversize = 0  # packets too large to forward
         self._deferred_pli: asyncio.TimerHandle | None = None
@@ -89,7 +94,7 @@ class Producer:
         self.remb_bitrate: int | None = None
 
     # --- media in ---
-    def receive(self, packet: RtpPacket, arrival: float, size: int) -> None:
+    def receive(self, packet: RtpPacket, arrival: float, size: int, retransmission: bool = False) -> None:
         # Padding-only probes and stray payload types carry no media: they are counted
         # and never NACKed, and each consumer's sequence manager closes up behind them.
         payload = packet.payload
@@ -97,6 +102,8 @@ class Producer:
         if media and len(payload) > MAX_PAYLOAD:
             self._oversize(len(payload))
             media = False
+        stale = media and (self.late.too_late(packet.timestamp, arrival) if retransmission
+                           else self.late.stale(packet.timestamp, arrival))
         self.stats.add(packet.seq, packet.timestamp, arrival, size)
         self.last_arrival = arrival
         if self._video:
@@ -108,7 +115,8 @@ class Producer:
             if media:
                 if self._is_keyframe is not None and self._is_keyframe(payload):
                     packet.keyframe = True
-                    self._keyframe_seen(packet, arrival)
+                    if not stale:
+                        self._keyframe_seen(packet, arrival)
                     self.keyframes.keyframe_arrived()
                     if self._frame_size is not None:
                         self.frame_size = self._frame_size(payload) or self.frame_size
@@ -118,6 +126,11 @@ class Producer:
         if not media:
             self._drop(packet.seq)
             return
+        if stale:
+            self._shed(packet, retransmission)
+            return
+        if self._shedding:
+            self._fresh_again(packet)
         if self.fanout.count:
             self.fanout.send(packet)
         for consumer in self._waiting:  # promote() may replace the list meanwhile
@@ -140,7 +153,7 @@ class Producer:
         and catch it up to live, from the buffer; False (nothing sent) if there is none,
         or a packet since then is missing."""
         last = self._last_keyframe
-        if self._paused or last is None or now - last[2] > RECENT_KEYFRAME:
+        if self._paused or self._shedding or last is None or now - last[2] > RECENT_KEYFRAME:
             return False
         first = last[0]
         count = seq_delta(self.stats.extended_max & 0xFFFF, first) + 1
@@ -161,6 +174,35 @@ class Producer:
         for consumer in self._waiting:
             consumer.drop(seq)
 
+    def _shed(self, packet: RtpPacket, retransmission: bool) -> None:
+        """Stale media (sfu/late_media.py): not for viewers, who must see now; consumers
+        that keep everything (recording) still get it."""
+        if not self._shedding and not retransmission:  # one late retransmission is no episode
+            self._start_shedding()
+        self.late_shed += 1
+        if not retransmission and self.fanout.count:  # started audio: numbering closes up
+            self.fanout.drop(packet.seq)
+        for consumer in self._waiting:
+            if not consumer.live:
+                consumer.send(packet)
+            elif not retransmission:
+                consumer.drop(packet.seq)
+
+    def _start_shedding(self) -> None:
+        self._shedding = True
+        self._last_keyframe = None  # what follows it is shed: no viewer starts on it
+        self.late_episodes += 1
+        episode_log.episode(self.id, self.kind, self.late.worst)
+        if self._video:  # viewers go on from a fresh keyframe, with no hole in numbering or time
+            for consumer in list(self.consumers):
+                if consumer.live:
+                    consumer.restart()
+
+    def _fresh_again(self, packet: RtpPacket) -> None:
+        self._shedding = False
+        if self._video and not packet.keyframe and any(c.live for c in self._waiting):
+            self.request_keyframe()  # for the viewers restarted (a layer nobody watches needs none)
+
     def _oversize(self, size: int) -> None:
         """A packet that cannot reach subscribers in one datagram: counted, and said once."""
         if not self.oversize:
@@ -173,7 +215,7 @@ class Producer:
         if self.buffer.get(packet.seq) is not None:
             return  # duplicate
         self.stats.retransmitted += 1
-        self.receive(packet, arrival, size)
+        self.receive(packet, arrival, size, retransmission=True)
 
     def receive_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
         self.last_sr = (ntp, rtp_timestamp, time.monotonic())
@@ -305,6 +347,7 @@ class Producer:
         self.keyframes = KeyFrameRequestManager()
         self.stats = ReceiveStats(self.codec.clock_rate)
         self._last_keyframe = None
+        self.late = LateMedia(self.codec.clock_rate)
         self.last_sr = None
         self.request_keyframe()
 

@@ -47,6 +47,8 @@ COVERS = 0.9
 class LayerProbe(Consumer):
     """Watches one layer for the keyframe its simulcast consumer switches on."""
 
+    live = True  # a stale keyframe is no place to switch to
+
     def __init__(self, owner: SimulcastConsumer, index: int) -> None:
         super().__init__(owner.layers[index])
         self.owner = owner

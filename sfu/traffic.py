@@ -28,6 +28,8 @@ class Traffic:
     # RFC 3550 cumulative loss: a late packet takes one back, so this alone may dip.
     packets_lost: int = 0
     rtp_oversize: int = 0
+    late_packets_shed: int = 0  # stale media not sent to viewers (sfu/late_media.py)
+    late_episodes: int = 0
     bad_packets: int = 0
 
     def add(self, other: Traffic) -> None:
@@ -48,6 +50,8 @@ class Traffic:
         self.keyframes_reused += producer.started_from_buffer
         self.packets_lost += producer.stats.lost
         self.rtp_oversize += producer.oversize
+        self.late_packets_shed += producer.late_shed
+        self.late_episodes += producer.late_episodes
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -35,6 +35,8 @@ _TRAFFIC_HELP = {
     "keyframes_reused": "viewers started on a keyframe that had just gone by, with no request upstream",
     "packets_lost": "packets publishers sent that never arrived (RFC 3550 cumulative loss)",
     "rtp_oversize": "packets too large to forward",
+    "late_packets_shed": "media packets not sent to subscribers because they arrived seconds late",
+    "late_episodes": "times a received stream began arriving seconds late and was shed until fresh",
     "bad_packets": "undecodable RTP/RTCP packets received",
 }
 
