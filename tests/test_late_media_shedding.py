@@ -235,3 +235,17 @@ async def test_a_blocked_server_sheds_the_backlog_and_the_viewer_goes_on_from_a_
             await viewer.close()
         await publisher.close()
 
+
+
+def test_no_viewer_starts_from_the_buffer_on_a_stale_keyframe():
+    """A keyframe in a drained backlog is not one a new viewer may start on (sfu/producer.py
+    starts viewers on a keyframe that has just arrived): its media is seconds old."""
+    producer = Producer(Codec("video/VP8", 90000), 96, 1, lambda data: None)
+    producer.ssrc = 7
+    for n, (sent, packet) in enumerate(video_frames(6, keyframe_at=(0.0, 4.0))):
+        producer.receive(packet, 1000.0 + (6.0 + n * 1e-5 if 3.0 <= sent < 6.0 else sent), 60)
+    assert producer.late_episodes == 1
+    viewer = Viewer(producer)
+    viewer.attach()
+    assert not producer.start_on_recent_keyframe(viewer, 1006.1)
+    assert viewer.out == []
