@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from cluster import NodeInfo
 from sfu import pin_host_addresses
 from tests.processes import serving
 from tests.redis_server import _STARTUP_TIMEOUT, _answers_ping, redis_binary
@@ -114,11 +115,12 @@ def set_lease(url: str, room: str, node_id: str) -> None:
         client.close()
 
 
-def keep_key(url: str, key: str, ms: int) -> None:
-    """Make ``key`` live ``ms`` more milliseconds from now."""
+def restore_heartbeat(url: str, node_id: str, node_url: str) -> None:
+    """A heartbeat for ``node_id`` that lives a minute, as if it had just beaten."""
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2)
     try:
-        assert client.pexpire(key, ms), f"{key} is gone"
+        client.set(f"telemed:node:{node_id}", NodeInfo(node_id, node_url).to_json(), px=60_000)
+        client.sadd("telemed:nodes", node_id)
     finally:
         client.close()
 

@@ -28,7 +28,7 @@ from streaming import playlist
 from streaming.hls_window import HlsWindow
 from streaming.playlist import LIVE_SEGMENTS
 from tests.clinical_peers import bundled, potassium
-from tests.cluster import NODE_TTL, ROOT, keep_key, redis_keys, set_lease, wait_until
+from tests.cluster import NODE_TTL, ROOT, redis_keys, restore_heartbeat, set_lease, wait_until
 from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
@@ -403,7 +403,7 @@ async def test_a_newcomer_is_not_sent_to_a_host_that_died_moments_ago(cluster):
     n2.proc.wait()
     try:
         # Its heartbeat made to live on for a minute, as if it had beaten just before.
-        await asyncio.to_thread(keep_key, cluster.redis.url, "telemed:node:n2", 60_000)
+        await asyncio.to_thread(restore_heartbeat, cluster.redis.url, "n2", n2.url)
         async with aiohttp.ClientSession() as http, http.ws_connect(f"{n1.url}/ws") as ws:
             await ws.send_json({"type": "join", "token": token})
             first = await ws.receive_json(timeout=20)
@@ -413,6 +413,15 @@ async def test_a_newcomer_is_not_sent_to_a_host_that_died_moments_ago(cluster):
         newcomer = await Client.join(n1.url, token, keep_token_fresh=False, auto_resume=False)
         assert newcomer.node_url in (n1.url, n3.url)
         await newcomer.close()
+        # The device client does it by itself: sent to a dead host, it goes back to the entry.
+        await create_room(n1.url, "crashed-2", PASSWORD, ADMIN_KEY)
+        await asyncio.to_thread(set_lease, cluster.redis.url, "crashed-2", "n2")
+        await asyncio.to_thread(restore_heartbeat, cluster.redis.url, "n2", n2.url)
+        device = await Client.join(n1.url, (await fetch_token(n1.url, "crashed-2", role="host", name="D",
+                                                               api_key=ADMIN_KEY))["token"],
+                                   keep_token_fresh=False, auto_resume=False)
+        assert device.node_url in (n1.url, n3.url)
+        await device.close()
     finally:
         await asyncio.to_thread(cluster.replace, n2)
 

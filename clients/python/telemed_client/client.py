@@ -26,6 +26,8 @@ FINAL_CODES = frozenset({"unauthorized", "forbidden", "not-found", "removed", "r
 
 
 MAX_MOVES = 3  # redirects to the node hosting the room, per join
+# Pauses before going back to the entry node when the node it sent us to is unreachable.
+HOST_GONE_RETRY = (0.1, 0.25, 0.5, 1.0)
 
 
 class ClientError(Exception):
@@ -153,8 +155,19 @@ class Client:
     async def _connect(self, resume: Mapping[str, str] | None = None, admission_timeout: float = 300) -> None:
         self._session = aiohttp.ClientSession()
         url = self.base_url
-        for _ in range(MAX_MOVES + 1):
-            self._ws = await self._session.ws_connect(url.replace("http", "ws", 1) + "/ws", heartbeat=20)
+        moves = gone = 0
+        while True:
+            try:
+                self._ws = await self._session.ws_connect(url.replace("http", "ws", 1) + "/ws", heartbeat=20)
+            except aiohttp.ClientConnectionError:
+                # The node we were sent to is gone (killed moments ago, its heartbeat still
+                # fresh): back to the entry, which checks it meanwhile (docs/multinode.md).
+                if url == self.base_url or gone == len(HOST_GONE_RETRY):
+                    raise
+                await asyncio.sleep(HOST_GONE_RETRY[gone])
+                gone += 1
+                url = self.base_url
+                continue
             self._reader = asyncio.ensure_future(self._read())
             reply = await self.request({"type": "join", "token": self.token, "screen": self._screen,
                                         **(resume or {})})
@@ -165,9 +178,10 @@ class Client:
             # seat's `info` (its resume secret) stays until a join gets through.
             self._reader.cancel()
             await self._ws.close()
+            moves += 1
+            if moves > MAX_MOVES + len(HOST_GONE_RETRY):
+                raise ClientError("moved", "the servers kept sending us elsewhere")
             url = reply["url"]
-        else:
-            raise ClientError("moved", "the servers kept sending us elsewhere")
         self.node_url = url
         if self.info["type"] == "waiting":
             self.info = await self._admission(admission_timeout)
