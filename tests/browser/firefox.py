@@ -29,7 +29,10 @@ PREFS = {
     # Fake devices count as capturing: otherwise Firefox offers only the default
     # route's address as a host candidate, and loopback never.
     "media.navigator.permission.fake": True,
-    "media.autoplay.default": 0,  # allow: the room plays remote audio without a click
+    # Sound starts without a click (Chromium's --autoplay-policy), on a mock audio
+    # device (this machine has none; Firefox's audio contexts would never start).
+    "media.autoplay.default": 0,
+    "media.cubeb.force_mock_context": True,
     "media.peerconnection.ice.loopback": True,
     "media.peerconnection.ice.obfuscate_host_addresses": False,
     "app.update.enabled": False,

@@ -3,14 +3,25 @@ fake camera and microphone through the real web client, and each plays the other
 
 from __future__ import annotations
 
-from .conftest import remote_videos_playing, room_url, wait_connected
-from .test_simulcast import until
+import asyncio
+
+from .conftest import TABLET_LANDSCAPE, remote_videos_playing, room_url, wait_connected
+from .test_simulcast import SMALL, until
 
 ROOM = "firefox-1"
 PASSWORD = "firefox-consult"
 
 # What a page receives of the others' microphones (works in both browsers' evaluate).
 AUDIO_RECEIVED = "window.telemed.session.receiveStats().then((r) => [...r.values()].filter((s) => s.kind === 'audio'))"
+
+
+async def shown_at(page, width: int, timeout: float = 15.0) -> None:
+    """Wait until the page plays its one remote video `width` pixels wide."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (shown := (await remote_videos_playing(page, 1))[0]["videoWidth"]) != width:
+        assert loop.time() < deadline, f"the remote video stayed {shown} wide, not {width}"
+        await asyncio.sleep(0.3)
 
 
 async def test_firefox_and_chromium_see_and_hear_each_other(server, firefox, people):
@@ -36,7 +47,19 @@ async def test_firefox_and_chromium_see_and_hear_each_other(server, firefox, peo
     # Firefox sends its camera as the client's three simulcast layers, smallest first
     # (Firefox keeps the order of sendEncodings, as Chromium does).
     camera = server.core.live.rooms[ROOM].router.producers[await tab.evaluate("window.telemed.session.ownTrackId('camera')")]
-    assert camera.codec.mime_type == "video/VP8"  # Debian's Firefox has no H.264 without OpenH264
+    assert camera.codec.mime_type == "video/VP8"  # Debian's Firefox has no H.264 (OpenH264 is a download)
     assert [layer.rid for layer in camera.layers] == ["q", "h", "f"]
     await until(lambda: all(layer.frame_size for layer in camera.layers), timeout=10, what="keyframes of all three layers")
     assert [layer.frame_size for layer in camera.layers] == [(160, 90), (320, 180), (640, 360)]
+
+    # Chromium's window shrinks, then grows: the server moves it between Firefox's
+    # layers, each move starting on a keyframe of the new layer.
+    for viewport, width in ((SMALL, 320), (TABLET_LANDSCAPE, 640)):
+        await chromium.set_viewport_size(viewport)
+        await shown_at(chromium, width)
+
+
+    # Firefox's stats carry no level for its own microphone; the page measures it
+    # itself (clients/web/js/mic-level.js). With Chromium muted, Firefox speaks loudest.
+    await chromium.click("#ctl-mic")
+    await tab.wait_for("document.querySelector('#stage .tile.self.speaking') !== null", timeout=10)
