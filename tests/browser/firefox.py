@@ -93,15 +93,21 @@ class Tab:
         return json.loads(value["value"]) if value["type"] == "string" else None
 
     async def wait_for(self, expression: str, timeout: float = 20.0):
-        """Poll `expression` until it is truthy; return its value."""
+        """Poll `expression` until it is truthy; return its value. It may throw meanwhile
+        (the page is still loading, or navigating away)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            value = await self.evaluate(expression)
+            value, failure = None, None
+            try:
+                value = await self.evaluate(expression)
+            except BidiError as exc:
+                failure = exc
             if value:
                 return value
             if loop.time() > deadline:
-                raise AssertionError(f"{self.name}: timed out after {timeout} s waiting for {expression}")
+                raise AssertionError(f"{self.name}: timed out after {timeout} s waiting for {expression}"
+                                     + (f" (last: {failure})" if failure else ""))
             await asyncio.sleep(0.2)
 
 

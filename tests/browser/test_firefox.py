@@ -14,6 +14,14 @@ PASSWORD = "firefox-consult"
 # What a page receives of the others' microphones (works in both browsers' evaluate).
 AUDIO_RECEIVED = "window.telemed.session.receiveStats().then((r) => [...r.values()].filter((s) => s.kind === 'audio'))"
 
+# The lobby's form, filled in and sent (Firefox goes on to room.html).
+JOIN = """(() => {
+  document.querySelector('#name').value = 'Dr. Firefox';
+  document.querySelector('#password').value = 'firefox-consult';
+  document.querySelector('#quality').value = 'sd';
+  document.querySelector('#join-btn').click();
+})()"""
+
 
 async def shown_at(page, width: int, timeout: float = 15.0) -> None:
     """Wait until the page plays its one remote video `width` pixels wide."""
@@ -26,10 +34,14 @@ async def shown_at(page, width: int, timeout: float = 15.0) -> None:
 
 async def test_firefox_and_chromium_see_and_hear_each_other(server, firefox, people):
     await server.create_room(ROOM, PASSWORD)
-    tab = await firefox.tab("firefox")
-    await tab.goto(room_url(server, ROOM, await server.token(ROOM, PASSWORD, "host", "Dr. Firefox")))
     chromium = await (await people("chromium")).page(
-        room_url(server, ROOM, await server.token(ROOM, PASSWORD, "participant", "Dr. Chromium")))
+        room_url(server, ROOM, await server.token(ROOM, PASSWORD, "host", "Dr. Chromium")))
+
+    # Firefox comes in through the lobby: its camera preview plays, then it joins.
+    tab = await firefox.tab("firefox")
+    await tab.goto(f"{server.url}/?room={ROOM}")
+    await tab.wait_for("document.querySelector('#preview-video').videoWidth > 0")
+    await tab.evaluate(JOIN)
     await tab.wait_for("window.telemed && window.telemed.session.status === 'connected'", timeout=30)
     await wait_connected(chromium)
 
