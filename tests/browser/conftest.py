@@ -74,6 +74,7 @@ async def firefox(tmp_path):
     if not Path(firefox_bidi.FIREFOX).exists():
         pytest.skip(f"Firefox not found at {firefox_bidi.FIREFOX} (apt-get install firefox-esr)")
     async with firefox_bidi.launch(tmp_path / "firefox-profile") as running:
+        print(f"Firefox {running.version}")  # shown when the test fails
         yield running
         errors = running.errors
     assert not errors, f"uncaught errors in Firefox pages: {errors}"

@@ -15,6 +15,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -77,11 +78,7 @@ class Tab:
     async def goto(self, url: str) -> None:
         await self.firefox.command("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"})
 
-    async def set_viewport(self, width: int, height: int) -> None:
-        await self.firefox.command("browsingContext.setViewport",
-                                   {"context": self.context, "viewport": {"width": width, "height": height}})
-
-    async def evaluate(self, expression: str):
+    async def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (promises awaited),
         carried back as JSON."""
         reply = await self.firefox.command("script.evaluate", {
@@ -92,7 +89,7 @@ class Tab:
         value = reply["result"]
         return json.loads(value["value"]) if value["type"] == "string" else None
 
-    async def wait_for(self, expression: str, timeout: float = 20.0):
+    async def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
         """Poll `expression` until it is truthy; return its value. It may throw meanwhile
         (the page is still loading, or navigating away)."""
         loop = asyncio.get_running_loop()
@@ -140,18 +137,20 @@ class Firefox:
         name = tab.name if tab else "firefox"
         # Shown by pytest only when a test fails.
         print(f"[{name}] {entry.get('type')} {entry.get('level')}: {entry.get('text')}")
-        if tab and entry.get("type") == "javascript":  # an uncaught exception
+        # An uncaught exception, or an error Firefox reports against the page (failed ICE, say).
+        if tab and entry.get("type") == "javascript":
             tab.errors.append(f"{name}: {entry.get('text')}")
 
     async def command(self, method: str, params: dict) -> dict:
         self._ids += 1
+        command_id = self._ids
         future = asyncio.get_running_loop().create_future()
-        self._waiting[self._ids] = future
-        await self.ws.send_str(json.dumps({"id": self._ids, "method": method, "params": params}))
+        self._waiting[command_id] = future
         try:
+            await self.ws.send_str(json.dumps({"id": command_id, "method": method, "params": params}))
             reply = await asyncio.wait_for(future, COMMAND_TIMEOUT)
         finally:
-            self._waiting.pop(self._ids, None)
+            self._waiting.pop(command_id, None)
         if reply.get("type") == "error":
             raise BidiError(f"{method}: {reply.get('error')}: {reply.get('message')}")
         return reply["result"]
