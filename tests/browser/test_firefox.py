@@ -70,7 +70,6 @@ async def test_firefox_and_chromium_see_and_hear_each_other(server, firefox, peo
         await chromium.set_viewport_size(viewport)
         await shown_at(chromium, width)
 
-
     # Firefox's stats carry no level for its own microphone; the page measures it
     # itself (clients/web/js/mic-level.js). With Chromium muted, Firefox speaks loudest.
     await chromium.click("#ctl-mic")
