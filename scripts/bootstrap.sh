@@ -3,7 +3,7 @@
 #   serve: what the server needs at run time: Python 3.12, the serve lock
 #          (requirements-serve.txt), gcc for the C fan-out step. No root unless one
 #          of those is missing, and no test tools.
-#   test, bench: also the test tools (Debian's redis, chromium, janus, orthanc) and the
+#   test, bench: also the test tools (Debian's redis, chromium, firefox-esr, janus, orthanc) and the
 #          full lock (requirements.txt), and the vendored browser libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ need_apt=()
 # `serve` uses it when it is there and otherwise says what the trainee page lacks.
 pairs=(gcc:gcc)
 if [ "$mode" != serve ]; then
-  pairs+=(redis-server:redis-server chromium:chromium janus:janus janus-pp-rec:janus-tools ip:iproute2 npm:npm
+  pairs+=(redis-server:redis-server chromium:chromium firefox-esr:firefox-esr janus:janus janus-pp-rec:janus-tools ip:iproute2 npm:npm
           turnserver:coturn)
   # By path: /usr/sbin is not on every PATH, and the DICOMweb plugin (for the PACS tests) is a library.
   [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)

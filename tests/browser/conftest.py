@@ -1,5 +1,6 @@
 """Browser tests: Debian's Chromium driven by Playwright, fake camera/microphone,
-against the real server (tests/server.py) on 127.0.0.1.
+against the real server (tests/server.py) on 127.0.0.1. Debian's Firefox ESR joins
+some of them, driven over WebDriver BiDi (tests/browser/firefox.py).
 
 One Chromium per test, with a browser context per person (contexts are cheap; this
 machine has two cores). Playwright never downloads a browser here: it is always
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+
+from . import firefox as firefox_bidi
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -63,6 +66,18 @@ async def browser():
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest_asyncio.fixture
+async def firefox(tmp_path):
+    """A headless Firefox ESR on a fresh profile; skips the test where it is not installed."""
+    if not Path(firefox_bidi.FIREFOX).exists():
+        pytest.skip(f"Firefox not found at {firefox_bidi.FIREFOX} (apt-get install firefox-esr)")
+    async with firefox_bidi.launch(tmp_path / "firefox-profile") as running:
+        print(f"Firefox {running.version}")  # shown when the test fails
+        yield running
+        errors = running.errors
+    assert not errors, f"uncaught errors in Firefox pages: {errors}"
 
 
 @asynccontextmanager

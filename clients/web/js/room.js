@@ -19,6 +19,7 @@ import { hideWaiting, kickedMessage, mountHostControls, showWaiting } from './ho
 import { icon } from './icons.js';
 import { PRESETS, arrange, buildTiles, gridColumns, isPerson, mainContent } from './layout.js';
 import { mountLiveIndicator } from './live-indicator.js';
+import { MicLevel } from './mic-level.js';
 import { mountRecordingIndicator } from './recording-indicator.js';
 import { saveSeat, seatFromLocation, tokenClaims, tokenExpired } from './seat.js';
 import { Session } from './session.js';
@@ -56,6 +57,7 @@ class RoomApp {
     this.audioEls = new Map();
     this.camera = null;
     this.mic = null;
+    this.micMeter = null;  // the microphone's level where the stats lack it (MicLevel)
     this.screenTrack = null;
     this.soundOn = true;
     this.renderQueued = false;
@@ -364,12 +366,20 @@ class RoomApp {
       if (info && st.kind === 'audio' && !info.muted) levels.set(info.peer_id, Math.max(levels.get(info.peer_id) || 0, st.audioLevel));
     }
     const micEntry = s.local.get('microphone');
-    if (micEntry && !micEntry.muted) levels.set(s.me.peer_id, stats.localAudioLevel || 0);
+    if (micEntry && !micEntry.muted) levels.set(s.me.peer_id, stats.localAudioLevel ?? this.micLevel(micEntry.track));
     const { active } = this.detector.update(levels);
     if (active !== this.active) {
       this.active = active;
       this.queueRender();
     }
+  }
+
+  micLevel(track) {
+    if (this.micMeter?.track !== track) {
+      this.micMeter?.close();
+      this.micMeter = new MicLevel(track);
+    }
+    return this.micMeter.level;
   }
 
   // ---------- layout ----------

@@ -555,6 +555,7 @@ export class Session extends EventTarget {
     for (const [trackId, t] of this.recv) if (t.mid) byMid.set(t.mid, trackId);
     const report = await this.pc.getStats();
     let localLevel = 0;
+    let unmeasured = false;  // Firefox reports the microphone's source without its level
     report.forEach((s) => {
       if (s.type === 'inbound-rtp' && byMid.has(s.mid)) {
         out.set(byMid.get(s.mid), {
@@ -563,10 +564,11 @@ export class Session extends EventTarget {
           packetsLost: s.packetsLost || 0, jitter: s.jitter || 0,
         });
       } else if (s.type === 'media-source' && s.kind === 'audio') {
-        localLevel = Math.max(localLevel, s.audioLevel || 0);
+        if (typeof s.audioLevel === 'number') localLevel = Math.max(localLevel, s.audioLevel);
+        else unmeasured = true;
       }
     });
-    out.localAudioLevel = localLevel;
+    out.localAudioLevel = unmeasured ? null : localLevel;
     return out;
   }
 
