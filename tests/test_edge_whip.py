@@ -3,7 +3,6 @@ whip_connect_timeout and stop filling the room; one token holds only a few sessi
 
 from __future__ import annotations
 
-import asyncio
 
 import aiohttp
 import pytest
@@ -11,6 +10,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from telemed_client import Client
 from tests.media import PatternTrack
+from tests.polling import until
 from tests.server import start_server
 
 NO_ICE_SERVERS = RTCConfiguration(iceServers=[])
@@ -31,14 +31,6 @@ async def post(url: str, token: str, sdp: str) -> tuple[int, str, str]:
         async with session.post(url, data=sdp, headers={
                 "Authorization": f"Bearer {token}", "Content-Type": "application/sdp"}) as r:
             return r.status, r.headers.get("Location", ""), await r.text()
-
-
-async def until(condition, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

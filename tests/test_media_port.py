@@ -13,6 +13,7 @@ import aioice.stun
 
 from telemed_client import Client
 from tests.media import PatternTrack, ToneTrack
+from tests.polling import until
 from tests.test_forwarding import frames
 
 
@@ -23,14 +24,6 @@ def ice_of(pc):
 
 def server_ice(server, room: str, peer_id: str):
     return ice_of(server.core.live.rooms[room].peers[peer_id].connection.pc)
-
-
-async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def udp_ports_of_this_process() -> list[tuple[str, int]]:

@@ -20,6 +20,7 @@ from sfu.aiortc_hook import tap
 from sfu.rtp_packet import is_rtcp, parse_rtp
 from telemed_client import Client
 from tests.media import PatternTrack, ToneTrack
+from tests.polling import until
 from tests.processes import serving
 from tests.server import ADMIN_KEY, RunningServer, free_media_port, free_port, start_server
 from vault import EncryptedReader, KeyRing
@@ -34,14 +35,6 @@ async def api(server, method: str, path: str, token: str | None = None, body: di
         async with session.request(method, server.url + path, json=body, headers=headers) as resp:
             data = await resp.json() if resp.content_type == "application/json" else None
             return resp.status, data
-
-
-async def until(condition, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def frames_written(server, room: str) -> dict[str, int]:

@@ -26,6 +26,7 @@ from telemed_client import Client
 from telemed_client.clinical import CHANNELS, Clinical
 from telemed_client.wire import unpack_ecg
 from tests.network_guard import allowed_network
+from tests.polling import until
 from tests.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,13 +95,6 @@ def ecg_seqs(doctor: Clinical) -> list[int]:
     while not doctor.ecg_frames.empty():
         seqs.append(unpack_ecg(doctor.ecg_frames.get_nowait()[1]).seq)
     return seqs
-
-
-async def until(condition, timeout: float) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_the_ambulance_changes_address_mid_call_and_resumes(moving_link):

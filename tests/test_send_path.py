@@ -7,7 +7,6 @@ number and timestamp.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from sfu.aiortc_hook import tap
@@ -15,6 +14,7 @@ from sfu.rtcp import RTPFB_NACK, RtcpRtpfbPacket, parse_rtcp
 from sfu.rtp_packet import is_rtcp, parse_rtp
 from telemed_client import Client
 from tests.media import PatternTrack
+from tests.polling import until
 from tests.test_forwarding import frames, join_publishing
 
 
@@ -85,14 +85,6 @@ def assert_no_holes(stream: list) -> None:
     seqs = [r[2] for r in stream]
     steps = {(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:])}
     assert steps == {1}, f"sequence steps seen: {sorted(steps)[:10]}"
-
-
-async def until(condition, timeout: float = 20, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def consumer_of(server, room: str, client: Client, kind: str):

@@ -5,13 +5,13 @@ watch and hang up, and must stop a page whose origin is not allowed."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 
+from tests.polling import until
 from tests.server import free_port, start_server
 
 from .conftest import ROOT, wait_for
@@ -40,14 +40,6 @@ async def serve_pages(port: int, library: Path) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
-
-
-async def until(condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 def page_url(origin: str, page: str, endpoint: str, token: str) -> str:

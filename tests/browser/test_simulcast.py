@@ -4,9 +4,10 @@ needs; when the small window grows, its stream switches up without a decoder hic
 
 from __future__ import annotations
 
-import asyncio
+import functools
 
 from sfu.simulcast_consumer import SimulcastConsumer
+from tests import polling
 
 from .conftest import remote_videos_playing, room_url, wait_connected
 
@@ -14,18 +15,8 @@ ROOM = "simulcast-1"
 PASSWORD = "simulcast-pw"
 SMALL = {"width": 320, "height": 420}
 LARGE = {"width": 1440, "height": 900}
-
-
-async def until(condition, timeout: float = 60, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
+# Layer switches wait for hysteresis and keyframes: slow on a loaded host.
+until = functools.partial(polling.until, timeout=60, every=0.2)
 
 
 def camera_consumer(server, peer_id: str) -> SimulcastConsumer | None:
