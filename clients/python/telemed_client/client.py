@@ -26,8 +26,10 @@ FINAL_CODES = frozenset({"unauthorized", "forbidden", "not-found", "removed", "r
 
 
 MAX_MOVES = 3  # redirects to the node hosting the room, per join
-# Pauses before going back to the entry node when the node it sent us to is unreachable.
-HOST_GONE_RETRY = (0.1, 0.25, 0.5, 1.0)
+# Pauses before going back to the entry node when the node it sent us to is unreachable:
+# nearly 5 s in all, well past the entry's once-a-second check of a host it sends people
+# to (signaling/cluster_node.py), which finds a dead one.
+HOST_GONE_RETRY = (0.1, 0.25, 0.5, 1.0, 1.0, 2.0)
 
 
 class ClientError(Exception):
