@@ -16,6 +16,7 @@ from pydicom import dcmread
 from clinical.audit import verify
 from telemed_client.ecg_sources import synthetic
 from tests.clinical_peers import PASSWORD, bundled, close, join, multiframe_ct, oru_r01, potassium
+from tests.disk_files import file_contents
 
 
 def audit_records(server) -> list[dict]:
@@ -68,13 +69,9 @@ async def test_eight_mib_dicom_reaches_everyone_byte_identical(server):
 
 def assert_no_plaintext(data_dir: Path, needles: list[bytes]) -> None:
     """Nothing on disk carries the shared bytes: every file is searched."""
-    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    files = file_contents(data_dir)
     assert files
-    for path in files:
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError:  # an atomic write's temporary name, renamed meanwhile
-            continue
+    for path, content in files.items():
         assert not any(needle in content for needle in needles), f"{path} holds plaintext"
 
 

@@ -19,6 +19,7 @@ import pytest
 from sfu.aiortc_hook import tap
 from sfu.rtp_packet import is_rtcp, parse_rtp
 from telemed_client import Client
+from tests.disk_files import file_contents
 from tests.media import PatternTrack, ToneTrack
 from tests.polling import until
 from tests.processes import serving
@@ -106,7 +107,7 @@ async def test_recording_decodes_frame_complete(server, codec, container):
 
 
 def raw_files(root) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return {str(path): content for path, content in file_contents(root).items()}
 
 
 async def test_data_dir_holds_no_plaintext_media(server, tmp_path):

@@ -12,6 +12,7 @@ import aiohttp
 from conference.signed_urls import UrlSigner
 from signaling.config import reveal
 from tests.clinical_peers import PASSWORD, close, join, potassium
+from tests.disk_files import file_contents
 from tests.test_recording import frames_written, publisher, until
 from vault import EncryptedReader
 
@@ -82,9 +83,8 @@ async def test_tracks_served_with_ranges_links_audit_and_clinical_entries(server
     assert {t["kind"] for t in manifest["tracks"]} == {"video", "audio"}
 
     # The lab shared during the recording is on disk only sealed (session log), never in the clear.
-    for path in Path(server.core.settings.data_dir).rglob("*"):
-        if path.is_file():
-            assert b"Potassium" not in path.read_bytes(), path
+    for path, content in file_contents(Path(server.core.settings.data_dir)).items():
+        assert b"Potassium" not in content, path
 
     for track in manifest["tracks"]:
         plain, url = plaintext(server, manifest["id"], track), server.url + track["url"]

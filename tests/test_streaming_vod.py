@@ -10,6 +10,7 @@ import aiohttp
 import av
 import m3u8
 
+from tests.disk_files import file_contents
 from tests.hls_checks import complete, fetch, playlist_until
 from tests.test_streaming_passthrough import PW, server, whip_h264  # noqa: F401 (fixture)
 
@@ -65,10 +66,8 @@ async def test_stopped_stream_plays_as_vod_with_chapters(server):  # noqa: F811
             live_bytes = (await fetch(session, url.split("index.m3u8")[0] + first_live.uri))[1]
             assert (await fetch(session, base + kept_first.uri))[1] == live_bytes
             # Encrypted at rest: no MP4 box names in anything under the data directory.
-            for path in Path(server.core.settings.data_dir, "streams").rglob("*"):
-                if path.is_file():
-                    raw = path.read_bytes()
-                    assert b"moof" not in raw and b"ftyp" not in raw
+            for raw in file_contents(Path(server.core.settings.data_dir, "streams")).values():
+                assert b"moof" not in raw and b"ftyp" not in raw
 
             # A host adds chapters and trims the start; a viewer may not.
             edit = {"chapters": [{"at": 1.5, "title": "Incision"}, {"at": 0.2, "title": "Prep \"A\""}],
@@ -92,8 +91,7 @@ async def test_stopped_stream_plays_as_vod_with_chapters(server):  # noqa: F811
             assert 'X-TITLE="Incision"' in text and "CLASS=\"com.telemed.chapter\"" in text
             assert (await fetch(session, vod_url.split("?")[0]))[0] == 401
             assert (await fetch(session, base + "s99999.m4s?" + vod_url.split("?")[1]))[0] == 404
-            for path in Path(server.core.settings.data_dir, "streams").rglob("*"):
-                if path.is_file():
-                    assert b"Incision" not in path.read_bytes()
+            for raw in file_contents(Path(server.core.settings.data_dir, "streams")).values():
+                assert b"Incision" not in raw
     finally:
         await publisher.close()
