@@ -17,10 +17,19 @@ from telemed_client import create_room, fetch_token
 ADMIN_KEY = "test-admin-key"
 
 
+# Every port handed out in this process: the kernel may hand a closed probe's port out
+# again at once, and a server given the same number for HTTP and media cannot start.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def free_media_port() -> int:
@@ -34,6 +43,8 @@ def free_media_port() -> int:
                 tcp.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        if port not in _handed_out:
+            _handed_out.add(port)
             return port
 
 
