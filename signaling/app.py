@@ -26,7 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     # arms it on connect and closes the connection if no request arrived by then.
     server = Server(settings)
     app = web.Application(middlewares=[request_id_middleware, forwarded_middleware(settings.trusted_proxies),
-                                       security_headers(server.node.urls),
+                                       security_headers(server.node.urls, server.node.refresh_urls),
                                        whip.cors_middleware(OriginPolicy(settings.whip_origins)),
                                        error_middleware],
                           client_max_size=1024 * 1024,

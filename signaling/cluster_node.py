@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import socket
 import time
@@ -93,6 +94,9 @@ class LocalNode:
     def urls(self) -> tuple[str, ...]:
         return ()
 
+    async def refresh_urls(self, max_age: float = 0.0) -> None:
+        return None
+
     async def owner_url(self, room: str) -> str | None:
         return None
 
@@ -153,6 +157,7 @@ class ClusterNode:
         self._bitrate = 0.0
         self._info = NodeInfo(self.id, self.url)
         self._urls: tuple[str, ...] = (self.url,)
+        self._urls_at = -math.inf  # when _urls was read from the registry
         self._placed: dict[str, float] = {}  # rooms leased to us, not live yet -> when
         self._held: set[str] = set()         # rooms we renewed last time
         self._probed: dict[str, float] = {}  # node id -> when a newcomer last had it probed
@@ -211,9 +216,26 @@ class ClusterNode:
             pass  # its heartbeat lapses anyway
 
     def urls(self) -> tuple[str, ...]:
-        """Every live node's public URL as of the last heartbeat: pages served by one node
-        may connect to the others (CSP connect-src, the WebSocket's Origin check)."""
+        """Every live node's public URL as of the last read (`refresh_urls`, or the last
+        heartbeat): pages served by one node may connect to the others (CSP connect-src,
+        the WebSocket's Origin check)."""
         return self._urls
+
+    async def refresh_urls(self, max_age: float = 0.0) -> None:
+        """Read the live nodes' URLs again unless the last read is under ``max_age`` s old.
+        A page's CSP is fixed when it is served: it must name a node that joined since our
+        last heartbeat, or the page could never follow a `moved` there."""
+        now = time.monotonic()
+        if now - self._urls_at < max_age:
+            return
+        try:
+            await self._read_urls()
+        except RedisError:
+            pass  # the last list stands; the heartbeat says what is wrong
+
+    async def _read_urls(self) -> None:
+        self._urls_at = time.monotonic()
+        self._urls = tuple(sorted({self.url, *(node.url for node in await self.registry.nodes())}))
 
     async def owner_url(self, room: str) -> str | None:
         """The URL of the node hosting ``room`` if that is another live node, else None."""
@@ -284,7 +306,7 @@ class ClusterNode:
         empty), this re-registers and re-asserts every lease and key."""
         self._info = self._measure()
         await self.registry.beat(self._info)
-        self._urls = tuple(sorted({self.url, *(node.url for node in await self.registry.nodes())}))
+        await self._read_urls()
         now = time.monotonic()
         live = set(self._live_rooms())
         self._placed = {r: at for r, at in self._placed.items() if r not in live and now - at < self._ttl}

@@ -8,7 +8,7 @@ framing, so a hostile site cannot overlay the consult page (clickjacking).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -46,9 +46,12 @@ def _add(request: web.Request, headers, policy: str) -> None:
         headers.setdefault("Strict-Transport-Security", HSTS)
 
 
-def security_headers(connect_to: Callable[[], Iterable[str]] = tuple) -> web.middleware:
+def security_headers(connect_to: Callable[[], Iterable[str]] = tuple,
+                     refresh: Callable[[], Awaitable[None]] | None = None) -> web.middleware:
     """``connect_to``: base URLs besides our own that pages may open connections to (the
-    other nodes of a cluster, to which a join may be moved: docs/multinode.md)."""
+    other nodes of a cluster, to which a join may be moved: docs/multinode.md);
+    ``refresh``: brings that list up to date, awaited before a page (HTML) is sent, whose
+    policy holds for as long as it stays open."""
 
     def policy() -> str:
         urls = sorted(set(connect_to()))
@@ -67,6 +70,8 @@ def security_headers(connect_to: Callable[[], Iterable[str]] = tuple) -> web.mid
             _add(request, exc.headers, policy())
             raise
         if not response.prepared:  # a WebSocket or a stream has sent its head already
+            if refresh is not None and (request.path == "/" or request.path.endswith(".html")):
+                await refresh()
             _add(request, response.headers, policy())
         return response
 

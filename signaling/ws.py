@@ -25,6 +25,8 @@ from .server import Server
 log = logging.getLogger("telemed.ws")
 
 MAX_MESSAGES_PER_SECOND = 50
+# A refused Origin has the cluster's node list read again, at most this often (s).
+ORIGIN_RECHECK_AFTER = 0.25
 # After a host's refusal, removal or end of the consult the server closes the socket:
 # nothing is left for it to do. (A socket replaced by a resumed session stays open,
 # answering `not-joined`, until its client closes it.)
@@ -340,7 +342,10 @@ def route(server: Server, app: web.Application) -> web.RouteDef:
     async def websocket(request: web.Request) -> web.WebSocketResponse:
         # aiohttp closes (1009) beyond 4x our limit; below it we answer with an error instead.
         if not origins.allows(request):
-            raise HttpError(403, "forbidden-origin", "pages from this origin may not open the WebSocket")
+            # Perhaps a page of a node that joined since our last heartbeat: look again.
+            await server.node.refresh_urls(max_age=ORIGIN_RECHECK_AFTER)
+            if not origins.allows(request):
+                raise HttpError(403, "forbidden-origin", "pages from this origin may not open the WebSocket")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_WS_MESSAGE)
         await ws.prepare(request)
         session = Session(server, ws, request.remote or "")

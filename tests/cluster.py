@@ -125,6 +125,15 @@ def restore_heartbeat(url: str, node_id: str, node_url: str) -> None:
         client.close()
 
 
+def forget_node(url: str, node_id: str) -> None:
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=2)
+    try:
+        client.delete(f"telemed:node:{node_id}")
+        client.srem("telemed:nodes", node_id)
+    finally:
+        client.close()
+
+
 def wait_until(condition, timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

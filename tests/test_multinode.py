@@ -28,7 +28,7 @@ from streaming import playlist
 from streaming.hls_window import HlsWindow
 from streaming.playlist import LIVE_SEGMENTS
 from tests.clinical_peers import bundled, potassium
-from tests.cluster import NODE_TTL, ROOT, redis_keys, restore_heartbeat, set_lease, wait_until
+from tests.cluster import NODE_TTL, ROOT, forget_node, redis_keys, restore_heartbeat, set_lease, wait_until
 from tests.hls_checks import complete, playlist_until
 from tests.media import PatternTrack, ToneTrack
 from tests.server import ADMIN_KEY
@@ -424,6 +424,25 @@ async def test_a_newcomer_is_not_sent_to_a_host_that_died_moments_ago(cluster):
         await device.close()
     finally:
         await asyncio.to_thread(cluster.replace, n2)
+
+
+async def test_a_page_names_a_node_that_joined_a_moment_ago(cluster):
+    """A page's CSP is fixed when it is served: it must name a node that joined after
+    the serving node's last heartbeat (or the page could never follow a `moved` there),
+    and that node's pages must be let in at once by the WebSocket's Origin check."""
+    n1 = cluster.nodes[0]
+    newcomer = "http://127.0.0.1:9"  # registered as a node, never serving
+    await asyncio.to_thread(restore_heartbeat, cluster.redis.url, "n9", newcomer)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{n1.url}/room.html") as r:
+                assert r.status == 200
+                assert f"{newcomer} ws://127.0.0.1:9" in r.headers["Content-Security-Policy"]
+            async with http.ws_connect(f"{n1.url}/ws", headers={"Origin": newcomer}) as ws:
+                await ws.send_json({"type": "ping"})
+                assert (await ws.receive_json(timeout=10))["type"] == "pong"
+    finally:
+        await asyncio.to_thread(forget_node, cluster.redis.url, "n9")
 
 
 async def test_whip_whep_and_hls_are_redirected_to_the_hosting_node(cluster):
