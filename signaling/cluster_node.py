@@ -181,10 +181,7 @@ class ClusterNode:
                 self._placed[room] = time.monotonic()
                 return
             node = await self.registry.get(owner)
-            if node is not None and host_lost and await _refuses(node.url):
-                log.warning("a room's host refuses connections: taken for dead",
-                            extra={"fields": {"room": room, "node": owner}})
-                await self.registry.forget(owner)
+            if node is not None and host_lost and await self._forget_if_dead(owner, node.url):
                 host_lost = False
                 continue
             if node is not None:
@@ -202,18 +199,23 @@ class ClusterNode:
             return
         self._probed = {n: t for n, t in self._probed.items() if now - t < PROBED_FOR}  # nodes come and go
         self._probed[node] = now
-        task = asyncio.ensure_future(self._forget_if_dead(node, url))
+        task = asyncio.ensure_future(self._check(node, url))
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
 
-    async def _forget_if_dead(self, node: str, url: str) -> None:
-        if not await _refuses(url):
-            return
-        log.warning("a room's host refuses connections: taken for dead", extra={"fields": {"node": node}})
+    async def _check(self, node: str, url: str) -> None:
         try:
-            await self.registry.forget(node)
+            await self._forget_if_dead(node, url)
         except RedisError:
             pass  # its heartbeat lapses anyway
+
+    async def _forget_if_dead(self, node: str, url: str) -> bool:
+        """Whether ``node``'s port refuses connections; then it is dead and forgotten."""
+        if not await _refuses(url):
+            return False
+        log.warning("a room's host refuses connections: taken for dead", extra={"fields": {"node": node}})
+        await self.registry.forget(node)
+        return True
 
     def urls(self) -> tuple[str, ...]:
         """Every live node's public URL as of the last read (`refresh_urls`, or the last
