@@ -68,6 +68,9 @@ def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Store]:
             f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
             "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
             "-s3", f"-s3.port={store.endpoint.rsplit(':', 1)[1]}", f"-s3.port.grpc={grpc['s3']}",
+            # its Iceberg and Lance side servers listen on fixed ports (8181, 9101) by default,
+            # which another weed, or anything else on this host, may hold: off
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=8", "-metricsPort=0",
             "-master.telemetry=false"]  # else it would report usage statistics to seaweedfs.com
     with serving("weed", args, workdir / "weed.log", lambda: _answers(store), _STARTUP_TIMEOUT, cwd=workdir) as weed:
