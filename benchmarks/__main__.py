@@ -81,6 +81,14 @@ def main() -> None:
               f" (≤ {CPU_TARGET}: {met(r['cpu_target_met'])}); join-all ours/Janus ="
               f" {r['join_all_ours_over_janus']} (≤ {JOIN_TARGET}: {met(r['join_target_met'])});"
               f" worst loss {r['worst_loss_pct_ours']} % (< {LOSS_TARGET}: {met(r['loss_target_met'])})")
+    for kind, model in result["cost_model"].items():
+        if isinstance(model, dict):
+            print(f"{kind}: {model['per_published_packet_us']} µs per packet received from the publisher"
+                  f" + {model['per_delivered_packet_us']} µs per packet delivered (fitted over N ="
+                  f" {model['from_n']})")
+    if "large_n_ratio" in result["cost_model"]:
+        print(f"per delivered packet, ours/Janus = {result['cost_model']['large_n_ratio']}"
+              " (what the CPU ratio tends to as N grows)")
     for row in result["runs"]:
         if "join_phases_p50_s" in row:
             print(f"{row['server']} N={row['subscribers']} repeat {row['repeat'] + 1}: join phases p50 s"

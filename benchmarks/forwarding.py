@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from statistics import median
+from statistics import linear_regression, median
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -506,6 +506,30 @@ def ratios(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def cost_model(summary: list[dict]) -> dict[str, dict]:
+    """Each server's CPU split into what one packet from the publisher costs (receive,
+    whatever N) and what each copy delivered costs, fitted over the N of this run.
+
+    CPU per delivered packet x N is the CPU per published packet, R + S x N: a least-squares
+    line through the medians. At large N the ratio of the servers tends to the ratio of
+    their S; at small N (a consult of three) their R decides.
+    """
+    out: dict[str, dict] = {}
+    for kind in SERVERS:
+        points = [(r["subscribers"], r["cpu_us_per_packet"] * r["subscribers"]) for r in summary
+                  if r["server"] == kind and r.get("cpu_us_per_packet")]
+        if len({n for n, _ in points}) < 2:
+            continue
+        slope, intercept = linear_regression([n for n, _ in points], [c for _, c in points])
+        out[kind] = {"per_published_packet_us": round(intercept, 2),
+                     "per_delivered_packet_us": round(slope, 2),
+                     "from_n": sorted(n for n, _ in points)}
+    if "ours" in out and "janus" in out and out["janus"]["per_delivered_packet_us"] > 0:
+        out["large_n_ratio"] = round(out["ours"]["per_delivered_packet_us"]
+                                     / out["janus"]["per_delivered_packet_us"], 3)
+    return out
+
+
 async def run(opts: Options) -> dict:
     if os.geteuid() != 0:
         raise SystemExit("the benchmark makes network namespaces: run it as root")
@@ -555,6 +579,7 @@ async def run(opts: Options) -> dict:
                      "clients_cpu_cap": opts.clients_cpu},
         "summary": summarize_runs(rows),
         "ratio": ratios(rows),
+        "cost_model": cost_model(summarize_runs(rows)),
         "runs": rows,
     }
     if profile is not None:
