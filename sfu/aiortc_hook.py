@@ -47,6 +47,8 @@ from .fanout import Wire
 from .ice_tcp import passive_priority
 from .media_port import MediaPort, PeerRoute, TcpRoute
 from .port_range import PortRange, PortRangeExhausted
+from .port_receive import ReceiveEntry
+from .rtp_packet import RtpPacket
 
 log = logging.getLogger("telemed.sfu.aiortc_hook")
 
@@ -61,6 +63,7 @@ _PROTECT_ADDRESS = int(_ffi.cast("uintptr_t", _ffi.addressof(_srtp_lib, "srtp_pr
 
 RtpHandler = Callable[[bytes], None]
 RtcpHandler = Callable[[bytes], None]
+PacketHandler = Callable[[RtpPacket, int], bool]  # sfu/port_receive.py MediaOwner.on_packet
 
 # Private methods this module replaces or calls, checked by the upgrade test (which
 # also checks the private instance attributes on live objects).
@@ -392,7 +395,9 @@ class MediaTransport:
 
     `wire` is the C view (sfu/fanout.py) that the fan-out step sends media through.
     The Python sends here (RTX, RTCP) write into the session's own C buffer, protect
-    in place and send on the nominated pair's socket.
+    in place and send on the nominated pair's socket. On the shared media port, media
+    from the nominated pair is received by the port's C step (sfu/port_receive.py)
+    through an entry this transport keeps while DTLS is up.
     """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
@@ -403,7 +408,14 @@ class MediaTransport:
         self._socket: socket.socket | None = None  # our duplicate of the pair's own socket
         self._len = _ffi.new("int *")
         self.wire = Wire()
-        self.media_received = 0  # authenticated SRTP/SRTCP packets from the peer
+        self._media_received = 0  # authenticated SRTP/SRTCP packets the Python path took
+        self._entry: ReceiveEntry | None = None  # the shared port's receive step's, while up
+        self._rx_session: Any = None
+        self._audio_level_id = 0
+        # The handlers intercept() installs (sfu/port_receive.py MediaOwner)
+        self.on_rtp: RtpHandler | None = None
+        self.on_rtcp: RtcpHandler | None = None
+        self.on_packet: PacketHandler | None = None
         # (libsrtp buffer, session, its C buffer, length cell, sendto, address) or None
         self._send: tuple | None = None
         # Called whenever media becomes able to flow (DTLS up, or a pair again after none).
@@ -448,12 +460,45 @@ class MediaTransport:
                 self._pair, self._session = pair, srtp
                 self._send = (srtp._buffer, srtp._srtp[0], srtp._cdata, self._len,
                               sendto, pair.remote_addr)
+                if isinstance(transport, PeerRoute):
+                    self._receive_on_port(transport, pair)
             else:
                 self._disconnect()
         return self._send is not None
 
+    def _receive_on_port(self, route: PeerRoute, pair: Any) -> None:
+        """Let the port's receive step decrypt this pair's media (sfu/port_receive.py)."""
+        rx = self._dtls._rx_srtp
+        if self.on_packet is None or rx is None or isinstance(route, TcpRoute):
+            return
+        self._entry = route.socket.receiving.add(self, int(_ffi.cast("uintptr_t", rx._srtp[0])),
+                                                 pair.remote_addr, self._audio_level_id)
+        self._rx_session = rx  # kept alive for C while the entry is in the table
+
+    @property
+    def media_received(self) -> int:
+        """Authenticated SRTP/SRTCP packets from the peer."""
+        return self._media_received + (self._entry.media if self._entry is not None else 0)
+
+    @property
+    def audio_level_id(self) -> int:
+        """The audio-level extension's id on this transport (in a BUNDLE it names the
+        same extension on every m-line), for the port's receive step to read."""
+        return self._audio_level_id
+
+    @audio_level_id.setter
+    def audio_level_id(self, value: int) -> None:
+        self._audio_level_id = value
+        if self._entry is not None:
+            self._entry.c.audio_level_id = value
+
     def _disconnect(self) -> None:
         self.wire.disconnect()  # first: C must never see a freed session or socket
+        entry, self._entry = self._entry, None
+        if entry is not None:
+            entry.table.remove(entry)
+            self._media_received += entry.media
+            self._rx_session = None
         self._pair = self._session = self._send = None
         if self._socket is not None:
             self._socket.close()
@@ -468,13 +513,18 @@ class MediaTransport:
     def of(cls, transceiver: RTCRtpTransceiver) -> "MediaTransport":
         return cls(transceiver.receiver.transport)
 
-    def intercept(self, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+    def intercept(self, on_rtp: RtpHandler, on_rtcp: RtcpHandler,
+                  on_packet: PacketHandler | None = None) -> None:
         """Route incoming media to our handlers instead of aiortc's receivers.
 
         SRTP is taken off the ICE connection as it arrives and decrypted here, so it
         skips aioice's queue and aiortc's receive task; DTLS and SCTP still go that
         way. Before DTLS is done nothing can be decrypted and aiortc drops it anyway.
+        With `on_packet`, media on the shared port skips even that: the port's receive
+        step decrypts it and reads the RTP header (then `on_rtp` gets only the packets
+        whose SSRC `on_packet` does not know yet).
         """
+        self.on_rtp, self.on_rtcp, self.on_packet = on_rtp, on_rtcp, on_packet
         dtls = self._dtls
         ice = dtls.transport._connection
         queue = ice.data_received
@@ -502,7 +552,7 @@ class MediaTransport:
             if (_srtp_unprotect_rtcp if rtcp else _srtp_unprotect)(handle, cdata, length) != 0:
                 return True  # forged, replayed or garbled: aiortc would drop it too
             clear = buffer[0:length[0]]
-            self.media_received += 1
+            self._media_received += 1
             if rtcp:
                 on_rtcp(clear)
             else:

@@ -28,7 +28,7 @@ from .h264_profile import shown_to_aiortc
 from .media_port import MediaPort
 from .port_range import PortRange, PortRangeExhausted
 from .producer import Producer
-from .rtp_packet import (ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, extension_value, parse_rtp,
+from .rtp_packet import (ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, RtpPacket, extension_value, parse_rtp,
                          unpack_ssrc, unwrap_rtx)
 from .simulcast_consumer import SimulcastConsumer
 from .simulcast_sdp import SimulcastOffer, answer_simulcast, offered_rid_extensions, parse_simulcast
@@ -252,7 +252,7 @@ class Connection:
         transport = self._transports.get(id(dtls))
         if transport is None:
             transport = hook.MediaTransport(dtls)
-            transport.intercept(self._on_rtp, self._on_rtcp)
+            transport.intercept(self._on_rtp, self._on_rtcp, self._on_packet)
             self._transports[id(dtls)] = transport
         return transport
 
@@ -302,6 +302,8 @@ class Connection:
                         layer.rid = rid
                 result.added.append(producer)
             self._level_ids[producer.id] = extensions.get(AUDIO_LEVEL_URI, 0)
+            if codec.kind == "audio":
+                transport.audio_level_id = self._level_ids[producer.id]
             section = sections.get(mid)
             if section is not None and section.ssrc and not producer.layers:
                 self._bind(producer, section.ssrc[0].ssrc, False)
@@ -382,6 +384,8 @@ class Connection:
 
     # --- the media path ---
     def _on_rtp(self, data: bytes) -> None:
+        """A decrypted RTP packet, whole (the Python receive path, and the first packets
+        of an SSRC not routed yet)."""
         if len(data) < 12:
             self.bad_packets += 1
             return
@@ -390,17 +394,33 @@ class Connection:
             route = self._learn_route(data)
             if route is None:
                 return
+        try:
+            packet = parse_rtp(data, self._level_ids.get(route[0].id, 0))
+        except ValueError:
+            self.bad_packets += 1
+            return
+        self._forward(route, packet, len(data))
+
+    def _on_packet(self, packet: RtpPacket, size: int) -> bool:
+        """A decrypted RTP packet whose header the port's receive step read; False if
+        its SSRC is not routed yet."""
+        route = self._routes.get(packet.ssrc)
+        if route is None:
+            return False
+        self._forward(route, packet, size)
+        return True
+
+    def _forward(self, route: tuple[Producer, bool], packet: RtpPacket, size: int) -> None:
         producer, is_rtx = route
         try:
-            packet = parse_rtp(data, self._level_ids.get(producer.id, 0))
             now = time.monotonic()
             if is_rtx:
                 if packet.payload_type != producer.rtx_payload_type or len(packet.payload) < 2:
                     return  # RTX padding probes carry no original packet
                 original = unwrap_rtx(packet, producer.payload_type, producer.ssrc or 0)
-                producer.receive_retransmission(original, now, len(data))
+                producer.receive_retransmission(original, now, size)
             else:
-                producer.receive(packet, now, len(data))
+                producer.receive(packet, now, size)
         except ValueError:
             self.bad_packets += 1
         except Exception:  # a bug must cost one packet, never the connection

@@ -11,7 +11,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* sendmmsg */
 #endif
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <time.h>
 
 #include "fanout.h"
+#include "sockaddr.h"
 
 #define FANOUT_MTU 1500
 /* Packets queued for one sendmmsg: every subscriber on the shared media port shares a
@@ -63,20 +63,7 @@ static int flush(int fd, int queued, int size)
 
 int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
 {
-    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-    memset(wire->addr, 0, sizeof(wire->addr));
-    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
-        memcpy(wire->addr, &v4, sizeof(v4));
-        wire->addrlen = sizeof(v4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
-        memcpy(wire->addr, &v6, sizeof(v6));
-        wire->addrlen = sizeof(v6);
-        return 0;
-    }
-    return -1;
+    return sockaddr_from_text(wire->addr, &wire->addrlen, host, port);
 }
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }

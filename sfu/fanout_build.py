@@ -1,4 +1,5 @@
-"""The C fan-out step (sfu/_fanout, from fanout.c) as a cffi builder.
+"""The C steps of the media path (sfu/_fanout: the fan-out step, fanout.c, and the shared
+port's receive step, port_receive.c) as a cffi builder.
 
 Two ways in, one list of sources:
 - `pip install .` / `pip wheel .`: setup.py names `sfu/fanout_build.py:ffibuilder` in
@@ -19,15 +20,17 @@ from pathlib import Path
 import cffi
 
 HERE = Path(__file__).resolve().parent
-HEADER = HERE / "fanout.h"
-# Every C file of the step, in one place: the wheel, the stamp and the in-tree build read it.
-SOURCES = [HERE / "fanout.c"]
+# What Python sees (cffi declarations), and every C file, in one place: the wheel, the
+# stamp and the in-tree build read them.
+HEADERS = [HERE / "fanout.h", HERE / "port_receive.h"]
+SOURCES = [HERE / "fanout.c", HERE / "sockaddr.c", HERE / "port_receive.c"]
+C_ONLY_HEADERS = [HERE / "sockaddr.h"]
 STAMP = HERE / "_fanout.sha256"
 
 
 def _builder() -> cffi.FFI:
     builder = cffi.FFI()
-    builder.cdef(HEADER.read_text())
+    builder.cdef("\n".join(path.read_text() for path in HEADERS))
     # The sources go in as text: cffi compiles from a temporary directory, where
     # relative paths would not resolve and setuptools refuses absolute ones.
     builder.set_source("sfu._fanout", "\n".join(path.read_text() for path in SOURCES),
@@ -39,7 +42,7 @@ ffibuilder = _builder()
 
 
 def _digest() -> str:
-    parts = [path.read_bytes() for path in (*SOURCES, HEADER, Path(__file__).resolve())]
+    parts = [path.read_bytes() for path in (*SOURCES, *HEADERS, *C_ONLY_HEADERS, Path(__file__).resolve())]
     return hashlib.sha256(b"".join(parts)).hexdigest()
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from .consent import ConsentFreshness
 from .ice_tcp import TcpLink
+from .port_receive import ReceiveTable
 from .stun_peek import BINDING_REQUEST, BINDING_SUCCESS, is_stun, local_ufrag
 
 log = logging.getLogger("telemed.sfu.media_port")
@@ -75,14 +76,21 @@ class PortCounters:
     garbage: int = 0           # neither STUN nor DTLS/RTP/RTCP, or truncated STUN
     unknown_ufrag: int = 0     # a binding request naming no connection of ours
     unknown_address: int = 0   # DTLS/SRTP or a STUN response from an address bound to no one
+    send_buffer_full: int = 0  # not sent: the socket's send buffer was full
 
 
-class PortSocket(asyncio.DatagramProtocol):
-    """The shared socket on one host address, and its demultiplexing tables."""
+class PortSocket:
+    """The shared socket on one host address, and its demultiplexing tables.
 
-    def __init__(self, port: "MediaPort") -> None:
+    It is read by the receive step (sfu/port_receive.py): media of connections that are
+    up is decrypted there, everything else comes to `datagram_received`."""
+
+    def __init__(self, port: "MediaPort", sock: socket.socket) -> None:
         self.port = port
-        self.transport: asyncio.DatagramTransport = None  # type: ignore[assignment]  # connection_made sets it
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.receiving = ReceiveTable()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.by_ufrag: dict[str, PortPeer] = {}
         self.by_address: dict[tuple, PortPeer] = {}
         self.pending: dict[bytes, PortPeer] = {}   # transaction id of our check -> who sent it
@@ -93,8 +101,33 @@ class PortSocket(asyncio.DatagramProtocol):
         self.links: dict[tuple, TcpLink] = {}
         self.unauthenticated_links = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.fd, self.receiving.read, self.fd, self.datagram_received)
+
+    def sendto(self, data: bytes, addr: tuple) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except BlockingIOError:  # a full send buffer: lost, as on the wire (DTLS, STUN retry)
+            self.port.counters.send_buffer_full += 1
+        except OSError as exc:  # ICMP unreachable from one gone peer must not disturb anyone
+            log.debug("media port %s: %s", self.host, exc)
+
+    def extra_info(self, name: str, default: Any = None) -> Any:
+        """What asyncio's DatagramTransport.get_extra_info tells (aioice asks for these)."""
+        if name == "socket":
+            return self.sock
+        if name == "sockname":
+            return self.sock.getsockname()
+        return default
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.fd)
+        self.sock.close()
+        self.fd = -1
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope id)
@@ -129,10 +162,6 @@ class PortSocket(asyncio.DatagramProtocol):
             self.port.counters.unknown_address += 1
             return
         peer.datagram_received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP unreachable from one gone peer must not disturb anyone else
-        log.debug("media port %s: %s", self.host, exc)
 
     def sent(self, data: bytes, addr: tuple, peer: PortPeer) -> None:
         """Learn from what a connection sends: its binding success binds the address it
@@ -175,21 +204,21 @@ class PeerRoute:
         if self._closed or addr is None:
             return
         self.socket.sent(data, addr, self.peer)
-        self.socket.transport.sendto(data, addr)
+        self.socket.sendto(data, addr)
 
     def send_unlearned(self, data: bytes, addr: tuple) -> None:
         """Media and consent checks: nothing for the demultiplexer to learn."""
         if not self._closed:
-            self.socket.transport.sendto(data, addr)
+            self.socket.sendto(data, addr)
 
     def media_endpoint(self, addr: tuple) -> tuple[int, bool] | None:
         """(descriptor, stream) the C fan-out step sends `addr`'s media on. A stream's
         descriptor takes packets without an address, and may close before the wire
         disconnects (the caller keeps its own duplicate)."""
-        return self.socket.transport.get_extra_info("socket").fileno(), False
+        return self.socket.fd, False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.socket.transport.get_extra_info(name, default)
+        return self.socket.extra_info(name, default)
 
     def is_closing(self) -> bool:
         return self._closed
@@ -264,9 +293,10 @@ class MediaPort:
                 except OSError:
                     sock.close()
                     raise
-                _, endpoint = await loop.create_datagram_endpoint(lambda: PortSocket(media_port), sock=sock)
+                endpoint = PortSocket(media_port, sock)
                 endpoint.host = host
                 media_port.sockets.append(endpoint)
+                endpoint.start()
                 if tcp:
                     endpoint.tcp_server = await loop.create_server(
                         functools.partial(TcpLink, endpoint), host, port, reuse_address=True)
@@ -278,8 +308,7 @@ class MediaPort:
     def receive_buffer_drops(self) -> int:
         """Datagrams the kernel dropped because a shared socket's receive buffer was full
         (the event loop fell behind): the `drops` column of /proc/net/udp for our sockets."""
-        inodes = {str(os.fstat(s.transport.get_extra_info("socket").fileno()).st_ino)
-                  for s in self.sockets if s.transport is not None}
+        inodes = {str(os.fstat(s.fd).st_ino) for s in self.sockets if s.fd >= 0}
         drops = 0
         for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
             try:
@@ -289,6 +318,10 @@ class MediaPort:
                 continue
             drops += sum(int(row[-1]) for row in rows if len(row) > 12 and row[9] in inodes)
         return drops
+
+    def oversize_drops(self) -> int:
+        """Datagrams longer than the receive step's buffer (sfu/port_receive.py), dropped."""
+        return sum(s.receiving.cut for s in self.sockets)
 
     def new_ufrag(self) -> str:
         """A local ICE username fragment no connection on this port uses (RFC 8445: at
@@ -313,15 +346,14 @@ class MediaPort:
         return routes
 
     def entries(self) -> int:
-        """Demultiplexing entries held (ufrags, addresses, pending checks): churn tests
-        and metrics watch that this returns to zero."""
+        """Demultiplexing entries held (ufrags, addresses, pending checks, the receive
+        step's): churn tests and metrics watch that this returns to zero."""
         return sum(len(s.by_ufrag) + len(s.by_address) + len(s.pending) + len(s.tcp_by_ufrag)
-                   + len(s.links) for s in self.sockets)
+                   + len(s.links) + len(s.receiving) for s in self.sockets)
 
     def close(self) -> None:
         for port_socket in self.sockets:
-            if port_socket.transport is not None:
-                port_socket.transport.close()
+            port_socket.close()
             if port_socket.tcp_server is not None:
                 port_socket.tcp_server.close()
             for link in list(port_socket.links.values()):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import struct
 
+from ._fanout import ffi, lib
+
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 _HEADER = struct.Struct("!BBHII")
 _pack_header = _HEADER.pack_into
-_unpack_header = _HEADER.unpack_from
-_unpack_extension = struct.Struct("!HH").unpack_from
 # (ssrc,) of a whole RTP packet, unchecked: the demultiplexer's key, before any parsing
 unpack_ssrc = struct.Struct("!8xI").unpack_from
 
@@ -61,57 +61,26 @@ class RtpPacket:
         return bytes(buf)
 
 
+_FAULTS = {
+    lib.RTP_SHORT: "RTP packet shorter than its fixed header",
+    lib.RTP_VERSION: "RTP version is not 2",
+    lib.RTP_EXTENSION_HEADER: "RTP extension header truncated",
+    lib.RTP_EXTENSION_BLOCK: "RTP extension block truncated",
+    lib.RTP_PADDING: "RTP padding length is invalid",
+    lib.RTP_HEADER_LONGER: "RTP header longer than the packet",
+}
+
+
 def parse_rtp(data: bytes, audio_level_id: int = 0, mid_id: int = 0) -> RtpPacket:
-    """Parse an RTP packet; raise ValueError on anything malformed."""
-    n = len(data)
-    if n < 12:
-        raise ValueError("RTP packet shorter than its fixed header")
-    b0, b1, seq, timestamp, ssrc = _unpack_header(data, 0)
-    if b0 >> 6 != 2:
-        raise ValueError("RTP version is not 2")
-    pos = 12 + (b0 & 0x0F) * 4
-    audio_level = None
-    mid = None
-    if b0 & 0x10:
-        if n < pos + 4:
-            raise ValueError("RTP extension header truncated")
-        profile, length = _unpack_extension(data, pos)
-        ext_end = pos + 4 + length * 4
-        if ext_end > n:
-            raise ValueError("RTP extension block truncated")
-        if profile == 0xBEDE and (audio_level_id or mid_id):
-            audio_level, mid = _one_byte_extensions(data, pos + 4, ext_end, audio_level_id, mid_id)
-        pos = ext_end
-    end = n
-    if b0 & 0x20:
-        pad = data[-1]
-        if pad == 0 or pos + pad > n:
-            raise ValueError("RTP padding length is invalid")
-        end -= pad
-    if pos > end:
-        raise ValueError("RTP header longer than the packet")
-    return RtpPacket(b1 & 0x7F, b1 >> 7, seq, timestamp, ssrc, data[pos:end], audio_level, mid)
-
-
-def _one_byte_extensions(data: bytes, pos: int, end: int, level_id: int,
-                         mid_id: int) -> tuple[int | None, str | None]:
-    audio_level = None
-    mid = None
-    while pos < end:
-        byte = data[pos]
-        if byte == 0:  # padding between elements
-            pos += 1
-            continue
-        ext_id, length = byte >> 4, (byte & 0x0F) + 1
-        if ext_id == 15:
-            break
-        value = data[pos + 1:pos + 1 + length]
-        if ext_id == level_id and length >= 1:
-            audio_level = value[0]
-        elif ext_id == mid_id:
-            mid = value.decode("ascii", "replace")
-        pos += 1 + length
-    return audio_level, mid
+    """Parse an RTP packet; raise ValueError on anything malformed. The C reader is the
+    one the shared port's receive step uses (sfu/port_receive.c)."""
+    out = ffi.new("int64_t[]", lib.RTP_PARSED)
+    fault = lib.rtp_parse(data, len(data), audio_level_id, mid_id, out)
+    if fault:
+        raise ValueError(_FAULTS[fault])
+    pt, marker, seq, timestamp, ssrc, start, end, level, mid_start, mid_end = ffi.unpack(out, lib.RTP_PARSED)
+    mid = data[mid_start:mid_end].decode("ascii", "replace") if mid_end else None
+    return RtpPacket(pt, marker, seq, timestamp, ssrc, data[start:end], None if level < 0 else level, mid)
 
 
 def extension_value(data: bytes, ext_id: int) -> bytes | None:

@@ -169,6 +169,7 @@ class MediaCollector:
         for reason, count in vars(port.counters).items():
             dropped.add_metric([reason], count)
         dropped.add_metric(["receive_buffer_full"], port.receive_buffer_drops())
+        dropped.add_metric(["oversize"], port.oversize_drops())
         yield dropped
         yield GaugeMetricFamily("telemed_media_port_entries",
                                 "Demultiplexing entries (ufrags, addresses, checks, ICE-TCP links) held",

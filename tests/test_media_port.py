@@ -87,6 +87,14 @@ async def test_many_peers_share_one_udp_port(server, monkeypatch):
         for client in peers:
             ice = server_ice(server, "one-port", client.peer_id)
             assert ice._nominated[1].local_addr == ("127.0.0.1", port)
+        # Every connection's media (the publisher's RTP, the viewers' RTCP, about once a
+        # second) is decrypted by the port's receive step (sfu/port_receive.py).
+        assert len(server.core.media_port.sockets[0].receiving) == len(peers)
+        for client in peers:
+            connection = server.core.live.rooms["one-port"].peers[client.peer_id].connection
+            [transport] = connection._transports.values()  # max-bundle: one
+            await until(lambda: transport._entry is not None and transport._entry.media > 0,
+                        timeout=10, what=f"{client.peer_id}'s media through the receive step")
     finally:
         for viewer in viewers:
             await viewer.close()
@@ -281,7 +289,7 @@ async def test_a_full_receive_buffer_is_counted():
 
     port = await MediaPort.open(["127.0.0.1"], 0, tcp=False)
     try:
-        sock = port.sockets[0].transport.get_extra_info("socket")
+        sock = port.sockets[0].sock
         address = sock.getsockname()
         assert port.receive_buffer_drops() == 0
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # a small one fills fast
