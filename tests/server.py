@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest_asyncio
@@ -17,35 +20,42 @@ from telemed_client import create_room, fetch_token
 ADMIN_KEY = "test-admin-key"
 
 
-# Every port handed out in this process: the kernel may hand a closed probe's port out
-# again at once, and a server given the same number for HTTP and media cannot start.
-_handed_out: set[int] = set()
+def _port_pool() -> Iterator[int]:
+    """Port numbers for test servers: below the kernel's ephemeral range, which every
+    bind to port 0 and every outgoing connection draws from (a port probed free there
+    could be taken by the other worker's clients before our server binds it), and split
+    between the xdist workers, so that neither hands out the other's."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
+    first = 10000
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = (ephemeral - first) // max(workers, worker + 1)
+    return itertools.cycle(range(first + worker * share, first + (worker + 1) * share))
+
+
+_pool = _port_pool()
+
+
+def _bindable(port: int, kinds: tuple[int, ...]) -> bool:
+    try:
+        for kind in kinds:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+    """A TCP port that no test of this run has been given, free now."""
+    return next(p for p in _pool if _bindable(p, (socket.SOCK_STREAM,)))
 
 
 def free_media_port() -> int:
     """A port free for both UDP and TCP (the media port uses both), so that test servers
-    running at once, other engineers' included, never meet on the default 40000."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+    running at once never meet on the default 40000."""
+    return next(p for p in _pool if _bindable(p, (socket.SOCK_DGRAM, socket.SOCK_STREAM)))
 
 
 @dataclass
