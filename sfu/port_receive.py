@@ -33,6 +33,7 @@ from .rtp_packet import RtpPacket
 log = logging.getLogger("telemed.sfu.port_receive")
 
 BATCH: int = lib.RX_BATCH
+_RTP: int = lib.RX_RTP
 _FIELDS: int = lib.RX_FIELDS
 # A readable socket is read this many bursts at most before other callbacks get their
 # turn (the event loop calls back while more is waiting).
@@ -108,6 +109,7 @@ class ReceiveTable:
     def read(self, fd: int, on_raw: Callable[[bytes, tuple], None]) -> None:
         """Read `fd` until nothing is waiting (or a few bursts), handing every datagram
         on: media to its entry's owner, the rest to `on_raw` (the demultiplexer)."""
+        owners, clear = self._owners, self._clear
         for _ in range(_ROUNDS):
             n = lib.rx_receive(fd, self.c, self._batch)
             if n < 0:
@@ -118,34 +120,30 @@ class ReceiveTable:
                 return
             records = ffi.unpack(self._records, n * _FIELDS)
             for i in range(0, n * _FIELDS, _FIELDS):
+                kind, number, offset, size, pt, marker, seq, ts, ssrc, start, end, level = records[i:i + _FIELDS]
                 try:
-                    self._dispatch(records, i, on_raw)
+                    entry = owners.get(number)
+                    if kind == _RTP and entry is not None:  # the common case, inline
+                        packet = RtpPacket(pt, marker, seq, ts, ssrc, clear[offset + start:offset + end],
+                                           None if level < 0 else level)
+                        if not entry.owner.on_packet(packet, size):
+                            entry.owner.on_rtp(clear[offset:offset + size])
+                    elif kind != _RTP:
+                        self._other(kind, entry, offset, size, on_raw)
                 except Exception:  # one datagram's handler failing must not lose the burst
                     log.exception("media port: handling a datagram failed")
             if n < BATCH:
                 return
 
-    def _dispatch(self, r: list[int], i: int, on_raw: Callable[[bytes, tuple], None]) -> None:
-        kind, offset, size = r[i], r[i + 2], r[i + 3]
-        if kind == lib.RX_RTP:
-            entry = self._owners.get(r[i + 1])
-            if entry is None:
-                return  # removed while this burst was in flight
-            start = offset + r[i + 9]
-            packet = RtpPacket(r[i + 4], r[i + 5], r[i + 6], r[i + 7], r[i + 8],
-                               self._clear[start:offset + r[i + 10]],
-                               None if r[i + 11] < 0 else r[i + 11])
-            if not entry.owner.on_packet(packet, size):
-                entry.owner.on_rtp(self._clear[offset:offset + size])
-        elif kind == lib.RX_RAW:
+    def _other(self, kind: int, entry: ReceiveEntry | None, offset: int, size: int,
+               on_raw: Callable[[bytes, tuple], None]) -> None:
+        if kind == lib.RX_RAW:
             on_raw(self._data[offset:offset + size], self._address(offset // lib.RX_MTU))
         elif kind == lib.RX_CUT:
             self.cut += 1
-        else:  # RTCP, or RTP whose header does not parse: the connection counts that
-            entry = self._owners.get(r[i + 1])
-            if entry is not None:
-                clear = self._clear[offset:offset + size]
-                (entry.owner.on_rtcp if kind == lib.RX_RTCP else entry.owner.on_rtp)(clear)
+        elif entry is not None:  # RTCP, or RTP whose header does not parse: the connection counts that
+            clear = self._clear[offset:offset + size]
+            (entry.owner.on_rtcp if kind == lib.RX_RTCP else entry.owner.on_rtp)(clear)
 
     def _address(self, index: int) -> tuple:
         raw = self._addrs[index * lib.RX_ADDR:(index + 1) * lib.RX_ADDR]
