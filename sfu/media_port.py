@@ -13,6 +13,10 @@ arrive before the address is bound. What matches nothing is dropped and counted.
 
 The per-connection side is anything with aioice's `StunProtocol` shape
 (`datagram_received`, `connection_lost`); sfu/aiortc_hook.py attaches aioice to it.
+
+The socket is read by the receive step (sfu/port_receive.py, in C): the SRTP of a
+connection that is up is decrypted there, by its nominated pair's address, and goes
+straight to the connection; everything else comes to `PortSocket.datagram_received`.
 """
 
 from __future__ import annotations
@@ -80,10 +84,7 @@ class PortCounters:
 
 
 class PortSocket:
-    """The shared socket on one host address, and its demultiplexing tables.
-
-    It is read by the receive step (sfu/port_receive.py): media of connections that are
-    up is decrypted there, everything else comes to `datagram_received`."""
+    """The shared socket on one host address, and its demultiplexing tables."""
 
     def __init__(self, port: "MediaPort", sock: socket.socket) -> None:
         self.port = port
