@@ -66,6 +66,30 @@ int fanout_set_address(struct fanout_wire *wire, const char *host, int port)
     return sockaddr_from_text(wire->addr, &wire->addrlen, host, port);
 }
 
+const uint64_t fanout_time_bounds_ns[FANOUT_TIME_BOUNDS] = {
+    2000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000};
+uint64_t fanout_time_counts[FANOUT_TIME_BOUNDS + 1];
+uint64_t fanout_time_sum_ns;
+
+static uint64_t now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Atomic: cffi calls C with the GIL released, so event loops in other threads (a test's
+ * second server, say) may time their steps at the same moment. */
+static void time_step(uint64_t began)
+{
+    uint64_t took = now_ns() - began;
+    int bucket = 0;
+    while (bucket < FANOUT_TIME_BOUNDS && took > fanout_time_bounds_ns[bucket])
+        bucket++;
+    __atomic_fetch_add(&fanout_time_counts[bucket], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&fanout_time_sum_ns, took, __ATOMIC_RELAXED);
+}
+
 static void put16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 
@@ -318,6 +342,7 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size)
 {
     int sent = 0, queued = 0, fd = -1;
+    uint64_t began = now_ns();
     struct vp8_desc vp8 = {.tid = -1};
     int vp8_parsed = 0;
     uint32_t send_time = 0;
@@ -391,5 +416,6 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
     }
     if (queued)
         sent += flush(fd, queued, size);
+    time_step(began);
     return sent;
 }

@@ -76,8 +76,15 @@ struct fanout_target {
 
 int fanout_set_address(struct fanout_wire *wire, const char *host, int port);
 
+/* How long each fan-out step took, for the metrics (sfu/batch_times.py): counts by
+ * upper bound (ns; the last count is above every bound), and the sum. */
+enum { FANOUT_TIME_BOUNDS = 11 };
+extern const uint64_t fanout_time_bounds_ns[11];
+extern uint64_t fanout_time_counts[12];
+extern uint64_t fanout_time_sum_ns;
+
 /* Send one packet to `count` targets; returns how many got it. `audio_level` < 0
- * means the packet carried none. */
+ * means the packet carried none. Timed (above). */
 int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size);
 

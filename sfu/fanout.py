@@ -8,11 +8,9 @@ every member. Python keeps every decision; C only moves bytes.
 
 from __future__ import annotations
 
-from time import perf_counter_ns
 from typing import Any, Protocol
 
 from ._fanout import ffi, lib
-from .batch_times import FANOUT_BATCHES
 from .seq_manager import SeqManager
 
 
@@ -98,10 +96,7 @@ class Fanout:
 
     def send(self, packet: Any) -> int:
         """`packet` (an RtpPacket, in the producer's numbering) to every member."""
-        began = perf_counter_ns()
-        sent = _send(self._array, self.count, packet)
-        FANOUT_BATCHES.observe_ns(perf_counter_ns() - began)
-        return sent
+        return _send(self._array, self.count, packet)
 
     def drop(self, seq: int) -> None:
         """The producer will not forward input `seq`: every member closes up behind it."""
