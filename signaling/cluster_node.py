@@ -77,7 +77,9 @@ async def _refuses(url: str) -> bool:
         _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), PROBE_SECONDS)
     except ConnectionRefusedError:
         return True
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError) as exc:
+        log.info("a room's host did not answer a probe: taken for alive",
+                 extra={"fields": {"url": url, "error": type(exc).__name__}})
         return False
     writer.close()
     return False
@@ -206,8 +208,8 @@ class ClusterNode:
     async def _check(self, node: str, url: str) -> None:
         try:
             await self._forget_if_dead(node, url)
-        except RedisError:
-            pass  # its heartbeat lapses anyway
+        except RedisError as exc:  # its heartbeat lapses anyway, or the next newcomer's check forgets it
+            log.info("a dead host could not be forgotten", extra={"fields": {"node": node, "error": str(exc)}})
 
     async def _forget_if_dead(self, node: str, url: str) -> bool:
         """Whether ``node``'s port refuses connections; then it is dead and forgotten."""

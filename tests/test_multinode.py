@@ -404,12 +404,28 @@ async def test_a_newcomer_is_not_sent_to_a_host_that_died_moments_ago(cluster):
     try:
         # Its heartbeat made to live on for a minute, as if it had beaten just before.
         await asyncio.to_thread(restore_heartbeat, cluster.redis.url, "n2", n2.url)
-        async with aiohttp.ClientSession() as http, http.ws_connect(f"{n1.url}/ws") as ws:
-            await ws.send_json({"type": "join", "token": token})
-            first = await ws.receive_json(timeout=20)
-        assert first["type"] == "moved" and first["url"] == n2.url, first
-        await asyncio.to_thread(wait_until, lambda: not redis_keys(cluster.redis.url, "telemed:node:n2"),
-                                20, "the dead host was not forgotten")
+        async def forgotten(within: float) -> bool:
+            deadline = asyncio.get_running_loop().time() + within
+            while await asyncio.to_thread(redis_keys, cluster.redis.url, "telemed:node:n2"):
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
+            return True
+
+        async with aiohttp.ClientSession() as http:
+            # The first try is sent on to the dead host. A check that cannot conclude (the
+            # host's port not answering within a second on a starved machine) forgets
+            # nothing, so the test goes back to the entry as the device client does, well
+            # within the minute the dead host's heartbeat was made to live.
+            for attempt in range(20):
+                async with http.ws_connect(f"{n1.url}/ws") as ws:
+                    await ws.send_json({"type": "join", "token": token})
+                    reply = await ws.receive_json(timeout=20)
+                assert attempt > 0 or (reply["type"] == "moved" and reply["url"] == n2.url), reply
+                if await forgotten(within=1.0):
+                    break
+            else:
+                pytest.fail("the dead host was not forgotten")
         newcomer = await Client.join(n1.url, token, keep_token_fresh=False, auto_resume=False)
         assert newcomer.node_url in (n1.url, n3.url)
         await newcomer.close()
