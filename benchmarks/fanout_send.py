@@ -23,7 +23,6 @@ from pathlib import Path
 
 from pylibsrtp import Policy, Session
 
-from sfu.aiortc_hook import _PROTECT_ADDRESS, _ffi
 from sfu.fanout import Fanout, Target, Wire
 from sfu.rtp_packet import parse_rtp
 
@@ -60,8 +59,7 @@ def run(subscribers: int, rounds: int) -> dict:
                     session = Session(policy=Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
                     wire = Wire()
                     fd = shared.fileno() if variant == "batched" else own[i]
-                    wire.connect(_PROTECT_ADDRESS, int(_ffi.cast("uintptr_t", session._srtp[0])), fd,
-                                 "127.0.0.1", receiver.getsockname()[1])
+                    wire.connect(session, fd, "127.0.0.1", receiver.getsockname()[1])
                     member = Member(Target(wire, 1000 + i, 96, 0))
                     member.session = session  # the wire holds only a raw pointer
                     members.append(member)

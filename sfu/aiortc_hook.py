@@ -58,8 +58,6 @@ _srtp_unprotect = _srtp_lib.srtp_unprotect
 _srtp_unprotect_rtcp = _srtp_lib.srtp_unprotect_rtcp
 _MAX_RTP = 1500 - 40 - 8 - 16   # one IPv6 UDP datagram in a 1500 MTU, after a 16-byte tag
 _MAX_RTCP = _MAX_RTP - 4         # SRTCP adds its index
-# The fan-out step (sfu/fanout.c) calls pylibsrtp's own libsrtp through this pointer.
-_PROTECT_ADDRESS = int(_ffi.cast("uintptr_t", _ffi.addressof(_srtp_lib, "srtp_protect")))
 
 RtpHandler = Callable[[bytes], None]
 RtcpHandler = Callable[[bytes], None]
@@ -455,8 +453,7 @@ class MediaTransport:
                 self._socket = socket.socket(fileno=os.dup(fd))
                 fd = self._socket.fileno()
             host, port = pair.remote_addr[:2]
-            if self.wire.connect(_PROTECT_ADDRESS, int(_ffi.cast("uintptr_t", srtp._srtp[0])),
-                                 fd, host, port, stream):
+            if self.wire.connect(srtp, fd, host, port, stream):
                 self._pair, self._session = pair, srtp
                 self._send = (srtp._buffer, srtp._srtp[0], srtp._cdata, self._len,
                               sendto, pair.remote_addr)
@@ -471,8 +468,7 @@ class MediaTransport:
         rx = self._dtls._rx_srtp
         if self.on_packet is None or rx is None or isinstance(route, TcpRoute):
             return
-        self._entry = route.socket.receiving.add(self, int(_ffi.cast("uintptr_t", rx._srtp[0])),
-                                                 pair.remote_addr, self._audio_level_id)
+        self._entry = route.socket.receiving.add(self, rx, pair.remote_addr, self._audio_level_id)
         self._rx_session = rx  # kept alive for C while the entry is in the table
 
     @property

@@ -10,8 +10,26 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from pylibsrtp import Session
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
+
 from ._fanout import ffi, lib
 from .seq_manager import SeqManager
+
+
+def libsrtp(name: str) -> Any:
+    """A function of pylibsrtp's own libsrtp (the copy its sessions live in), for C to call."""
+    return ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, name))))
+
+
+def srtp_t(session: Session) -> Any:
+    """A pylibsrtp session's srtp_t, for C to use; the caller keeps `session` alive while
+    C may."""
+    return ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", session._srtp[0])))
+
+
+_PROTECT = libsrtp("srtp_protect")
 
 
 class Wire:
@@ -24,18 +42,17 @@ class Wire:
     def __init__(self) -> None:
         self.c = ffi.new("struct fanout_wire *")
 
-    def connect(self, protect: int, session: int, fd: int, host: str, port: int,
-                stream: bool = False) -> bool:
-        """`stream`: `fd` is connected and takes packets without an address (an ICE-TCP
-        link's socketpair, sfu/ice_tcp.py)."""
+    def connect(self, session: Session, fd: int, host: str, port: int, stream: bool = False) -> bool:
+        """Send under `session` on `fd` to `host`:`port`. `stream`: `fd` is connected and
+        takes packets without an address (an ICE-TCP link's socketpair, sfu/ice_tcp.py)."""
         if lib.fanout_set_address(self.c, host.encode(), port) != 0:
             self.disconnect()
             return False
         if stream:
             self.c.addrlen = 0  # sendto() without an address: the connected peer
-        self.c.protect = ffi.cast("void *", protect)
+        self.c.protect = _PROTECT
         self.c.fd = fd
-        self.c.session = ffi.cast("void *", session)
+        self.c.session = srtp_t(session)
         return True
 
     def disconnect(self) -> None:

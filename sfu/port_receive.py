@@ -24,10 +24,10 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-from pylibsrtp._binding import ffi as _srtp_ffi
-from pylibsrtp._binding import lib as _srtp_lib
+from pylibsrtp import Session
 
 from ._fanout import ffi, lib
+from .fanout import libsrtp, srtp_t
 from .rtp_packet import RtpPacket
 
 log = logging.getLogger("telemed.sfu.port_receive")
@@ -59,13 +59,13 @@ class MediaOwner(Protocol):
 class ReceiveEntry:
     """One connection's remote address and receiving session, as C looks them up."""
 
-    def __init__(self, table: "ReceiveTable", owner: MediaOwner, session: int, host: str,
+    def __init__(self, table: "ReceiveTable", owner: MediaOwner, session: Session, host: str,
                  port: int, audio_level_id: int) -> None:
         self.table = table
         self.owner = owner
         self.number = next(_owner_numbers)
         self.c = ffi.new("struct rx_entry *", {
-            "session": ffi.cast("void *", session), "unprotect": _UNPROTECT,
+            "session": srtp_t(session), "unprotect": _UNPROTECT,
             "unprotect_rtcp": _UNPROTECT_RTCP, "owner": self.number,
             "audio_level_id": audio_level_id})
         self.valid = lib.rx_set_address(self.c, host.encode(), port) == 0
@@ -89,10 +89,11 @@ class ReceiveTable:
         self._owners: dict[int, ReceiveEntry] = {}
         self.cut = 0  # datagrams longer than the buffer: dropped
 
-    def add(self, owner: MediaOwner, session: int, addr: tuple, audio_level_id: int) -> ReceiveEntry | None:
-        """An entry for `owner`'s media from `addr`, decrypted under `session` (a
-        srtp_t); None if the address is not one, or the table is full (the Python path
-        then carries this connection's media, as it does any other's)."""
+    def add(self, owner: MediaOwner, session: Session, addr: tuple, audio_level_id: int) -> ReceiveEntry | None:
+        """An entry for `owner`'s media from `addr`, decrypted under `session` (kept
+        alive by the caller while the entry is here); None if the address is not one, or
+        the table is full (the Python path then carries this connection's media, as it
+        does any other's)."""
         entry = ReceiveEntry(self, owner, session, addr[0], addr[1], audio_level_id)
         if not entry.valid or lib.rx_add(self.c, entry.c) != 0:
             return None
@@ -153,10 +154,5 @@ class ReceiveTable:
         return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
 
 
-def _libsrtp(name: str) -> object:
-    """A function of pylibsrtp's own libsrtp, for C to call."""
-    return ffi.cast("void *", int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, name))))
-
-
-_UNPROTECT = _libsrtp("srtp_unprotect")
-_UNPROTECT_RTCP = _libsrtp("srtp_unprotect_rtcp")
+_UNPROTECT = libsrtp("srtp_unprotect")
+_UNPROTECT_RTCP = libsrtp("srtp_unprotect_rtcp")

@@ -7,7 +7,6 @@ import socket
 
 from pylibsrtp import Policy, Session
 
-from sfu import aiortc_hook as hook
 from sfu.fanout import Fanout, Target, Wire
 from sfu.rtp_packet import RtpPacket, parse_rtp
 from sfu.vp8_descriptor import picture_ids
@@ -27,8 +26,7 @@ class Subscriber:
         self.rx = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=GCM))
         self.wire = Wire()
         host, port = self.sock.getsockname()
-        session = hook._ffi.cast("uintptr_t", self.tx._srtp[0])
-        assert self.wire.connect(hook._PROTECT_ADDRESS, int(session), sender.fileno(), host, port)
+        assert self.wire.connect(self.tx, sender.fileno(), host, port)
 
     def receive(self) -> bytes:
         return self.rx.unprotect(self.sock.recv(2048))
@@ -84,7 +82,7 @@ def test_fanout_refuses_what_does_not_fit_a_datagram():
         assert target.send(RtpPacket(96, 0, 1, 1, 1, bytes(1200)))
         assert not target.send(RtpPacket(96, 0, 1, 1, 1, bytes(1200)))  # same index: libsrtp refuses
         assert target.c.failures == 1
-        assert not Wire().connect(hook._PROTECT_ADDRESS, 1, sender.fileno(), "not-an-ip", 1)
+        assert not Wire().connect(sub.tx, sender.fileno(), "not-an-ip", 1)
     finally:
         sub.close()
         sender.close()

@@ -78,7 +78,7 @@ def test_a_burst_of_every_kind_is_sorted_and_decrypted(port):
     tx, rx = sessions()
     table = ReceiveTable()
     owner = Owner()
-    entry = table.add(owner, int(ffi.cast("uintptr_t", rx._srtp[0])), peer.getsockname(), audio_level_id=1)
+    entry = table.add(owner, rx, peer.getsockname(), audio_level_id=1)
     assert entry is not None and len(table) == 1
     address = sock.getsockname()
     sr = struct.pack("!BBHI", 0x80, 200, 6, 0x1234ABCD) + bytes(20)  # an empty sender report
@@ -119,7 +119,7 @@ def test_an_unrouted_ssrc_gets_the_whole_packet(port):
     tx, rx = sessions()
     table = ReceiveTable()
     owner = Owner(routed=False)
-    table.add(owner, int(ffi.cast("uintptr_t", rx._srtp[0])), peer.getsockname(), audio_level_id=0)
+    table.add(owner, rx, peer.getsockname(), audio_level_id=0)
     peer.sendto(tx.protect(rtp(7, b"new ssrc")), sock.getsockname())
     read_all(table, sock)
     assert owner.rtp == [rtp(7, b"new ssrc")]
@@ -130,7 +130,7 @@ def test_a_removed_entry_gets_nothing_more(port):
     tx, rx = sessions()
     table = ReceiveTable()
     owner = Owner()
-    entry = table.add(owner, int(ffi.cast("uintptr_t", rx._srtp[0])), peer.getsockname(), 0)
+    entry = table.add(owner, rx, peer.getsockname(), 0)
     table.remove(entry)
     assert len(table) == 0
     packet = tx.protect(rtp(1, b"x"))
@@ -147,14 +147,15 @@ def test_the_table_finds_what_it_holds_through_any_removals():
     """Open addressing with backward-shift removal: thousands of entries (collisions
     certain), removed in random order, every survivor still found, nothing else."""
     rng = random.Random(7)
+    _, rx = sessions()
     table = ReceiveTable()
     hosts = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(3000)]
     entries = []
     for n, host in enumerate(hosts):
-        entry = table.add(Owner(), 0, (host, 1024 + n), 0)
+        entry = table.add(Owner(), rx, (host, 1024 + n), 0)
         assert entry is not None
         entries.append(entry)
-    entries.append(table.add(Owner(), 0, ("::1", 5000), 0))  # IPv6 too
+    entries.append(table.add(Owner(), rx, ("::1", 5000), 0))  # IPv6 too
     rng.shuffle(entries)
     gone = entries[:2000]
     for entry in gone:
@@ -167,10 +168,11 @@ def test_the_table_finds_what_it_holds_through_any_removals():
 
 
 def test_a_later_connection_from_the_same_address_owns_it():
+    _, rx = sessions()
     table = ReceiveTable()
-    first = table.add(Owner(), 0, ("127.0.0.1", 4000), 0)
-    second = table.add(Owner(), 0, ("127.0.0.1", 4000), 0)
+    first = table.add(Owner(), rx, ("127.0.0.1", 4000), 0)
+    second = table.add(Owner(), rx, ("127.0.0.1", 4000), 0)
     assert len(table) == 1
     table.remove(first)  # no longer there: a no-op
     assert lib.rx_find(table.c, addr_of(second), second.c.addrlen) == second.c
-    assert table.add(Owner(), 0, ("not an address", 1), 0) is None
+    assert table.add(Owner(), rx, ("not an address", 1), 0) is None
