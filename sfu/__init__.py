@@ -1,7 +1,7 @@
 """The media plane: connections, routers, producers and consumers. Knows nothing of rooms."""
 
 from .aiortc_hook import host_addresses, pin_host_addresses
-from .batch_times import FANOUT_BATCHES, BatchTimes
+from . import batch_times
 from .codec import Codec
 from .connection import Connection, Negotiation, NegotiationError, NoMediaPort, OfferedMedia, parse_offer
 from .consumer import Consumer, RtpConsumer
@@ -11,7 +11,7 @@ from .producer import Producer
 from .router import Router
 from .traffic import Traffic
 
-__all__ = ["FANOUT_BATCHES", "BatchTimes", "Codec", "Connection", "Consumer", "MediaPort", "Negotiation",
+__all__ = ["Codec", "Connection", "Consumer", "MediaPort", "Negotiation",
            "NegotiationError", "NoMediaPort", "OfferedMedia", "PortRange", "Producer",
-           "Router", "RtpConsumer", "Traffic",
+           "Router", "RtpConsumer", "Traffic", "batch_times",
            "host_addresses", "parse_offer", "pin_host_addresses"]

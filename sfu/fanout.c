@@ -342,13 +342,13 @@ int fanout_send(struct fanout_target **targets, int count, int marker, int seq,
                 uint32_t timestamp, int audio_level, const uint8_t *payload, int size)
 {
     int sent = 0, queued = 0, fd = -1;
-    uint64_t began = now_ns();
     struct vp8_desc vp8 = {.tid = -1};
     int vp8_parsed = 0;
     uint32_t send_time = 0;
 
     if (size < 0 || size > FANOUT_MAX_PAYLOAD)
         return 0;  /* the producer counted it (sfu/producer.py) */
+    uint64_t began = now_ns();
     for (int i = 0; i < count; i++) {
         struct fanout_target *t = targets[i];
         struct fanout_wire *w = t->wire;

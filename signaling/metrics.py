@@ -16,7 +16,7 @@ from prometheus_client import (CollectorRegistry, Counter, GCCollector, Histogra
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from rooms import scrypt_runs
-from sfu import FANOUT_BATCHES, Connection, Traffic
+from sfu import Connection, Traffic, batch_times
 
 if TYPE_CHECKING:
     from .server import Server
@@ -133,12 +133,11 @@ class MediaCollector:
                                   value=scrypt_runs())
         for name, value in self.traffic().as_dict().items():
             yield CounterMetricFamily(f"telemed_{name}", _TRAFFIC_HELP[name].capitalize(), value=value)
-        batches = FANOUT_BATCHES
         yield HistogramMetricFamily(
             "telemed_forwarding_batch_seconds",
             "Time of one fan-out step: one incoming packet rewritten, protected and sent to every subscriber",
-            buckets=[("+Inf" if b == float("inf") else repr(b), n) for b, n in batches.cumulative()],
-            sum_value=batches.sum_ns / 1e9)
+            buckets=[("+Inf" if b == float("inf") else repr(b), n) for b, n in batch_times.cumulative()],
+            sum_value=batch_times.total_seconds())
 
     def _per_room(self, rooms: list[tuple[str, int, int, int]]) -> Iterator[Metric]:
         rooms.sort(key=lambda r: (-r[1], r[0]))
