@@ -27,6 +27,7 @@ import numpy as np
 
 from sfu.aiortc_hook import tap
 
+from .cpu_meter import cpu_seconds
 from . import clip as clip_module
 from .clinical_peers import Clinical, arrivals, join_clinical
 from .local_server import local_server
@@ -60,10 +61,6 @@ def udp_receive_drops() -> int:
                       if line.startswith("Udp:")][:2]
     return int(values[header.index("RcvbufErrors")])
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Viewer:

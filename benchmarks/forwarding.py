@@ -4,8 +4,9 @@ our SFU and Janus VideoRoom side by side in the same run.
 The orchestrator (this module) never touches the network: servers run in the
 server namespace, client workers (benchmarks.worker) in the client namespace,
 and it talks to workers over pipes. Per server and N it measures, over one
-window: server CPU (utime+stime from /proc) per delivered packet, loss from
-sequence numbers, latency by payload matching, and the time to join everyone.
+window: server CPU per delivered packet (the scheduler's runtime, from
+benchmarks/cpu_meter.py), loss from sequence numbers, latency by payload
+matching, and the time to join everyone.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from pathlib import Path
 
 from . import janus, telemed
 from .clip import load as load_clip
+from .cpu_meter import CpuMeter
 from .media import ClipTrack
 from .netns import SERVER_IP, NetnsPair
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVERS = ("ours", "janus")
 REPLY_TIMEOUT = 120.0
 
@@ -52,14 +53,6 @@ class Options:
     server_cpu: float | None = None  # CPUs the server may use (cgroup quota), None: no cap
     server_cpu_for: float | None = None  # seconds of the window the caps last (None: all of it)
     clients_cpu: float | None = None  # CPUs the subscriber workers may use together
-
-
-def proc_cpu(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process, all its threads included."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is state (field 3); utime and stime are fields 14 and 15.
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def host_cpu() -> tuple[float, float]:
@@ -231,6 +224,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
     # Python 3.12's perf trampolines name Python frames for `perf`: an env switch, no code.
     perf_env = {"PYTHONPERFSUPPORT": "1"} if profile_to is not None and opts.profile == "perf" else None
     server = Server(kind, ns, tmp, perf_env)
+    meter = CpuMeter(server.pid)
     workers: list[WorkerProc] = []
     profiler: subprocess.Popen | None = None
     caps: list[CpuCap] = []
@@ -243,7 +237,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         server.check_alive()
 
         udp0 = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
-        cpu_join0 = proc_cpu(server.pid)
+        cpu_join0 = meter.seconds()
         shares = split(n, opts.workers)
         subs = [await WorkerProc.spawn(ns, f"{kind}-sub{i}", tmp / f"{kind}-worker-sub{i}.log")
                 for i in range(len(shares))]
@@ -260,7 +254,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             print(f"  {kind}: {len(failed)} of {n} subscribers failed to join: {failed[:3]}", file=sys.stderr)
 
         udp_joined = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
-        cpu_join1 = proc_cpu(server.pid)
+        cpu_join1 = meter.seconds()
         await asyncio.sleep(opts.warmup)
         if profile_to is not None:
             profiler = start_profiler(server.pid, opts.duration, profile_to, opts.profile)
@@ -268,7 +262,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             caps.append(CpuCap([server.pid], opts.server_cpu))
         if opts.clients_cpu:
             caps.append(CpuCap([w.proc.pid for w in subs], opts.clients_cpu))
-        cpu0, host0 = proc_cpu(server.pid), host_cpu()
+        cpu0, host0 = meter.seconds(), host_cpu()
         udp_start = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
         load_start = os.getloadavg()[0]
         # Publisher first, so every packet the subscribers count was sent in its window.
@@ -283,7 +277,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         else:
             await asyncio.sleep(opts.duration)
         stops = await asyncio.gather(*(w.call({"cmd": "stop"}) for w in workers))
-        cpu1, host1 = proc_cpu(server.pid), host_cpu()
+        cpu1, host1 = meter.seconds(), host_cpu()
         udp_end = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
         counters = None
         if kind == "ours":
@@ -301,6 +295,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             except subprocess.TimeoutExpired:
                 profiler.kill()
         server.stop()
+        meter.close()
         while caps:
             caps.pop().remove()
 
@@ -327,6 +322,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "join_failures": failed,
         "window_s": round(window, 3),
         "server_cpu_s": round(cpu_s, 3),
+        "cpu_meter": meter.kind,  # benchmarks/cpu_meter.py
         "server_cpu_pct": round(100 * cpu_s / window, 1),
         "host_busy_pct": round(100 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
         "load_average_1m": [round(load_start, 2), round(load_end, 2)],

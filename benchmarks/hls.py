@@ -39,16 +39,12 @@ import aiohttp
 import av
 import numpy as np
 
+from .cpu_meter import cpu_seconds
 from .local_server import LocalServer, local_server
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 def percentile(values: list[float], p: float) -> float:

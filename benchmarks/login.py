@@ -33,6 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
+from .cpu_meter import cpu_seconds
 from .local_server import local_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,10 +73,6 @@ async def metric(http: aiohttp.ClientSession, url: str, name: str) -> int:
                 return int(float(line.split()[1]))
     raise RuntimeError(f"/metrics has no {name}")
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _attacker_process() -> None:

@@ -39,7 +39,8 @@ from sfu.rtp_packet import RtpPacket
 from vault import EncryptedReader, KeyRing
 
 from .clip import load as load_clip
-from .forwarding import Server, WorkerProc, proc_cpu
+from .cpu_meter import CpuMeter
+from .forwarding import Server, WorkerProc
 from .netns import NetnsPair
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -117,23 +118,25 @@ async def server_case(kind: str, record: bool, seconds: float, ns: NetnsPair, tm
     rec_dir = tmp / f"{kind}-rec"
     rec_dir.mkdir()
     server = Server(kind, ns, tmp)
+    meter = CpuMeter(server.pid)
     pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-pub.log")
     try:
         await pub.call({"cmd": "publish", "server": kind, "base": server.base,
                         "admin_key": getattr(server, "admin_key", None),
                         "record": str(rec_dir) if record else None}, 60)
         await asyncio.sleep(2.0)  # settle: ICE, DTLS, the first keyframe
-        cpu0 = sum(proc_cpu(server.pid))
+        cpu0 = sum(meter.seconds())
         await asyncio.sleep(seconds)
-        cpu1 = sum(proc_cpu(server.pid))
+        cpu1 = sum(meter.seconds())
         await pub.quit()  # the publisher leaves: both servers close their recordings
         await asyncio.sleep(3.0)
-        cpu2 = sum(proc_cpu(server.pid))
+        cpu2 = sum(meter.seconds())
         server.check_alive()
     finally:
         await pub.quit()
         server.stop()
-    result = {"server": kind, "record": record, "seconds": seconds,
+        meter.close()
+    result = {"server": kind, "cpu_meter": meter.kind, "record": record, "seconds": seconds,
               "server_cpu_s": round(cpu1 - cpu0, 3), "closing_cpu_s": round(cpu2 - cpu1, 3)}
     if record:
         post, frames = (janus_postprocess(rec_dir) if kind == "janus"

@@ -1,0 +1,71 @@
+"""How much CPU a server process used, for the benchmarks' per-packet figures.
+
+/proc/PID/stat's utime and stime are sampled at the scheduler tick (250 Hz here): a
+server busy 4 % of the time gets about 100 ticks in a 10 s window, so its figure moves
+by ±10 % by chance alone, more than the differences being measured. The cgroup v1
+cpuacct controller instead adds up the scheduler's own runtime, in nanoseconds, for
+every thread (exited ones too). So where it is mounted (and we are root), a measured
+process gets a cpuacct group of its own; elsewhere the ticks are read, and the result
+says which.
+
+Both count the same time: a thread's time in the kernel includes the softirq work that
+runs on its way out of a syscall (with veth, the receiving namespace's network stack).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+def proc_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all its threads, from the tick counts."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is state (field 3); utime and stime are fields 14 and 15.
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process together, from the tick counts."""
+    return sum(proc_cpu(pid))
+
+
+class CpuMeter:
+    """The CPU one process (and any it starts) uses from now on."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.group: Path | None = CPUACCT / f"tmbench-{os.getpid()}-{pid}"
+        try:
+            self.group.mkdir()
+            (self.group / "cgroup.procs").write_text(str(pid))
+        except OSError:  # no cpuacct hierarchy (cgroup v2 only), or not root
+            self._remove()
+        self.kind = "ticks" if self.group is None else "cpuacct"
+
+    def seconds(self) -> tuple[float, float]:
+        """(user, system) CPU seconds so far."""
+        if self.group is None:
+            return proc_cpu(self.pid)
+        # The total is exact; the split is by where each thread was when charged.
+        user = int((self.group / "cpuacct.usage_user").read_text())
+        system = int((self.group / "cpuacct.usage_sys").read_text())
+        return user / 1e9, system / 1e9
+
+    def close(self) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        if self.group is None:
+            return
+        try:
+            for pid in (self.group / "cgroup.procs").read_text().split():
+                (CPUACCT / "cgroup.procs").write_text(pid)
+            self.group.rmdir()
+        except OSError:
+            pass
+        self.group = None
