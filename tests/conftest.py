@@ -17,7 +17,8 @@ pytest_plugins = ["tests.network_guard", "tests.server", "tests.redis_server", "
 # create interfaces (veth pairs for client namespaces) never run at the same time on
 # the two workers: one xdist group takes them all. Every other file is a group of its
 # own, as `--dist loadfile` would make it (module-scoped fixtures start once).
-NETWORK_FILES = {"test_interop_gstreamer.py", "test_resume_netns.py", "test_turn_relay.py"}
+NETWORK_FILES = {"test_interop_gstreamer.py", "test_resume_netns.py", "test_send_buffer_full.py",
+                 "test_turn_relay.py"}
 
 
 def pytest_collection_modifyitems(config, items) -> None:
