@@ -78,7 +78,7 @@ async def _refuses(url: str) -> bool:
     except ConnectionRefusedError:
         return True
     except (OSError, TimeoutError) as exc:
-        log.info("a room's host did not answer a probe: taken for alive",
+        log.warning("a room's host did not answer a probe: taken for alive",
                  extra={"fields": {"url": url, "error": type(exc).__name__}})
         return False
     writer.close()
@@ -209,7 +209,7 @@ class ClusterNode:
         try:
             await self._forget_if_dead(node, url)
         except RedisError as exc:  # its heartbeat lapses anyway, or the next newcomer's check forgets it
-            log.info("a dead host could not be forgotten", extra={"fields": {"node": node, "error": str(exc)}})
+            log.warning("a dead host could not be forgotten", extra={"fields": {"node": node, "error": str(exc)}})
 
     async def _forget_if_dead(self, node: str, url: str) -> bool:
         """Whether ``node``'s port refuses connections; then it is dead and forgotten."""

@@ -425,7 +425,8 @@ async def test_a_newcomer_is_not_sent_to_a_host_that_died_moments_ago(cluster):
                 if await forgotten(within=1.0):
                     break
             else:
-                pytest.fail("the dead host was not forgotten")
+                entry_log = (cluster.data_dir.parent / f"{n1.id}.log").read_text(errors="replace")
+                pytest.fail(f"the dead host was not forgotten; {n1.id}'s log ends:\n{entry_log[-3000:]}")
         newcomer = await Client.join(n1.url, token, keep_token_fresh=False, auto_resume=False)
         assert newcomer.node_url in (n1.url, n3.url)
         await newcomer.close()
