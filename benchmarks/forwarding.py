@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import janus, telemed
 from .clip import load as load_clip
-from .cpu_meter import CpuMeter
+from .cpu_meter import CpuMeter, cpu_seconds
 from .media import ClipTrack
 from .netns import SERVER_IP, NetnsPair
 
@@ -262,7 +262,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
             caps.append(CpuCap([server.pid], opts.server_cpu))
         if opts.clients_cpu:
             caps.append(CpuCap([w.proc.pid for w in subs], opts.clients_cpu))
-        cpu0, host0 = meter.seconds(), host_cpu()
+        cpu0, host0, ticks0 = meter.seconds(), host_cpu(), cpu_seconds(server.pid)
         udp_start = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
         load_start = os.getloadavg()[0]
         # Publisher first, so every packet the subscribers count was sent in its window.
@@ -277,7 +277,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         else:
             await asyncio.sleep(opts.duration)
         stops = await asyncio.gather(*(w.call({"cmd": "stop"}) for w in workers))
-        cpu1, host1 = meter.seconds(), host_cpu()
+        cpu1, host1, ticks1 = meter.seconds(), host_cpu(), cpu_seconds(server.pid)
         udp_end = {"server_ns": udp_errors(server.pid), "client_ns": udp_errors(pub.proc.pid)}
         counters = None
         if kind == "ours":
@@ -323,6 +323,7 @@ async def run_case(kind: str, n: int, opts: Options, ns: NetnsPair, tmp: Path,
         "window_s": round(window, 3),
         "server_cpu_s": round(cpu_s, 3),
         "cpu_meter": meter.kind,  # benchmarks/cpu_meter.py
+        "server_cpu_ticks_s": round(ticks1 - ticks0, 3),  # the same from /proc's tick samples
         "server_cpu_pct": round(100 * cpu_s / window, 1),
         "host_busy_pct": round(100 * (host1[0] - host0[0]) / max(1, host1[1] - host0[1]), 1),
         "load_average_1m": [round(load_start, 2), round(load_end, 2)],
