@@ -27,9 +27,9 @@ import numpy as np
 
 from sfu.aiortc_hook import tap
 
-from .cpu_meter import cpu_seconds
 from . import clip as clip_module
 from .clinical_peers import Clinical, arrivals, join_clinical
+from .cpu_meter import cpu_seconds
 from .local_server import local_server
 from .media import ClipTrack, RtpCounter
 from .peers import vp8_payload_type
@@ -60,7 +60,6 @@ def udp_receive_drops() -> int:
     header, values = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
                       if line.startswith("Udp:")][:2]
     return int(values[header.index("RcvbufErrors")])
-
 
 
 class Viewer:

@@ -74,7 +74,6 @@ async def metric(http: aiohttp.ClientSession, url: str, name: str) -> int:
     raise RuntimeError(f"/metrics has no {name}")
 
 
-
 def _attacker_process() -> None:
     # The attacker's client work (300 connections at once) is an artefact of sharing the
     # host; a real attacker spends their own CPU. Niced, it takes what the server leaves.

@@ -12,7 +12,7 @@ cost on the client side).
 Then, alone and offline, the recorder's own path (frame assembly, PyAV live WebM muxing,
 AES-GCM chunks) over the same clip plus Opus, as fast as it runs.
 
-    .venv/bin/python -m benchmarks.recording [--seconds 60] [--servers ours,janus]
+    .venv/bin/python -m benchmarks.recording [--seconds 60] [--servers ours,janus] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import av
 import numpy as np
@@ -185,32 +186,48 @@ def ours_playable(data_dir: Path) -> tuple[float, tuple[int, int]]:
     return 0.0, (frames, errors)
 
 
-async def compare(seconds: float, servers: list[str]) -> list[dict]:
+async def compare(seconds: float, servers: list[str], repeat: int) -> list[dict]:
+    """Every case `repeat` times; each server's run right after the other's, so a pair
+    sees the same host."""
     results = []
     with NetnsPair() as ns:
-        for kind in servers:
+        for round_ in range(repeat):
             for record in (False, True):
-                with tempfile.TemporaryDirectory() as tmp:
-                    case = await server_case(kind, record, seconds, ns, Path(tmp))
-                print(json.dumps(case))
-                results.append(case)
+                for kind in servers:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        case = await server_case(kind, record, seconds, ns, Path(tmp))
+                    case["repeat"] = round_
+                    print(json.dumps(case))
+                    results.append(case)
     return results
 
 
+def per_minute(cases: list[dict], kind: str, round_: int) -> tuple[float, float, dict]:
+    """(end to end, recording's share) CPU-s per recorded minute of one server's round,
+    and its recording case."""
+    plain = next(c for c in cases if c["server"] == kind and c["repeat"] == round_ and not c["record"])
+    rec = next(c for c in cases if c["server"] == kind and c["repeat"] == round_ and c["record"])
+    minutes = rec["seconds"] / 60
+    end_to_end = rec["server_cpu_s"] + rec["closing_cpu_s"] + rec["postprocess_cpu_s"]
+    return end_to_end / minutes, (end_to_end - plain["server_cpu_s"] - plain["closing_cpu_s"]) / minutes, rec
+
+
 def summary(cases: list[dict]) -> dict:
-    out = {}
-    for kind in {c["server"] for c in cases}:
-        plain = next(c for c in cases if c["server"] == kind and not c["record"])
-        rec = next(c for c in cases if c["server"] == kind and c["record"])
-        minutes = rec["seconds"] / 60
-        end_to_end = rec["server_cpu_s"] + rec["closing_cpu_s"] + rec["postprocess_cpu_s"]
+    rounds = sorted({c["repeat"] for c in cases})
+    out: dict = {}
+    for kind in sorted({c["server"] for c in cases}):
+        runs = [per_minute(cases, kind, r) for r in rounds]
         out[kind] = {
-            "cpu_s_per_recorded_minute_end_to_end": round(end_to_end / minutes, 3),
-            "recording_share_cpu_s_per_minute": round(
-                (end_to_end - plain["server_cpu_s"] - plain["closing_cpu_s"]) / minutes, 3),
-            "decoded_frames": rec["decoded_frames"],
-            "undecodable_packets": rec["undecodable_packets"],
+            "cpu_s_per_recorded_minute_end_to_end": round(median(e for e, _, _ in runs), 3),
+            "end_to_end_per_repeat": [round(e, 3) for e, _, _ in runs],
+            "recording_share_cpu_s_per_minute": round(median(share for _, share, _ in runs), 3),
+            "decoded_frames": [rec["decoded_frames"] for _, _, rec in runs],
+            "undecodable_packets": sum(rec["undecodable_packets"] for _, _, rec in runs),
         }
+    if {"ours", "janus"} <= out.keys():
+        pairs = [per_minute(cases, "ours", r)[0] / per_minute(cases, "janus", r)[0] for r in rounds]
+        out["end_to_end_ours_over_janus"] = {"median": round(median(pairs), 3),
+                                             "per_repeat": [round(p, 3) for p in pairs]}
     return out
 
 
@@ -218,10 +235,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks.recording")
     parser.add_argument("--seconds", type=float, default=60.0, help="recording length (default 60)")
     parser.add_argument("--servers", default="ours,janus")
+    parser.add_argument("--repeat", type=int, default=1, help="every case this many times, interleaved")
     parser.add_argument("--out", type=Path, default=RESULTS / "recording.json")
     args = parser.parse_args()
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    cases = asyncio.run(compare(args.seconds, servers))
+    cases = asyncio.run(compare(args.seconds, servers, args.repeat))
     clip = load_clip()
     video, audio = video_packets(clip), opus_packets()
     ring = KeyRing(os.urandom(32))
@@ -230,7 +248,7 @@ def main() -> None:
         offline["demuxed_packets"] = check_playable(Path(tmp), ring)
     offline["clip"] = f"1280x720p{clip.fps} VP8 {round(clip.bitrate / 1e6, 2)} Mbit/s + Opus 32 kbit/s"
     result = {"summary": summary(cases), "cases": cases, "recorder_path_offline": offline,
-              "note": "one run on a shared 2-core machine; other load was running"}
+              "note": f"{args.repeat} interleaved run(s) on a shared 2-core machine"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["summary"], indent=2))
