@@ -15,10 +15,10 @@ runs on its way out of a syscall (with veth, the receiving namespace's network s
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from .cgroup import Cgroup
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 
 def proc_cpu(pid: int) -> tuple[float, float]:
@@ -39,12 +39,12 @@ class CpuMeter:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.group: Path | None = CPUACCT / f"tmbench-{os.getpid()}-{pid}"
+        self.group: Cgroup | None = None
         try:
-            self.group.mkdir()
-            (self.group / "cgroup.procs").write_text(str(pid))
+            self.group = Cgroup("cpuacct", pid)
+            self.group.add([pid])
         except OSError:  # no cpuacct hierarchy (cgroup v2 only), or not root
-            self._remove()
+            self.close()
         self.kind = "ticks" if self.group is None else "cpuacct"
 
     def seconds(self) -> tuple[float, float]:
@@ -52,20 +52,9 @@ class CpuMeter:
         if self.group is None:
             return proc_cpu(self.pid)
         # The total is exact; the split is by where each thread was when charged.
-        user = int((self.group / "cpuacct.usage_user").read_text())
-        system = int((self.group / "cpuacct.usage_sys").read_text())
-        return user / 1e9, system / 1e9
+        return int(self.group.read("cpuacct.usage_user")) / 1e9, int(self.group.read("cpuacct.usage_sys")) / 1e9
 
     def close(self) -> None:
-        self._remove()
-
-    def _remove(self) -> None:
-        if self.group is None:
-            return
-        try:
-            for pid in (self.group / "cgroup.procs").read_text().split():
-                (CPUACCT / "cgroup.procs").write_text(pid)
-            self.group.rmdir()
-        except OSError:
-            pass
-        self.group = None
+        if self.group is not None:
+            self.group.remove()
+            self.group = None

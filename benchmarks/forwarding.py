@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import janus, telemed
+from .cgroup import Cgroup
 from .clip import load as load_clip
 from .cpu_meter import CpuMeter, cpu_seconds
 from .media import ClipTrack
@@ -168,28 +169,18 @@ class Server:
                 self.proc.wait(5)
 
 
-CPU_CGROUP = Path("/sys/fs/cgroup/cpu")
-
-
 class CpuCap:
     """A cgroup (v1 cpu controller) that caps processes, all their threads, at `cpus`
     together."""
 
     def __init__(self, pids: list[int], cpus: float) -> None:
-        self.path = CPU_CGROUP / f"tmbench-{os.getpid()}-{pids[0]}"
-        self.path.mkdir()
-        (self.path / "cpu.cfs_period_us").write_text("100000")
-        (self.path / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * 100000))))
-        for pid in pids:
-            (self.path / "cgroup.procs").write_text(str(pid))
+        self.group = Cgroup("cpu", pids[0])
+        self.group.write("cpu.cfs_period_us", "100000")
+        self.group.write("cpu.cfs_quota_us", str(max(1000, int(cpus * 100000))))
+        self.group.add(pids)
 
     def remove(self) -> None:
-        try:
-            for pid in (self.path / "cgroup.procs").read_text().split():
-                (CPU_CGROUP / "cgroup.procs").write_text(pid)
-            self.path.rmdir()
-        except OSError:
-            pass
+        self.group.remove()
 
 
 def split(n: int, parts: int) -> list[int]:
