@@ -214,18 +214,18 @@ def per_minute(cases: list[dict], kind: str, round_: int) -> tuple[float, float,
 
 def summary(cases: list[dict]) -> dict:
     rounds = sorted({c["repeat"] for c in cases})
+    runs = {kind: [per_minute(cases, kind, r) for r in rounds] for kind in sorted({c["server"] for c in cases})}
     out: dict = {}
-    for kind in sorted({c["server"] for c in cases}):
-        runs = [per_minute(cases, kind, r) for r in rounds]
+    for kind, per_round in runs.items():
         out[kind] = {
-            "cpu_s_per_recorded_minute_end_to_end": round(median(e for e, _, _ in runs), 3),
-            "end_to_end_per_repeat": [round(e, 3) for e, _, _ in runs],
-            "recording_share_cpu_s_per_minute": round(median(share for _, share, _ in runs), 3),
-            "decoded_frames": [rec["decoded_frames"] for _, _, rec in runs],
-            "undecodable_packets": sum(rec["undecodable_packets"] for _, _, rec in runs),
+            "cpu_s_per_recorded_minute_end_to_end": round(median(e for e, _, _ in per_round), 3),
+            "end_to_end_per_repeat": [round(e, 3) for e, _, _ in per_round],
+            "recording_share_cpu_s_per_minute": round(median(share for _, share, _ in per_round), 3),
+            "decoded_frames": [rec["decoded_frames"] for _, _, rec in per_round],
+            "undecodable_packets": sum(rec["undecodable_packets"] for _, _, rec in per_round),
         }
-    if {"ours", "janus"} <= out.keys():
-        pairs = [per_minute(cases, "ours", r)[0] / per_minute(cases, "janus", r)[0] for r in rounds]
+    if {"ours", "janus"} <= runs.keys():
+        pairs = [ours[0] / janus[0] for ours, janus in zip(runs["ours"], runs["janus"])]
         out["end_to_end_ours_over_janus"] = {"median": round(median(pairs), 3),
                                              "per_repeat": [round(p, 3) for p in pairs]}
     return out
