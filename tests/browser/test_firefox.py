@@ -32,6 +32,21 @@ async def shown_at(page, width: int, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.3)
 
 
+async def heard(page, timeout: float = 15.0) -> None:
+    """Wait until the page plays its one remote microphone at a level above silence. Not
+    a single look: on a starved machine a browser's first second of audio may come late,
+    and the server sheds late media until the stream is steady again
+    (sfu/late_media.py: STEADY_FOR), so the level can read 0 for a moment."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        [audio] = await page.evaluate(AUDIO_RECEIVED)
+        if audio["bytesReceived"] > 0 and audio.get("audioLevel", 0) > 0:
+            return
+        assert loop.time() < deadline, f"no sound heard within {timeout:.0f} s: {audio}"
+        await asyncio.sleep(0.3)
+
+
 async def test_firefox_and_chromium_see_and_hear_each_other(server, firefox, people):
     await server.create_room(ROOM, PASSWORD)
     chromium = await (await people("chromium")).page(
@@ -53,8 +68,7 @@ async def test_firefox_and_chromium_see_and_hear_each_other(server, firefox, peo
 
     # Each hears the other's microphone (the fake ones make tones).
     for page in (chromium, tab):
-        [audio] = await page.evaluate(AUDIO_RECEIVED)
-        assert audio["bytesReceived"] > 0 and audio["audioLevel"] > 0, audio
+        await heard(page)
 
     # Firefox sends its camera as the client's three simulcast layers, smallest first
     # (Firefox keeps the order of sendEncodings, as Chromium does).
