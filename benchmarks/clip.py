@@ -1,7 +1,9 @@
-"""The publisher's pre-encoded VP8 clip: made once with libvpx, then only read.
+"""The publisher's pre-encoded media: a VP8 clip made once with libvpx, then only read,
+and an Opus tone.
 
 The publisher must spend nothing on encoding while it is measured, so the clip is
-encoded ahead of time into benchmarks/.cache and replayed packet by packet.
+encoded ahead of time into benchmarks/.cache and replayed packet by packet; the Opus
+loop is a fraction of a second to encode and is made when asked for.
 """
 
 from __future__ import annotations
@@ -122,6 +124,26 @@ def load(cache_dir: Path = CACHE_DIR) -> Clip:
     if not frames or not keys[0]:
         raise RuntimeError(f"clip cache {path} is unusable: delete it and rerun")
     return Clip(frames=frames, keyframes=keys, fps=meta["fps"])
+
+
+OPUS_RATE, OPUS_FRAME = 48000, 960  # 20 ms packets
+
+
+def opus_loop(seconds: int = SECONDS, bitrate: int = 32000) -> list[bytes]:
+    """A 440 Hz stereo tone as 20 ms Opus packets, `seconds` long."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = OPUS_RATE, "stereo", "s16"
+    encoder.bit_rate = bitrate
+    encoder.open()
+    out: list[bytes] = []
+    t = np.arange(OPUS_FRAME) / OPUS_RATE
+    for i in range(seconds * OPUS_RATE // OPUS_FRAME):
+        tone = (np.sin(2 * np.pi * 440 * (t + i * OPUS_FRAME / OPUS_RATE)) * 8000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = OPUS_RATE, i * OPUS_FRAME
+        frame.time_base = fractions.Fraction(1, OPUS_RATE)
+        out += [bytes(p) for p in encoder.encode(frame)]
+    return out
 
 
 if __name__ == "__main__":

@@ -196,12 +196,14 @@ class JanusPublisher:
         })
         joined = await s.message(handle, {"request": "join", "ptype": "publisher", "room": ROOM, "display": "pub"})
         offer = await self.publisher.offer()
-        reply = await s.message(handle, {"request": "publish", "audio": False, "video": True},
+        audio = self.publisher.audio_track is not None
+        reply = await s.message(handle, {"request": "publish", "audio": audio, "video": True},
                                 jsep={"type": "offer", "sdp": offer})
         answer = reply["jsep"]
         await self.publisher.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         await s.trickle_done(handle)
-        return {"room": ROOM, "feed": joined["id"], "layers_answered": answer["sdp"].count("a=rid:")}
+        return {"room": ROOM, "feed": joined["id"], "mid": self.publisher.transceiver.mid,
+                "layers_answered": answer["sdp"].count("a=rid:")}
 
     async def close(self) -> None:
         await self.publisher.close()
@@ -221,7 +223,7 @@ class JanusSubscriber:
         self.peer.mark("session")
         reply = await s.message(handle, {
             "request": "join", "ptype": "subscriber", "room": self._info["room"],
-            "streams": [{"feed": self._info["feed"]}],
+            "streams": [{"feed": self._info["feed"], "mid": self._info["mid"]}],  # the camera only, as ours
         })
         offer = reply["jsep"]
         self.peer.mark("offer")

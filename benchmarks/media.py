@@ -20,7 +20,7 @@ from aiortc import MediaStreamTrack
 from aiortc.codecs import vpx
 from aiortc.mediastreams import MediaStreamError
 
-from .clip import Clip
+from .clip import OPUS_FRAME, OPUS_RATE, Clip
 
 # aiortc's VP8 packetizer always writes X, I and a 15-bit picture id: 4 bytes.
 VP8_DESCRIPTOR_BYTES = 4
@@ -103,6 +103,36 @@ class ClipTrack(MediaStreamTrack):
         self._index += 1
         self._position = i + 1
         self.frames_sent += 1
+        return packet
+
+
+class OpusTrack(MediaStreamTrack):
+    """Loops pre-encoded Opus packets (`clip.opus_loop`) as av.Packets, one per 20 ms,
+    paced by pts like ClipTrack: a microphone beside the camera, costing no encoding."""
+
+    kind = "audio"
+
+    def __init__(self, packets: list[bytes]) -> None:
+        super().__init__()
+        self._packets = packets
+        self._index = 0
+        self._start: float | None = None
+        self._time_base = fractions.Fraction(1, OPUS_RATE)
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = CLOCK()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._index * OPUS_FRAME / OPUS_RATE
+        if due > now:
+            await asyncio.sleep(due - now)
+        elif now - due > 1.0:  # fell far behind: skip ahead instead of bursting
+            self._start = now - self._index * OPUS_FRAME / OPUS_RATE
+        packet = av.Packet(self._packets[self._index % len(self._packets)])
+        packet.pts, packet.time_base = self._index * OPUS_FRAME, self._time_base
+        self._index += 1
         return packet
 
 

@@ -1,4 +1,5 @@
-"""aiortc peers as the benchmark uses them: one VP8 publisher, counting subscribers.
+"""aiortc peers as the benchmark uses them: one VP8 publisher (with an Opus microphone
+if asked), counting subscribers.
 
 Subscribers never decode: sfu/aiortc_hook.MediaTransport takes the decrypted RTP
 off the DTLS transport and hands it to an RtpCounter instead of aiortc's jitter
@@ -23,8 +24,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTran
 from sfu.aiortc_hook import MediaTransport, on_keyframe_request, tap
 from sfu.rtp_packet import is_rtcp
 
-from .clip import Clip
-from .media import CLOCK, ClipTrack, RtpCounter
+from .clip import Clip, opus_loop
+from .media import CLOCK, ClipTrack, OpusTrack, RtpCounter
 
 
 def prefer_vp8(transceiver: RTCRtpTransceiver) -> None:
@@ -80,11 +81,14 @@ def with_extension(packet: bytes, ext_id: int, value: bytes) -> bytes:
 
 
 class Publisher:
-    def __init__(self, clip: Clip, simulcast: bool = False) -> None:
+    def __init__(self, clip: Clip, simulcast: bool = False, audio: bool = False) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.track = ClipTrack(clip)
         self.transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
         prefer_vp8(self.transceiver)
+        self.audio_track = OpusTrack(opus_loop()) if audio else None
+        self.audio_transceiver = (self.pc.addTransceiver(self.audio_track, direction="sendonly")
+                                  if self.audio_track else None)
         # A live encoder answers PLI/FIR with a keyframe; the replayed clip does too.
         on_keyframe_request(self.transceiver.sender, self.track.request_keyframe)
         self.simulcast = simulcast
@@ -105,6 +109,8 @@ class Publisher:
 
     async def close(self) -> None:
         self.track.stop()
+        if self.audio_track:
+            self.audio_track.stop()
         await self.pc.close()
 
 

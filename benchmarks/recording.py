@@ -1,18 +1,22 @@
-"""Recording cost, in CPU-seconds per recorded minute of one 720p30 VP8 camera.
+"""Recording cost, in CPU-seconds per recorded minute of one 720p30 VP8 camera plus an
+Opus microphone.
 
 Side by side, in one run, inside the benchmark's network namespaces (needs root):
 - this server, the room set to ``record: "auto"``: the server process's CPU while the
   publisher sends, plus stopping (files closed, encrypted, playable at once);
 - Janus VideoRoom with ``record: true``: its process's CPU, plus ``janus-pp-rec`` turning
-  the .mjr file into a playable WebM (Debian's janus-tools).
-Each server also runs once without recording, so the recording's own share shows.
-The publisher is the forwarding benchmark's pre-encoded clip (video only, no encoding
-cost on the client side).
+  each .mjr file into a playable WebM (video) or Opus (audio) file (Debian's janus-tools).
+Each server also runs once without recording, so the recording's own share shows, and
+every case runs with each count of ``--subscribers`` viewing the camera (default none,
+then 30): with 30, the recording's share per track is what recording adds to a server
+that is forwarding. The publisher is the forwarding benchmark's pre-encoded clip and a
+pre-encoded Opus tone (no encoding cost on the client side).
 
 Then, alone and offline, the recorder's own path (frame assembly, PyAV live WebM muxing,
 AES-GCM chunks) over the same clip plus Opus, as fast as it runs.
 
     .venv/bin/python -m benchmarks.recording [--seconds 60] [--servers ours,janus] [--repeat 1]
+                                             [--subscribers 0,30]
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from pathlib import Path
 from statistics import median
 
 import av
-import numpy as np
 from aiortc.codecs.vpx import Vp8Encoder
 
 from recorder.depacketizer import DEPACKETIZERS
@@ -40,6 +43,7 @@ from sfu.rtp_packet import RtpPacket
 from vault import EncryptedReader, KeyRing
 
 from .clip import load as load_clip
+from .clip import opus_loop
 from .cpu_meter import CpuMeter
 from .forwarding import Server, WorkerProc
 from .netns import NetnsPair
@@ -55,22 +59,6 @@ def video_packets(clip) -> list[list[bytes]]:
         packet.pts, packet.time_base = i, fractions.Fraction(1, clip.fps)
         payloads, _ = payloader.pack(packet)
         out.append(payloads)
-    return out
-
-
-def opus_packets(seconds: int = 10) -> list[bytes]:
-    encoder = av.CodecContext.create("libopus", "w")
-    encoder.sample_rate, encoder.layout, encoder.format = 48000, "stereo", "s16"
-    encoder.bit_rate = 32000
-    encoder.open()
-    out = []
-    t = np.arange(960) / 48000
-    for i in range(seconds * 50):
-        tone = (np.sin(2 * np.pi * 440 * (t + i * 0.02)) * 8000).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate, frame.pts = 48000, i * 960
-        frame.time_base = fractions.Fraction(1, 48000)
-        out += [bytes(p) for p in encoder.encode(frame)]
     return out
 
 
@@ -114,99 +102,126 @@ def check_playable(directory: Path, ring: KeyRing) -> dict:
     return counts
 
 
-async def server_case(kind: str, record: bool, seconds: float, ns: NetnsPair, tmp: Path) -> dict:
-    """CPU of one server while one publisher sends for ``seconds``, recording or not."""
+async def server_case(kind: str, record: bool, subscribers: int, seconds: float, ns: NetnsPair,
+                      tmp: Path) -> dict:
+    """CPU of one server while one publisher sends a camera and a microphone for
+    ``seconds`` to ``subscribers`` viewers of the camera, recording or not."""
     rec_dir = tmp / f"{kind}-rec"
     rec_dir.mkdir()
     server = Server(kind, ns, tmp)
     meter = CpuMeter(server.pid)
-    pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-pub.log")
+    workers: list[WorkerProc] = []
     try:
-        await pub.call({"cmd": "publish", "server": kind, "base": server.base,
-                        "admin_key": getattr(server, "admin_key", None),
-                        "record": str(rec_dir) if record else None}, 60)
+        pub = await WorkerProc.spawn(ns, f"{kind}-pub", tmp / f"{kind}-pub.log")
+        workers.append(pub)
+        reply = await pub.call({"cmd": "publish", "server": kind, "base": server.base, "audio": True,
+                                "admin_key": getattr(server, "admin_key", None),
+                                "record": str(rec_dir) if record else None}, 60)
+        if subscribers:
+            sub = await WorkerProc.spawn(ns, f"{kind}-sub", tmp / f"{kind}-sub.log")
+            workers.append(sub)
+            joined = await sub.call({"cmd": "subscribe", "server": kind, "base": server.base,
+                                     "info": reply["info"], "count": subscribers}, 120)
+            if joined["failed"]:
+                raise RuntimeError(f"{kind}: {len(joined['failed'])} subscribers failed: {joined['failed'][:3]}")
         await asyncio.sleep(2.0)  # settle: ICE, DTLS, the first keyframe
         cpu0 = sum(meter.seconds())
         await asyncio.sleep(seconds)
         cpu1 = sum(meter.seconds())
-        await pub.quit()  # the publisher leaves: both servers close their recordings
+        for worker in reversed(workers):  # everyone leaves: both servers close their recordings
+            await worker.quit()
         await asyncio.sleep(3.0)
         cpu2 = sum(meter.seconds())
         server.check_alive()
     finally:
-        await pub.quit()
+        for worker in workers:
+            await worker.quit()
         server.stop()
         meter.close()
-    result = {"server": kind, "cpu_meter": meter.kind, "record": record, "seconds": seconds,
-              "server_cpu_s": round(cpu1 - cpu0, 3), "closing_cpu_s": round(cpu2 - cpu1, 3)}
+    result = {"server": kind, "cpu_meter": meter.kind, "record": record, "subscribers": subscribers,
+              "seconds": seconds, "server_cpu_s": round(cpu1 - cpu0, 3), "closing_cpu_s": round(cpu2 - cpu1, 3)}
     if record:
-        post, frames = (janus_postprocess(rec_dir) if kind == "janus"
-                        else ours_playable(tmp / "ours-data"))
-        result.update(postprocess_cpu_s=round(post, 3), decoded_frames=frames[0],
-                      undecodable_packets=frames[1])
+        post, decoded = (janus_postprocess(rec_dir) if kind == "janus"
+                         else ours_playable(tmp / "ours-data"))
+        result.update(postprocess_cpu_s=round(post, 3), decoded=decoded)
     return result
 
 
-def decodable(source) -> tuple[int, int]:
-    """(frames decoded, packets the decoder refused) of a file's video."""
+def decodable(source) -> tuple[str, int, int]:
+    """(kind, frames decoded, packets the decoder refused) of a file's one track."""
     frames = errors = 0
     with av.open(source) as container:
-        for packet in container.demux(video=0):
+        stream = container.streams[0]
+        for packet in container.demux(stream):
             try:
                 frames += len(packet.decode())
             except av.FFmpegError:
                 errors += 1
-    return frames, errors
+        return stream.type, frames, errors
 
 
-def janus_postprocess(rec_dir: Path) -> tuple[float, tuple[int, int]]:
-    """CPU of janus-pp-rec making each .mjr playable, and what the result decodes to."""
-    cpu, frames, errors = 0.0, 0, 0
-    for mjr in sorted(rec_dir.glob("*video*.mjr")):
-        out = mjr.with_suffix(".webm")
+def tally(files: list[tuple[str, int, int]]) -> dict:
+    """Frames decoded per kind and the packets refused, over a recording's files."""
+    out: dict = {"video_frames": 0, "audio_frames": 0, "undecodable_packets": 0}
+    for kind, frames, errors in files:
+        out[f"{kind}_frames"] += frames
+        out["undecodable_packets"] += errors
+    return out
+
+
+def janus_postprocess(rec_dir: Path) -> tuple[float, dict]:
+    """CPU of janus-pp-rec making each .mjr playable (video to WebM, audio to Opus), and
+    what the results decode to."""
+    cpu, files = 0.0, []
+    for mjr in sorted(rec_dir.glob("*.mjr")):
+        out = mjr.with_suffix(".opus" if "-audio-" in mjr.name else ".webm")  # videoroom-…-audio-1.mjr
         proc = subprocess.Popen(["janus-pp-rec", str(mjr), str(out)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         cpu += usage.ru_utime + usage.ru_stime
         if proc.returncode == 0 and out.exists():
-            got = decodable(str(out))
-            frames, errors = frames + got[0], errors + got[1]
-    return cpu, (frames, errors)
+            files.append(decodable(str(out)))
+    return cpu, tally(files)
 
 
-def ours_playable(data_dir: Path) -> tuple[float, tuple[int, int]]:
+def ours_playable(data_dir: Path) -> tuple[float, dict]:
     """Nothing to post-process; what the encrypted files decode to, as they are."""
     ring = KeyRing.load(None, data_dir / "keys" / "master.key")
-    frames = errors = 0
+    files = []
     for path in (data_dir / "recordings").glob("*/*.webm.enc"):
         with EncryptedReader(path, ring) as reader:
-            got = decodable(reader)
-        frames, errors = frames + got[0], errors + got[1]
-    return 0.0, (frames, errors)
+            files.append(decodable(reader))
+    return 0.0, tally(files)
 
 
-async def compare(seconds: float, servers: list[str], repeat: int) -> list[dict]:
+async def compare(seconds: float, servers: list[str], repeat: int, subscribers: list[int]) -> list[dict]:
     """Every case `repeat` times; each server's run right after the other's, so a pair
     sees the same host."""
     results = []
     with NetnsPair() as ns:
         for round_ in range(repeat):
-            for record in (False, True):
-                for kind in servers:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        case = await server_case(kind, record, seconds, ns, Path(tmp))
-                    case["repeat"] = round_
-                    print(json.dumps(case))
-                    results.append(case)
+            for n in subscribers:
+                for record in (False, True):
+                    for kind in servers:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            case = await server_case(kind, record, n, seconds, ns, Path(tmp))
+                        case["repeat"] = round_
+                        print(json.dumps(case))
+                        results.append(case)
     return results
 
 
-def per_minute(cases: list[dict], kind: str, round_: int) -> tuple[float, float, dict]:
-    """(end to end, recording's share) CPU-s per recorded minute of one server's round,
-    and its recording case."""
-    plain = next(c for c in cases if c["server"] == kind and c["repeat"] == round_ and not c["record"])
-    rec = next(c for c in cases if c["server"] == kind and c["repeat"] == round_ and c["record"])
+TRACKS = 2  # the camera and the microphone
+
+
+def per_minute(cases: list[dict], kind: str, n: int, round_: int) -> tuple[float, float, dict]:
+    """(end to end, recording's share) CPU-s per recorded minute of one server's round
+    with `n` subscribers, and its recording case."""
+    def case(record: bool) -> dict:
+        return next(c for c in cases if c["server"] == kind and c["repeat"] == round_
+                    and c["subscribers"] == n and c["record"] == record)
+    plain, rec = case(False), case(True)
     minutes = rec["seconds"] / 60
     end_to_end = rec["server_cpu_s"] + rec["closing_cpu_s"] + rec["postprocess_cpu_s"]
     return end_to_end / minutes, (end_to_end - plain["server_cpu_s"] - plain["closing_cpu_s"]) / minutes, rec
@@ -214,20 +229,23 @@ def per_minute(cases: list[dict], kind: str, round_: int) -> tuple[float, float,
 
 def summary(cases: list[dict]) -> dict:
     rounds = sorted({c["repeat"] for c in cases})
-    runs = {kind: [per_minute(cases, kind, r) for r in rounds] for kind in sorted({c["server"] for c in cases})}
     out: dict = {}
-    for kind, per_round in runs.items():
-        out[kind] = {
-            "cpu_s_per_recorded_minute_end_to_end": round(median(e for e, _, _ in per_round), 3),
-            "end_to_end_per_repeat": [round(e, 3) for e, _, _ in per_round],
-            "recording_share_cpu_s_per_minute": round(median(share for _, share, _ in per_round), 3),
-            "decoded_frames": [rec["decoded_frames"] for _, _, rec in per_round],
-            "undecodable_packets": sum(rec["undecodable_packets"] for _, _, rec in per_round),
-        }
-    if {"ours", "janus"} <= runs.keys():
-        pairs = [ours[0] / janus[0] for ours, janus in zip(runs["ours"], runs["janus"])]
-        out["end_to_end_ours_over_janus"] = {"median": round(median(pairs), 3),
-                                             "per_repeat": [round(p, 3) for p in pairs]}
+    for n in sorted({c["subscribers"] for c in cases}):
+        runs = {kind: [per_minute(cases, kind, n, r) for r in rounds] for kind in sorted({c["server"] for c in cases})}
+        part: dict = {}
+        for kind, per_round in runs.items():
+            part[kind] = {
+                "cpu_s_per_recorded_minute_end_to_end": round(median(e for e, _, _ in per_round), 3),
+                "end_to_end_per_repeat": [round(e, 3) for e, _, _ in per_round],
+                "recording_share_cpu_s_per_minute": round(median(share for _, share, _ in per_round), 3),
+                "recording_share_per_track_cpu_s_per_minute": round(median(share for _, share, _ in per_round) / TRACKS, 3),
+                "decoded": [rec["decoded"] for _, _, rec in per_round],
+            }
+        if {"ours", "janus"} <= runs.keys():
+            pairs = [ours[0] / janus[0] for ours, janus in zip(runs["ours"], runs["janus"])]
+            part["end_to_end_ours_over_janus"] = {"median": round(median(pairs), 3),
+                                                  "per_repeat": [round(p, 3) for p in pairs]}
+        out[f"subscribers_{n}"] = part
     return out
 
 
@@ -236,12 +254,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="recording length (default 60)")
     parser.add_argument("--servers", default="ours,janus")
     parser.add_argument("--repeat", type=int, default=1, help="every case this many times, interleaved")
+    parser.add_argument("--subscribers", default="0,30",
+                        help="viewers of the camera during each case, comma-separated (default 0,30)")
     parser.add_argument("--out", type=Path, default=RESULTS / "recording.json")
     args = parser.parse_args()
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    cases = asyncio.run(compare(args.seconds, servers, args.repeat))
+    counts = [int(n) for n in args.subscribers.split(",") if n.strip()]
+    cases = asyncio.run(compare(args.seconds, servers, args.repeat, counts))
     clip = load_clip()
-    video, audio = video_packets(clip), opus_packets()
+    video, audio = video_packets(clip), opus_loop()
     ring = KeyRing(os.urandom(32))
     with tempfile.TemporaryDirectory() as tmp:
         offline = recorder_path(Path(tmp), ring, 2.0, clip, video, audio)

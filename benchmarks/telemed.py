@@ -170,11 +170,12 @@ class TelemedPublisher:
         await self.signaling.join(token)
         offer = await self.publisher.offer()
         mid = self.publisher.transceiver.mid
+        publish = {mid: {"source": "camera"}}
+        if self.publisher.audio_transceiver:
+            publish[self.publisher.audio_transceiver.mid] = {"source": "microphone"}
         reply = await self.signaling.request(
-            {"type": "offer", "sdp": offer, "publish": {mid: {"source": "camera"}}, "subscribe": {}},
-            "answer",
-        )
-        if mid not in reply.get("published", {}):
+            {"type": "offer", "sdp": offer, "publish": publish, "subscribe": {}}, "answer")
+        if publish.keys() - reply.get("published", {}).keys():
             raise SignalingError(f"publish refused: {reply.get('rejected')}")
         await self.publisher.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         return {"track_id": reply["published"][mid], "admin_key": self._admin_key,

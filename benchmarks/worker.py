@@ -4,7 +4,7 @@ Runs inside the client network namespace and takes one JSON command per stdin
 line, answering each with one JSON line on stdout:
 
   {"cmd": "ping"}   -> {"ok": true}                  (answered once imports are done)
-  {"cmd": "publish", "server": "janus"|"ours", "base": url, "admin_key"?, "record"?}
+  {"cmd": "publish", "server": "janus"|"ours", "base": url, "admin_key"?, "record"?, "audio"?, "simulcast"?}
       -> {"ok": true, "info": {...what subscribers need...}}
   {"cmd": "subscribe", "server", "base", "info", "count"}
       -> {"ok": true, "joined": [seconds per subscriber, to its first complete keyframe],
@@ -74,7 +74,7 @@ class Worker:
         raise ValueError(f"unknown command {cmd!r}")
 
     async def publish(self, msg: dict) -> dict:
-        publisher = Publisher(load_clip(), simulcast=bool(msg.get("simulcast")))
+        publisher = Publisher(load_clip(), simulcast=bool(msg.get("simulcast")), audio=bool(msg.get("audio")))
         record = msg.get("record")  # Janus: the directory its recordings go to; ours: any true value
         if msg["server"] == "janus":
             self.publisher = janus.JanusPublisher(self.http, msg["base"], publisher, record)
