@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fractions
 import json
 import os
@@ -125,9 +126,9 @@ async def server_case(kind: str, record: bool, subscribers: int, seconds: float,
             if joined["failed"]:
                 raise RuntimeError(f"{kind}: {len(joined['failed'])} subscribers failed: {joined['failed'][:3]}")
         await asyncio.sleep(2.0)  # settle: ICE, DTLS, the first keyframe
-        cpu0 = sum(meter.seconds())
+        cpu0, t0 = sum(meter.seconds()), time.monotonic()
         await asyncio.sleep(seconds)
-        cpu1 = sum(meter.seconds())
+        cpu1, t1 = sum(meter.seconds()), time.monotonic()
         for worker in reversed(workers):  # everyone leaves: both servers close their recordings
             await worker.quit()
         await asyncio.sleep(3.0)
@@ -138,13 +139,16 @@ async def server_case(kind: str, record: bool, subscribers: int, seconds: float,
             await worker.quit()
         server.stop()
         meter.close()
-    result = {"server": kind, "cpu_meter": meter.kind, "record": record, "subscribers": subscribers,
-              "seconds": seconds, "server_cpu_s": round(cpu1 - cpu0, 3), "closing_cpu_s": round(cpu2 - cpu1, 3)}
-    if record:
-        post, decoded = (janus_postprocess(rec_dir) if kind == "janus"
-                         else ours_playable(tmp / "ours-data"))
-        result.update(postprocess_cpu_s=round(post, 3), decoded=decoded)
-    return result
+    return {"server": kind, "cpu_meter": meter.kind, "record": record, "subscribers": subscribers,
+            "seconds": round(t1 - t0, 3), "server_cpu_s": round(cpu1 - cpu0, 3),
+            "closing_cpu_s": round(cpu2 - cpu1, 3)}
+
+
+def finish(case: dict, tmp: Path) -> None:
+    """A recording case's post-processing (Janus's) and what its files decode to."""
+    post, decoded = (janus_postprocess(tmp / "janus-rec") if case["server"] == "janus"
+                     else ours_playable(tmp / "ours-data"))
+    case.update(postprocess_cpu_s=round(post, 3), decoded=decoded)
 
 
 def decodable(source) -> tuple[str, int, int]:
@@ -196,19 +200,25 @@ def ours_playable(data_dir: Path) -> tuple[float, dict]:
 
 
 async def compare(seconds: float, servers: list[str], repeat: int, subscribers: list[int]) -> list[dict]:
-    """Every case `repeat` times; each server's run right after the other's, so a pair
-    sees the same host."""
+    """Every case `repeat` times, the servers at the same time, each in network namespaces
+    of its own with its own publisher and viewers: a pair sees the same host. (One after
+    the other, a server's figure moved up to 4x between rounds a few minutes apart.)
+    Post-processing and decoding come after both, so neither runs during a window."""
     results = []
-    with NetnsPair() as ns:
+    with contextlib.ExitStack() as stack:
+        nets = {kind: stack.enter_context(NetnsPair(f"{os.getpid()}{kind[0]}")) for kind in servers}
         for round_ in range(repeat):
             for n in subscribers:
                 for record in (False, True):
-                    for kind in servers:
-                        with tempfile.TemporaryDirectory() as tmp:
-                            case = await server_case(kind, record, n, seconds, ns, Path(tmp))
-                        case["repeat"] = round_
-                        print(json.dumps(case))
-                        results.append(case)
+                    with tempfile.TemporaryDirectory() as tmp:
+                        cases = await asyncio.gather(*(server_case(kind, record, n, seconds, nets[kind], Path(tmp))
+                                                       for kind in servers))
+                        for case in cases:
+                            if record:
+                                finish(case, Path(tmp))
+                            case["repeat"] = round_
+                            print(json.dumps(case), flush=True)
+                            results.append(case)
     return results
 
 
@@ -222,9 +232,9 @@ def per_minute(cases: list[dict], kind: str, n: int, round_: int) -> tuple[float
         return next(c for c in cases if c["server"] == kind and c["repeat"] == round_
                     and c["subscribers"] == n and c["record"] == record)
     plain, rec = case(False), case(True)
-    minutes = rec["seconds"] / 60
-    end_to_end = rec["server_cpu_s"] + rec["closing_cpu_s"] + rec["postprocess_cpu_s"]
-    return end_to_end / minutes, (end_to_end - plain["server_cpu_s"] - plain["closing_cpu_s"]) / minutes, rec
+    end_to_end = (rec["server_cpu_s"] + rec["closing_cpu_s"] + rec["postprocess_cpu_s"]) / (rec["seconds"] / 60)
+    without = (plain["server_cpu_s"] + plain["closing_cpu_s"]) / (plain["seconds"] / 60)
+    return end_to_end, end_to_end - without, rec
 
 
 def summary(cases: list[dict]) -> dict:
