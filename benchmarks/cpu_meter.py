@@ -3,10 +3,12 @@
 /proc/PID/stat's utime and stime are sampled at the scheduler tick (250 Hz here): a
 server busy 4 % of the time gets about 100 ticks in a 10 s window, so its figure moves
 by ±10 % by chance alone, more than the differences being measured. The cgroup v1
-cpuacct controller instead adds up the scheduler's own runtime, in nanoseconds, for
-every thread (exited ones too). So where it is mounted (and we are root), a measured
-process gets a cpuacct group of its own; elsewhere the ticks are read, and the result
-says which.
+cpuacct controller's `cpuacct.usage` instead adds up the scheduler's own runtime, in
+nanoseconds, for every thread (exited ones too). So where it is mounted (and we are
+root), a measured process gets a cpuacct group of its own; elsewhere the ticks are read,
+and the result says which. (The group's `usage_user` and `usage_sys` are in nanoseconds
+too, but counted by the same ticks: read alone, as this meter did until 2026-12-01
+18:35 UTC, they move in steps of 4 ms. They only split the exact total here.)
 
 Both count the same time: a thread's time in the kernel includes the softirq work that
 runs on its way out of a syscall (with veth, the receiving namespace's network stack).
@@ -51,8 +53,10 @@ class CpuMeter:
         """(user, system) CPU seconds so far."""
         if self.group is None:
             return proc_cpu(self.pid)
-        # The total is exact; the split is by where each thread was when charged.
-        return int(self.group.read("cpuacct.usage_user")) / 1e9, int(self.group.read("cpuacct.usage_sys")) / 1e9
+        total = int(self.group.read("cpuacct.usage")) / 1e9
+        user, system = int(self.group.read("cpuacct.usage_user")), int(self.group.read("cpuacct.usage_sys"))
+        share = user / (user + system) if user + system else 1.0
+        return total * share, total * (1 - share)
 
     def close(self) -> None:
         if self.group is not None:
