@@ -1,7 +1,14 @@
 """The recorder's in-process consumer: one per recorded track, on the producer like any
 subscriber. It starts on a keyframe (the base Consumer holds video until one, and attaching
 asks for it), puts video through the frame assembler, and writes frames to the track file
-with their RTP timing; sender reports place the track on the server clock."""
+with their RTP timing; sender reports place the track on the server clock.
+
+Packets are held as they come, with their arrival times, and recorded in batches of
+BATCH (and at each tick, and at the end): a packet's way through the assembler, the muxer
+and the cipher, taken one at a time between the event loop's other work, cost several
+times what it does in a run (benchmarks/README.md, recording). The assembler still sees
+each packet's own arrival time, so only its requests for a keyframe after a hole it gives
+up on come later, by at most a batch."""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from .track_file import TrackFile
 
 log = logging.getLogger("telemed.recorder")
 
+BATCH = 32  # packets: about 0.2 s of a 720p camera, 0.6 s of a microphone
+
 
 class TrackRecorder(Consumer):
     def __init__(self, producer: Producer, file: TrackFile, sender: SenderClock,
@@ -34,6 +43,7 @@ class TrackRecorder(Consumer):
         self._assembler = (FrameAssembler(depacketizer, producer.request_keyframe)
                            if producer.kind == "video" else None)
         self.failed = False
+        self._held: list[tuple[RtpPacket, float]] = []
         if producer.last_sr is not None:
             self.clock.sender_report(*producer.last_sr)
 
@@ -44,15 +54,26 @@ class TrackRecorder(Consumer):
     def write(self, packet: RtpPacket, seq: int, timestamp: int) -> None:
         if self.failed:
             return
-        now = time.monotonic()
-        if self._assembler is None:
-            self._write([Frame(packet.payload, packet.timestamp, True)], now)
-        else:
-            self._write(self._assembler.push(packet, now), now)
+        held = self._held
+        held.append((packet, time.monotonic()))
+        if len(held) >= BATCH:
+            self._record_held()
+
+    def _record_held(self) -> None:
+        held, self._held = self._held, []
+        assembler = self._assembler
+        for packet, arrival in held:
+            if self.failed:
+                return
+            if assembler is None:
+                self._write([Frame(packet.payload, packet.timestamp, True)], arrival)
+            else:
+                self._write(assembler.push(packet, arrival), arrival)
 
     def tick(self, now: float) -> None:
-        """Let go of frames held behind a hole that will not be filled (a quiet stream
-        gets no packets to drive the assembler)."""
+        """Record what is held, and let go of frames held behind a hole that will not be
+        filled (a quiet stream gets no packets to drive the assembler)."""
+        self._record_held()
         if self._assembler is not None and not self.failed:
             self._write(self._assembler.drain(now), now)
 
