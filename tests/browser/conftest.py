@@ -104,6 +104,15 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
+def print_interfaces() -> None:
+    """The interfaces and addresses of the test's namespace, shown if the test fails:
+    Chromium aborts requests when it sees one come or go (ERR_NETWORK_CHANGED), and a
+    page that once failed so, with no test making interfaces beside it, left no clue."""
+    for what in ("link", "addr"):
+        shown = subprocess.run(["ip", "-o", what, "show"], capture_output=True, text=True, timeout=5)
+        print(f"ip -o {what}:\n{shown.stdout}{shown.stderr}")
+
+
 class Person:
     """One browser context (one person, or one seat with several windows)."""
 
@@ -119,15 +128,6 @@ class Person:
             self.errors.append(f"{self.name}: {msg.text}")
         if "ERR_NETWORK_CHANGED" in msg.text:
             print_interfaces()
-
-
-def print_interfaces() -> None:
-    """The interfaces and addresses of the test's namespace, shown if the test fails:
-    Chromium aborts requests when it sees one come or go (ERR_NETWORK_CHANGED), and a
-    page that once failed so, with no test making interfaces beside it, left no clue."""
-    for what in ("link", "addr"):
-        shown = subprocess.run(["ip", "-o", what, "show"], capture_output=True, text=True, timeout=5)
-        print(f"ip -o {what}:\n{shown.stdout}{shown.stderr}")
 
     async def page(self, url: str):
         page = await self.context.new_page()
