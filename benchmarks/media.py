@@ -32,6 +32,33 @@ def payload_key(data: bytes) -> int:
     return zlib.crc32(data) ^ (len(data) << 32)
 
 
+class Pacer:
+    """Paces the packets of a pre-encoded stream by their index, one every `interval`
+    seconds from the first; having fallen far behind (e.g. a stalled loop), it skips
+    ahead instead of sending a burst."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._start: float | None = None
+
+    async def wait(self, index: int, early: asyncio.Event | None = None) -> None:
+        """Until packet `index` is due, or `early` is set."""
+        now = CLOCK()
+        if self._start is None:
+            self._start = now
+        due = self._start + index * self.interval
+        if due > now:
+            if early is None:
+                await asyncio.sleep(due - now)
+            elif not early.is_set():
+                try:
+                    await asyncio.wait_for(early.wait(), due - now)
+                except asyncio.TimeoutError:
+                    pass
+        elif now - due > 1.0:
+            self._start = now - index * self.interval
+
+
 class ClipTrack(MediaStreamTrack):
     """Loops the clip as av.Packets, paced by pts, recording when each goes out.
 
@@ -52,7 +79,7 @@ class ClipTrack(MediaStreamTrack):
         self._clip = clip
         self._index = 0      # frames sent: paces them and gives their pts
         self._position = 0   # where in the clip the next frame comes from
-        self._start: float | None = None
+        self._pacer = Pacer(1 / clip.fps)
         self._time_base = fractions.Fraction(1, clip.fps)
         self._keys = [self._frame_keys(f) for f in clip.frames]
         self._keyframe_wanted = asyncio.Event()
@@ -74,18 +101,7 @@ class ClipTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
-        now = CLOCK()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._index / self._clip.fps
-        if due > now and not self._keyframe_wanted.is_set():
-            try:
-                await asyncio.wait_for(self._keyframe_wanted.wait(), due - now)
-            except asyncio.TimeoutError:
-                pass
-        elif now - due > 1.0:
-            # Fell far behind (e.g. a stalled loop): skip ahead instead of bursting.
-            self._start = now - self._index / self._clip.fps
+        await self._pacer.wait(self._index, early=self._keyframe_wanted)
         count = len(self._clip.frames)
         i = self._position % count
         if self._keyframe_wanted.is_set():
@@ -107,8 +123,8 @@ class ClipTrack(MediaStreamTrack):
 
 
 class OpusTrack(MediaStreamTrack):
-    """Loops pre-encoded Opus packets (`clip.opus_loop`) as av.Packets, one per 20 ms,
-    paced by pts like ClipTrack: a microphone beside the camera, costing no encoding."""
+    """Loops pre-encoded Opus packets (`clip.opus_loop`) as av.Packets, one per 20 ms:
+    a microphone beside the camera, costing no encoding."""
 
     kind = "audio"
 
@@ -116,20 +132,13 @@ class OpusTrack(MediaStreamTrack):
         super().__init__()
         self._packets = packets
         self._index = 0
-        self._start: float | None = None
+        self._pacer = Pacer(OPUS_FRAME / OPUS_RATE)
         self._time_base = fractions.Fraction(1, OPUS_RATE)
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
-        now = CLOCK()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._index * OPUS_FRAME / OPUS_RATE
-        if due > now:
-            await asyncio.sleep(due - now)
-        elif now - due > 1.0:  # fell far behind: skip ahead instead of bursting
-            self._start = now - self._index * OPUS_FRAME / OPUS_RATE
+        await self._pacer.wait(self._index)
         packet = av.Packet(self._packets[self._index % len(self._packets)])
         packet.pts, packet.time_base = self._index * OPUS_FRAME, self._time_base
         self._index += 1
