@@ -34,14 +34,19 @@ async def test_packets_are_recorded_in_batches_and_none_held_is_lost(tmp_path):
         for packet in stream[start:upto]:
             producer.receive(packet, t0 + frame_of[packet.timestamp] / 30, len(packet.payload) + 12)
 
+    def completed(n: int) -> int:  # frames whose last packet is among the first n
+        return sum(p.marker for p in stream[:n])
+
+    assert len(stream) > BATCH + 3 and completed(BATCH - 1) > 0
     receive(BATCH - 1)
     assert recorder.file.frames == 0  # held, not yet recorded
     receive(BATCH, BATCH - 1)
-    assert recorder.file.frames > 0  # a batch: recorded
+    assert recorder.file.frames == completed(BATCH)  # a batch: all of it recorded
     receive(BATCH + 3, BATCH)
+    assert recorder.file.frames == completed(BATCH)
     recorder.tick(t0 + 10)  # a tick records what is held
     at_tick = recorder.file.frames
-    assert not recorder._held
+    assert at_tick == completed(BATCH + 3) > completed(BATCH)
     receive(len(stream), BATCH + 3)
     recorder.finish()  # the end records the rest
     assert recorder.file.frames > at_tick and not errors
